@@ -1,0 +1,222 @@
+/**
+ * buildApp(deps) → a ready Fastify instance that never listens.
+ *
+ * The composition root: it wires repositories → services → route plugins,
+ * and installs the cross-cutting HTTP rules of SPEC §2 and §6 (one error
+ * handler, the envelope, no-store, security headers, CORS, body limit,
+ * rate limits, log redaction, OpenAPI). Everything environmental (config,
+ * keys, database, clock, Redis, log destination) comes in through deps.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { authRoutes } from './auth/auth.routes.ts';
+import { createAuthService } from './auth/auth.service.ts';
+import { createRefreshTokensRepository } from './auth/refresh-tokens.repository.ts';
+import { createUsersRepository } from './auth/users.repository.ts';
+import { type Clock, systemClock } from './clock.ts';
+import type { Config, Keys } from './config.ts';
+import type { DatabaseHandle } from './db/connect.ts';
+import { createDevicesRepository, type DevicesRepository } from './devices/devices.repository.ts';
+import { devicesRoutes } from './devices/devices.routes.ts';
+import { createDevicesService } from './devices/devices.service.ts';
+import { createFingerprinter } from './devices/fingerprint.ts';
+import { AppError } from './errors.ts';
+import { createAuthenticate } from './http/authenticate.ts';
+import { ErrorEnvelope } from './http/envelope.ts';
+import { registerErrorHandling } from './http/error-handler.ts';
+import { createRequestDeviceReader } from './http/request-device.ts';
+import { createMfaRepository } from './mfa/mfa.repository.ts';
+import { mfaRoutes } from './mfa/mfa.routes.ts';
+import { createMfaService } from './mfa/mfa.service.ts';
+import { opsRoutes } from './ops/ops.routes.ts';
+import { createAccessTokens } from './security/access-tokens.ts';
+import { createEncryptor } from './security/encryption.ts';
+import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
+import { webPlugin } from './web/web.plugin.ts';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  keys: Keys;
+  database: DatabaseHandle;
+  clock?: Clock;
+  passwordHasher?: PasswordHasher;
+  /** Shared rate-limit store; in-process counters without it. */
+  redis?: Redis;
+  /** Where logs go (default stdout); tests pass a stream to inspect them. */
+  logStream?: Writable;
+  /** Test seam: wrap the devices repository (e.g. to inject storage faults). */
+  wrapDevicesRepository?: (repository: DevicesRepository) => DevicesRepository;
+}
+
+export const API_PREFIX = '/api/v1';
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/** Never logged: credentials, tokens, raw fingerprint signals. */
+export const LOG_REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-device-token"]',
+  'req.headers["x-device-fingerprint"]',
+  'res.headers["set-cookie"]',
+];
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, keys, database } = deps;
+  const clock = deps.clock ?? systemClock;
+
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
+      serializers: {
+        // The path only: a query string may carry something secret.
+        req: (req) => ({ method: req.method, path: req.url.split('?')[0], remoteAddress: req.ip }),
+      },
+      ...(deps.logStream ? { stream: deps.logStream } : {}),
+    },
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    trustProxy: config.trustProxy ?? false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    onProtoPoisoning: 'remove',
+    onConstructorPoisoning: 'remove',
+    ajv: { customOptions: { allErrors: true, removeAdditional: true, useDefaults: true, coerceTypes: 'array' } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorateRequest('auth', null as never);
+  registerErrorHandling(app);
+  app.addSchema(ErrorEnvelope);
+  // JSON only: a text/plain (or any other) body is 415, not a string to validate.
+  app.removeContentTypeParser(['text/plain']);
+
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('cache-control', 'no-store');
+  });
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unknown', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      directives: { upgradeInsecureRequests: null, frameAncestors: ["'none'"] },
+    },
+    frameguard: { action: 'deny' },
+    hsts: config.cookieSecure ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+  });
+  if (config.corsOrigins) {
+    await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600 });
+  }
+  await app.register(fastifyCookie);
+  if (config.rateLimits === 'on') {
+    await app.register(fastifyRateLimit, {
+      global: false,
+      hook: 'preHandler',
+      ...(deps.redis ? { redis: deps.redis, nameSpace: 'td-rl:' } : {}),
+      errorResponseBuilder: (_request, context) =>
+        new AppError('RATE_LIMITED', 429, `Too many requests. Try again in ${context.after}.`, {
+          details: { retry_after_seconds: Math.ceil(context.ttl / 1000) },
+        }),
+    });
+  }
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Trusted Devices',
+        version: '1.0.0',
+        description: 'Authentication with TOTP MFA and "remember this device". Every error uses the ErrorEnvelope schema.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      tags: [
+        { name: 'auth', description: 'Sign-up, login, sessions' },
+        { name: 'mfa', description: 'TOTP and backup codes' },
+        { name: 'devices', description: 'Trusted devices' },
+        { name: 'operations', description: 'Health, readiness, metrics' },
+      ],
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // Services: built once per app; nothing below runs per request.
+  const users = createUsersRepository(database.db);
+  const refreshTokens = createRefreshTokensRepository(database.db);
+  const mfaRepository = createMfaRepository(database.db);
+  const baseDevicesRepository = createDevicesRepository(database.db);
+  const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
+  const accessTokens = createAccessTokens({
+    secret: keys.jwtSecret,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    ttlSeconds: config.accessTokenTtlSeconds,
+    clock,
+  });
+  const mfa = createMfaService({
+    repository: mfaRepository,
+    encryptor: createEncryptor(keys.dataEncryptionKey),
+    dataEncryptionKey: keys.dataEncryptionKey,
+    clock,
+  });
+  const devices = createDevicesService({
+    repository: devicesRepository,
+    clock,
+    activationTokenTtlSeconds: config.activationTokenTtlSeconds,
+    deviceTrustTtlDays: config.deviceTrustTtlDays,
+    maxTrustedDevices: config.maxTrustedDevices,
+  });
+  const auth = createAuthService({
+    users,
+    refreshTokens,
+    mfaRepository,
+    mfa,
+    deviceTrust: devices.trust,
+    passwords: deps.passwordHasher ?? createPasswordHasher(),
+    accessTokens,
+    clock,
+    refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+    mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
+    log: app.log,
+  });
+
+  const context = {
+    config,
+    auth,
+    mfa,
+    devices,
+    requestDevice: createRequestDeviceReader(createFingerprinter(keys.fingerprintKey)),
+    authenticate: createAuthenticate(accessTokens),
+  };
+
+  await app.register(authRoutes, { ...context, prefix: `${API_PREFIX}/auth` });
+  await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
+  await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
+  await app.register(opsRoutes, { ping: database.ping, registry });
+  await app.register(webPlugin);
+
+  await app.ready();
+  return app;
+}

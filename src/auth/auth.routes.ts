@@ -1,0 +1,97 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { bearerSecurity } from '../http/authenticate.ts';
+import type { RouteContext } from '../http/context.ts';
+import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
+import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
+import { pendingDeviceJson } from '../devices/devices.routes.ts';
+import { ValidationError } from '../errors.ts';
+import * as S from './auth.schemas.ts';
+
+const tags = ['auth'];
+
+export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+  const { auth, requestDevice, authenticate, config } = ctx;
+
+  app.post('/signup', {
+    schema: { tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
+    config: rateLimitConfig(RATE_LIMITS.signup),
+  }, async (request, reply) => {
+    const user = await auth.signup(request.body);
+    return reply.code(201).send(ok({ ...user, created_at: iso(user.created_at) }, 'Account created.'));
+  });
+
+  app.post('/login', {
+    schema: {
+      tags,
+      summary: 'Log in; bypasses MFA on a trusted device, otherwise returns an MFA challenge',
+      body: S.LoginBody,
+      response: withErrors({ 200: success(S.LoginResponse) }),
+    },
+    config: rateLimitConfig(RATE_LIMITS.login),
+  }, async (request) => {
+    const result = await auth.login(request.body, requestDevice(request));
+    if (result.kind === 'mfa_required') {
+      return ok(
+        { mfa_required: true as const, temporary_token: result.temporary_token, methods: ['totp', 'backup_code'], expires_in: result.expires_in },
+        'A second factor is required.',
+      );
+    }
+    const { kind: _kind, ...session } = result;
+    return ok(session, session.mfa_bypassed ? 'Logged in on a trusted device.' : 'Logged in.');
+  });
+
+  app.post('/mfa/verify', {
+    schema: {
+      tags,
+      summary: 'Verify the second factor of a login; returns tokens and a pending device to activate or skip',
+      body: S.MfaVerifyBody,
+      response: withErrors({ 200: success(S.MfaVerifyData) }),
+    },
+  }, async (request) => {
+    const { temporary_token, code, backup_code } = request.body;
+    if ((code === undefined) === (backup_code === undefined)) {
+      throw new ValidationError([{ field: 'code', message: 'send exactly one of code or backup_code' }]);
+    }
+    const factor = code !== undefined ? { code } : { backupCode: backup_code! };
+    const result = await auth.verifyMfa(temporary_token, factor, requestDevice(request));
+    return ok(
+      { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },
+      'Second factor verified.',
+    );
+  });
+
+  app.post('/refresh', {
+    schema: { tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
+  }, async (request) => ok(await auth.refresh(request.body.refresh_token), 'Tokens refreshed.'));
+
+  app.post('/logout', {
+    onRequest: authenticate,
+    schema: { tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
+  }, async (request, reply) => {
+    await auth.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token);
+    return reply.code(204).send(null);
+  });
+
+  app.get('/me', {
+    onRequest: authenticate,
+    schema: { tags, summary: 'The signed-in user', security: bearerSecurity, response: withErrors({ 200: success(S.MeData) }) },
+  }, async (request) => {
+    const me = await auth.me(request.auth.userId);
+    return ok({ ...me, created_at: iso(me.created_at) });
+  });
+
+  app.post('/password/change', {
+    onRequest: authenticate,
+    schema: {
+      tags,
+      summary: 'Change the password; revokes every trusted device and every other session',
+      security: bearerSecurity,
+      body: S.PasswordChangeBody,
+      response: withErrors({ 200: success(S.PasswordChangeData) }),
+    },
+  }, async (request) => {
+    const { current_password, new_password } = request.body;
+    const result = await auth.changePassword(request.auth.userId, request.auth.sessionId, current_password, new_password, requestDevice(request));
+    return ok(result, 'Password changed. Trusted devices were revoked.');
+  });
+};

@@ -1,0 +1,86 @@
+import { Type } from 'typebox';
+import { IsoTime } from '../http/envelope.ts';
+
+const Email = Type.String({ minLength: 3, maxLength: 254, description: 'An email address; trimmed and lower-cased.' });
+const Password = Type.String({ minLength: 1, maxLength: 1024 });
+const Token = Type.String({ minLength: 1, maxLength: 512 });
+
+export const SignupBody = Type.Object(
+  {
+    email: Email,
+    password: Type.String({ maxLength: 1024, description: '8–128 characters with an upper-case letter, a lower-case letter and a digit.' }),
+    display_name: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+export const LoginBody = Type.Object({ email: Email, password: Password }, { additionalProperties: false });
+
+export const MfaVerifyBody = Type.Object(
+  {
+    temporary_token: Token,
+    code: Type.Optional(Type.String({ pattern: '^[0-9]{6}$', description: 'A TOTP code.' })),
+    backup_code: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  },
+  { additionalProperties: false },
+);
+
+export const RefreshBody = Type.Object({ refresh_token: Token }, { additionalProperties: false });
+export const LogoutBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
+
+export const PasswordChangeBody = Type.Object(
+  { current_password: Password, new_password: Type.String({ maxLength: 1024 }) },
+  { additionalProperties: false },
+);
+
+const Profile = {
+  user_id: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  display_name: Type.Union([Type.String(), Type.Null()]),
+};
+
+const SessionFields = {
+  access_token: Type.String(),
+  refresh_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer({ description: 'Access-token lifetime in seconds.' }),
+};
+
+export const SignupData = Type.Object({ ...Profile, created_at: IsoTime });
+export const SessionData = Type.Object(SessionFields);
+
+export const LoginSessionData = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  mfa_bypassed: Type.Boolean(),
+  trusted_device_id: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const MfaRequiredData = Type.Object({
+  mfa_required: Type.Literal(true),
+  temporary_token: Type.String(),
+  methods: Type.Array(Type.String()),
+  expires_in: Type.Integer(),
+});
+
+export const PendingDeviceData = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  device_name: Type.String(),
+  device_fingerprint: Type.String(),
+  activation_token: Type.String(),
+  expires_at: IsoTime,
+  is_active: Type.Literal(false),
+  trust_ttl_days: Type.Integer({ description: 'How long the device stays trusted once activated.' }),
+});
+
+export const MfaVerifyData = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  trusted_device: Type.Union([PendingDeviceData, Type.Null()]),
+});
+
+export const MeData = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime });
+
+export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer() });
+
+export const LoginResponse = Type.Union([LoginSessionData, MfaRequiredData]);

@@ -1,0 +1,188 @@
+/**
+ * loadConfig(env) → a frozen, validated configuration (SPEC §7).
+ *
+ * Pure: it reads only the object it is given. Every bad variable is collected
+ * and reported at once (ConfigError lists them all). Keys: in production the
+ * three keys must be set explicitly; in development a missing key is left
+ * `undefined` here and src/keys.ts generates it once into the data directory.
+ */
+import { isIP } from 'node:net';
+
+export type RateLimitMode = 'on' | 'off';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Keys {
+  /** HS256 signing key for access tokens, ≥ 32 bytes. */
+  jwtSecret: Buffer;
+  /** HMAC-SHA-256 key for fingerprint components. */
+  fingerprintKey: Buffer;
+  /** AES-256-GCM key (exactly 32 bytes) for TOTP secrets at rest. */
+  dataEncryptionKey: Buffer;
+}
+
+export interface Config {
+  nodeEnv: string;
+  production: boolean;
+  host: string;
+  port: number;
+  databaseUrl: string;
+  dataDir: string;
+  redisUrl: string | undefined;
+  keys: Partial<Keys>;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  activationTokenTtlSeconds: number;
+  mfaChallengeTtlSeconds: number;
+  deviceTrustTtlDays: number;
+  maxTrustedDevices: number;
+  rateLimits: RateLimitMode;
+  trustProxy: string[] | undefined;
+  cookieSecure: boolean;
+  corsOrigins: string[] | undefined;
+  logLevel: LogLevel;
+  databasePoolSize: number;
+  databaseStatementTimeoutMs: number;
+  eventRetentionDays: number;
+  jwtIssuer: string;
+  jwtAudience: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env): Readonly<Config> {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+      return fallback;
+    }
+    return raw as T;
+  };
+
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+    if (['false', '0', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+
+  const nodeEnv = read('NODE_ENV') ?? 'development';
+  const production = nodeEnv === 'production';
+
+  const key = (name: string, minBytes: number, exactBytes?: number): Buffer | undefined => {
+    const raw = read(name);
+    if (raw === undefined) {
+      if (production) problems.push(`${name} is required when NODE_ENV=production`);
+      return undefined;
+    }
+    const decoded = decodeKey(raw);
+    if (exactBytes !== undefined && decoded.length !== exactBytes) {
+      problems.push(`${name} must encode exactly ${exactBytes} bytes (64 hex characters or base64)`);
+      return undefined;
+    }
+    if (decoded.length < minBytes) {
+      problems.push(`${name} must be at least ${minBytes} bytes`);
+      return undefined;
+    }
+    return decoded;
+  };
+
+  const databaseUrl = read('DATABASE_URL') ?? 'sqlite:./data/trusted-devices.db';
+  if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(databaseUrl)) {
+    problems.push('DATABASE_URL must start with sqlite:, postgres:// or postgresql://');
+  }
+
+  const redisUrl = read('REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    problems.push('REDIS_URL must start with redis:// or rediss://');
+  }
+
+  const list = (name: string): string[] | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    return raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  };
+
+  const trustProxy = list('TRUST_PROXY');
+  for (const entry of trustProxy ?? []) {
+    const [address, bits] = entry.split('/');
+    const family = isIP(address ?? '');
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !bitsOk) problems.push(`TRUST_PROXY entry "${entry}" is not an IP address or CIDR`);
+  }
+
+  const corsOrigins = list('CORS_ORIGINS');
+  for (const origin of corsOrigins ?? []) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
+  }
+
+  const config: Config = {
+    nodeEnv,
+    production,
+    host: read('HOST') ?? '127.0.0.1',
+    port: integer('PORT', 3000, 0, 65535),
+    databaseUrl,
+    dataDir: read('DATA_DIR') ?? './data',
+    redisUrl,
+    keys: {
+      jwtSecret: key('JWT_SECRET', 32),
+      fingerprintKey: key('FINGERPRINT_KEY', 32),
+      dataEncryptionKey: key('DATA_ENCRYPTION_KEY', 32, 32),
+    },
+    accessTokenTtlSeconds: integer('ACCESS_TOKEN_TTL_SECONDS', 900, 30, 86_400),
+    refreshTokenTtlSeconds: integer('REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
+    activationTokenTtlSeconds: integer('ACTIVATION_TOKEN_TTL_SECONDS', 300, 30, 3600),
+    mfaChallengeTtlSeconds: integer('MFA_CHALLENGE_TTL_SECONDS', 300, 30, 3600),
+    deviceTrustTtlDays: integer('DEVICE_TRUST_TTL_DAYS', 30, 1, 365),
+    maxTrustedDevices: integer('MAX_TRUSTED_DEVICES', 10, 1, 100),
+    rateLimits: oneOf<RateLimitMode>('RATE_LIMITS', 'on', ['on', 'off']),
+    trustProxy,
+    cookieSecure: boolean('COOKIE_SECURE', true),
+    corsOrigins,
+    logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
+    databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 200),
+    databaseStatementTimeoutMs: integer('DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600_000),
+    eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
+    jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
+    jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+/** Keys are given as 64 hex characters (32 bytes) or base64/base64url; anything else is taken as UTF-8 text. */
+export function decodeKey(raw: string): Buffer {
+  if (/^[0-9a-fA-F]+$/.test(raw) && raw.length % 2 === 0) return Buffer.from(raw, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw) && raw.length >= 43) return Buffer.from(raw, 'base64');
+  return Buffer.from(raw, 'utf8');
+}

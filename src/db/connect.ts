@@ -1,0 +1,103 @@
+/**
+ * Opens the database named by DATABASE_URL: `sqlite:<path>`, `sqlite::memory:`
+ * or `postgres(ql)://…`. Returns one Kysely instance for either dialect plus a
+ * ping for /readyz. SQLite runs in WAL mode with foreign keys and a busy
+ * timeout; its prepared statements are cached by SQL text, so the hot paths
+ * parse each statement once per process.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  poolSize?: number;
+  statementTimeoutMs?: number;
+  /** PostgreSQL schema to use (tests give each file its own). */
+  searchPath?: string;
+  /** Called for errors that happen outside a query (idle client dropped, server restart). */
+  onBackgroundError?: (error: Error) => void;
+}
+
+// bigint columns hold epoch milliseconds, well inside Number's safe range.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export function connectDatabase(url: string, options: ConnectOptions = {}): DatabaseHandle {
+  if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length));
+  if (/^postgres(ql)?:\/\//.test(url)) return connectPostgres(url, options);
+  throw new Error('DATABASE_URL must start with sqlite:, postgres:// or postgresql://');
+}
+
+function connectSqlite(path: string): DatabaseHandle {
+  const memory = path === ':memory:' || path === '';
+  if (!memory) mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new BetterSqlite3(memory ? ':memory:' : path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  const cachedDatabase = {
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (statement === undefined) {
+        statement = sqlite.prepare(text);
+        if (statements.size >= 1000) statements.clear();
+        statements.set(text, statement);
+      }
+      return statement;
+    },
+    close() {
+      statements.clear();
+      sqlite.close();
+    },
+  };
+
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachedDatabase as never }) });
+  return {
+    db,
+    dialect: 'sqlite',
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+function connectPostgres(url: string, options: ConnectOptions): DatabaseHandle {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    statement_timeout: options.statementTimeoutMs ?? 5000,
+    connectionTimeoutMillis: 3000,
+    idleTimeoutMillis: 30_000,
+    ...(options.searchPath ? { options: `-c search_path=${options.searchPath}` } : {}),
+  });
+  // Without these listeners a dropped connection (server restart,
+  // pg_terminate_backend) is an unhandled 'error' event and kills the process.
+  const report = (error: Error) => options.onBackgroundError?.(error);
+  pool.on('error', report);
+  pool.on('connect', (client) => client.on('error', report));
+
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    dialect: 'postgres',
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}

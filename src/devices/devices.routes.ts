@@ -1,0 +1,114 @@
+import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../config.ts';
+import { bearerSecurity } from '../http/authenticate.ts';
+import type { RouteContext } from '../http/context.ts';
+import { iso, ok, success, withErrors } from '../http/envelope.ts';
+import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
+import { DEVICE_COOKIE, eventMeta, requestDeviceToken } from '../http/request-device.ts';
+import type { DeviceEvent } from './devices.repository.ts';
+import type { DeviceView, PendingDevice } from './devices.service.ts';
+import * as S from './devices.schemas.ts';
+
+const tags = ['devices'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export const deviceJson = (d: DeviceView) => ({
+  ...d,
+  created_at: iso(d.created_at),
+  trusted_at: iso(d.trusted_at),
+  last_used_at: iso(d.last_used_at),
+  expires_at: iso(d.expires_at),
+});
+
+export const pendingDeviceJson = (d: PendingDevice, trustTtlDays: number) => ({ ...d, expires_at: iso(d.expires_at), trust_ttl_days: trustTtlDays });
+
+const eventJson = (e: DeviceEvent) => ({
+  id: e.id,
+  type: e.type,
+  device_id: e.device_id,
+  ip_address: e.ip_address,
+  user_agent: e.user_agent,
+  created_at: iso(e.created_at),
+});
+
+const cookieOptions = (config: Readonly<Config>) => ({
+  httpOnly: true,
+  sameSite: 'strict' as const,
+  secure: config.cookieSecure,
+  path: '/api/v1',
+});
+
+export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+  const { devices, authenticate, requestDevice, config } = ctx;
+  app.addHook('onRequest', authenticate);
+  const security = bearerSecurity;
+  const limit = rateLimitConfig(RATE_LIMITS.devices);
+  const clearCookie = (reply: FastifyReply) => reply.clearCookie(DEVICE_COOKIE, cookieOptions(config));
+
+  app.post('/activate', {
+    schema: { tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }) },
+    config: limit,
+  }, async (request, reply) => {
+    const { activation_token, device_name } = request.body;
+    const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, requestDevice(request));
+    reply.setCookie(DEVICE_COOKIE, deviceToken, { ...cookieOptions(config), maxAge: Math.floor(devices.trustTtlMs / 1000) });
+    return ok({ device: deviceJson(device), device_token: deviceToken }, 'This device is now trusted.');
+  });
+
+  app.post('/skip', {
+    schema: { tags, security, summary: 'Do not trust this device (consumes the activation token)', body: S.SkipBody, response: withErrors({ 200: success(S.SkipData) }) },
+    config: limit,
+  }, async (request) => {
+    await devices.skip(request.auth.userId, request.body.activation_token, requestDevice(request));
+    return ok({ skipped: true as const }, 'This device will not be remembered.');
+  });
+
+  // Under a prefix, '/' answers both /api/v1/devices and /api/v1/devices/.
+  app.get('/', {
+    schema: { tags, security, summary: 'Active trusted devices, most recently used first', response: withErrors({ 200: success(S.ListData) }) },
+    config: limit,
+  }, async (request) => {
+    const views = await devices.list(request.auth.userId, requestDeviceToken(request));
+    return ok({ devices: views.map(deviceJson), total_count: views.length });
+  });
+
+  app.get('/events', {
+    schema: { tags, security, summary: 'Device history, newest first', querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }) },
+    config: limit,
+  }, async (request) => {
+    const { limit: pageSize = 20, before } = request.query;
+    const page = await devices.events(request.auth.userId, pageSize, before?.toLowerCase());
+    return ok({ events: page.events.map(eventJson), next_before: page.nextBefore });
+  });
+
+  app.delete('/:device_id', {
+    schema: { tags, security, summary: 'Revoke one device', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }) },
+    config: limit,
+  }, async (request, reply) => {
+    const id = request.params.device_id.toLowerCase();
+    if (!UUID.test(id)) devices.notFound();
+    const { wasCurrent } = await devices.revoke(request.auth.userId, id, eventMeta(request), requestDeviceToken(request));
+    if (wasCurrent) clearCookie(reply);
+    return ok({ revoked: true as const }, 'The device was revoked.');
+  });
+
+  app.delete('/', {
+    schema: { tags, security, summary: 'Revoke every device', response: withErrors({ 200: success(S.RevokedAllData) }) },
+    config: limit,
+  }, async (request, reply) => {
+    const count = await devices.revokeAll(request.auth.userId, eventMeta(request));
+    clearCookie(reply);
+    return ok({ revoked_count: count }, 'Every device was revoked.');
+  });
+
+  app.patch('/:device_id', {
+    schema: { tags, security, summary: 'Rename a device', params: S.DeviceId, body: S.RenameBody, response: withErrors({ 200: success(S.DeviceData) }) },
+    config: limit,
+  }, async (request) => {
+    const id = request.params.device_id.toLowerCase();
+    if (!UUID.test(id)) devices.notFound();
+    const device = await devices.rename(request.auth.userId, id, request.body.device_name.trim() || request.body.device_name, requestDeviceToken(request));
+    return ok({ device: deviceJson(device) }, 'The device was renamed.');
+  });
+};

@@ -1,0 +1,55 @@
+import { Type } from 'typebox';
+import { IsoTime } from '../http/envelope.ts';
+
+export const DeviceId = Type.Object({ device_id: Type.String({ maxLength: 64 }) });
+
+export const ActivateBody = Type.Object(
+  {
+    activation_token: Type.String({ minLength: 1, maxLength: 512 }),
+    device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+export const SkipBody = Type.Object({ activation_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+export const RenameBody = Type.Object({ device_name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
+export const EventsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    before: Type.Optional(Type.String({ format: 'uuid', description: 'The next_before of the previous page.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const Device = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  device_name: Type.String(),
+  device_fingerprint: Type.String({ description: 'Keyed HMAC of the stable fingerprint components (hex).' }),
+  browser: Type.String(),
+  os: Type.String(),
+  device_type: Type.String(),
+  user_agent: Type.String(),
+  ip_address: Type.String({ description: 'The address the device was first seen from.' }),
+  last_ip_address: Type.String(),
+  is_active: Type.Boolean(),
+  is_current: Type.Boolean({ description: 'True when this request carries this device token.' }),
+  created_at: IsoTime,
+  trusted_at: IsoTime,
+  last_used_at: IsoTime,
+  expires_at: IsoTime,
+});
+
+export const ActivateData = Type.Object({ device: Device, device_token: Type.String({ description: 'Shown once; browsers also get it as an HttpOnly cookie.' }) });
+export const SkipData = Type.Object({ skipped: Type.Literal(true) });
+export const ListData = Type.Object({ devices: Type.Array(Device), total_count: Type.Integer() });
+export const RevokedData = Type.Object({ revoked: Type.Literal(true) });
+export const RevokedAllData = Type.Object({ revoked_count: Type.Integer() });
+export const DeviceData = Type.Object({ device: Device });
+export const Event = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  device_id: Type.Union([Type.String(), Type.Null()]),
+  ip_address: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  created_at: IsoTime,
+});
+export const EventsData = Type.Object({ events: Type.Array(Event), next_before: Type.Union([Type.String(), Type.Null()]) });

@@ -1,0 +1,15 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.ts';
+import type { AuthService } from '../auth/auth.service.ts';
+import type { DevicesService, RequestDevice } from '../devices/devices.service.ts';
+import type { MfaService } from '../mfa/mfa.service.ts';
+
+/** What route plugins receive: the services and the per-request helpers. */
+export interface RouteContext {
+  config: Readonly<Config>;
+  auth: AuthService;
+  mfa: MfaService;
+  devices: DevicesService;
+  requestDevice(request: FastifyRequest): RequestDevice;
+  authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+}

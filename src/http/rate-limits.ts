@@ -1,0 +1,30 @@
+/**
+ * The rate limits of SPEC §6, in one place. Counters live in Redis when
+ * REDIS_URL is set (shared by every instance), in memory otherwise.
+ * RATE_LIMITS=off registers nothing. The second-factor limits are not here:
+ * they are counted in the database (src/mfa), per token and per user.
+ */
+import type { FastifyRequest } from 'fastify';
+
+export interface RouteRateLimit {
+  max: number;
+  timeWindow: number;
+  keyGenerator: (request: FastifyRequest) => string;
+}
+
+const MINUTE = 60_000;
+
+export const RATE_LIMITS = {
+  signup: { max: 3, timeWindow: 5 * MINUTE, keyGenerator: (r: FastifyRequest) => `signup:${r.ip}` },
+  login: {
+    max: 5,
+    timeWindow: 15 * MINUTE,
+    keyGenerator: (r: FastifyRequest) => {
+      const email = (r.body as { email?: unknown } | undefined)?.email;
+      return `login:${r.ip}:${typeof email === 'string' ? email.trim().toLowerCase() : ''}`;
+    },
+  },
+  devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
+} satisfies Record<string, RouteRateLimit>;
+
+export const rateLimitConfig = (limit: RouteRateLimit) => ({ rateLimit: limit });

@@ -1,0 +1,51 @@
+/**
+ * Builds the service-level view of the device behind a request: its
+ * fingerprint (from the socket or trusted-proxy IP, the User-Agent and the
+ * x-device-fingerprint header) and its device token (cookie for browsers,
+ * x-device-token header for native clients). Tokens are read from headers
+ * and cookies only, never from the query string.
+ */
+import type { FastifyRequest } from 'fastify';
+import { AppError } from '../errors.ts';
+import type { DeviceFingerprint, FingerprintInput } from '../devices/fingerprint.ts';
+import type { EventMeta, RequestDevice } from '../devices/devices.service.ts';
+
+export const DEVICE_COOKIE = 'td_device';
+export const DEVICE_TOKEN_HEADER = 'x-device-token';
+export const FINGERPRINT_HEADER = 'x-device-fingerprint';
+
+function singleHeader(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  if (Array.isArray(value)) {
+    if (name === FINGERPRINT_HEADER) {
+      throw new AppError('INVALID_FINGERPRINT', 422, 'Send one x-device-fingerprint header.', {
+        details: [{ field: FINGERPRINT_HEADER, message: 'must appear once' }],
+      });
+    }
+    return value[0];
+  }
+  return value;
+}
+
+export function createRequestDeviceReader(fingerprinter: { compute(input: FingerprintInput): DeviceFingerprint }) {
+  return function requestDevice(request: FastifyRequest): RequestDevice {
+    const userAgent = singleHeader(request, 'user-agent') ?? '';
+    const fingerprint = fingerprinter.compute({
+      ip: request.ip,
+      userAgent,
+      clientSignals: singleHeader(request, FINGERPRINT_HEADER),
+    });
+    const deviceToken = request.cookies?.[DEVICE_COOKIE] ?? singleHeader(request, DEVICE_TOKEN_HEADER);
+    return { fingerprint, userAgent, deviceToken: deviceToken || undefined };
+  };
+}
+
+/** Only the device token, for routes that need no fingerprint (list, revoke, rename). */
+export function requestDeviceToken(request: FastifyRequest): string | undefined {
+  return request.cookies?.[DEVICE_COOKIE] ?? singleHeader(request, DEVICE_TOKEN_HEADER) ?? undefined;
+}
+
+/** Who made the request, for the device history (IP and User-Agent only). */
+export function eventMeta(request: FastifyRequest): EventMeta {
+  return { ipAddress: request.ip, userAgent: singleHeader(request, 'user-agent') ?? null };
+}

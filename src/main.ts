@@ -1,0 +1,57 @@
+/**
+ * The process entry point: the only file that reads process.env and listens.
+ * SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close
+ * storage, exit 0 (close-with-grace, with a deadline).
+ */
+import closeWithGrace from 'close-with-grace';
+import { Redis } from 'ioredis';
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { connectDatabase } from './db/connect.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { resolveKeys } from './keys.ts';
+import { startHousekeeping } from './ops/housekeeping.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const keys = resolveKeys(config);
+
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  const database = connectDatabase(config.databaseUrl, {
+    poolSize: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    onBackgroundError: (error) => app?.log.warn({ err: error }, 'database connection error'),
+  });
+  await migrateToLatest(database.db);
+
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
+  redis?.on('error', (error) => app?.log.warn({ err: error }, 'redis connection error'));
+
+  app = await buildApp({ config, keys, database, redis });
+  const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
+
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app?.log.error({ err }, 'shutting down after an error');
+    else app?.log.info({ signal }, 'shutting down');
+    stopHousekeeping();
+    await app?.close();
+    await database.close();
+    redis?.disconnect();
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+}
+
+main().catch((error) => {
+  process.stderr.write(`Failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

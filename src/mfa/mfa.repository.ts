@@ -1,0 +1,164 @@
+/**
+ * Storage for the second factor: TOTP secrets (encrypted by the caller),
+ * backup-code hashes, MFA challenges (temporary tokens) and the per-user
+ * failure window. Every "use once" step is one conditional UPDATE.
+ */
+import { type Kysely, sql } from 'kysely';
+import type { Database, MfaChallengesTable, TotpSecretsTable } from '../db/schema.ts';
+import { newId } from '../security/tokens.ts';
+
+export function createMfaRepository(db: Kysely<Database>) {
+  return {
+    findTotp(userId: string): Promise<TotpSecretsTable | undefined> {
+      return db.selectFrom('totp_secrets').selectAll().where('user_id', '=', userId).executeTakeFirst();
+    },
+
+    /** Stores a new pending secret, replacing an earlier pending one; never touches an enabled one. */
+    async savePendingTotp(userId: string, secretEncrypted: string, now: number): Promise<boolean> {
+      const row = await db
+        .insertInto('totp_secrets')
+        .values({ user_id: userId, secret_encrypted: secretEncrypted, enabled_at: null, last_used_step: null, setup_failures: 0, setup_locked_until: null, created_at: now })
+        .onConflict((oc) =>
+          oc.column('user_id').doUpdateSet({ secret_encrypted: secretEncrypted, setup_failures: 0, setup_locked_until: null, created_at: now, last_used_step: null }).where('totp_secrets.enabled_at', 'is', null),
+        )
+        .returning('user_id')
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** Counts a wrong setup code; at `max` failures the setup is locked until `now + lockMs`. */
+    async recordSetupFailure(userId: string, now: number, max: number, lockMs: number): Promise<void> {
+      await db
+        .updateTable('totp_secrets')
+        .set({
+          setup_failures: sql`case when setup_failures + 1 >= ${max} then 0 else setup_failures + 1 end`,
+          setup_locked_until: sql`case when setup_failures + 1 >= ${max} then ${now + lockMs} else setup_locked_until end`,
+        })
+        .where('user_id', '=', userId)
+        .execute();
+    },
+
+    /** Accepts a TOTP time step once: false when this step (or a later one) was already used. */
+    async acceptTotpStep(userId: string, step: number): Promise<boolean> {
+      const result = await db
+        .updateTable('totp_secrets')
+        .set({ last_used_step: step })
+        .where('user_id', '=', userId)
+        .where((eb) => eb.or([eb('last_used_step', 'is', null), eb('last_used_step', '<', step)]))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async enableTotp(userId: string, now: number): Promise<void> {
+      await db.updateTable('totp_secrets').set({ enabled_at: now, setup_failures: 0, setup_locked_until: null }).where('user_id', '=', userId).execute();
+    },
+
+    async removeTotp(userId: string): Promise<void> {
+      await db.deleteFrom('totp_secrets').where('user_id', '=', userId).execute();
+      await db.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
+    },
+
+    async replaceBackupCodes(userId: string, hashes: string[], now: number): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
+        await trx
+          .insertInto('backup_codes')
+          .values(hashes.map((code_hash) => ({ id: newId(), user_id: userId, code_hash, used_at: null, created_at: now })))
+          .execute();
+      });
+    },
+
+    async consumeBackupCode(userId: string, codeHash: string, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('backup_codes')
+        .set({ used_at: now })
+        .where('user_id', '=', userId)
+        .where('code_hash', '=', codeHash)
+        .where('used_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async countBackupCodes(userId: string): Promise<number> {
+      const row = await db
+        .selectFrom('backup_codes')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('user_id', '=', userId)
+        .where('used_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      return Number(row.count);
+    },
+
+    async insertChallenge(row: MfaChallengesTable): Promise<void> {
+      await db.insertInto('mfa_challenges').values(row).execute();
+    },
+
+    findChallenge(tokenHash: string): Promise<MfaChallengesTable | undefined> {
+      return db.selectFrom('mfa_challenges').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    },
+
+    /** Counts a wrong code against the challenge; at `max` the challenge is burnt. Returns the new count. */
+    async recordChallengeFailure(id: string, now: number, max: number): Promise<number> {
+      const row = await db
+        .updateTable('mfa_challenges')
+        .set({
+          failed_attempts: sql`failed_attempts + 1`,
+          consumed_at: sql`case when failed_attempts + 1 >= ${max} then ${now} else consumed_at end`,
+        })
+        .where('id', '=', id)
+        .returning('failed_attempts')
+        .executeTakeFirst();
+      return Number(row?.failed_attempts ?? max);
+    },
+
+    /** Consumes the challenge once; false if it was used, burnt or expired meanwhile. */
+    async consumeChallenge(id: string, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('mfa_challenges')
+        .set({ consumed_at: now })
+        .where('id', '=', id)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async lockedUntil(userId: string, now: number): Promise<number | null> {
+      const row = await db.selectFrom('mfa_lockouts').select('locked_until').where('user_id', '=', userId).executeTakeFirst();
+      return row?.locked_until != null && row.locked_until > now ? row.locked_until : null;
+    },
+
+    /**
+     * One wrong second factor for the user, in a sliding-from-first-failure
+     * window: a single upsert, so concurrent failures are all counted.
+     */
+    async recordUserFailure(userId: string, now: number, windowMs: number, max: number, lockMs: number): Promise<number | null> {
+      const windowOver = sql<boolean>`mfa_lockouts.window_started_at <= ${now - windowMs}`;
+      const failures = sql<number>`case when ${windowOver} then 1 else mfa_lockouts.failures + 1 end`;
+      const row = await db
+        .insertInto('mfa_lockouts')
+        .values({ user_id: userId, window_started_at: now, failures: 1, locked_until: max <= 1 ? now + lockMs : null })
+        .onConflict((oc) =>
+          oc.column('user_id').doUpdateSet({
+            window_started_at: sql`case when ${windowOver} then ${now} else mfa_lockouts.window_started_at end`,
+            failures,
+            locked_until: sql`case when ${failures} >= ${max} then ${now + lockMs} else mfa_lockouts.locked_until end`,
+          }),
+        )
+        .returning('locked_until')
+        .executeTakeFirst();
+      return row?.locked_until != null && row.locked_until > now ? row.locked_until : null;
+    },
+
+    async clearUserFailures(userId: string): Promise<void> {
+      await db.deleteFrom('mfa_lockouts').where('user_id', '=', userId).execute();
+    },
+
+    async deleteExpiredChallenges(now: number): Promise<number> {
+      const result = await db.deleteFrom('mfa_challenges').where('expires_at', '<=', now).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}
+
+export type MfaRepository = ReturnType<typeof createMfaRepository>;

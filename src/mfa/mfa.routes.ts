@@ -1,0 +1,58 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ValidationError } from '../errors.ts';
+import { bearerSecurity } from '../http/authenticate.ts';
+import type { RouteContext } from '../http/context.ts';
+import { ok, success, withErrors } from '../http/envelope.ts';
+import { eventMeta } from '../http/request-device.ts';
+import * as S from './mfa.schemas.ts';
+
+const tags = ['mfa'];
+
+export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+  const { mfa, auth, devices, authenticate } = ctx;
+  app.addHook('onRequest', authenticate);
+  const security = bearerSecurity;
+
+  app.post('/totp/setup', {
+    schema: { tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
+  }, async (request) => {
+    const me = await auth.me(request.auth.userId);
+    return ok(await mfa.setup(request.auth.userId, me.email, request.body?.device_name), 'Scan the QR code, then confirm with a code.');
+  });
+
+  app.post('/totp/verify', {
+    schema: { tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
+  }, async (request) => {
+    const { backupCodes } = await mfa.confirmSetup(request.auth.userId, request.body.code);
+    return ok({ mfa_enabled: true as const, backup_codes: backupCodes }, 'Two-factor authentication is on. Keep the backup codes somewhere safe.');
+  });
+
+  app.get('/status', {
+    schema: { tags, security, summary: 'MFA status', response: withErrors({ 200: success(S.StatusData) }) },
+  }, async (request) => ok(await mfa.status(request.auth.userId)));
+
+  app.post('/backup-codes/regenerate', {
+    schema: { tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
+  }, async (request) => {
+    const userId = request.auth.userId;
+    const codes = await mfa.regenerateBackupCodes(userId, request.body.code);
+    const revoked = await devices.revokeAll(userId, eventMeta(request));
+    return ok({ backup_codes: codes, devices_revoked: revoked }, 'New backup codes issued. Trusted devices were revoked.');
+  });
+
+  app.post('/deactivate', {
+    schema: { tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
+  }, async (request) => {
+    const userId = request.auth.userId;
+    const { code, password } = request.body;
+    if ((code === undefined) === (password === undefined)) {
+      throw new ValidationError([{ field: 'code', message: 'send exactly one of code or password' }]);
+    }
+    await mfa.requireEnabled(userId);
+    if (code !== undefined) await mfa.requireSecondFactor(userId, { code });
+    else await auth.requirePassword(userId, password!);
+    await mfa.disable(userId);
+    const revoked = await devices.revokeAll(userId, eventMeta(request));
+    return ok({ mfa_enabled: false as const, devices_revoked: revoked }, 'Two-factor authentication is off. Trusted devices were revoked.');
+  });
+};

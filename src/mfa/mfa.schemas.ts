@@ -1,0 +1,24 @@
+import { Type } from 'typebox';
+
+const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: 'A current 6-digit TOTP code.' });
+
+export const SetupBody = Type.Union([
+  Type.Object({ device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+export const CodeBody = Type.Object({ code: TotpCode }, { additionalProperties: false });
+export const DeactivateBody = Type.Object(
+  { code: Type.Optional(TotpCode), password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })) },
+  { additionalProperties: false, description: 'Either a current TOTP code or the account password.' },
+);
+
+export const SetupData = Type.Object({
+  secret: Type.String({ description: 'Base32 TOTP secret.' }),
+  otpauth_url: Type.String(),
+  qr_code: Type.String({ description: 'data:image/png;base64,…' }),
+  manual_entry_key: Type.String(),
+});
+export const BackupCodesData = Type.Object({ mfa_enabled: Type.Literal(true), backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }) });
+export const RegeneratedData = Type.Object({ backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }), devices_revoked: Type.Integer() });
+export const StatusData = Type.Object({ mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() });
+export const DeactivatedData = Type.Object({ mfa_enabled: Type.Literal(false), devices_revoked: Type.Integer() });

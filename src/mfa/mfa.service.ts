@@ -1,0 +1,158 @@
+/**
+ * The second factor: TOTP enrolment and checks, backup codes, and the
+ * per-user failure lock.
+ *
+ * Lifetimes and limits: a TOTP time step is accepted once per user; ±1 step
+ * of drift. Enrolment: 3 wrong codes lock the setup for 60 s. Any wrong second
+ * factor (login challenge, regeneration, deactivation) counts toward the
+ * user's window: 10 in 15 minutes lock the second factor for 15 minutes.
+ * Storage: the TOTP secret is AES-256-GCM encrypted with the user id as
+ * associated data; backup codes as keyed hashes, each used once.
+ */
+import QRCode from 'qrcode';
+import type { Clock } from '../clock.ts';
+import { MINUTE, SECOND } from '../clock.ts';
+import { AppError, TooManyAttemptsError } from '../errors.ts';
+import type { Encryptor } from '../security/encryption.ts';
+import { createBackupCodeHasher, generateBackupCodes } from './backup-codes.ts';
+import type { MfaRepository } from './mfa.repository.ts';
+import { generateTotpSecret, manualEntryKey, matchTotpStep, otpauthUrl } from './totp.ts';
+
+export const TOTP_ISSUER = 'Trusted Devices';
+export const SETUP_MAX_FAILURES = 3;
+export const SETUP_LOCK_MS = 60 * SECOND;
+export const USER_FAILURE_WINDOW_MS = 15 * MINUTE;
+export const USER_MAX_FAILURES = 10;
+export const USER_LOCK_MS = 15 * MINUTE;
+
+export interface MfaServiceOptions {
+  repository: MfaRepository;
+  encryptor: Encryptor;
+  dataEncryptionKey: Buffer;
+  clock: Clock;
+}
+
+export type SecondFactor = { code: string } | { backupCode: string };
+
+export function createMfaService({ repository, encryptor, dataEncryptionKey, clock }: MfaServiceOptions) {
+  const hashBackupCode = createBackupCodeHasher(dataEncryptionKey);
+
+  const lockedError = (until: number) =>
+    new TooManyAttemptsError((until - clock.now()) / 1000, 'TOO_MANY_ATTEMPTS', 'Too many wrong codes. The second factor is locked for a while.');
+
+  async function enabledSecret(userId: string): Promise<string | null> {
+    const row = await repository.findTotp(userId);
+    if (row === undefined || row.enabled_at === null) return null;
+    return encryptor.decrypt(row.secret_encrypted, userId);
+  }
+
+  /** True when the code is right and its time step was not used before. */
+  async function acceptTotp(userId: string, secret: string, code: string): Promise<boolean> {
+    const step = matchTotpStep(secret, code, clock.now());
+    return step !== null && (await repository.acceptTotpStep(userId, step));
+  }
+
+  async function newBackupCodes(userId: string): Promise<string[]> {
+    const codes = generateBackupCodes();
+    await repository.replaceBackupCodes(userId, codes.map(hashBackupCode), clock.now());
+    return codes;
+  }
+
+  const service = {
+    async isEnabled(userId: string): Promise<boolean> {
+      const row = await repository.findTotp(userId);
+      return row !== undefined && row.enabled_at !== null;
+    },
+
+    /** Throws 429 while the user's second factor is locked. */
+    async assertNotLocked(userId: string): Promise<void> {
+      const until = await repository.lockedUntil(userId, clock.now());
+      if (until !== null) throw lockedError(until);
+    },
+
+    /** Counts a wrong second factor; returns the lock end when this failure locked the user. */
+    recordFailure(userId: string): Promise<number | null> {
+      return repository.recordUserFailure(userId, clock.now(), USER_FAILURE_WINDOW_MS, USER_MAX_FAILURES, USER_LOCK_MS);
+    },
+
+    clearFailures: (userId: string) => repository.clearUserFailures(userId),
+
+    /** Checks a TOTP or backup code once. Expected "no" is `false`, not an exception. */
+    async checkSecondFactor(userId: string, factor: SecondFactor): Promise<boolean> {
+      if ('code' in factor) {
+        const secret = await enabledSecret(userId);
+        return secret !== null && (await acceptTotp(userId, secret, factor.code));
+      }
+      return repository.consumeBackupCode(userId, hashBackupCode(factor.backupCode), clock.now());
+    },
+
+    /**
+     * A second factor that guards an account change (regenerate, deactivate):
+     * locked users get 429, a wrong code counts toward the lock and answers 400.
+     */
+    async requireSecondFactor(userId: string, factor: SecondFactor): Promise<void> {
+      await service.assertNotLocked(userId);
+      if (await service.checkSecondFactor(userId, factor)) return;
+      const lockedUntil = await service.recordFailure(userId);
+      if (lockedUntil !== null) throw lockedError(lockedUntil);
+      throw new AppError('INVALID_CODE', 400, 'That code is not correct.');
+    },
+
+    async requireEnabled(userId: string): Promise<void> {
+      if (!(await service.isEnabled(userId))) throw new AppError('MFA_NOT_ENABLED', 400, 'Two-factor authentication is not turned on.');
+    },
+
+    async setup(userId: string, email: string, label: string | undefined) {
+      if (await service.isEnabled(userId)) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
+      const secret = generateTotpSecret();
+      const saved = await repository.savePendingTotp(userId, encryptor.encrypt(secret, userId), clock.now());
+      if (!saved) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
+      const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
+      return {
+        secret,
+        otpauth_url: url,
+        qr_code: await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 1, width: 240 }),
+        manual_entry_key: manualEntryKey(secret),
+      };
+    },
+
+    async confirmSetup(userId: string, code: string): Promise<{ backupCodes: string[] }> {
+      const row = await repository.findTotp(userId);
+      if (row?.enabled_at != null) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
+      if (row === undefined) throw new AppError('NO_PENDING_SETUP', 400, 'Start the setup first.');
+      const now = clock.now();
+      if (row.setup_locked_until !== null && row.setup_locked_until > now) {
+        throw new TooManyAttemptsError((row.setup_locked_until - now) / 1000);
+      }
+      const secret = encryptor.decrypt(row.secret_encrypted, userId);
+      if (!(await acceptTotp(userId, secret, code))) {
+        await repository.recordSetupFailure(userId, now, SETUP_MAX_FAILURES, SETUP_LOCK_MS);
+        throw new AppError('INVALID_CODE', 400, 'That code is not correct. Check the time on your phone and try the next code.');
+      }
+      await repository.enableTotp(userId, now);
+      return { backupCodes: await newBackupCodes(userId) };
+    },
+
+    async status(userId: string) {
+      const enabled = await service.isEnabled(userId);
+      return {
+        mfa_enabled: enabled,
+        methods: enabled ? ['totp', 'backup_code'] : [],
+        backup_codes_remaining: enabled ? await repository.countBackupCodes(userId) : 0,
+      };
+    },
+
+    async regenerateBackupCodes(userId: string, code: string): Promise<string[]> {
+      await service.requireEnabled(userId);
+      await service.requireSecondFactor(userId, { code });
+      return newBackupCodes(userId);
+    },
+
+    async disable(userId: string): Promise<void> {
+      await repository.removeTotp(userId);
+    },
+  };
+  return service;
+}
+
+export type MfaService = ReturnType<typeof createMfaService>;

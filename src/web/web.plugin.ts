@@ -1,0 +1,28 @@
+/**
+ * Serves the web app (static files in /public) at `/`.
+ *
+ * The app is plain ES modules + CSS with no build step, so this plugin only
+ * maps the directory. `wildcard: false` makes @fastify/static register one
+ * route per file found at start-up (plus `/` for index.html) instead of a
+ * catch-all `GET /*`, so unknown paths still reach the service's JSON 404
+ * handler (SPEC §2). The app uses hash routes (`/#/devices`), so no SPA
+ * fallback is needed. Security headers (CSP etc.) come from the service's
+ * global @fastify/helmet registration.
+ */
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+
+export const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
+
+export async function webPlugin(app: FastifyInstance): Promise<void> {
+  await app.register(fastifyStatic, {
+    root: PUBLIC_DIR,
+    prefix: '/',
+    wildcard: false,
+    index: ['index.html'],
+    // Revalidate on every load (ETag/Last-Modified), so a deploy is seen at once.
+    cacheControl: true,
+    maxAge: 0,
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * Shared helpers for the browser end-to-end test (browser.test.ts) and the
+ * README screenshot script (screenshot.ts): start the real service as a child
+ * process, launch Debian's Chromium through playwright-core (never a
+ * downloaded browser), and produce TOTP codes the way an authenticator app
+ * would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as OTPAuth from 'otpauth';
+import { chromium, type Browser } from 'playwright-core';
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const ARTIFACTS_DIR = join(ROOT, 'artifacts', 'e2e');
+
+export const chromiumInstalled = (): boolean => existsSync(CHROMIUM_PATH);
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    headless: true,
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** A port that was free a moment ago (the service binds it right after). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface RunningService {
+  baseUrl: string;
+  /** The child's recent stdout/stderr, for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Start `node --import tsx src/main.ts` on a free port with a fresh SQLite
+ * database and data directory, and wait until GET /healthz answers 200.
+ */
+export async function startService(extraEnv: Record<string, string> = {}): Promise<RunningService> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'td-e2e-'));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: `sqlite:${join(dataDir, 'e2e.db')}`,
+    COOKIE_SECURE: 'false',
+    RATE_LIMITS: 'off',
+    NODE_ENV: 'development',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
+  };
+  delete env.NODE_TEST_CONTEXT; // the child is a service, not a test file
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const collect = (chunk: Buffer) => {
+    lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    if (lines.length > 300) lines.splice(0, lines.length - 300);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const output = () => lines.join('\n');
+  const stop = async () => {
+    if (!exited && child.exitCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await once(child, 'exit').catch(() => undefined);
+      clearTimeout(timer);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) {
+      await stop();
+      throw new Error(`The service exited before it was healthy. Output:\n${output()}`);
+    }
+    try {
+      const res = await fetch(`${baseUrl}/healthz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`The service did not answer GET /healthz within 60 s. Output:\n${output()}`);
+    }
+    await sleep(200);
+  }
+  return { baseUrl, output, stop };
+}
+
+/**
+ * TOTP codes like an authenticator app. The server accepts each time step
+ * once per user and ±1 step of drift, so when the current step is already
+ * used, the next step's code is sent (waiting until it is within the window).
+ */
+export class TotpCodes {
+  private lastStep = Number.NEGATIVE_INFINITY;
+  private readonly totp: OTPAuth.TOTP;
+
+  constructor(base32Secret: string) {
+    this.totp = new OTPAuth.TOTP({
+      secret: OTPAuth.Secret.fromBase32(base32Secret.replace(/[\s-]/g, '').toUpperCase()),
+      digits: 6,
+      period: 30,
+      algorithm: 'SHA1',
+    });
+  }
+
+  async next(): Promise<string> {
+    let step = Math.floor(Date.now() / 30_000);
+    if (step <= this.lastStep) {
+      step = this.lastStep + 1;
+      // A code for step N is accepted from step N-1 on; keep 1 s of margin.
+      const earliest = (step - 1) * 30_000 + 1_000;
+      if (Date.now() < earliest) await sleep(earliest - Date.now());
+    }
+    this.lastStep = step;
+    return this.totp.generate({ timestamp: step * 30_000 + 15_000 });
+  }
+}
