@@ -88,7 +88,7 @@ function render() {
   state.renderSeq += 1;
   const view = VIEWS[route];
   $('#boot').hidden = true;
-  for (const section of document.querySelectorAll('.view')) section.hidden = section.id !== `view-${route}`;
+  for (const section of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('.view'))) section.hidden = section.id !== `view-${route}`;
   document.title = `${view.title} · ${APP_NAME}`;
   updateNav(route);
   if (state.flashSticky) state.flashSticky = false;
@@ -107,7 +107,7 @@ function focusHeading(route) {
 function updateNav(route) {
   const nav = $('#nav');
   nav.hidden = !(isSignedIn() && VIEWS[route].nav);
-  for (const link of nav.querySelectorAll('a[data-route]')) {
+  for (const link of /** @type {NodeListOf<HTMLAnchorElement>} */ (nav.querySelectorAll('a[data-route]'))) {
     if (link.dataset.route === route) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
@@ -461,10 +461,12 @@ function metaRow(label, value) {
 function openRename(card, device, renameButton) {
   if (card.querySelector('.rename-form')) return;
   const inputId = `rename-${device.id}`;
-  const input = h('input', { id: inputId, name: 'device_name', type: 'text', maxlength: 100, required: true, autocomplete: 'off' });
+  const input = /** @type {HTMLInputElement} */ (
+    h('input', { id: inputId, name: 'device_name', type: 'text', maxlength: 100, required: true, autocomplete: 'off' })
+  );
   input.value = device.device_name ?? '';
   const cancel = h('button', { type: 'button', class: 'btn btn-secondary btn-sm' }, 'Cancel');
-  const save = h('button', { type: 'submit', class: 'btn btn-primary btn-sm', 'data-busy-text': 'Saving…' }, 'Save');
+  const save = /** @type {HTMLButtonElement} */ (h('button', { type: 'submit', class: 'btn btn-primary btn-sm', 'data-busy-text': 'Saving…' }, 'Save'));
   const form = /** @type {HTMLFormElement} */ (
     h(
       'form',

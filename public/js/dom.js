@@ -41,7 +41,13 @@ export function icon(pathData, className = 'icon') {
   return svg;
 }
 
-export const $ = (selector, root = document) => /** @type {HTMLElement} */ (root.querySelector(selector));
+/**
+ * querySelector, typed loosely: ids in index.html are fixed, so callers know the element kind.
+ * @param {string} selector
+ * @param {ParentNode} [root]
+ * @returns {any}
+ */
+export const $ = (selector, root = document) => root.querySelector(selector);
 
 /** Visually hidden text for screen readers. */
 export const srOnly = (text) => h('span', { class: 'sr-only', text });
@@ -127,7 +133,7 @@ export async function copyText(text) {
   } catch {
     // fall through to the legacy path
   }
-  const area = h('textarea', { class: 'sr-only', readonly: true, 'aria-hidden': 'true' });
+  const area = /** @type {HTMLTextAreaElement} */ (h('textarea', { class: 'sr-only', readonly: true, 'aria-hidden': 'true' }));
   area.value = text;
   document.body.append(area);
   area.select();

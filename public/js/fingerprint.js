@@ -62,7 +62,7 @@ export function encodeFingerprint(signals) {
   let count = 0;
   for (const [key, raw] of Object.entries(signals)) {
     if (count >= MAX_KEYS || !KEY_RE.test(key)) continue;
-    let value = raw;
+    let value = /** @type {any} */ (raw);
     if (typeof value === 'string') value = value.slice(0, MAX_STRING);
     else if (typeof value === 'number') { if (!Number.isFinite(value)) continue; }
     else if (typeof value !== 'boolean') continue;
@@ -151,7 +151,7 @@ function drawScene() {
 
 function webglRenderer() {
   const canvas = document.createElement('canvas');
-  const gl = canvas.getContext('webgl') || canvas.getContext('experimental-webgl');
+  const gl = /** @type {WebGLRenderingContext|null} */ (canvas.getContext('webgl') || canvas.getContext('experimental-webgl'));
   if (!gl) return undefined;
   try {
     const info = gl.getExtension('WEBGL_debug_renderer_info');

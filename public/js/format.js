@@ -22,6 +22,7 @@ export function formatRelative(iso, now = Date.now()) {
   const seconds = Math.round((d.getTime() - now) / 1000);
   const abs = Math.abs(seconds);
   if (abs < 45) return 'just now';
+  /** @type {Array<[Intl.RelativeTimeFormatUnit, number]>} */
   const units = [
     ['year', 31_536_000],
     ['month', 2_592_000],
@@ -31,7 +32,7 @@ export function formatRelative(iso, now = Date.now()) {
   ];
   for (const [unit, size] of units) {
     if (abs >= size || unit === 'minute') {
-      return relative.format(Math.round(seconds / size), /** @type {Intl.RelativeTimeFormatUnit} */ (unit));
+      return relative.format(Math.round(seconds / size), unit);
     }
   }
   return '—';

@@ -46,7 +46,8 @@ export function createAccessTokens(options: {
   clock: Clock;
 }): AccessTokens {
   const { secret, issuer, audience, ttlSeconds, clock } = options;
-  const sign = createSigner({ key: secret, algorithm: 'HS256', noTimestamp: true, header: { alg: 'HS256', typ: 'at+jwt' } });
+  // iat, nbf and exp are set from the injected clock in issue(); the signer keeps a given iat.
+  const sign = createSigner({ key: secret, algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' } });
   // Time claims are checked below against the injected clock, not Date.now().
   const decode = createVerifier({
     key: secret,

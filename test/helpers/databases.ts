@@ -1,0 +1,69 @@
+/**
+ * The storage matrix: every storage test runs on SQLite, and on PostgreSQL
+ * too when TEST_DATABASE_URL names one. Each call gets a fresh database
+ * (in-memory SQLite, or a new PostgreSQL schema dropped afterwards), so test
+ * files can run in parallel.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+
+export interface TestDatabase {
+  handle: DatabaseHandle;
+  /** The URL and schema another instance would use to share this database. */
+  url: string;
+  searchPath: string | undefined;
+  drop(): Promise<void>;
+}
+
+export interface DatabaseKind {
+  name: 'sqlite' | 'postgres';
+  create(): Promise<TestDatabase>;
+}
+
+export const postgresUrl = (): string | undefined => {
+  const url = process.env.TEST_DATABASE_URL;
+  return url && /^postgres(ql)?:\/\//.test(url) ? url : undefined;
+};
+
+const sqlite: DatabaseKind = {
+  name: 'sqlite',
+  async create() {
+    const handle = connectDatabase('sqlite::memory:');
+    await migrateToLatest(handle.db);
+    return { handle, url: 'sqlite::memory:', searchPath: undefined, drop: () => handle.close() };
+  },
+};
+
+function postgres(url: string): DatabaseKind {
+  return {
+    name: 'postgres',
+    async create() {
+      const schema = `t_${randomBytes(6).toString('hex')}`;
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query(`create schema ${schema}`);
+      await admin.end();
+      const handle = connectDatabase(url, { searchPath: schema, poolSize: 10 });
+      await migrateToLatest(handle.db);
+      return {
+        handle,
+        url,
+        searchPath: schema,
+        async drop() {
+          await handle.close().catch(() => undefined);
+          const cleanup = new pg.Client({ connectionString: url });
+          await cleanup.connect();
+          await cleanup.query(`drop schema if exists ${schema} cascade`);
+          await cleanup.end();
+        },
+      };
+    },
+  };
+}
+
+export function databaseKinds(): DatabaseKind[] {
+  const url = postgresUrl();
+  return url ? [sqlite, postgres(url)] : [sqlite];
+}
