@@ -1,0 +1,71 @@
+/**
+ * The storage contract of the devices repository, on every database: the
+ * single-use guarantees must hold in SQL itself, not only because the
+ * service happened to read first.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
+import { newId } from '../../src/security/tokens.ts';
+import { databaseKinds, type TestDatabase } from '../helpers/databases.ts';
+
+for (const kind of databaseKinds()) {
+  describe(`devices repository (${kind.name})`, () => {
+    let db: TestDatabase;
+    let repo: ReturnType<typeof createDevicesRepository>;
+    const userId = newId();
+    const now = 1_800_000_000_000;
+
+    before(async () => {
+      db = await kind.create();
+      repo = createDevicesRepository(db.handle.db);
+      await db.handle.db
+        .insertInto('users')
+        .values({ id: userId, email: `${userId}@example.com`, password_hash: 'x', display_name: null, created_at: now, updated_at: now })
+        .execute();
+    });
+    after(() => db.drop());
+
+    async function activation(expiresAt: number) {
+      const id = newId();
+      await repo.insertActivation(
+        {
+          id,
+          user_id: userId,
+          token_hash: newId().replace(/-/g, '').padEnd(64, '0'),
+          fingerprint: 'f',
+          components: '{}',
+          browser: 'Chrome',
+          os: 'macOS',
+          device_type: 'desktop',
+          user_agent: 'ua',
+          ip_address: '127.0.0.1',
+          device_name: 'Chrome on macOS',
+          created_at: now,
+          expires_at: expiresAt,
+          consumed_at: null,
+          outcome: null,
+        },
+        { userId, deviceId: id, type: 'activation_created', ipAddress: null, userAgent: null },
+      );
+      return id;
+    }
+
+    test('an activation token is consumed once, even by concurrent transactions', async () => {
+      const id = await activation(now + 300_000);
+      const wins = await Promise.all(
+        Array.from({ length: 20 }, () => repo.transaction((trx) => repo.consumeActivation(trx, id, userId, now, 'activated'))),
+      );
+      assert.equal(wins.filter(Boolean).length, 1);
+      assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, id, userId, now, 'skipped')), false);
+    });
+
+    test('an expired or foreign activation token is never consumed', async () => {
+      const expired = await activation(now);
+      assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, expired, userId, now, 'activated')), false);
+      const fresh = await activation(now + 1000);
+      assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, fresh, newId(), now, 'activated')), false);
+      assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, fresh, userId, now, 'activated')), true);
+    });
+  });
+}
