@@ -34,6 +34,7 @@ import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
 import { ErrorEnvelope } from './http/envelope.ts';
 import { registerErrorHandling } from './http/error-handler.ts';
+import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
@@ -103,6 +104,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
   });
 
+  // Graceful shutdown: requests in flight at close time finish, and their
+  // keep-alive connections are closed after the answer instead of holding
+  // the server open until the idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const httpDuration = new Histogram({
@@ -134,7 +146,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(fastifyRateLimit, {
       global: false,
       hook: 'preHandler',
-      ...(deps.redis ? { redis: deps.redis, nameSpace: 'td-rl:' } : {}),
+      // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
+      ...(deps.redis ? { store: redisStoreWithLocalFallback(deps.redis, 'td-rl:', app.log) } : {}),
       errorResponseBuilder: (_request, context) =>
         new AppError('RATE_LIMITED', 429, `Too many requests. Try again in ${context.after}.`, {
           details: { retry_after_seconds: Math.ceil(context.ttl / 1000) },
