@@ -104,13 +104,12 @@ const needsFingerprint = (path) =>
 export async function api(method, path, options = {}) {
   const { body, auth = true } = options;
   const first = await send(method, path, body, auth);
-  if (auth && first.status === 401 && isUnauthorized(first.payload) && session.refreshToken) {
-    if (await refreshSession()) {
+  if (auth && first.status === 401 && isUnauthorized(first.payload)) {
+    // Another call may have refreshed the session while this one was in flight.
+    const alreadyRefreshed = Boolean(session.accessToken) && session.accessToken !== first.tokenUsed;
+    if (alreadyRefreshed || (await refreshSession())) {
       return unwrap(await send(method, path, body, auth));
     }
-    clearSession();
-    onSessionExpired();
-  } else if (auth && first.status === 401 && isUnauthorized(first.payload)) {
     clearSession();
     onSessionExpired();
   }
@@ -147,8 +146,9 @@ export function refreshSession() {
 async function send(method, path, body, auth) {
   /** @type {Record<string, string>} */
   const headers = { accept: 'application/json' };
+  const tokenUsed = auth ? session.accessToken : null;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (auth && session.accessToken) headers.authorization = `Bearer ${session.accessToken}`;
+  if (tokenUsed) headers.authorization = `Bearer ${tokenUsed}`;
   if (needsFingerprint(path)) headers['x-device-fingerprint'] = await fingerprintHeader();
   let response;
   try {
@@ -168,7 +168,7 @@ async function send(method, path, body, auth) {
     payload = parseJson(text);
   }
   const retryAfter = Number.parseInt(response.headers.get('retry-after') ?? '', 10);
-  return { status: response.status, payload, retryAfter: Number.isFinite(retryAfter) ? retryAfter : undefined };
+  return { status: response.status, payload, tokenUsed, retryAfter: Number.isFinite(retryAfter) ? retryAfter : undefined };
 }
 
 function unwrap({ status, payload, retryAfter }) {

@@ -107,6 +107,7 @@ function focusHeading(route) {
 function updateNav(route) {
   const nav = $('#nav');
   nav.hidden = !(isSignedIn() && VIEWS[route].nav);
+  $('#account').hidden = nav.hidden;
   for (const link of /** @type {NodeListOf<HTMLAnchorElement>} */ (nav.querySelectorAll('a[data-route]'))) {
     if (link.dataset.route === route) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -299,6 +300,8 @@ function enterTrust() {
     ? `You can decide until ${formatTime(device.expires_at)}. After that, this device won’t be remembered.`
     : '';
   $('#trust-actions').hidden = false;
+  $('#trust-name-field').hidden = false;
+  $('#trust-deadline').hidden = false;
   $('#trust-continue-actions').hidden = true;
 }
 
@@ -355,6 +358,8 @@ function onTrustError(form, error) {
   if (TERMINAL_TRUST_ERRORS.has(error?.code)) {
     state.pendingTrust = null;
     $('#trust-actions').hidden = true;
+    $('#trust-name-field').hidden = true;
+    $('#trust-deadline').hidden = true;
     $('#trust-continue-actions').hidden = false;
     $('#trust-continue').focus();
   }
@@ -417,18 +422,18 @@ function deviceName(device) {
 function deviceCard(device) {
   const name = deviceName(device);
   const kind = ICONS[device.device_type] ? device.device_type : 'desktop';
+  const type = device.device_type && device.device_type !== 'unknown' ? capitalize(device.device_type) : null;
   const browserOs = [device.browser, device.os].filter(Boolean).join(' on ') || 'Unknown';
-  const typeLabel = device.device_type && device.device_type !== 'unknown' ? ` (${device.device_type})` : '';
   const ip = device.last_ip_address || device.ip_address || '—';
 
   const meta = h(
     'dl',
     { class: 'device-meta' },
-    metaRow('Browser and OS', `${browserOs}${typeLabel}`),
+    metaRow('Browser and OS', [browserOs, type ? h('span', { class: 'sub', text: type }) : null]),
     metaRow('Last used', device.last_used_at ? timeEl(device.last_used_at, formatRelative(device.last_used_at)) : 'Not used yet'),
     metaRow('IP address', h('span', { class: 'mono', text: ip })),
     metaRow('Trusted since', timeEl(device.trusted_at || device.created_at, formatDate(device.trusted_at || device.created_at))),
-    metaRow('Expires', timeEl(device.expires_at, `${formatDate(device.expires_at)} (${formatRelative(device.expires_at)})`)),
+    metaRow('Expires', [timeEl(device.expires_at, formatDate(device.expires_at)), h('span', { class: 'sub', text: formatRelative(device.expires_at) })]),
   );
 
   const titleId = `device-${device.id}-name`;
@@ -453,6 +458,8 @@ function deviceCard(device) {
   revokeButton.addEventListener('click', () => revokeDevice(device, revokeButton));
   return card;
 }
+
+const capitalize = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
 
 function metaRow(label, value) {
   return h('div', { class: 'meta-row' }, h('dt', { text: label }), h('dd', {}, value));
@@ -569,7 +576,9 @@ async function refreshDevicesPage() {
 
 /** A status message on the current page (does not survive navigation). */
 function announce(text, kind = 'success') {
-  $('#flash').replaceChildren(h('p', { class: `notice notice-${kind}`, text }));
+  const box = $('#flash');
+  box.replaceChildren(h('p', { class: `notice notice-${kind}`, text }));
+  if (box.getBoundingClientRect().top < 0) box.scrollIntoView({ block: 'nearest' });
 }
 
 // ───────────────────────────── device history ─────────────────────────────
@@ -641,6 +650,10 @@ async function onEventsMore(event) {
 function enterSecurity() {
   for (const id of ['#mfa-status-error', '#mfa-setup-start-error']) $(id).replaceChildren();
   for (const form of document.querySelectorAll('#view-security form')) clearFormError(form);
+  // Hidden username fields let password managers match the password forms to the account.
+  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('[data-current-email]'))) {
+    input.value = currentUser()?.email ?? '';
+  }
   // A setup left half-way is restarted; backup codes shown once are not kept.
   $('#mfa-setup').hidden = true;
   hideBackupCodes();

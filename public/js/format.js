@@ -22,18 +22,18 @@ export function formatRelative(iso, now = Date.now()) {
   const seconds = Math.round((d.getTime() - now) / 1000);
   const abs = Math.abs(seconds);
   if (abs < 45) return 'just now';
-  /** @type {Array<[Intl.RelativeTimeFormatUnit, number]>} */
+  /** @type {Array<[Intl.RelativeTimeFormatUnit, number, number]>} */
+  // [unit, seconds per unit, use from this many seconds on]; days up to two
+  // months, so a 30-day trust reads "in 30 days", not "next month".
   const units = [
-    ['year', 31_536_000],
-    ['month', 2_592_000],
-    ['day', 86_400],
-    ['hour', 3_600],
-    ['minute', 60],
+    ['year', 31_536_000, 31_536_000],
+    ['month', 2_592_000, 5_184_000],
+    ['day', 86_400, 86_400],
+    ['hour', 3_600, 3_600],
+    ['minute', 60, 0],
   ];
-  for (const [unit, size] of units) {
-    if (abs >= size || unit === 'minute') {
-      return relative.format(Math.round(seconds / size), unit);
-    }
+  for (const [unit, size, from] of units) {
+    if (abs >= from) return relative.format(Math.round(seconds / size), unit);
   }
   return '—';
 }

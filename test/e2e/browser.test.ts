@@ -9,12 +9,14 @@
  * Without /usr/bin/chromium the test is skipped, and says so on stdout.
  *
  * Flow: sign up → turn on TOTP (key read from the page, codes computed with
- * otpauth) → log out → log in → MFA → "Trust this device" → log out → log in
+ * otpauth) → log out → log in → MFA → "Trust this device" → (a stale access
+ * token is refreshed on 401) → log out → log in
  * without MFA → "Your devices" shows the device with the "This device" badge
  * → rename it → revoke it → the next login asks for MFA again (answered with
  * a backup code). Then, in a fresh phone-sized browser context: log in → MFA
- * → "Not now" → log out → log in asks for MFA again; trust the device, change
- * the password, and check that this revoked the device.
+ * → "Not now" → log out → log in asks for MFA again; trust the device and
+ * "Revoke all"; trust it again, change the password, and check that this
+ * revoked the device.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -123,11 +125,46 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await mfa.getByRole('button', { name: 'Verify' }).click();
   };
 
+  /**
+   * A subtest that, on failure, saves a screenshot and adds the page's alerts
+   * and the service's recent output to the error; later steps are skipped.
+   */
+  let failed = false;
+  const step = (name: string, page: () => Page, fn: () => Promise<void>) =>
+    t.test(name, async (st) => {
+      if (failed) {
+        st.skip('an earlier step failed');
+        return;
+      }
+      try {
+        await fn();
+      } catch (error) {
+        failed = true;
+        const p = page();
+        const file = join(ARTIFACTS_DIR, `FAILED-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`);
+        await p.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+        const messages = await p
+          .locator('[role=alert]:not(:empty), [role=status]:not(:empty)')
+          .allInnerTexts()
+          .catch(() => []);
+        const extra = [
+          `page: ${p.url()}`,
+          `messages on the page: ${JSON.stringify(messages)}`,
+          `screenshot: ${file}`,
+          `service output (last lines):`,
+          service.output().split('\n').slice(-40).join('\n'),
+        ].join('\n');
+        if (error instanceof Error) error.message = `${error.message}\n${extra}`;
+        throw error;
+      }
+    });
+
   const deviceCards = (page: Page) => page.getByRole('list', { name: 'Your devices' }).getByRole('listitem');
 
   const [context, page] = await newContext({ viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
 
-  await t.test('sign up', async () => {
+  await step('sign up', () => page, async () => {
     await page.goto('/');
     await visible(heading(page, 'Sign in'));
     await shot(page, 'login');
@@ -143,7 +180,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     assert.match(await flashText(page).innerText(), /account is ready/i);
   });
 
-  await t.test('turn on TOTP: QR code, manual key, confirm, backup codes shown once', async () => {
+  await step('turn on TOTP: QR code, manual key, confirm, backup codes shown once', () => page, async () => {
     const mfaCard = page.getByRole('region', { name: 'Two-step verification' });
     await visible(mfaCard.getByText('Off', { exact: true }));
     await mfaCard.getByRole('button', { name: 'Set up authenticator app' }).click();
@@ -162,15 +199,17 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await visible(codes.first());
     backupCodes = (await codes.allInnerTexts()).map((c) => c.trim());
     assert.equal(backupCodes.length, 10, 'ten backup codes are shown');
-    await visible(mfaCard.getByRole('button', { name: 'Copy codes' }));
     await shot(page, 'backup-codes');
+    await mfaCard.getByRole('button', { name: 'Copy codes' }).click();
+    await visible(page.getByText('Backup codes copied to the clipboard.'));
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), backupCodes.join('\n'));
     await mfaCard.getByRole('button', { name: /saved them/ }).click();
     await visible(mfaCard.getByText('On', { exact: true }));
     assert.equal(await mfaCard.getByRole('list', { name: 'Backup codes' }).count(), 0, 'codes are not shown again');
     await shot(page, 'mfa-on');
   });
 
-  await t.test('log out, log in with TOTP, trust this device', async () => {
+  await step('log out, log in with TOTP, trust this device', () => page, async () => {
     await logOut(page);
     await logIn(page);
     await visible(heading(page, 'Two-step verification'));
@@ -187,7 +226,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await shot(page, 'trusted');
   });
 
-  await t.test('the fingerprint is valid and the same across reloads', async () => {
+  await step('the fingerprint is valid and the same across reloads', () => page, async () => {
     const read = () =>
       page.evaluate(async () => {
         const mod = await import('/js/fingerprint.js' as string);
@@ -213,7 +252,25 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     assert.equal(signals.timezone, 'Europe/Paris');
   });
 
-  await t.test('log in again without MFA; the device is listed as "This device"', async () => {
+  await step('an expired access token is refreshed transparently', () => page, async () => {
+    const stale = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.invalid-signature';
+    const refreshBefore = await page.evaluate(() => sessionStorage.getItem('td.refresh_token'));
+    await page.evaluate((token) => sessionStorage.setItem('td.access_token', token), stale);
+    const refreshCalls: number[] = [];
+    page.on('response', (res) => {
+      if (res.url().endsWith('/api/v1/auth/refresh')) refreshCalls.push(res.status());
+    });
+    await page.reload();
+    await visible(heading(page, 'Your devices'));
+    await visible(deviceCards(page).first());
+    assert.ok(refreshCalls.length >= 1 && refreshCalls.every((s) => s === 200), `one refresh, got ${JSON.stringify(refreshCalls)}`);
+    assert.equal(refreshCalls.length, 1, 'concurrent 401s share one refresh');
+    const [access, refresh] = await page.evaluate(() => [sessionStorage.getItem('td.access_token'), sessionStorage.getItem('td.refresh_token')]);
+    assert.notEqual(access, stale);
+    assert.notEqual(refresh, refreshBefore, 'the refresh token was rotated');
+  });
+
+  await step('log in again without MFA; the device is listed as "This device"', () => page, async () => {
     await logOut(page);
     await logIn(page);
     await visible(heading(page, 'Your devices'));
@@ -238,7 +295,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await shot(page, 'renamed');
   });
 
-  await t.test('revoke the device; the next login asks for MFA again', async () => {
+  await step('revoke the device; the next login asks for MFA again', () => page, async () => {
     const current = deviceCards(page).filter({ has: page.getByText('This device', { exact: true }) });
     await current.getByRole('button', { name: /^Revoke/ }).click();
     const dialog = page.getByRole('dialog');
@@ -264,7 +321,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
 
   const [phone, phonePage] = await newContext({ viewport: { width: 390, height: 844 }, hasTouch: true });
 
-  await t.test('"Not now" in a fresh browser (phone size): the next login asks for MFA again', async () => {
+  await step('"Not now" in a fresh browser (phone size): the next login asks for MFA again', () => phonePage, async () => {
     await logIn(phonePage);
     await visible(heading(phonePage, 'Two-step verification'));
     await enterTotp(phonePage);
@@ -282,13 +339,32 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await shot(phonePage, 'phone-mfa-again');
   });
 
-  await t.test('changing the password revokes trusted devices', async () => {
+  await step('"Revoke all" revokes the trusted device', () => phonePage, async () => {
     await enterBackupCode(phonePage, backupCodes[1]!);
     await visible(heading(phonePage, /Remember this device/));
     await phonePage.getByRole('button', { name: 'Trust this device' }).click();
     await visible(heading(phonePage, 'Your devices'));
     await visible(deviceCards(phonePage).first());
     await shot(phonePage, 'phone-devices');
+    await phonePage.getByRole('button', { name: 'Revoke all' }).click();
+    const dialog = phonePage.getByRole('dialog');
+    await visible(dialog);
+    await shot(phonePage, 'phone-revoke-all-confirm');
+    await dialog.getByRole('button', { name: 'Revoke all' }).click();
+    await visible(phonePage.getByRole('heading', { name: 'No trusted devices' }));
+    assert.match(await flashText(phonePage).innerText(), /Revoked 1 device\./);
+    await visible(phonePage.getByRole('list', { name: 'Device history' }).getByText('All devices revoked').first());
+    await logOut(phonePage);
+    await logIn(phonePage);
+    await visible(heading(phonePage, 'Two-step verification'));
+  });
+
+  await step('changing the password revokes trusted devices', () => phonePage, async () => {
+    await enterBackupCode(phonePage, backupCodes[2]!);
+    await visible(heading(phonePage, /Remember this device/));
+    await phonePage.getByRole('button', { name: 'Trust this device' }).click();
+    await visible(heading(phonePage, 'Your devices'));
+    await visible(deviceCards(phonePage).first());
 
     await phonePage.getByRole('link', { name: 'Security' }).click();
     const form = phonePage.getByRole('region', { name: 'Change password' });

@@ -55,7 +55,7 @@ try {
   };
   const trust = async (page: Page, name?: string) => {
     await page.getByRole('heading', { name: /Remember this device/ }).waitFor();
-    if (name) await page.getByLabel(/Device name/).fill(name);
+    if (name) await region(page, /Remember this device/).getByLabel(/Device name/).fill(name);
     await page.getByRole('button', { name: 'Trust this device' }).click();
     await page.getByRole('heading', { level: 1, name: 'Your devices' }).waitFor();
   };
@@ -70,9 +70,11 @@ try {
   await signup.getByRole('button', { name: 'Create account' }).click();
   const card = region(main.page, 'Two-step verification');
   await card.getByRole('button', { name: 'Set up authenticator app' }).click();
+  await card.getByRole('img', { name: /QR code/ }).waitFor();
   const totp = new TotpCodes(await card.getByLabel('Setup key').inputValue());
   await card.getByLabel('6-digit code').fill(await totp.next());
   await card.getByRole('button', { name: 'Turn on' }).click();
+  await card.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').first().waitFor();
   const backup = (await card.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').allInnerTexts()).map((s) => s.trim());
   await card.getByRole('button', { name: /saved them/ }).click();
   await main.page.getByRole('button', { name: 'Log out' }).click();
@@ -81,17 +83,18 @@ try {
   for (const [i, other] of OTHER_BROWSERS.entries()) {
     const { context, page } = await open({ userAgent: other.userAgent, viewport: other.viewport });
     await logIn(page);
-    await page.getByRole('button', { name: 'Use a backup code instead' }).click();
-    await page.getByLabel('Backup code').fill(backup[i]!);
-    await page.getByRole('button', { name: 'Verify' }).click();
+    const mfa = region(page, 'Two-step verification');
+    await mfa.getByRole('button', { name: 'Use a backup code instead' }).click();
+    await mfa.getByLabel('Backup code').fill(backup[i]!);
+    await mfa.getByRole('button', { name: 'Verify' }).click();
     await trust(page, other.name);
     await context.close();
   }
 
   // 3. Trust the main browser, sign in again without a code, take the pictures.
   await logIn(main.page);
-  await main.page.getByLabel('Authentication code').fill(await totp.next());
-  await main.page.getByRole('button', { name: 'Verify' }).click();
+  await region(main.page, 'Two-step verification').getByLabel('Authentication code').fill(await totp.next());
+  await region(main.page, 'Two-step verification').getByRole('button', { name: 'Verify' }).click();
   await trust(main.page);
   await main.page.getByRole('button', { name: 'Log out' }).click();
   await logIn(main.page);
