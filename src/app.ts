@@ -33,7 +33,7 @@ import { createFingerprinter } from './devices/fingerprint.ts';
 import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
 import { ErrorEnvelope } from './http/envelope.ts';
-import { registerErrorHandling } from './http/error-handler.ts';
+import { handleFrameworkError, registerErrorHandling } from './http/error-handler.ts';
 import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
@@ -91,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: 'remove',
     onConstructorPoisoning: 'remove',
+    frameworkErrors: handleFrameworkError,
     ajv: { customOptions: { allErrors: true, removeAdditional: true, useDefaults: true, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -33,7 +33,11 @@ async function main(): Promise<void> {
   });
   await migrateToLatest(database.db);
 
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
+  // Fail fast rather than queue: while Redis is away, rate limits count in
+  // memory (src/http/rate-limit-store.ts) and ioredis reconnects behind them.
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 })
+    : undefined;
   redis?.on('error', (error) => app?.log.warn({ err: error }, 'redis connection error'));
 
   app = await buildApp({ config, keys, database, redis });

@@ -3,6 +3,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
+import { eventMeta } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
 import { ValidationError } from '../errors.ts';
 import * as S from './auth.schemas.ts';
@@ -89,9 +90,10 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       body: S.PasswordChangeBody,
       response: withErrors({ 200: success(S.PasswordChangeData) }),
     },
+    config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const { current_password, new_password } = request.body;
-    const result = await auth.changePassword(request.auth.userId, request.auth.sessionId, current_password, new_password, requestDevice(request));
+    const result = await auth.changePassword(request.auth.userId, request.auth.sessionId, current_password, new_password, eventMeta(request));
     return ok(result, 'Password changed. Trusted devices were revoked.');
   });
 };

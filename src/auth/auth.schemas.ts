@@ -1,7 +1,8 @@
 import { Type } from 'typebox';
-import { IsoTime } from '../http/envelope.ts';
+import { IsoTime, PRINTABLE } from '../http/envelope.ts';
 
-const Email = Type.String({ minLength: 3, maxLength: 254, description: 'An email address; trimmed and lower-cased.' });
+
+const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });
 const Token = Type.String({ minLength: 1, maxLength: 512 });
 
@@ -9,7 +10,7 @@ export const SignupBody = Type.Object(
   {
     email: Email,
     password: Type.String({ maxLength: 1024, description: '8–128 characters with an upper-case letter, a lower-case letter and a digit.' }),
-    display_name: Type.Optional(Type.String({ maxLength: 100 })),
+    display_name: Type.Optional(Type.String({ maxLength: 100, pattern: PRINTABLE })),
   },
   { additionalProperties: false },
 );

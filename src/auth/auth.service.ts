@@ -18,7 +18,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { AppError, TooManyAttemptsError, ValidationError } from '../errors.ts';
-import { type DeviceTrust, metaOf, type PendingDevice, type RequestDevice } from '../devices/devices.service.ts';
+import type { DeviceTrust, EventMeta, PendingDevice, RequestDevice } from '../devices/devices.service.ts';
 import type { MfaRepository } from '../mfa/mfa.repository.ts';
 import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
 import type { AccessTokens } from '../security/access-tokens.ts';
@@ -169,23 +169,24 @@ export function createAuthService(options: AuthServiceOptions) {
         throw invalidToken('The temporary token');
       }
       const userId = challenge.user_id;
+      // Both counters move before the code is checked (see MfaService.beginAttempt).
       await mfa.assertNotLocked(userId);
+      const attempt = await mfaRepository.reserveChallengeAttempt(challenge.id, now, CHALLENGE_MAX_FAILURES);
+      if (attempt === null) throw invalidToken('The temporary token');
+      const { lockedUntil } = await mfa.beginAttempt(userId);
 
       if (!(await mfa.checkSecondFactor(userId, factor))) {
-        const failures = await mfaRepository.recordChallengeFailure(challenge.id, now, CHALLENGE_MAX_FAILURES);
-        const lockedUntil = await mfa.recordFailure(userId);
-        if (lockedUntil !== null) {
-          throw new TooManyAttemptsError((lockedUntil - now) / 1000, 'TOO_MANY_ATTEMPTS', 'Too many wrong codes. The second factor is locked for a while.');
-        }
-        if (failures >= CHALLENGE_MAX_FAILURES) {
+        if (lockedUntil !== null) throw mfa.lockedError(lockedUntil);
+        if (attempt >= CHALLENGE_MAX_FAILURES) {
+          await mfaRepository.consumeChallenge(challenge.id, now);
           throw new TooManyAttemptsError(1, 'TOO_MANY_ATTEMPTS', 'Too many wrong codes for this sign-in. Sign in again.');
         }
         throw new AppError('INVALID_MFA_CODE', 400, 'That code is not correct.', {
-          details: { attempts_remaining: CHALLENGE_MAX_FAILURES - failures },
+          details: { attempts_remaining: CHALLENGE_MAX_FAILURES - attempt },
         });
       }
       if (!(await mfaRepository.consumeChallenge(challenge.id, now))) throw invalidToken('The temporary token');
-      await mfa.clearFailures(userId);
+      await mfa.attemptSucceeded(userId);
 
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The temporary token');
@@ -230,7 +231,7 @@ export function createAuthService(options: AuthServiceOptions) {
       return user;
     },
 
-    async changePassword(userId: string, sessionId: string, currentPassword: string, newPassword: string, device: RequestDevice | undefined) {
+    async changePassword(userId: string, sessionId: string, currentPassword: string, newPassword: string, meta: EventMeta) {
       const user = await this.requirePassword(userId, currentPassword);
       const problems = passwordProblems(newPassword);
       if (problems.length > 0) {
@@ -239,7 +240,7 @@ export function createAuthService(options: AuthServiceOptions) {
       const now = clock.now();
       await users.updatePassword(user.id, await passwords.hash(newPassword), now);
       await refreshTokens.revokeAllForUser(user.id, now, sessionId);
-      const revoked = await deviceTrust.revokeAll(user.id, device && metaOf(device));
+      const revoked = await deviceTrust.revokeAll(user.id, meta);
       return { password_changed: true, devices_revoked: revoked };
     },
   };

@@ -26,6 +26,8 @@ export interface ConnectOptions {
   statementTimeoutMs?: number;
   /** PostgreSQL schema to use (tests give each file its own). */
   searchPath?: string;
+  /** PostgreSQL application_name (default "trusted-devices"): how operators find these sessions in pg_stat_activity. */
+  applicationName?: string;
   /** Called for errors that happen outside a query (idle client dropped, server restart). */
   onBackgroundError?: (error: Error) => void;
 }
@@ -43,6 +45,7 @@ function connectSqlite(path: string): DatabaseHandle {
   const memory = path === ':memory:' || path === '';
   if (!memory) mkdirSync(dirname(path), { recursive: true });
   const sqlite = new BetterSqlite3(memory ? ':memory:' : path);
+  sqlite.pragma('page_size = 16384');
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
@@ -83,13 +86,22 @@ function connectPostgres(url: string, options: ConnectOptions): DatabaseHandle {
     statement_timeout: options.statementTimeoutMs ?? 5000,
     connectionTimeoutMillis: 3000,
     idleTimeoutMillis: 30_000,
+    application_name: options.applicationName ?? 'trusted-devices',
     ...(options.searchPath ? { options: `-c search_path=${options.searchPath}` } : {}),
   });
   // Without these listeners a dropped connection (server restart,
   // pg_terminate_backend) is an unhandled 'error' event and kills the process.
-  const report = (error: Error) => options.onBackgroundError?.(error);
-  pool.on('error', report);
-  pool.on('connect', (client) => client.on('error', report));
+  // A dying client emits several (the server's FATAL message, then the closed
+  // socket) and the pool re-emits an idle client's: each client reports once.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => {
+    let reported = false;
+    client.on('error', (error) => {
+      if (reported) return;
+      reported = true;
+      options.onBackgroundError?.(error);
+    });
+  });
 
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {

@@ -1,7 +1,7 @@
 /**
  * Ordered migrations, run at start and by `npm run migrate`. Kysely's
- * Migrator takes a lock (a row lock on PostgreSQL), so several instances
- * starting at once migrate exactly once.
+ * Migrator takes a lock (a session advisory lock on PostgreSQL, held until
+ * the run ends), so several instances starting at once migrate exactly once.
  */
 import { type Kysely, type Migration, Migrator, PostgresAdapter, sql } from 'kysely';
 import * as initial from './migrations/001_initial.ts';

@@ -7,7 +7,7 @@
  * SHA-256 through unique indexes. Consuming an activation token is one
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { ActivationTokensTable, Database, DeviceEventType, DeviceEventsTable, TrustedDevicesTable } from '../db/schema.ts';
 import { newTimeOrderedId } from '../security/tokens.ts';
 
@@ -146,7 +146,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .select(LIST_COLUMNS)
         .where('user_id', '=', userId)
         .where('status', '=', 'active')
-        .where('expires_at', '>', now)
+        .where(sql<number>`expires_at + 0`, '>', now)
         .orderBy('last_used_at', 'desc')
         .orderBy('id', 'desc')
         .execute();

@@ -1,17 +1,19 @@
 import { Type } from 'typebox';
-import { IsoTime } from '../http/envelope.ts';
+import { IsoTime, PRINTABLE } from '../http/envelope.ts';
 
-export const DeviceId = Type.Object({ device_id: Type.String({ maxLength: 64 }) });
+// Any string: an id that is not a device UUID is answered 404 DEVICE_NOT_FOUND, like an unknown one.
+export const DeviceId = Type.Object({ device_id: Type.String() });
+const DeviceName = Type.String({ minLength: 1, maxLength: 100, pattern: PRINTABLE });
 
 export const ActivateBody = Type.Object(
   {
     activation_token: Type.String({ minLength: 1, maxLength: 512 }),
-    device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    device_name: Type.Optional(DeviceName),
   },
   { additionalProperties: false },
 );
 export const SkipBody = Type.Object({ activation_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
-export const RenameBody = Type.Object({ device_name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
+export const RenameBody = Type.Object({ device_name: DeviceName }, { additionalProperties: false });
 export const EventsQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),

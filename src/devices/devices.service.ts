@@ -33,7 +33,7 @@ export interface EventMeta {
   userAgent: string | null;
 }
 
-export const metaOf = (device: RequestDevice): EventMeta => ({ ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
+const metaOf = (device: RequestDevice): EventMeta => ({ ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
 
 export type TrustDecision =
   | { trusted: true; deviceId: string }

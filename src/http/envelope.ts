@@ -33,6 +33,13 @@ export function ok<T>(data: T, message = 'OK'): { success: true; data: T; messag
   return { success: true, data, message };
 }
 
+/**
+ * No control characters (NUL included) in text that is stored or looked up:
+ * PostgreSQL refuses NUL in text, SQLite would store it; both databases must
+ * answer alike.
+ */
+export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
+
 export const IsoTime = Type.String({ format: 'date-time', examples: ['2026-01-01T12:00:00.000Z'] });
 export const iso = (ms: number): string => new Date(ms).toISOString();
 export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));

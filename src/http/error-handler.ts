@@ -35,6 +35,12 @@ const GENERIC_MESSAGES: Record<string, string> = {
   INTERNAL_ERROR: 'Something went wrong on our side.',
 };
 
+/** Fastify errors whose generic message (by status) would mislead. */
+const FRAMEWORK_MESSAGES: Record<string, string> = {
+  FST_ERR_BAD_URL: 'The request URL is not valid.',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The Content-Length does not match the body.',
+};
+
 interface ValidationItem {
   instancePath?: string;
   message?: string;
@@ -51,6 +57,19 @@ export function toFieldProblems(items: readonly ValidationItem[], context: strin
   });
 }
 
+/**
+ * PostgreSQL refusing client text (a NUL byte: 22021 character_not_in_repertoire,
+ * 22P05 untranslatable_character) is a bad request, not a server fault.
+ * Schemas reject control characters first; this is the backstop for any field they miss.
+ */
+function isUnstorableText(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === '22021' || code === '22P05') return true;
+  }
+  return false;
+}
+
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   const fastifyError = error as FastifyError & { validation?: ValidationItem[]; validationContext?: string };
@@ -58,6 +77,9 @@ export function toAppError(error: unknown): AppError {
     return new AppError('VALIDATION_ERROR', 422, 'The request is not valid.', {
       details: toFieldProblems(fastifyError.validation, fastifyError.validationContext),
     });
+  }
+  if (isUnstorableText(error)) {
+    return new AppError('VALIDATION_ERROR', 422, 'The request contains characters that cannot be stored.', { cause: error });
   }
   if (isStorageUnavailable(error)) {
     return new AppError('SERVICE_UNAVAILABLE', 503, 'The service is temporarily unavailable. Try again shortly.', {
@@ -68,7 +90,8 @@ export function toAppError(error: unknown): AppError {
   const status = fastifyError?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'UNSUPPORTED_MEDIA_TYPE' : (GENERIC_CODES[status] ?? 'BAD_REQUEST');
-    const message = GENERIC_MESSAGES[code] ?? 'The request could not be processed.';
+    // A 400 is not always a body problem: an undecodable URL must not be called "not valid JSON".
+    const message = FRAMEWORK_MESSAGES[fastifyError.code] ?? GENERIC_MESSAGES[code] ?? 'The request could not be processed.';
     return new AppError(code, status === 422 ? 422 : status, message, { cause: error });
   }
   return new AppError('INTERNAL_ERROR', 500, GENERIC_MESSAGES.INTERNAL_ERROR!, { expose: false, cause: error });
@@ -93,6 +116,22 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: A
       request_id: String(request.id),
     },
   });
+}
+
+/**
+ * For Fastify's `frameworkErrors` option. Errors raised before routing (an
+ * undecodable URL such as `/%zz`, a path parameter over maxParamLength) skip
+ * the hooks and the error handler: without this, they leave as Fastify's own
+ * `{"error":"Bad Request","code":"FST_ERR_BAD_URL",…}` body, outside the
+ * envelope and without the headers the onRequest hooks add.
+ */
+export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  reply.headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY' });
+  // A parameter longer than any id this service issues names nothing: the same 404 as an unknown route.
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return sendError(request, reply, new AppError('NOT_FOUND', 404, `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`));
+  }
+  return sendError(request, reply, toAppError(error));
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

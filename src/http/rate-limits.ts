@@ -24,6 +24,8 @@ export const RATE_LIMITS = {
       return `login:${r.ip}:${typeof email === 'string' ? email.trim().toLowerCase() : ''}`;
     },
   },
+  /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
+  passwordCheck: { max: 5, timeWindow: 15 * MINUTE, keyGenerator: (r: FastifyRequest) => `password:${r.auth?.userId ?? r.ip}` },
   devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 

@@ -13,13 +13,17 @@ export function createMfaRepository(db: Kysely<Database>) {
       return db.selectFrom('totp_secrets').selectAll().where('user_id', '=', userId).executeTakeFirst();
     },
 
-    /** Stores a new pending secret, replacing an earlier pending one; never touches an enabled one. */
+    /**
+     * Stores a new pending secret, replacing an earlier pending one; never
+     * touches an enabled one. The enrolment failure count and lock carry
+     * over, so starting again is not a way around the 60 s lock.
+     */
     async savePendingTotp(userId: string, secretEncrypted: string, now: number): Promise<boolean> {
       const row = await db
         .insertInto('totp_secrets')
         .values({ user_id: userId, secret_encrypted: secretEncrypted, enabled_at: null, last_used_step: null, setup_failures: 0, setup_locked_until: null, created_at: now })
         .onConflict((oc) =>
-          oc.column('user_id').doUpdateSet({ secret_encrypted: secretEncrypted, setup_failures: 0, setup_locked_until: null, created_at: now, last_used_step: null }).where('totp_secrets.enabled_at', 'is', null),
+          oc.column('user_id').doUpdateSet({ secret_encrypted: secretEncrypted, created_at: now, last_used_step: null }).where('totp_secrets.enabled_at', 'is', null),
         )
         .returning('user_id')
         .executeTakeFirst();
@@ -97,18 +101,23 @@ export function createMfaRepository(db: Kysely<Database>) {
       return db.selectFrom('mfa_challenges').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
     },
 
-    /** Counts a wrong code against the challenge; at `max` the challenge is burnt. Returns the new count. */
-    async recordChallengeFailure(id: string, now: number, max: number): Promise<number> {
+    /**
+     * Counts one attempt against the challenge before its code is checked,
+     * with one conditional UPDATE: concurrent guesses cannot outrun `max`.
+     * Returns the attempt's number, or null when the challenge is used,
+     * expired or out of attempts.
+     */
+    async reserveChallengeAttempt(id: string, now: number, max: number): Promise<number | null> {
       const row = await db
         .updateTable('mfa_challenges')
-        .set({
-          failed_attempts: sql`failed_attempts + 1`,
-          consumed_at: sql`case when failed_attempts + 1 >= ${max} then ${now} else consumed_at end`,
-        })
+        .set({ failed_attempts: sql`failed_attempts + 1` })
         .where('id', '=', id)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('failed_attempts', '<', max)
         .returning('failed_attempts')
         .executeTakeFirst();
-      return Number(row?.failed_attempts ?? max);
+      return row === undefined ? null : Number(row.failed_attempts);
     },
 
     /** Consumes the challenge once; false if it was used, burnt or expired meanwhile. */
@@ -129,10 +138,15 @@ export function createMfaRepository(db: Kysely<Database>) {
     },
 
     /**
-     * One wrong second factor for the user, in a sliding-from-first-failure
-     * window: a single upsert, so concurrent failures are all counted.
+     * Counts one second-factor attempt of the user before it is checked (a
+     * success clears the count): a single upsert, so concurrent attempts are
+     * all counted and at most `max` are ever checked. The count restarts only
+     * after `windowMs` without an attempt (window_started_at moves with every
+     * one), so any `max` within `windowMs` lock; a window counted from the
+     * first failure would let a burst straddling its end through. The attempt
+     * that reaches `max` sets the lock.
      */
-    async recordUserFailure(userId: string, now: number, windowMs: number, max: number, lockMs: number): Promise<number | null> {
+    async reserveUserAttempt(userId: string, now: number, windowMs: number, max: number, lockMs: number): Promise<{ attempts: number; lockedUntil: number | null }> {
       const windowOver = sql<boolean>`mfa_lockouts.window_started_at <= ${now - windowMs}`;
       const failures = sql<number>`case when ${windowOver} then 1 else mfa_lockouts.failures + 1 end`;
       const row = await db
@@ -140,14 +154,14 @@ export function createMfaRepository(db: Kysely<Database>) {
         .values({ user_id: userId, window_started_at: now, failures: 1, locked_until: max <= 1 ? now + lockMs : null })
         .onConflict((oc) =>
           oc.column('user_id').doUpdateSet({
-            window_started_at: sql`case when ${windowOver} then ${now} else mfa_lockouts.window_started_at end`,
+            window_started_at: now,
             failures,
             locked_until: sql`case when ${failures} >= ${max} then ${now + lockMs} else mfa_lockouts.locked_until end`,
           }),
         )
-        .returning('locked_until')
-        .executeTakeFirst();
-      return row?.locked_until != null && row.locked_until > now ? row.locked_until : null;
+        .returning(['failures', 'locked_until'])
+        .executeTakeFirstOrThrow();
+      return { attempts: Number(row.failures), lockedUntil: row.locked_until !== null && row.locked_until > now ? row.locked_until : null };
     },
 
     async clearUserFailures(userId: string): Promise<void> {

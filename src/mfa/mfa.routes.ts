@@ -4,6 +4,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { ok, success, withErrors } from '../http/envelope.ts';
 import { eventMeta } from '../http/request-device.ts';
+import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import * as S from './mfa.schemas.ts';
 
 const tags = ['mfa'];
@@ -42,6 +43,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
 
   app.post('/deactivate', {
     schema: { tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
+    config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const userId = request.auth.userId;
     const { code, password } = request.body;

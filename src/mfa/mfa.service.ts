@@ -70,12 +70,23 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
       if (until !== null) throw lockedError(until);
     },
 
-    /** Counts a wrong second factor; returns the lock end when this failure locked the user. */
-    recordFailure(userId: string): Promise<number | null> {
-      return repository.recordUserFailure(userId, clock.now(), USER_FAILURE_WINDOW_MS, USER_MAX_FAILURES, USER_LOCK_MS);
+    /**
+     * Counts a second-factor attempt before its code is checked, so parallel
+     * guesses cannot outrun the limit. Throws 429 while the user is locked.
+     * `lockedUntil` is set when this attempt is the last one allowed: if its
+     * code is wrong, the caller answers with the lock.
+     */
+    async beginAttempt(userId: string): Promise<{ lockedUntil: number | null }> {
+      await service.assertNotLocked(userId);
+      const { attempts, lockedUntil } = await repository.reserveUserAttempt(userId, clock.now(), USER_FAILURE_WINDOW_MS, USER_MAX_FAILURES, USER_LOCK_MS);
+      if (attempts > USER_MAX_FAILURES) throw lockedError(lockedUntil ?? clock.now() + USER_LOCK_MS);
+      return { lockedUntil };
     },
 
-    clearFailures: (userId: string) => repository.clearUserFailures(userId),
+    /** A right second factor clears the user's count. */
+    attemptSucceeded: (userId: string) => repository.clearUserFailures(userId),
+
+    lockedError,
 
     /** Checks a TOTP or backup code once. Expected "no" is `false`, not an exception. */
     async checkSecondFactor(userId: string, factor: SecondFactor): Promise<boolean> {
@@ -91,10 +102,12 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
      * locked users get 429, a wrong code counts toward the lock and answers 400.
      */
     async requireSecondFactor(userId: string, factor: SecondFactor): Promise<void> {
-      await service.assertNotLocked(userId);
-      if (await service.checkSecondFactor(userId, factor)) return;
-      const lockedUntil = await service.recordFailure(userId);
-      if (lockedUntil !== null) throw lockedError(lockedUntil);
+      const attempt = await service.beginAttempt(userId);
+      if (await service.checkSecondFactor(userId, factor)) {
+        await service.attemptSucceeded(userId);
+        return;
+      }
+      if (attempt.lockedUntil !== null) throw lockedError(attempt.lockedUntil);
       throw new AppError('INVALID_CODE', 400, 'That code is not correct.');
     },
 

@@ -55,7 +55,8 @@ export function createAccessTokens(options: {
     allowedIss: issuer,
     allowedAud: audience,
     checkTyp: 'at+jwt',
-    requiredClaims: ['sub', 'sid', 'jti', 'exp', 'iat', 'nbf', 'typ'],
+    // iss and aud too: fast-jwt checks allowedIss/allowedAud only when the claim is present.
+    requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'exp', 'iat', 'nbf', 'typ'],
     ignoreExpiration: true,
     ignoreNotBefore: true,
   });

@@ -1,0 +1,272 @@
+/**
+ * loadConfig (SPEC §7, §6 production keys) and resolveKeys (development keys
+ * generated once into DATA_DIR/keys.json, mode 0600).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ConfigError, decodeKey, loadConfig } from '../src/config.ts';
+import { resolveKeys } from '../src/keys.ts';
+
+const hex32 = () => randomBytes(32).toString('hex');
+const productionKeys = () => ({ JWT_SECRET: hex32(), FINGERPRINT_KEY: hex32(), DATA_ENCRYPTION_KEY: hex32() });
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('loadConfig accepted an invalid configuration');
+}
+
+/** The variable names a ConfigError mentions, in its problems and in its message. */
+function namedVariables(error: ConfigError, candidates: readonly string[]): string[] {
+  const named = candidates.filter((name) => error.problems.some((p) => p.includes(name)));
+  for (const name of named) assert.ok(error.message.includes(name), `${name} is in the message too`);
+  return named.sort();
+}
+
+describe('loadConfig', () => {
+  test('an empty environment gives the defaults of SPEC §7', () => {
+    const config = loadConfig({});
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.port, 3000);
+    assert.equal(config.databaseUrl, 'sqlite:./data/trusted-devices.db');
+    assert.equal(config.redisUrl, undefined);
+    assert.equal(config.keys.jwtSecret, undefined);
+    assert.equal(config.keys.fingerprintKey, undefined);
+    assert.equal(config.keys.dataEncryptionKey, undefined);
+    assert.equal(config.accessTokenTtlSeconds, 900);
+    assert.equal(config.refreshTokenTtlSeconds, 2_592_000);
+    assert.equal(config.activationTokenTtlSeconds, 300);
+    assert.equal(config.mfaChallengeTtlSeconds, 300);
+    assert.equal(config.deviceTrustTtlDays, 30);
+    assert.equal(config.maxTrustedDevices, 10);
+    assert.equal(config.rateLimits, 'on');
+    assert.equal(config.trustProxy, undefined);
+    assert.equal(config.cookieSecure, true);
+    assert.equal(config.corsOrigins, undefined);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.production, false);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  test('blank values count as unset', () => {
+    const config = loadConfig({ PORT: '', LOG_LEVEL: '   ', DATABASE_URL: '' });
+    assert.equal(config.port, 3000);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.databaseUrl, 'sqlite:./data/trusted-devices.db');
+  });
+
+  test('valid values are read', () => {
+    const keys = productionKeys();
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      ...keys,
+      HOST: '0.0.0.0',
+      PORT: '8080',
+      DATABASE_URL: 'postgres://u:p@db:5432/app',
+      REDIS_URL: 'redis://cache:6379',
+      ACCESS_TOKEN_TTL_SECONDS: '600',
+      REFRESH_TOKEN_TTL_SECONDS: '86400',
+      ACTIVATION_TOKEN_TTL_SECONDS: '120',
+      MFA_CHALLENGE_TTL_SECONDS: '180',
+      DEVICE_TRUST_TTL_DAYS: '7',
+      MAX_TRUSTED_DEVICES: '3',
+      RATE_LIMITS: 'off',
+      TRUST_PROXY: '10.0.0.1, 192.168.0.0/16, ::1',
+      COOKIE_SECURE: 'false',
+      CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
+      LOG_LEVEL: 'debug',
+    });
+    assert.equal(config.production, true);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.port, 8080);
+    assert.equal(config.databaseUrl, 'postgres://u:p@db:5432/app');
+    assert.equal(config.redisUrl, 'redis://cache:6379');
+    assert.equal(config.accessTokenTtlSeconds, 600);
+    assert.equal(config.refreshTokenTtlSeconds, 86_400);
+    assert.equal(config.activationTokenTtlSeconds, 120);
+    assert.equal(config.mfaChallengeTtlSeconds, 180);
+    assert.equal(config.deviceTrustTtlDays, 7);
+    assert.equal(config.maxTrustedDevices, 3);
+    assert.equal(config.rateLimits, 'off');
+    assert.deepEqual(config.trustProxy, ['10.0.0.1', '192.168.0.0/16', '::1']);
+    assert.equal(config.cookieSecure, false);
+    assert.deepEqual(config.corsOrigins, ['https://app.example.com', 'http://localhost:5173']);
+    assert.equal(config.logLevel, 'debug');
+    assert.deepEqual(config.keys.jwtSecret, Buffer.from(keys.JWT_SECRET, 'hex'));
+    assert.deepEqual(config.keys.fingerprintKey, Buffer.from(keys.FINGERPRINT_KEY, 'hex'));
+    assert.deepEqual(config.keys.dataEncryptionKey, Buffer.from(keys.DATA_ENCRYPTION_KEY, 'hex'));
+  });
+
+  test('sqlite::memory: and postgresql:// are accepted database URLs', () => {
+    assert.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).databaseUrl, 'sqlite::memory:');
+    assert.equal(loadConfig({ DATABASE_URL: 'postgresql://db/app' }).databaseUrl, 'postgresql://db/app');
+  });
+
+  test('every invalid variable is named, all at once', () => {
+    const bad: Record<string, string> = {
+      PORT: '70000',
+      DATABASE_URL: 'mysql://db/app',
+      REDIS_URL: 'http://cache',
+      ACCESS_TOKEN_TTL_SECONDS: 'fifteen',
+      REFRESH_TOKEN_TTL_SECONDS: '-5',
+      ACTIVATION_TOKEN_TTL_SECONDS: '1.5',
+      MFA_CHALLENGE_TTL_SECONDS: '0',
+      DEVICE_TRUST_TTL_DAYS: '1e3',
+      MAX_TRUSTED_DEVICES: '0x10',
+      RATE_LIMITS: 'sometimes',
+      TRUST_PROXY: 'not-an-ip',
+      COOKIE_SECURE: 'maybe',
+      CORS_ORIGINS: 'app.example.com',
+      LOG_LEVEL: 'verbose',
+      JWT_SECRET: 'short',
+    };
+    const error = configError(bad);
+    assert.deepEqual(namedVariables(error, Object.keys(bad)), Object.keys(bad).sort());
+    assert.equal(error.problems.length, Object.keys(bad).length, error.message);
+    // The message names the bad values so the operator can find them, but never a secret.
+    assert.ok(!error.message.includes('"short"'));
+  });
+
+  for (const [name, value] of [
+    ['PORT', 'abc'],
+    ['PORT', '-1'],
+    ['ACCESS_TOKEN_TTL_SECONDS', '5'],
+    ['DEVICE_TRUST_TTL_DAYS', '366'],
+    ['MAX_TRUSTED_DEVICES', '101'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1,bogus'],
+    ['CORS_ORIGINS', 'https://app.example.com/path'],
+    ['DATA_ENCRYPTION_KEY', randomBytes(16).toString('hex')],
+    ['DATA_ENCRYPTION_KEY', randomBytes(48).toString('hex')],
+  ] as const) {
+    test(`${name}=${value.slice(0, 24)} is rejected, naming ${name}`, () => {
+      assert.deepEqual(namedVariables(configError({ [name]: value }), [name]), [name]);
+    });
+  }
+
+  test('production without JWT_SECRET, FINGERPRINT_KEY and DATA_ENCRYPTION_KEY names all three', () => {
+    const error = configError({ NODE_ENV: 'production' });
+    const names = ['JWT_SECRET', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY'];
+    assert.deepEqual(namedVariables(error, names), [...names].sort());
+    assert.equal(error.problems.length, 3);
+    // One missing is still refused, naming only that one.
+    const { FINGERPRINT_KEY: _omit, ...two } = productionKeys();
+    assert.deepEqual(namedVariables(configError({ NODE_ENV: 'production', ...two }), names), ['FINGERPRINT_KEY']);
+  });
+
+  test('production problems and other problems are reported together', () => {
+    const error = configError({ NODE_ENV: 'production', PORT: 'x', LOG_LEVEL: 'loud' });
+    assert.deepEqual(namedVariables(error, ['JWT_SECRET', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY', 'PORT', 'LOG_LEVEL']), [
+      'DATA_ENCRYPTION_KEY',
+      'FINGERPRINT_KEY',
+      'JWT_SECRET',
+      'LOG_LEVEL',
+      'PORT',
+    ]);
+  });
+
+  test('a JWT_SECRET under 32 bytes is rejected, in development and in production', () => {
+    for (const secret of ['short', 'x'.repeat(31), randomBytes(31).toString('hex'), randomBytes(16).toString('base64')]) {
+      assert.deepEqual(namedVariables(configError({ JWT_SECRET: secret }), ['JWT_SECRET']), ['JWT_SECRET'], secret);
+      assert.ok(
+        namedVariables(configError({ NODE_ENV: 'production', ...productionKeys(), JWT_SECRET: secret }), ['JWT_SECRET']).includes('JWT_SECRET'),
+      );
+    }
+    // 32 bytes in any accepted encoding is enough.
+    for (const secret of [hex32(), randomBytes(32).toString('base64'), randomBytes(32).toString('base64url'), 'p'.repeat(32)]) {
+      assert.equal(loadConfig({ JWT_SECRET: secret }).keys.jwtSecret!.length >= 32, true, secret);
+    }
+  });
+
+  test('decodeKey reads hex and base64 exactly', () => {
+    const bytes = randomBytes(32);
+    assert.deepEqual(decodeKey(bytes.toString('hex')), bytes);
+    assert.deepEqual(decodeKey(bytes.toString('base64')), bytes);
+    assert.deepEqual(decodeKey(bytes.toString('base64url')), bytes);
+  });
+
+  test('loadConfig is pure: it does not read process.env', () => {
+    const saved = process.env.PORT;
+    process.env.PORT = 'not-a-port';
+    try {
+      assert.equal(loadConfig({}).port, 3000);
+    } finally {
+      if (saved === undefined) delete process.env.PORT;
+      else process.env.PORT = saved;
+    }
+  });
+});
+
+describe('resolveKeys', () => {
+  const dirs: string[] = [];
+  const tempDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'td-keys-'));
+    dirs.push(dir);
+    return dir;
+  };
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('generates the three keys into DATA_DIR/keys.json (mode 0600) and reuses them', () => {
+    const dataDir = join(tempDir(), 'nested', 'data');
+    const config = loadConfig({ DATA_DIR: dataDir });
+    const first = resolveKeys(config);
+    for (const key of [first.jwtSecret, first.fingerprintKey, first.dataEncryptionKey]) assert.equal(key.length, 32);
+    assert.notDeepEqual(first.jwtSecret, first.fingerprintKey);
+    assert.notDeepEqual(first.jwtSecret, first.dataEncryptionKey);
+
+    const file = join(dataDir, 'keys.json');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(dataDir).mode & 0o077, 0, 'the data directory is private');
+    const stored = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(Buffer.from(stored.jwtSecret, 'hex'), first.jwtSecret);
+    assert.deepEqual(Buffer.from(stored.fingerprintKey, 'hex'), first.fingerprintKey);
+    assert.deepEqual(Buffer.from(stored.dataEncryptionKey, 'hex'), first.dataEncryptionKey);
+
+    const before = readFileSync(file, 'utf8');
+    const second = resolveKeys(loadConfig({ DATA_DIR: dataDir }));
+    assert.deepEqual(second, first);
+    assert.equal(readFileSync(file, 'utf8'), before, 'the file is not rewritten');
+  });
+
+  test('another data directory gets other keys', () => {
+    const a = resolveKeys(loadConfig({ DATA_DIR: tempDir() }));
+    const b = resolveKeys(loadConfig({ DATA_DIR: tempDir() }));
+    assert.notDeepEqual(a.jwtSecret, b.jwtSecret);
+  });
+
+  test('explicit keys win and are not written to disk; missing ones are generated', () => {
+    const dataDir = tempDir();
+    const jwt = hex32();
+    const keys = resolveKeys(loadConfig({ DATA_DIR: dataDir, JWT_SECRET: jwt }));
+    assert.deepEqual(keys.jwtSecret, Buffer.from(jwt, 'hex'));
+    assert.equal(keys.fingerprintKey.length, 32);
+    assert.ok(!readFileSync(join(dataDir, 'keys.json'), 'utf8').includes(jwt));
+  });
+
+  test('with all three keys given nothing is written', () => {
+    const dataDir = join(tempDir(), 'unused');
+    const env = productionKeys();
+    const keys = resolveKeys(loadConfig({ DATA_DIR: dataDir, ...env }));
+    assert.deepEqual(keys.dataEncryptionKey, Buffer.from(env.DATA_ENCRYPTION_KEY, 'hex'));
+    assert.throws(() => statSync(dataDir), /ENOENT/);
+  });
+
+  test('a keys.json left world-readable is made 0600 again', () => {
+    const dataDir = tempDir();
+    resolveKeys(loadConfig({ DATA_DIR: dataDir }));
+    const file = join(dataDir, 'keys.json');
+    chmodSync(file, 0o644);
+    resolveKeys(loadConfig({ DATA_DIR: dataDir }));
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+});
