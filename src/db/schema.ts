@@ -63,19 +63,25 @@ export interface MfaLockoutsTable {
   locked_until: number | null;
 }
 
-export interface ActivationTokensTable {
-  /** Also the id the device gets when it is activated. */
-  id: string;
-  user_id: string;
-  token_hash: string;
+/** What is recorded about a device when it passes MFA; copied from the activation token to the device. */
+export interface DeviceDescription {
+  device_name: string;
+  /** Keyed HMAC of the stable components (hex); shown as device_fingerprint. */
   fingerprint: string;
+  /** JSON object: component name → keyed HMAC. Never a raw signal. */
   components: string;
   browser: string;
   os: string;
   device_type: string;
   user_agent: string;
   ip_address: string;
-  device_name: string;
+}
+
+export interface ActivationTokensTable extends DeviceDescription {
+  /** Also the id the device gets when it is activated. */
+  id: string;
+  user_id: string;
+  token_hash: string;
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
@@ -84,19 +90,11 @@ export interface ActivationTokensTable {
 
 export type DeviceStatus = 'active' | 'revoked' | 'evicted' | 'expired';
 
-export interface TrustedDevicesTable {
+export interface TrustedDevicesTable extends DeviceDescription {
   user_id: string;
   id: string;
   status: DeviceStatus;
   device_token_hash: string;
-  device_name: string;
-  fingerprint: string;
-  components: string;
-  browser: string;
-  os: string;
-  device_type: string;
-  user_agent: string;
-  ip_address: string;
   last_ip_address: string;
   created_at: number;
   trusted_at: number;

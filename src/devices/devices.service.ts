@@ -245,21 +245,13 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const fp = device.fingerprint;
       const summary = await repository.transaction(async (trx) => {
         if (!(await repository.consumeActivation(trx, row.id, userId, now, 'activated'))) throw lostConsume(row.expires_at, now);
+        const { token_hash: _hash, expires_at: _expires, consumed_at: _consumed, outcome: _outcome, ...recorded } = row;
         const deviceRow = {
-          user_id: userId,
-          id: row.id,
+          ...recorded,
+          device_name: deviceName ?? row.device_name,
           status: 'active' as const,
           device_token_hash: tokenHash,
-          device_name: deviceName ?? row.device_name,
-          fingerprint: row.fingerprint,
-          components: row.components,
-          browser: row.browser,
-          os: row.os,
-          device_type: row.device_type,
-          user_agent: row.user_agent,
-          ip_address: row.ip_address,
           last_ip_address: fp.ipAddress,
-          created_at: row.created_at,
           trusted_at: now,
           last_used_at: now,
           expires_at: now + trustTtlMs,

@@ -6,6 +6,18 @@
  */
 import { type Kysely, sql, SqliteAdapter, type CreateTableBuilder } from 'kysely';
 
+/** The DeviceDescription columns, shared by activation_tokens and trusted_devices. */
+const withDeviceDescription = <T extends string>(table: CreateTableBuilder<T, any>) =>
+  table
+    .addColumn('device_name', 'text', (c) => c.notNull())
+    .addColumn('fingerprint', 'text', (c) => c.notNull())
+    .addColumn('components', 'text', (c) => c.notNull())
+    .addColumn('browser', 'text', (c) => c.notNull())
+    .addColumn('os', 'text', (c) => c.notNull())
+    .addColumn('device_type', 'text', (c) => c.notNull())
+    .addColumn('user_agent', 'text', (c) => c.notNull())
+    .addColumn('ip_address', 'text', (c) => c.notNull());
+
 const clusteredByKey = <T extends string>(db: Kysely<any>, table: CreateTableBuilder<T, any>) =>
   db.getExecutor().adapter instanceof SqliteAdapter ? table.modifyEnd(sql`without rowid`) : table;
 
@@ -78,19 +90,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('locked_until', 'bigint')
     .execute();
 
-  await db.schema
-    .createTable('activation_tokens')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
-    .addColumn('token_hash', 'text', (c) => c.notNull().unique())
-    .addColumn('fingerprint', 'text', (c) => c.notNull())
-    .addColumn('components', 'text', (c) => c.notNull())
-    .addColumn('browser', 'text', (c) => c.notNull())
-    .addColumn('os', 'text', (c) => c.notNull())
-    .addColumn('device_type', 'text', (c) => c.notNull())
-    .addColumn('user_agent', 'text', (c) => c.notNull())
-    .addColumn('ip_address', 'text', (c) => c.notNull())
-    .addColumn('device_name', 'text', (c) => c.notNull())
+  await withDeviceDescription(
+    db.schema
+      .createTable('activation_tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique()),
+  )
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('consumed_at', 'bigint')
@@ -101,20 +107,14 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await clusteredByKey(
     db,
-    db.schema
-      .createTable('trusted_devices')
-      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
-      .addColumn('id', 'text', (c) => c.notNull())
-      .addColumn('status', 'text', (c) => c.notNull())
-      .addColumn('device_token_hash', 'text', (c) => c.notNull())
-      .addColumn('device_name', 'text', (c) => c.notNull())
-      .addColumn('fingerprint', 'text', (c) => c.notNull())
-      .addColumn('components', 'text', (c) => c.notNull())
-      .addColumn('browser', 'text', (c) => c.notNull())
-      .addColumn('os', 'text', (c) => c.notNull())
-      .addColumn('device_type', 'text', (c) => c.notNull())
-      .addColumn('user_agent', 'text', (c) => c.notNull())
-      .addColumn('ip_address', 'text', (c) => c.notNull())
+    withDeviceDescription(
+      db.schema
+        .createTable('trusted_devices')
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('device_token_hash', 'text', (c) => c.notNull()),
+    )
       .addColumn('last_ip_address', 'text', (c) => c.notNull())
       .addColumn('created_at', 'bigint', (c) => c.notNull())
       .addColumn('trusted_at', 'bigint', (c) => c.notNull())
