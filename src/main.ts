@@ -38,7 +38,17 @@ async function main(): Promise<void> {
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 })
     : undefined;
-  redis?.on('error', (error) => app?.log.warn({ err: error }, 'redis connection error'));
+  // One warning per outage, not one per reconnect attempt.
+  let redisDown = false;
+  redis?.on('error', (error) => {
+    if (redisDown || !app) return;
+    redisDown = true;
+    app.log.warn({ err: error }, 'redis connection error (reconnecting in the background)');
+  });
+  redis?.on('ready', () => {
+    if (redisDown) app?.log.info('redis connection restored');
+    redisDown = false;
+  });
 
   app = await buildApp({ config, keys, database, redis });
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log });

@@ -7,8 +7,8 @@
  * SHA-256 through unique indexes. Consuming an activation token is one
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
-import { type Kysely, sql, type Transaction } from 'kysely';
-import type { ActivationTokensTable, Database, DeviceEventType, DeviceEventsTable, TrustedDevicesTable } from '../db/schema.ts';
+import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
+import type { ActivationTokensTable, Database, DeviceEventType, DeviceEventsTable, DeviceStatus, TrustedDevicesTable } from '../db/schema.ts';
 import { newTimeOrderedId } from '../security/tokens.ts';
 
 export type ActivationToken = ActivationTokensTable;
@@ -44,6 +44,18 @@ const LIST_COLUMNS = [
 ] as const;
 export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
+const ENDED_STATUSES = ['revoked', 'evicted', 'expired'] as const satisfies readonly Exclude<DeviceStatus, 'active'>[];
+
+/**
+ * `column + 0`: the same value, but not an index term. Without statistics,
+ * SQLite's planner prefers the (status, expires_at) index for
+ * `user_id = ? AND status = 'active' AND expires_at > ?` (two terms against
+ * one), which walks every active device of every user; hiding expires_at
+ * leaves the primary key (user_id, id) as the only sensible plan: one short
+ * range of the user's own rows. PostgreSQL plans it the same way.
+ */
+const unindexed = (column: 'expires_at') => sql<number>`${sql.ref(column)} + 0`;
+
 export async function insertEvents(db: Db, events: EventInput[], now: number): Promise<void> {
   if (events.length === 0) return;
   await db
@@ -63,6 +75,19 @@ export async function insertEvents(db: Db, events: EventInput[], now: number): P
 }
 
 export function createDevicesRepository(db: Kysely<Database>) {
+  // The device list is the hot read (every page of a client shows it): its
+  // SQL is built and compiled once, and each call only binds its parameters
+  // (user_id, status, now), in that order.
+  const listActiveQuery = db
+    .selectFrom('trusted_devices')
+    .select(LIST_COLUMNS)
+    .where('user_id', '=', '')
+    .where('status', '=', 'active')
+    .where(unindexed('expires_at'), '>', 0)
+    .orderBy('last_used_at', 'desc')
+    .orderBy('id', 'desc')
+    .compile();
+
   return {
     transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
       return db.transaction().execute(work);
@@ -107,7 +132,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .select(['id'])
         .where('user_id', '=', userId)
         .where('status', '=', 'active')
-        .where('expires_at', '>', now)
+        .where(unindexed('expires_at'), '>', now)
         .orderBy('last_used_at', 'desc')
         .orderBy('trusted_at', 'desc')
         .execute();
@@ -140,16 +165,9 @@ export function createDevicesRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    listActive(userId: string, now: number): Promise<DeviceSummary[]> {
-      return db
-        .selectFrom('trusted_devices')
-        .select(LIST_COLUMNS)
-        .where('user_id', '=', userId)
-        .where('status', '=', 'active')
-        .where(sql<number>`expires_at + 0`, '>', now)
-        .orderBy('last_used_at', 'desc')
-        .orderBy('id', 'desc')
-        .execute();
+    async listActive(userId: string, now: number): Promise<DeviceSummary[]> {
+      const result = await db.executeQuery<DeviceSummary>({ ...listActiveQuery, queryId: createQueryId(), parameters: [userId, 'active', now] });
+      return result.rows;
     },
 
     /** Revokes an active device; returns its token hash, or undefined when there was none to revoke. */
@@ -194,26 +212,20 @@ export function createDevicesRepository(db: Kysely<Database>) {
       return query.orderBy('id', 'desc').limit(limit).execute();
     },
 
-    /** Marks devices past their trust lifetime as expired; returns them for the event log. */
-    async expireDevices(now: number, batch = 1000): Promise<Array<{ id: string; user_id: string }>> {
+    /**
+     * Marks devices past their trust lifetime as expired and records an
+     * `expired` event for each: one UPDATE … RETURNING, so when several
+     * instances prune at once every device is expired (and logged) once.
+     */
+    async expireDevices(now: number): Promise<Array<{ id: string; user_id: string }>> {
       return db.transaction().execute(async (trx) => {
         const due = await trx
-          .selectFrom('trusted_devices')
-          .select(['id', 'user_id'])
+          .updateTable('trusted_devices')
+          .set({ status: 'expired' })
           .where('status', '=', 'active')
           .where('expires_at', '<=', now)
-          .limit(batch)
+          .returning(['id', 'user_id'])
           .execute();
-        if (due.length === 0) return due;
-        for (const device of due) {
-          await trx
-            .updateTable('trusted_devices')
-            .set({ status: 'expired' })
-            .where('user_id', '=', device.user_id)
-            .where('id', '=', device.id)
-            .where('status', '=', 'active')
-            .execute();
-        }
         await insertEvents(
           trx,
           due.map((d) => ({ userId: d.user_id, deviceId: d.id, type: 'expired' as const, ipAddress: null, userAgent: null })),
@@ -234,9 +246,11 @@ export function createDevicesRepository(db: Kysely<Database>) {
     },
 
     async deleteEndedDevicesBefore(before: number): Promise<number> {
+      // `in` the ended statuses rather than `!= 'active'`: the (status, expires_at)
+      // index then limits the scan to ended devices instead of the whole table.
       const result = await db
         .deleteFrom('trusted_devices')
-        .where('status', '!=', 'active')
+        .where('status', 'in', ENDED_STATUSES)
         .where((eb) => eb.or([eb('revoked_at', '<', before), eb('expires_at', '<', before)]))
         .executeTakeFirst();
       return Number(result.numDeletedRows);

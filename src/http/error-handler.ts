@@ -33,6 +33,7 @@ const GENERIC_MESSAGES: Record<string, string> = {
   RATE_LIMITED: 'Too many requests. Try again later.',
   NOT_FOUND: 'Not found.',
   INTERNAL_ERROR: 'Something went wrong on our side.',
+  SERVICE_UNAVAILABLE: 'The service is temporarily unavailable. Try again shortly.',
 };
 
 /** Fastify errors whose generic message (by status) would mislead. */

@@ -26,12 +26,7 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
   const now = clock.now();
   const retention = config.eventRetentionDays * DAY;
   const devices = createDevicesRepository(database.db);
-  let devicesExpired = 0;
-  for (;;) {
-    const batch = await devices.expireDevices(now);
-    devicesExpired += batch.length;
-    if (batch.length === 0) break;
-  }
+  const devicesExpired = (await devices.expireDevices(now)).length;
   return {
     challenges: await createMfaRepository(database.db).deleteExpiredChallenges(now),
     // Kept a day past expiry so a late activate still gets 410, not 404.

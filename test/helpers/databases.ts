@@ -45,22 +45,33 @@ function postgres(url: string): DatabaseKind {
       await admin.connect();
       await admin.query(`create schema ${schema}`);
       await admin.end();
-      const handle = connectDatabase(url, { searchPath: schema, poolSize: 10 });
-      await migrateToLatest(handle.db);
+      // Migrations of parallel test files queue on one advisory lock: give them time.
+      const handle = connectDatabase(url, { searchPath: schema, poolSize: 10, statementTimeoutMs: 60_000 });
+      try {
+        await migrateToLatest(handle.db);
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        await dropSchema(url, schema);
+        throw error;
+      }
       return {
         handle,
         url,
         searchPath: schema,
         async drop() {
           await handle.close().catch(() => undefined);
-          const cleanup = new pg.Client({ connectionString: url });
-          await cleanup.connect();
-          await cleanup.query(`drop schema if exists ${schema} cascade`);
-          await cleanup.end();
+          await dropSchema(url, schema);
         },
       };
     },
   };
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`drop schema if exists ${schema} cascade`);
+  await client.end();
 }
 
 export function databaseKinds(): DatabaseKind[] {

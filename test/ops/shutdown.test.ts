@@ -19,7 +19,7 @@ test('SIGTERM drains in-flight requests and exits 0', { timeout: 60_000 }, async
   const dir = mkdtempSync(join(tmpdir(), 'td-shutdown-'));
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, DATA_DIR: dir, RATE_LIMITS: 'off', LOG_LEVEL: 'warn', NODE_ENV: 'development' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, DATA_DIR: dir, RATE_LIMITS: 'off', LOG_LEVEL: 'info', NODE_ENV: 'development' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -42,7 +42,12 @@ test('SIGTERM drains in-flight requests and exits 0', { timeout: 60_000 }, async
         body: JSON.stringify({ email: `drain-${i}@example.com`, password: 'Drain-Pass-1' }),
       }).then((r) => r.status),
     );
-    await new Promise((r) => setTimeout(r, 30));
+    // SIGTERM only once the service has received all of them (its request log says so).
+    const received = () => output.split('\n').filter((line) => line.includes('"path":"/api/v1/auth/signup"') && line.includes('incoming request')).length;
+    for (let i = 0; received() < 16; i++) {
+      assert.ok(i < 500, `requests did not arrive: ${output}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const signalledAt = Date.now();
     child.kill('SIGTERM');
     const statuses = await Promise.all(inFlight);

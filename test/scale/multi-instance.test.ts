@@ -1,0 +1,115 @@
+/**
+ * Issue 4, "several instances, one truth": two app instances, each with its
+ * own connection pool, on one PostgreSQL schema, sharing keys and one manual
+ * clock as a real deployment shares its configuration. Whatever one instance
+ * writes, the other's very next request sees: nothing that decides trust or
+ * token validity is cached in a process.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ManualClock } from '../../src/clock.ts';
+import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.ts';
+import {
+  call,
+  createTestApp,
+  databaseKinds,
+  enableMfa,
+  laptop,
+  loginStep,
+  loginWithMfa,
+  randomKeys,
+  signupAndLogin,
+  type TestApp,
+  trustDevice,
+} from '../helpers/app.ts';
+import type { TestDatabase } from '../helpers/databases.ts';
+
+const kind = databaseKinds().find((k) => k.name === 'postgres');
+
+if (!kind) {
+  test('two instances on one PostgreSQL', (t) => t.skip('TEST_DATABASE_URL does not name PostgreSQL: multi-instance tests NOT run'));
+} else {
+  describe('two instances on one PostgreSQL', () => {
+    let db: TestDatabase;
+    let secondPool: DatabaseHandle;
+    let a: TestApp;
+    let b: TestApp;
+
+    before(async () => {
+      db = await kind.create();
+      secondPool = connectDatabase(db.url, { searchPath: db.searchPath, poolSize: 10 });
+      const clock = new ManualClock(Date.now());
+      const keys = randomKeys();
+      a = await createTestApp(kind, { db, clock, keys });
+      b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys });
+    });
+    after(async () => {
+      await Promise.all([a.close(), b.close()]);
+      await secondPool.close();
+      await db.drop();
+    });
+
+    test('50 concurrent activations of one token over both instances → exactly one 200 and one device', async () => {
+      const device = laptop();
+      const user = await signupAndLogin(a.app, device);
+      await enableMfa(a, user);
+      const verified = await loginWithMfa(a, user, device);
+      const body = { activation_token: verified.trusted_device.activation_token };
+
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          call((i % 2 === 0 ? a : b).app, 'POST', '/api/v1/devices/activate', body, { token: verified.access_token, device }),
+        ),
+      );
+      const statuses = results.map((r) => r.res.statusCode);
+      assert.equal(statuses.filter((s) => s === 200).length, 1, `statuses: ${statuses.join(',')}`);
+      assert.ok(
+        results.every((r) => r.res.statusCode === 200 || r.body.error.code === 'ACTIVATION_TOKEN_USED'),
+        `statuses: ${statuses.join(',')}`,
+      );
+
+      const rows = await db.handle.db.selectFrom('trusted_devices').select(['id', 'status']).where('user_id', '=', user.userId).execute();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.status, 'active');
+    });
+
+    test('a device trusted on one instance bypasses MFA on the other; revoked through 1, untrusted on 2 at once', async () => {
+      const user = await signupAndLogin(a.app, laptop());
+      await enableMfa(a, user);
+      const trusted = await trustDevice(a, user, laptop());
+      const device = laptop({ deviceToken: trusted.deviceToken });
+
+      const bypass = await loginStep(b, user, device);
+      assert.equal(bypass.res.statusCode, 200);
+      assert.equal(bypass.body.data.mfa_bypassed, true);
+      assert.equal(bypass.body.data.trusted_device_id, trusted.device.id);
+
+      const revoke = await call(a.app, 'DELETE', `/api/v1/devices/${trusted.device.id}`, undefined, { token: trusted.accessToken });
+      assert.equal(revoke.res.statusCode, 200);
+
+      const next = await loginStep(b, user, device);
+      assert.equal(next.res.statusCode, 200);
+      assert.equal(next.body.data.mfa_required, true);
+    });
+
+    test('a refresh token rotated on one instance cannot be reused on the other (and the family dies)', async () => {
+      const user = await signupAndLogin(a.app);
+      const rotated = await call(a.app, 'POST', '/api/v1/auth/refresh', { refresh_token: user.refreshToken });
+      assert.equal(rotated.res.statusCode, 200);
+
+      const reuse = await call(b.app, 'POST', '/api/v1/auth/refresh', { refresh_token: user.refreshToken });
+      assert.equal(reuse.res.statusCode, 401);
+      assert.equal(reuse.body.error.code, 'INVALID_TOKEN');
+      const newest = await call(a.app, 'POST', '/api/v1/auth/refresh', { refresh_token: rotated.body.data.refresh_token });
+      assert.equal(newest.res.statusCode, 401);
+    });
+
+    test('concurrent refreshes of one token over both instances: exactly one wins', async () => {
+      const user = await signupAndLogin(a.app);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => call((i % 2 === 0 ? a : b).app, 'POST', '/api/v1/auth/refresh', { refresh_token: user.refreshToken })),
+      );
+      assert.equal(results.filter((r) => r.res.statusCode === 200).length, 1);
+    });
+  });
+}

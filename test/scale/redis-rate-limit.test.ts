@@ -1,0 +1,134 @@
+/**
+ * Issue 4, Redis: with REDIS_URL the login limit (5 per 15 minutes per IP +
+ * email) holds across instances; a lost Redis degrades to per-instance
+ * limits with a logged warning, never to a 500 and never to "no limit".
+ *
+ * Every test counts under a fresh email and IP, so its Redis keys are its own
+ * (other runs and files cannot collide), and deletes them afterwards. The
+ * "Redis is down" test needs no Redis and runs everywhere.
+ */
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { ManualClock } from '../../src/clock.ts';
+import { call, createTestApp, databaseKinds, randomKeys, type TestApp, uniqueEmail } from '../helpers/app.ts';
+import type { TestDatabase } from '../helpers/databases.ts';
+
+const redisUrl = process.env.TEST_REDIS_URL;
+const kind = databaseKinds()[0]!;
+/** The client options src/main.ts uses: fail fast, never queue. */
+const CLIENT_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 } as const;
+
+const randomIp = () => `198.51.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+
+const wrongLogin = (t: TestApp, email: string, ip: string) =>
+  call(t.app, 'POST', '/api/v1/auth/login', { email, password: 'Wrong-Password-1' }, { device: { userAgent: 'test', ip } });
+
+function assertLimited(response: Awaited<ReturnType<typeof wrongLogin>>) {
+  assert.equal(response.res.statusCode, 429, response.res.body);
+  assert.equal(response.body.error.code, 'RATE_LIMITED');
+  const retryAfter = Number(response.res.headers['retry-after']);
+  assert.ok(retryAfter > 0 && retryAfter <= 900, `Retry-After: ${response.res.headers['retry-after']}`);
+}
+
+/** Two instances on one database (and one clock and key set, like a deployment), each with its own Redis client. */
+async function twoInstances(clientFor: () => Redis) {
+  const db: TestDatabase = await kind.create();
+  const clock = new ManualClock(Date.now());
+  const keys = randomKeys();
+  const clients = [clientFor(), clientFor()];
+  const [a, b] = await Promise.all(
+    clients.map((redis) => createTestApp(kind, { db, clock, keys, env: { RATE_LIMITS: 'on' }, deps: { redis } })),
+  );
+  return {
+    a: a!,
+    b: b!,
+    clients,
+    async close() {
+      await Promise.all([a!.close(), b!.close()]);
+      for (const client of clients) client.disconnect();
+      await db.drop();
+    },
+  };
+}
+
+if (!redisUrl) {
+  test('rate limits shared through Redis', (t) => t.skip('TEST_REDIS_URL not set: Redis tests NOT run'));
+} else {
+  describe('rate limits shared through Redis (TEST_REDIS_URL)', () => {
+    let instances: Awaited<ReturnType<typeof twoInstances>>;
+    let admin: Redis;
+    const emails: string[] = [];
+
+    before(async () => {
+      admin = new Redis(redisUrl);
+      instances = await twoInstances(() => new Redis(redisUrl, CLIENT_OPTIONS));
+      await Promise.all(instances.clients.map((client) => client.status === 'ready' || new Promise((resolve) => client.once('ready', resolve))));
+    });
+    afterEach(async () => {
+      for (const email of emails.splice(0)) {
+        const keys = await admin.keys(`td-rl:*${email}`);
+        if (keys.length > 0) await admin.del(...keys);
+      }
+    });
+    after(async () => {
+      await instances.close();
+      admin.disconnect();
+    });
+
+    test('the login limit trips on the 6th attempt spread over two instances, for both', async () => {
+      const { a, b } = instances;
+      const email = uniqueEmail('shared-limit');
+      emails.push(email);
+      const ip = randomIp();
+      for (const instance of [a, b, a, b, a]) assert.equal((await wrongLogin(instance, email, ip)).res.statusCode, 401);
+      assertLimited(await wrongLogin(b, email, ip));
+      assertLimited(await wrongLogin(a, email, ip));
+      // The counter is in Redis, under the plugin's per-route key.
+      const keys = await admin.keys(`td-rl:*${email}`);
+      assert.equal(keys.length, 1);
+      assert.equal(await admin.get(keys[0]!), '7');
+    });
+
+    test('Redis lost and back: per-instance counting meanwhile (one warning), shared again after', async () => {
+      const { a, clients } = instances;
+      const email = uniqueEmail('redis-blip');
+      emails.push(email);
+      const ip = randomIp();
+      for (let i = 0; i < 3; i++) assert.equal((await wrongLogin(a, email, ip)).res.statusCode, 401);
+
+      const ended = new Promise((resolve) => clients[0]!.once('end', resolve));
+      clients[0]!.disconnect();
+      await ended;
+      for (let i = 0; i < 2; i++) assert.equal((await wrongLogin(a, email, ip)).res.statusCode, 401);
+      assert.equal(a.logs.text.split('rate limits: Redis unavailable').length - 1, 1, 'one warning for the outage');
+
+      await clients[0]!.connect();
+      // Redis still holds 3: two more are allowed, the 6th counted there is refused.
+      for (let i = 0; i < 2; i++) assert.equal((await wrongLogin(a, email, ip)).res.statusCode, 401);
+      assertLimited(await wrongLogin(a, email, ip));
+      assert.match(a.logs.text, /rate limits: Redis answers again/);
+    });
+  });
+}
+
+describe('rate limits while Redis is down', () => {
+  test('requests are answered and limited per instance, with a warning; never a 500', async () => {
+    // Port 1: nothing listens, every connection attempt is refused.
+    const instances = await twoInstances(() => new Redis('redis://127.0.0.1:1', CLIENT_OPTIONS).on('error', () => undefined));
+    try {
+      const { a, b } = instances;
+      const email = uniqueEmail('redis-down');
+      const ip = randomIp();
+      for (let i = 0; i < 5; i++) assert.equal((await wrongLogin(a, email, ip)).res.statusCode, 401);
+      assertLimited(await wrongLogin(a, email, ip));
+      // Instance b counts on its own: the documented price of a lost Redis.
+      assert.equal((await wrongLogin(b, email, ip)).res.statusCode, 401);
+      assert.equal(a.logs.text.split('rate limits: Redis unavailable').length - 1, 1, 'warned once, not per request');
+      assert.doesNotMatch(a.logs.text + b.logs.text, /INTERNAL_ERROR/);
+    } finally {
+      await instances.close();
+    }
+  });
+});
