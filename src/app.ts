@@ -11,7 +11,6 @@ import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
-import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -33,9 +32,10 @@ import { createFingerprinter } from './devices/fingerprint.ts';
 import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
 import { ErrorEnvelope } from './http/envelope.ts';
-import { handleFrameworkError, registerErrorHandling } from './http/error-handler.ts';
+import { createFrameworkErrorHandler, registerErrorHandling } from './http/error-handler.ts';
 import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
+import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
@@ -74,6 +74,8 @@ export const LOG_REDACT_PATHS = [
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys, database } = deps;
   const clock = deps.clock ?? systemClock;
+  // Security headers and no-store on every answer: a constant, set in one step.
+  const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure));
 
   const app = Fastify({
     logger: {
@@ -91,7 +93,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: 'remove',
     onConstructorPoisoning: 'remove',
-    frameworkErrors: handleFrameworkError,
+    frameworkErrors: createFrameworkErrorHandler(headers),
     ajv: { customOptions: { allErrors: true, removeAdditional: true, useDefaults: true, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -101,19 +103,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
 
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.header('cache-control', 'no-store');
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(headers);
+    done();
   });
 
   // Graceful shutdown: requests in flight at close time finish, and their
   // keep-alive connections are closed after the answer instead of holding
   // the server open until the idle timeout.
   let closing = false;
-  app.addHook('preClose', async () => {
+  app.addHook('preClose', (done) => {
     closing = true;
+    done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   const registry = new Registry();
@@ -125,20 +130,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unknown', status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
-  await app.register(fastifyHelmet, {
-    contentSecurityPolicy: {
-      directives: { upgradeInsecureRequests: null, frameAncestors: ["'none'"] },
-    },
-    frameguard: { action: 'deny' },
-    hsts: config.cookieSecure ? { maxAge: 31_536_000, includeSubDomains: true } : false,
-  });
   if (config.corsOrigins) {
     await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600 });
   }
@@ -173,7 +172,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ],
     },
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // Swagger UI sets its own CSP on its pages; keep them as strict as the rest (no framing) and usable over plain http.
+    transformStaticCSP: (header) => header.replace(/upgrade-insecure-requests;?/, '').replace("frame-ancestors 'self'", "frame-ancestors 'none'"),
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // Services: built once per app; nothing below runs per request.

@@ -35,7 +35,6 @@ const LIST_COLUMNS = [
   'user_agent',
   'ip_address',
   'last_ip_address',
-  'status',
   'device_token_hash',
   'created_at',
   'trusted_at',
@@ -84,9 +83,9 @@ export function createDevicesRepository(db: Kysely<Database>) {
     .where('user_id', '=', '')
     .where('status', '=', 'active')
     .where(unindexed('expires_at'), '>', 0)
-    .orderBy('last_used_at', 'desc')
-    .orderBy('id', 'desc')
     .compile();
+  // A user has a handful of devices: sorting them here is cheaper than SQLite's temporary B-tree.
+  const mostRecentlyUsedFirst = (a: DeviceSummary, b: DeviceSummary) => b.last_used_at - a.last_used_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
   return {
     transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
@@ -167,7 +166,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
 
     async listActive(userId: string, now: number): Promise<DeviceSummary[]> {
       const result = await db.executeQuery<DeviceSummary>({ ...listActiveQuery, queryId: createQueryId(), parameters: [userId, 'active', now] });
-      return result.rows;
+      return result.rows.sort(mostRecentlyUsedFirst);
     },
 
     /** Revokes an active device; returns its token hash, or undefined when there was none to revoke. */

@@ -115,7 +115,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
     user_agent: row.user_agent,
     ip_address: row.ip_address,
     last_ip_address: row.last_ip_address,
-    is_active: row.status === 'active',
+    // Only active devices are ever shown (list, rename, activate); revoked ones are history.
+    is_active: true,
     is_current: currentTokenHash !== undefined && row.device_token_hash === currentTokenHash,
     created_at: row.created_at,
     trusted_at: row.trusted_at,

@@ -126,13 +126,15 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: A
  * `{"error":"Bad Request","code":"FST_ERR_BAD_URL",…}` body, outside the
  * envelope and without the headers the onRequest hooks add.
  */
-export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  reply.headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY' });
-  // A parameter longer than any id this service issues names nothing: the same 404 as an unknown route.
-  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    return sendError(request, reply, new AppError('NOT_FOUND', 404, `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`));
-  }
-  return sendError(request, reply, toAppError(error));
+export function createFrameworkErrorHandler(headers: Readonly<Record<string, string>>) {
+  return function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    reply.headers(headers);
+    // A parameter longer than any id this service issues names nothing: the same 404 as an unknown route.
+    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      return sendError(request, reply, new AppError('NOT_FOUND', 404, `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`));
+    }
+    return sendError(request, reply, toAppError(error));
+  };
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

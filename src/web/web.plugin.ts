@@ -7,7 +7,7 @@
  * catch-all `GET /*`, so unknown paths still reach the service's JSON 404
  * handler (SPEC §2). The app uses hash routes (`/#/devices`), so no SPA
  * fallback is needed. Security headers (CSP etc.) come from the service's
- * global @fastify/helmet registration.
+ * onRequest hook (src/http/security-headers.ts).
  */
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';

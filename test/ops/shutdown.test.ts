@@ -1,6 +1,9 @@
-/** Checklist #35: SIGTERM under load → in-flight requests finish, exit code 0. */
+/**
+ * Checklist #35: SIGTERM under load → in-flight requests finish, exit code 0.
+ * Runs what `npm start` runs: the esbuild bundle of src/main.ts.
+ */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,7 +21,8 @@ const freePort = () =>
 test('SIGTERM drains in-flight requests and exits 0', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'td-shutdown-'));
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  execFileSync(process.execPath, ['scripts/build.mjs']);
+  const child = spawn(process.execPath, ['dist/server/main.mjs'], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, DATA_DIR: dir, RATE_LIMITS: 'off', LOG_LEVEL: 'info', NODE_ENV: 'development' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
