@@ -8,9 +8,11 @@
  *   npm run bench -- --cpu-prof ./artifacts/prof    # the real server writes a .cpuprofile per start
  *
  * What it does: seeds temporary SQLite databases (10,000 devices and
- * users × devices-per-user devices) with bench/seed.ts, starts the real
- * service as a child process (`node --import tsx src/main.ts`, NODE_ENV=production,
- * RATE_LIMITS=off, fresh random keys, LOG_LEVEL=warn, a free port), and drives
+ * users × devices-per-user devices) with bench/seed.ts, builds the service
+ * once the way `npm start` does (`node scripts/build.mjs`: an esbuild bundle
+ * of src/main.ts, packages external), starts it as a child process
+ * (`node dist/server/main.mjs`, NODE_ENV=production, RATE_LIMITS=off, fresh
+ * random keys, LOG_LEVEL=warn, a free port), and drives
  * it with autocannon at 32 connections from this process. With taskset and
  * two cores, the server runs on core 0 and this process on core 1. The same
  * load also goes to bench/reference-server.ts (bare Fastify, constant JSON).
@@ -80,6 +82,8 @@ if (PG_URL !== undefined && !/^postgres(ql)?:\/\//.test(PG_URL)) {
 const CPU_PROF_DIR = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
 const JSON_OUTPUT = args.json;
 const ROOT = resolve(import.meta.dirname, '..');
+/** What `npm start` runs: the bundle scripts/build.mjs writes (built once per bench run, in main()). */
+const SERVICE_SCRIPT = 'dist/server/main.mjs';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -134,12 +138,24 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
+/**
+ * Builds the service as `npm start` does (scripts/build.mjs → dist/server/main.mjs),
+ * so the bench measures the production process: plain Node on the bundle, no tsx loader.
+ */
+function buildService(): void {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 120_000 });
+  if (result.status !== 0) throw new Error(`node scripts/build.mjs failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`);
+  log(`built ${SERVICE_SCRIPT} in ${((performance.now() - started) / 1000).toFixed(1)} s (node scripts/build.mjs, as npm start)`);
+}
+
 async function startServer(name: string, script: string, env: Record<string, string>): Promise<Server> {
   const port = await freePort();
-  const nodeArgs = ['--import', 'tsx'];
-  if (CPU_PROF_DIR && script === 'src/main.ts') {
+  // The service runs as in production (the bundle, plain Node); the TypeScript reference server through tsx.
+  const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  if (CPU_PROF_DIR && script === SERVICE_SCRIPT) {
     mkdirSync(CPU_PROF_DIR, { recursive: true });
-    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR);
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR); // node flags before the script
   }
   const command = PIN ? 'taskset' : process.execPath;
   const commandArgs = PIN ? ['-c', SERVER_CORE, process.execPath, ...nodeArgs, script] : [...nodeArgs, script];
@@ -628,6 +644,7 @@ async function main(): Promise<void> {
 
   try {
     log(`machine: ${CORES} cores, ${cpuModel()}, Node ${process.version}; ${PIN ? `server on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE}` : 'no pinning (taskset missing or one core)'}`);
+    buildService();
 
     log('argon2id verify rate (one core, the libuv pool of 4 threads)…');
     const hash = await hashRate(Math.min(5, Math.max(2, DURATION / 2)));
@@ -680,7 +697,7 @@ async function main(): Promise<void> {
     await reference.stop();
 
     log(`service on SQLite, ${small.devices.toLocaleString('en-US')} devices…`);
-    const smallServer = await startServer(`sqlite ${small.devices.toLocaleString('en-US')} devices`, 'src/main.ts', serviceEnv(smallUrl));
+    const smallServer = await startServer(`sqlite ${small.devices.toLocaleString('en-US')} devices`, SERVICE_SCRIPT, serviceEnv(smallUrl));
     servers.push(smallServer);
     await warm(smallServer, small);
     report(await listCase(smallServer, small));
@@ -688,7 +705,7 @@ async function main(): Promise<void> {
 
     const runService = async (name: string, databaseUrl: string, seeded: Seeded) => {
       log(`service on ${name}…`);
-      const server = await startServer(name, 'src/main.ts', serviceEnv(databaseUrl));
+      const server = await startServer(name, SERVICE_SCRIPT, serviceEnv(databaseUrl));
       servers.push(server);
       await warm(server, seeded);
       report(await listCase(server, seeded));
