@@ -240,8 +240,8 @@ async function onMfaSubmit(event) {
     if (!backup) return showFormError(form, 'Enter one of your backup codes.', { field: 'backup_code' });
     body.backup_code = backup;
   } else {
-    const code = form.code.value.replace(/\s+/g, '');
-    if (!/^\d{6}$/.test(code)) return showFormError(form, 'Enter the 6 digits shown in your authenticator app.', { field: 'code' });
+    const code = totpCodeFrom(form);
+    if (code === null) return;
     body.code = code;
   }
   await withBusy(form.querySelector('[type=submit]'), async () => {
@@ -727,12 +727,24 @@ function onSetupCancel() {
   $('#mfa-setup-begin').focus();
 }
 
+/**
+ * The 6-digit TOTP code typed into `form.code` (spaces ignored), or null
+ * after showing the form error when it is not one.
+ * @param {HTMLFormElement} form
+ */
+function totpCodeFrom(form) {
+  const code = form.code.value.replace(/\s+/g, '');
+  if (/^\d{6}$/.test(code)) return code;
+  showFormError(form, 'Enter the 6 digits shown in your authenticator app.', { field: 'code' });
+  return null;
+}
+
 async function onSetupConfirm(event) {
   event.preventDefault();
   const form = /** @type {HTMLFormElement} */ (event.currentTarget);
   clearFormError(form);
-  const code = form.code.value.replace(/\s+/g, '');
-  if (!/^\d{6}$/.test(code)) return showFormError(form, 'Enter the 6 digits shown in your authenticator app.', { field: 'code' });
+  const code = totpCodeFrom(form);
+  if (code === null) return;
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
       const data = await api('POST', '/mfa/totp/verify', { body: { code } });
@@ -796,8 +808,8 @@ async function onRegenerate(event) {
   event.preventDefault();
   const form = /** @type {HTMLFormElement} */ (event.currentTarget);
   clearFormError(form);
-  const code = form.code.value.replace(/\s+/g, '');
-  if (!/^\d{6}$/.test(code)) return showFormError(form, 'Enter the 6 digits shown in your authenticator app.', { field: 'code' });
+  const code = totpCodeFrom(form);
+  if (code === null) return;
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
       const data = await api('POST', '/mfa/backup-codes/regenerate', { body: { code } });

@@ -7,7 +7,7 @@
  * SHA-256 through unique indexes. Consuming an activation token is one
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
-import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
+import { createQueryId, type Kysely, type Transaction } from 'kysely';
 import type { ActivationTokensTable, Database, DeviceEventType, DeviceEventsTable, DeviceStatus, TrustedDevicesTable } from '../db/schema.ts';
 import { newTimeOrderedId } from '../security/tokens.ts';
 
@@ -45,15 +45,6 @@ export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
 const ENDED_STATUSES = ['revoked', 'evicted', 'expired'] as const satisfies readonly Exclude<DeviceStatus, 'active'>[];
 
-/**
- * `column + 0`: the same value, but not an index term. Without statistics,
- * SQLite's planner prefers the (status, expires_at) index for
- * `user_id = ? AND status = 'active' AND expires_at > ?` (two terms against
- * one), which walks every active device of every user; hiding expires_at
- * leaves the primary key (user_id, id) as the only sensible plan: one short
- * range of the user's own rows. PostgreSQL plans it the same way.
- */
-const unindexed = (column: 'expires_at') => sql<number>`${sql.ref(column)} + 0`;
 
 export async function insertEvents(db: Db, events: EventInput[], now: number): Promise<void> {
   if (events.length === 0) return;
@@ -82,7 +73,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
     .select(LIST_COLUMNS)
     .where('user_id', '=', '')
     .where('status', '=', 'active')
-    .where(unindexed('expires_at'), '>', 0)
+    .where('expires_at', '>', 0)
     .compile();
   // A user has a handful of devices: sorting them here is cheaper than SQLite's temporary B-tree.
   const mostRecentlyUsedFirst = (a: DeviceSummary, b: DeviceSummary) => b.last_used_at - a.last_used_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
@@ -131,7 +122,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .select(['id'])
         .where('user_id', '=', userId)
         .where('status', '=', 'active')
-        .where(unindexed('expires_at'), '>', now)
+        .where('expires_at', '>', now)
         .orderBy('last_used_at', 'desc')
         .orderBy('trusted_at', 'desc')
         .execute();

@@ -3,9 +3,14 @@
  * parameters (m = 19 MiB, t = 2, p = 1). @node-rs/argon2 runs on libuv's
  * thread pool, so hashing never blocks the event loop.
  *
+ * At most one hash per core runs at a time (the rest wait in line): more
+ * would not finish sooner, would hold 19 MiB each, and would take every
+ * thread of the pool that file and DNS work also need.
+ *
  * Unknown emails are verified against a dummy hash made once at start, so a
  * login for an email that does not exist costs the same as a wrong password.
  */
+import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
 
 /** Algorithm.Argon2id of @node-rs/argon2 (an ambient const enum, so spelled out). */
@@ -27,23 +32,36 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<false>;
 }
 
-export function createPasswordHasher(options: PasswordHasherOptions = OWASP_ARGON2ID): PasswordHasher {
+/** Runs at most `slots` tasks at once, the others in arrival order. */
+function createLimiter(slots: number) {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async function limited<T>(task: () => Promise<T>): Promise<T> {
+    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}
+
+export function createPasswordHasher(options: PasswordHasherOptions = OWASP_ARGON2ID, concurrency = availableParallelism()): PasswordHasher {
   const argonOptions = { algorithm: ARGON2ID, ...options };
+  const limited = createLimiter(Math.max(1, concurrency));
+  const check = (hashed: string, password: string) => limited(() => verify(hashed, password)).catch(() => false);
   // Made once, at start, off the event loop; the catch keeps an early failure from being unhandled.
-  const dummy = hash('dummy-password-for-unknown-emails', argonOptions);
+  const dummy = limited(() => hash('dummy-password-for-unknown-emails', argonOptions));
   dummy.catch(() => undefined);
   return {
     options,
-    hash: (password) => hash(password, argonOptions),
-    verify: async (hashed, password) => {
-      try {
-        return await verify(hashed, password);
-      } catch {
-        return false;
-      }
-    },
+    hash: (password) => limited(() => hash(password, argonOptions)),
+    verify: check,
     verifyDummy: async (password) => {
-      await verify(await dummy, password).catch(() => false);
+      await check(await dummy, password);
       return false;
     },
   };

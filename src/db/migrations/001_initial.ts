@@ -125,7 +125,15 @@ export async function up(db: Kysely<any>): Promise<void> {
   ).execute();
   await db.schema.createIndex('trusted_devices_token').on('trusted_devices').column('device_token_hash').unique().execute();
   await db.schema.createIndex('trusted_devices_id').on('trusted_devices').column('id').unique().execute();
-  await db.schema.createIndex('trusted_devices_expiry').on('trusted_devices').columns(['status', 'expires_at']).execute();
+  // Partial: only housekeeping looks devices up by expiry, and only active ones. A plain
+  // (status, expires_at) index tempted the planner into scanning every active device of
+  // every user for per-user queries that also say status = 'active'.
+  await db.schema
+    .createIndex('trusted_devices_active_expiry')
+    .on('trusted_devices')
+    .column('expires_at')
+    .where(sql.ref('status'), '=', 'active')
+    .execute();
 
   await db.schema
     .createTable('device_events')
