@@ -177,8 +177,9 @@ export function createAuthService(options: AuthServiceOptions) {
 
       if (!(await mfa.checkSecondFactor(userId, factor))) {
         if (lockedUntil !== null) throw mfa.lockedError(lockedUntil);
+        // The last allowed attempt: the counter already refuses any further one
+        // (without consuming the token, so a right code checked concurrently still wins).
         if (attempt >= CHALLENGE_MAX_FAILURES) {
-          await mfaRepository.consumeChallenge(challenge.id, now);
           throw new TooManyAttemptsError(1, 'TOO_MANY_ATTEMPTS', 'Too many wrong codes for this sign-in. Sign in again.');
         }
         throw new AppError('INVALID_MFA_CODE', 400, 'That code is not correct.', {
