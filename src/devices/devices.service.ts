@@ -37,7 +37,8 @@ const metaOf = (device: RequestDevice): EventMeta => ({ ipAddress: device.finger
 
 export type TrustDecision =
   | { trusted: true; deviceId: string }
-  | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' | 'fingerprint_mismatch'; differing?: string[] };
+  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; differing: string[] }
+  | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
 
 export interface PendingDevice {
   id: string;
@@ -126,7 +127,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
 
   const hashOfDeviceToken = (token: string | undefined) => (token !== undefined && looksLike('device', token) ? hashToken(token) : undefined);
 
-  async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision & { row?: { id: string } }> {
+  async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision> {
     const tokenHash = hashOfDeviceToken(device.deviceToken);
     if (tokenHash === undefined) return { trusted: false, reason: 'no_token' };
     const row = await repository.findByTokenHash(tokenHash);
@@ -134,7 +135,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     if (row.status !== 'active') return { trusted: false, reason: 'inactive' };
     if (row.expires_at <= clock.now()) return { trusted: false, reason: 'expired' };
     const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
-    if (!match.matches) return { trusted: false, reason: 'fingerprint_mismatch', differing: match.differing, row };
+    if (!match.matches) return { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, differing: match.differing };
     return { trusted: true, deviceId: row.id };
   }
 
@@ -166,10 +167,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
   const lostConsume = (expiresAt: number, now: number) => (expiresAt <= now ? activationExpired() : activationUsed());
 
   const trust: DeviceTrust = {
-    evaluate: async (userId, device) => {
-      const { row: _row, ...decision } = await evaluate(userId, device);
-      return decision as TrustDecision;
-    },
+    evaluate,
 
     async check(userId, device) {
       const decision = await evaluate(userId, device);
@@ -182,10 +180,9 @@ export function createDevicesService(options: DevicesServiceOptions) {
         return { trusted: true, deviceId: decision.deviceId };
       }
       if (decision.reason === 'fingerprint_mismatch') {
-        await repository.recordEvents([event(userId, decision.row?.id ?? null, 'fingerprint_mismatch', device)], now);
+        await repository.recordEvents([event(userId, decision.deviceId, 'fingerprint_mismatch', device)], now);
       }
-      const { row: _row, ...result } = decision;
-      return result as TrustDecision;
+      return decision;
     },
 
     async createPendingDevice(userId, device) {

@@ -70,4 +70,3 @@ export function iso(ms: number): string {
   const seconds = Math.floor(rest / 1000);
   return `${prefix}${pad2(hours)}:${pad2(minutes)}:${pad2(seconds)}.${pad3(rest - seconds * 1000)}Z`;
 }
-export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));

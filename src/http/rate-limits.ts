@@ -5,14 +5,13 @@
  * they are counted in the database (src/mfa), per token and per user.
  */
 import type { FastifyRequest } from 'fastify';
+import { MINUTE } from '../clock.ts';
 
 export interface RouteRateLimit {
   max: number;
   timeWindow: number;
   keyGenerator: (request: FastifyRequest) => string;
 }
-
-const MINUTE = 60_000;
 
 export const RATE_LIMITS = {
   signup: { max: 3, timeWindow: 5 * MINUTE, keyGenerator: (r: FastifyRequest) => `signup:${r.ip}` },

@@ -35,14 +35,13 @@ export function createRequestDeviceReader(fingerprinter: { compute(input: Finger
       userAgent,
       clientSignals: singleHeader(request, FINGERPRINT_HEADER),
     });
-    const deviceToken = request.cookies?.[DEVICE_COOKIE] ?? singleHeader(request, DEVICE_TOKEN_HEADER);
-    return { fingerprint, userAgent, deviceToken: deviceToken || undefined };
+    return { fingerprint, userAgent, deviceToken: requestDeviceToken(request) };
   };
 }
 
 /** Only the device token, for routes that need no fingerprint (list, revoke, rename). */
 export function requestDeviceToken(request: FastifyRequest): string | undefined {
-  return request.cookies?.[DEVICE_COOKIE] ?? singleHeader(request, DEVICE_TOKEN_HEADER) ?? undefined;
+  return request.cookies?.[DEVICE_COOKIE] || singleHeader(request, DEVICE_TOKEN_HEADER) || undefined;
 }
 
 /** Who made the request, for the device history (IP and User-Agent only). */
