@@ -107,6 +107,20 @@ for (const kind of databaseKinds()) {
       assert.deepEqual(types, ['revoked', 'trust_used', 'activated', 'activation_created']);
     });
 
+    test('the device cookie is Secure unless COOKIE_SECURE=false', async () => {
+      const secure = await createTestApp(kind, { env: { COOKIE_SECURE: 'true' }, clock: t.clock, db: t.db, keys: t.keys });
+      try {
+        const user = await signupAndLogin(secure.app, laptop());
+        await enableMfa(secure, user);
+        const verified = await loginWithMfa(secure, user, laptop());
+        const activate = await call(secure.app, 'POST', '/api/v1/devices/activate', { activation_token: verified.trusted_device.activation_token }, { token: verified.access_token, device: laptop() });
+        assert.equal(activate.res.statusCode, 200);
+        assert.match(String(activate.res.headers['set-cookie']), /; Secure/);
+      } finally {
+        await secure.app.close();
+      }
+    });
+
     test('the device cookie works like the header', async () => {
       const user = await mfaUser();
       const { deviceToken } = await trustDevice(t, user, laptop());
@@ -258,19 +272,14 @@ for (const kind of databaseKinds()) {
 
     test('after the trust lifetime → MFA required, and the device leaves the list', async () => {
       const user = await mfaUser();
-      const { deviceToken, accessToken } = await trustDevice(t, user, laptop());
+      const { deviceToken } = await trustDevice(t, user, laptop());
       t.clock.advance(30 * DAY - 1000);
       assert.equal((await loginStep(t, user, laptop({ deviceToken }))).body.data.mfa_bypassed, true);
       t.clock.advance(2000);
       assert.equal((await loginStep(t, user, laptop({ deviceToken }))).body.data.mfa_required, true);
-      const refreshed = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: (await signIn(user)).refresh_token });
-      assert.equal((await listDevices(refreshed.body.data.access_token)).body.data.total_count, 0);
-      void accessToken;
+      const { access_token } = await loginWithMfa(t, user, laptop());
+      assert.equal((await listDevices(access_token)).body.data.total_count, 0);
     });
-
-    async function signIn(user: Awaited<ReturnType<typeof mfaUser>>) {
-      return loginWithMfa(t, user, laptop({ userAgent: FIREFOX_WINDOWS }));
-    }
 
     test('mfa/verify from an already trusted device returns trusted_device: null', async () => {
       const user = await mfaUser();
@@ -409,15 +418,16 @@ for (const kind of databaseKinds()) {
         assert.equal(res.body.data.devices_revoked, 2);
         assert.equal((await listDevices(a.accessToken)).body.data.total_count, 0);
         if (name === 'password change') user.password = 'Another-Pass-7';
-        const login = await loginStep(t, user, laptop({ deviceToken: a.deviceToken }));
-        if (name === 'MFA deactivation') {
-          // MFA is off: login succeeds without a second factor, but not through the revoked device.
-          assert.equal(login.body.data.mfa_bypassed, false);
-          assert.equal(login.body.data.trusted_device_id, null);
-        } else {
-          assert.equal(login.body.data.mfa_required, true);
+        for (const device of [laptop({ deviceToken: a.deviceToken }), laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: b.deviceToken })]) {
+          const login = await loginStep(t, user, device);
+          if (name === 'MFA deactivation') {
+            // MFA is off: login succeeds without a second factor, but not through the revoked device.
+            assert.equal(login.body.data.mfa_bypassed, false);
+            assert.equal(login.body.data.trusted_device_id, null);
+          } else {
+            assert.equal(login.body.data.mfa_required, true);
+          }
         }
-        void b;
       });
     }
 
