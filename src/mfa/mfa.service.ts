@@ -116,8 +116,8 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
     },
 
     async setup(userId: string, email: string, label: string | undefined) {
-      if (await service.isEnabled(userId)) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
       const secret = generateTotpSecret();
+      // The upsert refuses to touch an enabled secret: that is the "already on" check, in one statement.
       const saved = await repository.savePendingTotp(userId, encryptor.encrypt(secret, userId), clock.now());
       if (!saved) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
       const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
