@@ -149,7 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
       ...(deps.redis ? { store: redisStoreWithLocalFallback(deps.redis, 'td-rl:', app.log) } : {}),
       errorResponseBuilder: (_request, context) =>
-        new AppError('RATE_LIMITED', 429, `Too many requests. Try again in ${context.after}.`, {
+        new AppError('RATE_LIMITED', `Too many requests. Try again in ${context.after}.`, {
           details: { retry_after_seconds: Math.ceil(context.ttl / 1000) },
         }),
     });

@@ -1,66 +1,117 @@
 /**
- * One small error hierarchy with stable codes (SPEC §2).
- *
- * Services throw an AppError when a request cannot go on; the root error
+ * One small error hierarchy with stable codes (SPEC §2), in the style of
+ * panva/jose: every code the API can answer with is in ERRORS below, with its
+ * HTTP status and the default message. Nothing else in the code base names a
+ * status for an error: a service throws `new AppError('DEVICE_NOT_FOUND')`
+ * (optionally with a more precise message or details) and the root error
  * handler (src/http/error-handler.ts) is the only place that turns errors into
  * HTTP responses. `expose: false` means the message is for logs only and the
- * client sees a generic text. Expected "no" answers inside the service layer
- * (an untrusted device, a wrong code that is still within its attempts) are
- * values, not exceptions.
+ * client sees the catalogue's text. Expected "no" answers inside the service
+ * layer (an untrusted device, a wrong code that is still within its attempts)
+ * are values, not exceptions.
+ *
+ * The catalogue is also the documentation: README's error table and the
+ * OpenAPI ErrorEnvelope list these codes, and a test checks that they agree.
  */
+
+export const ERRORS = {
+  // Generic (SPEC §2)
+  MALFORMED_REQUEST: { status: 400, message: 'The request body is not valid JSON.' },
+  BAD_REQUEST: { status: 400, message: 'The request could not be processed.' },
+  UNAUTHORIZED: { status: 401, message: 'A valid access token is required.' },
+  FORBIDDEN: { status: 403, message: 'This is not allowed.' },
+  NOT_FOUND: { status: 404, message: 'Not found.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path.' },
+  NOT_ACCEPTABLE: { status: 406, message: 'The requested representation is not available.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive.' },
+  LENGTH_REQUIRED: { status: 411, message: 'A Content-Length is required.' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large (limit 16 KiB).' },
+  URI_TOO_LONG: { status: 414, message: 'The request URL is too long.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the request body as application/json.' },
+  VALIDATION_ERROR: { status: 422, message: 'The request is not valid.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests. Try again later.' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
+  INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side.' },
+  SERVICE_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
+
+  // Authentication (SPEC §5.1)
+  INVALID_PASSWORD: { status: 422, message: 'The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit.' },
+  EMAIL_TAKEN: { status: 409, message: 'An account with this email already exists.' },
+  INVALID_CREDENTIALS: { status: 401, message: 'The email or password is not correct.' },
+  INVALID_TOKEN: { status: 401, message: 'The token is not valid or has expired.' },
+  INVALID_MFA_CODE: { status: 400, message: 'That code is not correct.' },
+  TOO_MANY_ATTEMPTS: { status: 429, message: 'Too many attempts. Try again later.' },
+  INVALID_CURRENT_PASSWORD: { status: 400, message: 'The current password is not correct.' },
+
+  // MFA (SPEC §5.2)
+  TOTP_ALREADY_ENABLED: { status: 409, message: 'Two-factor authentication is already on.' },
+  NO_PENDING_SETUP: { status: 400, message: 'Start the setup first.' },
+  INVALID_CODE: { status: 400, message: 'That code is not correct.' },
+  MFA_NOT_ENABLED: { status: 400, message: 'Two-factor authentication is not turned on.' },
+
+  // Trusted devices (SPEC §3, §5.3)
+  INVALID_FINGERPRINT: { status: 422, message: 'The x-device-fingerprint header is not valid.' },
+  ACTIVATION_TOKEN_NOT_FOUND: { status: 404, message: 'This activation token does not exist.' },
+  ACTIVATION_TOKEN_EXPIRED: { status: 410, message: 'This activation token has expired. Verify your second factor again.' },
+  ACTIVATION_TOKEN_USED: { status: 409, message: 'This activation token has already been used.' },
+  FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
+  DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
+
+  // Sessions (SPEC §5.4)
+  SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
 
 export interface FieldProblem {
   field: string;
   message: string;
 }
 
+export interface AppErrorOptions {
+  expose?: boolean;
+  details?: unknown;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
 export class AppError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly status: number;
   readonly expose: boolean;
   readonly details: unknown;
   /** Extra response headers, e.g. Retry-After or WWW-Authenticate. */
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(
-    code: string,
-    status: number,
-    message: string,
-    options: { expose?: boolean; details?: unknown; headers?: Record<string, string>; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string = ERRORS[code].message, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
-    this.status = status;
-    this.expose = options.expose ?? status < 500;
+    this.status = ERRORS[code].status;
+    this.expose = options.expose ?? this.status < 500;
     this.details = options.details;
     this.headers = options.headers ?? {};
   }
 }
 
 export class ValidationError extends AppError {
-  constructor(details: FieldProblem[], code = 'VALIDATION_ERROR', message = 'The request is not valid.') {
-    super(code, 422, message, { details });
+  constructor(details: FieldProblem[], code: 'VALIDATION_ERROR' | 'INVALID_PASSWORD' | 'INVALID_FINGERPRINT' = 'VALIDATION_ERROR', message?: string) {
+    super(code, message, { details });
   }
 }
 
 export class UnauthorizedError extends AppError {
-  constructor(message = 'A valid access token is required.') {
-    super('UNAUTHORIZED', 401, message, { headers: { 'www-authenticate': 'Bearer' } });
-  }
-}
-
-export class NotFoundError extends AppError {
-  constructor(code = 'NOT_FOUND', message = 'Not found.') {
-    super(code, 404, message);
+  constructor(message?: string) {
+    super('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' } });
   }
 }
 
 export class TooManyAttemptsError extends AppError {
-  constructor(retryAfterSeconds: number, code = 'TOO_MANY_ATTEMPTS', message = 'Too many attempts. Try again later.') {
-    super(code, 429, message, {
-      headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
-      details: { retry_after_seconds: Math.max(1, Math.ceil(retryAfterSeconds)) },
+  constructor(retryAfterSeconds: number, message?: string, options: { details?: Record<string, unknown> } = {}) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super('TOO_MANY_ATTEMPTS', message, {
+      headers: { 'retry-after': String(seconds) },
+      details: { retry_after_seconds: seconds, ...options.details },
     });
   }
 }
@@ -68,10 +119,7 @@ export class TooManyAttemptsError extends AppError {
 /** Storage could not be reached or failed: 503, never a guess. */
 export class ServiceUnavailableError extends AppError {
   constructor(cause?: unknown) {
-    super('SERVICE_UNAVAILABLE', 503, 'The service is temporarily unavailable. Try again shortly.', {
-      cause,
-      headers: { 'retry-after': '5' },
-    });
+    super('SERVICE_UNAVAILABLE', undefined, { cause, headers: { 'retry-after': '5' } });
   }
 }
 

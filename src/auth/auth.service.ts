@@ -17,7 +17,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
-import { AppError, TooManyAttemptsError, ValidationError } from '../errors.ts';
+import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../errors.ts';
 import type { DeviceTrust, EventMeta, PendingDevice, RequestDevice } from '../devices/devices.service.ts';
 import type { MfaRepository } from '../mfa/mfa.repository.ts';
 import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
@@ -65,8 +65,8 @@ export const normaliseEmail = (email: string): string => email.trim().toLowerCas
 // Deliberately simple (one @, a dot in the domain, no spaces): deliverability is the mail server's call.
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-const invalidCredentials = () => new AppError('INVALID_CREDENTIALS', 401, 'The email or password is not correct.');
-const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', 401, `${what} is not valid or has expired.`);
+const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
+const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', `${what} is not valid or has expired.`);
 
 export function createAuthService(options: AuthServiceOptions) {
   const { users, refreshTokens, mfaRepository, mfa, deviceTrust, passwords, accessTokens, clock, log } = options;
@@ -115,15 +115,12 @@ export function createAuthService(options: AuthServiceOptions) {
       const problems = passwordProblems(input.password);
       if (problems.length > 0) {
         throw new ValidationError(
-          problems.map((message) => ({ field: 'password', message })),
-          'INVALID_PASSWORD',
-          'The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit.',
-        );
+problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD');
       }
       const now = clock.now();
       const displayName = input.display_name?.trim() || null;
       const user: User = { id: newId(), email, password_hash: await passwords.hash(input.password), display_name: displayName, created_at: now, updated_at: now };
-      if (!(await users.insert(user))) throw new AppError('EMAIL_TAKEN', 409, 'An account with this email already exists.');
+      if (!(await users.insert(user))) throw new AppError('EMAIL_TAKEN');
       return { ...profile(user), created_at: now };
     },
 
@@ -180,9 +177,9 @@ export function createAuthService(options: AuthServiceOptions) {
         // The last allowed attempt: the counter already refuses any further one
         // (without consuming the token, so a right code checked concurrently still wins).
         if (attempt >= CHALLENGE_MAX_FAILURES) {
-          throw new TooManyAttemptsError(1, 'TOO_MANY_ATTEMPTS', 'Too many wrong codes for this sign-in. Sign in again.');
+          throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.');
         }
-        throw new AppError('INVALID_MFA_CODE', 400, 'That code is not correct.', {
+        throw new AppError('INVALID_MFA_CODE', undefined, {
           details: { attempts_remaining: CHALLENGE_MAX_FAILURES - attempt },
         });
       }
@@ -219,7 +216,7 @@ export function createAuthService(options: AuthServiceOptions) {
 
     async me(userId: string) {
       const user = await users.findById(userId);
-      if (!user) throw new AppError('UNAUTHORIZED', 401, 'This account no longer exists.', { headers: { 'www-authenticate': 'Bearer' } });
+      if (!user) throw new UnauthorizedError('This account no longer exists.');
       return { ...profile(user), mfa_enabled: await mfa.isEnabled(userId), created_at: user.created_at };
     },
 
@@ -227,7 +224,7 @@ export function createAuthService(options: AuthServiceOptions) {
     async requirePassword(userId: string, password: string): Promise<User> {
       const user = await users.findById(userId);
       if (!user || !(await passwords.verify(user.password_hash, password))) {
-        throw new AppError('INVALID_CURRENT_PASSWORD', 400, 'The current password is not correct.');
+        throw new AppError('INVALID_CURRENT_PASSWORD');
       }
       return user;
     },

@@ -103,7 +103,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     return { userId, deviceId, type, ipAddress: m?.ipAddress ?? null, userAgent: m?.userAgent?.slice(0, MAX_USER_AGENT_STORED) ?? null };
   };
   const notFound = (): never => {
-    throw new AppError('DEVICE_NOT_FOUND', 404, 'No such trusted device.');
+    throw new AppError('DEVICE_NOT_FOUND');
   };
 
   const view = (row: DeviceSummary, currentTokenHash: string | undefined): DeviceView => ({
@@ -144,7 +144,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
    * another user's token give the same answer, so ids cannot be probed.
    */
   async function findUsableActivation(userId: string, token: string, device: RequestDevice) {
-    const notFound = new AppError('ACTIVATION_TOKEN_NOT_FOUND', 404, 'This activation token does not exist.');
+    const notFound = new AppError('ACTIVATION_TOKEN_NOT_FOUND');
     if (!looksLike('activation', token)) throw notFound;
     const row = await repository.findActivation(hashToken(token));
     if (row === undefined || row.user_id !== userId) throw notFound;
@@ -153,15 +153,15 @@ export function createDevicesService(options: DevicesServiceOptions) {
     if (row.expires_at <= now) throw activationExpired();
     const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
     if (!match.matches) {
-      throw new AppError('FINGERPRINT_MISMATCH', 403, 'This device does not match the one that passed the second factor.', {
+      throw new AppError('FINGERPRINT_MISMATCH', undefined, {
         details: { differing: match.differing },
       });
     }
     return { row, now };
   }
 
-  const activationUsed = () => new AppError('ACTIVATION_TOKEN_USED', 409, 'This activation token has already been used.');
-  const activationExpired = () => new AppError('ACTIVATION_TOKEN_EXPIRED', 410, 'This activation token has expired. Verify your second factor again.');
+  const activationUsed = () => new AppError('ACTIVATION_TOKEN_USED');
+  const activationExpired = () => new AppError('ACTIVATION_TOKEN_EXPIRED');
 
   /** The token lost a race or crossed its expiry between the read and the UPDATE. */
   const lostConsume = (expiresAt: number, now: number) => (expiresAt <= now ? activationExpired() : activationUsed());

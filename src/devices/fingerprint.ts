@@ -93,7 +93,7 @@ const MIN_KEY_BYTES = 32;
 const FINGERPRINT_DOMAIN = '\u0000device-fingerprint.v1\u0000';
 
 function invalid(message: string, details: FieldProblem[]): AppError {
-  return new AppError('INVALID_FINGERPRINT', 422, message, { details });
+  return new AppError('INVALID_FINGERPRINT', message, { details });
 }
 
 /**

@@ -5,10 +5,11 @@
  * code. 5xx messages never carry internals; they are logged with the request id.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, type FieldProblem } from '../errors.ts';
+import { AppError, ERRORS, type ErrorCode, type FieldProblem, ServiceUnavailableError } from '../errors.ts';
 import { isStorageUnavailable } from '../db/storage-errors.ts';
 
-const GENERIC_CODES: Record<number, string> = {
+/** The catalogue code for a framework error's status (the catalogue holds their messages). */
+const GENERIC_CODES: Record<number, ErrorCode> = {
   400: 'MALFORMED_REQUEST',
   401: 'UNAUTHORIZED',
   403: 'FORBIDDEN',
@@ -24,16 +25,6 @@ const GENERIC_CODES: Record<number, string> = {
   429: 'RATE_LIMITED',
   431: 'HEADERS_TOO_LARGE',
   503: 'SERVICE_UNAVAILABLE',
-};
-
-const GENERIC_MESSAGES: Record<string, string> = {
-  MALFORMED_REQUEST: 'The request body is not valid JSON.',
-  PAYLOAD_TOO_LARGE: 'The request body is too large (limit 16 KiB).',
-  UNSUPPORTED_MEDIA_TYPE: 'Send the request body as application/json.',
-  RATE_LIMITED: 'Too many requests. Try again later.',
-  NOT_FOUND: 'Not found.',
-  INTERNAL_ERROR: 'Something went wrong on our side.',
-  SERVICE_UNAVAILABLE: 'The service is temporarily unavailable. Try again shortly.',
 };
 
 /** Fastify errors whose generic message (by status) would mislead. */
@@ -75,27 +66,24 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   const fastifyError = error as FastifyError & { validation?: ValidationItem[]; validationContext?: string };
   if (fastifyError?.validation) {
-    return new AppError('VALIDATION_ERROR', 422, 'The request is not valid.', {
+    return new AppError('VALIDATION_ERROR', undefined, {
       details: toFieldProblems(fastifyError.validation, fastifyError.validationContext),
     });
   }
   if (isUnstorableText(error)) {
-    return new AppError('VALIDATION_ERROR', 422, 'The request contains characters that cannot be stored.', { cause: error });
+    return new AppError('VALIDATION_ERROR', 'The request contains characters that cannot be stored.', { cause: error });
   }
   if (isStorageUnavailable(error)) {
-    return new AppError('SERVICE_UNAVAILABLE', 503, 'The service is temporarily unavailable. Try again shortly.', {
-      cause: error,
-      headers: { 'retry-after': '5' },
-    });
+    return new ServiceUnavailableError(error);
   }
   const status = fastifyError?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'UNSUPPORTED_MEDIA_TYPE' : (GENERIC_CODES[status] ?? 'BAD_REQUEST');
+    const code: ErrorCode = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'UNSUPPORTED_MEDIA_TYPE' : (GENERIC_CODES[status] ?? 'BAD_REQUEST');
     // A 400 is not always a body problem: an undecodable URL must not be called "not valid JSON".
-    const message = FRAMEWORK_MESSAGES[fastifyError.code] ?? GENERIC_MESSAGES[code] ?? 'The request could not be processed.';
-    return new AppError(code, status === 422 ? 422 : status, message, { cause: error });
+    const message = FRAMEWORK_MESSAGES[fastifyError.code] ?? ERRORS[code].message;
+    return new AppError(code, message, { cause: error });
   }
-  return new AppError('INTERNAL_ERROR', 500, GENERIC_MESSAGES.INTERNAL_ERROR!, { expose: false, cause: error });
+  return new AppError('INTERNAL_ERROR', undefined, { expose: false, cause: error });
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: AppError) {
@@ -112,7 +100,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: A
     success: false,
     error: {
       code: error.code,
-      message: error.expose ? error.message : (GENERIC_MESSAGES[error.code] ?? GENERIC_MESSAGES.INTERNAL_ERROR!),
+      message: error.expose ? error.message : ERRORS[error.code].message,
       ...(error.details !== undefined && error.expose ? { details: error.details } : {}),
       request_id: String(request.id),
     },
@@ -131,7 +119,7 @@ export function createFrameworkErrorHandler(headers: Readonly<Record<string, str
     reply.headers(headers);
     // A parameter longer than any id this service issues names nothing: the same 404 as an unknown route.
     if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-      return sendError(request, reply, new AppError('NOT_FOUND', 404, `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`));
+      return sendError(request, reply, new AppError('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`));
     }
     return sendError(request, reply, toAppError(error));
   };
@@ -140,6 +128,6 @@ export function createFrameworkErrorHandler(headers: Readonly<Record<string, str
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toAppError(error)));
   app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, new AppError('NOT_FOUND', 404, `No route for ${request.method} ${request.url.split('?')[0]}.`)),
+    sendError(request, reply, new AppError('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}.`)),
   );
 }

@@ -18,7 +18,7 @@ function singleHeader(request: FastifyRequest, name: string): string | undefined
   const value = request.headers[name];
   if (Array.isArray(value)) {
     if (name === FINGERPRINT_HEADER) {
-      throw new AppError('INVALID_FINGERPRINT', 422, 'Send one x-device-fingerprint header.', {
+      throw new AppError('INVALID_FINGERPRINT', 'Send one x-device-fingerprint header.', {
         details: [{ field: FINGERPRINT_HEADER, message: 'must appear once' }],
       });
     }

@@ -38,7 +38,7 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
   const hashBackupCode = createBackupCodeHasher(dataEncryptionKey);
 
   const lockedError = (until: number) =>
-    new TooManyAttemptsError((until - clock.now()) / 1000, 'TOO_MANY_ATTEMPTS', 'Too many wrong codes. The second factor is locked for a while.');
+    new TooManyAttemptsError((until - clock.now()) / 1000, 'Too many wrong codes. The second factor is locked for a while.');
 
   async function enabledSecret(userId: string): Promise<string | null> {
     const row = await repository.findTotp(userId);
@@ -108,18 +108,18 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
         return;
       }
       if (attempt.lockedUntil !== null) throw lockedError(attempt.lockedUntil);
-      throw new AppError('INVALID_CODE', 400, 'That code is not correct.');
+      throw new AppError('INVALID_CODE');
     },
 
     async requireEnabled(userId: string): Promise<void> {
-      if (!(await service.isEnabled(userId))) throw new AppError('MFA_NOT_ENABLED', 400, 'Two-factor authentication is not turned on.');
+      if (!(await service.isEnabled(userId))) throw new AppError('MFA_NOT_ENABLED');
     },
 
     async setup(userId: string, email: string, label: string | undefined) {
       const secret = generateTotpSecret();
       // The upsert refuses to touch an enabled secret: that is the "already on" check, in one statement.
       const saved = await repository.savePendingTotp(userId, encryptor.encrypt(secret, userId), clock.now());
-      if (!saved) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
+      if (!saved) throw new AppError('TOTP_ALREADY_ENABLED');
       const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
       return {
         secret,
@@ -131,8 +131,8 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
 
     async confirmSetup(userId: string, code: string): Promise<{ backupCodes: string[] }> {
       const row = await repository.findTotp(userId);
-      if (row?.enabled_at != null) throw new AppError('TOTP_ALREADY_ENABLED', 409, 'Two-factor authentication is already on.');
-      if (row === undefined) throw new AppError('NO_PENDING_SETUP', 400, 'Start the setup first.');
+      if (row?.enabled_at != null) throw new AppError('TOTP_ALREADY_ENABLED');
+      if (row === undefined) throw new AppError('NO_PENDING_SETUP');
       const now = clock.now();
       if (row.setup_locked_until !== null && row.setup_locked_until > now) {
         throw new TooManyAttemptsError((row.setup_locked_until - now) / 1000);
@@ -140,7 +140,7 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
       const secret = encryptor.decrypt(row.secret_encrypted, userId);
       if (!(await acceptTotp(userId, secret, code))) {
         await repository.recordSetupFailure(userId, now, SETUP_MAX_FAILURES, SETUP_LOCK_MS);
-        throw new AppError('INVALID_CODE', 400, 'That code is not correct. Check the time on your phone and try the next code.');
+        throw new AppError('INVALID_CODE', 'That code is not correct. Check the time on your phone and try the next code.');
       }
       await repository.enableTotp(userId, now);
       return { backupCodes: await newBackupCodes(userId) };
