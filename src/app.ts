@@ -44,6 +44,9 @@ import { createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
+import { createWebauthnRepository } from './webauthn/webauthn.repository.ts';
+import { webauthnRoutes } from './webauthn/webauthn.routes.ts';
+import { createWebauthnService } from './webauthn/webauthn.service.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -168,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'auth', description: 'Sign-up, login, sessions' },
         { name: 'mfa', description: 'TOTP and backup codes' },
         { name: 'devices', description: 'Trusted devices' },
+        { name: 'webauthn', description: 'Passkeys and security keys' },
         { name: 'operations', description: 'Health, readiness, metrics' },
       ],
     },
@@ -184,6 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const users = createUsersRepository(database.db);
   const refreshTokens = createRefreshTokensRepository(database.db);
   const mfaRepository = createMfaRepository(database.db);
+  const webauthnRepository = createWebauthnRepository(database.db);
   const baseDevicesRepository = createDevicesRepository(database.db);
   const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
   const accessTokens = createAccessTokens({
@@ -198,6 +203,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     encryptor: createEncryptor(keys.dataEncryptionKey),
     dataEncryptionKey: keys.dataEncryptionKey,
     clock,
+    webauthnCredentials: webauthnRepository,
   });
   const devices = createDevicesService({
     repository: devicesRepository,
@@ -205,6 +211,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
     maxTrustedDevices: config.maxTrustedDevices,
+  });
+  const webauthn = createWebauthnService({
+    repository: webauthnRepository,
+    clock,
+    relyingParty: config.webauthn,
+    log: app.log,
+    totpEnabled: (userId) => mfa.totpEnabled(userId),
+    revokeGrantedBy: (userId, credentialId, meta) => devices.revokeGrantedBy(userId, credentialId, meta),
+    // TODO(revocation): once the lead's revocation module is merged, run the whole "MFA turned off" row:
+    //   revocation.run({ kind: 'mfa_disabled', userId, actor }) — devices, pending activations and
+    //   challenges, other sessions. Until then: every trusted device, as /mfa/deactivate does.
+    mfaTurnedOff: (userId, meta) => devices.revokeAll(userId, meta),
   });
   const auth = createAuthService({
     users,
@@ -218,6 +236,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
+    webauthn: webauthn.factor,
   });
 
   const context = {
@@ -232,6 +251,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes, { ...context, prefix: `${API_PREFIX}/auth` });
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
+  await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(webPlugin);
 

@@ -40,6 +40,8 @@ const LIST_COLUMNS = [
   'trusted_at',
   'last_used_at',
   'expires_at',
+  'granted_by',
+  'granted_by_credential_id',
 ] as const;
 export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
@@ -182,6 +184,32 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .returning('id')
         .execute();
       return rows.map((row) => row.id);
+    },
+
+    /** Revokes the active devices whose trust the given WebAuthn credential granted; returns their ids. */
+    async revokeGrantedBy(trx: Db, userId: string, credentialId: string, now: number): Promise<string[]> {
+      const rows = await trx
+        .updateTable('trusted_devices')
+        .set({ status: 'revoked', revoked_at: now })
+        .where('granted_by_credential_id', '=', credentialId)
+        .where('user_id', '=', userId)
+        .where('status', '=', 'active')
+        .returning('id')
+        .execute();
+      return rows.map((row) => row.id);
+    },
+
+    /** Ends the pending activation tokens the credential granted: they then answer 410 (expired). */
+    async endActivationsGrantedBy(trx: Db, userId: string, credentialId: string, now: number): Promise<number> {
+      const result = await trx
+        .updateTable('activation_tokens')
+        .set({ expires_at: now })
+        .where('granted_by_credential_id', '=', credentialId)
+        .where('user_id', '=', userId)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
 
     rename(userId: string, id: string, name: string, now: number): Promise<DeviceSummary | undefined> {

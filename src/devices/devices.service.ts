@@ -13,6 +13,7 @@
  * never yields "trusted" (the caller fails closed).
  */
 import type { Clock } from '../clock.ts';
+import type { TrustFactor } from '../db/schema.ts';
 import { DAY } from '../clock.ts';
 import { AppError } from '../errors.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
@@ -40,6 +41,9 @@ export type TrustDecision =
   | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; differing: string[] }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
 
+/** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
+export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
+
 export interface PendingDevice {
   id: string;
   device_name: string;
@@ -56,7 +60,7 @@ export interface DeviceTrust {
   /** Like check, without recording anything. */
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
   /** After a verified second factor: a pending device and its activation token. */
-  createPendingDevice(userId: string, device: RequestDevice): Promise<PendingDevice>;
+  createPendingDevice(userId: string, device: RequestDevice, grant: TrustGrantInput): Promise<PendingDevice>;
   /** Revokes every trusted device of the user (password change, MFA off, new backup codes). */
   revokeAll(userId: string, meta: EventMeta | undefined): Promise<number>;
 }
@@ -77,6 +81,8 @@ export interface DeviceView {
   trusted_at: number;
   last_used_at: number;
   expires_at: number;
+  granted_by: TrustFactor | null;
+  granted_by_credential_id: string | null;
 }
 
 export interface DevicesServiceOptions {
@@ -123,6 +129,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
     trusted_at: row.trusted_at,
     last_used_at: row.last_used_at,
     expires_at: row.expires_at,
+    granted_by: row.granted_by,
+    granted_by_credential_id: row.granted_by_credential_id,
   });
 
   const hashOfDeviceToken = (token: string | undefined) => (token !== undefined && looksLike('device', token) ? hashToken(token) : undefined);
@@ -185,7 +193,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return decision;
     },
 
-    async createPendingDevice(userId, device) {
+    async createPendingDevice(userId, device, grant) {
       const now = clock.now();
       const token = generateToken('activation');
       const fp = device.fingerprint;
@@ -205,6 +213,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
         expires_at: now + activationTtlMs,
         consumed_at: null,
         outcome: null,
+        granted_by: grant.factor,
+        granted_by_credential_id: grant.factor === 'webauthn' ? grant.credentialId : null,
       };
       await repository.insertActivation(row, event(userId, row.id, 'activation_created', device));
       return {
@@ -294,6 +304,20 @@ export function createDevicesService(options: DevicesServiceOptions) {
     },
 
     revokeAll,
+
+    /**
+     * A WebAuthn credential was removed: the trust it granted goes with it
+     * (revoked devices, ended pending activations), in one transaction.
+     */
+    async revokeGrantedBy(userId: string, credentialId: string, meta: EventMeta): Promise<number> {
+      const now = clock.now();
+      return repository.transaction(async (trx) => {
+        const ids = await repository.revokeGrantedBy(trx, userId, credentialId, now);
+        await repository.endActivationsGrantedBy(trx, userId, credentialId, now);
+        await insertEvents(trx, ids.map((id) => event(userId, id, 'revoked', meta)), now);
+        return ids.length;
+      });
+    },
 
     async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined): Promise<DeviceView> {
       const row = await repository.rename(userId, deviceId, name, clock.now());

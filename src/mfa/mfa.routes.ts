@@ -55,6 +55,11 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     else await auth.requirePassword(userId, password!);
     await mfa.disable(userId);
     const revoked = await devices.revokeAll(userId, eventMeta(request));
-    return ok({ mfa_enabled: false as const, devices_revoked: revoked }, 'Two-factor authentication is off. Trusted devices were revoked.');
+    // Passkeys and security keys are second factors too: with one left, MFA stays on.
+    const stillOn = await mfa.isEnabled(userId);
+    return ok(
+      { mfa_enabled: stillOn, devices_revoked: revoked },
+      stillOn ? 'Authenticator-app codes are off; your passkeys and security keys remain. Trusted devices were revoked.' : 'Two-factor authentication is off. Trusted devices were revoked.',
+    );
   });
 };

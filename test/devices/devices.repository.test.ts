@@ -45,6 +45,8 @@ for (const kind of databaseKinds()) {
           expires_at: expiresAt,
           consumed_at: null,
           outcome: null,
+          granted_by: 'totp',
+          granted_by_credential_id: null,
         },
         { userId, deviceId: id, type: 'activation_created', ipAddress: null, userAgent: null },
       );
