@@ -32,6 +32,8 @@ export interface RegisterOverrides {
   /** Discoverable credential (passkey); default true. */
   rk?: boolean;
   type?: string;
+  /** Reuse a credential id (to register one id twice). */
+  credentialId?: string;
 }
 
 export interface AssertOverrides {
@@ -69,7 +71,7 @@ export class SoftAuthenticator {
         [-3, new Uint8Array(Buffer.from(jwk.y!, 'base64url'))],
       ]),
     );
-    const credentialId = randomBytes(32);
+    const credentialId = o.credentialId ? Buffer.from(o.credentialId, 'base64url') : randomBytes(32);
     const rk = o.rk ?? true;
     const credential: SoftCredential = { id: b64url(credentialId), privateKey, counter: 0, userHandle: rk ? options.user.id : undefined };
     const idLength = Buffer.alloc(2);
