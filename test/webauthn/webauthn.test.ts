@@ -20,6 +20,7 @@ import {
   type TestApp,
   type TestUser,
 } from '../helpers/app.ts';
+import { createWebauthnRepository } from '../../src/webauthn/webauthn.repository.ts';
 import { type AssertOverrides, type RegisterOverrides, SoftAuthenticator } from '../helpers/webauthn.ts';
 
 const API = '/api/v1';
@@ -291,6 +292,27 @@ for (const kind of databaseKinds()) {
         const optionsRes = await call(t.app, 'POST', `${API}/auth/mfa/webauthn/options`, { temporary_token: token }, { device: laptop() });
         const late = optionsRes.res.statusCode === 200 ? await verifyWith(token, authenticator.assert(optionsRes.body.data.options)) : optionsRes;
         assert.notEqual(late.res.statusCode, 200);
+      });
+
+      test('the counter moves forward in one conditional UPDATE: the same or a lower value never wins twice', async () => {
+        const user = await signupAndLogin(t.app);
+        const { api } = await register(user);
+        const repository = createWebauthnRepository(t.db.handle.db);
+        const now = t.clock.now();
+        assert.equal(await repository.advanceCounter(api.id, 7, now), true);
+        assert.equal(await repository.advanceCounter(api.id, 7, now), false, 'the same value again (a concurrent twin) loses');
+        assert.equal(await repository.advanceCounter(api.id, 3, now), false);
+        assert.equal(await repository.advanceCounter(api.id, 0, now), false, 'back to 0 is a decrease');
+        assert.equal(await repository.advanceCounter(api.id, 8, now), true);
+      });
+
+      test('concurrent answers carrying the same counter: at most one is accepted', async () => {
+        const user = await signupAndLogin(t.app);
+        const { authenticator } = await register(user);
+        const tokens = await Promise.all([1, 2, 3, 4].map(() => challenge(user)));
+        const answers = await Promise.all(tokens.map(async (token) => authenticator.assert(await assertionOptions(token), { counter: 9 })));
+        const results = await Promise.all(tokens.map((token, i) => verifyWith(token, answers[i])));
+        assert.equal(results.filter((r) => r.res.statusCode === 200).length, 1, results.map((r) => r.res.statusCode).join(','));
       });
 
       test('authenticators without a counter (always 0) are accepted each time', async () => {
