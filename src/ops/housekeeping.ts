@@ -1,5 +1,5 @@
 /**
- * Pruning: spent MFA challenges and activation tokens, expired refresh
+ * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
@@ -12,6 +12,7 @@ import type { Config } from '../config.ts';
 import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
+import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -20,6 +21,7 @@ export interface PruneResult {
   devicesExpired: number;
   devicesDeleted: number;
   events: number;
+  webauthnChallenges: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -35,6 +37,7 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     devicesExpired,
     devicesDeleted: await devices.deleteEndedDevicesBefore(now - retention),
     events: await devices.deleteEventsBefore(now - retention),
+    webauthnChallenges: await createWebauthnRepository(database.db).deleteExpiredChallenges(now),
   };
 }
 

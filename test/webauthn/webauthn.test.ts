@@ -4,6 +4,7 @@
  * (test/helpers/webauthn.ts): the verifier is @simplewebauthn/server, unmocked.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import {
   call,
@@ -20,6 +21,7 @@ import {
   type TestApp,
   type TestUser,
 } from '../helpers/app.ts';
+import { pruneExpired } from '../../src/ops/housekeeping.ts';
 import { createWebauthnRepository } from '../../src/webauthn/webauthn.repository.ts';
 import { type AssertOverrides, type RegisterOverrides, SoftAuthenticator } from '../helpers/webauthn.ts';
 
@@ -180,6 +182,21 @@ for (const kind of databaseKinds()) {
         assert.equal(res.res.statusCode, 409, res.res.body);
         assert.equal(res.body.error.code, 'WEBAUTHN_CREDENTIAL_EXISTS');
         assert.deepEqual(await listCredentials(other), []);
+      });
+
+      test('challenges are stored only as SHA-256 and pruned by housekeeping once expired', async () => {
+        const user = await signupAndLogin(t.app);
+        const options = await registrationOptions(user);
+        const rows = () => t.db.handle.db.selectFrom('webauthn_challenges').selectAll().where('user_id', '=', user.userId).execute();
+        const [row] = await rows();
+        assert.ok(row);
+        assert.ok(!JSON.stringify(row).includes(options.challenge), 'the challenge itself is not stored');
+        assert.equal(row.challenge_hash, createHash('sha256').update(options.challenge).digest('hex'));
+        await pruneExpired(t.db.handle, { eventRetentionDays: 90 }, t.clock);
+        assert.equal((await rows()).length, 1, 'an unexpired challenge is kept');
+        const result = await pruneExpired(t.db.handle, { eventRetentionDays: 90 }, { now: () => t.clock.now() + 5 * MINUTE });
+        assert.ok(result.webauthnChallenges >= 1);
+        assert.equal((await rows()).length, 0);
       });
 
       test('management needs a session; another user\'s credential is 404 for rename and remove', async () => {
