@@ -131,8 +131,9 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
   /** 256 fresh bits; stored only as the SHA-256 of their base64url (what clientDataJSON carries). */
   const newChallenge = () => ({ bytes: new Uint8Array(randomBytes(32)), hash: (encoded: string) => hashToken(encoded) });
 
+  /** Logs why an answer was refused; quoted values (challenges, origins) are left out of the log line. */
   function refused(reason: string, context: Record<string, unknown> = {}): null {
-    log.info({ ...context, reason }, 'webauthn response refused');
+    log.info({ ...context, reason: reason.replace(/"[^"]*"/g, '"…"').slice(0, 200) }, 'webauthn response refused');
     return null;
   }
 
