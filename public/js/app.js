@@ -19,7 +19,7 @@ import { collectFingerprint } from './fingerprint.js';
 import { describeError } from './errors.js';
 import { $, clearFormError, copyText, h, icon, showFormError, srOnly, withBusy } from './dom.js';
 import { formatDate, formatDateTime, formatRelative, formatTime, summarizeUserAgent, timeEl } from './format.js';
-import { passkeyMfaEntered, passkeysSecurityEntered, setupPasskeys } from './views/passkeys.js';
+import { PASSKEY_EVENT_LABELS, passkeyMfaEntered, passkeysSecurityEntered, setupPasskeys } from './views/passkeys.js';
 
 const APP_NAME = 'Trusted Devices';
 const PASSWORD_RULE = /^(?=.*[a-z])(?=.*[A-Z])(?=.*\d).{8,128}$/s;
@@ -981,6 +981,7 @@ function wire() {
   });
   window.addEventListener('hashchange', render);
   // passkeys hook: the passkey UI (views/passkeys.js) ends where a code would, at the same trust prompt.
+  Object.assign(EVENT_LABELS, PASSKEY_EVENT_LABELS);
   setupPasskeys({
     pendingMfa: () => state.pendingMfa,
     onSignedIn(data, how) {

@@ -29,6 +29,13 @@ import { addPasskey, listPasskeys, removePasskey, renamePasskey, signInWithPassk
 /** @type {PasskeyHooks} */
 let hooks;
 
+/** Device-history labels of the WebAuthn events (merged into the app's labels). */
+export const PASSKEY_EVENT_LABELS = {
+  webauthn_registered: 'Passkey or security key added',
+  webauthn_removed: 'Passkey or security key removed',
+  webauthn_counter_error: 'Passkey refused: its signature counter went backwards (possible copy)',
+};
+
 /** @param {PasskeyHooks} appHooks */
 export function setupPasskeys(appHooks) {
   hooks = appHooks;
