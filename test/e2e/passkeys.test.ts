@@ -75,7 +75,7 @@ test('passkeys: register, second step, passwordless sign-in, trust, then no fact
   };
   const passkeySignIn = async () => {
     await page.goto('/#/login');
-    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByRole('button', { name: 'Use a passkey', exact: true }).click();
   };
   const deviceCards = () => page.getByRole('list', { name: 'Your devices' }).getByRole('listitem');
 

@@ -3,7 +3,7 @@
  * once with its navigation callbacks, and the three hooks below when a view
  * is entered.
  *
- * - Sign in: a "Sign in with a passkey" button under the password form.
+ * - Sign in: a "Use a passkey" button under the password form (not "Sign in …": the password form's button keeps its unique name).
  * - Second step: "Use a passkey or security key" when the login offers
  *   `webauthn` (and only that, when the account has no authenticator app).
  * - Security page: a card listing passkeys and security keys, to add,
@@ -48,7 +48,7 @@ export function setupPasskeys(appHooks) {
 
 function mountLoginButton() {
   const form = $('#login-form');
-  const button = h('button', { type: 'button', class: 'btn btn-secondary btn-block', id: 'passkey-login', 'data-busy-text': 'Waiting for your passkey…' }, 'Sign in with a passkey');
+  const button = h('button', { type: 'button', class: 'btn btn-secondary btn-block', id: 'passkey-login', 'data-busy-text': 'Waiting for your passkey…' }, 'Use a passkey');
   const box = h('div', { class: 'passkey-login' }, h('p', { class: 'or', text: 'or' }), button);
   form.after(box);
   button.addEventListener('click', () =>
