@@ -12,7 +12,7 @@
  * - `device_events` names the subject (session id, name at the time), the
  *   cause and the actor.
  */
-import { type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -36,8 +36,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   // One index serves "the user's sessions" (prefix) and "the sessions opened on a device".
   await db.schema.createIndex('sessions_user_device').on('sessions').columns(['user_id', 'device_id']).execute();
-  // Housekeeping finds dead sessions by time.
-  await db.schema.createIndex('sessions_ended').on('sessions').column('ended_at').execute();
+  // Housekeeping finds dead sessions by time. Partial, so that no query for live
+  // sessions (`ended_at is null`) is ever tempted to walk every user's live sessions through it.
+  await db.schema.createIndex('sessions_ended').on('sessions').column('ended_at').where(sql.ref('ended_at'), 'is not', null).execute();
   await db.schema.createIndex('sessions_expiry').on('sessions').column('expires_at').execute();
 
   await db.schema.alterTable('refresh_tokens').dropColumn('revoked_at').execute();
