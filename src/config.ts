@@ -45,6 +45,8 @@ export interface Config {
   eventRetentionDays: number;
   jwtIssuer: string;
   jwtAudience: string;
+  sessionMaxAgeDays: number;
+  sessionIdleDays: number;
   /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
   publicUrl: string;
   /** WebAuthn relying party (SPEC §5.8): RP ID (a domain), display name, accepted origins. */
@@ -193,6 +195,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
+    sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
+    sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
     publicUrl,
     webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
   };

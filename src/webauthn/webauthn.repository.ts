@@ -7,12 +7,11 @@
  * it. Signature counters move forward only, also with one conditional UPDATE.
  */
 import type { Kysely, Transaction } from 'kysely';
-import type { Database, WebauthnChallengesTable, WebauthnCredentialsTable } from '../db/schema.ts';
-import { type EventInput, insertEvents } from '../devices/devices.repository.ts';
+import type { Database, Db, WebauthnChallengesTable, WebauthnCredentialsTable } from '../db/schema.ts';
+import { type EventInput, insertEvents } from '../events/events.repository.ts';
 
 export type WebauthnCredential = WebauthnCredentialsTable;
 export type WebauthnChallenge = WebauthnChallengesTable;
-type Db = Kysely<Database> | Transaction<Database>;
 
 /** What binds a challenge: it is consumed only when all of these match. */
 export type ChallengeBinding =
@@ -52,18 +51,17 @@ export function createWebauthnRepository(db: Kysely<Database>) {
       return query.returningAll().executeTakeFirst();
     },
 
-    async insertCredential(row: WebauthnCredential, event: EventInput): Promise<boolean> {
-      return db.transaction().execute(async (trx) => {
-        const inserted = await trx
-          .insertInto('webauthn_credentials')
-          .values(row)
-          .onConflict((oc) => oc.column('credential_id').doNothing())
-          .returning('id')
-          .executeTakeFirst();
-        if (inserted === undefined) return false;
-        await insertEvents(trx, [event], row.created_at);
-        return true;
-      });
+    /** Inside the caller's transaction; false when the credential id is registered already (by anyone). */
+    async insertCredential(trx: Db, row: WebauthnCredential, event: EventInput): Promise<boolean> {
+      const inserted = await trx
+        .insertInto('webauthn_credentials')
+        .values(row)
+        .onConflict((oc) => oc.column('credential_id').doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (inserted === undefined) return false;
+      await insertEvents(trx, [event], row.created_at);
+      return true;
     },
 
     listForUser(userId: string): Promise<WebauthnCredential[]> {
@@ -103,19 +101,21 @@ export function createWebauthnRepository(db: Kysely<Database>) {
       return db.updateTable('webauthn_credentials').set({ name }).where('id', '=', id).where('user_id', '=', userId).returningAll().executeTakeFirst();
     },
 
-    /** Deletes the credential and records the event; returns how many credentials the user has left, or null when there was none to delete. */
-    async deleteCredential(userId: string, id: string, event: EventInput, now: number): Promise<number | null> {
-      return db.transaction().execute(async (trx) => {
-        const deleted = await trx.deleteFrom('webauthn_credentials').where('id', '=', id).where('user_id', '=', userId).returning('id').executeTakeFirst();
-        if (deleted === undefined) return null;
-        await insertEvents(trx, [event], now);
-        const left = await trx
-          .selectFrom('webauthn_credentials')
-          .select((eb) => eb.fn.countAll<number>().as('count'))
-          .where('user_id', '=', userId)
-          .executeTakeFirstOrThrow();
-        return Number(left.count);
-      });
+    /**
+     * Deletes the credential (inside the caller's transaction) and records the
+     * event with its name; returns how many credentials the user has left, or
+     * null when there was none to delete.
+     */
+    async deleteCredential(trx: Db, userId: string, id: string, event: Omit<EventInput, 'subjectName'>, now: number): Promise<number | null> {
+      const deleted = await trx.deleteFrom('webauthn_credentials').where('id', '=', id).where('user_id', '=', userId).returning('name').executeTakeFirst();
+      if (deleted === undefined) return null;
+      await insertEvents(trx, [{ ...event, subjectName: deleted.name }], now);
+      const left = await trx
+        .selectFrom('webauthn_credentials')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('user_id', '=', userId)
+        .executeTakeFirstOrThrow();
+      return Number(left.count);
     },
 
     recordEvents: (events: EventInput[], now: number) => insertEvents(db, events, now),

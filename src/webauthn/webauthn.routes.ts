@@ -11,7 +11,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { eventMeta } from '../http/request-device.ts';
+import { requestActor } from '../http/request-device.ts';
 import type { CredentialView, WebauthnService } from './webauthn.service.ts';
 import * as S from './webauthn.schemas.ts';
 
@@ -41,7 +41,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
     ...signedIn,
     schema: { tags, security, summary: 'Register the credential the browser created', body: S.RegisterVerifyBody, response: withErrors({ 200: success(S.CredentialData) }) },
   }, async (request) => {
-    const credential = await webauthn.verifyRegistration(request.auth.userId, request.body.response as never, request.body.name, eventMeta(request));
+    const credential = await webauthn.verifyRegistration(request.auth.userId, request.body.response as never, request.body.name, requestActor(request));
     return ok({ credential: credentialJson(credential) }, 'Passkey or security key registered.');
   });
 
@@ -71,10 +71,10 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
       response: withErrors({ 200: success(S.RemovedData) }),
     },
   }, async (request) => {
-    const result = await webauthn.remove(request.auth.userId, request.params.credential_id, eventMeta(request));
+    const result = await webauthn.remove(request.auth.userId, request.params.credential_id, requestActor(request));
     return ok(
-      { removed: true as const, devices_revoked: result.devicesRevoked, mfa_enabled: result.mfaEnabled },
-      result.mfaEnabled ? 'Removed. Devices trusted with it were revoked.' : 'Removed. That was your last second factor: two-factor authentication is off and trusted devices were revoked.',
+      { removed: true as const, devices_revoked: result.devicesRevoked, sessions_ended: result.sessionsEnded, mfa_enabled: result.mfaEnabled },
+      result.mfaEnabled ? 'Removed. Devices trusted with it were revoked.' : 'Removed. That was your last second factor: two-factor authentication is off, trusted devices were revoked and your other sessions were signed out.',
     );
   });
 

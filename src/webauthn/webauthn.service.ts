@@ -33,9 +33,12 @@ import { decodeClientDataJSON, isoBase64URL } from '@simplewebauthn/server/helpe
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { MINUTE } from '../clock.ts';
-import type { DeviceEventType } from '../db/schema.ts';
-import type { EventMeta, RequestDevice } from '../devices/devices.service.ts';
+import type { Transaction } from 'kysely';
+import type { Database, Db, DeviceEventType } from '../db/schema.ts';
+import { attemptActor, type RequestDevice } from '../devices/devices.service.ts';
 import { AppError } from '../errors.ts';
+import type { Actor, EventInput } from '../events/events.repository.ts';
+import type { Revocation } from '../revocation/revocation.service.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
 import type { WebauthnCredential, WebauthnRepository } from './webauthn.repository.ts';
 
@@ -58,12 +61,12 @@ export interface WebauthnServiceOptions {
   clock: Clock;
   relyingParty: RelyingParty;
   log: FastifyBaseLogger;
-  /** Whether the user's TOTP is on (then removing every credential leaves MFA on). */
+  /** SPEC §4.1: the first credential of an account turns MFA on; removing the last second factor turns it off. */
+  revocation: Revocation;
+  /** Whether the user's TOTP is on (then a credential is not the account's only factor). */
   totpEnabled(userId: string): Promise<boolean>;
-  /** Revokes the trust a credential granted (devices, pending activations). */
-  revokeGrantedBy(userId: string, credentialId: string, meta: EventMeta): Promise<number>;
-  /** The "MFA turned off" row of SPEC §4.1. */
-  mfaTurnedOff(userId: string, meta: EventMeta): Promise<number>;
+  /** Revokes the trust a credential granted (devices and their sessions, pending activations), in the caller's transaction. */
+  revokeGrantedBy(trx: Transaction<Database>, userId: string, credentialId: string, actor: Actor): Promise<number>;
 }
 
 export interface CredentialView {
@@ -87,25 +90,17 @@ export interface WebauthnFactor {
   verifyPasswordless(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ userId: string; credentialId: string }>;
 }
 
-const MAX_USER_AGENT_STORED = 512;
-
 /** The WebAuthn user handle: the user id's bytes (no email, no name). */
 export const userHandle = (userId: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(userId, 'utf8'));
 
 const verificationFailed = (message = 'The passkey or security key response could not be verified.') => new AppError('WEBAUTHN_VERIFICATION_FAILED', message);
 
 export function createWebauthnService(options: WebauthnServiceOptions) {
-  const { repository, clock, relyingParty, log } = options;
+  const { repository, clock, relyingParty, log, revocation } = options;
   const { rpId, rpName, origins } = relyingParty;
 
-  const event = (userId: string, type: DeviceEventType, meta: EventMeta | undefined) => ({
-    userId,
-    deviceId: null,
-    type,
-    ipAddress: meta?.ipAddress ?? null,
-    userAgent: meta?.userAgent?.slice(0, MAX_USER_AGENT_STORED) ?? null,
-  });
-  const metaOf = (device: RequestDevice): EventMeta => ({ ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
+  /** An event about a credential: no device, the credential's name as the subject. */
+  const event = (userId: string, type: DeviceEventType, actor: Actor, subjectName?: string): EventInput => ({ userId, type, actor, subjectName: subjectName ?? null });
 
   const view = (row: WebauthnCredential): CredentialView => ({
     id: row.id,
@@ -148,7 +143,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     response: AuthenticationResponseJSON,
     expectedChallenge: string,
     requireUserVerification: boolean,
-    meta: EventMeta,
+    actor: Actor,
   ): Promise<boolean> {
     let result;
     try {
@@ -173,7 +168,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     const now = clock.now();
     if ((credential.counter > 0 || counter > 0) && counter <= credential.counter) {
       // A genuine signature whose counter did not grow: a clone of the authenticator, or a replay.
-      await repository.recordEvents([event(credential.user_id, 'webauthn_counter_error', meta)], now);
+      await repository.recordEvents([event(credential.user_id, 'webauthn_counter_error', actor, credential.name)], now);
       log.warn({ userId: credential.user_id, credential: credential.id }, 'webauthn signature counter did not grow; refused');
       return false;
     }
@@ -218,7 +213,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       const credential = await repository.findByCredentialId(response.id);
       // Another user's credential is refused exactly like an unknown one.
       if (credential === undefined || credential.user_id !== userId) return refused('credential unknown or not this user\'s', { userId });
-      if (!(await verifyAssertion(credential, response, challenge, false, metaOf(device)))) return null;
+      if (!(await verifyAssertion(credential, response, challenge, false, attemptActor(device)))) return null;
       return { credentialId: credential.id };
     },
 
@@ -271,7 +266,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
         refused('user handle missing or not the credential\'s user', { userId: credential.user_id });
         throw verificationFailed();
       }
-      if (!(await verifyAssertion(credential, response, challenge, true, metaOf(device)))) throw verificationFailed();
+      if (!(await verifyAssertion(credential, response, challenge, true, attemptActor(device)))) throw verificationFailed();
       return { userId: credential.user_id, credentialId: credential.id };
     },
   };
@@ -313,7 +308,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       return publicKey;
     },
 
-    async verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string | undefined, meta: EventMeta): Promise<CredentialView> {
+    async verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string | undefined, actor: Actor): Promise<CredentialView> {
       const challenge = clientChallenge(response.response.clientDataJSON);
       if (challenge === undefined) throw verificationFailed();
       const consumed = await repository.consumeChallenge({ purpose: 'registration', challengeHash: hashToken(challenge), userId }, clock.now());
@@ -338,7 +333,10 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       }
       if (!verification.verified) throw verificationFailed();
       const info = verification.registrationInfo;
-      if ((await repository.countForUser(userId)) >= MAX_CREDENTIALS_PER_USER) throw new AppError('WEBAUTHN_CREDENTIAL_LIMIT');
+      const existing = await repository.countForUser(userId);
+      if (existing >= MAX_CREDENTIALS_PER_USER) throw new AppError('WEBAUTHN_CREDENTIAL_LIMIT');
+      // The account's first second factor turns MFA on: the "MFA turned on" row of SPEC §4.1 runs in the same transaction.
+      const turnsMfaOn = existing === 0 && !(await options.totpEnabled(userId));
       const rk = response.clientExtensionResults?.credProps?.rk;
       const now = clock.now();
       const row: WebauthnCredential = {
@@ -356,9 +354,11 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
         created_at: now,
         last_used_at: null,
       };
-      // TODO(revocation): when this is the user's first factor (no TOTP, no other credential), MFA turns
-      // on: run revocation.run({ kind: 'mfa_enabled', userId, actor }) once the lead's module is merged.
-      if (!(await repository.insertCredential(row, event(userId, 'webauthn_registered', meta)))) throw new AppError('WEBAUTHN_CREDENTIAL_EXISTS');
+      const insert = async (trx: Db) => {
+        if (!(await repository.insertCredential(trx, row, event(userId, 'webauthn_registered', actor, row.name)))) throw new AppError('WEBAUTHN_CREDENTIAL_EXISTS');
+      };
+      if (turnsMfaOn) await revocation.run({ kind: 'mfa_enabled', userId, actor }, insert);
+      else await repository.transaction(insert);
       return view(row);
     },
 
@@ -378,14 +378,24 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
      * Removes a credential and the trust it granted (SPEC §5.8). When it was
      * the user's last second factor, MFA is off: the "MFA turned off" row of §4.1.
      */
-    async remove(userId: string, id: string, meta: EventMeta): Promise<{ devicesRevoked: number; mfaEnabled: boolean }> {
+    async remove(userId: string, id: string, actor: Actor): Promise<{ devicesRevoked: number; sessionsEnded: number; mfaEnabled: boolean }> {
       const now = clock.now();
-      const left = await repository.deleteCredential(userId, id, event(userId, 'webauthn_removed', meta), now);
-      if (left === null) throw new AppError('WEBAUTHN_CREDENTIAL_NOT_FOUND');
-      let devicesRevoked = await options.revokeGrantedBy(userId, id, meta);
-      const mfaEnabled = left > 0 || (await options.totpEnabled(userId));
-      if (!mfaEnabled) devicesRevoked += await options.mfaTurnedOff(userId, meta);
-      return { devicesRevoked, mfaEnabled };
+      // Read before the transaction (SQLite has one connection, and the transaction holds it).
+      const totpOn = await options.totpEnabled(userId);
+      // One transaction: the removal, the trust it granted, and (last factor) the "MFA turned off" row.
+      return repository.transaction(async (trx) => {
+        const left = await repository.deleteCredential(trx, userId, id, event(userId, 'webauthn_removed', actor), now);
+        if (left === null) throw new AppError('WEBAUTHN_CREDENTIAL_NOT_FOUND');
+        let devicesRevoked = await options.revokeGrantedBy(trx, userId, id, actor);
+        let sessionsEnded = 0;
+        const mfaEnabled = left > 0 || totpOn;
+        if (!mfaEnabled) {
+          const ended = await revocation.apply(trx, { kind: 'mfa_disabled', userId, actor });
+          devicesRevoked += ended.devices.length;
+          sessionsEnded = ended.sessions.length;
+        }
+        return { devicesRevoked, sessionsEnded, mfaEnabled };
+      });
     },
   };
 }

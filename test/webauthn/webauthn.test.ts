@@ -173,6 +173,21 @@ for (const kind of databaseKinds()) {
         assert.equal((await listCredentials(user)).length, 1);
       });
 
+      test('the first credential turns MFA on: the "MFA turned on" row ends the other sessions; a second one does not', async () => {
+        const user = await signupAndLogin(t.app);
+        const other = await call(t.app, 'POST', `${API}/auth/login`, { email: user.email, password: user.password }, { device: phone() });
+        const otherToken = other.body.data.access_token;
+        const me = (token: string) => call(t.app, 'GET', `${API}/auth/me`, undefined, { token });
+        await register(user);
+        assert.equal((await me(otherToken)).res.statusCode, 401, 'the other session ended');
+        assert.equal((await me(user.accessToken)).res.statusCode, 200, 'the session that registered it stays');
+
+        const third = await passkeySignIn((await register(user)).authenticator);
+        assert.equal(third.res.statusCode, 200);
+        await register(user);
+        assert.equal((await me(third.body.data.access_token)).res.statusCode, 200, 'adding a key to an MFA account ends nothing');
+      });
+
       test('one credential id cannot be registered twice, not even by another user (409)', async () => {
         const user = await signupAndLogin(t.app);
         const other = await signupAndLogin(t.app);
@@ -238,6 +253,8 @@ for (const kind of databaseKinds()) {
         const pending = verified.body.data.trusted_device;
         assert.equal(pending.is_active, false);
 
+        const sessionsList = await call(t.app, 'GET', `${API}/sessions`, undefined, { token: verified.body.data.access_token });
+        assert.equal(sessionsList.body.data.sessions.find((x: any) => x.is_current).mfa_method, 'webauthn');
         const { device } = await activate(verified.body.data.access_token, pending.activation_token);
         assert.equal(device.granted_by, 'webauthn');
         assert.equal(device.granted_by_credential_id, api.id);
@@ -369,6 +386,9 @@ for (const kind of databaseKinds()) {
         assert.equal(first.body.data.user_id, user.userId);
         assert.equal(first.body.data.mfa_method, 'webauthn');
         assert.equal(first.body.data.trusted_device_id, null);
+        const listed = await call(t.app, 'GET', `${API}/sessions`, undefined, { token: first.body.data.access_token });
+        assert.equal(listed.res.statusCode, 200, listed.res.body);
+        assert.equal(listed.body.data.sessions.find((x: any) => x.is_current).mfa_method, 'webauthn');
         const { device, deviceToken } = await activate(first.body.data.access_token, first.body.data.trusted_device.activation_token);
         assert.equal(device.granted_by, 'webauthn');
         assert.equal(device.granted_by_credential_id, api.id);
@@ -452,8 +472,11 @@ for (const kind of databaseKinds()) {
 
         const removed = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${keyA.api.id}`, undefined, { token: user.accessToken });
         assert.equal(removed.res.statusCode, 200, removed.res.body);
-        assert.deepEqual(removed.body.data, { removed: true, devices_revoked: 1, mfa_enabled: true });
+        assert.deepEqual(removed.body.data, { removed: true, devices_revoked: 1, sessions_ended: 0, mfa_enabled: true });
         assert.deepEqual((await listDevices(user)).map((d: any) => d.id).sort(), [totpDevice.id, backupDevice.id, bDevice.id].sort());
+        // Revoking A's device is the "revoke one device" row: the session opened on it ended too.
+        assert.equal((await call(t.app, 'GET', `${API}/auth/me`, undefined, { token: byA.body.data.access_token })).res.statusCode, 401);
+        assert.equal((await call(t.app, 'GET', `${API}/auth/me`, undefined, { token: byB.body.data.access_token })).res.statusCode, 200);
         // Its pending activation is ended too (410), and its trust no longer bypasses MFA.
         const late = await call(t.app, 'POST', `${API}/devices/activate`, { activation_token: pendingByA.body.data.trusted_device.activation_token }, { token: pendingByA.body.data.access_token, device: deviceOf(5) });
         assert.equal(late.res.statusCode, 410, late.res.body);
@@ -474,13 +497,17 @@ for (const kind of databaseKinds()) {
         await t.db.handle.db.updateTable('trusted_devices').set({ granted_by: null, granted_by_credential_id: null }).where('id', '=', bDevice.id).execute();
 
         const first = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${keyA.api.id}`, undefined, { token: user.accessToken });
-        assert.deepEqual(first.body.data, { removed: true, devices_revoked: 1, mfa_enabled: true });
+        assert.deepEqual(first.body.data, { removed: true, devices_revoked: 1, sessions_ended: 0, mfa_enabled: true });
         assert.deepEqual((await listDevices(user)).map((d: any) => d.id), [bDevice.id]);
         assert.equal(aDevice.granted_by_credential_id, keyA.api.id);
 
         const last = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${keyB.api.id}`, undefined, { token: user.accessToken });
-        assert.deepEqual(last.body.data, { removed: true, devices_revoked: 1, mfa_enabled: false });
+        assert.equal(last.res.statusCode, 200, last.res.body);
+        assert.deepEqual({ ...last.body.data, sessions_ended: undefined }, { removed: true, devices_revoked: 1, sessions_ended: undefined, mfa_enabled: false });
+        assert.ok(last.body.data.sessions_ended >= 1, 'the "MFA turned off" row ends the other sessions');
         assert.deepEqual(await listDevices(user), []);
+        assert.equal((await call(t.app, 'GET', `${API}/auth/me`, undefined, { token: byB.body.data.access_token })).res.statusCode, 401, 'the passkey session on B ended');
+        assert.equal((await call(t.app, 'GET', `${API}/auth/me`, undefined, { token: user.accessToken })).res.statusCode, 200, 'the session that removed it stays');
         assert.deepEqual(await status(user), { mfa_enabled: false, methods: [], backup_codes_remaining: 0 });
         const login = await loginStep(t, user, laptop());
         assert.equal(login.body.data.mfa_required, undefined, 'no second factor left to ask for');
@@ -492,7 +519,7 @@ for (const kind of databaseKinds()) {
         const { secret } = await enableMfa(t, user);
         const key = await register(user);
         const removed = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${key.api.id}`, undefined, { token: user.accessToken });
-        assert.deepEqual(removed.body.data, { removed: true, devices_revoked: 0, mfa_enabled: true });
+        assert.deepEqual(removed.body.data, { removed: true, devices_revoked: 0, sessions_ended: 0, mfa_enabled: true });
         assert.deepEqual((await status(user)).methods, ['totp', 'backup_code']);
 
         await register(user);
