@@ -34,6 +34,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { MINUTE } from '../clock.ts';
 import type { Transaction } from 'kysely';
+import { lockUser } from '../db/locks.ts';
 import type { Database, Db, DeviceEventType } from '../db/schema.ts';
 import { attemptActor, type RequestDevice } from '../devices/devices.service.ts';
 import { AppError } from '../errors.ts';
@@ -384,6 +385,8 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       const totpOn = await options.totpEnabled(userId);
       // One transaction: the removal, the trust it granted, and (last factor) the "MFA turned off" row.
       return repository.transaction(async (trx) => {
+        // The user's row first, like every §4.1 row (src/db/locks.ts): no deadlock with a concurrent one.
+        await lockUser(trx, userId);
         const left = await repository.deleteCredential(trx, userId, id, event(userId, 'webauthn_removed', actor), now);
         if (left === null) throw new AppError('WEBAUTHN_CREDENTIAL_NOT_FOUND');
         let devicesRevoked = await options.revokeGrantedBy(trx, userId, id, actor);
