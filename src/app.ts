@@ -39,8 +39,9 @@ import { computeSecurityHeaders, securityHeaderOptions } from './http/security-h
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
+import { jwksRoutes } from './integration/jwks.routes.ts';
 import { opsRoutes } from './ops/ops.routes.ts';
-import { createAccessTokens } from './security/access-tokens.ts';
+import { accessTokenKeysFor, createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
@@ -187,7 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const baseDevicesRepository = createDevicesRepository(database.db);
   const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
   const accessTokens = createAccessTokens({
-    secret: keys.jwtSecret,
+    keys: accessTokenKeysFor(config.jwtAlgorithm, keys),
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     ttlSeconds: config.accessTokenTtlSeconds,
@@ -233,6 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
   await app.register(opsRoutes, { ping: database.ping, registry });
+  await app.register(jwksRoutes, { accessTokens });
   await app.register(webPlugin);
 
   await app.ready();
