@@ -31,8 +31,8 @@ import { createDevicesService } from './devices/devices.service.ts';
 import { createFingerprinter } from './devices/fingerprint.ts';
 import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
-import { ErrorEnvelope } from './http/envelope.ts';
 import { createFrameworkErrorHandler, registerErrorHandling } from './http/error-handler.ts';
+import { registerComponentSchemas, swaggerOptions } from './http/openapi.ts';
 import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
@@ -100,7 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('auth', null as never);
   registerErrorHandling(app);
-  app.addSchema(ErrorEnvelope);
+  registerComponentSchemas(app);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
 
@@ -156,23 +156,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'Trusted Devices',
-        version: '1.0.0',
-        description: 'Authentication with TOTP MFA and "remember this device". Every error uses the ErrorEnvelope schema.',
-      },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-      tags: [
-        { name: 'auth', description: 'Sign-up, login, sessions' },
-        { name: 'mfa', description: 'TOTP and backup codes' },
-        { name: 'devices', description: 'Trusted devices' },
-        { name: 'operations', description: 'Health, readiness, metrics' },
-      ],
-    },
-  });
+  await app.register(fastifySwagger, swaggerOptions);
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     staticCSP: true,

@@ -15,25 +15,25 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
   const security = bearerSecurity;
 
   app.post('/totp/setup', {
-    schema: { tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
+    schema: { operationId: 'setupTotp', tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
   }, async (request) => {
     const me = await auth.me(request.auth.userId);
     return ok(await mfa.setup(request.auth.userId, me.email, request.body?.device_name), 'Scan the QR code, then confirm with a code.');
   });
 
   app.post('/totp/verify', {
-    schema: { tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
+    schema: { operationId: 'confirmTotp', tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
   }, async (request) => {
     const { backupCodes } = await mfa.confirmSetup(request.auth.userId, request.body.code);
     return ok({ mfa_enabled: true as const, backup_codes: backupCodes }, 'Two-factor authentication is on. Keep the backup codes somewhere safe.');
   });
 
   app.get('/status', {
-    schema: { tags, security, summary: 'MFA status', response: withErrors({ 200: success(S.StatusData) }) },
+    schema: { operationId: 'getMfaStatus', tags, security, summary: 'MFA status', response: withErrors({ 200: success(S.StatusData) }) },
   }, async (request) => ok(await mfa.status(request.auth.userId)));
 
   app.post('/backup-codes/regenerate', {
-    schema: { tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
+    schema: { operationId: 'regenerateBackupCodes', tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
   }, async (request) => {
     const userId = request.auth.userId;
     const codes = await mfa.regenerateBackupCodes(userId, request.body.code);
@@ -42,7 +42,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
   });
 
   app.post('/deactivate', {
-    schema: { tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
+    schema: { operationId: 'disableMfa', tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
     config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const userId = request.auth.userId;

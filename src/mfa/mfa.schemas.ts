@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { ref } from '../http/envelope.ts';
 
 const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: 'A current 6-digit TOTP code.' });
 
@@ -20,5 +21,9 @@ export const SetupData = Type.Object({
 });
 export const BackupCodesData = Type.Object({ mfa_enabled: Type.Literal(true), backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }) });
 export const RegeneratedData = Type.Object({ backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }), devices_revoked: Type.Integer() });
-export const StatusData = Type.Object({ mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() });
+export const MfaStatus = Type.Object(
+  { mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() },
+  { $id: 'MfaStatus' },
+);
+export const StatusData = ref(MfaStatus);
 export const DeactivatedData = Type.Object({ mfa_enabled: Type.Literal(false), devices_revoked: Type.Integer() });
