@@ -87,6 +87,6 @@ export const MfaVerifyData = Type.Object({
 export const User = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });
 export const MeData = ref(User);
 
-export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer() });
+export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
 
 export const LoginResponse = Type.Union([LoginSessionData, MfaRequiredData]);

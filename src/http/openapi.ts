@@ -15,10 +15,11 @@ import type { TSchema } from 'typebox';
 import { LoginSession, MfaChallenge, PendingDevice, TokenPair, User } from '../auth/auth.schemas.ts';
 import { DeviceEvent, DeviceSchema } from '../devices/devices.schemas.ts';
 import { MfaStatus } from '../mfa/mfa.schemas.ts';
+import { SessionSchema } from '../sessions/sessions.schemas.ts';
 import { ErrorEnvelope } from './envelope.ts';
 
 /** Every named schema of the document. A feature adds its own here (Session, …). */
-export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, User, MfaStatus];
+export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, User, MfaStatus, SessionSchema];
 
 export function registerComponentSchemas(app: FastifyInstance): void {
   for (const schema of COMPONENT_SCHEMAS) app.addSchema(schema);
@@ -28,6 +29,7 @@ export const TAGS = [
   { name: 'auth', description: 'Sign-up, login, sessions' },
   { name: 'mfa', description: 'TOTP and backup codes' },
   { name: 'devices', description: 'Trusted devices' },
+  { name: 'sessions', description: 'Where the account is signed in' },
   { name: 'integration', description: 'Keys that verify access tokens (JWKS)' },
   { name: 'operations', description: 'Health, readiness, metrics' },
 ];

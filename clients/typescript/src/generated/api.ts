@@ -116,7 +116,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change the password; revokes every trusted device and every other session */
+        /** Change the password; revokes every trusted device, pending activation and other session */
         post: operations["changePassword"];
         delete?: never;
         options?: never;
@@ -254,7 +254,7 @@ export interface paths {
         get: operations["listDevices"];
         put?: never;
         post?: never;
-        /** Revoke every device */
+        /** Revoke every device and sign them out */
         delete: operations["revokeAllDevices"];
         options?: never;
         head?: never;
@@ -288,12 +288,47 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke one device */
+        /** Revoke one device and sign it out (ends its sessions) */
         delete: operations["revokeDevice"];
         options?: never;
         head?: never;
         /** Rename a device */
         patch: operations["renameDevice"];
+        trace?: never;
+    };
+    "/api/v1/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live sessions, most recently active first */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        /** End every session (with except_current=true: every other one) */
+        delete: operations["endSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one session */
+        delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/healthz": {
@@ -423,7 +458,25 @@ export interface components {
             id: string;
             type: string;
             device_id: string | null;
+            /** @description The session the event is about (sign-in, sign-out, session ended) */
+            session_id: string | null;
+            /** @description The name of the device or session the event is about, at the time */
+            device_name: string | null;
+            /** @description Why it ended: user, admin, logout, password_changed, password_reset, mfa_enabled, mfa_disabled, backup_codes_regenerated, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, max_devices */
+            cause: string | null;
+            /** @description Who caused the event */
+            actor: {
+                /** @description user, admin or system */
+                type: string;
+                session_id: string | null;
+                /** @description The actor session's device name, or the admin key's name */
+                name: string | null;
+                ip_address: string | null;
+                user_agent: string | null;
+            };
+            /** @description The actor's IP address */
             ip_address: string | null;
+            /** @description The actor's User-Agent */
             user_agent: string | null;
             /**
              * Format: date-time
@@ -497,6 +550,37 @@ export interface components {
             mfa_enabled: boolean;
             methods: string[];
             backup_codes_remaining: number;
+        };
+        /** @description A place where the account is signed in. */
+        Session: {
+            /** Format: uuid */
+            id: string;
+            /** @description The trusted device this session was opened on (or activated from it), while it is trusted */
+            device_id: string | null;
+            /** @description The trusted device's current name, or the browser and OS of the sign-in */
+            device_name: string;
+            /** @description Whether the device skips the second factor */
+            device_trusted: boolean;
+            browser: string;
+            os: string;
+            device_type: string;
+            /** @description The address the session was opened from */
+            ip_address: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Updated at most once a minute
+             */
+            last_active_at: string;
+            /**
+             * Format: date-time
+             * @description When it ends unless refreshed (idle limit), never past its absolute limit
+             */
+            expires_at: string;
+            mfa_method: "none" | "totp" | "backup_code" | "trusted_device";
+            /** @description True for the session of the access token of this request */
+            is_current: boolean;
         };
         /** @description A public signing key (RFC 7517). */
         Jwk: {
@@ -866,6 +950,7 @@ export interface operations {
                             /** @enum {boolean} */
                             password_changed: true;
                             devices_revoked: number;
+                            sessions_ended: number;
                         };
                         message: string;
                     };
@@ -976,6 +1061,8 @@ export interface operations {
                             /** @enum {boolean} */
                             mfa_enabled: true;
                             backup_codes: string[];
+                            /** @description Other sessions signed out (SPEC §4.1: MFA turned on) */
+                            sessions_ended: number;
                         };
                         message: string;
                     };
@@ -1128,6 +1215,7 @@ export interface operations {
                             /** @enum {boolean} */
                             mfa_enabled: false;
                             devices_revoked: number;
+                            sessions_ended: number;
                         };
                         message: string;
                     };
@@ -1325,6 +1413,7 @@ export interface operations {
                         success: true;
                         data: {
                             revoked_count: number;
+                            sessions_ended: number;
                         };
                         message: string;
                     };
@@ -1423,6 +1512,8 @@ export interface operations {
                         data: {
                             /** @enum {boolean} */
                             revoked: true;
+                            /** @description Sessions opened on the device, signed out with it */
+                            sessions_ended: number;
                         };
                         message: string;
                     };
@@ -1476,6 +1567,148 @@ export interface operations {
                         success: true;
                         data: {
                             device: components["schemas"]["Device"];
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            sessions: components["schemas"]["Session"][];
+                            total_count: number;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    endSessions: {
+        parameters: {
+            query?: {
+                /** @description true: sign out everywhere else; absent or false: every session ends, this one included */
+                except_current?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            revoked_count: number;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @enum {boolean} */
+                            revoked: true;
                         };
                         message: string;
                     };
