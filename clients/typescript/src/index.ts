@@ -163,7 +163,17 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       try {
         const refreshToken = await tokens.get('refresh_token');
         if (!refreshToken) throw new TrustedDevicesError(401, 'UNAUTHORIZED', 'No refresh token: sign in again.');
-        const pair = unwrap(await api.POST('/api/v1/auth/refresh', { body: { refresh_token: refreshToken } }));
+        let pair: TokenPair;
+        try {
+          pair = unwrap(await api.POST('/api/v1/auth/refresh', { body: { refresh_token: refreshToken } }));
+        } catch (error) {
+          // The session ended (logout elsewhere, device revoked, password changed…): forget it.
+          if (error instanceof TrustedDevicesError && error.status === 401) {
+            await tokens.set('access_token', undefined);
+            await tokens.set('refresh_token', undefined);
+          }
+          throw error;
+        }
         await storeTokens(pair);
         return pair;
       } finally {

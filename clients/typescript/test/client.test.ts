@@ -70,9 +70,13 @@ for (const kind of databaseKinds()) {
       const listed = await client.devices.list();
       assert.deepEqual(listed.map((d) => [d.id, d.is_current]), [[device.id, true]]);
       await client.devices.revoke(device.id);
-      assert.deepEqual(await client.devices.list(), []);
+      // Revoking the device signs it out (its sessions end): the client learns it and forgets the tokens.
+      await assert.rejects(client.devices.list(), (error: unknown) => error instanceof TrustedDevicesError && error.status === 401);
+      assert.equal(await client.tokens.get('refresh_token'), undefined);
       const afterRevoke = await client.login({ email: user.email, password: PASSWORD });
       assert.equal(afterRevoke.kind, 'mfa_required', 'a revoked device asks for MFA again');
+      await client.verifyMfa(afterRevoke as MfaStep, { code: code(user) });
+      assert.deepEqual(await client.devices.list(), [], 'no trusted device left');
 
       // Another laptop (its own store: no device token) is not trusted by the first one's trust.
       const other = await laptopClient().login({ email: user.email, password: PASSWORD });
