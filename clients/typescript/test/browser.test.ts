@@ -5,11 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { test } from 'node:test';
 import fc from 'fast-check';
 // @ts-expect-error: plain JavaScript module of the web app, without types
 import { encodeFingerprint as webAppEncode } from '../../../public/js/fingerprint.js';
 import { createFingerprinter } from '../../../src/devices/fingerprint.ts';
+import { chromiumInstalled, launchChromium } from '../../../test/e2e/helpers.ts';
 import { encodeFingerprint, FINGERPRINT_LIMITS } from '../src/browser.ts';
 
 const scalar = fc.oneof(fc.string({ maxLength: 700, unit: 'grapheme' }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }));
@@ -32,4 +36,39 @@ test('encodeFingerprint equals the web app encoder on any input, stays within th
     }),
     { numRuns: 300 },
   );
+});
+
+test('in Chromium, the helper collects the documented signals, the same as the web app does', { skip: !chromiumInstalled() && 'no /usr/bin/chromium' }, async () => {
+  // The TypeScript module bundled for the page (esbuild, as scripts/build.mjs does for the server).
+  const bundle = await build({
+    entryPoints: [fileURLToPath(new URL('../src/browser.ts', import.meta.url))],
+    bundle: true,
+    format: 'iife',
+    globalName: 'tdClient',
+    write: false,
+    target: 'es2020',
+  });
+  const webApp = readFileSync(fileURLToPath(new URL('../../../public/js/fingerprint.js', import.meta.url)), 'utf8').replace(/^export /gm, '');
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ locale: 'fr-FR', timezoneId: 'Europe/Paris', viewport: { width: 1280, height: 800 } });
+    await page.setContent('<!doctype html><title>fingerprint</title>');
+    await page.addScriptTag({ content: bundle.outputFiles[0]!.text });
+    await page.addScriptTag({ content: `${webApp}\nwindow.webAppFingerprintHeader = fingerprintHeader;` });
+    const [signals, header, again, webAppHeader] = await page.evaluate(async () => {
+      const w = window as any;
+      return [await w.tdClient.collectFingerprint(), await w.tdClient.fingerprintHeader(), await w.tdClient.fingerprintHeader(), await w.webAppFingerprintHeader()];
+    });
+    for (const key of ['timezone', 'language', 'platform', 'screen', 'color_depth', 'hardware_concurrency', 'touch_points']) assert.ok(key in signals, key);
+    assert.equal(signals.timezone, 'Europe/Paris');
+    assert.match(String(signals.language), /^fr-FR/);
+    assert.match(String(signals.screen), /^\d+x\d+$/);
+    if ('canvas' in signals) assert.match(String(signals.canvas), /^[0-9a-f]{32}$/);
+    assert.ok(Object.values(signals).every((v) => ['string', 'number', 'boolean'].includes(typeof v)));
+    assert.equal(header, again, 'stable within a page');
+    assert.equal(header, webAppHeader, 'the same header as the web app computes');
+    createFingerprinter(randomBytes(32)).compute({ ip: '203.0.113.7', userAgent: 'Mozilla/5.0', clientSignals: header });
+  } finally {
+    await browser.close();
+  }
 });
