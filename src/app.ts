@@ -36,6 +36,7 @@ import { createFrameworkErrorHandler, registerErrorHandling } from './http/error
 import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
+import { createValidatorFactory } from './http/validation.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
@@ -94,7 +95,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onProtoPoisoning: 'remove',
     onConstructorPoisoning: 'remove',
     frameworkErrors: createFrameworkErrorHandler(headers),
-    ajv: { customOptions: { allErrors: true, removeAdditional: true, useDefaults: true, coerceTypes: 'array' } },
+    // Bodies are validated as typed; only the query string and path parameters are coerced (src/http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('auth', null as never);

@@ -53,8 +53,20 @@ export function createMfaRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async enableTotp(userId: string, now: number): Promise<void> {
-      await db.updateTable('totp_secrets').set({ enabled_at: now, setup_failures: 0, setup_locked_until: null }).where('user_id', '=', userId).execute();
+    /**
+     * Turns on the secret that was verified, and only that one: a concurrent
+     * setup may have replaced it meanwhile, and a secret the user never
+     * confirmed must not become their second factor. One conditional UPDATE.
+     */
+    async enableTotp(userId: string, verifiedSecretEncrypted: string, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('totp_secrets')
+        .set({ enabled_at: now, setup_failures: 0, setup_locked_until: null })
+        .where('user_id', '=', userId)
+        .where('secret_encrypted', '=', verifiedSecretEncrypted)
+        .where('enabled_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
 
     async removeTotp(userId: string): Promise<void> {

@@ -117,14 +117,16 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
 
     async setup(userId: string, email: string, label: string | undefined) {
       const secret = generateTotpSecret();
+      // Everything that can fail on the input runs before the secret is stored.
+      const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
+      const qrCode = await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 1, width: 240 });
       // The upsert refuses to touch an enabled secret: that is the "already on" check, in one statement.
       const saved = await repository.savePendingTotp(userId, encryptor.encrypt(secret, userId), clock.now());
       if (!saved) throw new AppError('TOTP_ALREADY_ENABLED');
-      const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
       return {
         secret,
         otpauth_url: url,
-        qr_code: await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 1, width: 240 }),
+        qr_code: qrCode,
         manual_entry_key: manualEntryKey(secret),
       };
     },
@@ -142,7 +144,9 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
         await repository.recordSetupFailure(userId, now, SETUP_MAX_FAILURES, SETUP_LOCK_MS);
         throw new AppError('INVALID_CODE', 'That code is not correct. Check the time on your phone and try the next code.');
       }
-      await repository.enableTotp(userId, now);
+      if (!(await repository.enableTotp(userId, row.secret_encrypted, now))) {
+        throw new AppError('NO_PENDING_SETUP', 'The setup was started again meanwhile: confirm with a code from the newest QR code.');
+      }
       return { backupCodes: await newBackupCodes(userId) };
     },
 
