@@ -11,7 +11,6 @@ import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
-import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -29,11 +28,11 @@ import { createDevicesRepository, type DevicesRepository } from './devices/devic
 import { devicesRoutes } from './devices/devices.routes.ts';
 import { createDevicesService } from './devices/devices.service.ts';
 import { createFingerprinter } from './devices/fingerprint.ts';
-import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
 import { ErrorEnvelope } from './http/envelope.ts';
 import { createFrameworkErrorHandler, registerErrorHandling } from './http/error-handler.ts';
-import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
+import { createMemoryCounterStore, createRedisCounterStore } from './http/rate-limit-store.ts';
+import { installRateLimits } from './http/rate-limits.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
 import { createValidatorFactory } from './http/validation.ts';
@@ -145,16 +144,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   await app.register(fastifyCookie);
   if (config.rateLimits === 'on') {
-    await app.register(fastifyRateLimit, {
-      global: false,
-      hook: 'preHandler',
-      // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
-      ...(deps.redis ? { store: redisStoreWithLocalFallback(deps.redis, 'td-rl:', app.log) } : {}),
-      errorResponseBuilder: (_request, context) =>
-        new AppError('RATE_LIMITED', `Too many requests. Try again in ${context.after}.`, {
-          details: { retry_after_seconds: Math.ceil(context.ttl / 1000) },
-        }),
-    });
+    // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
+    const memory = createMemoryCounterStore(clock, { log: app.log });
+    installRateLimits(app, deps.redis ? createRedisCounterStore(deps.redis, { prefix: 'td-rl:', log: app.log, fallback: memory }) : memory);
   }
 
   await app.register(fastifySwagger, {
