@@ -33,6 +33,7 @@ export const ERRORS = {
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
+  SERVER_BUSY: { status: 503, message: 'Too many sign-ins are being checked right now. Try again in a moment.' },
 
   // Authentication (SPEC §5.1)
   INVALID_PASSWORD: { status: 422, message: 'The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit.' },

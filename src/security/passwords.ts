@@ -5,13 +5,19 @@
  *
  * At most one hash per core runs at a time (the rest wait in line): more
  * would not finish sooner, would hold 19 MiB each, and would take every
- * thread of the pool that file and DNS work also need.
+ * thread of the pool that file and DNS work also need. The line is bounded
+ * (QUEUE_PER_SLOT per running hash): when it is full, a new request is
+ * refused at once with 503 SERVER_BUSY (Retry-After: 1) instead of waiting
+ * behind a flood, so no login ever waits seconds (SPEC §6). The rate limits
+ * (src/http/rate-limits.ts) stop a flood from one client before it gets here;
+ * the bound is for floods from many.
  *
  * Unknown emails are verified against a dummy hash made once at start, so a
  * login for an email that does not exist costs the same as a wrong password.
  */
 import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
+import { AppError } from '../errors.ts';
 
 /** Algorithm.Argon2id of @node-rs/argon2 (an ambient const enum, so spelled out). */
 const ARGON2ID = 2;
@@ -32,13 +38,20 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<false>;
 }
 
-/** Runs at most `slots` tasks at once, the others in arrival order. */
-function createLimiter(slots: number) {
+/** Hashes that may wait per running one: with ~50 ms per OWASP hash, a full line is ~0.4 s of work per core. */
+export const QUEUE_PER_SLOT = 8;
+
+export const serverBusy = () => new AppError('SERVER_BUSY', undefined, { headers: { 'retry-after': '1' } });
+
+/** Runs at most `slots` tasks at once, at most `maxWaiting` others in arrival order; beyond that, refuses at once. */
+function createLimiter(slots: number, maxWaiting: number) {
   let running = 0;
   const waiting: Array<() => void> = [];
   return async function limited<T>(task: () => Promise<T>): Promise<T> {
-    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
-    else running++;
+    if (running >= slots) {
+      if (waiting.length >= maxWaiting) throw serverBusy();
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else running++;
     try {
       return await task();
     } finally {
@@ -49,11 +62,16 @@ function createLimiter(slots: number) {
   };
 }
 
-export function createPasswordHasher(options: PasswordHasherOptions = OWASP_ARGON2ID, concurrency = availableParallelism()): PasswordHasher {
+export function createPasswordHasher(
+  options: PasswordHasherOptions = OWASP_ARGON2ID,
+  concurrency = availableParallelism(),
+  maxWaiting = QUEUE_PER_SLOT * Math.max(1, concurrency),
+): PasswordHasher {
   const argonOptions = { algorithm: ARGON2ID, ...options };
-  const limited = createLimiter(Math.max(1, concurrency));
-  const check = (hashed: string, password: string) => limited(() => verify(hashed, password)).catch(() => false);
-  // Made once, at start, off the event loop; the catch keeps an early failure from being unhandled.
+  const limited = createLimiter(Math.max(1, concurrency), maxWaiting);
+  // A malformed stored hash is a wrong password; a full line is SERVER_BUSY, never "wrong password".
+  const check = (hashed: string, password: string) => limited(() => verify(hashed, password).catch(() => false));
+  // Made once, at start, off the event loop (never refused: nothing waits yet); the catch keeps an early failure from being unhandled.
   const dummy = limited(() => hash('dummy-password-for-unknown-emails', argonOptions));
   dummy.catch(() => undefined);
   return {
