@@ -36,6 +36,7 @@ import { installRateLimits } from './http/rate-limits.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
 import { createValidatorFactory } from './http/validation.ts';
+import { createClientErrorHandler, createExpectationHandler, createRouteTable, installProtocolRules } from './http/protocol.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
@@ -94,12 +95,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onProtoPoisoning: 'remove',
     onConstructorPoisoning: 'remove',
     frameworkErrors: createFrameworkErrorHandler(headers),
+    // Parser errors (bad request line, duplicate Content-Length, 431, 408) in the envelope (src/http/protocol.ts).
+    clientErrorHandler: createClientErrorHandler(headers),
+    // Node's own missing-Host answer is a bare 400; the check is made in the envelope instead.
+    http: { requireHostHeader: false },
     // Bodies are validated as typed; only the query string and path parameters are coerced (src/http/validation.ts).
     schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('auth', null as never);
-  registerErrorHandling(app);
+  const routes = createRouteTable(app);
+  registerErrorHandling(app, routes);
+  app.server.on('checkExpectation', createExpectationHandler(headers));
   app.addSchema(ErrorEnvelope);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
@@ -108,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.headers(headers);
     done();
   });
+  installProtocolRules(app, routes);
 
   // Graceful shutdown: requests in flight at close time finish, and their
   // keep-alive connections are closed after the answer instead of holding
@@ -140,7 +148,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   if (config.corsOrigins) {
-    await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600 });
+    // Every method the API has (the default stops at GET, HEAD, POST: DELETE and PATCH could not be called).
+    await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600, methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'] });
   }
   await app.register(fastifyCookie);
   if (config.rateLimits === 'on') {

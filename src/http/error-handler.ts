@@ -7,6 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERRORS, type ErrorCode, type FieldProblem, ServiceUnavailableError } from '../errors.ts';
 import { isStorageUnavailable } from '../db/storage-errors.ts';
+import type { RouteTable } from './protocol.ts';
 
 /** The catalogue code for a framework error's status (the catalogue holds their messages). */
 const GENERIC_CODES: Record<number, ErrorCode> = {
@@ -125,9 +126,16 @@ export function createFrameworkErrorHandler(headers: Readonly<Record<string, str
   };
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, routes?: RouteTable): void {
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toAppError(error)));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, new AppError('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}.`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // A known path with another method: 405 and the methods it has (RFC 9110 §15.5.6).
+    const allowed = routes?.allowed(path) ?? [];
+    if (allowed.length > 0) {
+      const allow = allowed.join(', ');
+      return sendError(request, reply, new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path.slice(0, 200)}; use ${allow}.`, { headers: { allow } }));
+    }
+    return sendError(request, reply, new AppError('NOT_FOUND', `No route for ${request.method} ${path.slice(0, 200)}.`));
+  });
 }
