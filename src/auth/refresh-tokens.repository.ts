@@ -70,8 +70,12 @@ export function createRefreshTokensRepository(db: Kysely<Database>) {
       await query.execute();
     },
 
-    async deleteExpired(now: number): Promise<number> {
-      const result = await db.deleteFrom('refresh_tokens').where('expires_at', '<=', now).executeTakeFirst();
+    /** At most `limit` rows, chosen through the expiry index (housekeeping loops). */
+    async deleteExpired(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('refresh_tokens')
+        .where('id', 'in', (eb) => eb.selectFrom('refresh_tokens').select('id').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   };

@@ -180,8 +180,12 @@ export function createMfaRepository(db: Kysely<Database>) {
       await db.deleteFrom('mfa_lockouts').where('user_id', '=', userId).execute();
     },
 
-    async deleteExpiredChallenges(now: number): Promise<number> {
-      const result = await db.deleteFrom('mfa_challenges').where('expires_at', '<=', now).executeTakeFirst();
+    /** At most `limit` rows, chosen through the expiry index (housekeeping loops). */
+    async deleteExpiredChallenges(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('mfa_challenges')
+        .where('id', 'in', (eb) => eb.selectFrom('mfa_challenges').select('id').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   };
