@@ -14,12 +14,12 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { createRefreshTokensRepository } from '../auth/refresh-tokens.repository.ts';
 import { type Clock, DAY, MINUTE, systemClock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
+import { createSessionsRepository } from '../sessions/sessions.repository.ts';
 
 export const BATCH_SIZE = 500;
 export const MAX_BATCHES_PER_RUN = 200;
@@ -30,6 +30,7 @@ export interface PruneResult {
   refreshTokens: number;
   devicesExpired: number;
   devicesDeleted: number;
+  sessionsDeleted: number;
   events: number;
   /** The steps that failed this run (each is logged); the others ran. */
   failed: Array<Exclude<keyof PruneResult, 'failed'>>;
@@ -63,7 +64,7 @@ export async function pruneExpired(
   const batchSize = options.batchSize ?? BATCH_SIZE;
   const devices = createDevicesRepository(database.db);
   const mfa = createMfaRepository(database.db);
-  const refreshTokens = createRefreshTokensRepository(database.db);
+  const sessions = createSessionsRepository(database.db);
 
   const steps: Array<[Exclude<keyof PruneResult, 'failed'>, (limit: number) => Promise<number>]> = [
     // Expiry first: devices it ends are then counted by the retention below from their expiry.
@@ -71,11 +72,13 @@ export async function pruneExpired(
     ['challenges', (limit) => mfa.deleteExpiredChallenges(now, limit)],
     // Kept a day past expiry so a late activate still gets 410, not 404.
     ['activationTokens', (limit) => devices.deleteSpentActivations(now - DAY, limit)],
-    ['refreshTokens', (limit) => refreshTokens.deleteExpired(now, limit)],
+    ['refreshTokens', (limit) => sessions.deleteExpiredRefreshTokens(now, limit)],
     ['devicesDeleted', (limit) => devices.deleteEndedDevicesBefore(now - retention, limit)],
+    // Ended sessions stay listed in the history's subjects for the retention period.
+    ['sessionsDeleted', (limit) => sessions.deleteDeadBefore(now - retention, limit)],
     ['events', (limit) => devices.deleteEventsBefore(now - retention, limit)],
   ];
-  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, events: 0, failed: [] };
+  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, failed: [] };
   for (const [name, batch] of steps) {
     try {
       result[name] = await drain(batch, batchSize);

@@ -9,7 +9,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
+import { SYSTEM } from '../../src/events/events.repository.ts';
 import { createMfaRepository } from '../../src/mfa/mfa.repository.ts';
+import { createRevocation } from '../../src/revocation/revocation.service.ts';
+import { createSessionsRepository } from '../../src/sessions/sessions.repository.ts';
 import { createMfaService } from '../../src/mfa/mfa.service.ts';
 import { totpCode } from '../../src/mfa/totp.ts';
 import { createEncryptor } from '../../src/security/encryption.ts';
@@ -103,9 +107,11 @@ for (const kind of databaseKinds()) {
           return accepted;
         },
       };
-      const service = createMfaService({ repository, encryptor, dataEncryptionKey: key, clock: t.clock });
-      const first = await createMfaService({ repository: real, encryptor, dataEncryptionKey: key, clock: t.clock }).setup(user.userId, user.email, undefined);
-      await assert.rejects(service.confirmSetup(user.userId, totpCode(first.secret, t.clock.now())), (error: any) => error.code === 'NO_PENDING_SETUP');
+      const db = t.db.handle.db;
+      const revocation = createRevocation({ db, devices: createDevicesRepository(db), sessions: createSessionsRepository(db), mfa: real, clock: t.clock });
+      const service = createMfaService({ repository, revocation, encryptor, dataEncryptionKey: key, clock: t.clock });
+      const first = await createMfaService({ repository: real, revocation, encryptor, dataEncryptionKey: key, clock: t.clock }).setup(user.userId, user.email, undefined);
+      await assert.rejects(service.confirmSetup(user.userId, totpCode(first.secret, t.clock.now()), SYSTEM), (error: any) => error.code === 'NO_PENDING_SETUP');
       assert.notEqual(secondSecret, '');
       const row = await real.findTotp(user.userId);
       assert.equal(row?.enabled_at, null, 'the unconfirmed secret is not enabled');
