@@ -110,7 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('auth', null as never);
   const routes = createRouteTable(app);
-  registerErrorHandling(app, routes);
+  registerErrorHandling(app, routes, headers);
   app.server.on('checkExpectation', createExpectationHandler(headers));
   app.addSchema(ErrorEnvelope);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.

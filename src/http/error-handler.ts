@@ -126,9 +126,15 @@ export function createFrameworkErrorHandler(headers: Readonly<Record<string, str
   };
 }
 
-export function registerErrorHandling(app: FastifyInstance, routes?: RouteTable): void {
-  app.setErrorHandler((error, request, reply) => sendError(request, reply, toAppError(error)));
+export function registerErrorHandling(app: FastifyInstance, routes?: RouteTable, headers?: Readonly<Record<string, string>>): void {
+  app.setErrorHandler((error, request, reply) => {
+    // Some errors are raised before the onRequest hooks ran (an HTTP/0.9 request line with an
+    // unknown method): the security headers are set here too, so no error leaves without them.
+    if (headers) reply.headers(headers);
+    return sendError(request, reply, toAppError(error));
+  });
   app.setNotFoundHandler((request, reply) => {
+    if (headers) reply.headers(headers);
     const path = request.url.split('?')[0]!;
     // A known path with another method: 405 and the methods it has (RFC 9110 §15.5.6).
     const allowed = routes?.allowed(path) ?? [];
