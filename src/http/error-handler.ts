@@ -88,9 +88,10 @@ export function toAppError(error: unknown): AppError {
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: AppError) {
-  if (error.status >= 500) {
+  // Refusals under load (a full hashing line, a limit) are expected and come in floods: one short line each, no stack.
+  if (error.status >= 500 && error.code !== 'SERVER_BUSY') {
     request.log.error({ err: error.cause ?? error, code: error.code }, 'request failed');
-  } else if (error.status === 429) {
+  } else if (error.status === 429 || error.code === 'SERVER_BUSY') {
     request.log.warn({ code: error.code }, 'request limited');
   }
   reply.headers(error.headers);

@@ -11,7 +11,7 @@
  * - `failures`: only failed attempts count (login). Each attempt is counted
  *   before the work (so a burst of parallel guesses cannot outrun the
  *   limit, and a refused one never reaches the password hasher) and taken
- *   back when it did not fail (a successful sign-in, an MFA challenge, a 503).
+ *   back when it did not fail (a successful sign-in, an MFA challenge).
  *
  * Clients are keyed by address; IPv6 by its /64 (one subscriber's whole
  * prefix), since a single host can use any of 2^64 addresses.
@@ -44,13 +44,13 @@ export interface FailureRule {
   max: number;
   windowMs: number;
   key: KeyOf;
+  /** Whether the answer was a failed attempt for this counter (kept in the count). */
+  failed(statusCode: number): boolean;
 }
 
 export interface FailureLimit {
   kind: 'failures';
   rules: readonly FailureRule[];
-  /** Whether the answer was a failed attempt (kept in the count). */
-  failed(statusCode: number): boolean;
 }
 
 export type RouteRateLimit = RequestLimit | FailureLimit;
@@ -92,12 +92,14 @@ export const RATE_LIMITS = {
   signup: { kind: 'requests', name: 'signup', max: 3, windowMs: 5 * MINUTE, key: (r) => `signup:${ip(r)}` } satisfies RequestLimit,
   login: {
     kind: 'failures',
-    // INVALID_CREDENTIALS; a 422 never gets this far (validation runs first).
-    failed: (statusCode) => statusCode === 401,
+    // A failure is 401 INVALID_CREDENTIALS (a 422 never gets this far: validation runs first).
+    // For the per-IP ceiling a 503 (the hashing line was full) counts too: otherwise a flood from
+    // one address, refused at the hasher, would never reach its ceiling and would keep the line
+    // full for everyone. It does not count against a person's own email or account.
     rules: [
-      { name: 'ip-email', max: 5, windowMs: 15 * MINUTE, key: (r) => `login:ip-email:${ip(r)}:${email(r)}` },
-      { name: 'account', max: 100, windowMs: DAY, key: (r) => `login:account:${email(r)}` },
-      { name: 'ip', max: 50, windowMs: 15 * MINUTE, key: (r) => `login:ip:${ip(r)}` },
+      { name: 'ip-email', max: 5, windowMs: 15 * MINUTE, key: (r) => `login:ip-email:${ip(r)}:${email(r)}`, failed: (status) => status === 401 },
+      { name: 'account', max: 100, windowMs: DAY, key: (r) => `login:account:${email(r)}`, failed: (status) => status === 401 },
+      { name: 'ip', max: 50, windowMs: 15 * MINUTE, key: (r) => `login:ip:${ip(r)}`, failed: (status) => status === 401 || status === 503 },
     ],
   } satisfies FailureLimit,
   /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
@@ -152,12 +154,14 @@ export function installRateLimits(app: FastifyInstance, store: CounterStore): vo
       }
       reservations.set(request, keys);
     });
+    const rules = limit.rules;
     // onSend, not onResponse: the count is settled before the client sees the answer.
     route.onSend = append(route.onSend, async (request, reply, payload) => {
       const keys = reservations.get(request);
-      if (keys !== undefined && !limit.failed(reply.statusCode)) {
+      if (keys !== undefined) {
         reservations.delete(request);
-        await store.undo(keys);
+        const notFailures = keys.filter((_, i) => !rules[i]!.failed(reply.statusCode));
+        if (notFailures.length > 0) await store.undo(notFailures);
       }
       return payload;
     });

@@ -6,7 +6,8 @@
  * At most one hash per core runs at a time (the rest wait in line): more
  * would not finish sooner, would hold 19 MiB each, and would take every
  * thread of the pool that file and DNS work also need. The line is bounded
- * (QUEUE_PER_SLOT per running hash): when it is full, a new request is
+ * (QUEUE_PER_SLOT per running hash, and no more than MAX_EXPECTED_WAIT_MS of
+ * expected waiting): when it is full, a new request is
  * refused at once with 503 SERVER_BUSY (Retry-After: 1) instead of waiting
  * behind a flood, so no login ever waits seconds (SPEC §6). The rate limits
  * (src/http/rate-limits.ts) stop a flood from one client before it gets here;
@@ -38,23 +39,34 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<false>;
 }
 
-/** Hashes that may wait per running one: with ~50 ms per OWASP hash, a full line is ~0.4 s of work per core. */
+/** Hashes that may wait per running one, at most. */
 export const QUEUE_PER_SLOT = 8;
+/** And at most this much expected waiting: a new hash is refused when the line ahead would take longer (SPEC §6: no login waits seconds). */
+export const MAX_EXPECTED_WAIT_MS = 250;
 
 export const serverBusy = () => new AppError('SERVER_BUSY', undefined, { headers: { 'retry-after': '1' } });
 
-/** Runs at most `slots` tasks at once, at most `maxWaiting` others in arrival order; beyond that, refuses at once. */
-function createLimiter(slots: number, maxWaiting: number) {
+/**
+ * Runs at most `slots` tasks at once, the others in arrival order; refuses at
+ * once when `maxWaiting` already wait, or when the line ahead would take more
+ * than `maxWaitMs` at the recent pace (a moving average of task durations:
+ * the bound follows the machine, slow under load, fast when idle).
+ */
+function createLimiter(slots: number, maxWaiting: number, maxWaitMs: number) {
   let running = 0;
+  let averageMs = 50;
   const waiting: Array<() => void> = [];
   return async function limited<T>(task: () => Promise<T>): Promise<T> {
     if (running >= slots) {
-      if (waiting.length >= maxWaiting) throw serverBusy();
+      const expectedWaitMs = ((waiting.length + 1) * averageMs) / slots;
+      if (waiting.length >= maxWaiting || expectedWaitMs > maxWaitMs) throw serverBusy();
       await new Promise<void>((resolve) => waiting.push(resolve));
     } else running++;
+    const started = performance.now();
     try {
       return await task();
     } finally {
+      averageMs = 0.8 * averageMs + 0.2 * (performance.now() - started);
       const next = waiting.shift();
       if (next) next();
       else running--;
@@ -66,9 +78,10 @@ export function createPasswordHasher(
   options: PasswordHasherOptions = OWASP_ARGON2ID,
   concurrency = availableParallelism(),
   maxWaiting = QUEUE_PER_SLOT * Math.max(1, concurrency),
+  maxWaitMs = MAX_EXPECTED_WAIT_MS,
 ): PasswordHasher {
   const argonOptions = { algorithm: ARGON2ID, ...options };
-  const limited = createLimiter(Math.max(1, concurrency), maxWaiting);
+  const limited = createLimiter(Math.max(1, concurrency), maxWaiting, maxWaitMs);
   // A malformed stored hash is a wrong password; a full line is SERVER_BUSY, never "wrong password".
   const check = (hashed: string, password: string) => limited(() => verify(hashed, password).catch(() => false));
   // Made once, at start, off the event loop (never refused: nothing waits yet); the catch keeps an early failure from being unhandled.

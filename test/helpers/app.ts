@@ -13,7 +13,7 @@ import { totpCode } from '../../src/mfa/totp.ts';
 import type { DatabaseKind, TestDatabase } from './databases.ts';
 
 /** Cheaper argon2id for the HTTP suites; the OWASP parameters are tested in test/security. */
-export const fastPasswords = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }, undefined, 100_000);
+export const fastPasswords = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }, undefined, 100_000, Number.POSITIVE_INFINITY);
 // (An unbounded line here: concurrency tests fire bursts of logins; the bound is tested in test/security/password-queue.test.ts.)
 
 export const randomKeys = (): Keys => ({

@@ -1,8 +1,9 @@
 /**
  * SPEC §6 and checklist #51: password hashing is bounded. When the line of
  * hashes waiting is full, a request is refused at once (503 SERVER_BUSY with
- * Retry-After) instead of queueing without limit; a refused login is not a
- * failed attempt.
+ * Retry-After) instead of queueing without limit; a refused login counts
+ * toward the per-IP ceiling (so a flood from one address still reaches it),
+ * not against the person's email or account.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -26,7 +27,7 @@ describe('bounded password hashing', () => {
     await assert.rejects(Promise.all(Array.from({ length: 5 }, () => hasher.verifyDummy('x'))), (e: any) => e.code === 'SERVER_BUSY');
   });
 
-  test('a login flood beyond the line answers 503 SERVER_BUSY in the envelope, never 500, and is not counted as failures', async () => {
+  test('a login flood beyond the line answers 503 SERVER_BUSY in the envelope, never 500, and counts toward the per-IP ceiling only', async () => {
     const t = await createTestApp(kind, { env: { RATE_LIMITS: 'on' }, deps: { passwordHasher: createPasswordHasher(CHEAP, 1, 2) } });
     try {
       const email = uniqueEmail('busy');
@@ -44,10 +45,15 @@ describe('bounded password hashing', () => {
         assert.equal(r.res.headers['retry-after'], '1');
         assert.equal(r.res.headers['cache-control'], 'no-store');
       }
-      // A refused attempt was not a failure: that client + email still has all 5 failures before 429.
+      // A refused attempt is not a failure of that person's email (all 5 are left)...
       const refused = statuses.indexOf(503);
       for (let i = 0; i < 5; i++) assert.equal((await attempt(refused)).res.statusCode, 401);
       assert.equal((await attempt(refused)).res.statusCode, 429);
+      // ...but it counts toward the per-IP ceiling (50): 1 refused + 5 failed above, 44 more failures, then 429.
+      const ip = `198.19.0.${refused + 1}`;
+      const other = (n: number) => call(t.app, 'POST', '/api/v1/auth/login', { email: `other-${n}-${email}`, password: 'Wrong-Password-1' }, { device: { userAgent: 'test', ip } });
+      for (let n = 0; n < 44; n++) assert.equal((await other(n)).res.statusCode, 401, `failure ${n + 7}`);
+      assert.equal((await other(44)).res.statusCode, 429);
       // And the real user signs in once the flood is over.
       assert.equal((await call(t.app, 'POST', '/api/v1/auth/login', { email, password: PASSWORD })).res.statusCode, 200);
     } finally {
