@@ -77,12 +77,14 @@ describe('login limits (RATE_LIMITS=on)', () => {
     assert.equal((await login(email, '2001:db8:aa:bc::1')).res.statusCode, 401, 'another /64');
   });
 
-  test('device routes share one budget per user (60 per minute across routes)', async () => {
+  test('device and session routes share one budget per user (60 per minute across routes)', async () => {
     const user = await newUser('192.0.2.73');
     for (let i = 0; i < 30; i++) assert.equal((await call(t.app, 'GET', '/api/v1/devices', undefined, { token: user.accessToken })).res.statusCode, 200);
-    for (let i = 0; i < 30; i++) assert.equal((await call(t.app, 'GET', '/api/v1/devices/events', undefined, { token: user.accessToken })).res.statusCode, 200);
+    for (let i = 0; i < 15; i++) assert.equal((await call(t.app, 'GET', '/api/v1/devices/events', undefined, { token: user.accessToken })).res.statusCode, 200);
+    for (let i = 0; i < 15; i++) assert.equal((await call(t.app, 'GET', '/api/v1/sessions', undefined, { token: user.accessToken })).res.statusCode, 200);
     const limited = await call(t.app, 'GET', '/api/v1/devices/events', undefined, { token: user.accessToken });
     assert.equal(limited.res.statusCode, 429);
+    assert.equal((await call(t.app, 'GET', '/api/v1/sessions', undefined, { token: user.accessToken })).res.statusCode, 429);
     assert.equal((await call(t.app, 'DELETE', '/api/v1/devices/00000000-0000-4000-8000-000000000000', undefined, { token: user.accessToken })).res.statusCode, 429);
     // The window passes with the injected clock.
     t.clock.advance(61_000);
