@@ -42,7 +42,7 @@ export interface PasswordHasher {
 /** Hashes that may wait per running one, at most. */
 export const QUEUE_PER_SLOT = 8;
 /** And at most this much expected waiting: a new hash is refused when the line ahead would take longer (SPEC §6: no login waits seconds). */
-export const MAX_EXPECTED_WAIT_MS = 250;
+export const MAX_EXPECTED_WAIT_MS = 1000;
 
 export const serverBusy = () => new AppError('SERVER_BUSY', undefined, { headers: { 'retry-after': '1' } });
 
