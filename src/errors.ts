@@ -25,6 +25,7 @@ export const ERRORS = {
   NOT_ACCEPTABLE: { status: 406, message: 'The requested representation is not available.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive.' },
   LENGTH_REQUIRED: { status: 411, message: 'A Content-Length is required.' },
+  EXPECTATION_FAILED: { status: 417, message: 'Only "Expect: 100-continue" is supported.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large (limit 16 KiB).' },
   URI_TOO_LONG: { status: 414, message: 'The request URL is too long.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the request body as application/json.' },
@@ -33,6 +34,7 @@ export const ERRORS = {
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
+  SERVER_BUSY: { status: 503, message: 'Too many sign-ins are being checked right now. Try again in a moment.' },
 
   // Authentication (SPEC §5.1)
   INVALID_PASSWORD: { status: 422, message: 'The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit.' },
