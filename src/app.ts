@@ -18,6 +18,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { createAccountMail } from './account/account-mail.ts';
+import { createAccountRepository } from './account/account.repository.ts';
+import { accountPages, accountRoutes } from './account/account.routes.ts';
+import { createAccountService } from './account/account.service.ts';
 import { authRoutes } from './auth/auth.routes.ts';
 import { createAuthService } from './auth/auth.service.ts';
 import { createRefreshTokensRepository } from './auth/refresh-tokens.repository.ts';
@@ -199,8 +203,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     dataEncryptionKey: keys.dataEncryptionKey,
     clock,
   });
+  // Account email: requests only queue mail (src/mail/outbox); src/main.ts runs the sender.
+  const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
+  const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({
     repository: devicesRepository,
+    alerts: accountMail,
     clock,
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
@@ -212,12 +220,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mfaRepository,
     mfa,
     deviceTrust: devices.trust,
-    passwords: deps.passwordHasher ?? createPasswordHasher(),
+    passwords,
     accessTokens,
     clock,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
+    accountMail,
+  });
+  const account = createAccountService({
+    repository: createAccountRepository(database.db),
+    devicesRepository,
+    users,
+    mail: accountMail,
+    passwords,
+    clock,
   });
 
   const context = {
@@ -225,6 +242,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     auth,
     mfa,
     devices,
+    account,
+    accountMail,
     requestDevice: createRequestDeviceReader(createFingerprinter(keys.fingerprintKey)),
     authenticate: createAuthenticate(accessTokens),
   };
@@ -232,6 +251,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes, { ...context, prefix: `${API_PREFIX}/auth` });
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
+  await app.register(accountRoutes, { ...context, prefix: API_PREFIX });
+  await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(webPlugin);
 

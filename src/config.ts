@@ -45,6 +45,11 @@ export interface Config {
   eventRetentionDays: number;
   jwtIssuer: string;
   jwtAudience: string;
+  /** Base of every link in mail (SPEC §5.6), without a trailing slash. */
+  publicUrl: string;
+  /** SMTP server for mail; unset → .eml files in DATA_DIR/outbox/. */
+  smtpUrl: string | undefined;
+  mailFrom: string;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +150,13 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
   }
 
+  const publicUrl = (read('PUBLIC_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push('PUBLIC_URL must be an http(s) URL without query or fragment');
+  const smtpUrl = read('SMTP_URL');
+  if (smtpUrl !== undefined && !/^smtps?:\/\/[^\s]+$/.test(smtpUrl)) problems.push('SMTP_URL must start with smtp:// or smtps://');
+  const mailFrom = read('MAIL_FROM') ?? 'Trusted Devices <no-reply@localhost>';
+  if (!/^([^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/.test(mailFrom)) problems.push('MAIL_FROM must be an address, optionally with a name: Name <address@example.com>');
+
   const config: Config = {
     nodeEnv,
     production,
@@ -174,6 +186,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
+    publicUrl,
+    smtpUrl,
+    mailFrom,
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

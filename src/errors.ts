@@ -57,6 +57,11 @@ export const ERRORS = {
   FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
   DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
 
+  // Account email (SPEC §5.6): verification, reset and "This wasn't me" links
+  LINK_INVALID: { status: 400, message: 'This link is not valid. Use the latest link we sent you.' },
+  LINK_USED: { status: 409, message: 'This link has already been used.' },
+  LINK_EXPIRED: { status: 410, message: 'This link has expired. Ask for a new one.' },
+
   // Sessions (SPEC §5.4)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -80,7 +80,7 @@ export const MfaVerifyData = Type.Object({
   trusted_device: Type.Union([PendingDeviceData, Type.Null()]),
 });
 
-export const MeData = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime });
+export const MeData = Type.Object({ ...Profile, email_verified: Type.Boolean(), mfa_enabled: Type.Boolean(), created_at: IsoTime });
 
 export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer() });
 

@@ -41,6 +41,11 @@ export interface AuthServiceOptions {
   refreshTokenTtlSeconds: number;
   mfaChallengeTtlSeconds: number;
   log: FastifyBaseLogger;
+  /** Account mail (src/account/account-mail.ts): queued, never awaited for delivery, never throws. */
+  accountMail?: {
+    verifyEmail(userId: string): Promise<void>;
+    passwordChanged(userId: string, context: EventMeta): Promise<void>;
+  };
 }
 
 export interface Session {
@@ -119,8 +124,9 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       }
       const now = clock.now();
       const displayName = input.display_name?.trim() || null;
-      const user: User = { id: newId(), email, password_hash: await passwords.hash(input.password), display_name: displayName, created_at: now, updated_at: now };
+      const user: User = { id: newId(), email, password_hash: await passwords.hash(input.password), display_name: displayName, created_at: now, updated_at: now, email_verified_at: null };
       if (!(await users.insert(user))) throw new AppError('EMAIL_TAKEN');
+      await options.accountMail?.verifyEmail(user.id);
       return { ...profile(user), created_at: now };
     },
 
@@ -217,7 +223,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
     async me(userId: string) {
       const user = await users.findById(userId);
       if (!user) throw new UnauthorizedError('This account no longer exists.');
-      return { ...profile(user), mfa_enabled: await mfa.isEnabled(userId), created_at: user.created_at };
+      return { ...profile(user), email_verified: user.email_verified_at !== null, mfa_enabled: await mfa.isEnabled(userId), created_at: user.created_at };
     },
 
     /** Checks the password of a signed-in user (password change, MFA deactivation). */
@@ -239,6 +245,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       await users.updatePassword(user.id, await passwords.hash(newPassword), now);
       await refreshTokens.revokeAllForUser(user.id, now, sessionId);
       const revoked = await deviceTrust.revokeAll(user.id, meta);
+      await options.accountMail?.passwordChanged(user.id, meta);
       return { password_changed: true, devices_revoked: revoked };
     },
   };

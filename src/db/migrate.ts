@@ -5,10 +5,12 @@
  */
 import { type Kysely, type Migration, Migrator, PostgresAdapter, sql } from 'kysely';
 import * as initial from './migrations/001_initial.ts';
+import * as email from './migrations/004_email.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
+  '004_email': email,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

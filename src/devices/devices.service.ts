@@ -79,8 +79,15 @@ export interface DeviceView {
   expires_at: number;
 }
 
+/** Security alerts (src/account/account-mail.ts): queued, never throw. */
+export interface DeviceAlerts {
+  deviceTrusted(userId: string, context: EventMeta & { deviceId: string; deviceName: string }): Promise<void>;
+  fingerprintMismatch(userId: string, context: EventMeta & { deviceId: string }): Promise<void>;
+}
+
 export interface DevicesServiceOptions {
   repository: DevicesRepository;
+  alerts?: DeviceAlerts;
   clock: Clock;
   activationTokenTtlSeconds: number;
   deviceTrustTtlDays: number;
@@ -181,6 +188,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       }
       if (decision.reason === 'fingerprint_mismatch') {
         await repository.recordEvents([event(userId, decision.deviceId, 'fingerprint_mismatch', device)], now);
+        await options.alerts?.fingerprintMismatch(userId, { ...metaOf(device), deviceId: decision.deviceId });
       }
       return decision;
     },
@@ -260,6 +268,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
         await insertEvents(trx, [event(userId, row.id, 'activated', device), ...evicted.map((id) => event(userId, id, 'evicted', device))], now);
         return deviceRow;
       });
+      await options.alerts?.deviceTrusted(userId, { ...metaOf(device), deviceId: summary.id, deviceName: summary.device_name });
       return { device: view(summary, tokenHash), deviceToken };
     },
 

@@ -10,7 +10,7 @@ import * as S from './mfa.schemas.ts';
 const tags = ['mfa'];
 
 export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { mfa, auth, devices, authenticate } = ctx;
+  const { mfa, auth, devices, authenticate, accountMail } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
 
@@ -38,6 +38,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     const userId = request.auth.userId;
     const codes = await mfa.regenerateBackupCodes(userId, request.body.code);
     const revoked = await devices.revokeAll(userId, eventMeta(request));
+    await accountMail.backupCodesRegenerated(userId, eventMeta(request));
     return ok({ backup_codes: codes, devices_revoked: revoked }, 'New backup codes issued. Trusted devices were revoked.');
   });
 
@@ -55,6 +56,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     else await auth.requirePassword(userId, password!);
     await mfa.disable(userId);
     const revoked = await devices.revokeAll(userId, eventMeta(request));
+    await accountMail.mfaDisabled(userId, eventMeta(request));
     return ok({ mfa_enabled: false as const, devices_revoked: revoked }, 'Two-factor authentication is off. Trusted devices were revoked.');
   });
 };

@@ -16,6 +16,10 @@ export const TOKEN_PREFIX = {
   activation: 'tda_',
   device: 'tdd_',
   refresh: 'tdr_',
+  // Account email (src/account): only ever in the link of the mail itself.
+  emailVerification: 'tdv_',
+  passwordReset: 'tdp_',
+  report: 'tdx_',
 } as const;
 
 export type TokenKind = keyof typeof TOKEN_PREFIX;

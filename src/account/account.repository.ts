@@ -1,0 +1,122 @@
+/**
+ * Storage for the account-email feature: single-use email tokens
+ * (verification, password reset, "This wasn't me" report) and the writes of
+ * a password reset.
+ *
+ * Tokens are stored as SHA-256 only and consumed by ONE conditional UPDATE
+ * (unused, unexpired, right purpose): of concurrent uses exactly one wins.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, EmailTokenPurpose, EmailTokensTable } from '../db/schema.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+export type EmailToken = EmailTokensTable;
+
+export function createAccountRepository(db: Kysely<Database>) {
+  return {
+    transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+      return db.transaction().execute(work);
+    },
+
+    /**
+     * Stores a freshly minted token. Earlier unused tokens of the same mail (a
+     * retried send) and, for `retireOthers`, of the same purpose (only the
+     * latest reset / verification link works) stop working in the same step.
+     */
+    async insertToken(row: EmailToken, retireOthers: boolean): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        let retire = trx
+          .updateTable('email_tokens')
+          .set({ consumed_at: row.created_at })
+          .where('user_id', '=', row.user_id)
+          .where('purpose', '=', row.purpose)
+          .where('consumed_at', 'is', null);
+        if (!retireOthers) retire = retire.where('mail_id', '=', row.mail_id ?? '');
+        await retire.execute();
+        await trx.insertInto('email_tokens').values(row).execute();
+      });
+    },
+
+    /** Consumes a token; returns its owner (and device) only to the one caller that won. */
+    async consumeToken(trx: Db, purpose: EmailTokenPurpose, tokenHash: string, now: number): Promise<{ user_id: string; device_id: string | null } | undefined> {
+      return trx
+        .updateTable('email_tokens')
+        .set({ consumed_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('purpose', '=', purpose)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning(['user_id', 'device_id'])
+        .executeTakeFirst();
+    },
+
+    /** After a failed consume: why (unknown, used or expired), for the answer. */
+    findToken(purpose: EmailTokenPurpose, tokenHash: string): Promise<Pick<EmailToken, 'consumed_at' | 'expires_at'> | undefined> {
+      return db
+        .selectFrom('email_tokens')
+        .select(['consumed_at', 'expires_at'])
+        .where('token_hash', '=', tokenHash)
+        .where('purpose', '=', purpose)
+        .executeTakeFirst();
+    },
+
+    /** Fast reject before an expensive step (argon2); the consume that follows is still the conditional UPDATE. */
+    async isUsable(purpose: EmailTokenPurpose, tokenHash: string, now: number): Promise<boolean> {
+      const row = await this.findToken(purpose, tokenHash);
+      return row !== undefined && row.consumed_at === null && row.expires_at > now;
+    },
+
+    /** Every other unused token of the purpose ends with the one just used. */
+    async retireTokens(trx: Db, userId: string, purpose: EmailTokenPurpose, now: number): Promise<void> {
+      await trx
+        .updateTable('email_tokens')
+        .set({ consumed_at: now })
+        .where('user_id', '=', userId)
+        .where('purpose', '=', purpose)
+        .where('consumed_at', 'is', null)
+        .execute();
+    },
+
+    async markVerified(trx: Db, userId: string, now: number): Promise<void> {
+      await trx.updateTable('users').set({ email_verified_at: now }).where('id', '=', userId).where('email_verified_at', 'is', null).execute();
+    },
+
+    async setPassword(trx: Db, userId: string, passwordHash: string, now: number): Promise<void> {
+      await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', userId).execute();
+    },
+
+    // TODO(sessions): the three writes below are the pieces of SPEC §4.1 that exist
+    // before src/revocation lands; once merged, account.service calls
+    // revocation.run({ kind: 'password_reset' | 'not_me', … }) instead and these go.
+
+    /** Ends every session (refresh-token family) of the user. */
+    async endAllSessions(trx: Db, userId: string, now: number): Promise<void> {
+      await trx.updateTable('refresh_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    },
+
+    /** Ends pending activation tokens (410 from then on) and MFA challenges (401). */
+    async endPendingSecondFactorSteps(trx: Db, userId: string, now: number): Promise<void> {
+      await trx
+        .updateTable('activation_tokens')
+        .set({ expires_at: now })
+        .where('user_id', '=', userId)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .execute();
+      await trx
+        .updateTable('mfa_challenges')
+        .set({ expires_at: now })
+        .where('user_id', '=', userId)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .execute();
+    },
+
+    deleteExpiredTokens: async (before: number): Promise<number> => {
+      const result = await db.deleteFrom('email_tokens').where('expires_at', '<=', before).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}
+
+export type AccountRepository = ReturnType<typeof createAccountRepository>;
