@@ -17,12 +17,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { TestSmtpServer, linkUrl, type CapturedMail } from '../helpers/mail.ts';
-import { ARTIFACTS_DIR, chromiumInstalled, CHROMIUM_PATH, freePort, launchChromium, startService, TotpCodes, type RunningService } from './helpers.ts';
+import { ARTIFACTS_DIR, chromiumInstalled, CHROMIUM_PATH, launchChromium, startService, TotpCodes, type RunningService } from './helpers.ts';
 
 const PASSWORD = 'Correct-Horse-Battery-9';
 const NEW_PASSWORD = 'Even-Better-Staple-7';
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Links are built from PUBLIC_URL; the service runs on a port chosen by startService, so the test opens them there. */
+const PUBLIC_URL = 'https://auth.example.test';
 
 test('web app: "This wasn\'t me" and password reset from captured mail, in a real browser', { timeout: 180_000 }, async (t) => {
   if (!chromiumInstalled()) {
@@ -31,8 +33,11 @@ test('web app: "This wasn\'t me" and password reset from captured mail, in a rea
   }
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   const smtp = await new TestSmtpServer().start();
-  const port = await freePort();
-  const service: RunningService = await startService({ PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, SMTP_URL: smtp.url });
+  const service: RunningService = await startService({ PUBLIC_URL, SMTP_URL: smtp.url });
+  const open = (url: string) => {
+    assert.ok(url.startsWith(`${PUBLIC_URL}/`), url);
+    return service.baseUrl + url.slice(PUBLIC_URL.length);
+  };
   let browser: Browser | undefined;
   t.after(async () => {
     await browser?.close().catch(() => undefined);
@@ -81,8 +86,8 @@ test('web app: "This wasn\'t me" and password reset from captured mail, in a rea
   const alert = await waitForMail(email, /new device was trusted/);
   assert.match(alert.text, /Device: Work laptop/);
   const reportUrl = linkUrl(alert);
-  assert.ok(reportUrl.startsWith(`${service.baseUrl}/security/report?token=`));
-  await page.goto(reportUrl);
+  assert.ok(reportUrl.startsWith(`${PUBLIC_URL}/security/report?token=`));
+  await page.goto(open(reportUrl));
   await page.getByRole('heading', { name: 'This wasn’t me' }).waitFor();
   assert.ok(!page.url().includes('token='), 'the token left the address bar');
   assert.equal((await api('GET', '/devices', undefined, verified.body.data.access_token)).body.data.total_count, 1, 'opening the page revoked nothing');
@@ -96,15 +101,15 @@ test('web app: "This wasn\'t me" and password reset from captured mail, in a rea
   // Forgot password → reset link → new password.
   await page.goto(`${service.baseUrl}/#/login`);
   await page.getByRole('link', { name: 'Forgot your password?' }).click();
-  await page.getByLabel('Email').fill(email);
+  await page.locator('#forgot-email').fill(email);
   await page.getByRole('button', { name: 'Send reset link' }).click();
   await page.getByText('a link to reset its password is on its way').waitFor();
   const reset = await waitForMail(email, /^Reset your password$/);
-  await page.goto(linkUrl(reset));
+  await page.goto(open(linkUrl(reset)));
   await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
   assert.ok(!page.url().includes('token='));
-  await page.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
-  await page.getByLabel('Confirm new password').fill(NEW_PASSWORD);
+  await page.locator('#reset-new').fill(NEW_PASSWORD);
+  await page.locator('#reset-confirm').fill(NEW_PASSWORD);
   await page.getByRole('button', { name: 'Set new password' }).click();
   await page.getByText('Your password was changed').waitFor();
   await page.screenshot({ path: join(ARTIFACTS_DIR, 'email-03-reset.png'), fullPage: true });
@@ -114,9 +119,9 @@ test('web app: "This wasn\'t me" and password reset from captured mail, in a rea
   assert.equal(fresh.status, 200);
   assert.equal(fresh.body.data.mfa_required, true, 'a reset never skips the second factor');
   // Opening the used link again says so.
-  await page.goto(linkUrl(reset));
-  await page.getByLabel('New password', { exact: true }).fill('Yet-Another-Pass-5');
-  await page.getByLabel('Confirm new password').fill('Yet-Another-Pass-5');
+  await page.goto(open(linkUrl(reset)));
+  await page.locator('#reset-new').fill('Yet-Another-Pass-5');
+  await page.locator('#reset-confirm').fill('Yet-Another-Pass-5');
   await page.getByRole('button', { name: 'Set new password' }).click();
   await page.getByText('This link has already been used.').waitFor();
   assert.deepEqual(problems, []);
