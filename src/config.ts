@@ -50,6 +50,8 @@ export interface Config {
   /** SMTP server for mail; unset → .eml files in DATA_DIR/outbox/. */
   smtpUrl: string | undefined;
   mailFrom: string;
+  sessionMaxAgeDays: number;
+  sessionIdleDays: number;
 }
 
 export class ConfigError extends Error {
@@ -189,6 +191,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     publicUrl,
     smtpUrl,
     mailFrom,
+    sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
+    sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

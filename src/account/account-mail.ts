@@ -35,13 +35,15 @@ export const REPORT_TTL_MS = 7 * DAY;
 /** Mismatch alerts an attacker holding the password and a copied token could repeat: one per device per hour. */
 const MISMATCH_ALERT_BUCKET_MS = 60 * MINUTE;
 
-/** What an alert says about the device and request it concerns. */
-export interface AlertContext {
-  ipAddress: string | null;
-  userAgent: string | null;
-  deviceId?: string | null;
-  deviceName?: string | null;
-}
+/** What an alert says about the device and request it concerns (an Actor of src/events will do). */
+export type AlertContext =
+  | { ipAddress: string | null; userAgent: string | null; deviceId?: string | null; deviceName?: string | null }
+  | { type: 'system' };
+
+const facts = (context: AlertContext) =>
+  'ipAddress' in context
+    ? { ipAddress: context.ipAddress, userAgent: context.userAgent, deviceId: context.deviceId ?? null, deviceName: context.deviceName ?? null }
+    : { ipAddress: null, userAgent: null, deviceId: null, deviceName: null };
 
 type Payload = Record<string, string | number | null>;
 
@@ -56,29 +58,32 @@ export function createAccountMail(options: { db: Kysely<Database>; clock: Clock;
     }
   }
 
-  const alert = (kind: MailKind, userId: string, context: AlertContext, dedupeKey?: string) => {
+  const alert = (kind: MailKind, userId: string, source: AlertContext, dedupeKey?: string) => {
+    const context = facts(source);
     const { browser, os } = describeDevice(context.userAgent ?? undefined);
     return enqueue(kind, userId, null, {
       at: clock.now(),
       ip: context.ipAddress,
       browser,
       os,
-      device_id: context.deviceId ?? null,
-      device_name: context.deviceName ?? null,
+      device_id: context.deviceId,
+      device_name: context.deviceName,
     }, dedupeKey);
   };
 
   return {
     verifyEmail: (userId: string) => enqueue('verify_email', userId, null, { at: clock.now() }),
     /** The same single INSERT whether or not the address has an account (SPEC §5.6). */
-    passwordReset: (email: string, context: AlertContext) =>
-      enqueue('password_reset', null, email, { at: clock.now(), ip: context.ipAddress, ...describeDevice(context.userAgent ?? undefined) }),
+    passwordReset: (email: string, source: AlertContext) => {
+      const context = facts(source);
+      return enqueue('password_reset', null, email, { at: clock.now(), ip: context.ipAddress, ...describeDevice(context.userAgent ?? undefined) });
+    },
     deviceTrusted: (userId: string, context: AlertContext) => alert('alert_device_trusted', userId, context),
     passwordChanged: (userId: string, context: AlertContext) => alert('alert_password_changed', userId, context),
     mfaDisabled: (userId: string, context: AlertContext) => alert('alert_mfa_disabled', userId, context),
     backupCodesRegenerated: (userId: string, context: AlertContext) => alert('alert_backup_codes_regenerated', userId, context),
     fingerprintMismatch: (userId: string, context: AlertContext) =>
-      alert('alert_fingerprint_mismatch', userId, context, `mismatch:${context.deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
+      alert('alert_fingerprint_mismatch', userId, context, `mismatch:${facts(context).deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
   };
 }
 

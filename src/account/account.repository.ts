@@ -1,7 +1,7 @@
 /**
  * Storage for the account-email feature: single-use email tokens
- * (verification, password reset, "This wasn't me" report) and the writes of
- * a password reset.
+ * (verification, password reset, "This wasn't me" report) and the user's
+ * verified flag. What a reset or a report ends is src/revocation's.
  *
  * Tokens are stored as SHA-256 only and consumed by ONE conditional UPDATE
  * (unused, unexpired, right purpose): of concurrent uses exactly one wins.
@@ -50,20 +50,14 @@ export function createAccountRepository(db: Kysely<Database>) {
         .executeTakeFirst();
     },
 
-    /** After a failed consume: why (unknown, used or expired), for the answer. */
-    findToken(purpose: EmailTokenPurpose, tokenHash: string): Promise<Pick<EmailToken, 'consumed_at' | 'expires_at'> | undefined> {
+    /** Whose token it is (to lock that user first), or why a consume failed (unknown, used or expired). */
+    findToken(purpose: EmailTokenPurpose, tokenHash: string): Promise<Pick<EmailToken, 'user_id' | 'device_id' | 'consumed_at' | 'expires_at'> | undefined> {
       return db
         .selectFrom('email_tokens')
-        .select(['consumed_at', 'expires_at'])
+        .select(['user_id', 'device_id', 'consumed_at', 'expires_at'])
         .where('token_hash', '=', tokenHash)
         .where('purpose', '=', purpose)
         .executeTakeFirst();
-    },
-
-    /** Fast reject before an expensive step (argon2); the consume that follows is still the conditional UPDATE. */
-    async isUsable(purpose: EmailTokenPurpose, tokenHash: string, now: number): Promise<boolean> {
-      const row = await this.findToken(purpose, tokenHash);
-      return row !== undefined && row.consumed_at === null && row.expires_at > now;
     },
 
     /** Every other unused token of the purpose ends with the one just used. */
@@ -83,33 +77,6 @@ export function createAccountRepository(db: Kysely<Database>) {
 
     async setPassword(trx: Db, userId: string, passwordHash: string, now: number): Promise<void> {
       await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', userId).execute();
-    },
-
-    // TODO(sessions): the three writes below are the pieces of SPEC §4.1 that exist
-    // before src/revocation lands; once merged, account.service calls
-    // revocation.run({ kind: 'password_reset' | 'not_me', … }) instead and these go.
-
-    /** Ends every session (refresh-token family) of the user. */
-    async endAllSessions(trx: Db, userId: string, now: number): Promise<void> {
-      await trx.updateTable('refresh_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
-    },
-
-    /** Ends pending activation tokens (410 from then on) and MFA challenges (401). */
-    async endPendingSecondFactorSteps(trx: Db, userId: string, now: number): Promise<void> {
-      await trx
-        .updateTable('activation_tokens')
-        .set({ expires_at: now })
-        .where('user_id', '=', userId)
-        .where('consumed_at', 'is', null)
-        .where('expires_at', '>', now)
-        .execute();
-      await trx
-        .updateTable('mfa_challenges')
-        .set({ expires_at: now })
-        .where('user_id', '=', userId)
-        .where('consumed_at', 'is', null)
-        .where('expires_at', '>', now)
-        .execute();
     },
 
     deleteExpiredTokens: async (before: number): Promise<number> => {

@@ -4,7 +4,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { ok, success, withErrors } from '../http/envelope.ts';
 import { extraRateLimit, RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { eventMeta } from '../http/request-device.ts';
+import { requestActor } from '../http/request-device.ts';
 import * as S from './account.schemas.ts';
 
 const tags = ['auth'];
@@ -38,7 +38,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     schema: { tags, security: [], summary: 'Mail a password-reset link (the same answer whether or not the address has an account)', body: S.ForgotBody, response: withErrors({ 202: success(S.AcceptedData) }) },
     config: rateLimitConfig(RATE_LIMITS.forgotPasswordIp),
   }, async (request, reply) => {
-    await account.forgotPassword(normaliseEmail(request.body.email), eventMeta(request));
+    await account.forgotPassword(normaliseEmail(request.body.email), requestActor(request));
     return reply.code(202).send(ok({ accepted: true as const }, 'If an account uses this address, a reset link is on its way.'));
   });
 
@@ -46,16 +46,16 @@ export const accountRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     schema: { tags, security: [], summary: 'Set a new password with the token from the reset mail; ends every session and un-trusts every device', body: S.ResetBody, response: withErrors({ 200: success(S.ResetData) }) },
     config: linkLimit,
   }, async (request) => {
-    const { devicesRevoked } = await account.resetPassword(request.body.token, request.body.new_password, eventMeta(request));
-    return ok({ password_reset: true as const, devices_revoked: devicesRevoked }, 'Your password was reset. Sign in with the new one.');
+    const { devicesRevoked, sessionsEnded } = await account.resetPassword(request.body.token, request.body.new_password, requestActor(request));
+    return ok({ password_reset: true as const, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded }, 'Your password was reset. Sign in with the new one.');
   });
 
   app.post('/security/report', {
     schema: { tags: ['devices'], security: [], summary: '"This wasn\'t me": un-trust the device of a security alert and end its sessions', body: S.TokenBody, response: withErrors({ 200: success(S.ReportData) }) },
     config: linkLimit,
   }, async (request) => {
-    const result = await account.report(request.body.token, eventMeta(request));
-    return ok({ device_id: result.deviceId, device_revoked: result.deviceRevoked }, 'That device is no longer trusted and has been signed out.');
+    const result = await account.report(request.body.token, requestActor(request));
+    return ok({ device_id: result.deviceId, device_revoked: result.deviceRevoked, sessions_ended: result.sessionsEnded }, 'That device is no longer trusted and has been signed out.');
   });
 };
 

@@ -13,8 +13,9 @@ export const ResetBody = Type.Object({ token: Token, new_password: Type.String({
 export const VerifiedData = Type.Object({ email_verified: Type.Literal(true) });
 export const ResendData = Type.Object({ email_verified: Type.Boolean({ description: 'True when there was nothing to send: the address is already verified.' }) });
 export const AcceptedData = Type.Object({ accepted: Type.Literal(true) });
-export const ResetData = Type.Object({ password_reset: Type.Literal(true), devices_revoked: Type.Integer() });
+export const ResetData = Type.Object({ password_reset: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
 export const ReportData = Type.Object({
   device_id: Type.Union([Type.String(), Type.Null()]),
-  device_revoked: Type.Boolean({ description: 'False when the device had already been revoked (its sessions were still ended).' }),
+  device_revoked: Type.Boolean({ description: 'False when the device had already been revoked (its sessions ended with it then).' }),
+  sessions_ended: Type.Integer({ description: 'Sessions that were opened on that device and ended now.' }),
 });

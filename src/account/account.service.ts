@@ -7,6 +7,11 @@
  * stored as SHA-256, consumed by one conditional UPDATE. Lifetimes 24 h,
  * 30 min, 7 days. A report token is bound to the device of its alert.
  *
+ * A reset and a report run their rows of SPEC §4.1 through src/revocation,
+ * in the same transaction as the token's consumption: either the token is
+ * spent and everything in the row ended, or neither. The token is read once
+ * before, only to learn whose it is (revocation locks that user's row first).
+ *
  * Threats:
  * - account enumeration through "forgot": the request does one identical
  *   INSERT for every address and answers 202; whether an account exists is
@@ -21,20 +26,19 @@
  *   links of the same purpose.
  */
 import type { Clock } from '../clock.ts';
-import type { DevicesRepository } from '../devices/devices.repository.ts';
-import { insertEvents } from '../devices/devices.repository.ts';
-import type { EventMeta } from '../devices/devices.service.ts';
+import type { EmailTokenPurpose } from '../db/schema.ts';
 import { AppError, ValidationError } from '../errors.ts';
+import type { Actor } from '../events/events.repository.ts';
+import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
 import { type PasswordHasher, passwordProblems } from '../security/passwords.ts';
 import { hashToken, looksLike, type TokenKind } from '../security/tokens.ts';
-import type { EmailTokenPurpose } from '../db/schema.ts';
+import type { UsersRepository } from '../auth/users.repository.ts';
 import type { AccountMail } from './account-mail.ts';
 import type { AccountRepository } from './account.repository.ts';
-import type { UsersRepository } from '../auth/users.repository.ts';
 
 export interface AccountServiceOptions {
   repository: AccountRepository;
-  devicesRepository: DevicesRepository;
+  revocation: Revocation;
   users: UsersRepository;
   mail: AccountMail;
   passwords: PasswordHasher;
@@ -43,8 +47,11 @@ export interface AccountServiceOptions {
 
 const TOKEN_KIND: Record<EmailTokenPurpose, TokenKind> = { verify_email: 'emailVerification', password_reset: 'passwordReset', report: 'report' };
 
+/** Thrown inside a transaction whose token another request consumed first: rolls the row back. */
+class LostRace extends Error {}
+
 export function createAccountService(options: AccountServiceOptions) {
-  const { repository, devicesRepository, users, mail, passwords, clock } = options;
+  const { repository, revocation, users, mail, passwords, clock } = options;
 
   /** Why a token could not be consumed: unknown (400), used (409) or expired (410). */
   async function refusal(purpose: EmailTokenPurpose, tokenHash: string | null): Promise<AppError> {
@@ -55,6 +62,13 @@ export function createAccountService(options: AccountServiceOptions) {
   }
 
   const hashIfShaped = (purpose: EmailTokenPurpose, token: string) => (looksLike(TOKEN_KIND[purpose], token) ? hashToken(token) : null);
+
+  /** The token's owner when it is usable now; otherwise the refusal is thrown. */
+  async function usableToken(purpose: EmailTokenPurpose, hash: string | null) {
+    const row = hash === null ? undefined : await repository.findToken(purpose, hash);
+    if (hash === null || row === undefined || row.consumed_at !== null || row.expires_at <= clock.now()) throw await refusal(purpose, hash);
+    return { hash, userId: row.user_id, deviceId: row.device_id };
+  }
 
   return {
     async verifyEmail(token: string): Promise<void> {
@@ -79,63 +93,59 @@ export function createAccountService(options: AccountServiceOptions) {
     },
 
     /** Same work for every address: one INSERT, no lookup (the sender decides). */
-    async forgotPassword(email: string, meta: EventMeta): Promise<void> {
-      await mail.passwordReset(email, meta);
+    async forgotPassword(email: string, actor: Actor): Promise<void> {
+      await mail.passwordReset(email, actor);
     },
 
-    async resetPassword(token: string, newPassword: string, meta: EventMeta): Promise<{ devicesRevoked: number }> {
-      const hash = hashIfShaped('password_reset', token);
-      const now = clock.now();
-      // A cheap read first, so a wrong link never costs an argon2 hash; the UPDATE below still decides.
-      if (hash === null || !(await repository.isUsable('password_reset', hash, now))) throw await refusal('password_reset', hash);
+    /** The `password_reset` row of SPEC §4.1, with the new password, in one transaction. */
+    async resetPassword(token: string, newPassword: string, actor: Actor): Promise<{ devicesRevoked: number; sessionsEnded: number }> {
+      // Checked before the argon2 hash, so a wrong link never costs one; the UPDATE below still decides.
+      const { hash, userId } = await usableToken('password_reset', hashIfShaped('password_reset', token));
       const problems = passwordProblems(newPassword);
       if (problems.length > 0) {
         throw new ValidationError(problems.map((message) => ({ field: 'new_password', message })), 'INVALID_PASSWORD', 'The new password is too weak.');
       }
       const passwordHash = await passwords.hash(newPassword);
-      const at = clock.now();
-      const result = await repository.transaction(async (trx) => {
-        const owner = await repository.consumeToken(trx, 'password_reset', hash, at);
-        if (owner === undefined) return undefined;
-        const userId = owner.user_id;
-        await repository.setPassword(trx, userId, passwordHash, at);
-        // Following the link proved the address.
-        await repository.markVerified(trx, userId, at);
-        await repository.retireTokens(trx, userId, 'password_reset', at);
-        // TODO(sessions): revocation.run({ kind: 'password_reset', userId, actor: { type: 'system' } }, …) replaces the four lines below.
-        const revoked = await devicesRepository.revokeAll(trx, userId, at);
-        await insertEvents(trx, revoked.map((id) => ({ userId, deviceId: id, type: 'revoked' as const, ipAddress: meta.ipAddress, userAgent: meta.userAgent })), at);
-        await repository.endPendingSecondFactorSteps(trx, userId, at);
-        await repository.endAllSessions(trx, userId, at);
-        return { userId, devicesRevoked: revoked.length };
-      });
-      if (result === undefined) throw await refusal('password_reset', hash);
-      await mail.passwordChanged(result.userId, meta);
-      return { devicesRevoked: result.devicesRevoked };
+      let ended;
+      try {
+        ended = await revocation.run({ kind: 'password_reset', userId, actor }, async (trx) => {
+          const at = clock.now();
+          if ((await repository.consumeToken(trx, 'password_reset', hash, at)) === undefined) throw new LostRace();
+          await users.updatePassword(trx, userId, passwordHash, at);
+          // Following the link proved the address; no other reset link outlives this one.
+          await repository.markVerified(trx, userId, at);
+          await repository.retireTokens(trx, userId, 'password_reset', at);
+        });
+      } catch (error) {
+        if (error instanceof LostRace) throw await refusal('password_reset', hash);
+        throw error;
+      }
+      await mail.passwordChanged(userId, actor);
+      return { devicesRevoked: ended.devices.length, sessionsEnded: ended.sessions.length };
     },
 
-    /** "This wasn't me": un-trusts the alert's device and signs it out (SPEC §4.1 `not_me`). */
-    async report(token: string, meta: EventMeta): Promise<{ deviceId: string | null; deviceRevoked: boolean }> {
-      const hash = hashIfShaped('report', token);
-      const now = clock.now();
-      const result = hash === null ? undefined : await repository.transaction(async (trx) => {
-        const owner = await repository.consumeToken(trx, 'report', hash, now);
-        if (owner === undefined) return undefined;
-        const userId = owner.user_id;
-        const deviceId = owner.device_id;
-        // TODO(sessions): revocation.run({ kind: 'not_me', userId, deviceId, actor: { type: 'system' } }) replaces the lines below,
-        // and then ends only the sessions opened on that device. Until sessions exist there is no
-        // link from a session to its device, so every session of the account ends (the safe side).
-        const revokedHash = deviceId === null ? undefined : await devicesRepository.revoke(trx, userId, deviceId, now);
-        if (revokedHash !== undefined) {
-          await insertEvents(trx, [{ userId, deviceId, type: 'revoked', ipAddress: meta.ipAddress, userAgent: meta.userAgent }], now);
-        }
-        await repository.endPendingSecondFactorSteps(trx, userId, now);
-        await repository.endAllSessions(trx, userId, now);
-        return { deviceId, deviceRevoked: revokedHash !== undefined };
-      });
-      if (result === undefined) throw await refusal('report', hash);
-      return result;
+    /** "This wasn't me": the `not_me` row of SPEC §4.1 for the alert's device. */
+    async report(token: string, actor: Actor): Promise<{ deviceId: string | null; deviceRevoked: boolean; sessionsEnded: number }> {
+      const { hash, userId, deviceId } = await usableToken('report', hashIfShaped('report', token));
+      const consume = async (trx: Parameters<typeof repository.consumeToken>[0]) => {
+        if ((await repository.consumeToken(trx, 'report', hash, clock.now())) === undefined) throw new LostRace();
+      };
+      try {
+        if (deviceId === null) throw new NothingToEnd('device');
+        const ended = await revocation.run({ kind: 'not_me', userId, deviceId, actor }, consume);
+        return { deviceId, deviceRevoked: true, sessionsEnded: ended.sessions.length };
+      } catch (error) {
+        if (error instanceof LostRace) throw await refusal('report', hash);
+        if (!(error instanceof NothingToEnd)) throw error;
+      }
+      // The device was already revoked (its sessions ended with it): spend the token, and say so.
+      try {
+        await repository.transaction(consume);
+      } catch (error) {
+        if (error instanceof LostRace) throw await refusal('report', hash);
+        throw error;
+      }
+      return { deviceId, deviceRevoked: false, sessionsEnded: 0 };
     },
   };
 }

@@ -3,7 +3,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { eventMeta } from '../http/request-device.ts';
+import { requestActor } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
 import { ValidationError } from '../errors.ts';
 import * as S from './auth.schemas.ts';
@@ -11,7 +11,7 @@ import * as S from './auth.schemas.ts';
 const tags = ['auth'];
 
 export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { auth, requestDevice, authenticate, config } = ctx;
+  const { auth, sessions, requestDevice, authenticate, config } = ctx;
 
   app.post('/signup', {
     schema: { tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
@@ -63,13 +63,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/refresh', {
     schema: { tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
-  }, async (request) => ok(await auth.refresh(request.body.refresh_token), 'Tokens refreshed.'));
+  }, async (request) => ok(await sessions.refresh(request.body.refresh_token), 'Tokens refreshed.'));
 
   app.post('/logout', {
     onRequest: authenticate,
     schema: { tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
   }, async (request, reply) => {
-    await auth.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token);
+    await sessions.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token, requestActor(request));
     return reply.code(204).send(null);
   });
 
@@ -85,7 +85,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     onRequest: authenticate,
     schema: {
       tags,
-      summary: 'Change the password; revokes every trusted device and every other session',
+      summary: 'Change the password; revokes every trusted device, pending activation and other session',
       security: bearerSecurity,
       body: S.PasswordChangeBody,
       response: withErrors({ 200: success(S.PasswordChangeData) }),
@@ -93,7 +93,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const { current_password, new_password } = request.body;
-    const result = await auth.changePassword(request.auth.userId, request.auth.sessionId, current_password, new_password, eventMeta(request));
-    return ok(result, 'Password changed. Trusted devices were revoked.');
+    const result = await auth.changePassword(request.auth.userId, current_password, new_password, requestActor(request));
+    return ok(result, 'Password changed. Trusted devices were revoked and your other sessions were signed out.');
   });
 };

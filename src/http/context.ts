@@ -5,6 +5,7 @@ import type { DevicesService, RequestDevice } from '../devices/devices.service.t
 import type { MfaService } from '../mfa/mfa.service.ts';
 import type { AccountMail } from '../account/account-mail.ts';
 import type { AccountService } from '../account/account.service.ts';
+import type { SessionsService } from '../sessions/sessions.service.ts';
 
 /** What route plugins receive: the services and the per-request helpers. */
 export interface RouteContext {
@@ -16,6 +17,7 @@ export interface RouteContext {
   account: AccountService;
   /** Queues account mail (alerts); never throws. */
   accountMail: AccountMail;
+  sessions: SessionsService;
   requestDevice(request: FastifyRequest): RequestDevice;
   authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
 }

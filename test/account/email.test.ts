@@ -168,8 +168,11 @@ for (const kind of databaseKinds()) {
       const stale = await call(t.app, 'POST', '/api/v1/auth/mfa/verify', { temporary_token: pending.body.data.temporary_token, code: nextCode(t, user.totpSecret!) }, { device: laptop({ userAgent: FIREFOX_WINDOWS, ip: '198.51.100.7' }) });
       assert.equal(stale.res.statusCode, 401);
       assert.equal((await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD })).res.statusCode, 401);
-      // TODO(sessions): with the sessions issue merged, the access token is refused at once too (§4.1).
-      void accessToken;
+      // Every session ended (§4.1 password_reset): access tokens are refused at once.
+      for (const token of [accessToken, user.accessToken]) {
+        assert.equal((await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token })).res.statusCode, 401);
+      }
+      assert.equal(reset.body.data.sessions_ended >= 2, true);
 
       // The formerly trusted device is asked for the second factor: the reset bypasses nothing.
       const login = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: NEW_PASSWORD }, { device: laptop({ deviceToken }) });
@@ -201,7 +204,7 @@ for (const kind of databaseKinds()) {
 
     test('a trusted device is announced with device, browser/OS, IP and time, and a "This wasn\'t me" link', async () => {
       const user = await mfaUser();
-      const { deviceToken, device } = await trustDevice(t, user, laptop());
+      const { deviceToken, device, accessToken } = await trustDevice(t, user, laptop());
       secrets.add(deviceToken);
       const mail = await lastMailTo(user.email, /^A new device was trusted on your account$/);
       assert.match(mail.text, new RegExp(`Device: ${device.device_name}`));
@@ -224,11 +227,15 @@ for (const kind of databaseKinds()) {
 
       const report = await call(t.app, 'POST', '/api/v1/security/report', { token });
       assert.equal(report.res.statusCode, 200, report.res.body);
-      assert.deepEqual(report.body.data, { device_id: device.id, device_revoked: true });
-      // That device is no longer trusted, and its sessions are over.
+      assert.deepEqual(report.body.data, { device_id: device.id, device_revoked: true, sessions_ended: 1 });
+      // That device is no longer trusted, and its session is over (§4.1 not_me) …
       const login = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ deviceToken }) });
       assert.equal(login.body.data.mfa_required, true);
-      assert.equal((await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: user.refreshToken })).res.statusCode, 401);
+      assert.equal((await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: accessToken })).res.statusCode, 401);
+      // … while a session opened elsewhere (the first sign-in, before MFA) goes on.
+      assert.equal((await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: user.accessToken })).res.statusCode, 200);
+      const history = await call(t.app, 'GET', '/api/v1/devices/events', undefined, { token: user.accessToken });
+      assert.ok(history.body.data.events.some((e: any) => e.type === 'revoked' && e.device_id === device.id && e.cause === 'not_me'), JSON.stringify(history.body.data.events[0]));
 
       const twice = await call(t.app, 'POST', '/api/v1/security/report', { token });
       assert.equal(twice.res.statusCode, 409);
