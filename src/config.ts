@@ -45,13 +45,16 @@ export interface Config {
   eventRetentionDays: number;
   jwtIssuer: string;
   jwtAudience: string;
-  /** Base of every link in mail (SPEC §5.6), without a trailing slash. */
-  publicUrl: string;
+  /** SMTP and links in mail (SPEC §5.6): links start with publicUrl. */
   /** SMTP server for mail; unset → .eml files in DATA_DIR/outbox/. */
   smtpUrl: string | undefined;
   mailFrom: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
+  /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
+  publicUrl: string;
+  /** WebAuthn relying party (SPEC §5.8): RP ID (a domain), display name, accepted origins. */
+  webauthn: { rpId: string; rpName: string; origins: string[] };
 }
 
 export class ConfigError extends Error {
@@ -153,7 +156,20 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
 
   const publicUrl = (read('PUBLIC_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push('PUBLIC_URL must be an http(s) URL without query or fragment');
+  let publicOrigin: URL | undefined;
+  try {
+    publicOrigin = new URL(publicUrl);
+    if (!/^https?:$/.test(publicOrigin.protocol)) throw new Error('scheme');
+  } catch {
+    problems.push(`PUBLIC_URL must be an http(s) URL like https://auth.example.com (got "${publicUrl}")`);
+  }
+  const webauthnOrigins = list('WEBAUTHN_ORIGINS') ?? (publicOrigin ? [publicOrigin.origin] : []);
+  for (const origin of webauthnOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`WEBAUTHN_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
+  }
+  const webauthnRpId = (read('WEBAUTHN_RP_ID') ?? publicOrigin?.hostname ?? 'localhost').toLowerCase();
+  if (!/^[a-z0-9.-]+$/.test(webauthnRpId)) problems.push(`WEBAUTHN_RP_ID must be a domain name like example.com (got "${webauthnRpId}")`);
+  if (publicOrigin && !/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push('PUBLIC_URL must be an http(s) URL without query or fragment');
   const smtpUrl = read('SMTP_URL');
   if (smtpUrl !== undefined && !/^smtps?:\/\/[^\s]+$/.test(smtpUrl)) problems.push('SMTP_URL must start with smtp:// or smtps://');
   const mailFrom = read('MAIL_FROM') ?? 'Trusted Devices <no-reply@localhost>';
@@ -193,6 +209,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     mailFrom,
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
+    webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -2,7 +2,7 @@
  * Account email flows (SPEC §5.6): email verification, password reset and
  * the "This wasn't me" report.
  *
- * Tokens: ≥ 256 bits with a prefix (tdv_ verification, tdp_ reset, tdx_
+ * Tokens: ≥ 256 bits with a prefix (tdv_ verification, tdw_ reset, tdx_
  * report), minted by the mail composer at send time (account-mail.ts),
  * stored as SHA-256, consumed by one conditional UPDATE. Lifetimes 24 h,
  * 30 min, 7 days. A report token is bound to the device of its alert.

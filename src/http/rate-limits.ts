@@ -39,6 +39,10 @@ export const RATE_LIMITS = {
   resendVerificationAccount: { max: 3, timeWindow: 15 * MINUTE, keyGenerator: (r: FastifyRequest) => `resend:${r.auth?.userId ?? r.ip}` },
   /** Verify, reset and report links: guessing a 256-bit token is hopeless, but a reset costs an argon2 hash. */
   emailLink: { max: 20, timeWindow: 15 * MINUTE, keyGenerator: (r: FastifyRequest) => `email-link:${r.ip}` },
+  /** Passkey management behind a session (SPEC §5.8). */
+  webauthn: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn:${r.auth?.userId ?? r.ip}` },
+  /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
+  webauthnAnonymous: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn-ip:${r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Pruning: spent MFA challenges and activation tokens, expired refresh
+ * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
@@ -13,6 +13,7 @@ import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
 import { createAccountRepository } from '../account/account.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
+import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -24,6 +25,7 @@ export interface PruneResult {
   events: number;
   /** Verification, reset and report tokens a day past expiry (kept that long so a late click gets 410, not 400). */
   emailTokens: number;
+  webauthnChallenges: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -43,6 +45,7 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     sessionsDeleted: await sessions.deleteDeadBefore(now - retention),
     events: await devices.deleteEventsBefore(now - retention),
     emailTokens: await createAccountRepository(database.db).deleteExpiredTokens(now - DAY),
+    webauthnChallenges: await createWebauthnRepository(database.db).deleteExpiredChallenges(now),
   };
 }
 

@@ -85,7 +85,7 @@ for (const kind of databaseKinds()) {
       const again = await call(t.app, 'POST', '/api/v1/auth/email/verify', { token });
       assert.equal(again.res.statusCode, 409);
       assert.equal(again.body.error.code, 'LINK_USED');
-      for (const bad of ['nonsense', `tdv_${'A'.repeat(43)}`, token.replace('tdv_', 'tdp_')]) {
+      for (const bad of ['nonsense', `tdv_${'A'.repeat(43)}`, token.replace('tdv_', 'tdw_')]) {
         const res = await call(t.app, 'POST', '/api/v1/auth/email/verify', { token: bad });
         assert.equal(res.res.statusCode, 400);
         assert.equal(res.body.error.code, 'LINK_INVALID');
@@ -132,7 +132,7 @@ for (const kind of databaseKinds()) {
       const mail = await lastMailTo(user.email, /^Reset your password$/);
       assert.match(mail.text, /Chrome on macOS/);
       assert.match(mail.text, /203\.0\.113\.10/);
-      assert.ok(linkUrl(mail).startsWith(`${TEST_PUBLIC_URL}/#/reset-password?token=tdp_`));
+      assert.ok(linkUrl(mail).startsWith(`${TEST_PUBLIC_URL}/#/reset-password?token=tdw_`));
       assert.equal(smtp.to(unknown).length, 0);
       const dropped = await t.db.handle.db.selectFrom('mail_outbox').select('status').where('recipient', '=', unknown).executeTakeFirstOrThrow();
       assert.equal(dropped.status, 'dropped');

@@ -218,3 +218,9 @@ test('createFileTransport writes one file per outbox id (a retry replaces it)', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('every token kind has its own prefix (a mail link is never mistaken for another token)', async () => {
+  const { TOKEN_PREFIX } = await import('../../src/security/tokens.ts');
+  const prefixes = Object.values(TOKEN_PREFIX);
+  assert.equal(new Set(prefixes).size, prefixes.length, JSON.stringify(TOKEN_PREFIX));
+});
