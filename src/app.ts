@@ -17,6 +17,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { createAccountMail } from './account/account-mail.ts';
+import { createAccountRepository } from './account/account.repository.ts';
+import { accountPages, accountRoutes } from './account/account.routes.ts';
+import { createAccountService } from './account/account.service.ts';
 import { authRoutes } from './auth/auth.routes.ts';
 import { createAuthService } from './auth/auth.service.ts';
 import { createUsersRepository } from './auth/users.repository.ts';
@@ -211,10 +215,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
     webauthnCredentials: webauthnRepository,
   });
+  // Account email: requests only queue mail (src/mail/outbox); src/main.ts runs the sender.
+  const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
+  const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({
     repository: devicesRepository,
     sessions: sessionsRepository,
     revocation,
+    alerts: accountMail,
     clock,
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
@@ -236,11 +244,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deviceTrust: devices.trust,
     sessions,
     revocation,
-    passwords: deps.passwordHasher ?? createPasswordHasher(),
+    passwords,
     clock,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
     webauthn: webauthn.factor,
+    accountMail,
+  });
+  const account = createAccountService({
+    repository: createAccountRepository(database.db),
+    revocation,
+    users,
+    mail: accountMail,
+    passwords,
+    clock,
   });
 
   const context = {
@@ -249,6 +266,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mfa,
     devices,
     sessions,
+    account,
+    accountMail,
     requestDevice: createRequestDeviceReader(createFingerprinter(keys.fingerprintKey)),
     authenticate: createAuthenticate(accessTokens, sessions),
   };
@@ -258,6 +277,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
   await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
+  await app.register(accountRoutes, { ...context, prefix: API_PREFIX });
+  await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(jwksRoutes, { accessTokens });
   await app.register(webPlugin);

@@ -60,6 +60,10 @@ export interface Config {
   eventRetentionDays: number;
   jwtIssuer: string;
   jwtAudience: string;
+  /** SMTP and links in mail (SPEC §5.6): links start with publicUrl. */
+  /** SMTP server for mail; unset → .eml files in DATA_DIR/outbox/. */
+  smtpUrl: string | undefined;
+  mailFrom: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
   /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
@@ -186,6 +190,11 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   const webauthnRpId = (read('WEBAUTHN_RP_ID') ?? publicOrigin?.hostname ?? 'localhost').toLowerCase();
   if (!/^[a-z0-9.-]+$/.test(webauthnRpId)) problems.push(`WEBAUTHN_RP_ID must be a domain name like example.com (got "${webauthnRpId}")`);
+  if (publicOrigin && !/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push('PUBLIC_URL must be an http(s) URL without query or fragment');
+  const smtpUrl = read('SMTP_URL');
+  if (smtpUrl !== undefined && !/^smtps?:\/\/[^\s]+$/.test(smtpUrl)) problems.push('SMTP_URL must start with smtp:// or smtps://');
+  const mailFrom = read('MAIL_FROM') ?? 'Trusted Devices <no-reply@localhost>';
+  if (!/^([^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/.test(mailFrom)) problems.push('MAIL_FROM must be an address, optionally with a name: Name <address@example.com>');
   const jwt = jwtKeys(read, production, problems);
 
   const config: Config = {
@@ -219,9 +228,11 @@ export function loadConfig(env: Env): Readonly<Config> {
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
+    publicUrl,
+    smtpUrl,
+    mailFrom,
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
-    publicUrl,
     webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
     jwtAlgorithm: jwt.algorithm,
   };

@@ -59,6 +59,10 @@ export const ERRORS = {
   FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
   DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
 
+  // Account email (SPEC §5.6): verification, reset and "This wasn't me" links
+  LINK_INVALID: { status: 400, message: 'This link is not valid. Use the latest link we sent you.' },
+  LINK_USED: { status: 409, message: 'This link has already been used.' },
+  LINK_EXPIRED: { status: 410, message: 'This link has expired. Ask for a new one.' },
   // Passkeys and security keys (SPEC §5.8)
   WEBAUTHN_VERIFICATION_FAILED: { status: 400, message: 'The passkey or security key response could not be verified.' },
   WEBAUTHN_NOT_REGISTERED: { status: 400, message: 'No passkey or security key is registered for this account.' },

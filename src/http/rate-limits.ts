@@ -107,13 +107,21 @@ export const RATE_LIMITS = {
   userApi: USER_API_LIMIT,
   /** The same budget as userApi (an alias kept for existing callers). */
   devices: USER_API_LIMIT,
+  // Account email (SPEC §5.6): each mail-sending route is limited per IP and per account.
+  forgotPasswordIp: { kind: 'requests', name: 'forgot-ip', max: 10, windowMs: 15 * MINUTE, key: (r) => `forgot-ip:${ip(r)}` } satisfies RequestLimit,
+  forgotPasswordAccount: { kind: 'requests', name: 'forgot', max: 3, windowMs: 15 * MINUTE, key: (r) => `forgot:${email(r)}` } satisfies RequestLimit,
+  resendVerificationIp: { kind: 'requests', name: 'resend-ip', max: 10, windowMs: 15 * MINUTE, key: (r) => `resend-ip:${ip(r)}` } satisfies RequestLimit,
+  resendVerificationAccount: { kind: 'requests', name: 'resend', max: 3, windowMs: 15 * MINUTE, key: (r) => `resend:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
+  /** Verify, reset and report links: guessing a 256-bit token is hopeless, but a reset costs an argon2 hash. */
+  emailLink: { kind: 'requests', name: 'email-link', max: 20, windowMs: 15 * MINUTE, key: (r) => `email-link:${ip(r)}` } satisfies RequestLimit,
   /** Passkey management behind a session (SPEC §5.8). */
   webauthn: { kind: 'requests', name: 'webauthn', max: 30, windowMs: MINUTE, key: (r) => `webauthn:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
   /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
   webauthnAnonymous: { kind: 'requests', name: 'webauthn-ip', max: 30, windowMs: MINUTE, key: (r) => `webauthn-ip:${ip(r)}` } satisfies RequestLimit,
 } as const;
 
-export const rateLimitConfig = (limit: RouteRateLimit) => ({ rateLimit: limit });
+/** A route's limits: one, or several independent ones (e.g. per IP and per account), each counted. */
+export const rateLimitConfig = (...limits: RouteRateLimit[]) => ({ rateLimit: limits.length === 1 ? limits[0]! : limits });
 
 const limited = (ttlMs: number) => {
   const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
@@ -135,9 +143,11 @@ const reservations = new WeakMap<FastifyRequest, string[]>();
  */
 export function installRateLimits(app: FastifyInstance, store: CounterStore): void {
   app.addHook('onRoute', (route: RouteOptions) => {
-    const limit = (route.config as { rateLimit?: RouteRateLimit } | undefined)?.rateLimit;
-    if (!limit) return;
+    const configured = (route.config as { rateLimit?: RouteRateLimit | readonly RouteRateLimit[] } | undefined)?.rateLimit;
+    for (const limit of configured === undefined ? [] : [configured].flat()) applyLimit(route, limit);
+  });
 
+  function applyLimit(route: RouteOptions, limit: RouteRateLimit): void {
     if (limit.kind === 'requests') {
       route.preHandler = append(route.preHandler, async (request) => {
         const [state] = await store.hit([{ key: limit.key(request), windowMs: limit.windowMs }]);
@@ -169,11 +179,11 @@ export function installRateLimits(app: FastifyInstance, store: CounterStore): vo
       }
       return payload;
     });
-  });
+  }
 }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    rateLimit?: RouteRateLimit;
+    rateLimit?: RouteRateLimit | readonly RouteRateLimit[];
   }
 }

@@ -19,6 +19,7 @@ import type { Config } from '../config.ts';
 import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
+import { createAccountRepository } from '../account/account.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
 import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
@@ -33,6 +34,8 @@ export interface PruneResult {
   devicesDeleted: number;
   sessionsDeleted: number;
   events: number;
+  /** Verification, reset and report tokens a day past expiry (kept that long so a late click gets 410, not 400). */
+  emailTokens: number;
   webauthnChallenges: number;
   /** The steps that failed this run (each is logged); the others ran. */
   failed: Array<Exclude<keyof PruneResult, 'failed'>>;
@@ -68,6 +71,7 @@ export async function pruneExpired(
   const mfa = createMfaRepository(database.db);
   const sessions = createSessionsRepository(database.db);
   const webauthn = createWebauthnRepository(database.db);
+  const account = createAccountRepository(database.db);
 
   const steps: Array<[Exclude<keyof PruneResult, 'failed'>, (limit: number) => Promise<number>]> = [
     // Expiry first: devices it ends are then counted by the retention below from their expiry.
@@ -81,8 +85,10 @@ export async function pruneExpired(
     ['sessionsDeleted', (limit) => sessions.deleteDeadBefore(now - retention, limit)],
     ['events', (limit) => devices.deleteEventsBefore(now - retention, limit)],
     ['webauthnChallenges', (limit) => webauthn.deleteExpiredChallenges(now, limit)],
+    // Kept a day past expiry so a late click still gets "expired", not "invalid".
+    ['emailTokens', (limit) => account.deleteExpiredTokens(now - DAY, limit)],
   ];
-  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, failed: [] };
+  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, failed: [] };
   for (const [name, batch] of steps) {
     try {
       result[name] = await drain(batch, batchSize);
