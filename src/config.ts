@@ -47,6 +47,8 @@ export interface Config {
   jwtAudience: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
+  /** SPEC §5.5: how long a rotated-out device token still counts as the current one (parallel tabs). */
+  deviceTokenReuseGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -178,6 +180,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
+    deviceTokenReuseGraceSeconds: integer('DEVICE_TOKEN_REUSE_GRACE_SECONDS', 30, 0, 600),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -57,6 +57,9 @@ export const ERRORS = {
   FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
   DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
 
+  // Device-bound keys (SPEC §5.5)
+  INVALID_PUBLIC_KEY: { status: 422, message: 'public_key must be a public EC P-256 JWK.' },
+
   // Sessions (SPEC §5.4)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -55,6 +55,17 @@ export const LoginSessionData = Type.Object({
   ...Profile,
   mfa_bypassed: Type.Boolean(),
   trusted_device_id: Type.Union([Type.String(), Type.Null()]),
+  device_token: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], {
+      description:
+        'When a trusted device bypassed MFA: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise.',
+    }),
+  ),
+});
+
+export const DeviceChallengeData = Type.Object({
+  challenge: Type.String({ description: 'Sign this exact string (UTF-8) with the device key (ES256) and send x-device-proof: <challenge>.<base64url P1363 signature> with the login.' }),
+  expires_in: Type.Integer({ description: 'Seconds (60); the challenge is single-use.' }),
 });
 
 export const MfaRequiredData = Type.Object({

@@ -48,7 +48,16 @@ export interface Profile {
 }
 
 export type LoginResult =
-  | ({ kind: 'session'; mfa_bypassed: boolean; trusted_device_id: string | null } & SessionTokens & Profile)
+  | ({
+      kind: 'session';
+      mfa_bypassed: boolean;
+      trusted_device_id: string | null;
+      /** SPEC §5.5: the rotated device token (null: a token within the reuse grace was used and stays). Only on a bypass. */
+      device_token?: string | null;
+      /** Seconds the rotated token's cookie lives (what remains of the device's trust). */
+      deviceCookieMaxAge?: number;
+    } & SessionTokens &
+      Profile)
   | { kind: 'mfa_required'; temporary_token: string; expires_in: number };
 
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
@@ -105,7 +114,15 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (trust.trusted) {
         const trustedDevice = { id: trust.deviceId, name: trust.deviceName };
         const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice });
-        return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: true, trusted_device_id: trust.deviceId };
+        return {
+          kind: 'session',
+          ...tokens,
+          ...profile(user),
+          mfa_bypassed: true,
+          trusted_device_id: trust.deviceId,
+          device_token: trust.newDeviceToken ?? null,
+          deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000,
+        };
       }
 
       const now = clock.now();

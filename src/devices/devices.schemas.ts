@@ -5,10 +5,26 @@ import { IsoTime, PRINTABLE } from '../http/envelope.ts';
 export const DeviceId = Type.Object({ device_id: Type.String() });
 const DeviceName = Type.String({ minLength: 1, maxLength: 100, pattern: PRINTABLE });
 
+/**
+ * A public JWK. Extra members are kept (not stripped) so that the service can
+ * refuse a private key (`d`) instead of silently storing its public half;
+ * src/devices/device-keys.ts checks the shape strictly.
+ */
+export const PublicKeyJwk = Type.Object(
+  {
+    kty: Type.String({ description: '"EC"' }),
+    crv: Type.String({ description: '"P-256"' }),
+    x: Type.String({ description: '32 bytes, base64url' }),
+    y: Type.String({ description: '32 bytes, base64url' }),
+  },
+  { additionalProperties: true, description: 'The public half of the device key: an EC P-256 JWK for ES256. Never the private key.' },
+);
+
 export const ActivateBody = Type.Object(
   {
     activation_token: Type.String({ minLength: 1, maxLength: 512 }),
     device_name: Type.Optional(DeviceName),
+    public_key: Type.Optional(PublicKeyJwk),
   },
   { additionalProperties: false },
 );
@@ -38,6 +54,7 @@ export const Device = Type.Object({
   trusted_at: IsoTime,
   last_used_at: IsoTime,
   expires_at: IsoTime,
+  key_bound: Type.Boolean({ description: 'True when each login from this device must prove possession of its key (SPEC §5.5).' }),
 });
 
 export const ActivateData = Type.Object({ device: Device, device_token: Type.String({ description: 'Shown once; browsers also get it as an HttpOnly cookie.' }) });

@@ -25,6 +25,8 @@ export const RATE_LIMITS = {
   },
   /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
   passwordCheck: { max: 5, timeWindow: 15 * MINUTE, keyGenerator: (r: FastifyRequest) => `password:${r.auth?.userId ?? r.ip}` },
+  /** Proof challenges need no account: counted per IP (each is a row until it expires, 60 s later). */
+  deviceChallenge: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `device-challenge:${r.ip}` },
   devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 

@@ -1,6 +1,7 @@
 /**
  * Pruning: spent MFA challenges and activation tokens, expired refresh
- * tokens, devices past their trust lifetime (marked `expired`, with an
+ * tokens, expired device proof challenges and retired device tokens (in
+ * bounded batches), devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
  * Each statement is indexed by its time column.
@@ -21,6 +22,8 @@ export interface PruneResult {
   devicesDeleted: number;
   sessionsDeleted: number;
   events: number;
+  deviceChallenges: number;
+  retiredDeviceTokens: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -39,6 +42,8 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     // Ended sessions stay listed in the history's subjects for the retention period.
     sessionsDeleted: await sessions.deleteDeadBefore(now - retention),
     events: await devices.deleteEventsBefore(now - retention),
+    deviceChallenges: await devices.deleteExpiredChallenges(now),
+    retiredDeviceTokens: await devices.deleteExpiredRetiredTokens(now),
   };
 }
 
