@@ -436,7 +436,7 @@ if (!pgKind) {
         for (const r of results) assert.equal(r.body.data?.mfa_bypassed, true, `round ${round}: ${r.res.body}`);
         const rotated = results.map((r) => r.body.data.device_token).filter((x) => typeof x === 'string');
         assert.equal(rotated.length, 1, `round ${round}: exactly one rotation (${JSON.stringify(results.map((r) => r.body.data.device_token))})`);
-        token = rotated[0];
+        token = rotated[0]!;
       }
       assert.equal(await deviceStatus(a, trusted.device.id), 'active');
       const events = await history(a, await freshToken(a, user));
