@@ -8,7 +8,8 @@
  * keeps it in IndexedDB); copy A's cookies into a fresh context B with the
  * same user agent and viewport → the second factor is asked, and A's device
  * history shows `proof_failed`; A still signs in without a code; after A's
- * IndexedDB is cleared, A is asked for a code too. The account is set up
+ * IndexedDB is cleared, A is asked for a code too. A context without
+ * IndexedDB falls back to a plain trusted device. The account is set up
  * through the API and the browser answers MFA with backup codes, so no step
  * waits for a new TOTP time step.
  */
@@ -164,6 +165,26 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
   );
   await signIn(tabA2);
   assert.equal(await outcome(tabA2), 'mfa', 'without its key the browser is asked for a code');
+
+  // Fallback: a browser without IndexedDB trusts the plain way, and says so.
+  const [contextC, pageC] = await newContext();
+  await contextC.addInitScript(() => {
+    Object.defineProperty(window, 'indexedDB', { value: undefined, configurable: true });
+  });
+  await signIn(pageC);
+  assert.equal(await outcome(pageC), 'mfa');
+  const mfaC = region(pageC, 'Two-step verification');
+  await mfaC.getByRole('button', { name: 'Use a backup code instead' }).click();
+  await mfaC.getByLabel('Backup code').fill(backupCodes.pop()!);
+  await mfaC.getByRole('button', { name: 'Verify' }).click();
+  await pageC.locator('#trust-yes').click();
+  await pageC.getByRole('heading', { level: 1, name: 'Your devices' }).waitFor({ state: 'visible' });
+  await pageC.getByText('Not bound to this browser').first().waitFor({ state: 'visible' });
+  const afterPlain = await history();
+  assert.equal(afterPlain.devices.filter((d) => d.key_bound === false).length, 1, 'one plain device');
+  const tabC = await freshTab(contextC);
+  await signIn(tabC);
+  assert.equal(await outcome(tabC), 'devices', 'a plain trusted device still skips the code');
 
   assert.deepEqual(problems, []);
 });
