@@ -59,6 +59,12 @@ export const ERRORS = {
 
   // Device-bound keys (SPEC §5.5)
   INVALID_PUBLIC_KEY: { status: 422, message: 'public_key must be a public EC P-256 JWK.' },
+  // Passkeys and security keys (SPEC §5.8)
+  WEBAUTHN_VERIFICATION_FAILED: { status: 400, message: 'The passkey or security key response could not be verified.' },
+  WEBAUTHN_NOT_REGISTERED: { status: 400, message: 'No passkey or security key is registered for this account.' },
+  WEBAUTHN_CREDENTIAL_NOT_FOUND: { status: 404, message: 'No such passkey or security key.' },
+  WEBAUTHN_CREDENTIAL_EXISTS: { status: 409, message: 'This passkey or security key is already registered.' },
+  WEBAUTHN_CREDENTIAL_LIMIT: { status: 409, message: 'Too many passkeys and security keys: remove one first.' },
 
   // Sessions (SPEC §5.4)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },

@@ -28,6 +28,10 @@ export const RATE_LIMITS = {
   /** Proof challenges need no account: counted per IP (each is a row until it expires, 60 s later). */
   deviceChallenge: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `device-challenge:${r.ip}` },
   devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
+  /** Passkey management behind a session (SPEC §5.8). */
+  webauthn: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn:${r.auth?.userId ?? r.ip}` },
+  /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
+  webauthnAnonymous: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn-ip:${r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 
 export const rateLimitConfig = (limit: RouteRateLimit) => ({ rateLimit: limit });

@@ -1,5 +1,5 @@
 /**
- * Pruning: spent MFA challenges and activation tokens, expired refresh
+ * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, expired device proof challenges and retired device tokens (in
  * bounded batches), devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
@@ -13,6 +13,7 @@ import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
+import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -24,6 +25,7 @@ export interface PruneResult {
   events: number;
   deviceChallenges: number;
   retiredDeviceTokens: number;
+  webauthnChallenges: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -44,6 +46,7 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     events: await devices.deleteEventsBefore(now - retention),
     deviceChallenges: await devices.deleteExpiredChallenges(now),
     retiredDeviceTokens: await devices.deleteExpiredRetiredTokens(now),
+    webauthnChallenges: await createWebauthnRepository(database.db).deleteExpiredChallenges(now),
   };
 }
 
