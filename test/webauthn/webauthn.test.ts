@@ -398,6 +398,10 @@ for (const kind of databaseKinds()) {
         assert.equal(second.res.statusCode, 200, second.res.body);
         assert.equal(second.body.data.trusted_device, null);
         assert.equal(second.body.data.trusted_device_id, device.id);
+        // The trust was used, so the device token rotated (SPEC §5.5): the answer and the cookie carry the new one.
+        assert.match(second.body.data.device_token, /^tdd_/);
+        assert.notEqual(second.body.data.device_token, deviceToken);
+        assert.match(String(second.res.headers['set-cookie']), new RegExp(`^td_device=${second.body.data.device_token};`));
         // And the password alone, on that device, bypasses MFA like any trusted device.
         const login = await loginStep(t, user, trustedLaptop);
         assert.equal(login.body.data.mfa_bypassed, true);
