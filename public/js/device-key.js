@@ -99,6 +99,23 @@ export async function deviceProof(email, fetchChallenge) {
   }
 }
 
+/**
+ * The proof for a passwordless (passkey) sign-in, where no email is typed:
+ * when this browser holds exactly one account's key, sign with it (with
+ * several, which account signs in is only known afterwards: no proof, and a
+ * key-bound device is then offered to be trusted again).
+ */
+export async function deviceProofForOnlyKey(fetchChallenge) {
+  if (!deviceKeysSupported()) return undefined;
+  try {
+    const keys = await withStore('readonly', (store) => store.getAllKeys());
+    if (!Array.isArray(keys) || keys.length !== 1) return undefined;
+    return await deviceProof(String(keys[0]).replace(/^key:/, ''), fetchChallenge);
+  } catch {
+    return undefined;
+  }
+}
+
 function base64url(bytes) {
   let binary = '';
   for (const byte of bytes) binary += String.fromCharCode(byte);
