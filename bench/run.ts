@@ -462,15 +462,19 @@ function trustedLoginCase(fixtures: BenchFixtures) {
     {
       method: 'POST',
       path: '/api/v1/auth/login',
-      setupRequest: (request) => {
+      setupRequest: (request, context) => {
         const user = fixtures.trustedLogins[next]!;
         next = (next + 1) % fixtures.trustedLogins.length;
+        context.user = user;
         request.headers = { ...headers, 'x-device-token': user.deviceToken };
         request.body = JSON.stringify({ email: user.email, password: fixtures.password });
         return request;
       },
-      onResponse: (status, body) => {
-        if (status === 200 && jsonOf(body)?.data?.mfa_bypassed !== true) notBypassed += 1;
+      onResponse: (status, body, context) => {
+        const data = status === 200 ? jsonOf(body)?.data : undefined;
+        if (status === 200 && data?.mfa_bypassed !== true) notBypassed += 1;
+        // Each bypass rotates the device token (SPEC §5.5): the next login with this user sends the new one.
+        if (typeof data?.device_token === 'string') (context.user as { deviceToken: string }).deviceToken = data.device_token;
       },
     },
   ];

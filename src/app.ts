@@ -82,6 +82,7 @@ export const LOG_REDACT_PATHS = [
   'req.headers.cookie',
   'req.headers["x-device-token"]',
   'req.headers["x-device-fingerprint"]',
+  'req.headers["x-device-proof"]',
   'res.headers["set-cookie"]',
 ];
 
@@ -227,6 +228,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
     maxTrustedDevices: config.maxTrustedDevices,
+    deviceTokenReuseGraceSeconds: config.deviceTokenReuseGraceSeconds,
   });
   const webauthn = createWebauthnService({
     repository: webauthnRepository,

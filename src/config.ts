@@ -66,6 +66,8 @@ export interface Config {
   mailFrom: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
+  /** SPEC §5.5: how long a rotated-out device token still counts as the current one (parallel tabs). */
+  deviceTokenReuseGraceSeconds: number;
   /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
   publicUrl: string;
   /** WebAuthn relying party (SPEC §5.8): RP ID (a domain), display name, accepted origins. */
@@ -233,6 +235,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     mailFrom,
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
+    deviceTokenReuseGraceSeconds: integer('DEVICE_TOKEN_REUSE_GRACE_SECONDS', 30, 0, 600),
     webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
     jwtAlgorithm: jwt.algorithm,
   };

@@ -63,6 +63,8 @@ export const ERRORS = {
   LINK_INVALID: { status: 400, message: 'This link is not valid. Use the latest link we sent you.' },
   LINK_USED: { status: 409, message: 'This link has already been used.' },
   LINK_EXPIRED: { status: 410, message: 'This link has expired. Ask for a new one.' },
+  // Device-bound keys (SPEC §5.5)
+  INVALID_PUBLIC_KEY: { status: 422, message: 'public_key must be a public EC P-256 JWK.' },
   // Passkeys and security keys (SPEC §5.8)
   WEBAUTHN_VERIFICATION_FAILED: { status: 400, message: 'The passkey or security key response could not be verified.' },
   WEBAUTHN_NOT_REGISTERED: { status: 400, message: 'No passkey or security key is registered for this account.' },

@@ -101,16 +101,16 @@ const needsFingerprint = (path) =>
 /**
  * @param {'GET'|'POST'|'PATCH'|'DELETE'} method
  * @param {string} path  path under /api/v1, e.g. '/devices'
- * @param {{body?: unknown, auth?: boolean}} [options]  auth: send the bearer token (default true)
+ * @param {{body?: unknown, auth?: boolean, headers?: Record<string, string>}} [options]  auth: send the bearer token (default true); headers: extra request headers (x-device-proof)
  */
 export async function api(method, path, options = {}) {
-  const { body, auth = true } = options;
-  const first = await send(method, path, body, auth);
+  const { body, auth = true, headers: extra } = options;
+  const first = await send(method, path, body, auth, extra);
   if (auth && first.status === 401 && isUnauthorized(first.payload)) {
     // Another call may have refreshed the session while this one was in flight.
     const alreadyRefreshed = Boolean(session.accessToken) && session.accessToken !== first.tokenUsed;
     if (alreadyRefreshed || (await refreshSession())) {
-      return unwrap(await send(method, path, body, auth));
+      return unwrap(await send(method, path, body, auth, extra));
     }
     clearSession();
     onSessionExpired();
@@ -145,9 +145,9 @@ export function refreshSession() {
   return refreshing;
 }
 
-async function send(method, path, body, auth) {
+async function send(method, path, body, auth, extra = {}) {
   /** @type {Record<string, string>} */
-  const headers = { accept: 'application/json' };
+  const headers = { accept: 'application/json', ...extra };
   const tokenUsed = auth ? session.accessToken : null;
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (tokenUsed) headers.authorization = `Bearer ${tokenUsed}`;

@@ -16,6 +16,7 @@ import {
   setSessionExpiredHandler,
 } from './api.js';
 import { collectFingerprint } from './fingerprint.js';
+import { createDeviceKey, deviceProof } from './device-key.js';
 import { describeError } from './errors.js';
 import { $, clearFormError, copyText, h, icon, showFormError, srOnly, withBusy } from './dom.js';
 import { formatDate, formatDateTime, formatRelative, formatTime, summarizeUserAgent, timeEl } from './format.js';
@@ -155,7 +156,10 @@ async function onLoginSubmit(event) {
   if (!password) return showFormError(form, 'Enter your password.', { field: 'password' });
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
-      const data = await api('POST', '/auth/login', { body: { email, password }, auth: false });
+      // A key-bound device proves it holds its key (SPEC §5.5); without one the server asks for a code.
+      const proof = await deviceProof(email, () => api('POST', '/auth/device-challenge', { auth: false }));
+      const headers = proof ? { 'x-device-proof': proof } : {};
+      const data = await api('POST', '/auth/login', { body: { email, password }, auth: false, headers });
       form.password.value = '';
       afterPasswordStep(data);
     } catch (error) {
@@ -335,7 +339,11 @@ async function onTrustSubmit(event) {
   if (name) body.device_name = name;
   await withBusy($('#trust-yes'), async () => {
     try {
+      // Bind the trust to a non-extractable key of this browser when it can hold one (public/js/device-key.js).
+      const key = await createDeviceKey(currentUser()?.email ?? '');
+      if (key) body.public_key = key.publicJwk;
       const data = await api('POST', '/devices/activate', { body });
+      if (key) await key.save();
       state.pendingTrust = null;
       const until = data?.device?.expires_at;
       flash(until ? `This device is now trusted until ${formatDate(until)}.` : 'This device is now trusted.');
@@ -445,6 +453,7 @@ function deviceCard(device) {
     metaRow('IP address', h('span', { class: 'mono', text: ip })),
     metaRow('Trusted since', timeEl(device.trusted_at || device.created_at, formatDate(device.trusted_at || device.created_at))),
     metaRow('Expires', [timeEl(device.expires_at, formatDate(device.expires_at)), h('span', { class: 'sub', text: formatRelative(device.expires_at) })]),
+    metaRow('Key', device.key_bound ? 'Bound to a key stored in this browser' : 'Not bound to this browser (a copied cookie could be used)'),
   );
 
   const titleId = `device-${device.id}-name`;
@@ -600,6 +609,8 @@ const EVENT_LABELS = {
   activation_skipped: 'Chose “Not now”; device not remembered',
   trust_used: 'Signed in without a code (trusted device)',
   fingerprint_mismatch: 'Device didn’t match its record; a code was required',
+  proof_failed: 'Device couldn’t prove it holds its key; a code was required',
+  reuse_detected: 'An old copy of the device’s token was used; device revoked',
   revoked: 'Device revoked',
   revoked_all: 'All devices revoked',
   evicted: 'Removed to make room for a newer device',

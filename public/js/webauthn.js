@@ -5,6 +5,7 @@
  * (its ESM build, no bundler); nothing here touches a secret: the private
  * key never leaves the authenticator, and the challenge is the server's.
  */
+import { deviceProofForOnlyKey } from './device-key.js';
 import {
   browserSupportsWebAuthn,
   startAuthentication,
@@ -56,7 +57,9 @@ export async function verifySecondFactor(temporaryToken) {
 export async function signInWithPasskey() {
   const { options, attempt_token } = await api('POST', '/auth/passkey/options', { body: {}, auth: false });
   const response = await inBrowser(() => startAuthentication({ optionsJSON: options }));
-  return api('POST', '/auth/passkey/verify', { body: { attempt_token, response }, auth: false });
+  // A key-bound trusted device proves it holds its key here too (SPEC §5.5, public/js/device-key.js).
+  const proof = await deviceProofForOnlyKey(() => api('POST', '/auth/device-challenge', { auth: false }));
+  return api('POST', '/auth/passkey/verify', { body: { attempt_token, response }, auth: false, headers: proof ? { 'x-device-proof': proof } : {} });
 }
 
 export const listPasskeys = async () => (await api('GET', '/mfa/webauthn/credentials')).credentials;

@@ -3,6 +3,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
+import { setDeviceCookie } from '../http/device-cookie.ts';
 import { requestActor } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
 import { ValidationError } from '../errors.ts';
@@ -11,7 +12,7 @@ import * as S from './auth.schemas.ts';
 const tags = ['auth'];
 
 export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { auth, sessions, requestDevice, authenticate, config } = ctx;
+  const { auth, sessions, devices, requestDevice, authenticate, config } = ctx;
 
   app.post('/signup', {
     schema: { operationId: 'signup', security: [], tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
@@ -31,7 +32,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       response: withErrors({ 200: success(S.LoginResponse) }),
     },
     config: rateLimitConfig(RATE_LIMITS.login),
-  }, async (request) => {
+  }, async (request, reply) => {
     const result = await auth.login(request.body, requestDevice(request));
     if (result.kind === 'mfa_required') {
       return ok(
@@ -39,8 +40,22 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
         'A second factor is required.',
       );
     }
-    const { kind: _kind, ...session } = result;
+    const { kind: _kind, deviceCookieMaxAge, ...session } = result;
+    // SPEC §5.5: the presented device token is retired; the browser gets its successor.
+    if (session.device_token) setDeviceCookie(reply, config, session.device_token, deviceCookieMaxAge ?? 0);
     return ok(session, session.mfa_bypassed ? 'Logged in on a trusted device.' : 'Logged in.');
+  });
+
+  app.post('/device-challenge', {
+    schema: {
+      tags,
+      summary: 'A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices, SPEC §5.5)',
+      response: withErrors({ 200: success(S.DeviceChallengeData) }),
+    },
+    config: rateLimitConfig(RATE_LIMITS.deviceChallenge),
+  }, async () => {
+    const { challenge, expiresIn } = await devices.issueChallenge();
+    return ok({ challenge, expires_in: expiresIn });
   });
 
   app.post('/mfa/verify', {

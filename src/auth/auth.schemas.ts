@@ -53,13 +53,27 @@ export const SignupData = Type.Object({ ...Profile, created_at: IsoTime });
 export const TokenPair = Type.Object(SessionFields, { $id: 'TokenPair', description: 'A new access token and refresh token.' });
 export const SessionData = ref(TokenPair);
 
+/** SPEC §5.5: a bypass rotates the device token (login, passkey sign-in on a trusted device). */
+const RotatedDeviceToken = Type.Optional(
+  Type.Union([Type.String(), Type.Null()], {
+    description:
+      'When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise.',
+  }),
+);
+
 export const LoginSession = Type.Object({
   ...SessionFields,
   ...Profile,
   mfa_bypassed: Type.Boolean(),
   trusted_device_id: Type.Union([Type.String(), Type.Null()]),
+  device_token: RotatedDeviceToken,
 }, { $id: 'LoginSession', description: 'A completed login: tokens and the user (MFA was not needed or was bypassed on a trusted device).' });
 export const LoginSessionData = ref(LoginSession);
+
+export const DeviceChallengeData = Type.Object({
+  challenge: Type.String({ description: 'Sign this exact string (UTF-8) with the device key (ES256) and send x-device-proof: <challenge>.<base64url P1363 signature> with the login.' }),
+  expires_in: Type.Integer({ description: 'Seconds (60); the challenge is single-use.' }),
+});
 
 export const MfaChallenge = Type.Object({
   mfa_required: Type.Literal(true),
@@ -92,6 +106,7 @@ export const PasskeySignInData = Type.Object({
   mfa_method: Type.Literal('webauthn'),
   trusted_device_id: Type.Union([Type.String(), Type.Null()], { description: 'The trusted device this sign-in came from, if any.' }),
   trusted_device: Type.Union([PendingDeviceData, Type.Null()], { description: 'A pending device to activate or skip; null on a trusted device.' }),
+  device_token: RotatedDeviceToken,
 });
 
 export const User = Type.Object({ ...Profile, email_verified: Type.Boolean(), mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });

@@ -60,7 +60,16 @@ export interface Profile {
 }
 
 export type LoginResult =
-  | ({ kind: 'session'; mfa_bypassed: boolean; trusted_device_id: string | null } & SessionTokens & Profile)
+  | ({
+      kind: 'session';
+      mfa_bypassed: boolean;
+      trusted_device_id: string | null;
+      /** SPEC §5.5: the rotated device token (null: a token within the reuse grace was used and stays). Only on a bypass. */
+      device_token?: string | null;
+      /** Seconds the rotated token's cookie lives (what remains of the device's trust). */
+      deviceCookieMaxAge?: number;
+    } & SessionTokens &
+      Profile)
   | { kind: 'mfa_required'; temporary_token: string; methods: string[]; expires_in: number };
 
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
@@ -135,7 +144,15 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (trust.trusted) {
         const trustedDevice = { id: trust.deviceId, name: trust.deviceName };
         const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice });
-        return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: true, trusted_device_id: trust.deviceId };
+        return {
+          kind: 'session',
+          ...tokens,
+          ...profile(user),
+          mfa_bypassed: true,
+          trusted_device_id: trust.deviceId,
+          device_token: trust.newDeviceToken ?? null,
+          deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000,
+        };
       }
 
       const now = clock.now();
@@ -234,6 +251,8 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         mfa_method: 'webauthn' as const,
         trusted_device_id: trustedDevice?.id ?? null,
         trusted_device: pending,
+        // The trust check rotated the device token (SPEC §5.5): the client must get the new one.
+        ...(trust.trusted ? { device_token: trust.newDeviceToken ?? null, deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000 } : {}),
       };
     },
 

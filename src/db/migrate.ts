@@ -9,6 +9,7 @@ import * as sessions from './migrations/002_sessions.ts';
 import * as hardening from './migrations/003_hardening.ts';
 import * as email from './migrations/004_email.ts';
 import * as webauthn from './migrations/005_webauthn.ts';
+import * as deviceKeys from './migrations/007_device_keys.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '003_hardening': hardening,
   '004_email': email,
   '005_webauthn': webauthn,
+  '007_device_keys': deviceKeys,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -115,6 +115,26 @@ export interface TrustedDevicesTable extends DeviceDescription, TrustGrant {
   last_used_at: number;
   expires_at: number;
   revoked_at: number | null;
+  /** The device's public ES256 key as a normalised JWK (SPEC §5.5), or null when the device is not key-bound. */
+  public_key_jwk: string | null;
+}
+
+/** A proof-of-possession challenge (SPEC §5.5): SHA-256 of the challenge, single-use, 60 s. */
+export interface DeviceChallengesTable {
+  challenge_hash: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+/** A device token retired by a rotation (SPEC §5.5): presented after the grace, it means a copy exists. */
+export interface RetiredDeviceTokensTable {
+  token_hash: string;
+  user_id: string;
+  device_id: string;
+  retired_at: number;
+  /** The device's trust end: after it the token means nothing and is deleted. */
+  expires_at: number;
 }
 
 export type DeviceEventType =
@@ -134,7 +154,10 @@ export type DeviceEventType =
   // WebAuthn (migration 005, SPEC §5.8)
   | 'webauthn_registered'
   | 'webauthn_removed'
-  | 'webauthn_counter_error';
+  | 'webauthn_counter_error'
+  // Device-bound keys and rotation (migration 007, SPEC §5.5)
+  | 'proof_failed'
+  | 'reuse_detected';
 
 /** Why something ended (SPEC §4.1): the security event, or the person who asked. */
 export type EventCause =
@@ -304,6 +327,8 @@ export interface Database {
   mail_outbox: MailOutboxTable;
   email_tokens: EmailTokensTable;
   sessions: SessionsTable;
+  device_challenges: DeviceChallengesTable;
+  retired_device_tokens: RetiredDeviceTokensTable;
   webauthn_credentials: WebauthnCredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;
 }

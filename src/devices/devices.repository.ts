@@ -8,7 +8,7 @@
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
 import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
-import type { ActivationTokensTable, Database, Db, DeviceStatus, TrustedDevicesTable } from '../db/schema.ts';
+import type { ActivationTokensTable, Database, Db, DeviceStatus, RetiredDeviceTokensTable, TrustedDevicesTable } from '../db/schema.ts';
 import { type EventInput, insertEvents, SYSTEM } from '../events/events.repository.ts';
 
 export type ActivationToken = ActivationTokensTable;
@@ -30,6 +30,7 @@ const LIST_COLUMNS = [
   'trusted_at',
   'last_used_at',
   'expires_at',
+  'public_key_jwk',
   'granted_by',
   'granted_by_credential_id',
 ] as const;
@@ -132,6 +133,89 @@ export function createDevicesRepository(db: Kysely<Database>) {
           .execute();
       }
       return evicted;
+    },
+
+    /** One device by its primary key (a retired token names its device). */
+    findDevice(userId: string, id: string): Promise<TrustedDevice | undefined> {
+      return db.selectFrom('trusted_devices').selectAll().where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
+    },
+
+    findRetiredToken(tokenHash: string): Promise<RetiredDeviceTokensTable | undefined> {
+      return db.selectFrom('retired_device_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    },
+
+    /**
+     * Rotates a device token (SPEC §5.5) in one transaction: ONE conditional
+     * UPDATE moves the device to the new token only if the presented token is
+     * still its current one (and the device still active); the presented
+     * token is then kept as retired, and the `trust_used` event written. Of
+     * two concurrent rotations of one token exactly one wins; the loser gets
+     * undefined (and finds the token retired a moment ago).
+     */
+    async rotateToken(
+      rotation: { userId: string; deviceId: string; presentedHash: string; newHash: string; ipAddress: string; now: number },
+      event: EventInput,
+    ): Promise<{ expires_at: number } | undefined> {
+      const { userId, deviceId, presentedHash, newHash, ipAddress, now } = rotation;
+      return db.transaction().execute(async (trx) => {
+        const rotated = await trx
+          .updateTable('trusted_devices')
+          .set({ device_token_hash: newHash, last_used_at: now, last_ip_address: ipAddress })
+          .where('user_id', '=', userId)
+          .where('id', '=', deviceId)
+          .where('device_token_hash', '=', presentedHash)
+          .where('status', '=', 'active')
+          .where('expires_at', '>', now)
+          .returning(['expires_at'])
+          .executeTakeFirst();
+        if (rotated === undefined) return undefined;
+        await trx
+          .insertInto('retired_device_tokens')
+          .values({ token_hash: presentedHash, user_id: userId, device_id: deviceId, retired_at: now, expires_at: rotated.expires_at })
+          .execute();
+        await insertEvents(trx, [event], now);
+        return rotated;
+      });
+    },
+
+    async insertChallenge(challengeHash: string, now: number, expiresAt: number): Promise<void> {
+      await db.insertInto('device_challenges').values({ challenge_hash: challengeHash, created_at: now, expires_at: expiresAt, consumed_at: null }).execute();
+    },
+
+    /** Uses a challenge up: ONE conditional UPDATE, so of any number of proofs with one challenge at most one passes. */
+    async consumeChallenge(challengeHash: string, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('device_challenges')
+        .set({ consumed_at: now })
+        .where('challenge_hash', '=', challengeHash)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** Whether a challenge could still be used (a read, for the trust evaluation that records nothing). */
+    async challengeUsable(challengeHash: string, now: number): Promise<boolean> {
+      const row = await db.selectFrom('device_challenges').select(['consumed_at', 'expires_at']).where('challenge_hash', '=', challengeHash).executeTakeFirst();
+      return row !== undefined && row.consumed_at === null && row.expires_at > now;
+    },
+
+    /** One bounded batch of expired proof challenges (housekeeping loops over batches). */
+    async deleteExpiredChallenges(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('device_challenges')
+        .where('challenge_hash', 'in', db.selectFrom('device_challenges').select('challenge_hash').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
+    /** One bounded batch of retired device tokens past their device's trust end (they mean nothing any more). */
+    async deleteExpiredRetiredTokens(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('retired_device_tokens')
+        .where('token_hash', 'in', db.selectFrom('retired_device_tokens').select('token_hash').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
 
     findByTokenHash(tokenHash: string): Promise<TrustedDevice | undefined> {

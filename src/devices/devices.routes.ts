@@ -1,11 +1,10 @@
-import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.ts';
 import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { DEVICE_COOKIE, requestActor, requestDeviceToken } from '../http/request-device.ts';
+import { clearDeviceCookie, setDeviceCookie } from '../http/device-cookie.ts';
+import { requestActor, requestDeviceToken } from '../http/request-device.ts';
 import type { StoredEvent } from '../events/events.repository.ts';
 import type { DeviceView, PendingDevice } from './devices.service.ts';
 import * as S from './devices.schemas.ts';
@@ -36,27 +35,19 @@ const eventJson = (e: StoredEvent) => ({
   created_at: iso(e.created_at),
 });
 
-const cookieOptions = (config: Readonly<Config>) => ({
-  httpOnly: true,
-  sameSite: 'strict' as const,
-  secure: config.cookieSecure,
-  path: '/api/v1',
-});
-
 export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { devices, authenticate, requestDevice, config } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
   const limit = rateLimitConfig(RATE_LIMITS.userApi);
-  const clearCookie = (reply: FastifyReply) => reply.clearCookie(DEVICE_COOKIE, cookieOptions(config));
 
   app.post('/activate', {
     schema: { operationId: 'activateDevice', tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }) },
     config: limit,
   }, async (request, reply) => {
-    const { activation_token, device_name } = request.body;
-    const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, requestDevice(request), requestActor(request));
-    reply.setCookie(DEVICE_COOKIE, deviceToken, { ...cookieOptions(config), maxAge: Math.floor(devices.trustTtlMs / 1000) });
+    const { activation_token, device_name, public_key } = request.body;
+    const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, public_key, requestDevice(request), requestActor(request));
+    setDeviceCookie(reply, config, deviceToken, devices.trustTtlMs / 1000);
     return ok({ device: deviceJson(device), device_token: deviceToken }, 'This device is now trusted.');
   });
 
@@ -93,7 +84,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     const id = request.params.device_id.toLowerCase();
     if (!UUID.test(id)) devices.notFound();
     const { wasCurrent, sessionsEnded } = await devices.revoke(request.auth.userId, id, requestActor(request), requestDeviceToken(request));
-    if (wasCurrent) clearCookie(reply);
+    if (wasCurrent) clearDeviceCookie(reply, config);
     return ok({ revoked: true as const, sessions_ended: sessionsEnded }, 'The device was revoked and signed out.');
   });
 
@@ -102,7 +93,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     config: limit,
   }, async (request, reply) => {
     const { revoked, sessionsEnded } = await devices.revokeAll(request.auth.userId, requestActor(request));
-    clearCookie(reply);
+    clearDeviceCookie(reply, config);
     return ok({ revoked_count: revoked, sessions_ended: sessionsEnded }, 'Every device was revoked and signed out.');
   });
 

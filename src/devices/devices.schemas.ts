@@ -8,10 +8,26 @@ const DeviceName = Type.String({ minLength: 1, maxLength: 100, pattern: NAME, de
 // 1024: room for any token a client may send by mistake (an ES256 access token is ~600
 // characters), so a wrong token is the same 404 as an unknown one, not a 422.
 const ActivationToken = Type.String({ minLength: 1, maxLength: 1024 });
+/**
+ * A public JWK. Extra members are kept (not stripped) so that the service can
+ * refuse a private key (`d`) instead of silently storing its public half;
+ * src/devices/device-keys.ts checks the shape strictly.
+ */
+export const PublicKeyJwk = Type.Object(
+  {
+    kty: Type.String({ description: '"EC"' }),
+    crv: Type.String({ description: '"P-256"' }),
+    x: Type.String({ description: '32 bytes, base64url' }),
+    y: Type.String({ description: '32 bytes, base64url' }),
+  },
+  { additionalProperties: true, description: 'The public half of the device key: an EC P-256 JWK for ES256. Never the private key.' },
+);
+
 export const ActivateBody = Type.Object(
   {
     activation_token: ActivationToken,
     device_name: Type.Optional(DeviceName),
+    public_key: Type.Optional(PublicKeyJwk),
   },
   { additionalProperties: false },
 );
@@ -41,6 +57,7 @@ export const DeviceSchema = Type.Object({
   trusted_at: IsoTime,
   last_used_at: IsoTime,
   expires_at: IsoTime,
+  key_bound: Type.Boolean({ description: 'True when each login from this device must prove possession of its key (SPEC §5.5).' }),
   granted_by: Type.Union([Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('webauthn'), Type.Null()], {
     description: 'The second factor that granted this trust (SPEC §5.8); null for trust granted before it was recorded.',
   }),

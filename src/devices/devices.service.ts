@@ -11,6 +11,24 @@
  * similarity check and is recorded as `fingerprint_mismatch`; a token of
  * another user is indistinguishable from an unknown one; a storage error
  * never yields "trusted" (the caller fails closed).
+ *
+ * Device-bound keys and rotation (SPEC §5.5, docs/trust-model.md):
+ * - A key-bound device (public ES256 key given at activation) is trusted only
+ *   with a proof: a fresh challenge (POST /auth/device-challenge, 60 s,
+ *   single-use, stored as SHA-256) signed by its private key. No proof, a
+ *   malformed, reused, expired or wrong one → not trusted, `proof_failed`.
+ *   The challenge is consumed (one conditional UPDATE) only when a proof is
+ *   checked, i.e. for a key-bound device.
+ * - Every bypass rotates the device token (one conditional UPDATE that moves
+ *   current → retired only if the presented token is still the current one)
+ *   and keeps the retired token's hash with the time it was retired, until
+ *   the device's trust ends. A retired token within
+ *   DEVICE_TOKEN_REUSE_GRACE_SECONDS counts as the current one (parallel
+ *   tabs, a concurrent login that rotated first) but does NOT rotate again:
+ *   the tab that rotated set the cookie, and a second rotation could leave
+ *   the browser holding the token retired last. After the grace a retired
+ *   token means a copy exists: the §4.1 row `device_token_reuse` revokes the
+ *   device (cause `reuse_detected`) and ends its sessions.
  */
 import type { Clock } from '../clock.ts';
 import { DAY } from '../clock.ts';
@@ -22,7 +40,8 @@ import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
 import type { SessionsRepository } from '../sessions/sessions.repository.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
-import type { DeviceSummary, DevicesRepository } from './devices.repository.ts';
+import { parseProof, parsePublicKey, verifyProof } from './device-keys.ts';
+import type { DeviceSummary, DevicesRepository, TrustedDevice } from './devices.repository.ts';
 import { type DeviceFingerprint, similarity } from './fingerprint.ts';
 
 /** What the service knows about the device making the request. */
@@ -31,16 +50,38 @@ export interface RequestDevice {
   userAgent: string;
   /** The device token from the cookie or the x-device-token header, if any. */
   deviceToken: string | undefined;
+  /** The x-device-proof header (SPEC §5.5), if any: `<challenge>.<base64url ES256 signature>`. */
+  proof?: string | undefined;
 }
 
 /** A sign-in attempt as the actor of an event: the request, before any session exists. */
 export const attemptActor = (device: RequestDevice): Actor => ({ type: 'user', sessionId: null, ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
 
 export type TrustDecision =
-  | { trusted: true; deviceId: string; deviceName: string }
+  | {
+      trusted: true;
+      deviceId: string;
+      deviceName: string;
+      /** The device's trust end (the rotated cookie's lifetime). */
+      expiresAt: number;
+      /** The new device token when this check rotated it (SPEC §5.5); undefined when a token within the grace was used. */
+      newDeviceToken?: string | undefined;
+    }
   | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; differing: string[] }
+  | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
+  | { trusted: false; reason: 'reuse_detected'; deviceId: string }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
 
+export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
+
+/**
+ * Seam for the security alerts of SPEC §5.6 (built by the account-email
+ * work): told after the fact, never awaited, never able to fail a login.
+ */
+export interface SecurityAlerts {
+  deviceProofFailed(alert: { userId: string; deviceId: string; deviceName: string; actor: Actor }): void;
+  deviceTokenReused(alert: { userId: string; deviceId: string; deviceName: string; actor: Actor }): void;
+}
 /** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
 export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
 
@@ -79,6 +120,8 @@ export interface DeviceView {
   trusted_at: number;
   last_used_at: number;
   expires_at: number;
+  /** Whether the device proves possession of a key at each login (SPEC §5.5). */
+  key_bound: boolean;
   granted_by: TrustFactor | null;
   granted_by_credential_id: string | null;
 }
@@ -104,18 +147,24 @@ export interface DevicesServiceOptions {
   activationTokenTtlSeconds: number;
   deviceTrustTtlDays: number;
   maxTrustedDevices: number;
+  /** DEVICE_TOKEN_REUSE_GRACE_SECONDS (SPEC §5.5). */
+  deviceTokenReuseGraceSeconds: number;
+  securityAlerts?: SecurityAlerts | undefined;
 }
 
 /** User-Agents are stored up to this length (sessions and devices alike). */
 export const MAX_USER_AGENT_STORED = 512;
+/** A proof challenge lives this long (SPEC §5.5). */
+export const DEVICE_CHALLENGE_TTL_SECONDS = 60;
 
 export function defaultDeviceName(browser: string, os: string): string {
   return `${browser} on ${os}`;
 }
 
 export function createDevicesService(options: DevicesServiceOptions) {
-  const { repository, sessions, revocation, clock, maxTrustedDevices } = options;
+  const { repository, sessions, revocation, clock, maxTrustedDevices, securityAlerts } = options;
   const trustTtlMs = options.deviceTrustTtlDays * DAY;
+  const graceMs = options.deviceTokenReuseGraceSeconds * 1000;
   const activationTtlMs = options.activationTokenTtlSeconds * 1000;
 
   const event = (userId: string, type: DeviceEventType, device: { id: string; device_name: string }, actor: Actor): EventInput => ({
@@ -146,23 +195,99 @@ export function createDevicesService(options: DevicesServiceOptions) {
     trusted_at: row.trusted_at,
     last_used_at: row.last_used_at,
     expires_at: row.expires_at,
+    key_bound: row.public_key_jwk !== null,
     granted_by: row.granted_by,
     granted_by_credential_id: row.granted_by_credential_id,
   });
 
   const hashOfDeviceToken = (token: string | undefined) => (token !== undefined && looksLike('device', token) ? hashToken(token) : undefined);
 
-  async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision> {
+  /**
+   * What the presented device token is: the current token of an active
+   * device, a token retired within the grace (counts as current), a token
+   * retired after it (a copy exists), or nothing usable. Reads only.
+   */
+  async function classify(userId: string, device: RequestDevice): Promise<
+    | { ok: true; row: TrustedDevice; tokenHash: string; retired: boolean }
+    | { ok: false; decision: TrustDecision; row?: TrustedDevice }
+  > {
     const tokenHash = hashOfDeviceToken(device.deviceToken);
-    if (tokenHash === undefined) return { trusted: false, reason: 'no_token' };
-    const row = await repository.findByTokenHash(tokenHash);
-    if (row === undefined || row.user_id !== userId) return { trusted: false, reason: 'unknown_token' };
-    if (row.status !== 'active') return { trusted: false, reason: 'inactive' };
-    if (row.expires_at <= clock.now()) return { trusted: false, reason: 'expired' };
+    if (tokenHash === undefined) return { ok: false, decision: { trusted: false, reason: 'no_token' } };
+    let row = await repository.findByTokenHash(tokenHash);
+    let retiredAt: number | undefined;
+    if (row === undefined) {
+      // Only an unknown token costs this second (primary-key) read.
+      const retired = await repository.findRetiredToken(tokenHash);
+      if (retired !== undefined && retired.user_id === userId) {
+        row = await repository.findDevice(userId, retired.device_id);
+        retiredAt = retired.retired_at;
+      }
+    }
+    if (row === undefined || row.user_id !== userId) return { ok: false, decision: { trusted: false, reason: 'unknown_token' } };
+    const now = clock.now();
+    if (row.status !== 'active') return { ok: false, decision: { trusted: false, reason: 'inactive' } };
+    if (row.expires_at <= now) return { ok: false, decision: { trusted: false, reason: 'expired' } };
+    // Before the fingerprint: a copy is a copy whichever browser presents it.
+    if (retiredAt !== undefined && now - retiredAt >= graceMs) return { ok: false, row, decision: { trusted: false, reason: 'reuse_detected', deviceId: row.id } };
     const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
-    if (!match.matches) return { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, differing: match.differing };
-    return { trusted: true, deviceId: row.id, deviceName: row.device_name };
+    if (!match.matches) return { ok: false, row, decision: { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, differing: match.differing } };
+    return { ok: true, row, tokenHash, retired: retiredAt !== undefined };
   }
+
+  /**
+   * The proof of possession of a key-bound device. `consume` uses the
+   * challenge up (the login's check); without it the challenge is only read
+   * (the evaluation that records nothing).
+   */
+  async function proofFailure(row: TrustedDevice, proofHeader: string | undefined, consume: boolean): Promise<ProofFailure | undefined> {
+    if (row.public_key_jwk === null) return undefined;
+    if (proofHeader === undefined || proofHeader === '') return 'missing';
+    const proof = parseProof(proofHeader);
+    if (proof === undefined) return 'malformed';
+    const challengeHash = hashToken(proof.challenge);
+    const now = clock.now();
+    const usable = consume ? await repository.consumeChallenge(challengeHash, now) : await repository.challengeUsable(challengeHash, now);
+    if (!usable) return 'unusable_challenge';
+    return (await verifyProof(row.public_key_jwk, proof.challenge, proof.signature)) ? undefined : 'bad_signature';
+  }
+
+  const trustedDecision = (row: TrustedDevice, newDeviceToken?: string): TrustDecision => ({
+    trusted: true,
+    deviceId: row.id,
+    deviceName: row.device_name,
+    expiresAt: row.expires_at,
+    newDeviceToken,
+  });
+
+  async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision> {
+    const c = await classify(userId, device);
+    if (!c.ok) return c.decision;
+    const failure = await proofFailure(c.row, device.proof, false);
+    if (failure !== undefined) return { trusted: false, reason: 'proof_failed', deviceId: c.row.id, why: failure };
+    return trustedDecision(c.row);
+  }
+
+  /** A retired token after the grace: the §4.1 row `device_token_reuse`, with the `reuse_detected` event in its transaction. */
+  async function reuseDetected(userId: string, row: TrustedDevice, actor: Actor): Promise<void> {
+    try {
+      await revocation.run({ kind: 'device_token_reuse', userId, deviceId: row.id, actor }, (trx) =>
+        insertEvents(trx, [{ ...event(userId, 'reuse_detected', row, actor), cause: 'reuse_detected' }], clock.now()),
+      );
+    } catch (error) {
+      // Revoked a moment ago by someone else: nothing left to end, nothing to record twice.
+      if (error instanceof NothingToEnd) return;
+      throw error;
+    }
+    tell(() => securityAlerts?.deviceTokenReused({ userId, deviceId: row.id, deviceName: row.device_name, actor }));
+  }
+
+  const tell = (alert: () => void) => {
+    try {
+      alert();
+    } catch {
+      // An alert never fails the login that caused it.
+    }
+  };
 
   /**
    * Classifies an activation token the caller presented. Unknown and
@@ -205,20 +330,45 @@ export function createDevicesService(options: DevicesServiceOptions) {
     evaluate,
 
     async check(userId, device) {
-      const decision = await evaluate(userId, device);
+      const c = await classify(userId, device);
+      const actor = attemptActor(device);
       const now = clock.now();
-      if (decision.trusted) {
-        // A revoke that lands between the read and this UPDATE wins: no bypass.
-        const stillActive = await repository.touch(userId, decision.deviceId, now, device.fingerprint.ipAddress);
-        if (!stillActive) return { trusted: false, reason: 'inactive' };
-        await repository.recordEvents([event(userId, 'trust_used', { id: decision.deviceId, device_name: decision.deviceName }, attemptActor(device))], now);
+      if (!c.ok) {
+        const { decision } = c;
+        if (decision.trusted) return decision;
+        if (decision.reason === 'fingerprint_mismatch') {
+          await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor }], now);
+          await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: decision.deviceId });
+        } else if (decision.reason === 'reuse_detected' && c.row) {
+          await reuseDetected(userId, c.row, actor);
+        }
         return decision;
       }
-      if (decision.reason === 'fingerprint_mismatch') {
-        await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor: attemptActor(device) }], now);
-        await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: decision.deviceId });
+      const { row, tokenHash } = c;
+      const failure = await proofFailure(row, device.proof, true);
+      if (failure !== undefined) {
+        await repository.recordEvents([event(userId, 'proof_failed', row, actor)], now);
+        tell(() => securityAlerts?.deviceProofFailed({ userId, deviceId: row.id, deviceName: row.device_name, actor }));
+        return { trusted: false, reason: 'proof_failed', deviceId: row.id, why: failure };
       }
-      return decision;
+      const used = event(userId, 'trust_used', row, actor);
+      if (!c.retired) {
+        const newToken = generateToken('device');
+        const rotated = await repository.rotateToken(
+          { userId, deviceId: row.id, presentedHash: tokenHash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
+          used,
+        );
+        if (rotated) return trustedDecision(row, newToken);
+        // Lost the race to a concurrent login with the same token (it rotated first),
+        // or the device was revoked meanwhile: ask the token's state again.
+        const retired = await repository.findRetiredToken(tokenHash);
+        if (retired === undefined || retired.device_id !== row.id || now - retired.retired_at >= graceMs) return { trusted: false, reason: 'inactive' };
+      }
+      // Within the grace: trusted like the current token, not rotated again (see the module comment).
+      // A revoke that lands between the read and this UPDATE wins: no bypass.
+      if (!(await repository.touch(userId, row.id, now, device.fingerprint.ipAddress))) return { trusted: false, reason: 'inactive' };
+      await repository.recordEvents([used], now);
+      return trustedDecision(row);
     },
 
     async createPendingDevice(trx, userId, device, sessionId, grant) {
@@ -262,7 +412,9 @@ export function createDevicesService(options: DevicesServiceOptions) {
     trust,
     trustTtlMs,
 
-    async activate(userId: string, token: string, deviceName: string | undefined, device: RequestDevice, actor: Actor) {
+    async activate(userId: string, token: string, deviceName: string | undefined, publicKey: unknown, device: RequestDevice, actor: Actor) {
+      // The key is checked first: a refused key leaves the activation token unused, to retry without it.
+      const key = publicKey === undefined ? undefined : await parsePublicKey(publicKey);
       const { row } = await findUsableActivation(userId, token, device);
       const deviceToken = generateToken('device');
       const tokenHash = hashToken(deviceToken);
@@ -285,6 +437,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
           last_used_at: now,
           expires_at: now + trustTtlMs,
           revoked_at: null,
+          public_key_jwk: key?.stored ?? null,
         };
         await repository.insertDevice(trx, deviceRow);
         const evicted = await repository.evictBeyond(trx, userId, maxTrustedDevices, now);
@@ -313,6 +466,14 @@ export function createDevicesService(options: DevicesServiceOptions) {
     },
 
     notFound,
+
+    /** A proof-of-possession challenge (SPEC §5.5): 256 random bits, stored as SHA-256, single-use, 60 s. */
+    async issueChallenge(): Promise<{ challenge: string; expiresIn: number }> {
+      const challenge = generateToken('deviceChallenge');
+      const now = clock.now();
+      await repository.insertChallenge(hashToken(challenge), now, now + DEVICE_CHALLENGE_TTL_SECONDS * 1000);
+      return { challenge, expiresIn: DEVICE_CHALLENGE_TTL_SECONDS };
+    },
 
     async list(userId: string, currentDeviceToken: string | undefined): Promise<DeviceView[]> {
       const hash = hashOfDeviceToken(currentDeviceToken);

@@ -114,6 +114,8 @@ export const RATE_LIMITS = {
   resendVerificationAccount: { kind: 'requests', name: 'resend', max: 3, windowMs: 15 * MINUTE, key: (r) => `resend:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
   /** Verify, reset and report links: guessing a 256-bit token is hopeless, but a reset costs an argon2 hash. */
   emailLink: { kind: 'requests', name: 'email-link', max: 20, windowMs: 15 * MINUTE, key: (r) => `email-link:${ip(r)}` } satisfies RequestLimit,
+  /** Proof challenges need no account: counted per IP (each is a row until it expires, 60 s later). */
+  deviceChallenge: { kind: 'requests', name: 'device-challenge', max: 30, windowMs: MINUTE, key: (r) => `device-challenge:${ip(r)}` } satisfies RequestLimit,
   /** Passkey management behind a session (SPEC §5.8). */
   webauthn: { kind: 'requests', name: 'webauthn', max: 30, windowMs: MINUTE, key: (r) => `webauthn:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
   /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */

@@ -2,7 +2,8 @@
  * Builds the service-level view of the device behind a request: its
  * fingerprint (from the socket or trusted-proxy IP, the User-Agent and the
  * x-device-fingerprint header) and its device token (cookie for browsers,
- * x-device-token header for native clients). Tokens are read from headers
+ * x-device-token header for native clients) and its proof of possession
+ * (x-device-proof, SPEC §5.5). Tokens are read from headers
  * and cookies only, never from the query string.
  */
 import type { FastifyRequest } from 'fastify';
@@ -14,6 +15,7 @@ import type { Actor } from '../events/events.repository.ts';
 export const DEVICE_COOKIE = 'td_device';
 export const DEVICE_TOKEN_HEADER = 'x-device-token';
 export const FINGERPRINT_HEADER = 'x-device-fingerprint';
+export const DEVICE_PROOF_HEADER = 'x-device-proof';
 
 function singleHeader(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
@@ -36,7 +38,7 @@ export function createRequestDeviceReader(fingerprinter: { compute(input: Finger
       userAgent,
       clientSignals: singleHeader(request, FINGERPRINT_HEADER),
     });
-    return { fingerprint, userAgent, deviceToken: requestDeviceToken(request) };
+    return { fingerprint, userAgent, deviceToken: requestDeviceToken(request), proof: singleHeader(request, DEVICE_PROOF_HEADER) };
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
- * tokens, devices past their trust lifetime (marked `expired`, with an
+ * tokens, expired device proof challenges and retired device tokens (in
+ * bounded batches), devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
  *
@@ -36,6 +37,8 @@ export interface PruneResult {
   events: number;
   /** Verification, reset and report tokens a day past expiry (kept that long so a late click gets 410, not 400). */
   emailTokens: number;
+  deviceChallenges: number;
+  retiredDeviceTokens: number;
   webauthnChallenges: number;
   /** The steps that failed this run (each is logged); the others ran. */
   failed: Array<Exclude<keyof PruneResult, 'failed'>>;
@@ -87,8 +90,10 @@ export async function pruneExpired(
     ['webauthnChallenges', (limit) => webauthn.deleteExpiredChallenges(now, limit)],
     // Kept a day past expiry so a late click still gets "expired", not "invalid".
     ['emailTokens', (limit) => account.deleteExpiredTokens(now - DAY, limit)],
+    ['deviceChallenges', (limit) => devices.deleteExpiredChallenges(now, limit)],
+    ['retiredDeviceTokens', (limit) => devices.deleteExpiredRetiredTokens(now, limit)],
   ];
-  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, failed: [] };
+  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, failed: [] };
   for (const [name, batch] of steps) {
     try {
       result[name] = await drain(batch, batchSize);

@@ -1,9 +1,9 @@
 /**
  * Opaque secret tokens: temporary (MFA challenge), activation, device and
- * refresh tokens.
+ * refresh tokens, device proof challenges.
  *
  * - 32 bytes (256 bits) from the CSPRNG, base64url, behind a readable prefix
- *   (`tdm_`, `tda_`, `tdd_`, `tdr_`, `tdp_`, and `tdv_`, `tdw_`, `tdx_` for mail links) so a leaked token is recognisable and a
+ *   (`tdm_`, `tda_`, `tdd_`, `tdr_`, `tdp_`, `tdc_`, and `tdv_`, `tdw_`, `tdx_` for mail links) so a leaked token is recognisable and a
  *   token of one kind is never mistaken for another.
  * - Only SHA-256(token) is stored. A plain, unsalted hash is right here: the
  *   input already has 256 bits of entropy, and lookup must be by hash.
@@ -22,6 +22,8 @@ export const TOKEN_PREFIX = {
   emailVerification: 'tdv_',
   passwordReset: 'tdw_',
   report: 'tdx_',
+  /** Proof-of-possession challenge (SPEC §5.5): signed by a device-bound key, single-use, 60 s. */
+  deviceChallenge: 'tdc_',
 } as const;
 
 export type TokenKind = keyof typeof TOKEN_PREFIX;

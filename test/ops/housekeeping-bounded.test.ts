@@ -45,6 +45,7 @@ function device(userId: string, overrides: Partial<TrustedDevicesTable>): Truste
     expires_at: NOW - 10 * DAY,
     granted_by: 'totp',
     granted_by_credential_id: null,
+    public_key_jwk: null,
     revoked_at: null,
     ...overrides,
   };

@@ -52,6 +52,16 @@ describe('rate limits (RATE_LIMITS=on)', () => {
     const other = await signupAndLogin(t.app, { userAgent: 'test', ip: '192.0.2.61' });
     assert.equal((await call(t.app, 'GET', '/api/v1/devices', undefined, { token: other.accessToken })).res.statusCode, 200);
   });
+
+  test('device proof challenges (SPEC §5.5): 30 per minute per IP', async () => {
+    const challenge = (ip: string) => call(t.app, 'POST', '/api/v1/auth/device-challenge', undefined, { device: { userAgent: 'test', ip } });
+    for (let i = 0; i < 30; i++) assert.equal((await challenge('192.0.2.70')).res.statusCode, 200);
+    const limited = await challenge('192.0.2.70');
+    assert.equal(limited.res.statusCode, 429);
+    assert.equal(limited.body.error.code, 'RATE_LIMITED');
+    assert.ok(Number(limited.res.headers['retry-after']) > 0);
+    assert.equal((await challenge('192.0.2.71')).res.statusCode, 200, 'another IP is counted apart');
+  });
 });
 
 describe('RATE_LIMITS=off', () => {

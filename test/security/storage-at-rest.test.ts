@@ -12,6 +12,7 @@ import type { Database } from '../../src/db/schema.ts';
 import { totpCode } from '../../src/mfa/totp.ts';
 import { createEncryptor } from '../../src/security/encryption.ts';
 import { createPasswordHasher, OWASP_ARGON2ID } from '../../src/security/passwords.ts';
+import { makeDeviceKey } from '../helpers/device-keys.ts';
 import { SoftAuthenticator } from '../helpers/webauthn.ts';
 import { call, CHROME_MAC, createTestApp, databaseKinds, type Device, FIREFOX_WINDOWS, nextCode, type TestApp, uniqueEmail } from '../helpers/app.ts';
 
@@ -32,6 +33,8 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'mail_outbox',
   'email_tokens',
   'sessions',
+  'device_challenges',
+  'retired_device_tokens',
   'webauthn_credentials',
   'webauthn_challenges',
 ];
@@ -54,7 +57,7 @@ for (const kind of databaseKinds()) {
       const email = uniqueEmail('rest');
       const password = `Rest-${tag()}-Pw9`;
       const newPassword = `Rest-${tag()}-New8`;
-      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], passkeyAttempt: [] as string[] };
+      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], passkeyAttempt: [] as string[], challenge: [] as string[] };
       const webauthnChallenges: string[] = [];
 
       const signup = await call(t.app, 'POST', '/api/v1/auth/signup', { email, password, display_name: 'Rest' });
@@ -85,13 +88,19 @@ for (const kind of databaseKinds()) {
 
       // Trust one device, skip another (backup code), refresh, then change the password.
       const first = await mfaLogin(device, () => ({ code: nextCode(t, secret) }));
-      const activate = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: first.trusted_device.activation_token }, { token: first.access_token, device });
+      // Key-bound (SPEC §5.5): a challenge, a proof, and a rotation that retires the first device token.
+      const key = await makeDeviceKey();
+      const activate = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: first.trusted_device.activation_token, public_key: key.publicJwk }, { token: first.access_token, device });
       assert.equal(activate.res.statusCode, 200, activate.res.body);
       const deviceToken: string = activate.body.data.device_token;
       tokens.device.push(deviceToken);
-      const bypass = await call(t.app, 'POST', '/api/v1/auth/login', { email, password }, { device: { ...device, deviceToken } });
-      assert.equal(bypass.body.data.mfa_bypassed, true);
+      const proofChallenge: string = (await call(t.app, 'POST', '/api/v1/auth/device-challenge')).body.data.challenge;
+      tokens.challenge.push(proofChallenge);
+      const bypass = await call(t.app, 'POST', '/api/v1/auth/login', { email, password }, { device: { ...device, deviceToken }, headers: { 'x-device-proof': `${proofChallenge}.${await key.sign(proofChallenge)}` } });
+      assert.equal(bypass.body.data.mfa_bypassed, true, bypass.res.body);
       tokens.refresh.push(bypass.body.data.refresh_token);
+      const rotatedToken: string = bypass.body.data.device_token;
+      tokens.device.push(rotatedToken);
 
       const second = await mfaLogin(otherDevice, { backup_code: backupCodes[0]! });
       const skip = await call(t.app, 'POST', '/api/v1/devices/skip', { activation_token: second.trusted_device.activation_token }, { token: second.access_token, device: otherDevice });
@@ -133,7 +142,7 @@ for (const kind of databaseKinds()) {
       const dump: Record<string, Array<Record<string, unknown>>> = {};
       for (const table of TABLES) dump[table] = (await db.selectFrom(table).selectAll().execute()) as Array<Record<string, unknown>>;
       const text = JSON.stringify(dump);
-      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'webauthn_credentials', 'webauthn_challenges']) {
+      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'webauthn_credentials', 'webauthn_challenges', 'device_challenges', 'retired_device_tokens']) {
         assert.ok(dump[table]!.length > 0, `${table} has rows to check`);
       }
 
@@ -188,7 +197,12 @@ for (const kind of databaseKinds()) {
       for (const token of tokens.temporary) assert.ok(challengeHashes.has(sha256(token)), 'temporary token stored as its SHA-256');
       const activationHashes = new Set(column('activation_tokens', 'token_hash'));
       for (const token of tokens.activation) assert.ok(activationHashes.has(sha256(token)), 'activation token stored as its SHA-256');
-      assert.deepEqual(column('trusted_devices', 'device_token_hash'), [sha256(deviceToken)]);
+      assert.deepEqual(column('trusted_devices', 'device_token_hash'), [sha256(rotatedToken)]);
+      assert.deepEqual(column('retired_device_tokens', 'token_hash'), [sha256(deviceToken)]);
+      assert.deepEqual(column('device_challenges', 'challenge_hash'), [sha256(proofChallenge)]);
+      // The device key: its public half only, normalised.
+      const storedKey = JSON.parse(String(dump.trusted_devices![0]!.public_key_jwk));
+      assert.deepEqual(Object.keys(storedKey).sort(), ['crv', 'kty', 'x', 'y']);
       // WebAuthn: challenges and the passwordless attempt token as their SHA-256.
       assert.deepEqual(new Set(column('webauthn_challenges', 'challenge_hash')), new Set(webauthnChallenges.map(sha256)));
       assert.deepEqual(dump.webauthn_challenges!.map((r) => r.attempt_hash).filter((h) => h !== null), tokens.passkeyAttempt.map(sha256));

@@ -96,6 +96,7 @@ for (const kind of databaseKinds()) {
       const deviceA = laptop({ deviceToken: activate.body.data.device_token });
       const bypass = await loginStep(t, user, deviceA);
       assert.equal(bypass.body.data.mfa_bypassed, true);
+      deviceA.deviceToken = bypass.body.data.device_token; // rotated (SPEC §5.5): the old one is retired
       const b = await verify(user, phone);
       const x = await verify(user, actor);
       const c = await loginStep(t, user, deviceC);

@@ -32,6 +32,10 @@ import {
   trustDevice,
 } from '../helpers/app.ts';
 import type { DatabaseKind } from '../helpers/databases.ts';
+import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
+import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
+
+const EDGE_LINUX = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0';
 
 /**
  * Columns that do not narrow a search: a state shared by most rows of every
@@ -79,8 +83,22 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: user.accessToken });
     const { backupCodes } = await enableMfa(t, user);
     const trusted = await trustDevice(t, user, laptop());
-    const bypass = await loginStep(t, user, laptop({ deviceToken: trusted.deviceToken }));
-    await loginStep(t, user, laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: trusted.deviceToken })); // fingerprint mismatch
+    const bypass = await loginStep(t, user, laptop({ deviceToken: trusted.deviceToken })); // rotates the token
+    await loginStep(t, user, laptop({ deviceToken: trusted.deviceToken })); // the retired token within the grace
+    await loginStep(t, user, laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: bypass.body.data.device_token })); // fingerprint mismatch
+    // SPEC §5.5: a key-bound device, a challenge, a proof (consumed), a failed proof, reuse after the grace.
+    const key = await makeDeviceKey();
+    const keyed = await loginWithMfa(t, user, laptop({ userAgent: EDGE_LINUX }));
+    const bound = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: keyed.trusted_device.activation_token, public_key: key.publicJwk }, { token: keyed.access_token, device: laptop({ userAgent: EDGE_LINUX }) });
+    const proved = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: bound.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    assert.equal(proved.body.data.mfa_bypassed, true, proved.res.body);
+    await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: proved.body.data.device_token })); // no proof
+    t.clock.advance(31_000);
+    await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: bound.body.data.device_token })); // reuse → revoked
+    // The housekeeping of §5.5's two tables (the rest of pruneExpired is not part of this walk).
+    const repository = createDevicesRepository(t.db.handle.db);
+    await repository.deleteExpiredChallenges(t.clock.now(), 500);
+    await repository.deleteExpiredRetiredTokens(t.clock.now() + 40 * 86_400_000, 500);
     const phone = await loginWithMfa(t, user, laptop({ userAgent: SAFARI_IPHONE }));
     await call(t.app, 'POST', '/api/v1/devices/skip', { activation_token: phone.trusted_device.activation_token }, { token: phone.access_token, device: laptop({ userAgent: SAFARI_IPHONE }) });
     const token = bypass.body.data.access_token;

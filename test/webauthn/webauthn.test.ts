@@ -23,6 +23,7 @@ import {
 } from '../helpers/app.ts';
 import { pruneExpired } from '../../src/ops/housekeeping.ts';
 import { createWebauthnRepository } from '../../src/webauthn/webauthn.repository.ts';
+import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
 import { type AssertOverrides, type RegisterOverrides, SoftAuthenticator } from '../helpers/webauthn.ts';
 
 const API = '/api/v1';
@@ -398,9 +399,36 @@ for (const kind of databaseKinds()) {
         assert.equal(second.res.statusCode, 200, second.res.body);
         assert.equal(second.body.data.trusted_device, null);
         assert.equal(second.body.data.trusted_device_id, device.id);
+        // The trust was used, so the device token rotated (SPEC §5.5): the answer and the cookie carry the new one.
+        assert.match(second.body.data.device_token, /^tdd_/);
+        assert.notEqual(second.body.data.device_token, deviceToken);
+        assert.match(String(second.res.headers['set-cookie']), new RegExp(`^td_device=${second.body.data.device_token};`));
         // And the password alone, on that device, bypasses MFA like any trusted device.
         const login = await loginStep(t, user, trustedLaptop);
         assert.equal(login.body.data.mfa_bypassed, true);
+      });
+
+      test('SPEC §5.5: on a key-bound device the passkey sign-in needs the device proof to use the trust', async () => {
+        const user = await signupAndLogin(t.app);
+        const { authenticator } = await register(user);
+        const first = await passkeySignIn(authenticator);
+        const key = await makeDeviceKey();
+        const activated = await call(t.app, 'POST', `${API}/devices/activate`, { activation_token: first.body.data.trusted_device.activation_token, public_key: key.publicJwk }, { token: first.body.data.access_token, device: laptop() });
+        assert.equal(activated.body.data.device.key_bound, true);
+        const device = laptop({ deviceToken: activated.body.data.device_token });
+        const withProof = async (proof?: string) => {
+          const { options, attempt_token } = await passkeyOptions(device);
+          return call(t.app, 'POST', `${API}/auth/passkey/verify`, { attempt_token, response: authenticator.assert(options) }, { device, headers: proof ? { 'x-device-proof': proof } : {} });
+        };
+        const proved = await withProof(await proofHeader(t.app, key));
+        assert.equal(proved.body.data.trusted_device_id, activated.body.data.device.id, proved.res.body);
+        assert.match(proved.body.data.device_token, /^tdd_/);
+        device.deviceToken = proved.body.data.device_token;
+        const unproved = await withProof();
+        assert.equal(unproved.res.statusCode, 200);
+        assert.equal(unproved.body.data.trusted_device_id, null, 'no proof: the trust is not used');
+        assert.notEqual(unproved.body.data.trusted_device, null, 'a pending device is offered instead');
+        assert.equal(unproved.body.data.device_token, undefined);
       });
 
       test('refused: no user verification, no user handle, reused or foreign attempt, another device, wrong origin or RP ID', async () => {

@@ -39,6 +39,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/device-challenge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices, SPEC §5.5) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                /** @description Sign this exact string (UTF-8) with the device key (ES256) and send x-device-proof: <challenge>.<base64url P1363 signature> with the login. */
+                                challenge: string;
+                                /** @description Seconds (60); the challenge is single-use. */
+                                expires_in: number;
+                            };
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Every error, including 404, 429 and 500. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description Every error, including 404, 429 and 500. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/mfa/verify": {
         parameters: {
             query?: never;
@@ -657,6 +721,8 @@ export interface components {
              * @example 2026-01-01T12:00:00.000Z
              */
             expires_at: string;
+            /** @description True when each login from this device must prove possession of its key (SPEC §5.5). */
+            key_bound: boolean;
             /** @description The second factor that granted this trust (SPEC §5.8); null for trust granted before it was recorded. */
             granted_by: "totp" | "backup_code" | "webauthn" | (never | null);
             /** @description The WebAuthn credential that granted it, when granted_by is webauthn. */
@@ -724,6 +790,8 @@ export interface components {
             display_name: string | null;
             mfa_bypassed: boolean;
             trusted_device_id: string | null;
+            /** @description When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise. */
+            device_token?: string | null;
         };
         /** @description Login needs a second factor: send temporary_token to /auth/mfa/verify. */
         MfaChallenge: {
@@ -1482,6 +1550,19 @@ export interface operations {
                     activation_token: string;
                     /** @description Printable, not only white space. */
                     device_name?: string;
+                    /** @description The public half of the device key: an EC P-256 JWK for ES256. Never the private key. */
+                    public_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -2472,6 +2553,8 @@ export interface operations {
                             trusted_device_id: string | null;
                             /** @description A pending device to activate or skip; null on a trusted device. */
                             trusted_device: components["schemas"]["PendingDevice"] | (never | null);
+                            /** @description When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise. */
+                            device_token?: string | null;
                         };
                         message: string;
                     };
