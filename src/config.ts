@@ -9,6 +9,8 @@
 import { isIP } from 'node:net';
 
 export type RateLimitMode = 'on' | 'off';
+/** `true`/`false`, or `auto`: Secure on https and loopback hosts (src/http/cookies.ts). */
+export type CookieSecure = boolean | 'auto';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Keys {
@@ -37,7 +39,8 @@ export interface Config {
   maxTrustedDevices: number;
   rateLimits: RateLimitMode;
   trustProxy: string[] | undefined;
-  cookieSecure: boolean;
+  /** Always `true` in production. */
+  cookieSecure: CookieSecure;
   corsOrigins: string[] | undefined;
   logLevel: LogLevel;
   databasePoolSize: number;
@@ -116,6 +119,14 @@ export function loadConfig(env: Env): Readonly<Config> {
     return decoded;
   };
 
+  const cookieSecure = (): CookieSecure => {
+    const raw = read('COOKIE_SECURE')?.toLowerCase() ?? 'auto';
+    const value = raw === 'auto' ? 'auto' : boolean('COOKIE_SECURE', true);
+    if (!production) return value;
+    if (value === false) problems.push('COOKIE_SECURE=false is not allowed when NODE_ENV=production (the cookies carry device and refresh tokens)');
+    return true;
+  };
+
   const databaseUrl = read('DATABASE_URL') ?? 'sqlite:./data/trusted-devices.db';
   if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(databaseUrl)) {
     problems.push('DATABASE_URL must start with sqlite:, postgres:// or postgresql://');
@@ -166,7 +177,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     maxTrustedDevices: integer('MAX_TRUSTED_DEVICES', 10, 1, 100),
     rateLimits: oneOf<RateLimitMode>('RATE_LIMITS', 'on', ['on', 'off']),
     trustProxy,
-    cookieSecure: boolean('COOKIE_SECURE', true),
+    cookieSecure: cookieSecure(),
     corsOrigins,
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
     databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 200),

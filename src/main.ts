@@ -51,6 +51,11 @@ async function main(): Promise<void> {
   });
 
   app = await buildApp({ config, keys, database, redis });
+  if (config.cookieSecure === 'auto') {
+    app.log.warn(
+      'COOKIE_SECURE=auto: cookies are Secure on https and on localhost/loopback, and NOT Secure on plain http from any other host. Set COOKIE_SECURE=true when the service is only reached over https.',
+    );
+  }
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {

@@ -5,13 +5,32 @@ import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import { eventMeta } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { REFRESH_COOKIE, refreshCookieOptions, wantsRefreshCookie } from '../http/cookies.ts';
 import { ValidationError } from '../errors.ts';
+import { PASSWORD_POLICY } from '../security/passwords.ts';
 import * as S from './auth.schemas.ts';
 
 const tags = ['auth'];
 
 export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { auth, requestDevice, authenticate, config } = ctx;
+
+  /**
+   * A browser client that asks for it (`x-refresh-cookie: 1`) gets the
+   * refresh token as the HttpOnly td_refresh cookie instead of in the body,
+   * so page script never holds it (src/http/cookies.ts).
+   */
+  const deliverRefreshToken = <T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, session: T): T => {
+    if (!wantsRefreshCookie(request) || session.refresh_token === undefined) return session;
+    const { refresh_token: token, ...rest } = session;
+    reply.setCookie(REFRESH_COOKIE, token, { ...refreshCookieOptions(config.cookieSecure, request), maxAge: config.refreshTokenTtlSeconds });
+    return rest as T;
+  };
+  const clearRefreshCookie = (request: FastifyRequest, reply: FastifyReply) => reply.clearCookie(REFRESH_COOKIE, refreshCookieOptions(config.cookieSecure, request));
+  /** The body's refresh token, else (only with `x-refresh-cookie: 1`) the cookie's. */
+  const presentedRefreshToken = (request: FastifyRequest, body: { refresh_token?: string } | null | undefined) =>
+    body?.refresh_token ?? (wantsRefreshCookie(request) ? request.cookies?.[REFRESH_COOKIE] || undefined : undefined);
 
   app.post('/signup', {
     schema: { tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
@@ -21,6 +40,10 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     return reply.code(201).send(ok({ ...user, created_at: iso(user.created_at) }, 'Account created.'));
   });
 
+  app.get('/password-policy', {
+    schema: { tags, summary: 'The password policy that signup and password change enforce', response: withErrors({ 200: success(S.PasswordPolicyData) }) },
+  }, async () => ok({ ...PASSWORD_POLICY }));
+
   app.post('/login', {
     schema: {
       tags,
@@ -29,7 +52,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       response: withErrors({ 200: success(S.LoginResponse) }),
     },
     config: rateLimitConfig(RATE_LIMITS.login),
-  }, async (request) => {
+  }, async (request, reply) => {
     const result = await auth.login(request.body, requestDevice(request));
     if (result.kind === 'mfa_required') {
       return ok(
@@ -37,7 +60,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
         'A second factor is required.',
       );
     }
-    const { kind: _kind, ...session } = result;
+    const { kind: _kind, ...session } = deliverRefreshToken(request, reply, result);
     return ok(session, session.mfa_bypassed ? 'Logged in on a trusted device.' : 'Logged in.');
   });
 
@@ -48,13 +71,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       body: S.MfaVerifyBody,
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const { temporary_token, code, backup_code } = request.body;
     if ((code === undefined) === (backup_code === undefined)) {
       throw new ValidationError([{ field: 'code', message: 'send exactly one of code or backup_code' }]);
     }
     const factor = code !== undefined ? { code } : { backupCode: backup_code! };
-    const result = await auth.verifyMfa(temporary_token, factor, requestDevice(request));
+    const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request)));
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },
       'Second factor verified.',
@@ -63,13 +86,23 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/refresh', {
     schema: { tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
-  }, async (request) => ok(await auth.refresh(request.body.refresh_token), 'Tokens refreshed.'));
+  }, async (request, reply) => {
+    const token = presentedRefreshToken(request, request.body);
+    if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
+    try {
+      return ok(deliverRefreshToken(request, reply, await auth.refresh(token)), 'Tokens refreshed.');
+    } catch (error) {
+      if (request.body?.refresh_token === undefined) clearRefreshCookie(request, reply);
+      throw error;
+    }
+  });
 
   app.post('/logout', {
     onRequest: authenticate,
     schema: { tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
   }, async (request, reply) => {
-    await auth.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token);
+    await auth.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token ?? (request.cookies?.[REFRESH_COOKIE] || undefined));
+    if (request.cookies?.[REFRESH_COOKIE] !== undefined) clearRefreshCookie(request, reply);
     return reply.code(204).send(null);
   });
 

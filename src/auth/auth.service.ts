@@ -19,6 +19,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../errors.ts';
 import type { DeviceTrust, EventMeta, PendingDevice, RequestDevice } from '../devices/devices.service.ts';
+import { GATE_COMPONENTS } from '../devices/fingerprint.ts';
 import type { MfaRepository } from '../mfa/mfa.repository.ts';
 import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
 import type { AccessTokens } from '../security/access-tokens.ts';
@@ -106,6 +107,26 @@ export function createAuthService(options: AuthServiceOptions) {
     }
   }
 
+  /**
+   * After a verified second factor: nothing to offer when the device is
+   * already trusted; a drifted fingerprint on a valid device token of the
+   * same browser family and OS is re-anchored (the code just proved the
+   * user, so the stored components follow the browser's ordinary changes);
+   * otherwise a pending device to activate or skip.
+   */
+  async function pendingDeviceAfterMfa(userId: string, device: RequestDevice): Promise<PendingDevice | null> {
+    const decision = await deviceTrust.evaluate(userId, device);
+    if (decision.trusted) return null;
+    if (
+      decision.reason === 'fingerprint_mismatch' &&
+      !decision.differing.some((name) => GATE_COMPONENTS.includes(name)) &&
+      (await deviceTrust.reanchor(userId, decision.deviceId, device))
+    ) {
+      return null;
+    }
+    return deviceTrust.createPendingDevice(userId, device);
+  }
+
   return {
     issueSession,
 
@@ -188,8 +209,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
 
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The temporary token');
-      const alreadyTrusted = (await deviceTrust.evaluate(userId, device)).trusted;
-      const pending = alreadyTrusted ? null : await deviceTrust.createPendingDevice(userId, device);
+      const pending = await pendingDeviceAfterMfa(userId, device);
       return { ...(await issueSession(userId)), ...profile(user), trusted_device: pending };
     },
 

@@ -1,6 +1,6 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.ts';
+import { deviceCookieOptions } from '../http/cookies.ts';
 import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
@@ -32,19 +32,12 @@ const eventJson = (e: DeviceEvent) => ({
   created_at: iso(e.created_at),
 });
 
-const cookieOptions = (config: Readonly<Config>) => ({
-  httpOnly: true,
-  sameSite: 'strict' as const,
-  secure: config.cookieSecure,
-  path: '/api/v1',
-});
-
 export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { devices, authenticate, requestDevice, config } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
   const limit = rateLimitConfig(RATE_LIMITS.devices);
-  const clearCookie = (reply: FastifyReply) => reply.clearCookie(DEVICE_COOKIE, cookieOptions(config));
+  const clearCookie = (request: FastifyRequest, reply: FastifyReply) => reply.clearCookie(DEVICE_COOKIE, deviceCookieOptions(config.cookieSecure, request));
 
   app.post('/activate', {
     schema: { tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }) },
@@ -52,7 +45,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   }, async (request, reply) => {
     const { activation_token, device_name } = request.body;
     const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, requestDevice(request));
-    reply.setCookie(DEVICE_COOKIE, deviceToken, { ...cookieOptions(config), maxAge: Math.floor(devices.trustTtlMs / 1000) });
+    reply.setCookie(DEVICE_COOKIE, deviceToken, { ...deviceCookieOptions(config.cookieSecure, request), maxAge: Math.floor(devices.trustTtlMs / 1000) });
     return ok({ device: deviceJson(device), device_token: deviceToken }, 'This device is now trusted.');
   });
 
@@ -89,7 +82,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     const id = request.params.device_id.toLowerCase();
     if (!UUID.test(id)) devices.notFound();
     const { wasCurrent } = await devices.revoke(request.auth.userId, id, eventMeta(request), requestDeviceToken(request));
-    if (wasCurrent) clearCookie(reply);
+    if (wasCurrent) clearCookie(request, reply);
     return ok({ revoked: true as const }, 'The device was revoked.');
   });
 
@@ -98,7 +91,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     config: limit,
   }, async (request, reply) => {
     const count = await devices.revokeAll(request.auth.userId, eventMeta(request));
-    clearCookie(reply);
+    clearCookie(request, reply);
     return ok({ revoked_count: count }, 'Every device was revoked.');
   });
 

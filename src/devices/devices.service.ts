@@ -57,6 +57,13 @@ export interface DeviceTrust {
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
   /** After a verified second factor: a pending device and its activation token. */
   createPendingDevice(userId: string, device: RequestDevice): Promise<PendingDevice>;
+  /**
+   * After a verified second factor on a device whose token is valid but whose
+   * fingerprint drifted (same browser family and OS): store the current
+   * components, so the next sign-in is recognised again. False when the
+   * device is no longer active.
+   */
+  reanchor(userId: string, deviceId: string, device: RequestDevice): Promise<boolean>;
   /** Revokes every trusted device of the user (password change, MFA off, new backup codes). */
   revokeAll(userId: string, meta: EventMeta | undefined): Promise<number>;
 }
@@ -215,6 +222,24 @@ export function createDevicesService(options: DevicesServiceOptions) {
         expires_at: row.expires_at,
         is_active: false,
       };
+    },
+
+    async reanchor(userId, deviceId, device) {
+      const now = clock.now();
+      const fp = device.fingerprint;
+      return repository.transaction(async (trx) => {
+        const updated = await repository.reanchor(trx, userId, deviceId, now, {
+          fingerprint: fp.fingerprint,
+          components: JSON.stringify(fp.components),
+          browser: fp.browser,
+          os: fp.os,
+          device_type: fp.deviceType,
+          user_agent: device.userAgent.slice(0, MAX_USER_AGENT_STORED),
+          last_ip_address: fp.ipAddress,
+        });
+        if (updated) await insertEvents(trx, [event(userId, deviceId, 'fingerprint_updated', device)], now);
+        return updated;
+      });
     },
 
     revokeAll: (userId, meta) => revokeAll(userId, meta),

@@ -10,7 +10,9 @@ import { AppError } from '../errors.ts';
 import type { DeviceFingerprint, FingerprintInput } from '../devices/fingerprint.ts';
 import type { EventMeta, RequestDevice } from '../devices/devices.service.ts';
 
-export const DEVICE_COOKIE = 'td_device';
+import { DEVICE_COOKIE } from './cookies.ts';
+
+export { DEVICE_COOKIE };
 export const DEVICE_TOKEN_HEADER = 'x-device-token';
 export const FINGERPRINT_HEADER = 'x-device-fingerprint';
 
