@@ -198,7 +198,10 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         // The last allowed attempt: the counter already refuses any further one
         // (without consuming the token, so a right code checked concurrently still wins).
         if (attempt >= CHALLENGE_MAX_FAILURES) {
-          throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.');
+          // The challenge is used up: waiting does not help, a new sign-in does (restart_sign_in tells clients so).
+          throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.', {
+            details: { attempts_remaining: 0, restart_sign_in: true },
+          });
         }
         throw new AppError('INVALID_MFA_CODE', undefined, {
           details: { attempts_remaining: CHALLENGE_MAX_FAILURES - attempt },
