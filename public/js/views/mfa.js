@@ -50,6 +50,7 @@ function setBackupMode(on) {
 function setRestart(on) {
   $('#mfa-restart').hidden = !on;
   $('#mfa-submit').hidden = on;
+  $('#mfa-cancel').closest('p').hidden = on; // "Sign in again" says the same
   if (on) {
     $('#mfa-code-field').hidden = true;
     $('#mfa-backup-field').hidden = true;
