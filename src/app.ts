@@ -20,7 +20,6 @@ import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { authRoutes } from './auth/auth.routes.ts';
 import { createAuthService } from './auth/auth.service.ts';
-import { createRefreshTokensRepository } from './auth/refresh-tokens.repository.ts';
 import { createUsersRepository } from './auth/users.repository.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config, Keys } from './config.ts';
@@ -40,6 +39,10 @@ import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
 import { opsRoutes } from './ops/ops.routes.ts';
+import { createRevocation } from './revocation/revocation.service.ts';
+import { createSessionsRepository, type SessionsRepository } from './sessions/sessions.repository.ts';
+import { sessionsRoutes } from './sessions/sessions.routes.ts';
+import { createSessionsService } from './sessions/sessions.service.ts';
 import { createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
@@ -57,6 +60,8 @@ export interface AppDeps {
   logStream?: Writable;
   /** Test seam: wrap the devices repository (e.g. to inject storage faults). */
   wrapDevicesRepository?: (repository: DevicesRepository) => DevicesRepository;
+  /** Test seam: wrap the sessions repository (inject faults, or delays between statements to open race windows). */
+  wrapSessionsRepository?: (repository: SessionsRepository) => SessionsRepository;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -168,6 +173,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'auth', description: 'Sign-up, login, sessions' },
         { name: 'mfa', description: 'TOTP and backup codes' },
         { name: 'devices', description: 'Trusted devices' },
+        { name: 'sessions', description: 'Where the account is signed in' },
         { name: 'operations', description: 'Health, readiness, metrics' },
       ],
     },
@@ -182,10 +188,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Services: built once per app; nothing below runs per request.
   const users = createUsersRepository(database.db);
-  const refreshTokens = createRefreshTokensRepository(database.db);
   const mfaRepository = createMfaRepository(database.db);
   const baseDevicesRepository = createDevicesRepository(database.db);
   const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
+  const baseSessionsRepository = createSessionsRepository(database.db);
+  const sessionsRepository = deps.wrapSessionsRepository?.(baseSessionsRepository) ?? baseSessionsRepository;
   const accessTokens = createAccessTokens({
     secret: keys.jwtSecret,
     issuer: config.jwtIssuer,
@@ -193,14 +200,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ttlSeconds: config.accessTokenTtlSeconds,
     clock,
   });
+  const revocation = createRevocation({ db: database.db, devices: devicesRepository, sessions: sessionsRepository, mfa: mfaRepository, clock });
+  const sessions = createSessionsService({
+    db: database.db,
+    repository: sessionsRepository,
+    revocation,
+    accessTokens,
+    clock,
+    refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+    sessionMaxAgeDays: config.sessionMaxAgeDays,
+    sessionIdleDays: config.sessionIdleDays,
+    log: app.log,
+  });
   const mfa = createMfaService({
     repository: mfaRepository,
+    revocation,
     encryptor: createEncryptor(keys.dataEncryptionKey),
     dataEncryptionKey: keys.dataEncryptionKey,
     clock,
   });
   const devices = createDevicesService({
     repository: devicesRepository,
+    sessions: sessionsRepository,
+    revocation,
     clock,
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
@@ -208,14 +230,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const auth = createAuthService({
     users,
-    refreshTokens,
     mfaRepository,
     mfa,
     deviceTrust: devices.trust,
+    sessions,
+    revocation,
     passwords: deps.passwordHasher ?? createPasswordHasher(),
-    accessTokens,
     clock,
-    refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
   });
@@ -225,13 +246,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     auth,
     mfa,
     devices,
+    sessions,
     requestDevice: createRequestDeviceReader(createFingerprinter(keys.fingerprintKey)),
-    authenticate: createAuthenticate(accessTokens),
+    authenticate: createAuthenticate(accessTokens, sessions),
   };
 
   await app.register(authRoutes, { ...context, prefix: `${API_PREFIX}/auth` });
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
+  await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(webPlugin);
 

@@ -48,6 +48,8 @@ export interface Config {
   eventRetentionDays: number;
   jwtIssuer: string;
   jwtAudience: string;
+  sessionMaxAgeDays: number;
+  sessionIdleDays: number;
 }
 
 export class ConfigError extends Error {
@@ -185,6 +187,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
+    sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
+    sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -3,7 +3,7 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { eventMeta } from '../http/request-device.ts';
+import { requestActor } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { REFRESH_COOKIE, refreshCookieOptions, wantsRefreshCookie } from '../http/cookies.ts';
@@ -14,7 +14,7 @@ import * as S from './auth.schemas.ts';
 const tags = ['auth'];
 
 export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { auth, requestDevice, authenticate, config } = ctx;
+  const { auth, sessions, requestDevice, authenticate, config } = ctx;
 
   /**
    * A browser client that asks for it (`x-refresh-cookie: 1`) gets the
@@ -90,7 +90,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     const token = presentedRefreshToken(request, request.body);
     if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
     try {
-      return ok(deliverRefreshToken(request, reply, await auth.refresh(token)), 'Tokens refreshed.');
+      return ok(deliverRefreshToken(request, reply, await sessions.refresh(token)), 'Tokens refreshed.');
     } catch (error) {
       if (request.body?.refresh_token === undefined) clearRefreshCookie(request, reply);
       throw error;
@@ -101,7 +101,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     onRequest: authenticate,
     schema: { tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
   }, async (request, reply) => {
-    await auth.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token ?? (request.cookies?.[REFRESH_COOKIE] || undefined));
+    await sessions.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token ?? (request.cookies?.[REFRESH_COOKIE] || undefined), requestActor(request));
     if (request.cookies?.[REFRESH_COOKIE] !== undefined) clearRefreshCookie(request, reply);
     return reply.code(204).send(null);
   });
@@ -118,7 +118,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     onRequest: authenticate,
     schema: {
       tags,
-      summary: 'Change the password; revokes every trusted device and every other session',
+      summary: 'Change the password; revokes every trusted device, pending activation and other session',
       security: bearerSecurity,
       body: S.PasswordChangeBody,
       response: withErrors({ 200: success(S.PasswordChangeData) }),
@@ -126,7 +126,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const { current_password, new_password } = request.body;
-    const result = await auth.changePassword(request.auth.userId, request.auth.sessionId, current_password, new_password, eventMeta(request));
-    return ok(result, 'Password changed. Trusted devices were revoked.');
+    const result = await auth.changePassword(request.auth.userId, current_password, new_password, requestActor(request));
+    return ok(result, 'Password changed. Trusted devices were revoked and your other sessions were signed out.');
   });
 };

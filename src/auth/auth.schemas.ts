@@ -85,7 +85,7 @@ export const MfaVerifyData = Type.Object({
 
 export const MeData = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime });
 
-export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer() });
+export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
 
 export const LoginResponse = Type.Union([LoginSessionData, MfaRequiredData]);
 

@@ -1,14 +1,12 @@
 /**
  * Sign-up, login (with the MFA challenge and the trusted-device bypass),
- * second-factor verification, refresh-token rotation, logout and password
- * change.
+ * second-factor verification and password change. Sessions, their tokens,
+ * refresh and logout are src/sessions; what a password change ends is
+ * src/revocation.
  *
- * Lifetimes: access token ACCESS_TOKEN_TTL_SECONDS (JWT, stateless); refresh
- * token REFRESH_TOKEN_TTL_SECONDS, rotated on every use, the rotated one
- * never valid again and its reuse revoking the whole family (a stolen copy
- * is detected when either party uses it second); MFA challenge (temporary
- * token) MFA_CHALLENGE_TTL_SECONDS, single use, bound to the login request's
- * fingerprint, burnt after 5 wrong codes.
+ * Lifetimes: MFA challenge (temporary token) MFA_CHALLENGE_TTL_SECONDS,
+ * single use, bound to the login request's fingerprint, burnt after 5 wrong
+ * codes, ended by the security events of SPEC §4.1.
  * Storage: argon2id password hashes; SHA-256 of every opaque token.
  * Threats: user enumeration (one answer and the same argon2 cost for an
  * unknown email and a wrong password), brute force of the second factor
@@ -18,37 +16,30 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../errors.ts';
-import type { DeviceTrust, EventMeta, PendingDevice, RequestDevice } from '../devices/devices.service.ts';
+import type { DeviceTrust, PendingDevice, RequestDevice } from '../devices/devices.service.ts';
 import { GATE_COMPONENTS } from '../devices/fingerprint.ts';
+import type { Actor } from '../events/events.repository.ts';
 import type { MfaRepository } from '../mfa/mfa.repository.ts';
 import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
-import type { AccessTokens } from '../security/access-tokens.ts';
+import type { Revocation } from '../revocation/revocation.service.ts';
 import { type PasswordHasher, passwordProblems } from '../security/passwords.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
-import type { RefreshTokensRepository } from './refresh-tokens.repository.ts';
+import type { SessionsService, SessionTokens } from '../sessions/sessions.service.ts';
 import type { User, UsersRepository } from './users.repository.ts';
 
 export const CHALLENGE_MAX_FAILURES = 5;
 
 export interface AuthServiceOptions {
   users: UsersRepository;
-  refreshTokens: RefreshTokensRepository;
   mfaRepository: MfaRepository;
   mfa: MfaService;
   deviceTrust: DeviceTrust;
+  sessions: SessionsService;
+  revocation: Revocation;
   passwords: PasswordHasher;
-  accessTokens: AccessTokens;
   clock: Clock;
-  refreshTokenTtlSeconds: number;
   mfaChallengeTtlSeconds: number;
   log: FastifyBaseLogger;
-}
-
-export interface Session {
-  access_token: string;
-  refresh_token: string;
-  token_type: 'bearer';
-  expires_in: number;
 }
 
 export interface Profile {
@@ -58,7 +49,7 @@ export interface Profile {
 }
 
 export type LoginResult =
-  | ({ kind: 'session'; mfa_bypassed: boolean; trusted_device_id: string | null } & Session & Profile)
+  | ({ kind: 'session'; mfa_bypassed: boolean; trusted_device_id: string | null } & SessionTokens & Profile)
   | { kind: 'mfa_required'; temporary_token: string; expires_in: number };
 
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
@@ -70,32 +61,10 @@ const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
 const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', `${what} is not valid or has expired.`);
 
 export function createAuthService(options: AuthServiceOptions) {
-  const { users, refreshTokens, mfaRepository, mfa, deviceTrust, passwords, accessTokens, clock, log } = options;
-  const refreshTtlMs = options.refreshTokenTtlSeconds * 1000;
+  const { users, mfaRepository, mfa, deviceTrust, sessions, revocation, passwords, clock, log } = options;
   const challengeTtlMs = options.mfaChallengeTtlSeconds * 1000;
 
   const profile = (user: User): Profile => ({ user_id: user.id, email: user.email, display_name: user.display_name });
-
-  async function issueSession(userId: string, familyId = newId()): Promise<Session> {
-    const now = clock.now();
-    const refreshToken = generateToken('refresh');
-    await refreshTokens.insert({
-      id: newId(),
-      user_id: userId,
-      family_id: familyId,
-      token_hash: hashToken(refreshToken),
-      created_at: now,
-      expires_at: now + refreshTtlMs,
-      rotated_at: null,
-      revoked_at: null,
-    });
-    return {
-      access_token: accessTokens.issue({ userId, sessionId: familyId }),
-      refresh_token: refreshToken,
-      token_type: 'bearer',
-      expires_in: accessTokens.ttlSeconds,
-    };
-  }
 
   /** Fail closed: a trust check that cannot complete means "not trusted", never "trusted". */
   async function checkTrust(userId: string, device: RequestDevice) {
@@ -108,28 +77,27 @@ export function createAuthService(options: AuthServiceOptions) {
   }
 
   /**
-   * After a verified second factor: nothing to offer when the device is
-   * already trusted; a drifted fingerprint on a valid device token of the
-   * same browser family and OS is re-anchored (the code just proved the
-   * user, so the stored components follow the browser's ordinary changes);
-   * otherwise a pending device to activate or skip.
+   * After a verified second factor, the trusted device this sign-in counts
+   * as: the one already recognised, or one whose valid device token came
+   * with a drifted fingerprint of the same browser family and OS, which is
+   * re-anchored on the current components (the code just proved the user,
+   * so the record follows the browser's ordinary changes). Otherwise none:
+   * a pending device is offered.
    */
-  async function pendingDeviceAfterMfa(userId: string, device: RequestDevice): Promise<PendingDevice | null> {
+  async function trustedDeviceAfterMfa(userId: string, device: RequestDevice): Promise<{ id: string; name: string } | undefined> {
     const decision = await deviceTrust.evaluate(userId, device);
-    if (decision.trusted) return null;
+    if (decision.trusted) return { id: decision.deviceId, name: decision.deviceName };
     if (
       decision.reason === 'fingerprint_mismatch' &&
       !decision.differing.some((name) => GATE_COMPONENTS.includes(name)) &&
-      (await deviceTrust.reanchor(userId, decision.deviceId, device))
+      (await deviceTrust.reanchor(userId, { id: decision.deviceId, device_name: decision.deviceName }, device))
     ) {
-      return null;
+      return { id: decision.deviceId, name: decision.deviceName };
     }
-    return deviceTrust.createPendingDevice(userId, device);
+    return undefined;
   }
 
   return {
-    issueSession,
-
     async signup(input: { email: string; password: string; display_name?: string }) {
       const email = normaliseEmail(input.email);
       if (!EMAIL_SHAPE.test(email)) throw new ValidationError([{ field: 'email', message: 'must be an email address' }]);
@@ -151,12 +119,15 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!user || !passwordOk) throw invalidCredentials();
 
       if (!(await mfa.isEnabled(user.id))) {
-        return { kind: 'session', ...(await issueSession(user.id)), ...profile(user), mfa_bypassed: false, trusted_device_id: null };
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none' });
+        return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
       const trust = await checkTrust(user.id, device);
       if (trust.trusted) {
-        return { kind: 'session', ...(await issueSession(user.id)), ...profile(user), mfa_bypassed: true, trusted_device_id: trust.deviceId };
+        const trustedDevice = { id: trust.deviceId, name: trust.deviceName };
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice });
+        return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: true, trusted_device_id: trust.deviceId };
       }
 
       const now = clock.now();
@@ -174,7 +145,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return { kind: 'mfa_required', temporary_token: temporaryToken, expires_in: options.mfaChallengeTtlSeconds };
     },
 
-    async verifyMfa(temporaryToken: string, factor: SecondFactor, device: RequestDevice): Promise<Session & Profile & { trusted_device: PendingDevice | null }> {
+    async verifyMfa(temporaryToken: string, factor: SecondFactor, device: RequestDevice): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
       if (!looksLike('mfaChallenge', temporaryToken)) throw invalidToken('The temporary token');
       const challenge = await mfaRepository.findChallenge(hashToken(temporaryToken));
       const now = clock.now();
@@ -212,29 +183,12 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
 
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The temporary token');
-      const pending = await pendingDeviceAfterMfa(userId, device);
-      return { ...(await issueSession(userId)), ...profile(user), trusted_device: pending };
-    },
-
-    async refresh(refreshToken: string): Promise<Session> {
-      if (!looksLike('refresh', refreshToken)) throw invalidToken('The refresh token');
-      const now = clock.now();
-      const result = await refreshTokens.rotate(hashToken(refreshToken), now);
-      if (result.kind === 'reused') {
-        await refreshTokens.revokeFamily(result.familyId, now);
-        log.warn({ userId: result.userId }, 'refresh token reuse detected; family revoked');
-      }
-      if (result.kind !== 'rotated') throw invalidToken('The refresh token');
-      return issueSession(result.userId, result.familyId);
-    },
-
-    async logout(userId: string, sessionId: string, refreshToken: string | undefined): Promise<void> {
-      const now = clock.now();
-      await refreshTokens.revokeFamily(sessionId, now);
-      if (refreshToken !== undefined && looksLike('refresh', refreshToken)) {
-        const family = await refreshTokens.familyOf(hashToken(refreshToken), userId);
-        if (family !== undefined && family !== sessionId) await refreshTokens.revokeFamily(family, now);
-      }
+      const trustedDevice = await trustedDeviceAfterMfa(userId, device);
+      const { tokens, extra: pending } = await sessions.open(
+        { userId, device, mfaMethod: 'code' in factor ? 'totp' : 'backup_code', trustedDevice },
+        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId)),
+      );
+      return { ...tokens, ...profile(user), trusted_device: pending };
     },
 
     async me(userId: string) {
@@ -252,17 +206,16 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return user;
     },
 
-    async changePassword(userId: string, sessionId: string, currentPassword: string, newPassword: string, meta: EventMeta) {
+    /** Changes the password and, in the same transaction, runs the "password change" row of SPEC §4.1. */
+    async changePassword(userId: string, currentPassword: string, newPassword: string, actor: Actor) {
       const user = await this.requirePassword(userId, currentPassword);
       const problems = passwordProblems(newPassword);
       if (problems.length > 0) {
         throw new ValidationError(problems.map((message) => ({ field: 'new_password', message })), 'INVALID_PASSWORD', 'The new password is too weak.');
       }
-      const now = clock.now();
-      await users.updatePassword(user.id, await passwords.hash(newPassword), now);
-      await refreshTokens.revokeAllForUser(user.id, now, sessionId);
-      const revoked = await deviceTrust.revokeAll(user.id, meta);
-      return { password_changed: true, devices_revoked: revoked };
+      const passwordHash = await passwords.hash(newPassword);
+      const ended = await revocation.run({ kind: 'password_changed', userId, actor }, (trx) => users.updatePassword(trx, user.id, passwordHash, clock.now()));
+      return { password_changed: true, devices_revoked: ended.devices.length, sessions_ended: ended.sessions.length };
     },
   };
 }

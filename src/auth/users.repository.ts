@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database, UsersTable } from '../db/schema.ts';
+import type { Database, Db, UsersTable } from '../db/schema.ts';
 import { isUniqueViolation } from '../db/storage-errors.ts';
 
 export type User = UsersTable;
@@ -25,8 +25,8 @@ export function createUsersRepository(db: Kysely<Database>) {
       return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
     },
 
-    async updatePassword(id: string, passwordHash: string, now: number): Promise<void> {
-      await db.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
+    async updatePassword(trx: Db, id: string, passwordHash: string, now: number): Promise<void> {
+      await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
     },
   };
 }

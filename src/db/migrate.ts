@@ -5,10 +5,12 @@
  */
 import { type Kysely, type Migration, Migrator, PostgresAdapter, sql } from 'kysely';
 import * as initial from './migrations/001_initial.ts';
+import * as sessions from './migrations/002_sessions.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
+  '002_sessions': sessions,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -3,6 +3,7 @@
  * PostgreSQL, INTEGER in SQLite), ids are random UUIDs as text, JSON is text:
  * the same migrations and queries run on both dialects.
  */
+import type { Kysely, Transaction } from 'kysely';
 export interface UsersTable {
   id: string;
   email: string;
@@ -15,13 +16,12 @@ export interface UsersTable {
 export interface RefreshTokensTable {
   id: string;
   user_id: string;
-  /** Every rotation of one login shares a family; reuse of a rotated token revokes the family. */
+  /** The session (sessions.id): every rotation of one sign-in shares it; reuse of a rotated token ends the session. */
   family_id: string;
   token_hash: string;
   created_at: number;
   expires_at: number;
   rotated_at: number | null;
-  revoked_at: number | null;
 }
 
 export interface TotpSecretsTable {
@@ -86,6 +86,10 @@ export interface ActivationTokensTable extends DeviceDescription {
   expires_at: number;
   consumed_at: number | null;
   outcome: 'activated' | 'skipped' | null;
+  /** The session opened by the second factor that issued this token (null for tokens from before sessions existed). */
+  session_id: string | null;
+  /** Set when a security event ended the pending token (SPEC §4.1): it then answers 410. */
+  revoked_at: number | null;
 }
 
 export type DeviceStatus = 'active' | 'revoked' | 'evicted' | 'expired';
@@ -114,7 +118,56 @@ export type DeviceEventType =
   | 'revoked'
   | 'revoked_all'
   | 'evicted'
-  | 'expired';
+  | 'expired'
+  | 'activation_revoked'
+  | 'signed_in'
+  | 'signed_out'
+  | 'session_revoked';
+
+/** Why something ended (SPEC §4.1): the security event, or the person who asked. */
+export type EventCause =
+  | 'user'
+  | 'admin'
+  | 'logout'
+  | 'password_changed'
+  | 'password_reset'
+  | 'mfa_enabled'
+  | 'mfa_disabled'
+  | 'backup_codes_regenerated'
+  | 'device_revoked'
+  | 'all_devices_revoked'
+  | 'not_me'
+  | 'reuse_detected'
+  | 'refresh_token_reuse'
+  | 'max_devices';
+
+export type ActorType = 'user' | 'admin' | 'system';
+
+export type MfaMethod = 'none' | 'totp' | 'backup_code' | 'trusted_device';
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  /** The trusted device that bypassed MFA, or the device the user then activated from this session. */
+  device_id: string | null;
+  /** The name at sign-in ("Chrome on macOS"); the list shows a trusted device's current name. */
+  device_name: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  ip_address: string;
+  user_agent: string;
+  mfa_method: MfaMethod;
+  created_at: number;
+  /** Updated at most once a minute by the bearer check, and by every refresh. */
+  last_active_at: number;
+  /** Absolute end: created_at + SESSION_MAX_AGE_DAYS; refreshing never moves it. */
+  expires_at: number;
+  /** Idle end: last refresh + SESSION_IDLE_DAYS, never past expires_at. */
+  idle_expires_at: number;
+  ended_at: number | null;
+  end_cause: EventCause | null;
+}
 
 export interface DeviceEventsTable {
   /** UUIDv7: sorts by time, then by write order within one process. */
@@ -122,9 +175,20 @@ export interface DeviceEventsTable {
   user_id: string;
   device_id: string | null;
   type: DeviceEventType;
+  /** The actor's IP and User-Agent. */
   ip_address: string | null;
   user_agent: string | null;
   created_at: number;
+  /** The session the event is about (sign-in, sign-out, session ended). */
+  session_id: string | null;
+  /** The name of the device or session the event is about, at the time. */
+  subject_name: string | null;
+  cause: EventCause | null;
+  actor_type: ActorType | null;
+  /** The session that caused the event (a user actor). */
+  actor_session_id: string | null;
+  /** The actor's name at the time: its session's device name, or an admin key's name. */
+  actor_name: string | null;
 }
 
 export interface Database {
@@ -137,4 +201,8 @@ export interface Database {
   activation_tokens: ActivationTokensTable;
   trusted_devices: TrustedDevicesTable;
   device_events: DeviceEventsTable;
+  sessions: SessionsTable;
 }
+
+/** What a repository function takes first: the database, or the caller's transaction. */
+export type Db = Kysely<Database> | Transaction<Database>;

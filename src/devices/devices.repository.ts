@@ -8,22 +8,12 @@
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
 import { createQueryId, type Kysely, type Transaction } from 'kysely';
-import type { ActivationTokensTable, Database, DeviceEventType, DeviceEventsTable, DeviceStatus, TrustedDevicesTable } from '../db/schema.ts';
-import { newTimeOrderedId } from '../security/tokens.ts';
+import type { ActivationTokensTable, Database, Db, DeviceStatus, TrustedDevicesTable } from '../db/schema.ts';
+import { type EventInput, insertEvents, SYSTEM } from '../events/events.repository.ts';
 
 export type ActivationToken = ActivationTokensTable;
 export type TrustedDevice = TrustedDevicesTable;
-export type DeviceEvent = DeviceEventsTable;
 
-export interface EventInput {
-  userId: string;
-  deviceId: string | null;
-  type: DeviceEventType;
-  ipAddress: string | null;
-  userAgent: string | null;
-}
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 const LIST_COLUMNS = [
   'id',
@@ -46,24 +36,6 @@ export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 const ENDED_STATUSES = ['revoked', 'evicted', 'expired'] as const satisfies readonly Exclude<DeviceStatus, 'active'>[];
 
 
-export async function insertEvents(db: Db, events: EventInput[], now: number): Promise<void> {
-  if (events.length === 0) return;
-  await db
-    .insertInto('device_events')
-    .values(
-      events.map((e) => ({
-        id: newTimeOrderedId(now),
-        user_id: e.userId,
-        device_id: e.deviceId,
-        type: e.type,
-        ip_address: e.ipAddress,
-        user_agent: e.userAgent,
-        created_at: now,
-      })),
-    )
-    .execute();
-}
-
 export function createDevicesRepository(db: Kysely<Database>) {
   // The device list is the hot read (every page of a client shows it): its
   // SQL is built and compiled once, and each call only binds its parameters
@@ -79,17 +51,17 @@ export function createDevicesRepository(db: Kysely<Database>) {
   const mostRecentlyUsedFirst = (a: DeviceSummary, b: DeviceSummary) => b.last_used_at - a.last_used_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
   return {
+    db,
+
     transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
       return db.transaction().execute(work);
     },
 
     recordEvents: (events: EventInput[], now: number) => insertEvents(db, events, now),
 
-    async insertActivation(row: ActivationToken, event: EventInput): Promise<void> {
-      await db.transaction().execute(async (trx) => {
-        await trx.insertInto('activation_tokens').values(row).execute();
-        await insertEvents(trx, [event], row.created_at);
-      });
+    async insertActivation(trx: Db, row: ActivationToken, event: EventInput): Promise<void> {
+      await trx.insertInto('activation_tokens').values(row).execute();
+      await insertEvents(trx, [event], row.created_at);
     },
 
     findActivation(tokenHash: string): Promise<ActivationToken | undefined> {
@@ -103,9 +75,27 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .where('id', '=', id)
         .where('user_id', '=', userId)
         .where('consumed_at', 'is', null)
+        .where('revoked_at', 'is', null)
         .where('expires_at', '>', now)
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
+    },
+
+    /**
+     * Ends pending activation tokens (SPEC §4.1): all of the user's, or those
+     * issued from the given sessions. An ended token answers 410.
+     */
+    async revokeActivations(trx: Db, userId: string, selector: { all: true } | { sessionIds: readonly string[] }, now: number) {
+      if ('sessionIds' in selector && selector.sessionIds.length === 0) return [];
+      let query = trx
+        .updateTable('activation_tokens')
+        .set({ revoked_at: now })
+        .where('user_id', '=', userId)
+        .where('consumed_at', 'is', null)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now);
+      if ('sessionIds' in selector) query = query.where('session_id', 'in', selector.sessionIds);
+      return query.returning(['id', 'device_name']).execute();
     },
 
     async insertDevice(trx: Db, row: TrustedDevice): Promise<void> {
@@ -116,23 +106,23 @@ export function createDevicesRepository(db: Kysely<Database>) {
      * Evicts the least recently used active devices beyond `keep`.
      * Returns the evicted ids.
      */
-    async evictBeyond(trx: Db, userId: string, keep: number, now: number): Promise<string[]> {
+    async evictBeyond(trx: Db, userId: string, keep: number, now: number): Promise<Array<{ id: string; device_name: string }>> {
       const active = await trx
         .selectFrom('trusted_devices')
-        .select(['id'])
+        .select(['id', 'device_name'])
         .where('user_id', '=', userId)
         .where('status', '=', 'active')
         .where('expires_at', '>', now)
         .orderBy('last_used_at', 'desc')
         .orderBy('trusted_at', 'desc')
         .execute();
-      const evicted = active.slice(keep).map((row) => row.id);
+      const evicted = active.slice(keep);
       if (evicted.length > 0) {
         await trx
           .updateTable('trusted_devices')
           .set({ status: 'evicted', revoked_at: now })
           .where('user_id', '=', userId)
-          .where('id', 'in', evicted)
+          .where('id', 'in', evicted.map((row) => row.id))
           .execute();
       }
       return evicted;
@@ -183,28 +173,26 @@ export function createDevicesRepository(db: Kysely<Database>) {
       return result.rows.sort(mostRecentlyUsedFirst);
     },
 
-    /** Revokes an active device; returns its token hash, or undefined when there was none to revoke. */
-    async revoke(trx: Db, userId: string, id: string, now: number): Promise<string | undefined> {
-      const row = await trx
+    /** Revokes an active device; undefined when there was none to revoke. */
+    revoke(trx: Db, userId: string, id: string, now: number): Promise<{ id: string; device_name: string; device_token_hash: string } | undefined> {
+      return trx
         .updateTable('trusted_devices')
         .set({ status: 'revoked', revoked_at: now })
         .where('user_id', '=', userId)
         .where('id', '=', id)
         .where('status', '=', 'active')
-        .returning('device_token_hash')
+        .returning(['id', 'device_name', 'device_token_hash'])
         .executeTakeFirst();
-      return row?.device_token_hash;
     },
 
-    async revokeAll(trx: Db, userId: string, now: number): Promise<string[]> {
-      const rows = await trx
+    revokeAll(trx: Db, userId: string, now: number): Promise<Array<{ id: string; device_name: string }>> {
+      return trx
         .updateTable('trusted_devices')
         .set({ status: 'revoked', revoked_at: now })
         .where('user_id', '=', userId)
         .where('status', '=', 'active')
-        .returning('id')
+        .returning(['id', 'device_name'])
         .execute();
-      return rows.map((row) => row.id);
     },
 
     rename(userId: string, id: string, name: string, now: number): Promise<DeviceSummary | undefined> {
@@ -219,12 +207,6 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .executeTakeFirst();
     },
 
-    listEvents(userId: string, limit: number, before: string | undefined): Promise<DeviceEvent[]> {
-      let query = db.selectFrom('device_events').selectAll().where('user_id', '=', userId);
-      if (before !== undefined) query = query.where('id', '<', before);
-      return query.orderBy('id', 'desc').limit(limit).execute();
-    },
-
     /**
      * Marks devices past their trust lifetime as expired and records an
      * `expired` event for each: one UPDATE … RETURNING, so when several
@@ -237,11 +219,11 @@ export function createDevicesRepository(db: Kysely<Database>) {
           .set({ status: 'expired' })
           .where('status', '=', 'active')
           .where('expires_at', '<=', now)
-          .returning(['id', 'user_id'])
+          .returning(['id', 'user_id', 'device_name'])
           .execute();
         await insertEvents(
           trx,
-          due.map((d) => ({ userId: d.user_id, deviceId: d.id, type: 'expired' as const, ipAddress: null, userAgent: null })),
+          due.map((d): EventInput => ({ userId: d.user_id, deviceId: d.id, subjectName: d.device_name, type: 'expired', actor: SYSTEM })),
           now,
         );
         return due;

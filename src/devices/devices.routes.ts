@@ -5,8 +5,8 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { DEVICE_COOKIE, eventMeta, requestDeviceToken } from '../http/request-device.ts';
-import type { DeviceEvent } from './devices.repository.ts';
+import { DEVICE_COOKIE, requestActor, requestDeviceToken } from '../http/request-device.ts';
+import type { StoredEvent } from '../events/events.repository.ts';
 import type { DeviceView, PendingDevice } from './devices.service.ts';
 import * as S from './devices.schemas.ts';
 
@@ -23,10 +23,14 @@ export const deviceJson = (d: DeviceView) => ({
 
 export const pendingDeviceJson = (d: PendingDevice, trustTtlDays: number) => ({ ...d, expires_at: iso(d.expires_at), trust_ttl_days: trustTtlDays });
 
-const eventJson = (e: DeviceEvent) => ({
+const eventJson = (e: StoredEvent) => ({
   id: e.id,
   type: e.type,
   device_id: e.device_id,
+  session_id: e.session_id,
+  device_name: e.subject_name,
+  cause: e.cause,
+  actor: { type: e.actor_type ?? 'user', session_id: e.actor_session_id, name: e.actor_name, ip_address: e.ip_address, user_agent: e.user_agent },
   ip_address: e.ip_address,
   user_agent: e.user_agent,
   created_at: iso(e.created_at),
@@ -44,7 +48,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     config: limit,
   }, async (request, reply) => {
     const { activation_token, device_name } = request.body;
-    const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, requestDevice(request));
+    const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, requestDevice(request), requestActor(request));
     reply.setCookie(DEVICE_COOKIE, deviceToken, { ...deviceCookieOptions(config.cookieSecure, request), maxAge: Math.floor(devices.trustTtlMs / 1000) });
     return ok({ device: deviceJson(device), device_token: deviceToken }, 'This device is now trusted.');
   });
@@ -53,7 +57,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     schema: { tags, security, summary: 'Do not trust this device (consumes the activation token)', body: S.SkipBody, response: withErrors({ 200: success(S.SkipData) }) },
     config: limit,
   }, async (request) => {
-    await devices.skip(request.auth.userId, request.body.activation_token, requestDevice(request));
+    await devices.skip(request.auth.userId, request.body.activation_token, requestDevice(request), requestActor(request));
     return ok({ skipped: true as const }, 'This device will not be remembered.');
   });
 
@@ -76,23 +80,23 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   });
 
   app.delete('/:device_id', {
-    schema: { tags, security, summary: 'Revoke one device', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }) },
+    schema: { tags, security, summary: 'Revoke one device and sign it out (ends its sessions)', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }) },
     config: limit,
   }, async (request, reply) => {
     const id = request.params.device_id.toLowerCase();
     if (!UUID.test(id)) devices.notFound();
-    const { wasCurrent } = await devices.revoke(request.auth.userId, id, eventMeta(request), requestDeviceToken(request));
+    const { wasCurrent, sessionsEnded } = await devices.revoke(request.auth.userId, id, requestActor(request), requestDeviceToken(request));
     if (wasCurrent) clearCookie(request, reply);
-    return ok({ revoked: true as const }, 'The device was revoked.');
+    return ok({ revoked: true as const, sessions_ended: sessionsEnded }, 'The device was revoked and signed out.');
   });
 
   app.delete('/', {
-    schema: { tags, security, summary: 'Revoke every device', response: withErrors({ 200: success(S.RevokedAllData) }) },
+    schema: { tags, security, summary: 'Revoke every device and sign them out', response: withErrors({ 200: success(S.RevokedAllData) }) },
     config: limit,
   }, async (request, reply) => {
-    const count = await devices.revokeAll(request.auth.userId, eventMeta(request));
+    const { revoked, sessionsEnded } = await devices.revokeAll(request.auth.userId, requestActor(request));
     clearCookie(request, reply);
-    return ok({ revoked_count: count }, 'Every device was revoked.');
+    return ok({ revoked_count: revoked, sessions_ended: sessionsEnded }, 'Every device was revoked and signed out.');
   });
 
   app.patch('/:device_id', {

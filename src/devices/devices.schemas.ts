@@ -43,15 +43,29 @@ export const Device = Type.Object({
 export const ActivateData = Type.Object({ device: Device, device_token: Type.String({ description: 'Shown once; browsers also get it as an HttpOnly cookie.' }) });
 export const SkipData = Type.Object({ skipped: Type.Literal(true) });
 export const ListData = Type.Object({ devices: Type.Array(Device), total_count: Type.Integer() });
-export const RevokedData = Type.Object({ revoked: Type.Literal(true) });
-export const RevokedAllData = Type.Object({ revoked_count: Type.Integer() });
+export const RevokedData = Type.Object({ revoked: Type.Literal(true), sessions_ended: Type.Integer({ description: 'Sessions opened on the device, signed out with it' }) });
+export const RevokedAllData = Type.Object({ revoked_count: Type.Integer(), sessions_ended: Type.Integer() });
 export const DeviceData = Type.Object({ device: Device });
+const NullableString = Type.Union([Type.String(), Type.Null()]);
 export const Event = Type.Object({
   id: Type.String(),
   type: Type.String(),
-  device_id: Type.Union([Type.String(), Type.Null()]),
-  ip_address: Type.Union([Type.String(), Type.Null()]),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
+  device_id: NullableString,
+  session_id: Type.Union([Type.String(), Type.Null()], { description: 'The session the event is about (sign-in, sign-out, session ended)' }),
+  device_name: Type.Union([Type.String(), Type.Null()], { description: 'The name of the device or session the event is about, at the time' }),
+  cause: Type.Union([Type.String(), Type.Null()], { description: 'Why it ended: user, admin, logout, password_changed, password_reset, mfa_enabled, mfa_disabled, backup_codes_regenerated, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, max_devices' }),
+  actor: Type.Object(
+    {
+      type: Type.String({ description: 'user, admin or system' }),
+      session_id: NullableString,
+      name: Type.Union([Type.String(), Type.Null()], { description: "The actor session's device name, or the admin key's name" }),
+      ip_address: NullableString,
+      user_agent: NullableString,
+    },
+    { description: 'Who caused the event' },
+  ),
+  ip_address: Type.Union([Type.String(), Type.Null()], { description: "The actor's IP address" }),
+  user_agent: Type.Union([Type.String(), Type.Null()], { description: "The actor's User-Agent" }),
   created_at: IsoTime,
 });
 export const EventsData = Type.Object({ events: Type.Array(Event), next_before: Type.Union([Type.String(), Type.Null()]) });

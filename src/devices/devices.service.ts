@@ -14,9 +14,13 @@
  */
 import type { Clock } from '../clock.ts';
 import { DAY } from '../clock.ts';
+import type { Db, DeviceEventType } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
+import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent } from '../events/events.repository.ts';
+import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
+import type { SessionsRepository } from '../sessions/sessions.repository.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
-import { type DeviceEvent, type DeviceSummary, type DevicesRepository, type EventInput, insertEvents } from './devices.repository.ts';
+import type { DeviceSummary, DevicesRepository } from './devices.repository.ts';
 import { type DeviceFingerprint, similarity } from './fingerprint.ts';
 
 /** What the service knows about the device making the request. */
@@ -27,17 +31,12 @@ export interface RequestDevice {
   deviceToken: string | undefined;
 }
 
-/** Who caused an event, for the device history. */
-export interface EventMeta {
-  ipAddress: string | null;
-  userAgent: string | null;
-}
-
-const metaOf = (device: RequestDevice): EventMeta => ({ ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
+/** A sign-in attempt as the actor of an event: the request, before any session exists. */
+export const attemptActor = (device: RequestDevice): Actor => ({ type: 'user', sessionId: null, ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
 
 export type TrustDecision =
-  | { trusted: true; deviceId: string }
-  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; differing: string[] }
+  | { trusted: true; deviceId: string; deviceName: string }
+  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; deviceName: string; differing: string[] }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
 
 export interface PendingDevice {
@@ -55,17 +54,15 @@ export interface DeviceTrust {
   check(userId: string, device: RequestDevice): Promise<TrustDecision>;
   /** Like check, without recording anything. */
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
-  /** After a verified second factor: a pending device and its activation token. */
-  createPendingDevice(userId: string, device: RequestDevice): Promise<PendingDevice>;
+  /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
+  createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string): Promise<PendingDevice>;
   /**
    * After a verified second factor on a device whose token is valid but whose
    * fingerprint drifted (same browser family and OS): store the current
    * components, so the next sign-in is recognised again. False when the
    * device is no longer active.
    */
-  reanchor(userId: string, deviceId: string, device: RequestDevice): Promise<boolean>;
-  /** Revokes every trusted device of the user (password change, MFA off, new backup codes). */
-  revokeAll(userId: string, meta: EventMeta | undefined): Promise<number>;
+  reanchor(userId: string, device: { id: string; device_name: string }, request: RequestDevice): Promise<boolean>;
 }
 
 export interface DeviceView {
@@ -88,6 +85,8 @@ export interface DeviceView {
 
 export interface DevicesServiceOptions {
   repository: DevicesRepository;
+  sessions: SessionsRepository;
+  revocation: Revocation;
   clock: Clock;
   activationTokenTtlSeconds: number;
   deviceTrustTtlDays: number;
@@ -101,14 +100,17 @@ export function defaultDeviceName(browser: string, os: string): string {
 }
 
 export function createDevicesService(options: DevicesServiceOptions) {
-  const { repository, clock, maxTrustedDevices } = options;
+  const { repository, sessions, revocation, clock, maxTrustedDevices } = options;
   const trustTtlMs = options.deviceTrustTtlDays * DAY;
   const activationTtlMs = options.activationTokenTtlSeconds * 1000;
 
-  const event = (userId: string, deviceId: string | null, type: EventInput['type'], meta: EventMeta | RequestDevice | undefined): EventInput => {
-    const m = meta && 'fingerprint' in meta ? metaOf(meta) : meta;
-    return { userId, deviceId, type, ipAddress: m?.ipAddress ?? null, userAgent: m?.userAgent?.slice(0, MAX_USER_AGENT_STORED) ?? null };
-  };
+  const event = (userId: string, type: DeviceEventType, device: { id: string; device_name: string }, actor: Actor): EventInput => ({
+    userId,
+    type,
+    deviceId: device.id,
+    subjectName: device.device_name,
+    actor,
+  });
   const notFound = (): never => {
     throw new AppError('DEVICE_NOT_FOUND');
   };
@@ -142,8 +144,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
     if (row.status !== 'active') return { trusted: false, reason: 'inactive' };
     if (row.expires_at <= clock.now()) return { trusted: false, reason: 'expired' };
     const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
-    if (!match.matches) return { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, differing: match.differing };
-    return { trusted: true, deviceId: row.id };
+    if (!match.matches) return { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, deviceName: row.device_name, differing: match.differing };
+    return { trusted: true, deviceId: row.id, deviceName: row.device_name };
   }
 
   /**
@@ -156,8 +158,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
     const row = await repository.findActivation(hashToken(token));
     if (row === undefined || row.user_id !== userId) throw notFound;
     const now = clock.now();
-    if (row.consumed_at !== null) throw activationUsed();
-    if (row.expires_at <= now) throw activationExpired();
+    const unusable = whyUnusable(row, now);
+    if (unusable) throw unusable;
     const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
     if (!match.matches) {
       throw new AppError('FINGERPRINT_MISMATCH', undefined, {
@@ -167,11 +169,21 @@ export function createDevicesService(options: DevicesServiceOptions) {
     return { row, now };
   }
 
-  const activationUsed = () => new AppError('ACTIVATION_TOKEN_USED');
-  const activationExpired = () => new AppError('ACTIVATION_TOKEN_EXPIRED');
+  /** Why a stored activation token cannot be used now, or undefined when it can. */
+  const whyUnusable = (row: { consumed_at: number | null; revoked_at: number | null; expires_at: number }, now: number): AppError | undefined => {
+    if (row.consumed_at !== null) return new AppError('ACTIVATION_TOKEN_USED');
+    if (row.revoked_at !== null) return activationRevoked();
+    if (row.expires_at <= now) return new AppError('ACTIVATION_TOKEN_EXPIRED');
+    return undefined;
+  };
+  const activationRevoked = () =>
+    new AppError('ACTIVATION_TOKEN_EXPIRED', 'This activation token was revoked (the session it came from ended, or the account was secured). Verify your second factor again.');
 
-  /** The token lost a race or crossed its expiry between the read and the UPDATE. */
-  const lostConsume = (expiresAt: number, now: number) => (expiresAt <= now ? activationExpired() : activationUsed());
+  /** The token lost a race (used, revoked or expired between the read and the UPDATE): say which, from its state now. */
+  async function lostConsume(tokenHash: string, now: number): Promise<AppError> {
+    const row = await repository.findActivation(tokenHash);
+    return (row && whyUnusable(row, now)) ?? new AppError('ACTIVATION_TOKEN_USED');
+  }
 
   const trust: DeviceTrust = {
     evaluate,
@@ -183,16 +195,16 @@ export function createDevicesService(options: DevicesServiceOptions) {
         // A revoke that lands between the read and this UPDATE wins: no bypass.
         const stillActive = await repository.touch(userId, decision.deviceId, now, device.fingerprint.ipAddress);
         if (!stillActive) return { trusted: false, reason: 'inactive' };
-        await repository.recordEvents([event(userId, decision.deviceId, 'trust_used', device)], now);
-        return { trusted: true, deviceId: decision.deviceId };
+        await repository.recordEvents([event(userId, 'trust_used', { id: decision.deviceId, device_name: decision.deviceName }, attemptActor(device))], now);
+        return decision;
       }
       if (decision.reason === 'fingerprint_mismatch') {
-        await repository.recordEvents([event(userId, decision.deviceId, 'fingerprint_mismatch', device)], now);
+        await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor: attemptActor(device) }], now);
       }
       return decision;
     },
 
-    async createPendingDevice(userId, device) {
+    async createPendingDevice(trx, userId, device, sessionId) {
       const now = clock.now();
       const token = generateToken('activation');
       const fp = device.fingerprint;
@@ -212,8 +224,10 @@ export function createDevicesService(options: DevicesServiceOptions) {
         expires_at: now + activationTtlMs,
         consumed_at: null,
         outcome: null,
+        session_id: sessionId,
+        revoked_at: null,
       };
-      await repository.insertActivation(row, event(userId, row.id, 'activation_created', device));
+      await repository.insertActivation(trx, row, event(userId, 'activation_created', row, { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: device.userAgent }));
       return {
         id: row.id,
         device_name: row.device_name,
@@ -224,51 +238,40 @@ export function createDevicesService(options: DevicesServiceOptions) {
       };
     },
 
-    async reanchor(userId, deviceId, device) {
+    async reanchor(userId, known, request) {
       const now = clock.now();
-      const fp = device.fingerprint;
+      const fp = request.fingerprint;
       return repository.transaction(async (trx) => {
-        const updated = await repository.reanchor(trx, userId, deviceId, now, {
+        const updated = await repository.reanchor(trx, userId, known.id, now, {
           fingerprint: fp.fingerprint,
           components: JSON.stringify(fp.components),
           browser: fp.browser,
           os: fp.os,
           device_type: fp.deviceType,
-          user_agent: device.userAgent.slice(0, MAX_USER_AGENT_STORED),
+          user_agent: request.userAgent.slice(0, MAX_USER_AGENT_STORED),
           last_ip_address: fp.ipAddress,
         });
-        if (updated) await insertEvents(trx, [event(userId, deviceId, 'fingerprint_updated', device)], now);
+        if (updated) await insertEvents(trx, [event(userId, 'fingerprint_updated', known, attemptActor(request))], now);
         return updated;
       });
     },
-
-    revokeAll: (userId, meta) => revokeAll(userId, meta),
   };
-
-  async function revokeAll(userId: string, meta: EventMeta | undefined): Promise<number> {
-    const now = clock.now();
-    return repository.transaction(async (trx) => {
-      const ids = await repository.revokeAll(trx, userId, now);
-      if (ids.length > 0) {
-        await insertEvents(trx, [event(userId, null, 'revoked_all', meta), ...ids.map((id) => event(userId, id, 'revoked', meta))], now);
-      }
-      return ids.length;
-    });
-  }
 
   return {
     trust,
     trustTtlMs,
 
-    async activate(userId: string, token: string, deviceName: string | undefined, device: RequestDevice) {
+    async activate(userId: string, token: string, deviceName: string | undefined, device: RequestDevice, actor: Actor) {
       const { row } = await findUsableActivation(userId, token, device);
       const deviceToken = generateToken('device');
       const tokenHash = hashToken(deviceToken);
       const now = clock.now();
       const fp = device.fingerprint;
       const summary = await repository.transaction(async (trx) => {
-        if (!(await repository.consumeActivation(trx, row.id, userId, now, 'activated'))) throw lostConsume(row.expires_at, now);
-        const { token_hash: _hash, expires_at: _expires, consumed_at: _consumed, outcome: _outcome, ...recorded } = row;
+        if (!(await repository.consumeActivation(trx, row.id, userId, now, 'activated'))) return undefined;
+        // The session the second factor opened must still be live: its row lock orders this against an end (SPEC §4.1).
+        if (row.session_id !== null && !(await sessions.attachDevice(trx, row.session_id, userId, row.id, now))) throw activationRevoked();
+        const { token_hash: _hash, expires_at: _expires, consumed_at: _consumed, outcome: _outcome, session_id: _session, revoked_at: _revoked, ...recorded } = row;
         const deviceRow = {
           ...recorded,
           device_name: deviceName ?? row.device_name,
@@ -282,19 +285,27 @@ export function createDevicesService(options: DevicesServiceOptions) {
         };
         await repository.insertDevice(trx, deviceRow);
         const evicted = await repository.evictBeyond(trx, userId, maxTrustedDevices, now);
-        await insertEvents(trx, [event(userId, row.id, 'activated', device), ...evicted.map((id) => event(userId, id, 'evicted', device))], now);
+        await insertEvents(
+          trx,
+          [event(userId, 'activated', deviceRow, actor), ...evicted.map((e) => ({ ...event(userId, 'evicted', e, actor), cause: 'max_devices' as const }))],
+          now,
+        );
         return deviceRow;
       });
+      // Classified after the transaction: a read inside it would need a second connection while holding one.
+      if (summary === undefined) throw await lostConsume(row.token_hash, now);
       return { device: view(summary, tokenHash), deviceToken };
     },
 
-    async skip(userId: string, token: string, device: RequestDevice): Promise<void> {
+    async skip(userId: string, token: string, device: RequestDevice, actor: Actor): Promise<void> {
       const { row } = await findUsableActivation(userId, token, device);
       const now = clock.now();
-      await repository.transaction(async (trx) => {
-        if (!(await repository.consumeActivation(trx, row.id, userId, now, 'skipped'))) throw lostConsume(row.expires_at, now);
-        await insertEvents(trx, [event(userId, row.id, 'activation_skipped', device)], now);
+      const consumed = await repository.transaction(async (trx) => {
+        if (!(await repository.consumeActivation(trx, row.id, userId, now, 'skipped'))) return false;
+        await insertEvents(trx, [event(userId, 'activation_skipped', row, actor)], now);
+        return true;
       });
+      if (!consumed) throw await lostConsume(row.token_hash, now);
     },
 
     notFound,
@@ -305,28 +316,35 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return rows.map((row) => view(row, hash));
     },
 
-    /** Revokes one device; `wasCurrent` tells whether it was the caller's own device. */
-    async revoke(userId: string, deviceId: string, meta: EventMeta, currentDeviceToken: string | undefined): Promise<{ wasCurrent: boolean }> {
-      const now = clock.now();
-      const tokenHash = await repository.transaction(async (trx) => {
-        const revoked = await repository.revoke(trx, userId, deviceId, now);
-        if (revoked === undefined) return undefined;
-        await insertEvents(trx, [event(userId, deviceId, 'revoked', meta)], now);
-        return revoked;
-      });
-      if (tokenHash === undefined) notFound();
-      return { wasCurrent: tokenHash === hashOfDeviceToken(currentDeviceToken) };
+    /**
+     * Revokes one device and ends its sessions (SPEC §4.1, "revoke one
+     * device"); `wasCurrent` tells whether it was the caller's own device.
+     */
+    async revoke(userId: string, deviceId: string, actor: Actor, currentDeviceToken: string | undefined): Promise<{ wasCurrent: boolean; sessionsEnded: number }> {
+      const currentHash = hashOfDeviceToken(currentDeviceToken);
+      const current = currentHash === undefined ? undefined : await repository.findByTokenHash(currentHash);
+      try {
+        const ended = await revocation.run({ kind: 'device_revoked', userId, deviceId, actor });
+        return { wasCurrent: current?.id === deviceId && current.user_id === userId, sessionsEnded: ended.sessions.length };
+      } catch (error) {
+        if (error instanceof NothingToEnd) notFound();
+        throw error;
+      }
     },
 
-    revokeAll,
+    /** Revokes every device and ends the sessions opened on them (SPEC §4.1, "revoke all devices"). */
+    async revokeAll(userId: string, actor: Actor): Promise<{ revoked: number; sessionsEnded: number }> {
+      const ended = await revocation.run({ kind: 'all_devices_revoked', userId, actor });
+      return { revoked: ended.devices.length, sessionsEnded: ended.sessions.length };
+    },
 
     async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined): Promise<DeviceView> {
       const row = await repository.rename(userId, deviceId, name, clock.now());
       return view(row ?? notFound(), hashOfDeviceToken(currentDeviceToken));
     },
 
-    async events(userId: string, limit: number, before: string | undefined): Promise<{ events: DeviceEvent[]; nextBefore: string | null }> {
-      const rows = await repository.listEvents(userId, limit + 1, before);
+    async events(userId: string, limit: number, before: string | undefined): Promise<{ events: StoredEvent[]; nextBefore: string | null }> {
+      const rows = await listEvents(repository.db, userId, limit + 1, before);
       const page = rows.slice(0, limit);
       return { events: page, nextBefore: rows.length > limit ? page[page.length - 1]!.id : null };
     },

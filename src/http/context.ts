@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { AuthService } from '../auth/auth.service.ts';
 import type { DevicesService, RequestDevice } from '../devices/devices.service.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
+import type { SessionsService } from '../sessions/sessions.service.ts';
 
 /** What route plugins receive: the services and the per-request helpers. */
 export interface RouteContext {
@@ -10,6 +11,7 @@ export interface RouteContext {
   auth: AuthService;
   mfa: MfaService;
   devices: DevicesService;
+  sessions: SessionsService;
   requestDevice(request: FastifyRequest): RequestDevice;
   authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
 }

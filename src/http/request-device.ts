@@ -8,7 +8,8 @@
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
 import type { DeviceFingerprint, FingerprintInput } from '../devices/fingerprint.ts';
-import type { EventMeta, RequestDevice } from '../devices/devices.service.ts';
+import type { RequestDevice } from '../devices/devices.service.ts';
+import type { Actor } from '../events/events.repository.ts';
 
 import { DEVICE_COOKIE } from './cookies.ts';
 
@@ -46,7 +47,7 @@ export function requestDeviceToken(request: FastifyRequest): string | undefined 
   return request.cookies?.[DEVICE_COOKIE] || singleHeader(request, DEVICE_TOKEN_HEADER) || undefined;
 }
 
-/** Who made the request, for the device history (IP and User-Agent only). */
-export function eventMeta(request: FastifyRequest): EventMeta {
-  return { ipAddress: request.ip, userAgent: singleHeader(request, 'user-agent') ?? null };
+/** The signed-in caller as the actor of an event: its session, IP and User-Agent. */
+export function requestActor(request: FastifyRequest): Actor {
+  return { type: 'user', sessionId: request.auth?.sessionId ?? null, ipAddress: request.ip, userAgent: singleHeader(request, 'user-agent') ?? null };
 }

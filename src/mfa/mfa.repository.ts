@@ -4,7 +4,7 @@
  * failure window. Every "use once" step is one conditional UPDATE.
  */
 import { type Kysely, sql } from 'kysely';
-import type { Database, MfaChallengesTable, TotpSecretsTable } from '../db/schema.ts';
+import type { Database, Db, MfaChallengesTable, TotpSecretsTable } from '../db/schema.ts';
 import { newId } from '../security/tokens.ts';
 
 export function createMfaRepository(db: Kysely<Database>) {
@@ -53,23 +53,22 @@ export function createMfaRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async enableTotp(userId: string, now: number): Promise<void> {
-      await db.updateTable('totp_secrets').set({ enabled_at: now, setup_failures: 0, setup_locked_until: null }).where('user_id', '=', userId).execute();
+    async enableTotp(trx: Db, userId: string, now: number): Promise<void> {
+      await trx.updateTable('totp_secrets').set({ enabled_at: now, setup_failures: 0, setup_locked_until: null }).where('user_id', '=', userId).execute();
     },
 
-    async removeTotp(userId: string): Promise<void> {
-      await db.deleteFrom('totp_secrets').where('user_id', '=', userId).execute();
-      await db.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
+    async removeTotp(trx: Db, userId: string): Promise<void> {
+      await trx.deleteFrom('totp_secrets').where('user_id', '=', userId).execute();
+      await trx.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
     },
 
-    async replaceBackupCodes(userId: string, hashes: string[], now: number): Promise<void> {
-      await db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
-        await trx
-          .insertInto('backup_codes')
-          .values(hashes.map((code_hash) => ({ id: newId(), user_id: userId, code_hash, used_at: null, created_at: now })))
-          .execute();
-      });
+    /** Replaces the user's backup codes; run inside the caller's transaction (with the §4.1 row it belongs to). */
+    async replaceBackupCodes(trx: Db, userId: string, hashes: string[], now: number): Promise<void> {
+      await trx.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
+      await trx
+        .insertInto('backup_codes')
+        .values(hashes.map((code_hash) => ({ id: newId(), user_id: userId, code_hash, used_at: null, created_at: now })))
+        .execute();
     },
 
     async consumeBackupCode(userId: string, codeHash: string, now: number): Promise<boolean> {
@@ -166,6 +165,18 @@ export function createMfaRepository(db: Kysely<Database>) {
 
     async clearUserFailures(userId: string): Promise<void> {
       await db.deleteFrom('mfa_lockouts').where('user_id', '=', userId).execute();
+    },
+
+    /** Ends every pending MFA challenge of the user (SPEC §4.1): a temporary token then answers 401. */
+    async endChallenges(trx: Db, userId: string, now: number): Promise<number> {
+      const result = await trx
+        .updateTable('mfa_challenges')
+        .set({ consumed_at: now })
+        .where('user_id', '=', userId)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
 
     async deleteExpiredChallenges(now: number): Promise<number> {

@@ -3,14 +3,14 @@ import { ValidationError } from '../errors.ts';
 import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { ok, success, withErrors } from '../http/envelope.ts';
-import { eventMeta } from '../http/request-device.ts';
+import { requestActor } from '../http/request-device.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import * as S from './mfa.schemas.ts';
 
 const tags = ['mfa'];
 
 export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { mfa, auth, devices, authenticate } = ctx;
+  const { mfa, auth, authenticate } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
 
@@ -24,8 +24,11 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
   app.post('/totp/verify', {
     schema: { tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
   }, async (request) => {
-    const { backupCodes } = await mfa.confirmSetup(request.auth.userId, request.body.code);
-    return ok({ mfa_enabled: true as const, backup_codes: backupCodes }, 'Two-factor authentication is on. Keep the backup codes somewhere safe.');
+    const { backupCodes, sessionsEnded } = await mfa.confirmSetup(request.auth.userId, request.body.code, requestActor(request));
+    return ok(
+      { mfa_enabled: true as const, backup_codes: backupCodes, sessions_ended: sessionsEnded },
+      'Two-factor authentication is on. Your other sessions were signed out. Keep the backup codes somewhere safe.',
+    );
   });
 
   app.get('/status', {
@@ -35,10 +38,8 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
   app.post('/backup-codes/regenerate', {
     schema: { tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
   }, async (request) => {
-    const userId = request.auth.userId;
-    const codes = await mfa.regenerateBackupCodes(userId, request.body.code);
-    const revoked = await devices.revokeAll(userId, eventMeta(request));
-    return ok({ backup_codes: codes, devices_revoked: revoked }, 'New backup codes issued. Trusted devices were revoked.');
+    const { backupCodes, devicesRevoked } = await mfa.regenerateBackupCodes(request.auth.userId, request.body.code, requestActor(request));
+    return ok({ backup_codes: backupCodes, devices_revoked: devicesRevoked }, 'New backup codes issued. Trusted devices were revoked.');
   });
 
   app.post('/deactivate', {
@@ -53,8 +54,10 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     await mfa.requireEnabled(userId);
     if (code !== undefined) await mfa.requireSecondFactor(userId, { code });
     else await auth.requirePassword(userId, password!);
-    await mfa.disable(userId);
-    const revoked = await devices.revokeAll(userId, eventMeta(request));
-    return ok({ mfa_enabled: false as const, devices_revoked: revoked }, 'Two-factor authentication is off. Trusted devices were revoked.');
+    const { devicesRevoked, sessionsEnded } = await mfa.disable(userId, requestActor(request));
+    return ok(
+      { mfa_enabled: false as const, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
+      'Two-factor authentication is off. Trusted devices were revoked and your other sessions were signed out.',
+    );
   });
 };

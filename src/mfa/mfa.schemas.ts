@@ -18,7 +18,11 @@ export const SetupData = Type.Object({
   qr_code: Type.String({ description: 'data:image/png;base64,…' }),
   manual_entry_key: Type.String(),
 });
-export const BackupCodesData = Type.Object({ mfa_enabled: Type.Literal(true), backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }) });
+export const BackupCodesData = Type.Object({
+  mfa_enabled: Type.Literal(true),
+  backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }),
+  sessions_ended: Type.Integer({ description: 'Other sessions signed out (SPEC §4.1: MFA turned on)' }),
+});
 export const RegeneratedData = Type.Object({ backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }), devices_revoked: Type.Integer() });
 export const StatusData = Type.Object({ mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() });
-export const DeactivatedData = Type.Object({ mfa_enabled: Type.Literal(false), devices_revoked: Type.Integer() });
+export const DeactivatedData = Type.Object({ mfa_enabled: Type.Literal(false), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });

@@ -11,8 +11,11 @@
  */
 import QRCode from 'qrcode';
 import type { Clock } from '../clock.ts';
+import type { Db } from '../db/schema.ts';
 import { MINUTE, SECOND } from '../clock.ts';
 import { AppError, TooManyAttemptsError } from '../errors.ts';
+import type { Actor } from '../events/events.repository.ts';
+import type { Revocation } from '../revocation/revocation.service.ts';
 import type { Encryptor } from '../security/encryption.ts';
 import { createBackupCodeHasher, generateBackupCodes } from './backup-codes.ts';
 import type { MfaRepository } from './mfa.repository.ts';
@@ -27,6 +30,7 @@ export const USER_LOCK_MS = 15 * MINUTE;
 
 export interface MfaServiceOptions {
   repository: MfaRepository;
+  revocation: Revocation;
   encryptor: Encryptor;
   dataEncryptionKey: Buffer;
   clock: Clock;
@@ -34,7 +38,7 @@ export interface MfaServiceOptions {
 
 export type SecondFactor = { code: string } | { backupCode: string };
 
-export function createMfaService({ repository, encryptor, dataEncryptionKey, clock }: MfaServiceOptions) {
+export function createMfaService({ repository, revocation, encryptor, dataEncryptionKey, clock }: MfaServiceOptions) {
   const hashBackupCode = createBackupCodeHasher(dataEncryptionKey);
 
   const lockedError = (until: number) =>
@@ -52,10 +56,10 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
     return step !== null && (await repository.acceptTotpStep(userId, step));
   }
 
-  async function newBackupCodes(userId: string): Promise<string[]> {
+  /** New backup codes, stored by the caller's transaction (which runs the §4.1 row they belong to). */
+  function newBackupCodes(): { codes: string[]; store: (trx: Db, userId: string) => Promise<void> } {
     const codes = generateBackupCodes();
-    await repository.replaceBackupCodes(userId, codes.map(hashBackupCode), clock.now());
-    return codes;
+    return { codes, store: (trx, userId) => repository.replaceBackupCodes(trx, userId, codes.map(hashBackupCode), clock.now()) };
   }
 
   const service = {
@@ -129,7 +133,8 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
       };
     },
 
-    async confirmSetup(userId: string, code: string): Promise<{ backupCodes: string[] }> {
+    /** Turns MFA on and runs the "MFA turned on" row of SPEC §4.1 (other sessions end) in the same transaction. */
+    async confirmSetup(userId: string, code: string, actor: Actor): Promise<{ backupCodes: string[]; sessionsEnded: number }> {
       const row = await repository.findTotp(userId);
       if (row?.enabled_at != null) throw new AppError('TOTP_ALREADY_ENABLED');
       if (row === undefined) throw new AppError('NO_PENDING_SETUP');
@@ -142,8 +147,12 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
         await repository.recordSetupFailure(userId, now, SETUP_MAX_FAILURES, SETUP_LOCK_MS);
         throw new AppError('INVALID_CODE', 'That code is not correct. Check the time on your phone and try the next code.');
       }
-      await repository.enableTotp(userId, now);
-      return { backupCodes: await newBackupCodes(userId) };
+      const backup = newBackupCodes();
+      const ended = await revocation.run({ kind: 'mfa_enabled', userId, actor }, async (trx) => {
+        await repository.enableTotp(trx, userId, now);
+        await backup.store(trx, userId);
+      });
+      return { backupCodes: backup.codes, sessionsEnded: ended.sessions.length };
     },
 
     async status(userId: string) {
@@ -155,14 +164,19 @@ export function createMfaService({ repository, encryptor, dataEncryptionKey, clo
       };
     },
 
-    async regenerateBackupCodes(userId: string, code: string): Promise<string[]> {
+    /** New backup codes; runs the "backup codes regenerated" row of SPEC §4.1 in the same transaction. */
+    async regenerateBackupCodes(userId: string, code: string, actor: Actor): Promise<{ backupCodes: string[]; devicesRevoked: number }> {
       await service.requireEnabled(userId);
       await service.requireSecondFactor(userId, { code });
-      return newBackupCodes(userId);
+      const backup = newBackupCodes();
+      const ended = await revocation.run({ kind: 'backup_codes_regenerated', userId, actor }, (trx) => backup.store(trx, userId));
+      return { backupCodes: backup.codes, devicesRevoked: ended.devices.length };
     },
 
-    async disable(userId: string): Promise<void> {
-      await repository.removeTotp(userId);
+    /** Turns MFA off (the caller checked a code or the password) and runs the "MFA turned off" row. */
+    async disable(userId: string, actor: Actor): Promise<{ devicesRevoked: number; sessionsEnded: number }> {
+      const ended = await revocation.run({ kind: 'mfa_disabled', userId, actor }, (trx) => repository.removeTotp(trx, userId));
+      return { devicesRevoked: ended.devices.length, sessionsEnded: ended.sessions.length };
     },
   };
   return service;

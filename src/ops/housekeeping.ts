@@ -6,12 +6,12 @@
  * Each statement is indexed by its time column.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { createRefreshTokensRepository } from '../auth/refresh-tokens.repository.ts';
 import { type Clock, DAY, MINUTE, systemClock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
+import { createSessionsRepository } from '../sessions/sessions.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -19,6 +19,7 @@ export interface PruneResult {
   refreshTokens: number;
   devicesExpired: number;
   devicesDeleted: number;
+  sessionsDeleted: number;
   events: number;
 }
 
@@ -26,14 +27,17 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
   const now = clock.now();
   const retention = config.eventRetentionDays * DAY;
   const devices = createDevicesRepository(database.db);
+  const sessions = createSessionsRepository(database.db);
   const devicesExpired = (await devices.expireDevices(now)).length;
   return {
     challenges: await createMfaRepository(database.db).deleteExpiredChallenges(now),
     // Kept a day past expiry so a late activate still gets 410, not 404.
     activationTokens: await devices.deleteSpentActivations(now - DAY),
-    refreshTokens: await createRefreshTokensRepository(database.db).deleteExpired(now),
+    refreshTokens: await sessions.deleteExpiredRefreshTokens(now),
     devicesExpired,
     devicesDeleted: await devices.deleteEndedDevicesBefore(now - retention),
+    // Ended sessions stay listed in the history's subjects for the retention period.
+    sessionsDeleted: await sessions.deleteDeadBefore(now - retention),
     events: await devices.deleteEventsBefore(now - retention),
   };
 }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
+import { SYSTEM } from '../../src/events/events.repository.ts';
 import { newId } from '../../src/security/tokens.ts';
 import { databaseKinds, type TestDatabase } from '../helpers/databases.ts';
 
@@ -29,6 +30,7 @@ for (const kind of databaseKinds()) {
     async function activation(expiresAt: number) {
       const id = newId();
       await repo.insertActivation(
+        db.handle.db,
         {
           id,
           user_id: userId,
@@ -45,8 +47,10 @@ for (const kind of databaseKinds()) {
           expires_at: expiresAt,
           consumed_at: null,
           outcome: null,
+          session_id: null,
+          revoked_at: null,
         },
-        { userId, deviceId: id, type: 'activation_created', ipAddress: null, userAgent: null },
+        { userId, deviceId: id, type: 'activation_created', actor: SYSTEM },
       );
       return id;
     }

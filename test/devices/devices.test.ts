@@ -92,19 +92,33 @@ for (const kind of databaseKinds()) {
       const afterUse = (await listDevices(bypass.body.data.access_token)).body.data.devices[0];
       assert.equal(new Date(afterUse.last_used_at).getTime(), t.clock.now());
 
-      const revoke = await call(t.app, 'DELETE', `/api/v1/devices/${trusted.id}`, undefined, { token: bypass.body.data.access_token });
+      // Revoked from another browser: the device's two sessions (the one that trusted it, the one it bypassed into) end with it.
+      const elsewhere = await loginWithMfa(t, user, laptop({ userAgent: FIREFOX_WINDOWS }));
+      const revoke = await call(t.app, 'DELETE', `/api/v1/devices/${trusted.id}`, undefined, { token: elsewhere.access_token });
       assert.equal(revoke.res.statusCode, 200);
-      assert.deepEqual(revoke.body.data, { revoked: true });
-      const again = await call(t.app, 'DELETE', `/api/v1/devices/${trusted.id}`, undefined, { token: bypass.body.data.access_token });
+      assert.deepEqual(revoke.body.data, { revoked: true, sessions_ended: 2 });
+      assert.equal((await listDevices(bypass.body.data.access_token)).res.statusCode, 401);
+      assert.equal((await listDevices(verified.access_token)).res.statusCode, 401);
+      const again = await call(t.app, 'DELETE', `/api/v1/devices/${trusted.id}`, undefined, { token: elsewhere.access_token });
       assert.equal(again.res.statusCode, 404);
       assert.equal(again.body.error.code, 'DEVICE_NOT_FOUND');
 
       const afterRevoke = await loginStep(t, user, { ...device, deviceToken });
       assert.equal(afterRevoke.body.data.mfa_required, true);
-      assert.equal((await listDevices(bypass.body.data.access_token)).body.data.total_count, 0);
+      assert.equal((await listDevices(elsewhere.access_token)).body.data.total_count, 0);
 
-      const types = (await events(bypass.body.data.access_token)).map((e) => e.type);
-      assert.deepEqual(types, ['revoked', 'trust_used', 'activated', 'activation_created']);
+      const history = (await events(elsewhere.access_token)).filter((e) => e.device_id === trusted.id);
+      assert.deepEqual(
+        history.map((e) => e.type),
+        ['session_revoked', 'session_revoked', 'revoked', 'signed_in', 'trust_used', 'activated', 'activation_created'],
+      );
+      // Subject and actor: "Work laptop revoked — by Firefox on Windows", its sessions ended because of it.
+      const revokedEvent = history.find((e) => e.type === 'revoked');
+      assert.equal(revokedEvent.device_name, 'Work laptop');
+      assert.equal(revokedEvent.cause, 'user');
+      assert.equal(revokedEvent.actor.type, 'user');
+      assert.equal(revokedEvent.actor.name, 'Firefox on Windows');
+      assert.ok(history.filter((e) => e.type === 'session_revoked').every((e) => e.cause === 'device_revoked' && e.session_id));
     });
 
     test('the device cookie is Secure unless COOKIE_SECURE=false', async () => {
@@ -266,7 +280,7 @@ for (const kind of databaseKinds()) {
       const list = (await call(t.app, 'GET', '/api/v1/devices', undefined, { token: accessToken })).body.data;
       assert.equal(list.total_count, 1, 'no second device');
       assert.equal(list.devices[0].device_fingerprint === trusted.device_fingerprint, false, 'the stored fingerprint follows the browser');
-      const types = (await events(accessToken)).map((e) => e.type);
+      const types = (await events(accessToken)).map((e) => e.type).filter((type) => type !== 'signed_in');
       assert.deepEqual(types.slice(0, 3), ['trust_used', 'fingerprint_updated', 'fingerprint_mismatch']);
     });
 
@@ -359,13 +373,16 @@ for (const kind of databaseKinds()) {
       const user = await mfaUser();
       const a = await trustDevice(t, user, laptop());
       const b = await trustDevice(t, user, laptop({ userAgent: FIREFOX_WINDOWS }));
-      const all = await call(t.app, 'DELETE', '/api/v1/devices/', undefined, { token: b.accessToken });
+      const elsewhere = await loginWithMfa(t, user, laptop({ userAgent: SAFARI_IPHONE }));
+      const all = await call(t.app, 'DELETE', '/api/v1/devices/', undefined, { token: elsewhere.access_token });
       assert.equal(all.res.statusCode, 200);
-      assert.deepEqual(all.body.data, { revoked_count: 2 });
+      assert.deepEqual(all.body.data, { revoked_count: 2, sessions_ended: 2 });
+      assert.equal((await listDevices(a.accessToken)).res.statusCode, 401);
+      assert.equal((await listDevices(b.accessToken)).res.statusCode, 401);
       assert.match(String(all.res.headers['set-cookie']), /td_device=;/);
       assert.equal((await loginStep(t, user, laptop({ deviceToken: a.deviceToken }))).body.data.mfa_required, true);
       assert.equal((await loginStep(t, user, laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: b.deviceToken }))).body.data.mfa_required, true);
-      const types = (await events(b.accessToken)).map((e) => e.type);
+      const types = (await events(elsewhere.access_token)).map((e) => e.type);
       assert.ok(types.includes('revoked_all'));
       assert.equal(types.filter((x) => x === 'revoked').length, 2);
     });
@@ -436,7 +453,8 @@ for (const kind of databaseKinds()) {
       assert.deepEqual(seen, all.map((e) => e.id));
       const times = all.map((e) => new Date(e.created_at).getTime());
       assert.deepEqual([...times].sort((x, y) => y - x), times);
-      assert.deepEqual(Object.keys(all[0]).sort(), ['created_at', 'device_id', 'id', 'ip_address', 'type', 'user_agent']);
+      assert.deepEqual(Object.keys(all[0]).sort(), ['actor', 'cause', 'created_at', 'device_id', 'device_name', 'id', 'ip_address', 'session_id', 'type', 'user_agent']);
+      assert.deepEqual(Object.keys(all[0].actor).sort(), ['ip_address', 'name', 'session_id', 'type', 'user_agent']);
       const bad = await call(t.app, 'GET', '/api/v1/devices/events?limit=0&before=nope', undefined, { token: accessToken });
       assert.equal(bad.res.statusCode, 422);
       assert.deepEqual(bad.body.error.details.map((d: any) => d.field).sort(), ['before', 'limit']);

@@ -92,7 +92,7 @@ if (!kind) {
       assert.equal(next.body.data.mfa_required, true);
     });
 
-    test('a refresh token rotated on one instance cannot be reused on the other (and the family dies)', async () => {
+    test('a refresh token rotated on one instance cannot be reused on the other (and the session ends)', async () => {
       const user = await signupAndLogin(a.app);
       const rotated = await call(a.app, 'POST', '/api/v1/auth/refresh', { refresh_token: user.refreshToken });
       assert.equal(rotated.res.statusCode, 200);
@@ -102,6 +102,30 @@ if (!kind) {
       assert.equal(reuse.body.error.code, 'INVALID_TOKEN');
       const newest = await call(a.app, 'POST', '/api/v1/auth/refresh', { refresh_token: rotated.body.data.refresh_token });
       assert.equal(newest.res.statusCode, 401);
+    });
+
+    test('a session ended through one instance is refused by the other on the very next request', async () => {
+      const user = await signupAndLogin(a.app, laptop());
+      const other = await call(b.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop() });
+      assert.equal((await call(b.app, 'GET', '/api/v1/auth/me', undefined, { token: other.body.data.access_token })).res.statusCode, 200);
+      // "Sign out everywhere else" through instance a; the clock does not move.
+      const end = await call(a.app, 'DELETE', '/api/v1/sessions?except_current=true', undefined, { token: user.accessToken });
+      assert.deepEqual(end.body.data, { revoked_count: 1 });
+      assert.equal((await call(b.app, 'GET', '/api/v1/auth/me', undefined, { token: other.body.data.access_token })).res.statusCode, 401);
+      assert.equal((await call(b.app, 'POST', '/api/v1/auth/refresh', { refresh_token: other.body.data.refresh_token })).res.statusCode, 401);
+      assert.equal((await call(b.app, 'GET', '/api/v1/auth/me', undefined, { token: user.accessToken })).res.statusCode, 200);
+    });
+
+    test('a device revoked through one instance signs out its sessions on the other at once', async () => {
+      const user = await signupAndLogin(a.app, laptop());
+      await enableMfa(a, user);
+      const trusted = await trustDevice(a, user, laptop());
+      const bypass = await loginStep(b, user, laptop({ deviceToken: trusted.deviceToken }));
+      const phone = await loginWithMfa(b, user, laptop({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1' }));
+      assert.equal((await call(a.app, 'DELETE', `/api/v1/devices/${trusted.device.id}`, undefined, { token: phone.access_token })).res.statusCode, 200);
+      for (const token of [trusted.accessToken, bypass.body.data.access_token]) {
+        assert.equal((await call(b.app, 'GET', '/api/v1/devices', undefined, { token })).res.statusCode, 401);
+      }
     });
 
     test('concurrent refreshes of one token over both instances: exactly one wins', async () => {

@@ -112,19 +112,20 @@ for (const kind of databaseKinds()) {
       assert.equal(refreshed.res.statusCode, 200);
       keep('rotated access token', refreshed.body.data.access_token);
       const rotated = keep('rotated refresh token', refreshed.body.data.refresh_token);
-      // Reuse of the rotated-out token (logged as a warning) must not log the token.
+      // Reuse of the rotated-out token (logged as a warning) must not log the token. It ends that session.
       assert.equal((await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: refresh })).res.statusCode, 401);
+      const live: string = backupLogin.body.data.access_token;
 
-      const listed = await call(t.app, 'GET', '/api/v1/devices', undefined, { token: access, device: { ...device, deviceToken } });
+      const listed = await call(t.app, 'GET', '/api/v1/devices', undefined, { token: live, device: { ...device, deviceToken } });
       assert.equal(listed.res.statusCode, 200);
 
-      const regen = await call(t.app, 'POST', '/api/v1/mfa/backup-codes/regenerate', { code: nextCode(t, secret) }, { token: access });
+      const regen = await call(t.app, 'POST', '/api/v1/mfa/backup-codes/regenerate', { code: nextCode(t, secret) }, { token: live });
       assert.equal(regen.res.statusCode, 200);
       (regen.body.data.backup_codes as string[]).forEach((code, i) => keep(`regenerated backup code ${i}`, code));
 
-      const wrongChange = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: `${password}x`, new_password: newPassword }, { token: access });
+      const wrongChange = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: `${password}x`, new_password: newPassword }, { token: live });
       assert.equal(wrongChange.res.statusCode, 400);
-      const change = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: password, new_password: newPassword }, { token: access, device });
+      const change = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: password, new_password: newPassword }, { token: live, device });
       assert.equal(change.res.statusCode, 200, change.res.body);
       const wrongLogin = await call(t.app, 'POST', '/api/v1/auth/login', { email, password }, { device });
       assert.equal(wrongLogin.res.statusCode, 401);
@@ -136,7 +137,7 @@ for (const kind of databaseKinds()) {
       await call(t.app, 'POST', '/api/v1/auth/login', `{"email":"${email}","password":"${newPassword}"`, { device });
       await call(t.app, 'POST', '/api/v1/auth/login', { email, password: newPassword }, { device, headers: { 'content-type': 'text/plain' } });
       await call(t.app, 'GET', `/api/v1/auth/me?access_token=${access}&refresh_token=${rotated}`);
-      await call(t.app, 'POST', '/api/v1/auth/logout', { refresh_token: rotated }, { token: access });
+      await call(t.app, 'POST', '/api/v1/auth/logout', { refresh_token: rotated }, { token: live });
 
       const logs = t.logs.text;
       assert.ok(logs.split('\n').filter(Boolean).length >= 40, 'trace logging captured the requests');

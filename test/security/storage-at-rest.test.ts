@@ -27,6 +27,7 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'activation_tokens',
   'trusted_devices',
   'device_events',
+  'sessions',
 ];
 
 for (const kind of databaseKinds()) {
@@ -110,7 +111,7 @@ for (const kind of databaseKinds()) {
       const dump: Record<string, Array<Record<string, unknown>>> = {};
       for (const table of TABLES) dump[table] = (await db.selectFrom(table).selectAll().execute()) as Array<Record<string, unknown>>;
       const text = JSON.stringify(dump);
-      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events']) {
+      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions']) {
         assert.ok(dump[table]!.length > 0, `${table} has rows to check`);
       }
 

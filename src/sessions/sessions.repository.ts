@@ -1,0 +1,208 @@
+/**
+ * Storage for sessions (SPEC §4.1, §5.4) and their refresh tokens.
+ *
+ * A session is live while `ended_at IS NULL AND expires_at > now AND
+ * idle_expires_at > now`. Every check that must not outlive an ended session
+ * (bearer, refresh, activation) is a statement on the session row, and
+ * ending a session is one conditional UPDATE of that row. On PostgreSQL the
+ * row lock orders them: a refresh whose UPDATE of the session ran first
+ * holds the lock until it commits, and the end waits for it and then ends
+ * the session its new token belongs to; an end that ran first makes the
+ * refresh's UPDATE match nothing (READ COMMITTED re-checks the WHERE on the
+ * newest row version). Either way no live successor token exists.
+ */
+import { createQueryId, type Kysely, sql } from 'kysely';
+import type { Database, Db, EventCause, RefreshTokensTable, SessionsTable } from '../db/schema.ts';
+
+export type SessionRow = SessionsTable;
+
+/** What the list shows: the session, and its trusted device's current name and state. */
+export interface SessionListRow extends SessionRow {
+  trusted_device_name: string | null;
+  trusted_device_status: string | null;
+}
+
+export interface EndedSession {
+  id: string;
+  device_id: string | null;
+  device_name: string;
+}
+
+export interface LiveSession {
+  user_id: string;
+  last_active_at: number;
+}
+
+/** Which of a user's live sessions to end. */
+export type SessionSelector =
+  | { ids: readonly string[] }
+  | { deviceIds: readonly string[] }
+  | { all: true; exceptId?: string | undefined };
+
+export type RotationResult =
+  | { kind: 'rotated'; userId: string; sessionId: string }
+  | { kind: 'reused'; userId: string; sessionId: string }
+  | { kind: 'invalid' };
+
+export function createSessionsRepository(db: Kysely<Database>) {
+  // The bearer check runs on every authenticated request: compiled once, bound per call (id, now, now).
+  const liveQuery = db
+    .selectFrom('sessions')
+    .select(['user_id', 'last_active_at'])
+    .where('id', '=', '')
+    .where('ended_at', 'is', null)
+    .where('expires_at', '>', 0)
+    .where('idle_expires_at', '>', 0)
+    .compile();
+
+  return {
+    async insert(trx: Db, row: SessionRow): Promise<void> {
+      await trx.insertInto('sessions').values(row).execute();
+    },
+
+    async insertRefreshToken(trx: Db, row: RefreshTokensTable): Promise<void> {
+      await trx.insertInto('refresh_tokens').values(row).execute();
+    },
+
+    /** The bearer check: one primary-key lookup. */
+    async findLive(id: string, now: number): Promise<LiveSession | undefined> {
+      const result = await db.executeQuery<LiveSession>({ ...liveQuery, queryId: createQueryId(), parameters: [id, now, now] });
+      return result.rows[0];
+    },
+
+    /** Moves last_active_at, at most once per `everyMs`. */
+    async touch(id: string, now: number, everyMs: number): Promise<void> {
+      await db
+        .updateTable('sessions')
+        .set({ last_active_at: now })
+        .where('id', '=', id)
+        .where('last_active_at', '<=', now - everyMs)
+        .where('ended_at', 'is', null)
+        .execute();
+    },
+
+    /**
+     * Marks a refresh token rotated with one conditional UPDATE, so of two
+     * concurrent refreshes exactly one wins. A token that exists but was
+     * already rotated is reuse.
+     */
+    async rotateRefreshToken(trx: Db, tokenHash: string, now: number): Promise<RotationResult> {
+      const won = await trx
+        .updateTable('refresh_tokens')
+        .set({ rotated_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('rotated_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning(['user_id', 'family_id'])
+        .executeTakeFirst();
+      if (won) return { kind: 'rotated', userId: won.user_id, sessionId: won.family_id };
+      const existing = await trx
+        .selectFrom('refresh_tokens')
+        .select(['user_id', 'family_id', 'rotated_at'])
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
+      if (existing && existing.rotated_at !== null) return { kind: 'reused', userId: existing.user_id, sessionId: existing.family_id };
+      return { kind: 'invalid' };
+    },
+
+    /**
+     * A refresh keeps the session going: one conditional UPDATE of the live
+     * row (its lock is what a concurrent end waits for). Returns the absolute
+     * end, or undefined when the session is no longer live.
+     */
+    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number): Promise<{ expires_at: number } | undefined> {
+      const idleEnd = now + idleMs;
+      return trx
+        .updateTable('sessions')
+        .set({ last_active_at: now, idle_expires_at: sql<number>`case when expires_at < ${idleEnd} then expires_at else ${idleEnd} end` })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .returning('expires_at')
+        .executeTakeFirst();
+    },
+
+    /** The session a refresh token belongs to, only if it is the user's. */
+    async sessionOfRefreshToken(tokenHash: string, userId: string): Promise<string | undefined> {
+      const row = await db
+        .selectFrom('refresh_tokens')
+        .select('family_id')
+        .where('token_hash', '=', tokenHash)
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return row?.family_id;
+    },
+
+    /** The user's live sessions with their trusted device's current name (the list joins by primary key). */
+    listLive(userId: string, now: number): Promise<SessionListRow[]> {
+      return db
+        .selectFrom('sessions as s')
+        .leftJoin('trusted_devices as d', (join) => join.onRef('d.user_id', '=', 's.user_id').onRef('d.id', '=', 's.device_id'))
+        .selectAll('s')
+        .select(['d.device_name as trusted_device_name', 'd.status as trusted_device_status'])
+        .where('s.user_id', '=', userId)
+        .where('s.ended_at', 'is', null)
+        .where('s.expires_at', '>', now)
+        .where('s.idle_expires_at', '>', now)
+        .orderBy('s.last_active_at', 'desc')
+        .orderBy('s.id', 'desc')
+        .execute();
+    },
+
+    /** Ends the selected live sessions of the user in one UPDATE; returns what it ended. */
+    async end(trx: Db, userId: string, selector: SessionSelector, now: number, cause: EventCause): Promise<EndedSession[]> {
+      if ('ids' in selector && selector.ids.length === 0) return [];
+      if ('deviceIds' in selector && selector.deviceIds.length === 0) return [];
+      let query = trx
+        .updateTable('sessions')
+        .set({ ended_at: now, end_cause: cause })
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now);
+      if ('ids' in selector) query = query.where('id', 'in', selector.ids);
+      else if ('deviceIds' in selector) query = query.where('device_id', 'in', selector.deviceIds);
+      else if (selector.exceptId !== undefined) query = query.where('id', '!=', selector.exceptId);
+      return query.returning(['id', 'device_id', 'device_name']).execute();
+    },
+
+    /**
+     * Records the device activated from a session, only while the session is
+     * live: false means it ended meanwhile, and the activation must not happen.
+     */
+    async attachDevice(trx: Db, sessionId: string, userId: string, deviceId: string, now: number): Promise<boolean> {
+      const result = await trx
+        .updateTable('sessions')
+        .set({ device_id: deviceId })
+        .where('id', '=', sessionId)
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** The name of a session's device, for naming the actor of an event. */
+    async nameOf(trx: Db, id: string): Promise<string | undefined> {
+      const row = await trx.selectFrom('sessions').select('device_name').where('id', '=', id).executeTakeFirst();
+      return row?.device_name;
+    },
+
+    async deleteExpiredRefreshTokens(now: number): Promise<number> {
+      const result = await db.deleteFrom('refresh_tokens').where('expires_at', '<=', now).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
+    /** Sessions that ended, or reached their absolute end, before `before` (history keeps them until then). */
+    async deleteDeadBefore(before: number): Promise<number> {
+      const ended = await db.deleteFrom('sessions').where('ended_at', '<', before).executeTakeFirst();
+      const expired = await db.deleteFrom('sessions').where('expires_at', '<', before).executeTakeFirst();
+      return Number(ended.numDeletedRows) + Number(expired.numDeletedRows);
+    },
+  };
+}
+
+export type SessionsRepository = ReturnType<typeof createSessionsRepository>;
