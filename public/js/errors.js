@@ -31,7 +31,7 @@ const MESSAGES = {
   FINGERPRINT_MISMATCH: 'This browser doesn’t match the one that signed in, so it can’t be trusted from here. Sign in again from this browser.',
   DEVICE_NOT_FOUND: 'That device was not found. It may already have been revoked or have expired.',
   DEVICE_NOT_REMEMBERED:
-    'This browser did not keep the device cookie, so it would not be recognised at your next sign-in, and it was not trusted. This happens when the site is opened over plain http on an address other than localhost while the server only sets Secure cookies: open it over https or on localhost, or set COOKIE_SECURE=auto on the server.',
+    'This browser did not keep the device cookie, so it will not be recognised at your next sign-in (it is listed under Your devices, but never as this device). This happens when the site is opened over plain http on an address other than localhost while the server only sets Secure cookies: open it over https or on localhost, or set COOKIE_SECURE=auto on the server.',
   NOT_FOUND: 'That wasn’t found.',
   UNAUTHORIZED: 'Your session has ended. Please sign in again.',
   FORBIDDEN: 'You are not allowed to do that.',

@@ -208,7 +208,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
       }
     });
 
-  const deviceCards = (page: Page) => page.getByRole('list', { name: 'Your devices' }).getByRole('listitem');
+  const deviceCards = (page: Page) => page.getByRole('list', { name: 'Devices that skip the code' }).getByRole('listitem');
 
   const [context, page] = await newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
@@ -437,6 +437,69 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await logOut(page);
   });
 
+  let pageB: Page = page;
+  await step('sessions: B sees where the account is signed in; revoking device A from B signs A out at its next page load', () => pageB, async () => {
+    // A: the main browser, trusted again.
+    await logIn(page);
+    await enterBackupCode(page, backupCodes[4]!);
+    await visible(heading(page, /Remember this device/));
+    await view(page, /Remember this device/).getByLabel(/Device name/).fill('Workstation A');
+    await page.getByRole('button', { name: 'Trust this device' }).click();
+    await visible(heading(page, 'Your devices'));
+    // B: another browser profile, not trusted.
+    const [contextB, b] = await newContext({ viewport: { width: 1280, height: 800 } });
+    pageB = b;
+    t.after(() => contextB.close().catch(() => undefined));
+    await logIn(b);
+    await enterBackupCode(b, backupCodes[5]!);
+    await visible(heading(b, /Remember this device/));
+    await b.getByRole('button', { name: 'Not now' }).click();
+    await visible(heading(b, 'Your devices'));
+    const groups = b.getByRole('list', { name: 'Where you’re signed in' }).getByRole('listitem').filter({ has: b.getByRole('heading') });
+    await visible(groups.nth(1));
+    assert.equal(await groups.count(), 2, 'two devices signed in');
+    const groupA = groups.filter({ has: b.getByText('Skips the code') });
+    await visible(groupA);
+    const groupB = groups.filter({ has: b.getByText('This session') });
+    await visible(groupB.getByText('Asks for a code'));
+    await shot(b, 'sessions');
+
+    // B revokes A (the trusted device): the dialog says it is signed out too.
+    await deviceCards(b).first().getByRole('button', { name: /^Revoke/ }).click();
+    const dialog = b.getByRole('dialog');
+    await visible(dialog.getByText(/signed out at once/));
+    await shot(b, 'revoke-other-confirm');
+    await dialog.getByRole('button', { name: 'Revoke device' }).click();
+    await visible(b.getByText(/and signed it out/));
+    await visible(b.getByRole('heading', { name: 'No trusted devices' }));
+    const history = b.getByRole('list', { name: 'Device history' });
+    await visible(history.getByText('Device revoked').first());
+    const revokedEvent = await history.getByRole('listitem').filter({ hasText: 'Device revoked' }).first().innerText();
+    assert.match(revokedEvent, /Workstation A/, 'the history names the subject');
+    assert.match(revokedEvent, /by Chrome on Linux/, 'and who did it');
+    await shot(b, 'sessions-after-revoke');
+
+    // A's next page load is signed out.
+    await page.reload();
+    await visible(heading(page, 'Sign in'));
+
+    // A signs in again (password + code: no longer trusted); B signs out everywhere else.
+    await logIn(page);
+    await enterBackupCode(page, backupCodes[6]!);
+    await visible(heading(page, /Remember this device/));
+    await page.getByRole('button', { name: 'Not now' }).click();
+    await visible(heading(page, 'Your devices'));
+    await b.bringToFront();
+    await b.evaluate(() => window.dispatchEvent(new Event('focus'))); // the page reloads its lists on focus
+    await visible(groups.nth(1));
+    await b.getByRole('button', { name: 'Sign out everywhere else' }).click();
+    await b.getByRole('dialog').getByRole('button', { name: 'Sign out everywhere else' }).click();
+    await visible(b.getByText(/Signed out 1 other session/));
+    assert.equal(await groups.count(), 1);
+    await page.reload();
+    await visible(heading(page, 'Sign in'));
+  });
+
   await context.close();
 
   await step(`a host name that is not localhost (${OTHER_HOST}), default config: trust is kept`, () => page, async () => {
@@ -455,10 +518,10 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
       await logIn(otherPage);
       await visible(heading(otherPage, 'Your devices'));
       assert.match(await flashText(otherPage).innerText(), /no code was needed/i);
-      // Leave no trusted device behind for the steps below.
+      // Leave no trusted device behind for the steps below (this also signs this browser out).
       await otherPage.getByRole('button', { name: 'Revoke all' }).click();
       await otherPage.getByRole('dialog').getByRole('button', { name: 'Revoke all' }).click();
-      await visible(otherPage.getByRole('heading', { name: 'No trusted devices' }));
+      await visible(view(otherPage, 'Sign in'));
     } finally {
       await other.close();
     }
@@ -504,7 +567,8 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
       await shot(otherPage, 'device-not-remembered');
       await otherPage.getByRole('link', { name: 'Continue' }).click();
       await visible(heading(otherPage, 'Your devices'));
-      await visible(otherPage.getByRole('heading', { name: 'No trusted devices' }));
+      await visible(deviceCards(otherPage).first());
+      assert.equal(await deviceCards(otherPage).filter({ has: otherPage.getByText('This device', { exact: true }) }).count(), 0, 'never shown as this device');
     }
   });
 

@@ -1,15 +1,23 @@
 /**
- * #/devices: the trusted devices (rename, revoke, revoke all) and the device
- * history. Each device shows its type icon, and a detail line (browser and
- * OS versions, first seen) that tells two devices with the same default name
- * ("Chrome on Linux") apart.
+ * #/devices, one page for "where am I signed in, and what skips the code":
+ * - Where you're signed in: GET /sessions grouped by device (trusted or
+ *   not), "Sign out" per session and "Sign out everywhere else";
+ * - Devices that skip the code: the trusted devices (rename, revoke, revoke
+ *   all; revoking also signs the device out, and the dialog says so);
+ * - the history, with what each event was about and who did it.
+ * Each device shows its type icon, and a detail line (browser and OS
+ * versions, first seen) that tells two devices with the same default name
+ * ("Chrome on Linux") apart. The page reloads after every action and when
+ * the window regains focus, so it never shows a stale name or a "This
+ * device" that was revoked elsewhere.
  */
-import { api } from '../api.js';
+import { api, clearSession, isSignedIn } from '../api.js';
 import { $, clearFormError, h, showFormError, srOnly, withBusy } from '../dom.js';
 import { describeError } from '../errors.js';
 import { browserVersion, deviceTypeOf, formatDate, formatDateTime, formatRelative, osVersion, summarizeUserAgent, timeEl } from '../format.js';
-import { state, stillOn } from '../state.js';
-import { announce, confirmDialog, deviceIcon, deviceKind } from '../ui.js';
+import { currentRoute, go } from '../router.js';
+import { resetState, state, stillOn } from '../state.js';
+import { announce, confirmDialog, deviceIcon, deviceKind, flash } from '../ui.js';
 
 const EVENTS_PAGE = 20;
 
@@ -21,10 +29,20 @@ export const devicesView = {
     $('#events-error').replaceChildren();
     const seq = state.renderSeq;
     void loadMfaBanner(seq);
-    void loadDevices(seq).then(() => loadEvents(seq, { reset: true }));
+    void refreshDevicesPage(seq);
   },
   wire() {
     $('#revoke-all').addEventListener('click', onRevokeAll);
+    $('#sign-out-others').addEventListener('click', onSignOutOthers);
+    // Back to this tab or window: show what changed elsewhere (at most every 2 s).
+    let last = 0;
+    const onReturn = () => {
+      if (document.visibilityState !== 'visible' || currentRoute() !== 'devices' || !isSignedIn() || Date.now() - last < 2000) return;
+      last = Date.now();
+      void refreshDevicesPage(state.renderSeq);
+    };
+    window.addEventListener('focus', onReturn);
+    document.addEventListener('visibilitychange', onReturn);
     $('#events-more').addEventListener('click', async (event) => {
       await withBusy(/** @type {HTMLButtonElement} */ (event.currentTarget), () => loadEvents(state.renderSeq));
     });
@@ -106,7 +124,7 @@ function deviceCard(device) {
     h(
       'div',
       { class: 'device-title' },
-      h('h2', { id: titleId, class: 'device-name', text: name }),
+      h('h3', { id: titleId, class: 'device-name', text: name }),
       device.is_current ? h('span', { class: 'badge', text: 'This device' }) : null,
       h('p', { class: 'device-detail', text: deviceDetail(device) }),
     ),
@@ -183,15 +201,17 @@ async function revokeDevice(device, button) {
   const ok = await confirmDialog({
     title: `Revoke “${name}”?`,
     text: device.is_current
-      ? 'This is the device you are using now. You stay signed in, but your next sign-in here will ask for a code.'
-      : 'The next sign-in from that device will ask for a code.',
+      ? 'This is the device you are using now. It is signed out at once (you too, here), and signing in here will ask for a code again.'
+      : 'It is also signed out at once: every session on it ends, and its next sign-in asks for your password and a code.',
     confirm: 'Revoke device',
   });
   if (!ok) return button.focus();
   await withBusy(button, async () => {
     try {
-      await api('DELETE', `/devices/${encodeURIComponent(device.id)}`);
-      announce(`Revoked “${name}”. It will need a code at its next sign-in.`);
+      const data = await api('DELETE', `/devices/${encodeURIComponent(device.id)}`);
+      if (device.is_current) return signedOutHere('This device was revoked and signed out. Signing in here will ask for a code again.');
+      const ended = Number(data?.sessions_ended ?? 0);
+      announce(`Revoked “${name}”${ended > 0 ? ` and signed it out (${ended} session${ended === 1 ? '' : 's'})` : ''}. It will need a code at its next sign-in.`);
     } catch (error) {
       if (error?.code !== 'DEVICE_NOT_FOUND') {
         $('#devices-error').replaceChildren(h('p', { text: describeError(error) }));
@@ -206,9 +226,10 @@ async function revokeDevice(device, button) {
 
 async function onRevokeAll() {
   const button = /** @type {HTMLButtonElement} */ ($('#revoke-all'));
+  const here = state.devices.some((d) => d.is_current);
   const ok = await confirmDialog({
     title: 'Revoke all trusted devices?',
-    text: 'Every device, including this one, will ask for a code at its next sign-in. You stay signed in here.',
+    text: `Every trusted device is signed out at once and asks for a code at its next sign-in${here ? ', this one included: you will be signed out here too' : ''}.`,
     confirm: 'Revoke all',
   });
   if (!ok) return button.focus();
@@ -216,7 +237,8 @@ async function onRevokeAll() {
     try {
       const data = await api('DELETE', '/devices/');
       const n = Number(data?.revoked_count ?? 0);
-      announce(`Revoked ${n} device${n === 1 ? '' : 's'}.`);
+      if (here) return signedOutHere(`Revoked ${n} device${n === 1 ? '' : 's'}, this one included, and signed them out.`);
+      announce(`Revoked ${n} device${n === 1 ? '' : 's'} and signed ${n === 1 ? 'it' : 'them'} out.`);
     } catch (error) {
       $('#devices-error').replaceChildren(h('p', { text: describeError(error) }));
       return;
@@ -226,10 +248,137 @@ async function onRevokeAll() {
   });
 }
 
-async function refreshDevicesPage() {
-  const seq = state.renderSeq;
-  await loadDevices(seq);
+async function refreshDevicesPage(seq = state.renderSeq) {
+  await Promise.all([loadSessions(seq), loadDevices(seq)]);
   await loadEvents(seq, { reset: true });
+}
+
+/** This browser's session ended by the user's own action: back to Sign in, saying why. */
+function signedOutHere(message) {
+  clearSession();
+  resetState();
+  flash(message, 'info');
+  go('login');
+}
+
+// ───────────────────────────── where you're signed in ─────────────────────────────
+
+const METHOD_LABEL = { none: 'password only', totp: 'password + code', backup_code: 'password + backup code', trusted_device: 'trusted device, no code' };
+
+async function loadSessions(seq) {
+  try {
+    const data = await api('GET', '/sessions');
+    if (!stillOn(seq)) return;
+    const sessions = Array.isArray(data?.sessions) ? data.sessions : [];
+    $('#session-groups').replaceChildren(...groupByDevice(sessions).map(sessionGroup));
+    $('#sign-out-others').hidden = !sessions.some((x) => !x.is_current);
+    $('#sessions-error').replaceChildren();
+  } catch (error) {
+    if (!stillOn(seq)) return;
+    $('#sessions-error').replaceChildren(h('p', { text: describeError(error) }));
+  }
+}
+
+/**
+ * Sessions of one trusted device together. A session on an untrusted device
+ * is its own group: the server knows no device identity for it, and two
+ * machines with the same browser must not look like one. The current one's group first.
+ */
+function groupByDevice(sessions) {
+  /** @type {Map<string, any[]>} */
+  const groups = new Map();
+  for (const x of sessions) {
+    const key = x.device_id ? `device:${x.device_id}` : `session:${x.id}`;
+    groups.set(key, [...(groups.get(key) ?? []), x]);
+  }
+  return [...groups.values()].sort((a, b) => Number(b.some((x) => x.is_current)) - Number(a.some((x) => x.is_current)));
+}
+
+function sessionGroup(sessions) {
+  const first = sessions[0];
+  const trusted = sessions.some((x) => x.device_trusted);
+  const titleId = `session-group-${first.id}`;
+  return h(
+    'li',
+    { class: `session-group${sessions.some((x) => x.is_current) ? ' is-current' : ''}`, 'aria-labelledby': titleId },
+    h(
+      'div',
+      { class: 'device-head' },
+      deviceIcon(first.device_type),
+      h(
+        'div',
+        { class: 'device-title' },
+        h('h3', { id: titleId, class: 'device-name', text: first.device_name }),
+        trusted ? h('span', { class: 'badge badge-trusted', text: 'Skips the code' }) : h('span', { class: 'badge badge-plain', text: 'Asks for a code' }),
+      ),
+    ),
+    h('ul', { class: 'session-list' }, sessions.map(sessionRow)),
+  );
+}
+
+function sessionRow(session) {
+  const where = [[session.browser, session.os].filter(Boolean).join(' on '), session.ip_address].filter(Boolean).join(' · ');
+  const row = h(
+    'li',
+    { class: 'session-row' },
+    h(
+      'div',
+      { class: 'session-info' },
+      h('p', { class: 'session-where' }, where, session.is_current ? h('span', { class: 'badge', text: 'This session' }) : null),
+      h(
+        'p',
+        { class: 'session-meta' },
+        'Signed in ',
+        timeEl(session.created_at, formatDateTime(session.created_at)),
+        ` (${METHOD_LABEL[session.mfa_method] ?? session.mfa_method}) · active `,
+        timeEl(session.last_active_at, formatRelative(session.last_active_at)),
+      ),
+    ),
+  );
+  if (!session.is_current) {
+    const button = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-busy-text': 'Signing out…' }, 'Sign out', srOnly(` ${session.device_name}, ${where}`));
+    button.addEventListener('click', () => signOutSession(session, button));
+    row.append(button);
+  }
+  return row;
+}
+
+async function signOutSession(session, button) {
+  await withBusy(button, async () => {
+    try {
+      await api('DELETE', `/sessions/${encodeURIComponent(session.id)}`);
+      announce(`Signed out “${session.device_name}”. It needs to sign in again${session.device_trusted ? ' (it stays trusted: no code needed)' : ''}.`);
+    } catch (error) {
+      $('#sessions-error').replaceChildren(h('p', { text: describeError(error) }));
+      return;
+    }
+    await refreshDevicesPage();
+    $('#sessions-title').setAttribute('tabindex', '-1');
+    $('#sessions-title').focus();
+  });
+}
+
+async function onSignOutOthers() {
+  const button = /** @type {HTMLButtonElement} */ ($('#sign-out-others'));
+  const ok = await confirmDialog({
+    title: 'Sign out everywhere else?',
+    text: 'Every other browser and app signed in to your account is signed out at once. You stay signed in here. Trusted devices stay trusted.',
+    confirm: 'Sign out everywhere else',
+  });
+  if (!ok) return button.focus();
+  await withBusy(button, async () => {
+    try {
+      const data = await api('DELETE', '/sessions?except_current=true');
+      const n = Number(data?.revoked_count ?? 0);
+      announce(`Signed out ${n} other session${n === 1 ? '' : 's'}.`);
+    } catch (error) {
+      $('#sessions-error').replaceChildren(h('p', { text: describeError(error) }));
+      return;
+    }
+    await refreshDevicesPage();
+    $('#sessions-title').setAttribute('tabindex', '-1');
+    $('#sessions-title').focus();
+  });
 }
 
 // ───────────────────────────── device history ─────────────────────────────
@@ -241,6 +390,10 @@ const EVENT_LABELS = {
   trust_used: 'Signed in without a code (trusted device)',
   fingerprint_mismatch: 'Device didn’t match its record; a code was required',
   fingerprint_updated: 'Code entered on a trusted device; its record was updated',
+  activation_revoked: 'Offer to remember the device withdrawn',
+  signed_in: 'Signed in',
+  signed_out: 'Signed out',
+  session_revoked: 'Signed out remotely',
   revoked: 'Device revoked',
   revoked_all: 'All devices revoked',
   evicted: 'Removed to make room for a newer device',
@@ -278,9 +431,16 @@ async function loadEvents(seq, { reset = false } = {}) {
 function eventItem(event) {
   const label = EVENT_LABELS[event.type] ?? String(event.type ?? 'Event').replace(/_/g, ' ');
   const device = state.devices.find((d) => d.id === event.device_id);
-  const who = device ? deviceName(device) : summarizeUserAgent(event.user_agent);
+  // What it was about (its name at the time), and who did it when that was someone else.
+  const subject = event.device_name || (device ? deviceName(device) : summarizeUserAgent(event.user_agent));
+  const actorName = event.actor?.name;
+  const by =
+    event.actor?.type === 'admin' ? `by an administrator${actorName ? ` (${actorName})` : ''}`
+    : event.actor?.type === 'system' ? 'automatically'
+    : actorName && actorName !== subject ? `by ${actorName}`
+    : null;
   const type = device?.device_type ?? (event.user_agent ? deviceTypeOf(event.user_agent) : null);
-  const meta = [who, event.ip_address].filter(Boolean).join(' · ');
+  const meta = [subject, by, event.ip_address].filter(Boolean).join(' · ');
   return h(
     'li',
     { class: `event event-${String(event.type).replace(/[^a-z_]/g, '')}`, tabindex: -1 },

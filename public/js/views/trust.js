@@ -3,8 +3,8 @@
  * "Trust this device" only reports success once the server recognises this
  * browser as the trusted device (GET /devices shows it with is_current), i.e.
  * the browser really kept the HttpOnly device cookie. If it did not (a Secure
- * cookie on a plain-http page that is not localhost), the unusable device is
- * revoked again and the page says why.
+ * cookie on a plain-http page that is not localhost), the page says why
+ * instead of "This device is now trusted".
  */
 import { api } from '../api.js';
 import { $, clearFormError, h, showFormError, withBusy } from '../dom.js';
@@ -89,10 +89,8 @@ async function confirmRecognised(deviceId) {
   const list = await api('GET', '/devices');
   const mine = (list?.devices ?? []).find((d) => d.id === deviceId);
   if (mine?.is_current) return;
-  if (mine) {
-    // A trusted device nobody can use would only confuse the list: take it back.
-    await api('DELETE', `/devices/${encodeURIComponent(deviceId)}`).catch(() => undefined);
-  }
+  // Not revoked from here: this session is attached to the new device, and
+  // revoking it would sign this tab out too. The list shows it, never as "This device".
   throw { code: 'DEVICE_NOT_REMEMBERED' };
 }
 
