@@ -292,6 +292,15 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await shot(page, 'trusted');
   });
 
+  let fingerprintAtRatio1 = '';
+  /** The x-device-fingerprint header value a page sends. */
+  const readFingerprint = (p: Page) =>
+    p.evaluate(async () => {
+      const app = (document.querySelector('script[type=module]') as HTMLScriptElement).src;
+      const mod = await import(new URL('fingerprint.js', app).href);
+      return (await mod.fingerprintHeader()) as string;
+    });
+
   await step('the fingerprint is valid and the same across reloads', () => page, async () => {
     const read = () =>
       page.evaluate(async () => {
@@ -301,6 +310,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
         return (await mod.fingerprintHeader()) as string;
       });
     const before = await read();
+    fingerprintAtRatio1 = before;
     await page.reload();
     await visible(heading(page, 'Your devices')); // the session survives a reload
     const after = await read();
@@ -398,6 +408,12 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
       await logIn(zoomedPage);
       await visible(heading(zoomedPage, 'Your devices'));
       assert.match(await flashText(zoomedPage).innerText(), /no code was needed/i);
+      // The ratio did change what the browser sends (text rendering), and trust held anyway.
+      const atRatio1 = JSON.parse(fingerprintAtRatio1) as Record<string, unknown>;
+      const atRatio2 = JSON.parse(await readFingerprint(zoomedPage)) as Record<string, unknown>;
+      assert.equal(await zoomedPage.evaluate(() => window.devicePixelRatio), 2);
+      assert.notEqual(atRatio2.canvas_text, atRatio1.canvas_text, 'text pixels depend on the pixel ratio');
+      assert.equal(atRatio2.canvas, atRatio1.canvas, 'geometry pixels do not');
       await shot(zoomedPage, 'zoomed-trusted', { axe: false });
     } finally {
       await zoomed.close();
