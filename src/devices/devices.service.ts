@@ -94,7 +94,8 @@ export interface DevicesServiceOptions {
   maxTrustedDevices: number;
 }
 
-const MAX_USER_AGENT_STORED = 512;
+/** User-Agents are stored up to this length (sessions and devices alike). */
+export const MAX_USER_AGENT_STORED = 512;
 
 export function defaultDeviceName(browser: string, os: string): string {
   return `${browser} on ${os}`;
