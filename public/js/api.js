@@ -115,8 +115,11 @@ export async function restoreSession() {
 }
 
 const needsFingerprint = (path) =>
-  path === '/auth/login' || path === '/auth/mfa/verify' || path === '/devices' || path.startsWith('/devices/');
-const wantsRefreshCookie = (path) => path === '/auth/login' || path === '/auth/mfa/verify' || path === '/auth/refresh';
+  path === '/auth/login' || path === '/auth/mfa/verify' || path === '/devices' || path.startsWith('/devices/') ||
+  // Passkeys (SPEC §5.8): the second-step options and the passwordless attempt are bound to the fingerprint too.
+  path === '/auth/mfa/webauthn/options' || path.startsWith('/auth/passkey/');
+// Every answer that opens or rotates a session: the refresh token comes back as the td_refresh cookie.
+const wantsRefreshCookie = (path) => path === '/auth/login' || path === '/auth/mfa/verify' || path === '/auth/refresh' || path === '/auth/passkey/verify';
 
 /**
  * @param {'GET'|'POST'|'PATCH'|'DELETE'} method

@@ -6,17 +6,19 @@
  * (views/*.js, sharing state.js and the API client api.js), restores a
  * sign-in from the refresh cookie in a new tab, and starts routing.
  */
-import { logout, restoreSession, setSessionExpiredHandler } from './api.js';
+import { logout, restoreSession, saveSession, setSessionExpiredHandler } from './api.js';
 import { $, withBusy } from './dom.js';
 import { collectFingerprint } from './fingerprint.js';
 import { showPasswordPolicy } from './password-policy.js';
 import { go, registerView, startRouter } from './router.js';
-import { resetState } from './state.js';
-import { flash, wireConfirmDialog } from './ui.js';
-import { devicesView } from './views/devices.js';
+import { resetState, state } from './state.js';
+import { announce, confirmDialog, flash, wireConfirmDialog } from './ui.js';
+import { describeError } from './errors.js';
+import { devicesView, EVENT_LABELS } from './views/devices.js';
 import { loginView } from './views/login.js';
 import { mfaView } from './views/mfa.js';
-import { hideBackupCodes, securityView } from './views/security.js';
+import { PASSKEY_EVENT_LABELS, setupPasskeys } from './views/passkeys.js';
+import { hideBackupCodes, loadMfaStatus, securityView } from './views/security.js';
 import { signupView } from './views/signup.js';
 import { trustView } from './views/trust.js';
 
@@ -62,10 +64,38 @@ function wire() {
     const visible = document.querySelector('.view:not([hidden]) h1');
     if (visible instanceof HTMLElement) visible.focus();
   });
+  wirePasskeys();
   setSessionExpiredHandler(() => {
     resetSignedInState();
     flash('Your session has ended. Please sign in again.', 'error');
     go('login');
+  });
+}
+
+/** Passkeys (views/passkeys.js) end where a code would: at the same trust prompt or signed in. */
+function wirePasskeys() {
+  Object.assign(EVENT_LABELS, PASSKEY_EVENT_LABELS);
+  setupPasskeys({
+    pendingMfa: () => state.pendingMfa,
+    onSignedIn(data, how) {
+      state.pendingMfa = null;
+      saveSession(data);
+      if (data?.trusted_device?.activation_token) {
+        state.pendingTrust = data.trusted_device;
+        go('trust');
+        return;
+      }
+      flash(how === 'passwordless' && data?.trusted_device_id ? 'Welcome back. Signed in with your passkey on a trusted device.' : 'You’re signed in.');
+      go('devices');
+    },
+    onMfaTokenGone(error) {
+      state.pendingMfa = null;
+      flash(describeError(error), 'error');
+      go('login');
+    },
+    onFactorsChanged: () => void loadMfaStatus(),
+    announce,
+    confirm: confirmDialog,
   });
 }
 

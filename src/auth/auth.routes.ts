@@ -6,7 +6,7 @@ import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import { requestActor } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { REFRESH_COOKIE, refreshCookieOptions, wantsRefreshCookie } from '../http/cookies.ts';
+import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, wantsRefreshCookie } from '../http/cookies.ts';
 import { ValidationError } from '../errors.ts';
 import { PASSWORD_POLICY } from '../security/passwords.ts';
 import * as S from './auth.schemas.ts';
@@ -16,17 +16,9 @@ const tags = ['auth'];
 export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { auth, sessions, requestDevice, authenticate, config } = ctx;
 
-  /**
-   * A browser client that asks for it (`x-refresh-cookie: 1`) gets the
-   * refresh token as the HttpOnly td_refresh cookie instead of in the body,
-   * so page script never holds it (src/http/cookies.ts).
-   */
-  const deliverRefreshToken = <T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, session: T): T => {
-    if (!wantsRefreshCookie(request) || session.refresh_token === undefined) return session;
-    const { refresh_token: token, ...rest } = session;
-    reply.setCookie(REFRESH_COOKIE, token, { ...refreshCookieOptions(config.cookieSecure, request), maxAge: config.refreshTokenTtlSeconds });
-    return rest as T;
-  };
+  /** The refresh token as the td_refresh cookie when the browser asks for it (src/http/cookies.ts). */
+  const deliverRefreshToken = <T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, session: T): T =>
+    deliverRefreshCookie(config, request, reply, session);
   const clearRefreshCookie = (request: FastifyRequest, reply: FastifyReply) => reply.clearCookie(REFRESH_COOKIE, refreshCookieOptions(config.cookieSecure, request));
   /** The body's refresh token, else (only with `x-refresh-cookie: 1`) the cookie's. */
   const presentedRefreshToken = (request: FastifyRequest, body: { refresh_token?: string } | null | undefined) =>
@@ -56,7 +48,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     const result = await auth.login(request.body, requestDevice(request));
     if (result.kind === 'mfa_required') {
       return ok(
-        { mfa_required: true as const, temporary_token: result.temporary_token, methods: ['totp', 'backup_code'], expires_in: result.expires_in },
+        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
         'A second factor is required.',
       );
     }
@@ -72,11 +64,11 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
   }, async (request, reply) => {
-    const { temporary_token, code, backup_code } = request.body;
-    if ((code === undefined) === (backup_code === undefined)) {
-      throw new ValidationError([{ field: 'code', message: 'send exactly one of code or backup_code' }]);
+    const { temporary_token, code, backup_code, webauthn } = request.body;
+    if ([code, backup_code, webauthn].filter((f) => f !== undefined).length !== 1) {
+      throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code or webauthn' }]);
     }
-    const factor = code !== undefined ? { code } : { backupCode: backup_code! };
+    const factor = code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : { webauthn: webauthn! };
     const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request)));
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },

@@ -21,7 +21,7 @@
  */
 import { isIP } from 'node:net';
 import type { CookieSerializeOptions } from '@fastify/cookie';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSecure } from '../config.ts';
 
 export const DEVICE_COOKIE = 'td_device';
@@ -64,4 +64,22 @@ export function refreshCookieOptions(mode: CookieSecure, request: FastifyRequest
 
 export function wantsRefreshCookie(request: FastifyRequest): boolean {
   return request.headers[REFRESH_COOKIE_HEADER] === '1';
+}
+
+/**
+ * Hands a new refresh token to the client: for a browser that asked
+ * (`x-refresh-cookie: 1`) as the td_refresh cookie, left out of the body so
+ * page script never holds it; otherwise unchanged, in the body. Used by every
+ * route that opens or rotates a session (login, MFA verify, refresh, passkey sign-in).
+ */
+export function deliverRefreshToken<T extends { refresh_token?: string }>(
+  config: { cookieSecure: CookieSecure; refreshTokenTtlSeconds: number },
+  request: FastifyRequest,
+  reply: FastifyReply,
+  session: T,
+): T {
+  if (!wantsRefreshCookie(request) || session.refresh_token === undefined) return session;
+  const { refresh_token: token, ...rest } = session;
+  reply.setCookie(REFRESH_COOKIE, token, { ...refreshCookieOptions(config.cookieSecure, request), maxAge: config.refreshTokenTtlSeconds });
+  return rest as T;
 }

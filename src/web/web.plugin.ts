@@ -18,12 +18,15 @@
  *
  * Compression (gzip or brotli, as the browser asks) by @fastify/compress,
  * registered inside this plugin only: the API's JSON answers are small and
- * stay uncompressed. Security headers (CSP etc.) come from the service's
+ * stay uncompressed. The @simplewebauthn/browser module (passkeys) is served
+ * as is at /vendor/simplewebauthn/ (revalidated on every load: its URL is not
+ * versioned). Security headers (CSP etc.) come from the service's
  * onRequest hook (src/http/security-headers.ts).
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyCompress from '@fastify/compress';
 import fastifyStatic from '@fastify/static';
@@ -46,6 +49,8 @@ export function computeBuildId(dir = PUBLIC_DIR): string {
   }
   return hash.digest('hex').slice(0, 12);
 }
+/** @simplewebauthn/browser's ESM build, served as is at /vendor/simplewebauthn/ (the web app has no bundler). */
+export const SIMPLEWEBAUTHN_BROWSER_DIR = join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'esm');
 
 export async function webPlugin(app: FastifyInstance): Promise<void> {
   const buildId = computeBuildId();
@@ -77,5 +82,15 @@ export async function webPlugin(app: FastifyInstance): Promise<void> {
     reply.header('cache-control', 'no-cache').header('etag', indexEtag).type('text/html; charset=utf-8');
     if (request.headers['if-none-match'] === indexEtag) return reply.code(304).send();
     return indexHtml;
+  });
+  await app.register(fastifyStatic, {
+    root: SIMPLEWEBAUTHN_BROWSER_DIR,
+    prefix: '/vendor/simplewebauthn/',
+    wildcard: false,
+    decorateReply: false,
+    // Only the modules, not the .d.ts / .map files beside them.
+    allowedPath: (path) => path.endsWith('.js'),
+    cacheControl: true,
+    maxAge: 0,
   });
 }

@@ -69,9 +69,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * The cookie policy is the default one (COOKIE_SECURE=auto) unless extraEnv
  * says otherwise.
  */
-export async function startService(extraEnv: Record<string, string> = {}): Promise<RunningService> {
+export async function startService(
+  extraEnv: Record<string, string> | ((port: number) => Record<string, string>) = {},
+): Promise<RunningService> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'td-e2e-'));
+  const extra = typeof extraEnv === 'function' ? extraEnv(port) : extraEnv;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(port),
@@ -81,10 +84,11 @@ export async function startService(extraEnv: Record<string, string> = {}): Promi
     NODE_ENV: 'development',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
-    ...extraEnv,
+    // A function when the variables depend on the port (PUBLIC_URL for passkeys).
+    ...extra,
   };
   delete env.NODE_TEST_CONTEXT; // the child is a service, not a test file
-  if (!('COOKIE_SECURE' in extraEnv)) delete env.COOKIE_SECURE; // the default, whatever the caller's shell says
+  if (!('COOKIE_SECURE' in extra)) delete env.COOKIE_SECURE; // the default, whatever the caller's shell says
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env,

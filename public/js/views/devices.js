@@ -383,7 +383,8 @@ async function onSignOutOthers() {
 
 // ───────────────────────────── device history ─────────────────────────────
 
-const EVENT_LABELS = {
+/** Plain-words labels per event type (passkeys add theirs at start-up). */
+export const EVENT_LABELS = {
   activation_created: 'Signed in with a code; offered to remember the device',
   activated: 'Device trusted',
   activation_skipped: 'Chose “Not now”; device not remembered',

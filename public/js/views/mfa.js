@@ -10,6 +10,7 @@ import { mustRestartSignIn } from '../errors.js';
 import { go } from '../router.js';
 import { state } from '../state.js';
 import { flash } from '../ui.js';
+import { passkeyMfaEntered } from './passkeys.js';
 
 export const mfaView = {
   title: 'Two-step verification',
@@ -23,6 +24,7 @@ export const mfaView = {
     $('#mfa-switch').hidden = !canBackup;
     setRestart(false);
     setBackupMode(false);
+    passkeyMfaEntered(state.pendingMfa); // offers the passkey / security key when this sign-in allows it
   },
   wire() {
     $('#mfa-form').addEventListener('submit', onSubmit);

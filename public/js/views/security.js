@@ -10,6 +10,7 @@ import { passwordError, passwordPolicy, passwordProblems } from '../password-pol
 import { state, stillOn } from '../state.js';
 import { announce, APP_NAME, confirmDialog } from '../ui.js';
 import { totpCodeFrom } from './mfa.js';
+import { passkeysSecurityEntered } from './passkeys.js';
 
 export const securityView = {
   title: 'Security',
@@ -25,6 +26,7 @@ export const securityView = {
     $('#mfa-setup').hidden = true;
     hideBackupCodes();
     void loadMfaStatus(state.renderSeq);
+    void passkeysSecurityEntered();
   },
   wire() {
     $('#mfa-setup-begin').addEventListener('click', onSetupBegin);
@@ -47,26 +49,30 @@ export function hideBackupCodes() {
   document.body.classList.remove('printing-codes');
 }
 
-async function loadMfaStatus(seq = state.renderSeq) {
+export async function loadMfaStatus(seq = state.renderSeq) {
   const pill = $('#mfa-status-pill');
   const text = $('#mfa-status-text');
   try {
     const status = await api('GET', '/mfa/status');
     if (!stillOn(seq)) return;
     const on = Boolean(status?.mfa_enabled);
+    // Passkeys count as a second factor too: the TOTP controls follow TOTP itself.
+    const totpOn = Array.isArray(status?.methods) ? status.methods.includes('totp') : on;
     pill.textContent = on ? 'On' : 'Off';
     pill.className = `pill ${on ? 'pill-on' : 'pill-off'}`;
     if (on) {
       const left = Number(status?.backup_codes_remaining);
       const codes = Number.isFinite(left) ? ` You have ${left} unused backup code${left === 1 ? '' : 's'}${left <= 3 ? '; consider getting new ones' : ''}.` : '';
-      text.textContent = `Signing in asks for a code from your authenticator app, unless the device is trusted.${codes}`;
+      text.textContent = totpOn
+        ? `Signing in asks for a code from your authenticator app, unless the device is trusted.${codes}`
+        : 'Signing in asks for your passkey or security key, unless the device is trusted.';
     } else {
       text.textContent = 'Your account is protected by your password only.';
     }
     const setupOpen = !$('#mfa-setup').hidden;
     const codesOpen = !$('#backup-codes-panel').hidden;
-    $('#mfa-setup-start').hidden = on || setupOpen;
-    $('#mfa-manage').hidden = !on || codesOpen;
+    $('#mfa-setup-start').hidden = totpOn || setupOpen;
+    $('#mfa-manage').hidden = !totpOn || codesOpen;
     $('#mfa-status-error').replaceChildren();
   } catch (error) {
     if (!stillOn(seq)) return;
