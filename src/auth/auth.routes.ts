@@ -25,7 +25,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     body?.refresh_token ?? (wantsRefreshCookie(request) ? request.cookies?.[REFRESH_COOKIE] || undefined : undefined);
 
   app.post('/signup', {
-    schema: { tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
+    schema: { operationId: 'signup', security: [], tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
     config: rateLimitConfig(RATE_LIMITS.signup),
   }, async (request, reply) => {
     const user = await auth.signup(request.body);
@@ -33,11 +33,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
   });
 
   app.get('/password-policy', {
-    schema: { tags, summary: 'The password policy that signup and password change enforce', response: withErrors({ 200: success(S.PasswordPolicyData) }) },
+    schema: { operationId: 'getPasswordPolicy', security: [], tags, summary: 'The password policy that signup and password change enforce', response: withErrors({ 200: success(S.PasswordPolicyData) }) },
   }, async () => ok({ ...PASSWORD_POLICY }));
 
   app.post('/login', {
     schema: {
+      operationId: 'login',
+      security: [],
       tags,
       summary: 'Log in; bypasses MFA on a trusted device, otherwise returns an MFA challenge',
       body: S.LoginBody,
@@ -58,6 +60,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/mfa/verify', {
     schema: {
+      operationId: 'verifyMfa',
+      security: [],
       tags,
       summary: 'Verify the second factor of a login; returns tokens and a pending device to activate or skip',
       body: S.MfaVerifyBody,
@@ -77,7 +81,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
   });
 
   app.post('/refresh', {
-    schema: { tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
+    schema: { operationId: 'refreshTokens', security: [], tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
   }, async (request, reply) => {
     const token = presentedRefreshToken(request, request.body);
     if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
@@ -91,7 +95,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/logout', {
     onRequest: authenticate,
-    schema: { tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
+    schema: { operationId: 'logout', tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
   }, async (request, reply) => {
     await sessions.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token ?? (request.cookies?.[REFRESH_COOKIE] || undefined), requestActor(request));
     if (request.cookies?.[REFRESH_COOKIE] !== undefined) clearRefreshCookie(request, reply);
@@ -100,7 +104,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.get('/me', {
     onRequest: authenticate,
-    schema: { tags, summary: 'The signed-in user', security: bearerSecurity, response: withErrors({ 200: success(S.MeData) }) },
+    schema: { operationId: 'getCurrentUser', tags, summary: 'The signed-in user', security: bearerSecurity, response: withErrors({ 200: success(S.MeData) }) },
   }, async (request) => {
     const me = await auth.me(request.auth.userId);
     return ok({ ...me, created_at: iso(me.created_at) });
@@ -109,6 +113,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
   app.post('/password/change', {
     onRequest: authenticate,
     schema: {
+      operationId: 'changePassword',
       tags,
       summary: 'Change the password; revokes every trusted device, pending activation and other session',
       security: bearerSecurity,
