@@ -90,7 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys, database } = deps;
   const clock = deps.clock ?? systemClock;
   // Security headers and no-store on every answer: a constant, set in one step.
-  const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure));
+  const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
 
   const app = Fastify({
     logger: {

@@ -18,6 +18,8 @@ import {
 } from './security/signing-keys.ts';
 
 export type RateLimitMode = 'on' | 'off';
+/** `true`/`false`, or `auto`: Secure on https and loopback hosts (src/http/cookies.ts). */
+export type CookieSecure = boolean | 'auto';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export type JwtAlgorithm = AsymmetricAlgorithm | 'HS256';
@@ -52,7 +54,8 @@ export interface Config {
   maxTrustedDevices: number;
   rateLimits: RateLimitMode;
   trustProxy: string[] | undefined;
-  cookieSecure: boolean;
+  /** Always `true` in production. */
+  cookieSecure: CookieSecure;
   corsOrigins: string[] | undefined;
   logLevel: LogLevel;
   databasePoolSize: number;
@@ -150,6 +153,14 @@ export function loadConfig(env: Env): Readonly<Config> {
     return decoded;
   };
 
+  const cookieSecure = (): CookieSecure => {
+    const raw = read('COOKIE_SECURE')?.toLowerCase() ?? 'auto';
+    const value = raw === 'auto' ? 'auto' : boolean('COOKIE_SECURE', true);
+    if (!production) return value;
+    if (value === false) problems.push('COOKIE_SECURE=false is not allowed when NODE_ENV=production (the cookies carry device and refresh tokens)');
+    return true;
+  };
+
   const databaseUrl = read('DATABASE_URL') ?? 'sqlite:./data/trusted-devices.db';
   const databaseProblem = checkDatabaseUrl(databaseUrl);
   if (databaseProblem) problems.push(`DATABASE_URL ${databaseProblem}`);
@@ -222,7 +233,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     maxTrustedDevices: integer('MAX_TRUSTED_DEVICES', 10, 1, 100),
     rateLimits: oneOf<RateLimitMode>('RATE_LIMITS', 'on', ['on', 'off']),
     trustProxy,
-    cookieSecure: boolean('COOKIE_SECURE', true),
+    cookieSecure: cookieSecure(),
     corsOrigins,
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
     databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 200),

@@ -57,6 +57,11 @@ async function main(): Promise<void> {
   });
 
   app = await buildApp({ config, keys, database, redis });
+  if (config.cookieSecure === 'auto') {
+    app.log.warn(
+      'COOKIE_SECURE=auto: cookies are Secure on https and on localhost/loopback, and NOT Secure on plain http from any other host. Set COOKIE_SECURE=true when the service is only reached over https.',
+    );
+  }
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
   // Account mail: requests only queue it; this instance's sender delivers its share.
   const mailTransport = createMailTransport(config, app.log);

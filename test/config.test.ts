@@ -58,7 +58,7 @@ describe('loadConfig', () => {
     assert.equal(config.maxTrustedDevices, 10);
     assert.equal(config.rateLimits, 'on');
     assert.equal(config.trustProxy, undefined);
-    assert.equal(config.cookieSecure, true);
+    assert.equal(config.cookieSecure, 'auto');
     assert.equal(config.corsOrigins, undefined);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.production, false);
@@ -89,7 +89,7 @@ describe('loadConfig', () => {
       MAX_TRUSTED_DEVICES: '3',
       RATE_LIMITS: 'off',
       TRUST_PROXY: '10.0.0.1, 192.168.0.0/16, ::1',
-      COOKIE_SECURE: 'false',
+      COOKIE_SECURE: 'auto',
       CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
       LOG_LEVEL: 'debug',
     });
@@ -106,7 +106,7 @@ describe('loadConfig', () => {
     assert.equal(config.maxTrustedDevices, 3);
     assert.equal(config.rateLimits, 'off');
     assert.deepEqual(config.trustProxy, ['10.0.0.1', '192.168.0.0/16', '::1']);
-    assert.equal(config.cookieSecure, false);
+    assert.equal(config.cookieSecure, true, 'production is always Secure, even with COOKIE_SECURE=auto');
     assert.deepEqual(config.corsOrigins, ['https://app.example.com', 'http://localhost:5173']);
     assert.equal(config.logLevel, 'debug');
     assert.equal(config.jwtAlgorithm, 'ES256');

@@ -88,12 +88,12 @@ export function clearFormError(form) {
  * VALIDATION_ERROR details are listed and their inputs marked aria-invalid.
  * @param {HTMLFormElement} form
  * @param {any} error
- * @param {{overrides?: Record<string,string>, field?: string}} [options]  field: input name to mark
+ * @param {{field?: string}} [options]  field: input name to mark
  */
 export function showFormError(form, error, options = {}) {
   clearFormError(form);
   const box = form.querySelector('[data-form-error]');
-  const text = typeof error === 'string' ? error : describeError(error, options.overrides);
+  const text = typeof error === 'string' ? error : describeError(error);
   const problems = typeof error === 'string' ? [] : fieldProblems(error);
   const marked = [];
   if (options.field) marked.push(options.field);

@@ -1,35 +1,37 @@
 /**
- * Plain-words messages for API error codes (the `error.code` of the error
- * envelope). The server's `message` is only used for codes this table does
- * not know, and a request id is appended for unexpected failures so support
- * can find the log line.
+ * The one wording of every API error the app can show, keyed by the
+ * envelope's `error.code` (the same error reads the same on every page).
+ * The server's `message` is only used for codes this table does not know,
+ * and a request id is added only for failures support has to look up
+ * (server errors, not mistakes the user can fix).
  */
 
 const MESSAGES = {
   INVALID_CREDENTIALS: 'That email and password don’t match. Check both and try again.',
+  INVALID_CURRENT_PASSWORD: 'That password isn’t correct.',
   EMAIL_TAKEN: 'An account with this email already exists. Try signing in instead.',
-  INVALID_PASSWORD:
-    'Choose a password of 8 to 128 characters with at least one upper-case letter, one lower-case letter and one digit.',
-  INVALID_MFA_CODE: 'That code isn’t right. Enter the current code from your app, or one of your unused backup codes.',
+  INVALID_PASSWORD: 'This password doesn’t meet the rules shown under the field.',
+  INVALID_MFA_CODE: 'That code isn’t right. Enter the code your app shows now, or one of your unused backup codes.',
+  INVALID_CODE: 'That code isn’t right. Enter the code your app shows now (check that your phone’s clock is correct).',
   INVALID_TOKEN: 'This sign-in has expired or is no longer valid. Please sign in again.',
-  TOO_MANY_ATTEMPTS: 'Too many wrong codes. For your safety, wait {wait} and try again.',
+  TOO_MANY_ATTEMPTS: 'Too many wrong codes. For your safety, codes are blocked for {wait}. Try again after that.',
+  TOO_MANY_ATTEMPTS_RESTART: 'Too many wrong codes for this sign-in, so it was stopped for your safety. Sign in again to get new attempts.',
   RATE_LIMITED: 'Too many attempts in a short time. Wait {wait} and try again.',
-  INVALID_CODE: 'That code isn’t right. Check that the time on your phone is correct and enter the code shown now.',
   NO_PENDING_SETUP: 'There is no setup in progress (it may have expired). Start the setup again.',
   TOTP_ALREADY_ENABLED: 'Two-step verification is already on for your account.',
-  TOTP_NOT_ENABLED: 'Two-step verification is not on for your account.',
+  MFA_NOT_ENABLED: 'Two-step verification is not on for your account.',
   VALIDATION_ERROR: 'Some of the information isn’t valid. Check the highlighted fields.',
   MALFORMED_REQUEST: 'The app sent a request the server could not read. Reload the page and try again.',
   UNSUPPORTED_MEDIA_TYPE: 'The app sent a request the server could not read. Reload the page and try again.',
   PAYLOAD_TOO_LARGE: 'That is too much text. Shorten it and try again.',
   INVALID_FINGERPRINT: 'This browser sent device information the server could not accept. Reload the page and try again.',
-  ACTIVATION_TOKEN_EXPIRED:
-    'The time to trust this device ran out. You can trust it the next time you sign in with a code.',
+  ACTIVATION_TOKEN_EXPIRED: 'The time to trust this device ran out. You can trust it the next time you sign in with a code.',
   ACTIVATION_TOKEN_USED: 'You have already answered this question for this sign-in.',
   ACTIVATION_TOKEN_NOT_FOUND: 'This request to trust the device was not found. Sign in again to trust this device.',
-  FINGERPRINT_MISMATCH:
-    'This browser doesn’t match the one that signed in, so it can’t be trusted from here. Sign in again from this browser.',
+  FINGERPRINT_MISMATCH: 'This browser doesn’t match the one that signed in, so it can’t be trusted from here. Sign in again from this browser.',
   DEVICE_NOT_FOUND: 'That device was not found. It may already have been revoked or have expired.',
+  DEVICE_NOT_REMEMBERED:
+    'This browser did not keep the device cookie, so it will not be recognised at your next sign-in (it is listed under Your devices, but never as this device). This happens when the site is opened over plain http on an address other than localhost while the server only sets Secure cookies: open it over https or on localhost, or set COOKIE_SECURE=auto on the server.',
   NOT_FOUND: 'That wasn’t found.',
   UNAUTHORIZED: 'Your session has ended. Please sign in again.',
   FORBIDDEN: 'You are not allowed to do that.',
@@ -40,19 +42,22 @@ const MESSAGES = {
 
 const WITH_REFERENCE = new Set(['INTERNAL_ERROR', 'SERVICE_UNAVAILABLE', 'MALFORMED_REQUEST', 'UNSUPPORTED_MEDIA_TYPE']);
 
-/**
- * @param {any} error  an ApiError (or anything thrown)
- * @param {Record<string, string>} [overrides]  context-specific wording per code
- */
-export function describeError(error, overrides = {}) {
-  const code = typeof error?.code === 'string' ? error.code : 'INTERNAL_ERROR';
-  let text = overrides[code] ?? MESSAGES[code];
+/** At MFA verify: the challenge is gone (expired, used, or too many wrong codes), so only a new sign-in helps. */
+export const mustRestartSignIn = (error) => error?.code === 'INVALID_TOKEN' || error?.code === 'TOO_MANY_ATTEMPTS';
+
+/** @param {any} error  an ApiError, an {code, details} object, or anything thrown */
+export function describeError(error) {
+  let code = typeof error?.code === 'string' ? error.code : 'INTERNAL_ERROR';
+  if (code === 'TOO_MANY_ATTEMPTS' && error?.details?.restart_sign_in === true) code = 'TOO_MANY_ATTEMPTS_RESTART';
+  let text = MESSAGES[code];
   if (!text) {
-    text = typeof error?.message === 'string' && error.message && !/^HTTP \d+$/.test(error.message)
-      ? error.message
-      : MESSAGES.INTERNAL_ERROR;
+    text = typeof error?.message === 'string' && error.message && !/^HTTP \d+$/.test(error.message) ? error.message : MESSAGES.INTERNAL_ERROR;
   }
   text = text.replace('{wait}', formatWait(error?.retryAfter));
+  const left = Number(error?.details?.attempts_remaining);
+  if (code === 'INVALID_MFA_CODE' && Number.isInteger(left) && left > 0) {
+    text += ` ${left} attempt${left === 1 ? '' : 's'} left for this sign-in.`;
+  }
   if ((WITH_REFERENCE.has(code) || !MESSAGES[code]) && error?.requestId) {
     text += ` (Reference: ${error.requestId})`;
   }
@@ -60,8 +65,8 @@ export function describeError(error, overrides = {}) {
 }
 
 /**
- * Field problems from a VALIDATION_ERROR's `details`, as [{field, message}]
- * with `field` reduced to its last segment ("/body/email" → "email").
+ * Field problems from a VALIDATION_ERROR / INVALID_PASSWORD `details`, as
+ * [{field, message}] with `field` reduced to its last segment ("/body/email" → "email").
  */
 export function fieldProblems(error) {
   const details = error?.details;
@@ -73,6 +78,14 @@ export function fieldProblems(error) {
       message: String(d.message ?? 'is not valid'),
     }));
 }
+
+/** The form field an error belongs to, when the code alone says so. */
+export const FIELD_OF_CODE = {
+  EMAIL_TAKEN: 'email',
+  INVALID_CURRENT_PASSWORD: 'current_password',
+  INVALID_MFA_CODE: 'code',
+  INVALID_CODE: 'code',
+};
 
 function formatWait(seconds) {
   const s = Number(seconds);

@@ -15,15 +15,20 @@
  *   as JSON \u escapes, so `fetch` accepts it as a header value and the server
  *   parses back the same string).
  *
- * Stability: the same browser gives the same values across reloads. Nothing
- * time-dependent is collected (no timezone offset, which changes with DST; no
- * window size). `screen` is written larger-side first so rotating a phone does
- * not change it. The canvas drawing uses only built-in generic fonts.
- * Browsers that deliberately randomise canvas read-outs (Brave, Firefox with
- * resistFingerprinting, Safari private windows) are detected by drawing twice;
- * then `canvas` is left out rather than sending noise. Per-session noise cannot
- * be detected this way; the server's similarity threshold absorbs one changed
- * component.
+ * Stability: the same browser gives the same values across reloads, and
+ * across the ordinary changes of one browser: zoom, a move to another monitor
+ * (pixel ratio, screen and window size), a browser update, a new network.
+ * So nothing time-, window- or screen-dependent is collected (no timezone
+ * offset, which changes with DST; no window or screen size). The canvas is
+ * hashed in two parts: `canvas` draws geometry only (shapes, a gradient, a
+ * blend), which Chromium, Firefox and Safari rasterise identically at every
+ * device-pixel ratio; `canvas_text` draws text, whose hinting and
+ * anti-aliasing change with the ratio, and the server weighs it lightly.
+ * Only built-in generic fonts are used. Browsers that deliberately randomise
+ * canvas read-outs (Brave, Firefox with resistFingerprinting, Safari private
+ * windows) are detected by drawing twice; then the canvas keys are left out
+ * rather than sending noise. Per-session noise cannot be detected this way;
+ * the server's similarity threshold absorbs it.
  *
  * The result is computed once per page and cached, because the temporary
  * (MFA) and activation tokens are bound to the fingerprint they were issued to.
@@ -89,16 +94,12 @@ async function collect() {
       return list.filter(Boolean).join(',');
     }),
     platform: attempt(() => nav.userAgentData?.platform || nav.platform),
-    screen: attempt(() => {
-      const w = scr.width;
-      const h = scr.height;
-      return w > 0 && h > 0 ? `${Math.max(w, h)}x${Math.min(w, h)}` : undefined;
-    }),
     color_depth: attempt(() => scr.colorDepth),
     hardware_concurrency: attempt(() => nav.hardwareConcurrency),
     device_memory: attempt(() => nav.deviceMemory),
     touch_points: attempt(() => nav.maxTouchPoints),
-    canvas: await canvasSignal(),
+    canvas: await canvasSignal(drawShapes),
+    canvas_text: await canvasSignal(drawText),
     webgl: attempt(webglRenderer),
   };
 }
@@ -113,11 +114,11 @@ function attempt(fn) {
 }
 
 /** Draws a fixed scene and hashes the pixels; undefined when unavailable or randomised. */
-async function canvasSignal() {
+async function canvasSignal(draw) {
   try {
-    const first = drawScene();
+    const first = paint(draw);
     if (!first) return undefined;
-    const second = drawScene();
+    const second = paint(draw);
     if (first !== second) return undefined; // the browser adds noise: not a stable signal
     return (await hashHex(first)).slice(0, CANVAS_HASH_HEX_CHARS);
   } catch {
@@ -125,28 +126,42 @@ async function canvasSignal() {
   }
 }
 
-function drawScene() {
+function paint(draw) {
   const canvas = document.createElement('canvas');
   canvas.width = 240;
   canvas.height = 60;
   const ctx = canvas.getContext('2d');
   if (!ctx) return undefined;
-  ctx.textBaseline = 'top';
+  draw(ctx);
+  return canvas.toDataURL('image/png');
+}
+
+/** Geometry only: the same pixels at every zoom level / device-pixel ratio. */
+function drawShapes(ctx) {
   ctx.fillStyle = '#f60';
   ctx.fillRect(100, 1, 62, 20);
-  ctx.fillStyle = '#069';
-  ctx.font = '14px sans-serif';
-  ctx.fillText('Trusted devices, 0123 <canvas> ✓', 2, 15);
-  ctx.fillStyle = 'rgba(102, 204, 0, 0.7)';
-  ctx.font = '16px serif';
-  ctx.fillText('Trusted devices, 0123 <canvas> ✓', 4, 32);
+  const gradient = ctx.createLinearGradient(0, 0, 240, 0);
+  gradient.addColorStop(0, '#069');
+  gradient.addColorStop(1, 'rgba(102, 204, 0, 0.7)');
+  ctx.fillStyle = gradient;
+  ctx.fillRect(150, 30, 80, 25);
   ctx.globalCompositeOperation = 'multiply';
   ctx.fillStyle = 'rgb(255,0,255)';
   ctx.beginPath();
   ctx.arc(50, 30, 20, 0, Math.PI * 2, true);
   ctx.closePath();
   ctx.fill();
-  return canvas.toDataURL('image/png');
+}
+
+/** Text: font rasterisation identifies the machine, but changes with the pixel ratio. */
+function drawText(ctx) {
+  ctx.textBaseline = 'top';
+  ctx.fillStyle = '#069';
+  ctx.font = '14px sans-serif';
+  ctx.fillText('Trusted devices, 0123 <canvas> \u2713', 2, 15);
+  ctx.fillStyle = 'rgba(102, 204, 0, 0.7)';
+  ctx.font = '16px serif';
+  ctx.fillText('Trusted devices, 0123 <canvas> \u2713', 4, 32);
 }
 
 function webglRenderer() {

@@ -1,10 +1,15 @@
-/** Formatting of dates, durations and user agents for display. */
+/**
+ * Formatting of dates, durations and user agents for display. Every date is
+ * written in ONE locale: the page's language (<html lang>), so the text
+ * around a date and the date itself never mix languages.
+ */
 import { h } from './dom.js';
 
-const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+export const LOCALE = document.documentElement.lang || 'en';
+const absolute = new Intl.DateTimeFormat(LOCALE, { dateStyle: 'medium', timeStyle: 'short' });
+const dateOnly = new Intl.DateTimeFormat(LOCALE, { dateStyle: 'medium' });
+const timeOnly = new Intl.DateTimeFormat(LOCALE, { timeStyle: 'short' });
+const relative = new Intl.RelativeTimeFormat(LOCALE, { numeric: 'auto' });
 
 const parse = (iso) => {
   const d = iso ? new Date(iso) : null;
@@ -65,4 +70,42 @@ export function summarizeUserAgent(ua) {
     : /Linux/.test(ua) ? 'Linux'
     : '';
   return os ? `${browser} on ${os}` : browser;
+}
+
+/** "Windows 10/11", "macOS 10.15.7", "Android 14", "iOS 17.2", "Linux x86_64"… from a User-Agent. */
+export function osVersion(ua) {
+  if (!ua) return '';
+  let m;
+  if ((m = /(?:iPhone|iPad|iPod).*? OS (\d+(?:_\d+)*)/.exec(ua))) return `iOS ${m[1].replace(/_/g, '.')}`;
+  if ((m = /Android (\d+(?:\.\d+)*)/.exec(ua))) return `Android ${m[1]}`;
+  if ((m = /Windows NT (\d+\.\d+)/.exec(ua))) return m[1] === '10.0' ? 'Windows 10/11' : `Windows NT ${m[1]}`;
+  if ((m = /CrOS \S+ (\d+)/.exec(ua))) return `ChromeOS ${m[1]}`;
+  if ((m = /Mac OS X (\d+(?:[_.]\d+)*)/.exec(ua))) return `macOS ${m[1].replace(/_/g, '.')}`;
+  if ((m = /Linux (x86_64|aarch64|i686|armv\w+)/.exec(ua))) return `Linux ${m[1]}`;
+  return '';
+}
+
+/** "Chrome 131" from a User-Agent (major version only). */
+export function browserVersion(ua) {
+  if (!ua) return '';
+  const patterns = [
+    ['Edge', /Edg(?:e|A|iOS)?\/(\d+)/],
+    ['Opera', /OPR\/(\d+)/],
+    ['Firefox', /(?:Firefox|FxiOS)\/(\d+)/],
+    ['Chrome', /(?:Chrome|CriOS)\/(\d+)/],
+    ['Safari', /Version\/(\d+(?:\.\d+)?).*Safari\//],
+  ];
+  for (const [name, re] of patterns) {
+    const m = re.exec(ua);
+    if (m) return `${name} ${m[1]}`;
+  }
+  return '';
+}
+
+/** 'mobile' | 'tablet' | 'desktop' from a User-Agent (for history rows, which carry no device_type). */
+export function deviceTypeOf(ua) {
+  if (!ua) return 'desktop';
+  if (/iPad|Tablet|Android(?!.*Mobile)/.test(ua)) return 'tablet';
+  if (/Mobi|iPhone|iPod|Android/.test(ua)) return 'mobile';
+  return 'desktop';
 }

@@ -3,16 +3,26 @@ import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { setDeviceCookie } from '../http/device-cookie.ts';
 import { requestActor } from '../http/request-device.ts';
 import { pendingDeviceJson } from '../devices/devices.routes.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../http/cookies.ts';
 import { ValidationError } from '../errors.ts';
+import { PASSWORD_POLICY } from '../security/passwords.ts';
 import * as S from './auth.schemas.ts';
 
 const tags = ['auth'];
 
 export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { auth, sessions, devices, requestDevice, authenticate, config } = ctx;
+
+  /** The refresh token as the td_refresh cookie when the browser asks for it (src/http/cookies.ts). */
+  const deliverRefreshToken = <T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, session: T): T =>
+    deliverRefreshCookie(config, request, reply, session);
+  const clearRefreshCookie = (request: FastifyRequest, reply: FastifyReply) => reply.clearCookie(REFRESH_COOKIE, refreshCookieOptions(config.cookieSecure, request));
+  /** The body's refresh token, else (only with `x-refresh-cookie: 1`) the cookie's. */
+  const presentedRefreshToken = (request: FastifyRequest, body: { refresh_token?: string } | null | undefined) =>
+    body?.refresh_token ?? (wantsRefreshCookie(request) ? request.cookies?.[REFRESH_COOKIE] || undefined : undefined);
 
   app.post('/signup', {
     schema: { operationId: 'signup', security: [], tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
@@ -21,6 +31,10 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     const user = await auth.signup(request.body);
     return reply.code(201).send(ok({ ...user, created_at: iso(user.created_at) }, 'Account created.'));
   });
+
+  app.get('/password-policy', {
+    schema: { operationId: 'getPasswordPolicy', security: [], tags, summary: 'The password policy that signup and password change enforce', response: withErrors({ 200: success(S.PasswordPolicyData) }) },
+  }, async () => ok({ ...PASSWORD_POLICY }));
 
   app.post('/login', {
     schema: {
@@ -40,9 +54,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
         'A second factor is required.',
       );
     }
-    const { kind: _kind, deviceCookieMaxAge, ...session } = result;
+    const { kind: _kind, deviceCookieMaxAge, ...session } = deliverRefreshToken(request, reply, result);
     // SPEC §5.5: the presented device token is retired; the browser gets its successor.
-    if (session.device_token) setDeviceCookie(reply, config, session.device_token, deviceCookieMaxAge ?? 0);
+    if (session.device_token) setDeviceCookie(reply, request, config.cookieSecure, session.device_token, deviceCookieMaxAge ?? 0);
     return ok(session, session.mfa_bypassed ? 'Logged in on a trusted device.' : 'Logged in.');
   });
 
@@ -67,13 +81,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       body: S.MfaVerifyBody,
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const { temporary_token, code, backup_code, webauthn } = request.body;
     if ([code, backup_code, webauthn].filter((f) => f !== undefined).length !== 1) {
       throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code or webauthn' }]);
     }
     const factor = code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : { webauthn: webauthn! };
-    const result = await auth.verifyMfa(temporary_token, factor, requestDevice(request));
+    const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request)));
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },
       'Second factor verified.',
@@ -82,13 +96,23 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/refresh', {
     schema: { operationId: 'refreshTokens', security: [], tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
-  }, async (request) => ok(await sessions.refresh(request.body.refresh_token), 'Tokens refreshed.'));
+  }, async (request, reply) => {
+    const token = presentedRefreshToken(request, request.body);
+    if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
+    try {
+      return ok(deliverRefreshToken(request, reply, await sessions.refresh(token)), 'Tokens refreshed.');
+    } catch (error) {
+      if (request.body?.refresh_token === undefined) clearRefreshCookie(request, reply);
+      throw error;
+    }
+  });
 
   app.post('/logout', {
     onRequest: authenticate,
     schema: { operationId: 'logout', tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
   }, async (request, reply) => {
-    await sessions.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token, requestActor(request));
+    await sessions.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token ?? (request.cookies?.[REFRESH_COOKIE] || undefined), requestActor(request));
+    if (request.cookies?.[REFRESH_COOKIE] !== undefined) clearRefreshCookie(request, reply);
     return reply.code(204).send(null);
   });
 

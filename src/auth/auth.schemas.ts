@@ -28,7 +28,8 @@ export const MfaVerifyBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const RefreshBody = Type.Object({ refresh_token: Token }, { additionalProperties: false });
+/** refresh_token may be left out when it comes in the td_refresh cookie (with `x-refresh-cookie: 1`). */
+export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
 export const LogoutBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
 
 export const PasswordChangeBody = Type.Object(
@@ -44,7 +45,9 @@ const Profile = {
 
 const SessionFields = {
   access_token: Type.String(),
-  refresh_token: Type.String(),
+  refresh_token: Type.Optional(
+    Type.String({ description: 'Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie.' }),
+  ),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'Access-token lifetime in seconds.' }),
 };
@@ -115,3 +118,12 @@ export const MeData = ref(User);
 export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
 
 export const LoginResponse = Type.Union([LoginSessionData, MfaRequiredData]);
+
+export const PasswordPolicyData = Type.Object({
+  min_length: Type.Integer(),
+  max_length: Type.Integer({ description: 'Counted in Unicode code points.' }),
+  require_uppercase: Type.Boolean({ description: 'A letter of Unicode category Lu.' }),
+  require_lowercase: Type.Boolean({ description: 'A letter of Unicode category Ll.' }),
+  require_digit: Type.Boolean({ description: 'A digit of Unicode category Nd.' }),
+  description: Type.String(),
+});

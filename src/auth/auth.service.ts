@@ -18,6 +18,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../errors.ts';
 import type { DeviceTrust, PendingDevice, RequestDevice, TrustGrantInput } from '../devices/devices.service.ts';
+import { GATE_COMPONENTS } from '../devices/fingerprint.ts';
 import type { Actor } from '../events/events.repository.ts';
 import type { MfaRepository } from '../mfa/mfa.repository.ts';
 import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
@@ -94,6 +95,27 @@ export function createAuthService(options: AuthServiceOptions) {
       log.warn({ err: error }, 'trust check failed; MFA required');
       return { trusted: false as const, reason: 'error' as const };
     }
+  }
+
+  /**
+   * After a verified second factor, the trusted device this sign-in counts
+   * as: the one already recognised, or one whose valid device token came
+   * with a drifted fingerprint of the same browser family and OS, which is
+   * re-anchored on the current components (the code just proved the user,
+   * so the record follows the browser's ordinary changes). Otherwise none:
+   * a pending device is offered.
+   */
+  async function trustedDeviceAfterMfa(userId: string, device: RequestDevice): Promise<{ id: string; name: string } | undefined> {
+    const decision = await deviceTrust.evaluate(userId, device);
+    if (decision.trusted) return { id: decision.deviceId, name: decision.deviceName };
+    if (
+      decision.reason === 'fingerprint_mismatch' &&
+      !decision.differing.some((name) => GATE_COMPONENTS.includes(name)) &&
+      (await deviceTrust.reanchor(userId, { id: decision.deviceId, device_name: decision.deviceName }, device))
+    ) {
+      return { id: decision.deviceId, name: decision.deviceName };
+    }
+    return undefined;
   }
 
   /** The open MFA challenge behind a temporary token, presented from the device it was issued to. */
@@ -201,7 +223,10 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         // The last allowed attempt: the counter already refuses any further one
         // (without consuming the token, so a right code checked concurrently still wins).
         if (attempt >= CHALLENGE_MAX_FAILURES) {
-          throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.');
+          // The challenge is used up: waiting does not help, a new sign-in does (restart_sign_in tells clients so).
+          throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.', {
+            details: { attempts_remaining: 0, restart_sign_in: true },
+          });
         }
         throw new AppError('webauthn' in factor ? 'WEBAUTHN_VERIFICATION_FAILED' : 'INVALID_MFA_CODE', undefined, {
           details: { attempts_remaining: CHALLENGE_MAX_FAILURES - attempt },
@@ -212,8 +237,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
 
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The temporary token');
-      const trust = await deviceTrust.evaluate(userId, device);
-      const trustedDevice = trust.trusted ? { id: trust.deviceId, name: trust.deviceName } : undefined;
+      const trustedDevice = await trustedDeviceAfterMfa(userId, device);
       const { tokens, extra: pending } = await sessions.open(
         { userId, device, mfaMethod: grant.factor, trustedDevice },
         async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),

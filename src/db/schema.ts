@@ -143,6 +143,8 @@ export type DeviceEventType =
   | 'activation_skipped'
   | 'trust_used'
   | 'fingerprint_mismatch'
+  /** A trusted device passed a second factor with a drifted fingerprint; its record was updated. */
+  | 'fingerprint_updated'
   | 'revoked'
   | 'revoked_all'
   | 'evicted'

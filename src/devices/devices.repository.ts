@@ -223,6 +223,29 @@ export function createDevicesRepository(db: Kysely<Database>) {
     },
 
     /** Records a trusted login, only while the device is still active (a concurrent revoke wins). */
+    /**
+     * Re-anchors an active device on its current fingerprint (after a second
+     * factor proved the user): one conditional UPDATE, so a revoke that lands
+     * first wins. By primary key (user_id, id).
+     */
+    async reanchor(
+      trx: Db,
+      userId: string,
+      id: string,
+      now: number,
+      update: { fingerprint: string; components: string; browser: string; os: string; device_type: string; user_agent: string; last_ip_address: string },
+    ): Promise<boolean> {
+      const result = await trx
+        .updateTable('trusted_devices')
+        .set({ ...update, last_used_at: now })
+        .where('user_id', '=', userId)
+        .where('id', '=', id)
+        .where('status', '=', 'active')
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
     async touch(userId: string, id: string, now: number, ipAddress: string): Promise<boolean> {
       const result = await db
         .updateTable('trusted_devices')

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { clearDeviceCookie, setDeviceCookie } from '../http/cookies.ts';
 import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { clearDeviceCookie, setDeviceCookie } from '../http/device-cookie.ts';
 import { requestActor, requestDeviceToken } from '../http/request-device.ts';
 import type { StoredEvent } from '../events/events.repository.ts';
 import type { DeviceView, PendingDevice } from './devices.service.ts';
@@ -47,7 +47,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   }, async (request, reply) => {
     const { activation_token, device_name, public_key } = request.body;
     const { device, deviceToken } = await devices.activate(request.auth.userId, activation_token, device_name, public_key, requestDevice(request), requestActor(request));
-    setDeviceCookie(reply, config, deviceToken, devices.trustTtlMs / 1000);
+    setDeviceCookie(reply, request, config.cookieSecure, deviceToken, devices.trustTtlMs / 1000);
     return ok({ device: deviceJson(device), device_token: deviceToken }, 'This device is now trusted.');
   });
 
@@ -84,7 +84,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     const id = request.params.device_id.toLowerCase();
     if (!UUID.test(id)) devices.notFound();
     const { wasCurrent, sessionsEnded } = await devices.revoke(request.auth.userId, id, requestActor(request), requestDeviceToken(request));
-    if (wasCurrent) clearDeviceCookie(reply, config);
+    if (wasCurrent) clearDeviceCookie(reply, request, config.cookieSecure);
     return ok({ revoked: true as const, sessions_ended: sessionsEnded }, 'The device was revoked and signed out.');
   });
 
@@ -93,7 +93,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     config: limit,
   }, async (request, reply) => {
     const { revoked, sessionsEnded } = await devices.revokeAll(request.auth.userId, requestActor(request));
-    clearDeviceCookie(reply, config);
+    clearDeviceCookie(reply, request, config.cookieSecure);
     return ok({ revoked_count: revoked, sessions_ended: sessionsEnded }, 'Every device was revoked and signed out.');
   });
 

@@ -67,7 +67,7 @@ export type TrustDecision =
       /** The new device token when this check rotated it (SPEC §5.5); undefined when a token within the grace was used. */
       newDeviceToken?: string | undefined;
     }
-  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; differing: string[] }
+  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; deviceName: string; differing: string[] }
   | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
   | { trusted: false; reason: 'reuse_detected'; deviceId: string }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
@@ -102,6 +102,13 @@ export interface DeviceTrust {
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
   /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
   createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string, grant: TrustGrantInput): Promise<PendingDevice>;
+  /**
+   * After a verified second factor on a device whose token is valid but whose
+   * fingerprint drifted (same browser family and OS): store the current
+   * components, so the next sign-in is recognised again. False when the
+   * device is no longer active.
+   */
+  reanchor(userId: string, device: { id: string; device_name: string }, request: RequestDevice): Promise<boolean>;
 }
 
 export interface DeviceView {
@@ -230,7 +237,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     // Before the fingerprint: a copy is a copy whichever browser presents it.
     if (retiredAt !== undefined && now - retiredAt >= graceMs) return { ok: false, row, decision: { trusted: false, reason: 'reuse_detected', deviceId: row.id } };
     const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
-    if (!match.matches) return { ok: false, row, decision: { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, differing: match.differing } };
+    if (!match.matches) return { ok: false, row, decision: { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, deviceName: row.device_name, differing: match.differing } };
     return { ok: true, row, tokenHash, retired: retiredAt !== undefined };
   }
 
@@ -405,6 +412,24 @@ export function createDevicesService(options: DevicesServiceOptions) {
         expires_at: row.expires_at,
         is_active: false,
       };
+    },
+
+    async reanchor(userId, known, request) {
+      const now = clock.now();
+      const fp = request.fingerprint;
+      return repository.transaction(async (trx) => {
+        const updated = await repository.reanchor(trx, userId, known.id, now, {
+          fingerprint: fp.fingerprint,
+          components: JSON.stringify(fp.components),
+          browser: fp.browser,
+          os: fp.os,
+          device_type: fp.deviceType,
+          user_agent: request.userAgent.slice(0, MAX_USER_AGENT_STORED),
+          last_ip_address: fp.ipAddress,
+        });
+        if (updated) await insertEvents(trx, [event(userId, 'fingerprint_updated', known, attemptActor(request))], now);
+        return updated;
+      });
     },
   };
 

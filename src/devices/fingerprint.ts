@@ -71,19 +71,29 @@ export const SIGNAL_PREFIX = 'signal.';
 export const GATE_COMPONENTS: readonly string[] = Object.freeze(['browser', 'os']);
 /** Weight of a signal that is not in COMPONENT_WEIGHTS. */
 export const DEFAULT_SIGNAL_WEIGHT = 1;
-/** Weights of the non-gate components (see docs/fingerprint.md). */
+/**
+ * Weights of the non-gate components (see docs/fingerprint.md for the why).
+ * Chosen so that what changes on the SAME browser in ordinary use (zoom or
+ * a move to another monitor: screen size, pixel ratio, text rendering; a
+ * browser update; a new network) stays above the threshold, while what
+ * tells two machines apart (GPU, core count, memory) weighs enough that a
+ * different machine falls below it.
+ */
 export const COMPONENT_WEIGHTS: Readonly<Record<string, number>> = Object.freeze({
   device_type: 3,
-  'signal.timezone': 3,
-  'signal.platform': 3,
-  'signal.screen': 3,
-  'signal.canvas': 4,
   'signal.webgl': 4,
+  'signal.platform': 3,
+  'signal.hardware_concurrency': 2,
+  'signal.canvas': 2, // geometry only: identical at every zoom / pixel ratio
+  'signal.timezone': 2,
   'signal.language': 2,
+  'signal.canvas_text': 1, // text rendering: changes with the pixel ratio
   'signal.color_depth': 1,
-  'signal.hardware_concurrency': 1,
   'signal.device_memory': 1,
   'signal.touch_points': 1,
+  // Screen size changes with every monitor, dock and zoom level: named in
+  // `differing`, never counted. (Older clients still send it.)
+  'signal.screen': 0,
   ip_prefix: 0.5,
 });
 

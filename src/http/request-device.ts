@@ -12,7 +12,9 @@ import type { DeviceFingerprint, FingerprintInput } from '../devices/fingerprint
 import type { RequestDevice } from '../devices/devices.service.ts';
 import type { Actor } from '../events/events.repository.ts';
 
-export const DEVICE_COOKIE = 'td_device';
+import { DEVICE_COOKIE } from './cookies.ts';
+
+export { DEVICE_COOKIE };
 export const DEVICE_TOKEN_HEADER = 'x-device-token';
 export const FINGERPRINT_HEADER = 'x-device-fingerprint';
 export const DEVICE_PROOF_HEADER = 'x-device-proof';

@@ -98,13 +98,28 @@ export function createPasswordHasher(
   };
 }
 
-/** SPEC §5.1: 8–128 characters with an upper-case letter, a lower-case letter and a digit. */
+/**
+ * SPEC §5.1, the one password policy: the API enforces it (passwordProblems)
+ * and serves it (GET /auth/password-policy) so clients check the same rule.
+ * Length counts Unicode code points; the classes are Unicode categories, so
+ * "Ärger123x" has its upper-case letter.
+ */
+export const PASSWORD_POLICY = Object.freeze({
+  min_length: 8,
+  max_length: 128,
+  require_uppercase: true,
+  require_lowercase: true,
+  require_digit: true,
+  description: '8 to 128 characters, with an upper-case letter, a lower-case letter and a digit.',
+});
+
 export function passwordProblems(password: string): string[] {
   const problems: string[] = [];
   const length = [...password].length;
-  if (length < 8 || length > 128) problems.push('must be 8 to 128 characters long');
-  if (!/\p{Lu}/u.test(password)) problems.push('must contain an upper-case letter');
-  if (!/\p{Ll}/u.test(password)) problems.push('must contain a lower-case letter');
-  if (!/\p{Nd}/u.test(password)) problems.push('must contain a digit');
+  const { min_length: min, max_length: max } = PASSWORD_POLICY;
+  if (length < min || length > max) problems.push(`must be ${min} to ${max} characters long`);
+  if (PASSWORD_POLICY.require_uppercase && !/\p{Lu}/u.test(password)) problems.push('must contain an upper-case letter');
+  if (PASSWORD_POLICY.require_lowercase && !/\p{Ll}/u.test(password)) problems.push('must contain a lower-case letter');
+  if (PASSWORD_POLICY.require_digit && !/\p{Nd}/u.test(password)) problems.push('must contain a digit');
   return problems;
 }

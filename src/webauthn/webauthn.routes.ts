@@ -8,10 +8,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { PasskeySignInData } from '../auth/auth.schemas.ts';
 import { bearerSecurity } from '../http/authenticate.ts';
+import { deliverRefreshToken, setDeviceCookie } from '../http/cookies.ts';
 import type { RouteContext } from '../http/context.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import { setDeviceCookie } from '../http/device-cookie.ts';
 import { requestActor } from '../http/request-device.ts';
 import type { CredentialView, WebauthnService } from './webauthn.service.ts';
 import * as S from './webauthn.schemas.ts';
@@ -111,9 +111,9 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
       response: withErrors({ 200: success(PasskeySignInData) }),
     },
   }, async (request, reply) => {
-    const { deviceCookieMaxAge, ...result } = await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request));
+    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(config, request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request)));
     // On a trusted device the token was rotated (SPEC §5.5): hand the browser its successor.
-    if (result.device_token) setDeviceCookie(reply, config, result.device_token, deviceCookieMaxAge ?? 0);
+    if (result.device_token) setDeviceCookie(reply, request, config.cookieSecure, result.device_token, deviceCookieMaxAge ?? 0);
     const pending = result.trusted_device && { ...result.trusted_device, expires_at: iso(result.trusted_device.expires_at), trust_ttl_days: config.deviceTrustTtlDays };
     return ok({ ...result, trusted_device: pending }, result.trusted_device_id ? 'Signed in with a passkey on a trusted device.' : 'Signed in with a passkey.');
   });

@@ -257,6 +257,44 @@ for (const kind of databaseKinds()) {
       assert.equal(mismatches[0].user_agent, SAFARI_IPHONE);
     });
 
+    test('zoom / another monitor (screen, pixel-ratio-sensitive text canvas) and a new IP keep trust', async () => {
+      const user = await mfaUser();
+      const signals = { ...laptop().signals, canvas_text: 'text-at-ratio-1' };
+      const { deviceToken } = await trustDevice(t, user, laptop({ signals }));
+      const zoomed = { ...signals, screen: '3840x2160', canvas_text: 'text-at-ratio-2', color_depth: 24 };
+      const login = await loginStep(t, user, laptop({ signals: zoomed, ip: '198.51.100.77', deviceToken }));
+      assert.equal(login.body.data.mfa_bypassed, true, login.res.body);
+    });
+
+    test('a valid device token whose fingerprint drifted: after the code the record is re-anchored, the next login skips MFA', async () => {
+      const user = await mfaUser();
+      const { deviceToken, accessToken, device: trusted } = await trustDevice(t, user, laptop());
+      // Same browser and OS, but a new GPU/driver and canvas (beyond the tolerance).
+      const drifted = laptop({ signals: { ...laptop().signals, webgl: 'ANGLE (Apple, Apple M3, Metal)', canvas: 'new-canvas', hardware_concurrency: 12 }, deviceToken });
+      assert.equal((await loginStep(t, user, drifted)).body.data.mfa_required, true);
+      const verified = await loginWithMfa(t, user, drifted);
+      assert.equal(verified.trusted_device, null, 'nothing new to trust: the existing device was updated');
+      const again = await loginStep(t, user, drifted);
+      assert.equal(again.body.data.mfa_bypassed, true);
+      assert.equal(again.body.data.trusted_device_id, trusted.id);
+      const list = (await call(t.app, 'GET', '/api/v1/devices', undefined, { token: accessToken })).body.data;
+      assert.equal(list.total_count, 1, 'no second device');
+      assert.equal(list.devices[0].device_fingerprint === trusted.device_fingerprint, false, 'the stored fingerprint follows the browser');
+      const types = (await events(accessToken)).map((e) => e.type).filter((type) => type !== 'signed_in');
+      assert.deepEqual(types.slice(0, 3), ['trust_used', 'fingerprint_updated', 'fingerprint_mismatch']);
+    });
+
+    test('a valid device token from another browser is NOT re-anchored after the code: a new pending device instead', async () => {
+      const user = await mfaUser();
+      const { deviceToken, accessToken } = await trustDevice(t, user, laptop());
+      const other = laptop({ userAgent: FIREFOX_WINDOWS, deviceToken });
+      const verified = await loginWithMfa(t, user, other);
+      assert.ok(verified.trusted_device?.activation_token, 'offered as a new device');
+      assert.equal((await loginStep(t, user, other)).body.data.mfa_required, true);
+      assert.equal((await loginStep(t, user, laptop({ deviceToken }))).body.data.mfa_bypassed, true, 'the original browser keeps its trust');
+      assert.equal((await events(accessToken)).some((e) => e.type === 'fingerprint_updated'), false);
+    });
+
     test("user A's device token does not help user B", async () => {
       const alice = await mfaUser();
       const bob = await mfaUser();

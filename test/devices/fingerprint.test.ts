@@ -452,6 +452,63 @@ describe('similarity', () => {
     assert.deepEqual(result.differing, ['signal.canvas', 'signal.screen', 'signal.timezone', 'signal.webgl']);
   });
 
+  describe('ordinary changes of the same browser keep trust; another machine does not', () => {
+    // What public/js/fingerprint.js sends (no screen size; canvas split in geometry + text).
+    const BROWSER = {
+      timezone: 'Europe/Paris',
+      language: 'en-US,en',
+      platform: 'Linux x86_64',
+      color_depth: 24,
+      hardware_concurrency: 8,
+      device_memory: 8,
+      touch_points: 0,
+      canvas: 'geometry-hash',
+      canvas_text: 'text-hash-at-ratio-1',
+      webgl: 'ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device))',
+    };
+    const at = (signals: Record<string, unknown>, overrides: Partial<FingerprintInput> = {}) =>
+      fp.compute(input({ userAgent: UA.chromeLinux, clientSignals: JSON.stringify(signals), ...overrides })).components;
+    const recorded = at(BROWSER);
+    const score = (current: Record<string, string>) => similarity(recorded, current);
+
+    it('200% zoom or a move to a 2x monitor (text canvas changes) + an old client still sending screen size', () => {
+      const result = score(at({ ...BROWSER, canvas_text: 'text-hash-at-ratio-2', screen: '640x400' }));
+      assert.equal(result.matches, true, String(result.score));
+      assert.deepEqual(result.differing, ['signal.canvas_text', 'signal.screen']);
+    });
+
+    it('another monitor with another colour depth, on another network', () => {
+      const result = score(at({ ...BROWSER, canvas_text: 'x', color_depth: 30 }, { ip: '198.51.100.7' }));
+      assert.equal(result.matches, true, String(result.score));
+    });
+
+    it('a browser update that changes both canvas drawings, on another network', () => {
+      const result = score(at({ ...BROWSER, canvas: 'new-geometry', canvas_text: 'new-text' }, { userAgent: UA.chromeLinux.replace('120.0.0.0', '131.0.0.0'), ip: '198.51.100.7' }));
+      assert.equal(result.matches, true, String(result.score));
+    });
+
+    it('travel: another time zone and network', () => {
+      assert.equal(score(at({ ...BROWSER, timezone: 'America/New_York' }, { ip: '198.51.100.7' })).matches, true);
+    });
+
+    it('screen size alone never counts', () => {
+      assert.equal(COMPONENT_WEIGHTS['signal.screen'], 0);
+      const a = fp.compute(input({ clientSignals: JSON.stringify({ ...BROWSER, screen: '1280x800' }) })).components;
+      const b = fp.compute(input({ clientSignals: JSON.stringify({ ...BROWSER, screen: '640x400' }) })).components;
+      assert.equal(similarity(a, b).score, 1);
+    });
+
+    it('the same browser on another machine (GPU, cores, memory, fonts differ) → no match', () => {
+      const other = { ...BROWSER, webgl: 'ANGLE (NVIDIA, NVIDIA GeForce RTX 3060)', hardware_concurrency: 16, device_memory: 4, canvas_text: 'other-fonts' };
+      const result = score(at(other));
+      assert.equal(result.matches, false, String(result.score));
+    });
+
+    it('even with only the GPU and core count different → no match', () => {
+      assert.equal(score(at({ ...BROWSER, webgl: 'Mesa Intel(R) UHD Graphics 620', hardware_concurrency: 4 })).matches, false);
+    });
+  });
+
   it('one changed light signal still matches and is named', () => {
     const changed = { ...SIGNALS, hardware_concurrency: 12 };
     const result = similarity(base.components, fp.compute(input({ clientSignals: JSON.stringify(changed) })).components);

@@ -21,6 +21,9 @@ export const ARTIFACTS_DIR = join(ROOT, 'artifacts', 'e2e');
 
 export const chromiumInstalled = (): boolean => existsSync(CHROMIUM_PATH);
 
+/** A host name that is not localhost but resolves to the service (Chromium's --host-resolver-rules). */
+export const OTHER_HOST = 'app.test';
+
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     headless: true,
@@ -33,6 +36,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`,
     ],
   });
 }
@@ -51,6 +55,7 @@ export async function freePort(): Promise<number> {
 
 export interface RunningService {
   baseUrl: string;
+  port: number;
   /** The child's recent stdout/stderr, for failure messages. */
   output(): string;
   stop(): Promise<void>;
@@ -61,26 +66,29 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Start `node --import tsx src/main.ts` on a free port with a fresh SQLite
  * database and data directory, and wait until GET /healthz answers 200.
+ * The cookie policy is the default one (COOKIE_SECURE=auto) unless extraEnv
+ * says otherwise.
  */
 export async function startService(
   extraEnv: Record<string, string> | ((port: number) => Record<string, string>) = {},
 ): Promise<RunningService> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'td-e2e-'));
+  const extra = typeof extraEnv === 'function' ? extraEnv(port) : extraEnv;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: `sqlite:${join(dataDir, 'e2e.db')}`,
-    COOKIE_SECURE: 'false',
     RATE_LIMITS: 'off',
     NODE_ENV: 'development',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
     // A function when the variables depend on the port (PUBLIC_URL for passkeys).
-    ...(typeof extraEnv === 'function' ? extraEnv(port) : extraEnv),
+    ...extra,
   };
   delete env.NODE_TEST_CONTEXT; // the child is a service, not a test file
+  if (!('COOKIE_SECURE' in extra)) delete env.COOKIE_SECURE; // the default, whatever the caller's shell says
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env,
@@ -128,7 +136,7 @@ export async function startService(
     }
     await sleep(200);
   }
-  return { baseUrl, output, stop };
+  return { baseUrl, port, output, stop };
 }
 
 /**

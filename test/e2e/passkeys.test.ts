@@ -77,7 +77,7 @@ test('passkeys: register, second step, passwordless sign-in, trust, then no fact
     await page.goto('/#/login');
     await page.getByRole('button', { name: 'Use a passkey', exact: true }).click();
   };
-  const deviceCards = () => page.getByRole('list', { name: 'Your devices' }).getByRole('listitem');
+  const deviceCards = () => page.getByRole('list', { name: 'Devices that skip the code' }).getByRole('listitem');
 
   try {
     // Sign up and add a passkey.

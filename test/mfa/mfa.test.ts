@@ -502,10 +502,17 @@ for (const kind of databaseKinds()) {
         await enableMfa(t, user);
         const temporary_token = await challenge(user);
         const statuses: number[] = [];
+        const remaining: unknown[] = [];
+        let last: any;
         for (let i = 0; i < 5; i++) {
-          statuses.push((await verify({ temporary_token, code: wrongCode(user.totpSecret!, t.clock.now()) })).res.statusCode);
+          last = await verify({ temporary_token, code: wrongCode(user.totpSecret!, t.clock.now()) });
+          statuses.push(last.res.statusCode);
+          remaining.push(last.body.error.details?.attempts_remaining);
         }
         assert.deepEqual(statuses, [400, 400, 400, 400, 429]);
+        assert.deepEqual(remaining, [4, 3, 2, 1, 0], 'clients can show the attempts left');
+        // Waiting does not help (the token is burnt): the answer says the sign-in must restart.
+        assert.equal(last.body.error.details.restart_sign_in, true);
         const right = await verify({ temporary_token, code: nextCode(t, user.totpSecret!) });
         assert.equal(right.res.statusCode, 401);
         assertEnvelope(right.body, 'INVALID_TOKEN');

@@ -373,6 +373,22 @@ for (const kind of databaseKinds()) {
     });
 
     describe('passwordless sign-in', () => {
+      test('a browser that asks for it (x-refresh-cookie: 1) gets the refresh token as the HttpOnly td_refresh cookie, not in the body', async () => {
+        const user = await signupAndLogin(t.app);
+        const { authenticator } = await register(user);
+        const { options, attempt_token } = await passkeyOptions();
+        const res = await call(t.app, 'POST', `${API}/auth/passkey/verify`, { attempt_token, response: authenticator.assert(options) }, { device: laptop(), headers: { 'x-refresh-cookie': '1' } });
+        assert.equal(res.res.statusCode, 200, res.res.body);
+        assert.equal(res.body.data.refresh_token, undefined);
+        const cookie = ([] as string[]).concat((res.res.headers['set-cookie'] as string | string[]) ?? []).find((c) => c.startsWith('td_refresh='));
+        assert.ok(cookie, 'td_refresh is set');
+        assert.match(cookie, /HttpOnly/);
+        assert.match(cookie, /Path=\/api\/v1\/auth/);
+        const token = cookie.slice('td_refresh='.length, cookie.indexOf(';'));
+        const refreshed = await call(t.app, 'POST', `${API}/auth/refresh`, {}, { cookies: { td_refresh: token }, headers: { 'x-refresh-cookie': '1' } });
+        assert.equal(refreshed.res.statusCode, 200, refreshed.res.body);
+      });
+
       test('a passkey signs in (mfa_method webauthn), the device is then trusted, and the next sign-in uses that trust', async () => {
         const user = await signupAndLogin(t.app);
         const { api, authenticator } = await register(user);

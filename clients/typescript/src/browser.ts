@@ -8,8 +8,8 @@
  *   createTrustedDevicesClient({ baseUrl, fingerprint: fingerprintHeader });
  *
  * A fingerprint is not a secret and never bypasses MFA by itself (trust also
- * needs the device token). Nothing time-dependent is collected; `screen` is
- * larger side first (rotation-proof); a canvas read-out the browser
+ * needs the device token). Nothing time-, window- or screen-dependent is collected (zoom and
+ * monitors must not change the header); a canvas read-out the browser
  * randomises (drawn twice, different) is left out rather than sent as noise.
  * The result is computed once per page: the MFA and activation tokens are
  * bound to the fingerprint they were issued to.
@@ -76,12 +76,12 @@ async function collect(): Promise<Record<string, unknown>> {
       return list.filter(Boolean).join(',');
     }),
     platform: attempt(() => nav.userAgentData?.platform || nav.platform),
-    screen: attempt(() => (scr.width > 0 && scr.height > 0 ? `${Math.max(scr.width, scr.height)}x${Math.min(scr.width, scr.height)}` : undefined)),
     color_depth: attempt(() => scr.colorDepth),
     hardware_concurrency: attempt(() => nav.hardwareConcurrency),
     device_memory: attempt(() => nav.deviceMemory),
     touch_points: attempt(() => nav.maxTouchPoints),
-    canvas: await canvasSignal(),
+    canvas: await canvasSignal(drawShapes),
+    canvas_text: await canvasSignal(drawText),
     webgl: attempt(webglRenderer),
   };
 }
@@ -95,39 +95,53 @@ function attempt(fn: () => unknown): unknown {
   }
 }
 
-async function canvasSignal(): Promise<string | undefined> {
+async function canvasSignal(draw: (ctx: Any) => void): Promise<string | undefined> {
   try {
-    const first = drawScene();
+    const first = paint(draw);
     if (!first) return undefined;
-    if (first !== drawScene()) return undefined; // the browser adds noise: not a stable signal
+    if (first !== paint(draw)) return undefined; // the browser adds noise: not a stable signal
     return (await hashHex(first)).slice(0, CANVAS_HASH_HEX_CHARS);
   } catch {
     return undefined;
   }
 }
 
-function drawScene(): string | undefined {
+function paint(draw: (ctx: Any) => void): string | undefined {
   const canvas: Any = (globalThis as Any).document.createElement('canvas');
   canvas.width = 240;
   canvas.height = 60;
   const ctx: Any = canvas.getContext('2d');
   if (!ctx) return undefined;
-  ctx.textBaseline = 'top';
+  draw(ctx);
+  return canvas.toDataURL('image/png');
+}
+
+/** Geometry only: the same pixels at every zoom level / device-pixel ratio (docs/fingerprint.md). */
+function drawShapes(ctx: Any): void {
   ctx.fillStyle = '#f60';
   ctx.fillRect(100, 1, 62, 20);
-  ctx.fillStyle = '#069';
-  ctx.font = '14px sans-serif';
-  ctx.fillText('Trusted devices, 0123 <canvas> ✓', 2, 15);
-  ctx.fillStyle = 'rgba(102, 204, 0, 0.7)';
-  ctx.font = '16px serif';
-  ctx.fillText('Trusted devices, 0123 <canvas> ✓', 4, 32);
+  const gradient = ctx.createLinearGradient(0, 0, 240, 0);
+  gradient.addColorStop(0, '#069');
+  gradient.addColorStop(1, 'rgba(102, 204, 0, 0.7)');
+  ctx.fillStyle = gradient;
+  ctx.fillRect(150, 30, 80, 25);
   ctx.globalCompositeOperation = 'multiply';
   ctx.fillStyle = 'rgb(255,0,255)';
   ctx.beginPath();
   ctx.arc(50, 30, 20, 0, Math.PI * 2, true);
   ctx.closePath();
   ctx.fill();
-  return canvas.toDataURL('image/png');
+}
+
+/** Text: identifies fonts, but changes with the pixel ratio (weighed lightly by the server). */
+function drawText(ctx: Any): void {
+  ctx.textBaseline = 'top';
+  ctx.fillStyle = '#069';
+  ctx.font = '14px sans-serif';
+  ctx.fillText('Trusted devices, 0123 <canvas> \u2713', 2, 15);
+  ctx.fillStyle = 'rgba(102, 204, 0, 0.7)';
+  ctx.font = '16px serif';
+  ctx.fillText('Trusted devices, 0123 <canvas> \u2713', 4, 32);
 }
 
 function webglRenderer(): string | undefined {

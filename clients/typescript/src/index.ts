@@ -126,9 +126,10 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     return { authorization: `Bearer ${access}` };
   }
 
-  async function storeTokens(pair: { access_token: string; refresh_token: string }) {
+  // refresh_token is absent only when a browser asked for the td_refresh cookie (x-refresh-cookie: 1), which this client never does.
+  async function storeTokens(pair: { access_token: string; refresh_token?: string }) {
     await tokens.set('access_token', pair.access_token);
-    await tokens.set('refresh_token', pair.refresh_token);
+    if (pair.refresh_token !== undefined) await tokens.set('refresh_token', pair.refresh_token);
   }
 
   /** The data of a success envelope, or a TrustedDevicesError for an error envelope. */

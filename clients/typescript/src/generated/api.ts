@@ -22,6 +22,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The password policy that signup and password change enforce */
+        get: operations["getPasswordPolicy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -779,7 +796,8 @@ export interface components {
         /** @description A completed login: tokens and the user (MFA was not needed or was bypassed on a trusted device). */
         LoginSession: {
             access_token: string;
-            refresh_token: string;
+            /** @description Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie. */
+            refresh_token?: string;
             /** @enum {string} */
             token_type: "bearer";
             /** @description Access-token lifetime in seconds. */
@@ -804,7 +822,8 @@ export interface components {
         /** @description A new access token and refresh token. */
         TokenPair: {
             access_token: string;
-            refresh_token: string;
+            /** @description Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie. */
+            refresh_token?: string;
             /** @enum {string} */
             token_type: "bearer";
             /** @description Access-token lifetime in seconds. */
@@ -950,6 +969,60 @@ export interface operations {
             };
         };
     };
+    getPasswordPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            min_length: number;
+                            /** @description Counted in Unicode code points. */
+                            max_length: number;
+                            /** @description A letter of Unicode category Lu. */
+                            require_uppercase: boolean;
+                            /** @description A letter of Unicode category Ll. */
+                            require_lowercase: boolean;
+                            /** @description A digit of Unicode category Nd. */
+                            require_digit: boolean;
+                            description: string;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -1048,7 +1121,8 @@ export interface operations {
                         success: true;
                         data: {
                             access_token: string;
-                            refresh_token: string;
+                            /** @description Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie. */
+                            refresh_token?: string;
                             /** @enum {string} */
                             token_type: "bearer";
                             /** @description Access-token lifetime in seconds. */
@@ -1093,8 +1167,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    refresh_token: string;
-                };
+                    refresh_token?: string;
+                } | null;
             };
         };
         responses: {
@@ -2538,7 +2612,8 @@ export interface operations {
                         success: true;
                         data: {
                             access_token: string;
-                            refresh_token: string;
+                            /** @description Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie. */
+                            refresh_token?: string;
                             /** @enum {string} */
                             token_type: "bearer";
                             /** @description Access-token lifetime in seconds. */
