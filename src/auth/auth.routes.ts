@@ -62,6 +62,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/device-challenge', {
     schema: {
+      operationId: 'createDeviceChallenge',
+      security: [],
       tags,
       summary: 'A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices, SPEC §5.5)',
       response: withErrors({ 200: success(S.DeviceChallengeData) }),

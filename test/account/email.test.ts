@@ -264,7 +264,8 @@ for (const kind of databaseKinds()) {
       const late = await call(t.app, 'POST', '/api/v1/security/report', { token: tokenA });
       assert.equal(late.res.statusCode, 410);
       assert.equal(late.body.error.code, 'LINK_EXPIRED');
-      const stillA = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ deviceToken: a.deviceToken }) });
+      // The bypass above rotated A's token (SPEC §5.5): the browser holds the successor.
+      const stillA = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ deviceToken: loginA.body.data.device_token }) });
       assert.equal(stillA.body.data.mfa_bypassed, true, 'the expired link revoked nothing');
     });
 

@@ -397,26 +397,26 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
   });
 
   await step('the same browser at 640x400 with pixel ratio 2 (200% zoom / another monitor) keeps trust', () => page, async () => {
-    // The same profile (its device cookie), reopened at another size and ratio.
-    const { cookies } = await context.storageState();
-    const [zoomed, zoomedPage] = await newContext({
-      viewport: { width: 640, height: 400 },
-      deviceScaleFactor: 2,
-      storageState: { cookies: cookies.filter((c) => c.name === 'td_device'), origins: [] },
-    });
+    // The same profile (its device cookie and its device key in IndexedDB), shown at another size and ratio:
+    // DevTools' device-metrics override on this very page, then a reload so the app measures again.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setDeviceMetricsOverride', { width: 640, height: 400, deviceScaleFactor: 2, mobile: false });
     try {
-      await logIn(zoomedPage);
-      await visible(heading(zoomedPage, 'Your devices'));
-      assert.match(await flashText(zoomedPage).innerText(), /no code was needed/i);
+      await logOut(page);
+      await page.reload();
+      await logIn(page);
+      await visible(heading(page, 'Your devices'));
+      assert.match(await flashText(page).innerText(), /no code was needed/i);
       // The ratio did change what the browser sends (text rendering), and trust held anyway.
       const atRatio1 = JSON.parse(fingerprintAtRatio1) as Record<string, unknown>;
-      const atRatio2 = JSON.parse(await readFingerprint(zoomedPage)) as Record<string, unknown>;
-      assert.equal(await zoomedPage.evaluate(() => window.devicePixelRatio), 2);
+      const atRatio2 = JSON.parse(await readFingerprint(page)) as Record<string, unknown>;
+      assert.equal(await page.evaluate(() => window.devicePixelRatio), 2);
       assert.notEqual(atRatio2.canvas_text, atRatio1.canvas_text, 'text pixels depend on the pixel ratio');
       assert.equal(atRatio2.canvas, atRatio1.canvas, 'geometry pixels do not');
-      await shot(zoomedPage, 'zoomed-trusted', { axe: false });
+      await shot(page, 'zoomed-trusted', { axe: false });
     } finally {
-      await zoomed.close();
+      await cdp.send('Emulation.clearDeviceMetricsOverride');
+      await cdp.detach();
     }
   });
 

@@ -92,7 +92,9 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
     return (await mfa.isVisible()) ? 'mfa' : 'devices';
   };
   const freshTab = async (context: BrowserContext) => {
-    // A new tab has no session (sessionStorage is per tab) but shares the cookies and IndexedDB.
+    // A new tab shares the cookies and IndexedDB. The web app would sign it in from the refresh
+    // cookie (one sign-in for every tab): drop that cookie so this tab signs in afresh.
+    await context.clearCookies({ name: 'td_refresh' });
     const page = await context.newPage();
     page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
     return page;

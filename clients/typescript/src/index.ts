@@ -190,6 +190,8 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       return { kind: 'mfa_required', temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1000) };
     }
     await storeTokens(data);
+    // SPEC §5.5: a bypass rotates the device token; keep the successor (null: a parallel login rotated it, keep ours).
+    if (keepDeviceToken && data.device_token) await tokens.set('device_token', data.device_token);
     return { kind: 'session', session: data, mfaBypassed: data.mfa_bypassed };
   }
 

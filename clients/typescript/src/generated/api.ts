@@ -66,54 +66,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices, SPEC §5.5) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Success */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {boolean} */
-                            success: true;
-                            data: {
-                                /** @description Sign this exact string (UTF-8) with the device key (ES256) and send x-device-proof: <challenge>.<base64url P1363 signature> with the login. */
-                                challenge: string;
-                                /** @description Seconds (60); the challenge is single-use. */
-                                expires_in: number;
-                            };
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Every error, including 404, 429 and 500. */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorEnvelope"];
-                    };
-                };
-                /** @description Every error, including 404, 429 and 500. */
-                "5XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ErrorEnvelope"];
-                    };
-                };
-            };
-        };
+        post: operations["createDeviceChallenge"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1050,6 +1003,54 @@ export interface operations {
                         /** @enum {boolean} */
                         success: true;
                         data: components["schemas"]["LoginSession"] | components["schemas"]["MfaChallenge"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    createDeviceChallenge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @description Sign this exact string (UTF-8) with the device key (ES256) and send x-device-proof: <challenge>.<base64url P1363 signature> with the login. */
+                            challenge: string;
+                            /** @description Seconds (60); the challenge is single-use. */
+                            expires_in: number;
+                        };
                         message: string;
                     };
                 };
