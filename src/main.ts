@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   });
 
   app = await buildApp({ config, keys, database, redis });
-  const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
+  const stopHousekeeping = startHousekeeping({ database, config, log: app.log, intervalMs: config.housekeepingIntervalSeconds * 1000 });
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app?.log.error({ err }, 'shutting down after an error');
