@@ -47,6 +47,9 @@ import { createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
+import { createWebauthnRepository } from './webauthn/webauthn.repository.ts';
+import { webauthnRoutes } from './webauthn/webauthn.routes.ts';
+import { createWebauthnService } from './webauthn/webauthn.service.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -174,6 +177,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'mfa', description: 'TOTP and backup codes' },
         { name: 'devices', description: 'Trusted devices' },
         { name: 'sessions', description: 'Where the account is signed in' },
+        { name: 'webauthn', description: 'Passkeys and security keys' },
         { name: 'operations', description: 'Health, readiness, metrics' },
       ],
     },
@@ -189,6 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Services: built once per app; nothing below runs per request.
   const users = createUsersRepository(database.db);
   const mfaRepository = createMfaRepository(database.db);
+  const webauthnRepository = createWebauthnRepository(database.db);
   const baseDevicesRepository = createDevicesRepository(database.db);
   const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
   const baseSessionsRepository = createSessionsRepository(database.db);
@@ -218,6 +223,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     encryptor: createEncryptor(keys.dataEncryptionKey),
     dataEncryptionKey: keys.dataEncryptionKey,
     clock,
+    webauthnCredentials: webauthnRepository,
   });
   const devices = createDevicesService({
     repository: devicesRepository,
@@ -227,6 +233,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
     maxTrustedDevices: config.maxTrustedDevices,
+  });
+  const webauthn = createWebauthnService({
+    repository: webauthnRepository,
+    clock,
+    relyingParty: config.webauthn,
+    log: app.log,
+    revocation,
+    totpEnabled: (userId) => mfa.totpEnabled(userId),
+    revokeGrantedBy: (trx, userId, credentialId, actor) => devices.revokeGrantedBy(trx, userId, credentialId, actor),
   });
   const auth = createAuthService({
     users,
@@ -239,6 +254,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
+    webauthn: webauthn.factor,
   });
 
   const context = {
@@ -255,6 +271,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
+  await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(webPlugin);
 

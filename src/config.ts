@@ -49,6 +49,10 @@ export interface Config {
   jwtAudience: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
+  /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
+  publicUrl: string;
+  /** WebAuthn relying party (SPEC §5.8): RP ID (a domain), display name, accepted origins. */
+  webauthn: { rpId: string; rpName: string; origins: string[] };
 }
 
 export class ConfigError extends Error {
@@ -149,6 +153,21 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
   }
 
+  const publicUrl = (read('PUBLIC_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  let publicOrigin: URL | undefined;
+  try {
+    publicOrigin = new URL(publicUrl);
+    if (!/^https?:$/.test(publicOrigin.protocol)) throw new Error('scheme');
+  } catch {
+    problems.push(`PUBLIC_URL must be an http(s) URL like https://auth.example.com (got "${publicUrl}")`);
+  }
+  const webauthnOrigins = list('WEBAUTHN_ORIGINS') ?? (publicOrigin ? [publicOrigin.origin] : []);
+  for (const origin of webauthnOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`WEBAUTHN_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
+  }
+  const webauthnRpId = (read('WEBAUTHN_RP_ID') ?? publicOrigin?.hostname ?? 'localhost').toLowerCase();
+  if (!/^[a-z0-9.-]+$/.test(webauthnRpId)) problems.push(`WEBAUTHN_RP_ID must be a domain name like example.com (got "${webauthnRpId}")`);
+
   const config: Config = {
     nodeEnv,
     production,
@@ -181,6 +200,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
+    publicUrl,
+    webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -33,7 +33,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     const result = await auth.login(request.body, requestDevice(request));
     if (result.kind === 'mfa_required') {
       return ok(
-        { mfa_required: true as const, temporary_token: result.temporary_token, methods: ['totp', 'backup_code'], expires_in: result.expires_in },
+        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
         'A second factor is required.',
       );
     }
@@ -49,11 +49,11 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
   }, async (request) => {
-    const { temporary_token, code, backup_code } = request.body;
-    if ((code === undefined) === (backup_code === undefined)) {
-      throw new ValidationError([{ field: 'code', message: 'send exactly one of code or backup_code' }]);
+    const { temporary_token, code, backup_code, webauthn } = request.body;
+    if ([code, backup_code, webauthn].filter((f) => f !== undefined).length !== 1) {
+      throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code or webauthn' }]);
     }
-    const factor = code !== undefined ? { code } : { backupCode: backup_code! };
+    const factor = code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : { webauthn: webauthn! };
     const result = await auth.verifyMfa(temporary_token, factor, requestDevice(request));
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },

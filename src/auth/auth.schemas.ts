@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { IsoTime, PRINTABLE } from '../http/envelope.ts';
+import { AuthenticationResponse } from '../webauthn/webauthn.schemas.ts';
 
 
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
@@ -22,6 +23,7 @@ export const MfaVerifyBody = Type.Object(
     temporary_token: Token,
     code: Type.Optional(Type.String({ pattern: '^[0-9]{6}$', description: 'A TOTP code.' })),
     backup_code: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    webauthn: Type.Optional(AuthenticationResponse),
   },
   { additionalProperties: false },
 );
@@ -78,6 +80,14 @@ export const MfaVerifyData = Type.Object({
   ...SessionFields,
   ...Profile,
   trusted_device: Type.Union([PendingDeviceData, Type.Null()]),
+});
+
+export const PasskeySignInData = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  mfa_method: Type.Literal('webauthn'),
+  trusted_device_id: Type.Union([Type.String(), Type.Null()], { description: 'The trusted device this sign-in came from, if any.' }),
+  trusted_device: Type.Union([PendingDeviceData, Type.Null()], { description: 'A pending device to activate or skip; null on a trusted device.' }),
 });
 
 export const MeData = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime });

@@ -38,6 +38,10 @@ export const Device = Type.Object({
   trusted_at: IsoTime,
   last_used_at: IsoTime,
   expires_at: IsoTime,
+  granted_by: Type.Union([Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('webauthn'), Type.Null()], {
+    description: 'The second factor that granted this trust (SPEC §5.8); null for trust granted before it was recorded.',
+  }),
+  granted_by_credential_id: Type.Union([Type.String(), Type.Null()], { description: 'The WebAuthn credential that granted it, when granted_by is webauthn.' }),
 });
 
 export const ActivateData = Type.Object({ device: Device, device_token: Type.String({ description: 'Shown once; browsers also get it as an HttpOnly cookie.' }) });

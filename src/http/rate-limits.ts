@@ -26,6 +26,10 @@ export const RATE_LIMITS = {
   /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
   passwordCheck: { max: 5, timeWindow: 15 * MINUTE, keyGenerator: (r: FastifyRequest) => `password:${r.auth?.userId ?? r.ip}` },
   devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
+  /** Passkey management behind a session (SPEC §5.8). */
+  webauthn: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn:${r.auth?.userId ?? r.ip}` },
+  /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
+  webauthnAnonymous: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn-ip:${r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 
 export const rateLimitConfig = (limit: RouteRateLimit) => ({ rateLimit: limit });

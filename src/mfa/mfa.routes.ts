@@ -55,9 +55,13 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     if (code !== undefined) await mfa.requireSecondFactor(userId, { code });
     else await auth.requirePassword(userId, password!);
     const { devicesRevoked, sessionsEnded } = await mfa.disable(userId, requestActor(request));
+    // Passkeys and security keys are second factors too: with one left, MFA stays on.
+    const stillOn = await mfa.isEnabled(userId);
     return ok(
-      { mfa_enabled: false as const, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
-      'Two-factor authentication is off. Trusted devices were revoked and your other sessions were signed out.',
+      { mfa_enabled: stillOn, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
+      stillOn
+        ? 'Authenticator-app codes are off; your passkeys and security keys remain. Trusted devices were revoked and your other sessions were signed out.'
+        : 'Two-factor authentication is off. Trusted devices were revoked and your other sessions were signed out.',
     );
   });
 };

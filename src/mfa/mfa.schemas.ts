@@ -25,4 +25,8 @@ export const BackupCodesData = Type.Object({
 });
 export const RegeneratedData = Type.Object({ backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }), devices_revoked: Type.Integer() });
 export const StatusData = Type.Object({ mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() });
-export const DeactivatedData = Type.Object({ mfa_enabled: Type.Literal(false), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
+export const DeactivatedData = Type.Object({
+  mfa_enabled: Type.Boolean({ description: 'Still true when passkeys or security keys remain (SPEC §5.8).' }),
+  devices_revoked: Type.Integer(),
+  sessions_ended: Type.Integer(),
+});

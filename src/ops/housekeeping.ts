@@ -1,5 +1,5 @@
 /**
- * Pruning: spent MFA challenges and activation tokens, expired refresh
+ * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
@@ -12,6 +12,7 @@ import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
+import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -21,6 +22,7 @@ export interface PruneResult {
   devicesDeleted: number;
   sessionsDeleted: number;
   events: number;
+  webauthnChallenges: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -39,6 +41,7 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     // Ended sessions stay listed in the history's subjects for the retention period.
     sessionsDeleted: await sessions.deleteDeadBefore(now - retention),
     events: await devices.deleteEventsBefore(now - retention),
+    webauthnChallenges: await createWebauthnRepository(database.db).deleteExpiredChallenges(now),
   };
 }
 

@@ -14,7 +14,7 @@ export const Session = Type.Object({
   created_at: IsoTime,
   last_active_at: Type.String({ format: 'date-time', description: 'Updated at most once a minute' }),
   expires_at: Type.String({ format: 'date-time', description: 'When it ends unless refreshed (idle limit), never past its absolute limit' }),
-  mfa_method: Type.Union([Type.Literal('none'), Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('trusted_device')]),
+  mfa_method: Type.Union([Type.Literal('none'), Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('trusted_device'), Type.Literal('webauthn')]),
   is_current: Type.Boolean({ description: 'True for the session of the access token of this request' }),
 });
 
