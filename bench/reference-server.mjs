@@ -14,10 +14,11 @@
  *
  *   PORT=3001 REFERENCE=bare node bench/reference-server.mjs
  *   PORT=3001 REFERENCE=jose DATABASE_PATH=./bench.db JWT_SECRET=<hex> node bench/reference-server.mjs
+ *   (or JWT_PUBLIC_KEY=<SPKI PEM> for ES256 tokens: `npm run bench -- --jwt-algorithm ES256`)
  */
 import BetterSqlite3 from 'better-sqlite3';
 import Fastify from 'fastify';
-import { jwtVerify } from 'jose';
+import { importSPKI, jwtVerify } from 'jose';
 
 const app = Fastify({ logger: false });
 const mode = process.env.REFERENCE ?? 'bare';
@@ -26,8 +27,11 @@ if (mode === 'bare') {
   const body = { success: true, data: { devices: [], total_count: 0 }, message: 'OK' };
   app.get('/api/v1/devices', async () => body);
 } else if (mode === 'jose') {
-  const secret = Buffer.from(process.env.JWT_SECRET ?? '', 'hex');
-  if (secret.length < 32 || !process.env.DATABASE_PATH) throw new Error('REFERENCE=jose needs JWT_SECRET (hex) and DATABASE_PATH');
+  // HS256 with JWT_SECRET (hex), or ES256 with JWT_PUBLIC_KEY (SPKI PEM): whichever signed the bench's tokens.
+  const es256 = Boolean(process.env.JWT_PUBLIC_KEY);
+  const secret = es256 ? await importSPKI(process.env.JWT_PUBLIC_KEY, 'ES256') : Buffer.from(process.env.JWT_SECRET ?? '', 'hex');
+  if ((!es256 && secret.length < 32) || !process.env.DATABASE_PATH) throw new Error('REFERENCE=jose needs JWT_SECRET (hex) or JWT_PUBLIC_KEY, and DATABASE_PATH');
+  const algorithms = [es256 ? 'ES256' : 'HS256'];
   const issuer = process.env.JWT_ISSUER ?? 'trusted-devices';
   const audience = process.env.JWT_AUDIENCE ?? 'trusted-devices-api';
   const sqlite = new BetterSqlite3(process.env.DATABASE_PATH);
@@ -41,7 +45,7 @@ if (mode === 'bare') {
     if (typeof header !== 'string' || !header.startsWith('Bearer ')) return reply.code(401).send({ success: false });
     let payload;
     try {
-      ({ payload } = await jwtVerify(header.slice(7), secret, { algorithms: ['HS256'], issuer, audience, typ: 'at+jwt' }));
+      ({ payload } = await jwtVerify(header.slice(7), secret, { algorithms, issuer, audience, typ: 'at+jwt' }));
     } catch {
       return reply.code(401).send({ success: false });
     }

@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import autocannon, { type AutocannonRequest } from 'autocannon';
 import pg from 'pg';
 import { createPasswordHasher, OWASP_ARGON2ID } from '../src/security/passwords.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
 import { BENCH_PASSWORD } from './profiles.ts';
 import { type BenchFixtures, seed, type SeedResult } from './seed.ts';
 
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'list-only': { type: 'boolean', default: false },
+    'jwt-algorithm': { type: 'string', default: 'HS256' },
     'housekeeping-interval': { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
@@ -84,6 +86,12 @@ const TOKEN_COUNT = 20_000;
 const PG_URL = args['database-url'];
 if (PG_URL !== undefined && !/^postgres(ql)?:\/\//.test(PG_URL)) {
   process.stderr.write('--database-url must be a postgres:// URL (SQLite always runs)\n');
+  process.exit(2);
+}
+/** HS256 by default: issue 11's reference is defined with an HS256 token; ES256 (the service's default) on request. */
+const JWT_ALGORITHM = args['jwt-algorithm'] === 'ES256' ? 'ES256' : 'HS256';
+if (args['jwt-algorithm'] !== JWT_ALGORITHM) {
+  process.stderr.write('--jwt-algorithm must be HS256 or ES256\n');
   process.exit(2);
 }
 const CPU_PROF_DIR = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
@@ -704,16 +712,29 @@ interface Target {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  // --jwt-algorithm: HS256 (default; issue 11's reference verifies an HS256 token) or
+  // ES256 (the service's default, as a deployment would run it). The jose reference
+  // verifies the same tokens with the same algorithm.
+  const signingKeyPem = generateSigningKeyPem('ES256');
+  const jwtSecretHex = randomBytes(32).toString('hex');
+  const jwtEnv: Record<string, string> =
+    JWT_ALGORITHM === 'HS256'
+      ? { JWT_ALGORITHM: 'HS256', JWT_SECRET: jwtSecretHex }
+      : { JWT_SIGNING_KEY: Buffer.from(signingKeyPem).toString('base64') };
   const keys = {
-    JWT_SECRET: randomBytes(32).toString('hex'),
+    ...jwtEnv,
     FINGERPRINT_KEY: randomBytes(32).toString('hex'),
     DATA_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
   };
   const keyBuffers = {
-    jwtSecret: Buffer.from(keys.JWT_SECRET, 'hex'),
+    ...(JWT_ALGORITHM === 'HS256' ? { jwtSecret: Buffer.from(jwtSecretHex, 'hex') } : { jwtSigningKey: parseSigningKey(signingKeyPem) }),
     fingerprintKey: Buffer.from(keys.FINGERPRINT_KEY, 'hex'),
     dataEncryptionKey: Buffer.from(keys.DATA_ENCRYPTION_KEY, 'hex'),
   };
+  const referenceJwtEnv: Record<string, string> =
+    JWT_ALGORITHM === 'HS256'
+      ? { JWT_SECRET: jwtSecretHex }
+      : { JWT_PUBLIC_KEY: parseSigningKey(signingKeyPem).publicKey.export({ format: 'pem', type: 'spki' }).toString() };
   const serviceEnv = (databaseUrl: string): Record<string, string> => ({
     NODE_ENV: 'production',
     RATE_LIMITS: 'off',
@@ -763,6 +784,7 @@ async function main(): Promise<void> {
         tokensFile,
         ...specialUsers(users),
         keys: keyBuffers,
+        jwtAlgorithm: JWT_ALGORITHM,
         issuer: 'trusted-devices',
         audience: 'trusted-devices-api',
         progress: true,
@@ -846,7 +868,7 @@ async function main(): Promise<void> {
       await server.stop();
     };
     const bigPath = join(dir, 'big.db');
-    await runReference('reference: jose + 1 SELECT', { REFERENCE: 'jose', DATABASE_PATH: bigPath, JWT_SECRET: keys.JWT_SECRET }, big);
+    await runReference('reference: jose + 1 SELECT', { REFERENCE: 'jose', DATABASE_PATH: bigPath, ...referenceJwtEnv }, big);
     const bigName = `sqlite ${big.devices.toLocaleString('en-US')} devices${big.devices === small.devices ? ' (large)' : ''}`;
     await runService(bigName, bigUrl, big);
 
@@ -939,7 +961,7 @@ async function main(): Promise<void> {
     const output = {
       command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
       machine: { cores: CORES, cpu: cpuModel(), node: process.version, pinned: PIN },
-      settings: { users: USERS, devicesPerUser: DEVICES_PER_USER, smallDevices: small.devices, largeDevices: big.devices, duration: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS },
+      settings: { jwtAlgorithm: JWT_ALGORITHM, users: USERS, devicesPerUser: DEVICES_PER_USER, smallDevices: small.devices, largeDevices: big.devices, duration: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS },
       seeding: { smallSeconds: round(small.seconds, 1), largeSeconds: round(big.seconds, 1) },
       argon2id: { ...OWASP_ARGON2ID, memoryCostKiB: OWASP_ARGON2ID.memoryCost, ...hash },
       cases,

@@ -30,20 +30,21 @@ import { createDevicesService } from './devices/devices.service.ts';
 import { createFingerprinter } from './devices/fingerprint.ts';
 import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
-import { ErrorEnvelope } from './http/envelope.ts';
 import { createFrameworkErrorHandler, registerErrorHandling } from './http/error-handler.ts';
+import { registerComponentSchemas, swaggerOptions } from './http/openapi.ts';
 import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
+import { jwksRoutes } from './integration/jwks.routes.ts';
 import { opsRoutes } from './ops/ops.routes.ts';
 import { createRevocation } from './revocation/revocation.service.ts';
 import { createSessionsRepository, type SessionsRepository } from './sessions/sessions.repository.ts';
 import { sessionsRoutes } from './sessions/sessions.routes.ts';
 import { createSessionsService } from './sessions/sessions.service.ts';
-import { createAccessTokens } from './security/access-tokens.ts';
+import { accessTokenKeysFor, createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
@@ -107,7 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('auth', null as never);
   registerErrorHandling(app);
-  app.addSchema(ErrorEnvelope);
+  registerComponentSchemas(app);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
 
@@ -163,25 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'Trusted Devices',
-        version: '1.0.0',
-        description: 'Authentication with TOTP MFA and "remember this device". Every error uses the ErrorEnvelope schema.',
-      },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-      tags: [
-        { name: 'auth', description: 'Sign-up, login, sessions' },
-        { name: 'mfa', description: 'TOTP and backup codes' },
-        { name: 'devices', description: 'Trusted devices' },
-        { name: 'sessions', description: 'Where the account is signed in' },
-        { name: 'webauthn', description: 'Passkeys and security keys' },
-        { name: 'operations', description: 'Health, readiness, metrics' },
-      ],
-    },
-  });
+  await app.register(fastifySwagger, swaggerOptions);
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     staticCSP: true,
@@ -199,7 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const baseSessionsRepository = createSessionsRepository(database.db);
   const sessionsRepository = deps.wrapSessionsRepository?.(baseSessionsRepository) ?? baseSessionsRepository;
   const accessTokens = createAccessTokens({
-    secret: keys.jwtSecret,
+    keys: accessTokenKeysFor(config.jwtAlgorithm, keys),
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     ttlSeconds: config.accessTokenTtlSeconds,
@@ -273,6 +256,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
   await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
   await app.register(opsRoutes, { ping: database.ping, registry });
+  await app.register(jwksRoutes, { accessTokens });
   await app.register(webPlugin);
 
   await app.ready();

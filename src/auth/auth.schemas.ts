@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { IsoTime, PRINTABLE } from '../http/envelope.ts';
+import { IsoTime, PRINTABLE, ref } from '../http/envelope.ts';
 import { AuthenticationResponse } from '../webauthn/webauthn.schemas.ts';
 
 
@@ -50,23 +50,26 @@ const SessionFields = {
 };
 
 export const SignupData = Type.Object({ ...Profile, created_at: IsoTime });
-export const SessionData = Type.Object(SessionFields);
+export const TokenPair = Type.Object(SessionFields, { $id: 'TokenPair', description: 'A new access token and refresh token.' });
+export const SessionData = ref(TokenPair);
 
-export const LoginSessionData = Type.Object({
+export const LoginSession = Type.Object({
   ...SessionFields,
   ...Profile,
   mfa_bypassed: Type.Boolean(),
   trusted_device_id: Type.Union([Type.String(), Type.Null()]),
-});
+}, { $id: 'LoginSession', description: 'A completed login: tokens and the user (MFA was not needed or was bypassed on a trusted device).' });
+export const LoginSessionData = ref(LoginSession);
 
-export const MfaRequiredData = Type.Object({
+export const MfaChallenge = Type.Object({
   mfa_required: Type.Literal(true),
   temporary_token: Type.String(),
   methods: Type.Array(Type.String()),
   expires_in: Type.Integer(),
-});
+}, { $id: 'MfaChallenge', description: 'Login needs a second factor: send temporary_token to /auth/mfa/verify.' });
+export const MfaRequiredData = ref(MfaChallenge);
 
-export const PendingDeviceData = Type.Object({
+export const PendingDevice = Type.Object({
   id: Type.String({ format: 'uuid' }),
   device_name: Type.String(),
   device_fingerprint: Type.String(),
@@ -74,7 +77,8 @@ export const PendingDeviceData = Type.Object({
   expires_at: IsoTime,
   is_active: Type.Literal(false),
   trust_ttl_days: Type.Integer({ description: 'How long the device stays trusted once activated.' }),
-});
+}, { $id: 'PendingDevice', description: 'This device, not yet trusted: activate it (/devices/activate) or skip (/devices/skip) with activation_token.' });
+export const PendingDeviceData = ref(PendingDevice);
 
 export const MfaVerifyData = Type.Object({
   ...SessionFields,
@@ -90,7 +94,8 @@ export const PasskeySignInData = Type.Object({
   trusted_device: Type.Union([PendingDeviceData, Type.Null()], { description: 'A pending device to activate or skip; null on a trusted device.' }),
 });
 
-export const MeData = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime });
+export const User = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });
+export const MeData = ref(User);
 
 export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
 

@@ -30,7 +30,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.post('/mfa/webauthn/register/options', {
     ...signedIn,
-    schema: { tags, security, summary: 'Options to register a passkey or security key (challenge valid 5 minutes, once)', body: S.RegisterOptionsBody, response: withErrors({ 200: success(S.OptionsData) }) },
+    schema: { operationId: 'webauthnRegisterOptions', tags, security, summary: 'Options to register a passkey or security key (challenge valid 5 minutes, once)', body: S.RegisterOptionsBody, response: withErrors({ 200: success(S.OptionsData) }) },
   }, async (request) => {
     const me = await auth.me(request.auth.userId);
     const options = await webauthn.registrationOptions({ userId: me.user_id, email: me.email, displayName: me.display_name });
@@ -39,7 +39,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.post('/mfa/webauthn/register/verify', {
     ...signedIn,
-    schema: { tags, security, summary: 'Register the credential the browser created', body: S.RegisterVerifyBody, response: withErrors({ 200: success(S.CredentialData) }) },
+    schema: { operationId: 'webauthnRegisterVerify', tags, security, summary: 'Register the credential the browser created', body: S.RegisterVerifyBody, response: withErrors({ 200: success(S.CredentialData) }) },
   }, async (request) => {
     const credential = await webauthn.verifyRegistration(request.auth.userId, request.body.response as never, request.body.name, requestActor(request));
     return ok({ credential: credentialJson(credential) }, 'Passkey or security key registered.');
@@ -47,7 +47,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.get('/mfa/webauthn/credentials', {
     ...signedIn,
-    schema: { tags, security, summary: 'Your passkeys and security keys, oldest first', response: withErrors({ 200: success(S.CredentialListData) }) },
+    schema: { operationId: 'listWebauthnCredentials', tags, security, summary: 'Your passkeys and security keys, oldest first', response: withErrors({ 200: success(S.CredentialListData) }) },
   }, async (request) => {
     const credentials = await webauthn.list(request.auth.userId);
     return ok({ credentials: credentials.map(credentialJson), total_count: credentials.length });
@@ -55,7 +55,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.patch('/mfa/webauthn/credentials/:credential_id', {
     ...signedIn,
-    schema: { tags, security, summary: 'Rename a passkey or security key', params: S.CredentialIdParams, body: S.RenameBody, response: withErrors({ 200: success(S.CredentialData) }) },
+    schema: { operationId: 'renameWebauthnCredential', tags, security, summary: 'Rename a passkey or security key', params: S.CredentialIdParams, body: S.RenameBody, response: withErrors({ 200: success(S.CredentialData) }) },
   }, async (request) => {
     const credential = await webauthn.rename(request.auth.userId, request.params.credential_id, request.body.name);
     return ok({ credential: credentialJson(credential) }, 'Renamed.');
@@ -65,6 +65,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
     ...signedIn,
     schema: {
       tags,
+      operationId: 'removeWebauthnCredential',
       security,
       summary: 'Remove a passkey or security key; revokes the trust it granted (the last second factor turns MFA off)',
       params: S.CredentialIdParams,
@@ -82,6 +83,8 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
     config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
     schema: {
       tags: ['auth', ...tags],
+      operationId: 'webauthnMfaOptions',
+      security: [],
       summary: 'Second step of a login with a passkey or security key: assertion options for this temporary token',
       body: S.SecondFactorOptionsBody,
       response: withErrors({ 200: success(S.OptionsData) }),
@@ -93,13 +96,15 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.post('/auth/passkey/options', {
     config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
-    schema: { tags: ['auth', ...tags], summary: 'Start a passwordless sign-in with a passkey', body: S.PasskeyOptionsBody, response: withErrors({ 200: success(S.PasskeyOptionsData) }) },
+    schema: { operationId: 'passkeyOptions', security: [], tags: ['auth', ...tags], summary: 'Start a passwordless sign-in with a passkey', body: S.PasskeyOptionsBody, response: withErrors({ 200: success(S.PasskeyOptionsData) }) },
   }, async (request) => ok(await auth.passkeyOptions(requestDevice(request)), 'Sign in with a passkey, then send the answer with the attempt token.'));
 
   app.post('/auth/passkey/verify', {
     config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
     schema: {
       tags: ['auth', ...tags],
+      operationId: 'passkeyVerify',
+      security: [],
       summary: 'Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted',
       body: S.PasskeyVerifyBody,
       response: withErrors({ 200: success(PasskeySignInData) }),

@@ -167,7 +167,7 @@ for (const kind of databaseKinds()) {
       assert.match(sealed, /^v1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]+$/, '96-bit nonce, 128-bit tag');
       assert.equal(createEncryptor(t.keys.dataEncryptionKey).decrypt(sealed, userId), secret);
       assert.throws(() => createEncryptor(randomBytes(32)).decrypt(sealed, userId), 'another key does not decrypt');
-      assert.throws(() => createEncryptor(t.keys.jwtSecret).decrypt(sealed, userId), 'the JWT key does not decrypt');
+      assert.throws(() => createEncryptor(t.keys.jwtSecret!).decrypt(sealed, userId), 'the JWT key does not decrypt');
       assert.throws(() => createEncryptor(t.keys.dataEncryptionKey).decrypt(sealed, randomBytes(8).toString('hex')), "another user's row does not decrypt");
       const flipped = `${sealed.slice(0, -2)}${sealed.at(-2) === 'A' ? 'B' : 'A'}${sealed.at(-1)}`;
       assert.throws(() => createEncryptor(t.keys.dataEncryptionKey).decrypt(flipped, userId), 'a tampered ciphertext is refused');
