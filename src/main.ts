@@ -11,6 +11,12 @@ import { connectDatabase } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { resolveKeys } from './keys.ts';
 import { startHousekeeping } from './ops/housekeeping.ts';
+import { createAccountMailComposer } from './account/account-mail.ts';
+import { createAccountRepository } from './account/account.repository.ts';
+import { systemClock } from './clock.ts';
+import { createMailSender, startMailSender } from './mail/mail.sender.ts';
+import { createMailTransport } from './mail/mail.transport.ts';
+import { createOutboxRepository } from './mail/outbox.repository.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -52,11 +58,25 @@ async function main(): Promise<void> {
 
   app = await buildApp({ config, keys, database, redis });
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log, intervalMs: config.housekeepingIntervalSeconds * 1000 });
+  // Account mail: requests only queue it; this instance's sender delivers its share.
+  const mailTransport = createMailTransport(config, app.log);
+  const stopMail = startMailSender(
+    createMailSender({
+      outbox: createOutboxRepository(database.db),
+      transport: mailTransport,
+      compose: createAccountMailComposer({ db: database.db, repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
+      clock: systemClock,
+      log: app.log,
+    }),
+    app.log,
+  );
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app?.log.error({ err }, 'shutting down after an error');
     else app?.log.info({ signal }, 'shutting down');
     stopHousekeeping();
+    stopMail();
+    mailTransport.close();
     await app?.close();
     await database.close();
     redis?.disconnect();
