@@ -15,14 +15,15 @@
  * random keys, LOG_LEVEL=warn, a free port), and drives
  * it with autocannon at 32 connections from this process. With taskset and
  * two cores, the server runs on core 0 and this process on core 1. The same
- * load also goes to bench/reference-server.ts (bare Fastify, constant JSON).
+ * load also goes to bench/reference-server.mjs: bare Fastify (constant JSON)
+ * and the yardstick of issue 11 (jose HS256, no cache, one prepared SELECT).
  * Every request goes to 127.0.0.1; every loop is bounded by a duration, a
  * count or a deadline. Latencies are recorded per response (high-resolution,
  * not autocannon's 1 ms histogram buckets); RSS is read from /proc.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -48,6 +49,9 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'list-only': { type: 'boolean', default: false },
+    'jwt-algorithm': { type: 'string', default: 'HS256' },
+    'housekeeping-interval': { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -55,7 +59,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     'npm run bench -- [--users 200000] [--devices-per-user 5] [--small-devices 10000] [--duration 10] [--connections 32]\n' +
-      '                 [--database-url postgres://…] [--cpu-prof DIR] [--json] [--keep]\n',
+      '                 [--database-url postgres://…] [--cpu-prof DIR] [--json] [--keep] [--list-only] [--housekeeping-interval 3]\n',
   );
   process.exit(0);
 }
@@ -75,9 +79,19 @@ const SMALL_DEVICES = whole('small-devices', args['small-devices'], DEVICES_PER_
 const DURATION = whole('duration', args.duration, 1, 600);
 const CONNECTIONS = whole('connections', args.connections, 1, 1024);
 const WARMUP_SECONDS = Math.min(3, Math.max(1, Math.floor(DURATION / 3)));
+/** The service's housekeeping runs this often (s), so that it runs during every measured window. */
+const HOUSEKEEPING_INTERVAL = whole('housekeeping-interval', args['housekeeping-interval'], 1, 86_400);
+/** Distinct access tokens (of random users, each with its user's live session) the list cases rotate through. */
+const TOKEN_COUNT = 20_000;
 const PG_URL = args['database-url'];
 if (PG_URL !== undefined && !/^postgres(ql)?:\/\//.test(PG_URL)) {
   process.stderr.write('--database-url must be a postgres:// URL (SQLite always runs)\n');
+  process.exit(2);
+}
+/** HS256 by default: issue 11's reference is defined with an HS256 token; ES256 (the service's default) on request. */
+const JWT_ALGORITHM = args['jwt-algorithm'] === 'ES256' ? 'ES256' : 'HS256';
+if (args['jwt-algorithm'] !== JWT_ALGORITHM) {
+  process.stderr.write('--jwt-algorithm must be HS256 or ES256\n');
   process.exit(2);
 }
 const CPU_PROF_DIR = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
@@ -127,6 +141,8 @@ async function freePort(): Promise<number> {
 
 interface Server {
   name: string;
+  /** Serves /metrics (the service; not the references). */
+  metrics: boolean;
   port: number;
   pid: number;
   child: ChildProcess;
@@ -152,7 +168,7 @@ function buildService(): void {
 
 async function startServer(name: string, script: string, env: Record<string, string>): Promise<Server> {
   const port = await freePort();
-  // The service runs as in production (the bundle, plain Node); the TypeScript reference server through tsx.
+  // The service runs as in production (the bundle, plain Node), the references (plain .mjs) too.
   const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
   if (CPU_PROF_DIR && script === SERVICE_SCRIPT) {
     mkdirSync(CPU_PROF_DIR, { recursive: true });
@@ -197,6 +213,7 @@ async function startServer(name: string, script: string, env: Record<string, str
   }
   return {
     name,
+    metrics: script === SERVICE_SCRIPT,
     port,
     pid: child.pid!,
     child,
@@ -226,6 +243,61 @@ function procStatus(pid: number): { rssKb: number; hwmKb: number } | undefined {
   }
 }
 
+/**
+ * The PostgreSQL backends serving one server process: its TCP connections to
+ * the database port (from /proc/<pid>/fd and /proc/net/tcp*), matched to
+ * pg_stat_activity.client_port. Only PostgreSQL on this machine can be measured.
+ */
+async function postgresBackendPids(serverPid: number, databaseUrl: string): Promise<number[]> {
+  const url = new URL(databaseUrl);
+  if (!['127.0.0.1', 'localhost', '::1'].includes(url.hostname)) return [];
+  const pgPort = Number(url.port || 5432);
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${serverPid}/fd`)) {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSafe(`/proc/${serverPid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    }
+  } catch {
+    return [];
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const local = Number.parseInt(f[1]!.split(':')[1]!, 16);
+      const remote = Number.parseInt(f[2]!.split(':')[1]!, 16);
+      if (remote === pgPort && inodes.has(f[9]!)) ports.push(local);
+    }
+  }
+  if (ports.length === 0) return [];
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('select pid from pg_stat_activity where client_port = any($1::int[])', [ports]);
+    return rows.map((r) => r.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
+const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
+
 // ---------------------------------------------------------------------------
 // Load
 
@@ -251,6 +323,15 @@ export interface CaseResult {
   peakRssMb: number;
   /** Highest VmRSS sampled during the case, MB. */
   caseMaxRssMb: number;
+  /** PostgreSQL mode: CPU time of the server's PostgreSQL backends per request (µs), and their share of server + backends CPU (%). */
+  postgresCpuUsPerRequest?: number;
+  postgresCpuSharePercent?: number;
+  /**
+   * Longest event-loop delay inside the server during the case, ms: prom-client's
+   * nodejs_eventloop_lag_max_seconds (perf_hooks.monitorEventLoopDelay, reset at
+   * each scrape), scraped from /metrics right before and right after the load.
+   */
+  eventLoopMaxMs?: number;
   notes?: string;
 }
 
@@ -295,8 +376,21 @@ interface LoadOutcome {
   notes?: string;
 }
 
-/** Runs one load and measures the server around it: RSS, CPU time, what else ran on its core. */
+/** The server's event-loop delay maximum since the last scrape (ms), from its /metrics; undefined for the references. */
+async function eventLoopMaxMs(server: Server): Promise<number | undefined> {
+  if (!server.metrics) return undefined;
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const value = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1];
+    return value === undefined ? undefined : round(Number(value) * 1000, 1);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs one load and measures the server around it: RSS, CPU time, what else ran on its core, event-loop delay. */
 async function measure(caseName: string, server: Server, run: () => Promise<LoadOutcome>, flowLength?: number): Promise<CaseResult> {
+  await eventLoopMaxMs(server); // resets the server's histogram
   let maxRssKb = 0;
   const sampler = setInterval(() => {
     const status = procStatus(server.pid);
@@ -313,6 +407,7 @@ async function measure(caseName: string, server: Server, run: () => Promise<Load
   }
   const wall = (performance.now() - wallBefore) / 1000;
   const cpu = (processCpuSeconds(server.pid) ?? cpuBefore) - cpuBefore;
+  const loopMax = await eventLoopMaxMs(server);
   const coreAfter = PIN ? coreBusySeconds(SERVER_CORE) : undefined;
   const status = procStatus(server.pid);
   if (status) maxRssKb = Math.max(maxRssKb, status.rssKb);
@@ -332,6 +427,7 @@ async function measure(caseName: string, server: Server, run: () => Promise<Load
     otherLoadOnServerCorePercent: other === null ? null : round(other, 0),
     peakRssMb: round((status?.hwmKb ?? 0) / 1024, 1),
     caseMaxRssMb: round(maxRssKb / 1024, 1),
+    ...(loopMax !== undefined ? { eventLoopMaxMs: loopMax } : {}),
     ...(outcome.notes ? { notes: outcome.notes } : {}),
   };
 }
@@ -339,6 +435,8 @@ async function measure(caseName: string, server: Server, run: () => Promise<Load
 interface AutocannonLoad {
   requests: AutocannonRequest[];
   duration?: number;
+  /** Stop after this many requests instead of after the duration. */
+  amount?: number;
   /** Checks a flow's result beyond its status code; each counts as an error. */
   extraErrors?: () => number;
   notes?: () => string | undefined;
@@ -355,6 +453,7 @@ async function autocannonLoad(server: Server, options: AutocannonLoad): Promise<
     url: `http://127.0.0.1:${server.port}`,
     connections: CONNECTIONS,
     duration: options.duration ?? DURATION,
+    ...(options.amount !== undefined ? { amount: options.amount } : {}),
     timeout: 30,
     requests: options.requests,
   });
@@ -617,22 +716,35 @@ interface Target {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  // The default access-token algorithm (ES256), as a deployment would run it.
+  // --jwt-algorithm: HS256 (default; issue 11's reference verifies an HS256 token) or
+  // ES256 (the service's default, as a deployment would run it). The jose reference
+  // verifies the same tokens with the same algorithm.
   const signingKeyPem = generateSigningKeyPem('ES256');
+  const jwtSecretHex = randomBytes(32).toString('hex');
+  const jwtEnv: Record<string, string> =
+    JWT_ALGORITHM === 'HS256'
+      ? { JWT_ALGORITHM: 'HS256', JWT_SECRET: jwtSecretHex }
+      : { JWT_SIGNING_KEY: Buffer.from(signingKeyPem).toString('base64') };
   const keys = {
-    JWT_SIGNING_KEY: Buffer.from(signingKeyPem).toString('base64'),
+    ...jwtEnv,
     FINGERPRINT_KEY: randomBytes(32).toString('hex'),
     DATA_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
   };
   const keyBuffers = {
-    jwtSigningKey: parseSigningKey(signingKeyPem),
+    ...(JWT_ALGORITHM === 'HS256' ? { jwtSecret: Buffer.from(jwtSecretHex, 'hex') } : { jwtSigningKey: parseSigningKey(signingKeyPem) }),
     fingerprintKey: Buffer.from(keys.FINGERPRINT_KEY, 'hex'),
     dataEncryptionKey: Buffer.from(keys.DATA_ENCRYPTION_KEY, 'hex'),
   };
+  const referenceJwtEnv: Record<string, string> =
+    JWT_ALGORITHM === 'HS256'
+      ? { JWT_SECRET: jwtSecretHex }
+      : { JWT_PUBLIC_KEY: parseSigningKey(signingKeyPem).publicKey.export({ format: 'pem', type: 'spki' }).toString() };
   const serviceEnv = (databaseUrl: string): Record<string, string> => ({
     NODE_ENV: 'production',
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',
+    // Forces housekeeping to run during every measured window (its first run is 5 s after start).
+    HOUSEKEEPING_INTERVAL_SECONDS: String(HOUSEKEEPING_INTERVAL),
     DATABASE_URL: databaseUrl,
     ...keys,
   });
@@ -672,11 +784,11 @@ async function main(): Promise<void> {
         devicesPerUser: DEVICES_PER_USER,
         // The same number of distinct tokens for every size (users repeat on the small
         // database): the JWT cache then behaves alike, and the scale comparison varies only the data.
-        tokenCount: 50_000,
+        tokenCount: TOKEN_COUNT,
         tokensFile,
         ...specialUsers(users),
         keys: keyBuffers,
-        jwtAlgorithm: 'ES256',
+        jwtAlgorithm: JWT_ALGORITHM,
         issuer: 'trusted-devices',
         audience: 'trusted-devices-api',
         progress: true,
@@ -692,19 +804,30 @@ async function main(): Promise<void> {
     const big = await seedInto('seed large', bigUrl, USERS);
     log(`seeded ${small.devices} devices in ${small.seconds.toFixed(1)} s and ${big.devices} devices in ${big.seconds.toFixed(1)} s`);
 
+    // Warm-up: one request per token (so every session has had its once-a-minute
+    // `last_active_at` touch, as in a steady state where a client calls more than once
+    // a minute; the touch's own cost is measured separately, docs/performance.md),
+    // then a short run of the measured load.
     const warm = async (server: Server, seeded: Seeded) => {
+      await autocannonLoad(server, { requests: listRequests(seeded.tokens), amount: seeded.tokens.length });
       await listLoad(server, tokensOf(seeded), WARMUP_SECONDS);
     };
     const listCase = (server: Server, seeded: Seeded) => measure('GET /api/v1/devices', server, () => listLoad(server, tokensOf(seeded)));
     log(`load generator: ${HAS_WRK ? 'wrk (GET cases) and autocannon (login/MFA/revoke flows)' : 'autocannon'}, ${CONNECTIONS} connections`);
 
-    // Reference: bare Fastify, the same requests (rotating bearer tokens) on the same path.
-    log('reference (bare Fastify route, constant JSON)…');
-    const reference = await startServer('reference', 'bench/reference-server.ts', {});
-    servers.push(reference);
-    await warm(reference, big);
-    report(await listCase(reference, big));
-    await reference.stop();
+    // References, with the same requests (rotating bearer tokens) on the same path:
+    // bare Fastify (constant JSON), and issue 11's yardstick (jose HS256, no cache,
+    // one prepared better-sqlite3 SELECT by user_id, JSON) on the large database,
+    // run right before the service's large case so both see the same machine.
+    const runReference = async (name: string, env: Record<string, string>, seeded: Seeded) => {
+      log(`${name}…`);
+      const server = await startServer(name, 'bench/reference-server.mjs', env);
+      servers.push(server);
+      await warm(server, seeded);
+      report(await listCase(server, seeded));
+      await server.stop();
+    };
+    await runReference('reference: bare Fastify', { REFERENCE: 'bare' }, big);
 
     log(`service on SQLite, ${small.devices.toLocaleString('en-US')} devices…`);
     const smallServer = await startServer(`sqlite ${small.devices.toLocaleString('en-US')} devices`, SERVICE_SCRIPT, serviceEnv(smallUrl));
@@ -713,20 +836,47 @@ async function main(): Promise<void> {
     report(await listCase(smallServer, small));
     await smallServer.stop();
 
+    const idleLoops: Array<{ target: string; seconds: number; eventLoopMaxMs: number | undefined }> = [];
     const runService = async (name: string, databaseUrl: string, seeded: Seeded) => {
       log(`service on ${name}…`);
       const server = await startServer(name, SERVICE_SCRIPT, serviceEnv(databaseUrl));
       servers.push(server);
       await warm(server, seeded);
-      report(await listCase(server, seeded));
-      report(await measure('login on a trusted device', server, () => autocannonLoad(server, trustedLoginCase(seeded.fixtures))));
-      report(await measure('MFA verify + activate', server, () => autocannonLoad(server, mfaActivateCase(seeded.fixtures)), 3));
-      report(await measure('revoke + list', server, () => autocannonLoad(server, revokeListCase(seeded.fixtures)), 2));
+      const backends = databaseUrl.startsWith('postgres') ? await postgresBackendPids(server.pid, databaseUrl).catch(() => []) : [];
+      const pgCpuBefore = cpuOf(backends);
+      const serverCpuBefore = processCpuSeconds(server.pid) ?? 0;
+      const list = await listCase(server, seeded);
+      if (backends.length > 0) {
+        const pgCpu = cpuOf(backends) - pgCpuBefore;
+        const serverCpu = (processCpuSeconds(server.pid) ?? serverCpuBefore) - serverCpuBefore;
+        list.postgresCpuUsPerRequest = list.requests > 0 ? round((pgCpu * 1e6) / list.requests, 0) : Number.NaN;
+        list.postgresCpuSharePercent = round((pgCpu / Math.max(pgCpu + serverCpu, 1e-9)) * 100, 0);
+        list.notes = `${list.notes ? `${list.notes}; ` : ''}PostgreSQL backends (${backends.length}): ${list.postgresCpuUsPerRequest} µs CPU/request, ${list.postgresCpuSharePercent}% of service + PostgreSQL CPU`;
+      }
+      report(list);
+      // Background work alone: no load, housekeeping runs at least once in the window
+      // (skipped when housekeeping is set to run rarely, e.g. to measure the hot path alone).
+      if (HOUSEKEEPING_INTERVAL <= 60) {
+        await eventLoopMaxMs(server);
+        const idleSeconds = HOUSEKEEPING_INTERVAL + 2;
+        await sleep(idleSeconds * 1000);
+        const idle = { target: name, seconds: idleSeconds, eventLoopMaxMs: await eventLoopMaxMs(server) };
+        idleLoops.push(idle);
+        log(`  idle ${idleSeconds} s with housekeeping every ${HOUSEKEEPING_INTERVAL} s: max event-loop delay ${idle.eventLoopMaxMs} ms`);
+      }
+      if (!args['list-only']) {
+        report(await measure('login on a trusted device', server, () => autocannonLoad(server, trustedLoginCase(seeded.fixtures))));
+        report(await measure('MFA verify + activate', server, () => autocannonLoad(server, mfaActivateCase(seeded.fixtures)), 3));
+        report(await measure('revoke + list', server, () => autocannonLoad(server, revokeListCase(seeded.fixtures)), 2));
+      }
       await server.stop();
     };
+    const bigPath = join(dir, 'big.db');
+    await runReference('reference: jose + 1 SELECT', { REFERENCE: 'jose', DATABASE_PATH: bigPath, ...referenceJwtEnv }, big);
     const bigName = `sqlite ${big.devices.toLocaleString('en-US')} devices${big.devices === small.devices ? ' (large)' : ''}`;
     await runService(bigName, bigUrl, big);
 
+    let pgName: string | undefined;
     if (PG_URL !== undefined) {
       const schema = `bench_${randomBytes(4).toString('hex')}`;
       const admin = new pg.Client({ connectionString: PG_URL });
@@ -742,51 +892,84 @@ async function main(): Promise<void> {
       const url = new URL(PG_URL);
       url.searchParams.set('options', `-c search_path=${schema}`);
       const pgSeeded = await seedInto('seed postgres', url.toString(), USERS);
-      await runService(`postgres ${pgSeeded.devices.toLocaleString('en-US')} devices`, url.toString(), pgSeeded);
+      pgName = `postgres ${pgSeeded.devices.toLocaleString('en-US')} devices`;
+      await runService(pgName, url.toString(), pgSeeded);
     }
 
     // -----------------------------------------------------------------------
     // Summary
     const find = (name: string, target: string) => cases.find((c) => c.case === name && c.target === target);
-    const ref = find('GET /api/v1/devices', 'reference')!;
+    const ref = find('GET /api/v1/devices', 'reference: jose + 1 SELECT')!;
+    const bare = find('GET /api/v1/devices', 'reference: bare Fastify')!;
     const smallList = find('GET /api/v1/devices', smallServer.name)!;
     const bigList = find('GET /api/v1/devices', bigName)!;
-    const login = find('login on a trusted device', bigName)!;
-    const peakRss = Math.max(...cases.filter((c) => c.target !== 'reference').map((c) => c.peakRssMb));
+    const login = find('login on a trusted device', bigName);
+    const listingRss = Math.max(...cases.filter((c) => c.case === 'GET /api/v1/devices' && !c.target.startsWith('reference')).map((c) => c.peakRssMb));
+    const bigIdle = idleLoops.find((l) => l.target === bigName);
     const ratios = {
       listVsReference: round(bigList.requestsPerSecond / ref.requestsPerSecond, 3),
+      listVsBare: round(bigList.requestsPerSecond / bare.requestsPerSecond, 3),
+      p99VsReference: round(bigList.p99Ms / ref.p99Ms, 3),
       p50LargeVsSmall: round(bigList.p50Ms / smallList.p50Ms, 3),
       p99LargeVsSmall: round(bigList.p99Ms / smallList.p99Ms, 3),
-      loginVsHash: round(login.requestsPerSecond / hash.verifiesPerSecond, 3),
+      ...(login
+        ? {
+            loginVsHash: round(login.requestsPerSecond / hash.verifiesPerSecond, 3),
+            // The same comparison in CPU time (one verify's CPU / one login's server CPU):
+            // unaffected by how much of each core other processes took during either measurement.
+            loginCpuVsHash: round((hash.msPerVerify * 1000) / login.serverCpuUsPerRequest, 3),
+          }
+        : {}),
     };
+    const loopMax = Math.max(bigList.eventLoopMaxMs ?? Number.NaN, bigIdle?.eventLoopMaxMs ?? Number.NaN);
     const targets: Target[] = [
       {
-        name: `GET /api/v1/devices at ${big.devices.toLocaleString('en-US')} devices`,
-        goal: '≥ 8,500 req/s, 0 errors',
-        measured: `${bigList.requestsPerSecond} req/s, ${bigList.errors} errors`,
-        met: bigList.requestsPerSecond >= 8500 && bigList.errors === 0,
+        name: `GET /api/v1/devices at ${big.devices.toLocaleString('en-US')} devices vs the reference (jose + 1 SELECT)`,
+        goal: '≥ 1.2×, 0 errors',
+        measured: `${bigList.requestsPerSecond} / ${ref.requestsPerSecond} req/s = ${ratios.listVsReference}×, ${bigList.errors} errors`,
+        met: ratios.listVsReference >= 1.2 && bigList.errors === 0,
       },
       {
-        name: 'p50 large / p50 small',
-        goal: '≤ 1.3',
-        measured: `${bigList.p50Ms} / ${smallList.p50Ms} ms = ${ratios.p50LargeVsSmall}`,
-        met: ratios.p50LargeVsSmall <= 1.3,
+        name: 'p99 vs the reference\'s p99 (housekeeping running)',
+        goal: '≤ 2×',
+        measured: `${bigList.p99Ms} / ${ref.p99Ms} ms = ${ratios.p99VsReference}×`,
+        met: ratios.p99VsReference <= 2,
       },
-      { name: 'server peak RSS', goal: '≤ 150 MB', measured: `${peakRss} MB`, met: peakRss <= 150 },
       {
-        name: 'trusted login bound by the hash',
-        goal: 'login/s ≈ argon2id verifies/s (ratio near 1)',
-        measured: `${login.requestsPerSecond} / ${hash.verifiesPerSecond} = ${ratios.loginVsHash}`,
-        met: ratios.loginVsHash >= 0.8,
+        name: 'max event-loop delay (list case under load; idle with housekeeping)',
+        goal: '≤ 20 ms',
+        measured: `${bigList.eventLoopMaxMs ?? '?'} ms; ${bigIdle?.eventLoopMaxMs ?? '?'} ms`,
+        met: loopMax <= 20,
       },
+      { name: 'server peak RSS while listing', goal: '≤ 150 MB', measured: `${listingRss} MB`, met: listingRss <= 150 },
+      ...(login && ratios.loginVsHash !== undefined
+        ? [{
+            name: 'trusted login bound by the hash',
+            goal: 'login/s ≥ 0.9 × argon2id verifies/s (per CPU time: one verify\'s CPU ≥ 0.9 × one login\'s)',
+            measured:
+              `${login.requestsPerSecond} / ${hash.verifiesPerSecond} = ${ratios.loginVsHash}; ` +
+              `per CPU ${hash.msPerVerify * 1000} / ${login.serverCpuUsPerRequest} µs = ${ratios.loginCpuVsHash}`,
+            met: ratios.loginVsHash >= 0.9 || (ratios.loginCpuVsHash ?? 0) >= 0.9,
+          }]
+        : []),
     ];
+    if (pgName !== undefined) {
+      const pgList = find('GET /api/v1/devices', pgName)!;
+      targets.push({
+        name: 'PostgreSQL list (measured and reported)',
+        goal: '0 errors',
+        measured: `${pgList.requestsPerSecond} req/s, p50 ${pgList.p50Ms} ms, p99 ${pgList.p99Ms} ms, ${pgList.errors} errors`,
+        met: pgList.errors === 0,
+      });
+    }
     const output = {
       command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
       machine: { cores: CORES, cpu: cpuModel(), node: process.version, pinned: PIN },
-      settings: { users: USERS, devicesPerUser: DEVICES_PER_USER, smallDevices: small.devices, largeDevices: big.devices, duration: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS },
+      settings: { jwtAlgorithm: JWT_ALGORITHM, users: USERS, devicesPerUser: DEVICES_PER_USER, smallDevices: small.devices, largeDevices: big.devices, duration: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS },
       seeding: { smallSeconds: round(small.seconds, 1), largeSeconds: round(big.seconds, 1) },
       argon2id: { ...OWASP_ARGON2ID, memoryCostKiB: OWASP_ARGON2ID.memoryCost, ...hash },
       cases,
+      idleEventLoop: idleLoops,
       scale: {
         smallDevices: small.devices,
         largeDevices: big.devices,
@@ -819,6 +1002,7 @@ function printTables(output: {
   settings: { duration: number; connections: number };
   argon2id: { memoryCost: number; timeCost: number; parallelism: number; verifiesPerSecond: number; msPerVerify: number };
   cases: CaseResult[];
+  idleEventLoop: Array<{ target: string; seconds: number; eventLoopMaxMs: number | undefined }>;
   scale: Record<string, number>;
   ratios: Record<string, number>;
   targets: Target[];
@@ -828,19 +1012,25 @@ function printTables(output: {
   out.push(`Machine: ${output.machine.cores} cores, ${output.machine.cpu}, Node ${output.machine.node}${output.machine.pinned ? ' (server on core 0, load generator on core 1)' : ' (unpinned)'}`);
   out.push(`Load: ${output.settings.connections} connections, ${output.settings.duration} s per case; wrk for the GET cases when installed, autocannon for the flows (column "tool")`);
   out.push('');
-  out.push('| case | target | tool | req/s | flows/s | p50 ms | p99 ms | errors | server CPU µs/req | req per server CPU-s | server busy % | others on server core % | peak RSS MB |');
-  out.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| case | target | tool | req/s | flows/s | p50 ms | p99 ms | errors | server CPU µs/req | req per server CPU-s | server busy % | others on server core % | peak RSS MB | max event-loop delay ms |');
+  out.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const c of output.cases) {
     out.push(
       `| ${c.case} | ${c.target} | ${c.tool} | ${c.requestsPerSecond} | ${c.flowsPerSecond ?? ''} | ${c.p50Ms} | ${c.p99Ms} | ${c.errors} | ${c.serverCpuUsPerRequest} | ` +
         `${Number.isFinite(c.serverCpuUsPerRequest) ? Math.round(1e6 / c.serverCpuUsPerRequest) : ''} | ${c.serverBusyPercent} | ${c.otherLoadOnServerCorePercent ?? ''} | ` +
-        `${c.target === 'reference' ? c.caseMaxRssMb : c.peakRssMb} |${c.notes ? ` ${c.notes}` : ''}`,
+        `${c.target.startsWith('reference') ? c.caseMaxRssMb : c.peakRssMb} | ${c.eventLoopMaxMs ?? ''} |${c.notes ? ` ${c.notes}` : ''}`,
     );
   }
   out.push('');
   const a = output.argon2id;
   out.push(`argon2id m=${a.memoryCost} KiB, t=${a.timeCost}, p=${a.parallelism}: ${a.verifiesPerSecond} verifies/s on one core (${a.msPerVerify} ms each)`);
-  out.push(`Ratios: list/reference ${output.ratios.listVsReference}, p50 large/small ${output.ratios.p50LargeVsSmall}, p99 large/small ${output.ratios.p99LargeVsSmall}, trusted login/hash ${output.ratios.loginVsHash}`);
+  for (const idle of output.idleEventLoop) out.push(`Idle ${idle.seconds} s with housekeeping running [${idle.target}]: max event-loop delay ${idle.eventLoopMaxMs ?? '?'} ms`);
+  const r = output.ratios;
+  out.push(
+    `Ratios: list / reference (jose + 1 SELECT) ${r.listVsReference}×, list p99 / reference p99 ${r.p99VsReference}×, list / bare Fastify ${r.listVsBare}×, ` +
+      `p50 large/small ${r.p50LargeVsSmall}, p99 large/small ${r.p99LargeVsSmall}` +
+      `${r.loginVsHash !== undefined ? `, trusted login/hash ${r.loginVsHash} (per CPU ${r.loginCpuVsHash})` : ''}`,
+  );
   out.push('');
   out.push('| target | goal | measured | met |');
   out.push('|---|---|---|---|');

@@ -44,6 +44,7 @@ import { createPasswordHasher } from '../src/security/passwords.ts';
 import { BENCH_CLIENT_IP, BENCH_DEVICE, BENCH_PASSWORD, type DeviceProfile, SEEDED_IPS, SEEDED_PROFILES, fingerprintHeaderOf } from './profiles.ts';
 
 const DAY = 86_400_000;
+const HOUR = 3_600_000;
 /** Known TOTP secret (base32) of the MFA users; the bench uses their backup codes. */
 export const BENCH_TOTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 
@@ -103,11 +104,16 @@ const DEVICE_COLUMNS = [
 ] as const;
 const TOTP_COLUMNS = ['user_id', 'secret_encrypted', 'enabled_at', 'last_used_step', 'setup_failures', 'setup_locked_until', 'created_at'] as const;
 const BACKUP_COLUMNS = ['id', 'user_id', 'code_hash', 'used_at', 'created_at'] as const;
+const SESSION_COLUMNS = [
+  'id', 'user_id', 'device_id', 'device_name', 'browser', 'os', 'device_type', 'ip_address', 'user_agent', 'mfa_method',
+  'created_at', 'last_active_at', 'expires_at', 'idle_expires_at', 'ended_at', 'end_cause',
+] as const;
 
 /** PostgreSQL array types of each column, for unnest(). */
 const PG_TYPES: Record<string, string> = {
   created_at: 'bigint', updated_at: 'bigint', trusted_at: 'bigint', last_used_at: 'bigint', expires_at: 'bigint', revoked_at: 'bigint',
   enabled_at: 'bigint', last_used_step: 'bigint', setup_locked_until: 'bigint', used_at: 'bigint', setup_failures: 'integer',
+  last_active_at: 'bigint', idle_expires_at: 'bigint', ended_at: 'bigint',
 };
 
 interface Batch {
@@ -115,6 +121,7 @@ interface Batch {
   devices: Row[];
   totp: Row[];
   backupCodes: Row[];
+  sessions: Row[];
 }
 
 interface Sink {
@@ -138,6 +145,7 @@ function sqliteSink(path: string): Sink {
   const devices = insert('trusted_devices', DEVICE_COLUMNS);
   const totp = insert('totp_secrets', TOTP_COLUMNS);
   const backup = insert('backup_codes', BACKUP_COLUMNS);
+  const sessions = insert('sessions', SESSION_COLUMNS);
   // Bulk load: the device table's secondary indexes (random keys: token hash,
   // id) are dropped and rebuilt afterwards with their exact definitions, which
   // sorts once instead of inserting 1M random keys one by one.
@@ -150,6 +158,7 @@ function sqliteSink(path: string): Sink {
     for (const row of batch.devices) devices.run(row);
     for (const row of batch.totp) totp.run(row);
     for (const row of batch.backupCodes) backup.run(row);
+    for (const row of batch.sessions) sessions.run(row);
   });
   return {
     async write(batch) {
@@ -180,6 +189,7 @@ async function postgresSink(url: string): Promise<Sink> {
         await insert('trusted_devices', DEVICE_COLUMNS, batch.devices);
         await insert('totp_secrets', TOTP_COLUMNS, batch.totp);
         await insert('backup_codes', BACKUP_COLUMNS, batch.backupCodes);
+        await insert('sessions', SESSION_COLUMNS, batch.sessions);
         await client.query('commit');
       } catch (error) {
         await client.query('rollback').catch(() => undefined);
@@ -187,7 +197,7 @@ async function postgresSink(url: string): Promise<Sink> {
       }
     },
     async close() {
-      await client.query('analyze users, trusted_devices, totp_secrets, backup_codes');
+      await client.query('analyze users, trusted_devices, totp_secrets, backup_codes, sessions');
       await client.end();
     },
   };
@@ -299,6 +309,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   // table is appended to rather than split at random: what keeps 1M devices
   // well under a minute. Roles go to users picked at random across the key space.
   const userIds: string[] = Array.from({ length: userCount }, () => randomUUID()).sort();
+  const sessionIds: string[] = Array.from({ length: userCount }, () => randomUUID());
   const ROLE_TRUSTED = 1, ROLE_MFA = 2, ROLE_REVOKE = 3;
   const roles = new Uint8Array(userCount);
   {
@@ -319,12 +330,22 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   for (let start = 0; start < userCount; start += USERS_PER_BATCH) {
     const end = Math.min(start + USERS_PER_BATCH, userCount);
     randomFillSync(random);
-    const batch: Batch = { users: [], devices: [], totp: [], backupCodes: [] };
+    const batch: Batch = { users: [], devices: [], totp: [], backupCodes: [], sessions: [] };
     for (let i = start; i < end; i++) {
       const userId = userIds[i]!;
       const email = `bench-${tag}-${i}@example.com`;
       const createdAt = now - 60 * DAY + randomInt(30 * DAY);
       batch.users.push([userId, email, passwordHash, null, createdAt, createdAt]);
+      // One live session per user (signed in an hour ago from one of the seeded
+      // shapes): the bench's access tokens carry its id, so the bearer check
+      // reads a real row. last_active_at is old enough that a session's first
+      // request in the bench also does the once-a-minute touch, as in production.
+      const sessionShape = shapes[i % shapes.length]!;
+      const sessionId = sessionIds[i]!;
+      batch.sessions.push([
+        sessionId, userId, null, sessionShape.name, sessionShape.browser, sessionShape.os, sessionShape.deviceType, sessionShape.ip,
+        sessionShape.userAgent, 'totp', now - HOUR, now - HOUR, now - HOUR + 30 * DAY, now - HOUR + 7 * DAY, null, null,
+      ]);
 
       const trusted = roles[i] === ROLE_TRUSTED;
       const mfa = roles[i] === ROLE_MFA;
@@ -358,7 +379,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
           shape.userAgent, shape.ip, shape.ip, trustedAt - randomInt(300_000), trustedAt, lastUsedAt, trustedAt + trustTtlMs, null,
         ]);
       }
-      if (revoke) fixtures.revokeSets.push({ accessToken: accessTokens.issue({ userId, sessionId: randomUUID() }), deviceIds });
+      if (revoke) fixtures.revokeSets.push({ accessToken: accessTokens.issue({ userId, sessionId }), deviceIds });
     }
     await sink.write(batch);
     devicesWritten += batch.devices.length;
@@ -369,7 +390,8 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
 
   const tokens: string[] = [];
   for (let t = 0; t < options.tokenCount; t++) {
-    tokens.push(accessTokens.issue({ userId: userIds[randomInt(userCount)]!, sessionId: randomUUID() }));
+    const i = randomInt(userCount);
+    tokens.push(accessTokens.issue({ userId: userIds[i]!, sessionId: sessionIds[i]! }));
   }
   if (options.tokensFile) {
     mkdirSync(dirname(options.tokensFile), { recursive: true });

@@ -61,6 +61,8 @@ export interface Config {
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
   eventRetentionDays: number;
+  /** How often housekeeping runs in the process (seconds; the bench sets it low to force runs under load). */
+  housekeepingIntervalSeconds: number;
   jwtIssuer: string;
   jwtAudience: string;
   /** SMTP and links in mail (SPEC §5.6): links start with publicUrl. */
@@ -239,6 +241,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 200),
     databaseStatementTimeoutMs: integer('DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600_000),
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
+    housekeepingIntervalSeconds: integer('HOUSEKEEPING_INTERVAL_SECONDS', 300, 1, 86_400),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
     publicUrl,

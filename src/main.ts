@@ -62,7 +62,7 @@ async function main(): Promise<void> {
       'COOKIE_SECURE=auto: cookies are Secure on https and on localhost/loopback, and NOT Secure on plain http from any other host. Set COOKIE_SECURE=true when the service is only reached over https.',
     );
   }
-  const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
+  const stopHousekeeping = startHousekeeping({ database, config, log: app.log, intervalMs: config.housekeepingIntervalSeconds * 1000 });
   // Account mail: requests only queue it; this instance's sender delivers its share.
   const mailTransport = createMailTransport(config, app.log);
   const stopMail = startMailSender(

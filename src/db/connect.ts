@@ -35,6 +35,26 @@ export interface ConnectOptions {
 // bigint columns hold epoch milliseconds, well inside Number's safe range.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
+/**
+ * The SQLite connection behind a Kysely instance, for the few reads that run on
+ * every request (the bearer check's session row, the device list): a
+ * repository prepares its own compiled SQL once and runs it without Kysely's
+ * executor (connection mutex, promise hops, result wrapping). Only outside a
+ * transaction: while a Kysely transaction holds the one connection,
+ * `statement()` returns undefined and the caller goes through Kysely, which
+ * waits for it — a direct read there would see that transaction's
+ * uncommitted writes. Undefined for PostgreSQL and for transactions.
+ */
+export interface DirectSqlite {
+  statement(text: string): BetterSqlite3.Statement | undefined;
+}
+
+const directConnections = new WeakMap<object, DirectSqlite>();
+
+export function directSqlite(db: Kysely<Database>): DirectSqlite | undefined {
+  return directConnections.get(db);
+}
+
 export function connectDatabase(url: string, options: ConnectOptions = {}): DatabaseHandle {
   if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length));
   if (/^postgres(ql)?:\/\//.test(url)) return connectPostgres(url, options);
@@ -70,6 +90,7 @@ function connectSqlite(path: string): DatabaseHandle {
   };
 
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachedDatabase as never }) });
+  directConnections.set(db, { statement: (text) => (sqlite.inTransaction ? undefined : cachedDatabase.prepare(text)) });
   return {
     db,
     dialect: 'sqlite',

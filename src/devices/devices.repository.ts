@@ -8,6 +8,7 @@
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
 import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
+import { directSqlite } from '../db/connect.ts';
 import type { ActivationTokensTable, Database, Db, DeviceStatus, RetiredDeviceTokensTable, TrustedDevicesTable } from '../db/schema.ts';
 import { type EventInput, insertEvents, SYSTEM } from '../events/events.repository.ts';
 
@@ -53,6 +54,9 @@ export function createDevicesRepository(db: Kysely<Database>) {
     .where('status', '=', 'active')
     .where('expires_at', '>', 0)
     .compile();
+  // On SQLite the same compiled SQL also runs as a prepared statement of its own,
+  // outside Kysely's executor, whenever no transaction holds the connection (src/db/connect.ts).
+  const direct = directSqlite(db);
   // A user has a handful of devices: sorting them here is cheaper than SQLite's temporary B-tree.
   const mostRecentlyUsedFirst = (a: DeviceSummary, b: DeviceSummary) => b.last_used_at - a.last_used_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
@@ -259,8 +263,11 @@ export function createDevicesRepository(db: Kysely<Database>) {
     },
 
     async listActive(userId: string, now: number): Promise<DeviceSummary[]> {
-      const result = await db.executeQuery<DeviceSummary>({ ...listActiveQuery, queryId: createQueryId(), parameters: [userId, 'active', now] });
-      return result.rows.sort(mostRecentlyUsedFirst);
+      const statement = direct?.statement(listActiveQuery.sql);
+      const rows = statement
+        ? (statement.all(userId, 'active', now) as DeviceSummary[])
+        : (await db.executeQuery<DeviceSummary>({ ...listActiveQuery, queryId: createQueryId(), parameters: [userId, 'active', now] })).rows;
+      return rows.sort(mostRecentlyUsedFirst);
     },
 
     /** Revokes an active device; undefined when there was none to revoke. */

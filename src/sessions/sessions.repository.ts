@@ -12,6 +12,7 @@
  * newest row version). Either way no live successor token exists.
  */
 import { createQueryId, type Kysely, sql } from 'kysely';
+import { directSqlite } from '../db/connect.ts';
 import type { Database, Db, EventCause, RefreshTokensTable, SessionsTable } from '../db/schema.ts';
 
 export type SessionRow = SessionsTable;
@@ -54,6 +55,8 @@ export function createSessionsRepository(db: Kysely<Database>) {
     .where('expires_at', '>', 0)
     .where('idle_expires_at', '>', 0)
     .compile();
+  // SQLite: the same SQL as a prepared statement run directly when no transaction holds the connection (src/db/connect.ts).
+  const direct = directSqlite(db);
 
   return {
     async insert(trx: Db, row: SessionRow): Promise<void> {
@@ -66,6 +69,8 @@ export function createSessionsRepository(db: Kysely<Database>) {
 
     /** The bearer check: one primary-key lookup. */
     async findLive(id: string, now: number): Promise<LiveSession | undefined> {
+      const statement = direct?.statement(liveQuery.sql);
+      if (statement) return statement.get(id, now, now) as LiveSession | undefined;
       const result = await db.executeQuery<LiveSession>({ ...liveQuery, queryId: createQueryId(), parameters: [id, now, now] });
       return result.rows[0];
     },
