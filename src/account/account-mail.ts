@@ -82,6 +82,9 @@ export function createAccountMail(options: { db: Kysely<Database>; clock: Clock;
     passwordChanged: (userId: string, context: AlertContext) => alert('alert_password_changed', userId, context),
     mfaDisabled: (userId: string, context: AlertContext) => alert('alert_mfa_disabled', userId, context),
     backupCodesRegenerated: (userId: string, context: AlertContext) => alert('alert_backup_codes_regenerated', userId, context),
+    deviceProofFailed: (userId: string, context: AlertContext) =>
+      alert('alert_proof_failed', userId, context, `proof:${facts(context).deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
+    deviceTokenReused: (userId: string, context: AlertContext) => alert('alert_token_reused', userId, context),
     fingerprintMismatch: (userId: string, context: AlertContext) =>
       alert('alert_fingerprint_mismatch', userId, context, `mismatch:${facts(context).deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
   };
@@ -183,6 +186,33 @@ export function createAccountMailComposer(options: { db: Kysely<Database>; repos
             '“This wasn’t me” un-trusts that device and signs it out (the link works once, for 7 days). Then change your password.',
             'If it was you, there is nothing to do.',
           ],
+        };
+        break;
+      }
+      case 'alert_proof_failed': {
+        const deviceId = typeof payload.device_id === 'string' ? payload.device_id : null;
+        content = {
+          subject: 'A copy of a trusted device’s key was used without the device',
+          greeting,
+          paragraphs: [
+            'A sign-in presented the key of one of your trusted devices, but could not prove it was that device (the device holds a second key that never leaves it). We asked for your second factor instead of trusting it.',
+            'If this wasn’t you, someone has your password and a copy of that device’s cookie.',
+          ],
+          facts: deviceFacts,
+          ...(deviceId !== null ? { action: { label: 'This wasn’t me', url: link('/security/report?token=', await mint(row, user.id, 'report', deviceId)) } } : {}),
+          footnotes: ['“This wasn’t me” un-trusts that device and signs it out (the link works once, for 7 days). Then change your password.', 'If it was you, there is nothing to do.'],
+        };
+        break;
+      }
+      case 'alert_token_reused': {
+        content = {
+          subject: 'A trusted device was revoked: its key was copied',
+          greeting,
+          paragraphs: [
+            'An old copy of one of your trusted devices’ keys was used after that device had already moved on to a new one: two parties held it. We un-trusted the device and signed it out; its next sign-in asks for your second factor.',
+          ],
+          facts: deviceFacts,
+          footnotes: [resetHint, 'If you restored that device from a backup, sign in on it again: nothing else is needed.'],
         };
         break;
       }

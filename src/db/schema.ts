@@ -235,7 +235,9 @@ export type MailKind =
   | 'alert_password_changed'
   | 'alert_mfa_disabled'
   | 'alert_backup_codes_regenerated'
-  | 'alert_fingerprint_mismatch';
+  | 'alert_fingerprint_mismatch'
+  | 'alert_proof_failed'
+  | 'alert_token_reused';
 
 export type MailStatus = 'pending' | 'sent' | 'failed' | 'dropped';
 

@@ -74,14 +74,6 @@ export type TrustDecision =
 
 export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
 
-/**
- * Seam for the security alerts of SPEC §5.6 (built by the account-email
- * work): told after the fact, never awaited, never able to fail a login.
- */
-export interface SecurityAlerts {
-  deviceProofFailed(alert: { userId: string; deviceId: string; deviceName: string; actor: Actor }): void;
-  deviceTokenReused(alert: { userId: string; deviceId: string; deviceName: string; actor: Actor }): void;
-}
 /** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
 export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
 
@@ -143,6 +135,10 @@ interface AlertRequest {
 export interface DeviceAlerts {
   deviceTrusted(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
   fingerprintMismatch(userId: string, context: AlertRequest & { deviceId: string }): Promise<void>;
+  /** A key-bound device's token came without a valid proof (SPEC §5.5). */
+  deviceProofFailed(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+  /** A retired device token came back after the grace: the device was revoked (SPEC §5.5). */
+  deviceTokenReused(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
 }
 
 export interface DevicesServiceOptions {
@@ -156,8 +152,15 @@ export interface DevicesServiceOptions {
   maxTrustedDevices: number;
   /** DEVICE_TOKEN_REUSE_GRACE_SECONDS (SPEC §5.5). */
   deviceTokenReuseGraceSeconds: number;
-  securityAlerts?: SecurityAlerts | undefined;
 }
+
+/** What an alert about a device says about the request (the mail feature queues it; it never throws). */
+const alertContext = (row: { id: string; device_name: string }, actor: Actor) => ({
+  ipAddress: actor.type === 'system' ? null : actor.ipAddress,
+  userAgent: actor.type === 'system' ? null : actor.userAgent,
+  deviceId: row.id,
+  deviceName: row.device_name,
+});
 
 /** User-Agents are stored up to this length (sessions and devices alike). */
 export const MAX_USER_AGENT_STORED = 512;
@@ -169,7 +172,7 @@ export function defaultDeviceName(browser: string, os: string): string {
 }
 
 export function createDevicesService(options: DevicesServiceOptions) {
-  const { repository, sessions, revocation, clock, maxTrustedDevices, securityAlerts } = options;
+  const { repository, sessions, revocation, clock, maxTrustedDevices } = options;
   const trustTtlMs = options.deviceTrustTtlDays * DAY;
   const graceMs = options.deviceTokenReuseGraceSeconds * 1000;
   const activationTtlMs = options.activationTokenTtlSeconds * 1000;
@@ -285,16 +288,9 @@ export function createDevicesService(options: DevicesServiceOptions) {
       if (error instanceof NothingToEnd) return;
       throw error;
     }
-    tell(() => securityAlerts?.deviceTokenReused({ userId, deviceId: row.id, deviceName: row.device_name, actor }));
+    await options.alerts?.deviceTokenReused(userId, alertContext(row, actor));
   }
 
-  const tell = (alert: () => void) => {
-    try {
-      alert();
-    } catch {
-      // An alert never fails the login that caused it.
-    }
-  };
 
   /**
    * Classifies an activation token the caller presented. Unknown and
@@ -355,7 +351,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const failure = await proofFailure(row, device.proof, true);
       if (failure !== undefined) {
         await repository.recordEvents([event(userId, 'proof_failed', row, actor)], now);
-        tell(() => securityAlerts?.deviceProofFailed({ userId, deviceId: row.id, deviceName: row.device_name, actor }));
+        await options.alerts?.deviceProofFailed(userId, alertContext(row, actor));
         return { trusted: false, reason: 'proof_failed', deviceId: row.id, why: failure };
       }
       const used = event(userId, 'trust_used', row, actor);

@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 /**
  * Account email against a real SMTP server (SPEC §5.6, checklist 45–47):
  * verification, password reset, security alerts and "This wasn't me".
@@ -16,6 +17,7 @@ import {
   PASSWORD,
   signupAndLogin,
   trustDevice,
+  loginWithMfa,
   type TestApp,
   type TestUser,
   uniqueEmail,
@@ -306,6 +308,36 @@ for (const kind of databaseKinds()) {
       const report = await call(t.app, 'POST', '/api/v1/security/report', { token: linkToken(alerts[0]!) });
       assert.equal(report.body.data.device_id, device.id);
       assert.equal(report.body.data.device_revoked, true);
+    });
+
+    test('a key-bound device without its proof, and a reused device token, are announced (SPEC §5.5, §5.6)', async () => {
+      const user = await mfaUser();
+      // A key-bound device: its public key given at activation; the login below sends no proof.
+      const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+      const { kty, crv, x, y } = await webcrypto.subtle.exportKey('jwk', keys.publicKey);
+      const verified = await loginWithMfa(t, user, laptop());
+      const bound = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: verified.trusted_device.activation_token, public_key: { kty, crv, x, y } }, { token: verified.access_token, device: laptop() });
+      assert.equal(bound.body.data.device.key_bound, true);
+      secrets.add(bound.body.data.device_token);
+      const copied = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ deviceToken: bound.body.data.device_token, ip: '192.0.2.77' }) });
+      assert.equal(copied.body.data.mfa_required, true);
+      const proofAlert = await lastMailTo(user.email, /key was used without the device/);
+      assert.match(proofAlert.text, /IP address: 192\.0\.2\.77/);
+      const report = await call(t.app, 'POST', '/api/v1/security/report', { token: linkToken(proofAlert) });
+      assert.equal(report.body.data.device_id, bound.body.data.device.id);
+
+      // A plain device whose rotated-out token comes back after the grace.
+      const phone = laptop({ userAgent: FIREFOX_WINDOWS });
+      const { deviceToken } = await trustDevice(t, user, phone);
+      secrets.add(deviceToken);
+      const bypass = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: { ...phone, deviceToken } });
+      assert.equal(bypass.body.data.mfa_bypassed, true);
+      secrets.add(bypass.body.data.device_token);
+      t.clock.advance(31 * SECOND);
+      const reused = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: { ...phone, deviceToken } });
+      assert.equal(reused.body.data.mfa_required, true);
+      const reuseAlert = await lastMailTo(user.email, /its key was copied/);
+      assert.match(reuseAlert.text, /Device: Firefox on Windows/);
     });
 
     test('racing uses of one reset token: exactly one wins', async () => {
