@@ -18,6 +18,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { createAdminRepository } from './admin/admin.repository.ts';
+import { adminRoutes } from './admin/admin.routes.ts';
+import { createAdminService } from './admin/admin.service.ts';
 import { authRoutes } from './auth/auth.routes.ts';
 import { createAuthService } from './auth/auth.service.ts';
 import { createUsersRepository } from './auth/users.repository.ts';
@@ -47,6 +50,8 @@ import { createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
+import { withWebhooks } from './webhooks/webhooks.repository.ts';
+import { openApiWebhooks } from './webhooks/webhooks.schemas.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -77,7 +82,9 @@ export const LOG_REDACT_PATHS = [
 ];
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, keys, database } = deps;
+  const { config, keys } = deps;
+  // With webhooks on, every event written through this handle also writes its outbox row (src/webhooks).
+  const database = withWebhooks(deps.database, config.webhook !== undefined);
   const clock = deps.clock ?? systemClock;
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure));
@@ -168,13 +175,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         version: '1.0.0',
         description: 'Authentication with TOTP MFA and "remember this device". Every error uses the ErrorEnvelope schema.',
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          adminKey: { type: 'http', scheme: 'bearer', description: 'An admin API key (tdk_…), from `npm run admin -- create-key`' },
+        },
+      },
+      // What WEBHOOK_URL receives. The document is OpenAPI 3.0, which has no `webhooks` (3.1 does): an extension until it moves to 3.1.
+      ...({ 'x-webhooks': openApiWebhooks } as object),
       tags: [
         { name: 'auth', description: 'Sign-up, login, sessions' },
         { name: 'mfa', description: 'TOTP and backup codes' },
         { name: 'devices', description: 'Trusted devices' },
         { name: 'sessions', description: 'Where the account is signed in' },
         { name: 'operations', description: 'Health, readiness, metrics' },
+        { name: 'admin', description: 'Admin API (admin API keys with scopes)' },
       ],
     },
   });
@@ -255,6 +270,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
+  const admin = createAdminService({
+    db: database.db,
+    repository: createAdminRepository(database.db),
+    users,
+    mfa,
+    devices,
+    sessions,
+    revocation,
+    clock,
+  });
+  await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(webPlugin);
 

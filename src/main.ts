@@ -11,6 +11,9 @@ import { connectDatabase } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { resolveKeys } from './keys.ts';
 import { startHousekeeping } from './ops/housekeeping.ts';
+import { systemClock } from './clock.ts';
+import { withWebhooks } from './webhooks/webhooks.repository.ts';
+import { createWebhookSender } from './webhooks/webhooks.service.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -26,11 +29,11 @@ async function main(): Promise<void> {
   const keys = resolveKeys(config);
 
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
-  const database = connectDatabase(config.databaseUrl, {
+  const database = withWebhooks(connectDatabase(config.databaseUrl, {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     onBackgroundError: (error) => app?.log.warn({ err: error }, 'database connection error'),
-  });
+  }), config.webhook !== undefined);
   await migrateToLatest(database.db);
 
   // Fail fast rather than queue: while Redis is away, rate limits count in
@@ -52,12 +55,15 @@ async function main(): Promise<void> {
 
   app = await buildApp({ config, keys, database, redis });
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
+  // Webhooks: deliveries run beside the requests, never inside them.
+  const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log }).start() : async () => {};
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app?.log.error({ err }, 'shutting down after an error');
     else app?.log.info({ signal }, 'shutting down');
     stopHousekeeping();
     await app?.close();
+    await stopWebhooks();
     await database.close();
     redis?.disconnect();
   });

@@ -6,11 +6,13 @@
 import { type Kysely, type Migration, Migrator, PostgresAdapter, sql } from 'kysely';
 import * as initial from './migrations/001_initial.ts';
 import * as sessions from './migrations/002_sessions.ts';
+import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
   '002_sessions': sessions,
+  '008_admin_webhooks': adminWebhooks,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -120,7 +120,10 @@ export type DeviceEventType =
   | 'activation_revoked'
   | 'signed_in'
   | 'signed_out'
-  | 'session_revoked';
+  | 'session_revoked'
+  // Admin API (src/admin): a read of the user's data by an admin key, and an admin's "end every session".
+  | 'admin_viewed'
+  | 'sessions_revoked_all';
 
 /** Why something ended (SPEC §4.1): the security event, or the person who asked. */
 export type EventCause =
@@ -189,6 +192,41 @@ export interface DeviceEventsTable {
   actor_name: string | null;
 }
 
+/** An admin API key (src/admin): only its SHA-256 is stored. */
+export interface AdminKeysTable {
+  id: string;
+  /** Unique forever (revoked keys included): it is the actor name in users' histories. */
+  name: string;
+  key_hash: string;
+  /** Comma-separated scopes, e.g. "users:read,devices:write". */
+  scopes: string;
+  created_at: number;
+  revoked_at: number | null;
+  /** Moved at most once a minute. */
+  last_used_at: number | null;
+}
+
+/** One event to deliver to WEBHOOK_URL (src/webhooks); written in the event's transaction. */
+export interface WebhookOutboxTable {
+  /** The event's id, also the `webhook-id` header: receivers deduplicate by it. */
+  id: string;
+  /** The webhook type, e.g. "device.revoked". */
+  type: string;
+  /** The JSON body, exactly as signed and sent. */
+  payload: string;
+  created_at: number;
+  /** Attempts started so far; also fences a late outcome of an attempt whose lease ran out. */
+  attempts: number;
+  /** When the row is next due (or its lease ends); null once delivered or dead. */
+  next_attempt_at: number | null;
+  /** The end of the lease of the attempt in flight, null when none is. */
+  claimed_until: number | null;
+  delivered_at: number | null;
+  dead_at: number | null;
+  /** The last failure: an HTTP status or a network error (never the payload or a header). */
+  last_error: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
@@ -200,6 +238,8 @@ export interface Database {
   trusted_devices: TrustedDevicesTable;
   device_events: DeviceEventsTable;
   sessions: SessionsTable;
+  admin_keys: AdminKeysTable;
+  webhook_outbox: WebhookOutboxTable;
 }
 
 /** What a repository function takes first: the database, or the caller's transaction. */

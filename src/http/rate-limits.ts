@@ -26,6 +26,8 @@ export const RATE_LIMITS = {
   /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
   passwordCheck: { max: 5, timeWindow: 15 * MINUTE, keyGenerator: (r: FastifyRequest) => `password:${r.auth?.userId ?? r.ip}` },
   devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
+  /** Per admin API key (src/admin): its routes authenticate first, so the key is known here. */
+  admin: { max: 300, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `admin:${r.admin?.keyId ?? r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 
 export const rateLimitConfig = (limit: RouteRateLimit) => ({ rateLimit: limit });

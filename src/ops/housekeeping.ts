@@ -1,7 +1,8 @@
 /**
  * Pruning: spent MFA challenges and activation tokens, expired refresh
  * tokens, devices past their trust lifetime (marked `expired`, with an
- * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
+ * event), ended devices and events past EVENT_RETENTION_DAYS, finished
+ * webhook outbox rows. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
  * Each statement is indexed by its time column.
  */
@@ -12,6 +13,7 @@ import type { DatabaseHandle } from '../db/connect.ts';
 import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
+import { createWebhooksRepository } from '../webhooks/webhooks.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -21,6 +23,7 @@ export interface PruneResult {
   devicesDeleted: number;
   sessionsDeleted: number;
   events: number;
+  webhookOutbox: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -39,6 +42,8 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     // Ended sessions stay listed in the history's subjects for the retention period.
     sessionsDeleted: await sessions.deleteDeadBefore(now - retention),
     events: await devices.deleteEventsBefore(now - retention),
+    // Delivered webhooks after a day; dead ones (never delivered) kept as long as events, for inspection.
+    webhookOutbox: await createWebhooksRepository(database.db).pruneFinished(now - DAY, now - retention),
   };
 }
 
