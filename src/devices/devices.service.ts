@@ -14,6 +14,7 @@
  */
 import type { Clock } from '../clock.ts';
 import { DAY } from '../clock.ts';
+import { lockUser } from '../db/locks.ts';
 import type { Db, DeviceEventType } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent } from '../events/events.repository.ts';
@@ -86,7 +87,8 @@ export interface DevicesServiceOptions {
   maxTrustedDevices: number;
 }
 
-const MAX_USER_AGENT_STORED = 512;
+/** User-Agents are stored up to this length (sessions and devices alike). */
+export const MAX_USER_AGENT_STORED = 512;
 
 export function defaultDeviceName(browser: string, os: string): string {
   return `${browser} on ${os}`;
@@ -243,8 +245,10 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const now = clock.now();
       const fp = device.fingerprint;
       const summary = await repository.transaction(async (trx) => {
+        // The user's row first (the lock order of every security change, src/db/locks.ts).
+        await lockUser(trx, userId);
         if (!(await repository.consumeActivation(trx, row.id, userId, now, 'activated'))) return undefined;
-        // The session the second factor opened must still be live: its row lock orders this against an end (SPEC §4.1).
+        // The session the second factor opened must still be live (SPEC §4.1: its end ends this token).
         if (row.session_id !== null && !(await sessions.attachDevice(trx, row.session_id, userId, row.id, now))) throw activationRevoked();
         const { token_hash: _hash, expires_at: _expires, consumed_at: _consumed, outcome: _outcome, session_id: _session, revoked_at: _revoked, ...recorded } = row;
         const deviceRow = {

@@ -3,6 +3,10 @@
  * only code that ends trusted devices, pending activation tokens, MFA
  * challenges and sessions because of a security event.
  *
+ * Concurrency: every row first locks the user's row (src/db/locks.ts), as
+ * activation does, so two security changes of one user never interleave or
+ * deadlock on PostgreSQL.
+ *
  * Atomicity: `run(event, own)` opens one transaction, runs the caller's own
  * change in it (the new password hash, the removed TOTP secret, …), then the
  * event's row, then the events that record it. Either all of it commits or
@@ -22,6 +26,7 @@
  * and drifting apart.
  */
 import type { Clock } from '../clock.ts';
+import { lockUser } from '../db/locks.ts';
 import type { Database, EventCause } from '../db/schema.ts';
 import type { DevicesRepository } from '../devices/devices.repository.ts';
 import { type Actor, type EventInput, insertEvents } from '../events/events.repository.ts';
@@ -105,6 +110,7 @@ export function createRevocation(options: RevocationOptions) {
     const row = TABLE[event.kind];
     const now = clock.now();
     const { userId, actor } = event;
+    await lockUser(trx, userId);
     const cause = causeOf(row, actor);
     const actorName = actor.type === 'user' && actor.sessionId !== null ? ((await sessions.nameOf(trx, actor.sessionId)) ?? null) : null;
     const base = { userId, actor, actorName, cause };
@@ -162,6 +168,8 @@ export function createRevocation(options: RevocationOptions) {
     /** One transaction: the caller's own change, then the event's row. */
     async run<T = void>(event: SecurityEvent, own?: (trx: Transaction<Database>) => Promise<T>): Promise<Ended & { result: T }> {
       const outcome = await db.transaction().execute(async (trx) => {
+        // The user's row first, always: see src/db/locks.ts.
+        await lockUser(trx, event.userId);
         const result = (own ? await own(trx) : undefined) as T;
         return { ...(await apply(trx, event)), result };
       });

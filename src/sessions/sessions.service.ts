@@ -22,7 +22,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type Clock, DAY, MINUTE } from '../clock.ts';
 import type { Database, MfaMethod, Db } from '../db/schema.ts';
-import { defaultDeviceName, type RequestDevice } from '../devices/devices.service.ts';
+import { defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../devices/devices.service.ts';
 import { AppError } from '../errors.ts';
 import { type Actor, insertEvents, SYSTEM } from '../events/events.repository.ts';
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
@@ -148,7 +148,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
           os: fp.os,
           device_type: fp.deviceType,
           ip_address: fp.ipAddress,
-          user_agent: input.device.userAgent.slice(0, 512),
+          user_agent: input.device.userAgent.slice(0, MAX_USER_AGENT_STORED),
           mfa_method: input.mfaMethod,
           created_at: now,
           last_active_at: now,

@@ -64,6 +64,13 @@ for (const kind of databaseKinds()) {
       assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, id, userId, now, 'skipped')), false);
     });
 
+    test('an activation token ended by a security event is never consumed (the UPDATE itself refuses it)', async () => {
+      const id = await activation(now + 300_000);
+      const ended = await repo.transaction((trx) => repo.revokeActivations(trx, userId, { all: true }, now));
+      assert.deepEqual(ended.map((a) => a.id).includes(id), true);
+      assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, id, userId, now, 'activated')), false);
+    });
+
     test('an expired or foreign activation token is never consumed', async () => {
       const expired = await activation(now);
       assert.equal(await repo.transaction((trx) => repo.consumeActivation(trx, expired, userId, now, 'activated')), false);

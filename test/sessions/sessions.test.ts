@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { DevicesRepository } from '../../src/devices/devices.repository.ts';
 import type { SessionsRepository } from '../../src/sessions/sessions.repository.ts';
 import {
   call,
@@ -46,6 +47,7 @@ for (const kind of databaseKinds()) {
       t.clock.advance(MINUTE);
       const phone = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ userAgent: SAFARI_IPHONE, ip: '198.51.100.9' }) });
       const other = await signupAndLogin(t.app, laptop());
+      t.clock.advance(MINUTE);
       const list = await listSessions(t, user.accessToken);
       assert.equal(list.res.statusCode, 200);
       assert.equal(list.res.headers['cache-control'], 'no-store');
@@ -54,7 +56,7 @@ for (const kind of databaseKinds()) {
       assert.deepEqual(Object.keys(sessions[0]).sort(), [
         'browser', 'created_at', 'device_id', 'device_name', 'device_trusted', 'device_type', 'expires_at', 'id', 'ip_address', 'is_current', 'last_active_at', 'mfa_method', 'os',
       ]);
-      // This very request is activity of the Chrome session (a minute after its last): it comes first.
+      // This very request is activity of the Chrome session (two minutes after its last): it comes first.
       assert.deepEqual(sessions.map((s: any) => s.browser), ['Chrome', 'Safari'], 'most recently active first');
       assert.deepEqual(sessions.map((s: any) => s.is_current), [true, false]);
       const [chrome, safari] = sessions;
@@ -197,10 +199,19 @@ for (const kind of databaseKinds()) {
     let failEnd = false;
     let afterRotate: (() => Promise<void>) | undefined;
     let afterExtend: (() => Promise<void>) | undefined;
+    let afterConsume: (() => Promise<void>) | undefined;
     let t: TestApp;
     before(async () => {
       t = await createTestApp(kind, {
         deps: {
+          wrapDevicesRepository: (repo: DevicesRepository): DevicesRepository => ({
+            ...repo,
+            async consumeActivation(...args) {
+              const won = await repo.consumeActivation(...args);
+              await afterConsume?.();
+              return won;
+            },
+          }),
           wrapSessionsRepository: (repo: SessionsRepository): SessionsRepository => ({
             ...repo,
             async end(...args) {
@@ -297,6 +308,55 @@ for (const kind of databaseKinds()) {
         assert.equal(refreshed.res.statusCode, 401);
       }
     }
+
+    /** Activation stopped after it consumed its token (the window), while `other` ends what issued it. */
+    async function raceActivation(activate: () => Promise<any>, other: () => Promise<any>) {
+      let reached!: () => void;
+      const inWindow = new Promise<void>((resolve) => (reached = resolve));
+      afterConsume = async () => {
+        reached();
+        await sleep(150);
+      };
+      try {
+        const activating = activate();
+        await inWindow;
+        return await Promise.all([activating, other()]);
+      } finally {
+        afterConsume = undefined;
+      }
+    }
+
+    test('activation racing a password change: never a trusted device afterwards, never a 5xx', async () => {
+      const user = await signupAndLogin(t.app, laptop());
+      await enableMfa(t, user);
+      const phone = laptop({ userAgent: SAFARI_IPHONE });
+      const verified = await loginWithMfa(t, user, phone);
+      const [activated, changed] = await raceActivation(
+        () => call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: verified.trusted_device.activation_token }, { token: verified.access_token, device: phone }),
+        () => call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: PASSWORD, new_password: 'Another-Pass-7' }, { token: user.accessToken }),
+      );
+      assert.equal(changed.res.statusCode, 200);
+      assert.ok([200, 410].includes(activated.res.statusCode), `activation answered ${activated.res.statusCode}: ${activated.res.body}`);
+      if (activated.res.statusCode === 200) {
+        const again = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: 'Another-Pass-7' }, { device: { ...phone, deviceToken: activated.body.data.device_token } });
+        assert.equal(again.body.data.mfa_required, true, 'the device activated first was revoked by the password change');
+      }
+    });
+
+    test('activation racing the end of the session that issued it: no 5xx, and a consistent outcome', async () => {
+      const user = await signupAndLogin(t.app, laptop());
+      await enableMfa(t, user);
+      const phone = laptop({ userAgent: SAFARI_IPHONE });
+      const verified = await loginWithMfa(t, user, phone);
+      const sessionId = JSON.parse(Buffer.from(verified.access_token.split('.')[1], 'base64url').toString()).sid;
+      const [activated, ended] = await raceActivation(
+        () => call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: verified.trusted_device.activation_token }, { token: verified.access_token, device: phone }),
+        () => call(t.app, 'DELETE', `/api/v1/sessions/${sessionId}`, undefined, { token: user.accessToken }),
+      );
+      assert.equal(ended.res.statusCode, 200);
+      assert.ok([200, 410].includes(activated.res.statusCode), `activation answered ${activated.res.statusCode}: ${activated.res.body}`);
+      assert.equal((await me(t, verified.access_token)).res.statusCode, 401);
+    });
 
     for (const where of ['afterRotate', 'afterExtend'] as const) {
       test(`refresh racing logout (window ${where}) never leaves a live successor`, async () => {
