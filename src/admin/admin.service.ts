@@ -28,6 +28,7 @@ import type { Kysely } from 'kysely';
 import type { UsersRepository } from '../auth/users.repository.ts';
 import type { Clock } from '../clock.ts';
 import { MINUTE } from '../clock.ts';
+import { lockUser } from '../db/locks.ts';
 import type { Database } from '../db/schema.ts';
 import type { DevicesService } from '../devices/devices.service.ts';
 import { AppError, UnauthorizedError } from '../errors.ts';
@@ -201,9 +202,10 @@ export function createAdminService(options: AdminServiceOptions) {
     async endAllSessions(request: AdminRequest, userId: string): Promise<number> {
       await requireUser(userId);
       const actor = actorOf(request);
-      const { sessions: ended } = await revocation.run({ kind: 'sessions_ended', userId, actor }, (trx) =>
-        insertEvents(trx, [{ userId, type: 'sessions_revoked_all', cause: 'admin', actor }], clock.now()),
-      );
+      const { sessions: ended } = await revocation.run({ kind: 'sessions_ended', userId, actor }, async (trx) => {
+        await lockUser(trx, userId); // the §4.1 lock order: the user's row first (src/db/locks.ts)
+        await insertEvents(trx, [{ userId, type: 'sessions_revoked_all', cause: 'admin', actor }], clock.now());
+      });
       return ended.length;
     },
   };
