@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
+import { runAdminCommand } from '../../src/admin/admin.cli.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { totpCode } from '../../src/mfa/totp.ts';
 import { createEncryptor } from '../../src/security/encryption.ts';
@@ -28,13 +29,18 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'trusted_devices',
   'device_events',
   'sessions',
+  'admin_keys',
+  'webhook_outbox',
 ];
+
+// Webhooks on (no sender runs): the outbox holds a copy of every event, and is checked like the rest.
+const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 for (const kind of databaseKinds()) {
   describe(`data at rest (${kind.name})`, () => {
     let t: TestApp;
     before(async () => {
-      t = await createTestApp(kind);
+      t = await createTestApp(kind, { env: { WEBHOOK_URL: 'http://127.0.0.1:9/hooks', WEBHOOK_SECRET } });
     });
     after(() => t.close());
 
@@ -48,7 +54,7 @@ for (const kind of databaseKinds()) {
       const email = uniqueEmail('rest');
       const password = `Rest-${tag()}-Pw9`;
       const newPassword = `Rest-${tag()}-New8`;
-      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[] };
+      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], admin: [] as string[] };
 
       const signup = await call(t.app, 'POST', '/api/v1/auth/signup', { email, password, display_name: 'Rest' });
       const userId: string = signup.body.data.user_id;
@@ -101,6 +107,13 @@ for (const kind of databaseKinds()) {
       const change = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: password, new_password: newPassword }, { token: first.access_token, device });
       assert.equal(change.res.statusCode, 200);
 
+      // An admin key, used once (SPEC §5.7).
+      const created: string[] = [];
+      await runAdminCommand(['create-key', '--name', `rest-${tag()}`, '--scopes', 'users:read'], db, { out: (l) => created.push(l), err: () => undefined }, t.clock);
+      tokens.admin.push(created[0]!);
+      const found = await call(t.app, 'GET', `/api/v1/admin/users?email=${encodeURIComponent(email)}`, undefined, { token: created[0]! });
+      assert.equal(found.res.statusCode, 200);
+
       // Every table of the database, not only the ones this test knows about.
       const actual =
         t.db.handle.dialect === 'sqlite'
@@ -111,7 +124,7 @@ for (const kind of databaseKinds()) {
       const dump: Record<string, Array<Record<string, unknown>>> = {};
       for (const table of TABLES) dump[table] = (await db.selectFrom(table).selectAll().execute()) as Array<Record<string, unknown>>;
       const text = JSON.stringify(dump);
-      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions']) {
+      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'admin_keys', 'webhook_outbox']) {
         assert.ok(dump[table]!.length > 0, `${table} has rows to check`);
       }
 
@@ -119,6 +132,7 @@ for (const kind of databaseKinds()) {
         ['password', password],
         ['new password', newPassword],
         ['TOTP secret', secret],
+        ['webhook secret', WEBHOOK_SECRET.slice('whsec_'.length)],
         ['TOTP secret (lower case)', secret.toLowerCase()],
         ['fingerprint header', JSON.stringify(signals)],
         ...backupCodes.flatMap((c, i): Array<[string, string]> => [
@@ -166,6 +180,7 @@ for (const kind of databaseKinds()) {
       const activationHashes = new Set(column('activation_tokens', 'token_hash'));
       for (const token of tokens.activation) assert.ok(activationHashes.has(sha256(token)), 'activation token stored as its SHA-256');
       assert.deepEqual(column('trusted_devices', 'device_token_hash'), [sha256(deviceToken)]);
+      assert.deepEqual(column('admin_keys', 'key_hash'), [sha256(tokens.admin[0]!)]);
 
       // Backup codes: stored keyed (not a plain SHA-256, so a database copy alone cannot be brute-forced).
       assert.equal(dump.backup_codes!.filter((r) => r.user_id === userId).length, 10);
