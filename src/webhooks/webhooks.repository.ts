@@ -16,12 +16,15 @@
  *
  * One attempt at a time per event, across instances: a claim is one
  * conditional UPDATE that moves `next_attempt_at` to the end of a lease
- * (`claimed_until`) and counts the attempt; a concurrent claimer's UPDATE
- * re-checks `next_attempt_at <= now` on the row it waited for (PostgreSQL
- * READ COMMITTED) and skips it. An instance that dies mid-attempt leaves a
+ * (`claimed_until`) and counts the attempt. On PostgreSQL its choice of rows
+ * skips rows locked by a concurrent claim (FOR UPDATE SKIP LOCKED), and the
+ * outer WHERE re-checks `next_attempt_at <= now` on the newest version of
+ * each row (READ COMMITTED), so a row is claimed by one instance only;
+ * SQLite serialises writers. An instance that dies mid-attempt leaves a
  * row that is due again when its lease ends. Outcomes are written only by
  * the attempt that holds the row (`attempts` is the fence).
  */
+import { PostgresAdapter } from 'kysely';
 import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import type { Database, Db, WebhookOutboxTable } from '../db/schema.ts';
 
@@ -67,6 +70,7 @@ export async function insertOutbox(trx: Db, rows: readonly OutboxRow[]): Promise
 }
 
 export function createWebhooksRepository(db: Kysely<Database>) {
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
     /**
      * Claims up to `limit` due rows, oldest first, for one attempt each:
@@ -78,9 +82,12 @@ export function createWebhooksRepository(db: Kysely<Database>) {
       return db
         .updateTable('webhook_outbox')
         .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: until, claimed_until: until }))
-        .where('id', 'in', (eb) =>
-          eb.selectFrom('webhook_outbox').select('id').where('next_attempt_at', '<=', now).orderBy('next_attempt_at').limit(limit),
-        )
+        .where('id', 'in', (eb) => {
+          const due = eb.selectFrom('webhook_outbox').select('id').where('next_attempt_at', '<=', now).orderBy('next_attempt_at').limit(limit);
+          // PostgreSQL: rows another instance is claiming right now are passed over, not waited for, so
+          // concurrent senders take the next rows instead of all choosing (and fighting over) the same ones.
+          return postgres ? due.forUpdate().skipLocked() : due;
+        })
         .where('next_attempt_at', '<=', now)
         .returning(['id', 'payload', 'attempts'])
         .execute();

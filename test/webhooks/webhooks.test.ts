@@ -312,6 +312,7 @@ for (const kind of databaseKinds()) {
         const second = connectDatabase(t.db.url, { searchPath: t.db.searchPath, poolSize: 4 });
         try {
           const db = withWebhookOutbox(t.db.handle.db);
+          await second.ping(); // both pools connected before the race
           // Two instances (two pools), two senders each; three rounds of three batches: many chances to collide.
           const senders = [t.db.handle.db, second.db, t.db.handle.db, second.db].map((handle) => senderFor(t, receiver.url, {}, handle));
           let total = 0;
