@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import autocannon, { type AutocannonRequest } from 'autocannon';
 import pg from 'pg';
 import { createPasswordHasher, OWASP_ARGON2ID } from '../src/security/passwords.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
 import { BENCH_PASSWORD } from './profiles.ts';
 import { type BenchFixtures, seed, type SeedResult } from './seed.ts';
 
@@ -612,13 +613,15 @@ interface Target {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  // The default access-token algorithm (ES256), as a deployment would run it.
+  const signingKeyPem = generateSigningKeyPem('ES256');
   const keys = {
-    JWT_SECRET: randomBytes(32).toString('hex'),
+    JWT_SIGNING_KEY: Buffer.from(signingKeyPem).toString('base64'),
     FINGERPRINT_KEY: randomBytes(32).toString('hex'),
     DATA_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
   };
   const keyBuffers = {
-    jwtSecret: Buffer.from(keys.JWT_SECRET, 'hex'),
+    jwtSigningKey: parseSigningKey(signingKeyPem),
     fingerprintKey: Buffer.from(keys.FINGERPRINT_KEY, 'hex'),
     dataEncryptionKey: Buffer.from(keys.DATA_ENCRYPTION_KEY, 'hex'),
   };
@@ -669,6 +672,7 @@ async function main(): Promise<void> {
         tokensFile,
         ...specialUsers(users),
         keys: keyBuffers,
+        jwtAlgorithm: 'ES256',
         issuer: 'trusted-devices',
         audience: 'trusted-devices-api',
         progress: true,

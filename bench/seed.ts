@@ -33,12 +33,12 @@ import { pathToFileURL } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { systemClock } from '../src/clock.ts';
-import { ConfigError, type Keys, loadConfig } from '../src/config.ts';
+import { ConfigError, type JwtAlgorithm, type Keys, loadConfig } from '../src/config.ts';
 import { connectDatabase } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { createFingerprinter } from '../src/devices/fingerprint.ts';
 import { BACKUP_CODE_COUNT, createBackupCodeHasher, generateBackupCodes } from '../src/mfa/backup-codes.ts';
-import { createAccessTokens } from '../src/security/access-tokens.ts';
+import { accessTokenKeysFor, createAccessTokens } from '../src/security/access-tokens.ts';
 import { createEncryptor } from '../src/security/encryption.ts';
 import { createPasswordHasher } from '../src/security/passwords.ts';
 import { BENCH_CLIENT_IP, BENCH_DEVICE, BENCH_PASSWORD, type DeviceProfile, SEEDED_IPS, SEEDED_PROFILES, fingerprintHeaderOf } from './profiles.ts';
@@ -59,7 +59,9 @@ export interface SeedOptions {
   trustedLoginUsers?: number;
   mfaUsers?: number;
   revokeUsers?: number;
-  keys: Partial<Keys> & { jwtSecret: Buffer };
+  keys: Partial<Keys>;
+  /** How the service signs access tokens (its JWT_ALGORITHM); the key for it is in keys. */
+  jwtAlgorithm: JwtAlgorithm;
   issuer: string;
   audience: string;
   /** Lifetime of the minted access tokens (long enough for a whole bench run). */
@@ -277,7 +279,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   const encryptor = dataEncryptionKey ? createEncryptor(dataEncryptionKey) : undefined;
   const hashBackupCode = dataEncryptionKey ? createBackupCodeHasher(dataEncryptionKey) : undefined;
   const accessTokens = createAccessTokens({
-    secret: options.keys.jwtSecret,
+    keys: accessTokenKeysFor(options.jwtAlgorithm, options.keys),
     issuer: options.issuer,
     audience: options.audience,
     ttlSeconds: options.tokenTtlSeconds ?? 4 * 3600,
@@ -382,7 +384,8 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
 
 /** Keys, issuer and audience exactly as the service reads them from the environment. */
 export function benchKeysFromEnv(env: NodeJS.ProcessEnv): {
-  keys: Partial<Keys> & { jwtSecret: Buffer };
+  keys: Partial<Keys>;
+  jwtAlgorithm: JwtAlgorithm;
   issuer: string;
   audience: string;
   deviceTrustTtlDays: number;
@@ -390,15 +393,21 @@ export function benchKeysFromEnv(env: NodeJS.ProcessEnv): {
   const pick = (name: string) => (env[name] !== undefined ? { [name]: env[name] } : {});
   const config = loadConfig({
     ...pick('JWT_SECRET'),
+    ...pick('JWT_ALGORITHM'),
+    ...pick('JWT_SIGNING_KEY'),
+    ...pick('JWT_PREVIOUS_KEYS'),
     ...pick('FINGERPRINT_KEY'),
     ...pick('DATA_ENCRYPTION_KEY'),
     ...pick('JWT_ISSUER'),
     ...pick('JWT_AUDIENCE'),
     ...pick('DEVICE_TRUST_TTL_DAYS'),
   });
-  if (config.keys.jwtSecret === undefined) throw new ConfigError(['JWT_SECRET is required: the access tokens are signed with it']);
+  if (config.jwtAlgorithm === 'HS256' ? !config.keys.jwtSecret : !config.keys.jwtSigningKey) {
+    throw new ConfigError([`${config.jwtAlgorithm === 'HS256' ? 'JWT_SECRET' : 'JWT_SIGNING_KEY'} is required: the access tokens are signed with it`]);
+  }
   return {
-    keys: { ...config.keys, jwtSecret: config.keys.jwtSecret },
+    keys: config.keys,
+    jwtAlgorithm: config.jwtAlgorithm,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
@@ -424,7 +433,7 @@ async function cli(): Promise<void> {
     process.stdout.write(
       'npm run bench:seed -- [--database-url URL] [--users N] [--devices-per-user K] [--tokens FILE] [--token-count M]\n' +
         '                      [--fixtures FILE] [--trusted-login-users N] [--mfa-users N] [--revoke-users N]\n' +
-        'Env: JWT_SECRET (required), FINGERPRINT_KEY and DATA_ENCRYPTION_KEY (for the login/MFA fixtures).\n',
+        'Env: JWT_SIGNING_KEY (or JWT_ALGORITHM=HS256 + JWT_SECRET; required), FINGERPRINT_KEY and DATA_ENCRYPTION_KEY (for the login/MFA fixtures).\n',
     );
     return;
   }
@@ -433,7 +442,7 @@ async function cli(): Promise<void> {
     if (!/^\d+$/.test(raw ?? '') || !Number.isSafeInteger(value)) throw new Error(`--${name} must be a whole number (got "${raw}")`);
     return value;
   };
-  const { keys, issuer, audience, deviceTrustTtlDays } = benchKeysFromEnv(process.env);
+  const { keys, jwtAlgorithm, issuer, audience, deviceTrustTtlDays } = benchKeysFromEnv(process.env);
   const result = await seed({
     databaseUrl: values['database-url']!,
     users: int('users', values.users),
@@ -445,6 +454,7 @@ async function cli(): Promise<void> {
     mfaUsers: int('mfa-users', values['mfa-users']),
     revokeUsers: int('revoke-users', values['revoke-users']),
     keys,
+    jwtAlgorithm,
     issuer,
     audience,
     deviceTrustTtlDays,

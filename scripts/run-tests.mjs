@@ -8,13 +8,15 @@ import { join } from 'node:path';
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
+    if (name === 'node_modules') return [];
     if (statSync(path).isDirectory()) return find(path);
     return path.endsWith('.test.ts') ? [path] : [];
   });
 }
 
 const only = process.argv.slice(2);
-const files = only.length > 0 ? only : find('test').sort();
+// The service's suites, then the TypeScript client's and the relying-service example's own tests.
+const files = only.length > 0 ? only : ['test', 'clients', 'examples'].filter((dir) => existsSync(dir)).flatMap((dir) => find(dir).sort());
 const pg = process.env.TEST_DATABASE_URL;
 const redis = process.env.TEST_REDIS_URL;
 const chromium = existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium');

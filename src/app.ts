@@ -33,25 +33,28 @@ import { createDevicesService } from './devices/devices.service.ts';
 import { createFingerprinter } from './devices/fingerprint.ts';
 import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
-import { ErrorEnvelope } from './http/envelope.ts';
 import { createFrameworkErrorHandler, registerErrorHandling } from './http/error-handler.ts';
+import { registerComponentSchemas, swaggerOptions } from './http/openapi.ts';
 import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
+import { jwksRoutes } from './integration/jwks.routes.ts';
 import { opsRoutes } from './ops/ops.routes.ts';
 import { createRevocation } from './revocation/revocation.service.ts';
 import { createSessionsRepository, type SessionsRepository } from './sessions/sessions.repository.ts';
 import { sessionsRoutes } from './sessions/sessions.routes.ts';
 import { createSessionsService } from './sessions/sessions.service.ts';
-import { createAccessTokens } from './security/access-tokens.ts';
+import { accessTokenKeysFor, createAccessTokens } from './security/access-tokens.ts';
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
 import { withWebhooks } from './webhooks/webhooks.repository.ts';
-import { openApiWebhooks } from './webhooks/webhooks.schemas.ts';
+import { createWebauthnRepository } from './webauthn/webauthn.repository.ts';
+import { webauthnRoutes } from './webauthn/webauthn.routes.ts';
+import { createWebauthnService } from './webauthn/webauthn.service.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -111,7 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('auth', null as never);
   registerErrorHandling(app);
-  app.addSchema(ErrorEnvelope);
+  registerComponentSchemas(app);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
 
@@ -167,32 +170,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'Trusted Devices',
-        version: '1.0.0',
-        description: 'Authentication with TOTP MFA and "remember this device". Every error uses the ErrorEnvelope schema.',
-      },
-      components: {
-        securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-          adminKey: { type: 'http', scheme: 'bearer', description: 'An admin API key (tdk_…), from `npm run admin -- create-key`' },
-        },
-      },
-      // What WEBHOOK_URL receives. The document is OpenAPI 3.0, which has no `webhooks` (3.1 does): an extension until it moves to 3.1.
-      ...({ 'x-webhooks': openApiWebhooks } as object),
-      tags: [
-        { name: 'auth', description: 'Sign-up, login, sessions' },
-        { name: 'mfa', description: 'TOTP and backup codes' },
-        { name: 'devices', description: 'Trusted devices' },
-        { name: 'sessions', description: 'Where the account is signed in' },
-        { name: 'operations', description: 'Health, readiness, metrics' },
-        { name: 'admin', description: 'Admin API (admin API keys with scopes)' },
-      ],
-    },
-  });
+  await app.register(fastifySwagger, swaggerOptions);
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     staticCSP: true,
@@ -204,12 +182,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Services: built once per app; nothing below runs per request.
   const users = createUsersRepository(database.db);
   const mfaRepository = createMfaRepository(database.db);
+  const webauthnRepository = createWebauthnRepository(database.db);
   const baseDevicesRepository = createDevicesRepository(database.db);
   const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
   const baseSessionsRepository = createSessionsRepository(database.db);
   const sessionsRepository = deps.wrapSessionsRepository?.(baseSessionsRepository) ?? baseSessionsRepository;
   const accessTokens = createAccessTokens({
-    secret: keys.jwtSecret,
+    keys: accessTokenKeysFor(config.jwtAlgorithm, keys),
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     ttlSeconds: config.accessTokenTtlSeconds,
@@ -233,6 +212,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     encryptor: createEncryptor(keys.dataEncryptionKey),
     dataEncryptionKey: keys.dataEncryptionKey,
     clock,
+    webauthnCredentials: webauthnRepository,
   });
   const devices = createDevicesService({
     repository: devicesRepository,
@@ -242,6 +222,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
     maxTrustedDevices: config.maxTrustedDevices,
+  });
+  const webauthn = createWebauthnService({
+    repository: webauthnRepository,
+    clock,
+    relyingParty: config.webauthn,
+    log: app.log,
+    revocation,
+    totpEnabled: (userId) => mfa.totpEnabled(userId),
+    revokeGrantedBy: (trx, userId, credentialId, actor) => devices.revokeGrantedBy(trx, userId, credentialId, actor),
   });
   const auth = createAuthService({
     users,
@@ -254,6 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
+    webauthn: webauthn.factor,
   });
 
   const context = {
@@ -281,7 +271,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
   });
   await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
+  await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
   await app.register(opsRoutes, { ping: database.ping, registry });
+  await app.register(jwksRoutes, { accessTokens });
   await app.register(webPlugin);
 
   await app.ready();

@@ -7,13 +7,28 @@
  * `undefined` here and src/keys.ts generates it once into the data directory.
  */
 import { isIP } from 'node:net';
+import {
+  ASYMMETRIC_ALGORITHMS,
+  type AsymmetricAlgorithm,
+  KeyFormatError,
+  parseSigningKey,
+  parseVerificationKeys,
+  type SigningKey,
+  type VerificationKey,
+} from './security/signing-keys.ts';
 
 export type RateLimitMode = 'on' | 'off';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+export type JwtAlgorithm = AsymmetricAlgorithm | 'HS256';
+
 export interface Keys {
-  /** HS256 signing key for access tokens, ≥ 32 bytes. */
-  jwtSecret: Buffer;
+  /** HS256 signing key for access tokens, ≥ 32 bytes (used only when JWT_ALGORITHM=HS256). */
+  jwtSecret?: Buffer;
+  /** Asymmetric signing key for access tokens (JWT_SIGNING_KEY; EdDSA/ES256 modes). */
+  jwtSigningKey?: SigningKey;
+  /** Keys that signed before the current one: still accepted and published (JWT_PREVIOUS_KEYS). */
+  jwtPreviousKeys?: VerificationKey[];
   /** HMAC-SHA-256 key for fingerprint components. */
   fingerprintKey: Buffer;
   /** AES-256-GCM key (exactly 32 bytes) for TOTP secrets at rest. */
@@ -47,6 +62,12 @@ export interface Config {
   jwtAudience: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
+  /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
+  publicUrl: string;
+  /** WebAuthn relying party (SPEC §5.8): RP ID (a domain), display name, accepted origins. */
+  webauthn: { rpId: string; rpName: string; origins: string[] };
+  /** How access tokens are signed: ES256 (default), EdDSA, or HS256 when chosen explicitly. */
+  jwtAlgorithm: JwtAlgorithm;
   /** Webhooks (SPEC §5.7): both set, or neither. */
   webhook: WebhookConfig | undefined;
 }
@@ -110,10 +131,10 @@ export function loadConfig(env: Env): Readonly<Config> {
   const nodeEnv = read('NODE_ENV') ?? 'development';
   const production = nodeEnv === 'production';
 
-  const key = (name: string, minBytes: number, exactBytes?: number): Buffer | undefined => {
+  const key = (name: string, minBytes: number, exactBytes?: number, requiredInProduction = true): Buffer | undefined => {
     const raw = read(name);
     if (raw === undefined) {
-      if (production) problems.push(`${name} is required when NODE_ENV=production`);
+      if (production && requiredInProduction) problems.push(`${name} is required when NODE_ENV=production`);
       return undefined;
     }
     const decoded = decodeKey(raw);
@@ -157,6 +178,22 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
   }
 
+  const publicUrl = (read('PUBLIC_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  let publicOrigin: URL | undefined;
+  try {
+    publicOrigin = new URL(publicUrl);
+    if (!/^https?:$/.test(publicOrigin.protocol)) throw new Error('scheme');
+  } catch {
+    problems.push(`PUBLIC_URL must be an http(s) URL like https://auth.example.com (got "${publicUrl}")`);
+  }
+  const webauthnOrigins = list('WEBAUTHN_ORIGINS') ?? (publicOrigin ? [publicOrigin.origin] : []);
+  for (const origin of webauthnOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`WEBAUTHN_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
+  }
+  const webauthnRpId = (read('WEBAUTHN_RP_ID') ?? publicOrigin?.hostname ?? 'localhost').toLowerCase();
+  if (!/^[a-z0-9.-]+$/.test(webauthnRpId)) problems.push(`WEBAUTHN_RP_ID must be a domain name like example.com (got "${webauthnRpId}")`);
+  const jwt = jwtKeys(read, production, problems);
+
   const config: Config = {
     nodeEnv,
     production,
@@ -166,7 +203,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     dataDir: read('DATA_DIR') ?? './data',
     redisUrl,
     keys: {
-      jwtSecret: key('JWT_SECRET', 32),
+      jwtSecret: key('JWT_SECRET', 32, undefined, jwt.algorithm === 'HS256'),
+      jwtSigningKey: jwt.signingKey,
+      jwtPreviousKeys: jwt.previousKeys,
       fingerprintKey: key('FINGERPRINT_KEY', 32),
       dataEncryptionKey: key('DATA_ENCRYPTION_KEY', 32, 32),
     },
@@ -189,6 +228,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
     webhook: undefined,
+    publicUrl,
+    webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
+    jwtAlgorithm: jwt.algorithm,
   };
 
   const webhookUrl = read('WEBHOOK_URL');
@@ -231,4 +273,58 @@ export function isWebhookSecret(raw: string): boolean {
   if (!match || match[1]!.length % 4 !== 0) return false;
   const bytes = Buffer.from(match[1]!, 'base64').length;
   return bytes >= 24 && bytes <= 64;
+}
+
+/**
+ * JWT_ALGORITHM, JWT_SIGNING_KEY, JWT_PREVIOUS_KEYS (SPEC §5.7). ES256 by
+ * default (docs/performance.md: it verifies faster than EdDSA here); a given
+ * signing key decides between ES256 and EdDSA by its type. HS256 only when
+ * JWT_ALGORITHM=HS256 says so. In production an asymmetric mode needs
+ * JWT_SIGNING_KEY; in development a missing one is generated by src/keys.ts.
+ */
+function jwtKeys(
+  read: (name: string) => string | undefined,
+  production: boolean,
+  problems: string[],
+): { algorithm: JwtAlgorithm; signingKey?: SigningKey; previousKeys: VerificationKey[] } {
+  const allowed: readonly JwtAlgorithm[] = [...ASYMMETRIC_ALGORITHMS, 'HS256'];
+  const rawAlgorithm = read('JWT_ALGORITHM');
+  let chosen: JwtAlgorithm | undefined;
+  if (rawAlgorithm !== undefined) {
+    chosen = allowed.find((name) => name.toLowerCase() === rawAlgorithm.toLowerCase());
+    if (chosen === undefined) problems.push(`JWT_ALGORITHM must be one of ${allowed.join(', ')} (got "${rawAlgorithm}")`);
+  }
+
+  let signingKey: SigningKey | undefined;
+  const rawSigningKey = read('JWT_SIGNING_KEY');
+  if (rawSigningKey !== undefined) {
+    try {
+      signingKey = parseSigningKey(rawSigningKey);
+    } catch (error) {
+      problems.push(`JWT_SIGNING_KEY: ${error instanceof KeyFormatError ? error.message : 'not a usable key'}`);
+    }
+  }
+
+  let previousKeys: VerificationKey[] = [];
+  const rawPrevious = read('JWT_PREVIOUS_KEYS');
+  if (rawPrevious !== undefined) {
+    try {
+      previousKeys = parseVerificationKeys(rawPrevious);
+    } catch (error) {
+      problems.push(`JWT_PREVIOUS_KEYS: ${error instanceof KeyFormatError ? error.message : 'not usable keys'}`);
+    }
+  }
+
+  const algorithm: JwtAlgorithm = chosen ?? signingKey?.alg ?? 'ES256';
+  if (algorithm === 'HS256') {
+    if (signingKey) problems.push('JWT_SIGNING_KEY is set but JWT_ALGORITHM=HS256: unset one of them');
+    return { algorithm, previousKeys };
+  }
+  if (signingKey && signingKey.alg !== algorithm) {
+    problems.push(`JWT_SIGNING_KEY is a ${signingKey.alg} key but JWT_ALGORITHM=${algorithm}`);
+  }
+  if (!signingKey && rawSigningKey === undefined && production) {
+    problems.push('JWT_SIGNING_KEY is required when NODE_ENV=production (or choose JWT_ALGORITHM=HS256 with JWT_SECRET)');
+  }
+  return { algorithm, ...(signingKey ? { signingKey } : {}), previousKeys };
 }

@@ -57,6 +57,13 @@ export const ERRORS = {
   FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
   DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
 
+  // Passkeys and security keys (SPEC §5.8)
+  WEBAUTHN_VERIFICATION_FAILED: { status: 400, message: 'The passkey or security key response could not be verified.' },
+  WEBAUTHN_NOT_REGISTERED: { status: 400, message: 'No passkey or security key is registered for this account.' },
+  WEBAUTHN_CREDENTIAL_NOT_FOUND: { status: 404, message: 'No such passkey or security key.' },
+  WEBAUTHN_CREDENTIAL_EXISTS: { status: 409, message: 'This passkey or security key is already registered.' },
+  WEBAUTHN_CREDENTIAL_LIMIT: { status: 409, message: 'Too many passkeys and security keys: remove one first.' },
+
   // Sessions (SPEC §5.4)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
 

@@ -3,16 +3,22 @@
  * generated once into DATA_DIR/keys.json, mode 0600).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ConfigError, decodeKey, loadConfig } from '../src/config.ts';
 import { resolveKeys } from '../src/keys.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
 
 const hex32 = () => randomBytes(32).toString('hex');
-const productionKeys = () => ({ JWT_SECRET: hex32(), FINGERPRINT_KEY: hex32(), DATA_ENCRYPTION_KEY: hex32() });
+const es256Pem = () => generateSigningKeyPem('ES256');
+const productionKeys = () => ({
+  JWT_SIGNING_KEY: Buffer.from(es256Pem()).toString('base64'),
+  FINGERPRINT_KEY: hex32(),
+  DATA_ENCRYPTION_KEY: hex32(),
+});
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {
@@ -39,6 +45,9 @@ describe('loadConfig', () => {
     assert.equal(config.databaseUrl, 'sqlite:./data/trusted-devices.db');
     assert.equal(config.redisUrl, undefined);
     assert.equal(config.keys.jwtSecret, undefined);
+    assert.equal(config.jwtAlgorithm, 'ES256');
+    assert.equal(config.keys.jwtSigningKey, undefined);
+    assert.deepEqual(config.keys.jwtPreviousKeys, []);
     assert.equal(config.keys.fingerprintKey, undefined);
     assert.equal(config.keys.dataEncryptionKey, undefined);
     assert.equal(config.accessTokenTtlSeconds, 900);
@@ -100,7 +109,9 @@ describe('loadConfig', () => {
     assert.equal(config.cookieSecure, false);
     assert.deepEqual(config.corsOrigins, ['https://app.example.com', 'http://localhost:5173']);
     assert.equal(config.logLevel, 'debug');
-    assert.deepEqual(config.keys.jwtSecret, Buffer.from(keys.JWT_SECRET, 'hex'));
+    assert.equal(config.jwtAlgorithm, 'ES256');
+    assert.equal(config.keys.jwtSigningKey!.kid, parseSigningKey(keys.JWT_SIGNING_KEY).kid);
+    assert.equal(config.keys.jwtSecret, undefined, 'no HMAC secret is needed (nor generated) with an asymmetric key');
     assert.deepEqual(config.keys.fingerprintKey, Buffer.from(keys.FINGERPRINT_KEY, 'hex'));
     assert.deepEqual(config.keys.dataEncryptionKey, Buffer.from(keys.DATA_ENCRYPTION_KEY, 'hex'));
   });
@@ -152,25 +163,97 @@ describe('loadConfig', () => {
     });
   }
 
-  test('production without JWT_SECRET, FINGERPRINT_KEY and DATA_ENCRYPTION_KEY names all three', () => {
+  test('production without JWT_SIGNING_KEY, FINGERPRINT_KEY and DATA_ENCRYPTION_KEY names all three (JWT_SECRET is not needed)', () => {
     const error = configError({ NODE_ENV: 'production' });
-    const names = ['JWT_SECRET', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY'];
+    const names = ['JWT_SIGNING_KEY', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY'];
     assert.deepEqual(namedVariables(error, names), [...names].sort());
     assert.equal(error.problems.length, 3);
+    assert.ok(!error.problems.some((p) => p.startsWith('JWT_SECRET')), 'JWT_SECRET is not asked for');
     // One missing is still refused, naming only that one.
     const { FINGERPRINT_KEY: _omit, ...two } = productionKeys();
     assert.deepEqual(namedVariables(configError({ NODE_ENV: 'production', ...two }), names), ['FINGERPRINT_KEY']);
   });
 
+  test('production with JWT_ALGORITHM=HS256 needs JWT_SECRET instead of JWT_SIGNING_KEY', () => {
+    const { JWT_SIGNING_KEY: _signing, ...rest } = productionKeys();
+    const error = configError({ NODE_ENV: 'production', JWT_ALGORITHM: 'HS256', ...rest });
+    assert.deepEqual(error.problems, ['JWT_SECRET is required when NODE_ENV=production']);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_ALGORITHM: 'hs256', JWT_SECRET: hex32(), ...rest });
+    assert.equal(config.jwtAlgorithm, 'HS256');
+    assert.equal(config.keys.jwtSecret!.length, 32);
+    // Without the explicit choice, a JWT_SECRET alone does not start production.
+    assert.deepEqual(namedVariables(configError({ NODE_ENV: 'production', JWT_SECRET: hex32(), ...rest }), ['JWT_SIGNING_KEY']), ['JWT_SIGNING_KEY']);
+  });
+
   test('production problems and other problems are reported together', () => {
     const error = configError({ NODE_ENV: 'production', PORT: 'x', LOG_LEVEL: 'loud' });
-    assert.deepEqual(namedVariables(error, ['JWT_SECRET', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY', 'PORT', 'LOG_LEVEL']), [
+    assert.deepEqual(namedVariables(error, ['JWT_SIGNING_KEY', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY', 'PORT', 'LOG_LEVEL']), [
       'DATA_ENCRYPTION_KEY',
       'FINGERPRINT_KEY',
-      'JWT_SECRET',
+      'JWT_SIGNING_KEY',
       'LOG_LEVEL',
       'PORT',
     ]);
+  });
+
+  test('JWT_SIGNING_KEY is read as PEM, private JWK, or base64 of either; its type decides ES256 or EdDSA', () => {
+    const pem = es256Pem();
+    const kid = parseSigningKey(pem).kid;
+    const jwk = JSON.stringify(createPrivateKey(pem).export({ format: 'jwk' }));
+    for (const form of [pem, Buffer.from(pem).toString('base64'), jwk, Buffer.from(jwk).toString('base64url')]) {
+      const config = loadConfig({ JWT_SIGNING_KEY: form });
+      assert.equal(config.jwtAlgorithm, 'ES256');
+      assert.equal(config.keys.jwtSigningKey!.kid, kid, 'the same key has the same kid in every form');
+    }
+    const ed = loadConfig({ JWT_SIGNING_KEY: generateSigningKeyPem('EdDSA') });
+    assert.equal(ed.jwtAlgorithm, 'EdDSA');
+    assert.equal(ed.keys.jwtSigningKey!.jwk.crv, 'Ed25519');
+    // A JWK's own kid is kept.
+    const named = JSON.stringify({ ...JSON.parse(jwk), kid: '2026-11' });
+    assert.equal(loadConfig({ JWT_SIGNING_KEY: named }).keys.jwtSigningKey!.kid, '2026-11');
+  });
+
+  test('an unusable JWT_SIGNING_KEY, JWT_PREVIOUS_KEYS or JWT_ALGORITHM is named', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const publicOnly = createPublicKey(es256Pem()).export({ format: 'pem', type: 'spki' }).toString();
+    for (const [env, name] of [
+      [{ JWT_SIGNING_KEY: 'not a key' }, 'JWT_SIGNING_KEY'],
+      [{ JWT_SIGNING_KEY: rsa }, 'JWT_SIGNING_KEY'],
+      [{ JWT_SIGNING_KEY: p384 }, 'JWT_SIGNING_KEY'],
+      [{ JWT_SIGNING_KEY: publicOnly }, 'JWT_SIGNING_KEY'],
+      [{ JWT_SIGNING_KEY: '{"kty":"EC"' }, 'JWT_SIGNING_KEY'],
+      [{ JWT_SIGNING_KEY: generateSigningKeyPem('EdDSA'), JWT_ALGORITHM: 'ES256' }, 'JWT_SIGNING_KEY'],
+      [{ JWT_SIGNING_KEY: es256Pem(), JWT_ALGORITHM: 'HS256', JWT_SECRET: hex32() }, 'JWT_SIGNING_KEY'],
+      [{ JWT_ALGORITHM: 'RS256' }, 'JWT_ALGORITHM'],
+      [{ JWT_ALGORITHM: 'none' }, 'JWT_ALGORITHM'],
+      [{ JWT_PREVIOUS_KEYS: 'garbage' }, 'JWT_PREVIOUS_KEYS'],
+      [{ JWT_PREVIOUS_KEYS: rsa }, 'JWT_PREVIOUS_KEYS'],
+      [{ JWT_PREVIOUS_KEYS: '[{"kty":"EC","crv":"P-256"}]' }, 'JWT_PREVIOUS_KEYS'],
+    ] as const) {
+      assert.deepEqual(namedVariables(configError(env), [name]), [name], JSON.stringify(env).slice(0, 80));
+    }
+  });
+
+  test('JWT_PREVIOUS_KEYS takes public or private keys as PEM blocks, a JSON array, a JWK set or base64 items', () => {
+    const pems = [es256Pem(), es256Pem(), generateSigningKeyPem('EdDSA')];
+    const kids = pems.map((pem) => parseSigningKey(pem).kid);
+    const publicPem = (pem: string) => createPublicKey(pem).export({ format: 'pem', type: 'spki' }).toString();
+    const publicJwk = (pem: string) => createPublicKey(pem).export({ format: 'jwk' });
+    const forms = [
+      pems.join('\n'),
+      pems.map(publicPem).join(''),
+      JSON.stringify(pems.map(publicJwk)),
+      JSON.stringify({ keys: pems.map(publicJwk) }),
+      JSON.stringify(pems),
+      pems.map((pem) => Buffer.from(pem).toString('base64')).join(','),
+      pems.map((pem) => Buffer.from(JSON.stringify(publicJwk(pem))).toString('base64')).join(', '),
+    ];
+    for (const form of forms) {
+      const keys = loadConfig({ JWT_PREVIOUS_KEYS: form }).keys.jwtPreviousKeys!;
+      assert.deepEqual(keys.map((key) => key.kid), kids, form.slice(0, 60));
+      assert.deepEqual(keys.map((key) => key.alg), ['ES256', 'ES256', 'EdDSA']);
+    }
   });
 
   test('a JWT_SECRET under 32 bytes is rejected, in development and in production', () => {
@@ -216,41 +299,54 @@ describe('resolveKeys', () => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('generates the three keys into DATA_DIR/keys.json (mode 0600) and reuses them', () => {
+  test('generates the keys into DATA_DIR/keys.json (mode 0600) and reuses them', () => {
     const dataDir = join(tempDir(), 'nested', 'data');
     const config = loadConfig({ DATA_DIR: dataDir });
     const first = resolveKeys(config);
-    for (const key of [first.jwtSecret, first.fingerprintKey, first.dataEncryptionKey]) assert.equal(key.length, 32);
-    assert.notDeepEqual(first.jwtSecret, first.fingerprintKey);
-    assert.notDeepEqual(first.jwtSecret, first.dataEncryptionKey);
+    for (const key of [first.fingerprintKey, first.dataEncryptionKey]) assert.equal(key.length, 32);
+    assert.notDeepEqual(first.fingerprintKey, first.dataEncryptionKey);
+    assert.equal(first.jwtSigningKey!.alg, 'ES256');
+    assert.equal(first.jwtSecret, undefined, 'no HMAC secret in the default (ES256) mode');
 
     const file = join(dataDir, 'keys.json');
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.equal(statSync(dataDir).mode & 0o077, 0, 'the data directory is private');
     const stored = JSON.parse(readFileSync(file, 'utf8'));
-    assert.deepEqual(Buffer.from(stored.jwtSecret, 'hex'), first.jwtSecret);
+    assert.equal(parseSigningKey(stored.jwtSigningKeyES256).kid, first.jwtSigningKey!.kid);
     assert.deepEqual(Buffer.from(stored.fingerprintKey, 'hex'), first.fingerprintKey);
     assert.deepEqual(Buffer.from(stored.dataEncryptionKey, 'hex'), first.dataEncryptionKey);
 
     const before = readFileSync(file, 'utf8');
     const second = resolveKeys(loadConfig({ DATA_DIR: dataDir }));
-    assert.deepEqual(second, first);
+    assert.equal(second.jwtSigningKey!.kid, first.jwtSigningKey!.kid, 'the same signing key after a restart');
+    assert.deepEqual(second.fingerprintKey, first.fingerprintKey);
+    assert.deepEqual(second.dataEncryptionKey, first.dataEncryptionKey);
     assert.equal(readFileSync(file, 'utf8'), before, 'the file is not rewritten');
+
+    // Switching the algorithm in development: a key of the other kind, or an HMAC secret, is added beside.
+    const ed = resolveKeys(loadConfig({ DATA_DIR: dataDir, JWT_ALGORITHM: 'EdDSA' }));
+    assert.equal(ed.jwtSigningKey!.alg, 'EdDSA');
+    const hs = resolveKeys(loadConfig({ DATA_DIR: dataDir, JWT_ALGORITHM: 'HS256' }));
+    assert.equal(hs.jwtSecret!.length, 32);
+    assert.equal(resolveKeys(loadConfig({ DATA_DIR: dataDir })).jwtSigningKey!.kid, first.jwtSigningKey!.kid);
   });
 
   test('another data directory gets other keys', () => {
     const a = resolveKeys(loadConfig({ DATA_DIR: tempDir() }));
     const b = resolveKeys(loadConfig({ DATA_DIR: tempDir() }));
-    assert.notDeepEqual(a.jwtSecret, b.jwtSecret);
+    assert.notEqual(a.jwtSigningKey!.kid, b.jwtSigningKey!.kid);
+    assert.notDeepEqual(a.fingerprintKey, b.fingerprintKey);
   });
 
   test('explicit keys win and are not written to disk; missing ones are generated', () => {
     const dataDir = tempDir();
-    const jwt = hex32();
-    const keys = resolveKeys(loadConfig({ DATA_DIR: dataDir, JWT_SECRET: jwt }));
-    assert.deepEqual(keys.jwtSecret, Buffer.from(jwt, 'hex'));
+    const pem = es256Pem();
+    const keys = resolveKeys(loadConfig({ DATA_DIR: dataDir, JWT_SIGNING_KEY: pem }));
+    assert.equal(keys.jwtSigningKey!.kid, parseSigningKey(pem).kid);
     assert.equal(keys.fingerprintKey.length, 32);
-    assert.ok(!readFileSync(join(dataDir, 'keys.json'), 'utf8').includes(jwt));
+    const file = readFileSync(join(dataDir, 'keys.json'), 'utf8');
+    assert.ok(!file.includes('jwtSigningKey'), 'no signing key was generated');
+    assert.ok(!file.includes(pem.split('\n')[1]!), 'the given key is not written');
   });
 
   test('with all three keys given nothing is written', () => {

@@ -94,7 +94,9 @@ export function refreshToken() {
 }
 
 const needsFingerprint = (path) =>
-  path === '/auth/login' || path === '/auth/mfa/verify' || path === '/devices' || path.startsWith('/devices/');
+  path === '/auth/login' || path === '/auth/mfa/verify' || path === '/devices' || path.startsWith('/devices/') ||
+  // Passkeys (SPEC §5.8): the second-step options and the passwordless attempt are bound to the fingerprint too.
+  path === '/auth/mfa/webauthn/options' || path.startsWith('/auth/passkey/');
 
 /**
  * @param {'GET'|'POST'|'PATCH'|'DELETE'} method

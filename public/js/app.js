@@ -19,6 +19,7 @@ import { collectFingerprint } from './fingerprint.js';
 import { describeError } from './errors.js';
 import { $, clearFormError, copyText, h, icon, showFormError, srOnly, withBusy } from './dom.js';
 import { formatDate, formatDateTime, formatRelative, formatTime, summarizeUserAgent, timeEl } from './format.js';
+import { PASSKEY_EVENT_LABELS, passkeyMfaEntered, passkeysSecurityEntered, setupPasskeys } from './views/passkeys.js';
 
 const APP_NAME = 'Trusted Devices';
 const PASSWORD_RULE = /^(?=.*[a-z])(?=.*[A-Z])(?=.*\d).{8,128}$/s;
@@ -219,6 +220,7 @@ function enterMfa() {
   const canBackup = state.pendingMfa?.methods?.includes('backup_code') ?? true;
   $('#mfa-switch').hidden = !canBackup;
   setBackupMode(false);
+  passkeyMfaEntered(state.pendingMfa); // passkeys hook
 }
 
 function setBackupMode(on) {
@@ -658,6 +660,7 @@ function enterSecurity() {
   $('#mfa-setup').hidden = true;
   hideBackupCodes();
   void loadMfaStatus(state.renderSeq);
+  void passkeysSecurityEntered(); // passkeys hook
 }
 
 async function loadMfaStatus(seq = state.renderSeq) {
@@ -667,6 +670,8 @@ async function loadMfaStatus(seq = state.renderSeq) {
     const status = await api('GET', '/mfa/status');
     if (!stillOn(seq)) return;
     const on = Boolean(status?.mfa_enabled);
+    // Passkeys count as a second factor too: the TOTP controls follow TOTP itself (passkeys hook).
+    const totpOn = Array.isArray(status?.methods) ? status.methods.includes('totp') : on;
     pill.textContent = on ? 'On' : 'Off';
     pill.className = `pill ${on ? 'pill-on' : 'pill-off'}`;
     if (on) {
@@ -674,14 +679,16 @@ async function loadMfaStatus(seq = state.renderSeq) {
       const codes = Number.isFinite(left)
         ? ` You have ${left} unused backup code${left === 1 ? '' : 's'}${left <= 3 ? '; consider getting new ones' : ''}.`
         : '';
-      text.textContent = `Signing in asks for a code from your authenticator app, unless the device is trusted.${codes}`;
+      text.textContent = totpOn
+        ? `Signing in asks for a code from your authenticator app, unless the device is trusted.${codes}`
+        : 'Signing in asks for your passkey or security key, unless the device is trusted.';
     } else {
       text.textContent = 'Your account is protected by your password only.';
     }
     const setupOpen = !$('#mfa-setup').hidden;
     const codesOpen = !$('#backup-codes-panel').hidden;
-    $('#mfa-setup-start').hidden = on || setupOpen;
-    $('#mfa-manage').hidden = !on || codesOpen;
+    $('#mfa-setup-start').hidden = totpOn || setupOpen;
+    $('#mfa-manage').hidden = !totpOn || codesOpen;
     $('#mfa-status-error').replaceChildren();
   } catch (error) {
     if (!stillOn(seq)) return;
@@ -973,6 +980,30 @@ function wire() {
     go('login');
   });
   window.addEventListener('hashchange', render);
+  // passkeys hook: the passkey UI (views/passkeys.js) ends where a code would, at the same trust prompt.
+  Object.assign(EVENT_LABELS, PASSKEY_EVENT_LABELS);
+  setupPasskeys({
+    pendingMfa: () => state.pendingMfa,
+    onSignedIn(data, how) {
+      state.pendingMfa = null;
+      saveSession(data);
+      if (data?.trusted_device?.activation_token) {
+        state.pendingTrust = data.trusted_device;
+        go('trust');
+        return;
+      }
+      flash(how === 'passwordless' && data?.trusted_device_id ? 'Welcome back. Signed in with your passkey on a trusted device.' : 'You’re signed in.');
+      go('devices');
+    },
+    onMfaTokenGone(error) {
+      state.pendingMfa = null;
+      flash(describeError(error), 'error');
+      go('login');
+    },
+    onFactorsChanged: () => void loadMfaStatus(state.renderSeq),
+    announce,
+    confirm: confirmDialog,
+  });
 }
 
 wire();

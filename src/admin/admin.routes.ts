@@ -57,7 +57,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
     const userAgent = request.headers['user-agent'];
     return { principal: request.admin!, ipAddress: request.ip, userAgent: typeof userAgent === 'string' ? userAgent : null };
   };
-  const doc = (summary: string, scope: AdminScope) => ({ tags, security, summary, description: `Needs the \`${scope}\` scope.` });
+  const doc = (operationId: string, summary: string, scope: AdminScope) => ({ operationId, tags, security, summary, description: `Needs the \`${scope}\` scope.` });
   /** The scope check runs before validation: a key without the scope learns nothing about the route's input. */
   const needs = (scope: AdminScope) => ({
     preValidation: async (request: FastifyRequest) => admin.requireScope(request.admin!, scope),
@@ -65,17 +65,17 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.get('/users', {
-    schema: { ...doc('Find a user by email', 'users:read'), querystring: S.EmailQuery, response: withErrors({ 200: success(S.UserData) }) },
+    schema: { ...doc('adminFindUser', 'Find a user by email', 'users:read'), querystring: S.EmailQuery, response: withErrors({ 200: success(S.UserData) }) },
     ...needs('users:read'),
   }, async (request) => ok({ user: userJson(await admin.findUserByEmail(caller(request), request.query.email)) }));
 
   app.get('/users/:user_id', {
-    schema: { ...doc('A user by id', 'users:read'), params: S.UserId, response: withErrors({ 200: success(S.UserData) }) },
+    schema: { ...doc('adminGetUser', 'A user by id', 'users:read'), params: S.UserId, response: withErrors({ 200: success(S.UserData) }) },
     ...needs('users:read'),
   }, async (request) => ok({ user: userJson(await admin.getUser(caller(request), request.params.user_id.toLowerCase())) }));
 
   app.get('/users/:user_id/devices', {
-    schema: { ...doc("The user's trusted devices", 'devices:read'), params: S.UserId, response: withErrors({ 200: success(S.DevicesData) }) },
+    schema: { ...doc('adminListDevices', "The user's trusted devices", 'devices:read'), params: S.UserId, response: withErrors({ 200: success(S.DevicesData) }) },
     ...needs('devices:read'),
   }, async (request) => {
     const views = await admin.listDevices(caller(request), request.params.user_id.toLowerCase());
@@ -83,7 +83,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/devices/:device_id', {
-    schema: { ...doc('Revoke one device and end its sessions (SPEC §4.1)', 'devices:write'), params: S.UserDeviceId, response: withErrors({ 200: success(S.DeviceRevokedData) }) },
+    schema: { ...doc('adminRevokeDevice', 'Revoke one device and end its sessions (SPEC §4.1)', 'devices:write'), params: S.UserDeviceId, response: withErrors({ 200: success(S.DeviceRevokedData) }) },
     ...needs('devices:write'),
   }, async (request) => {
     const { sessionsEnded } = await admin.revokeDevice(caller(request), request.params.user_id.toLowerCase(), request.params.device_id.toLowerCase());
@@ -91,7 +91,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/devices', {
-    schema: { ...doc('Revoke every device and end their sessions (SPEC §4.1)', 'devices:write'), params: S.UserId, response: withErrors({ 200: success(S.DevicesRevokedData) }) },
+    schema: { ...doc('adminRevokeDevices', 'Revoke every device and end their sessions (SPEC §4.1)', 'devices:write'), params: S.UserId, response: withErrors({ 200: success(S.DevicesRevokedData) }) },
     ...needs('devices:write'),
   }, async (request) => {
     const { revoked, sessionsEnded } = await admin.revokeAllDevices(caller(request), request.params.user_id.toLowerCase());
@@ -99,7 +99,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.get('/users/:user_id/sessions', {
-    schema: { ...doc("The user's live sessions", 'sessions:read'), params: S.UserId, response: withErrors({ 200: success(S.SessionsData) }) },
+    schema: { ...doc('adminListSessions', "The user's live sessions", 'sessions:read'), params: S.UserId, response: withErrors({ 200: success(S.SessionsData) }) },
     ...needs('sessions:read'),
   }, async (request) => {
     const views = await admin.listSessions(caller(request), request.params.user_id.toLowerCase());
@@ -107,7 +107,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/sessions/:session_id', {
-    schema: { ...doc('End one session (SPEC §4.1)', 'sessions:write'), params: S.UserSessionId, response: withErrors({ 200: success(S.SessionRevokedData) }) },
+    schema: { ...doc('adminEndSession', 'End one session (SPEC §4.1)', 'sessions:write'), params: S.UserSessionId, response: withErrors({ 200: success(S.SessionRevokedData) }) },
     ...needs('sessions:write'),
   }, async (request) => {
     await admin.endSession(caller(request), request.params.user_id.toLowerCase(), request.params.session_id.toLowerCase());
@@ -115,7 +115,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/sessions', {
-    schema: { ...doc('End every session of the user', 'sessions:write'), params: S.UserId, response: withErrors({ 200: success(S.SessionsRevokedData) }) },
+    schema: { ...doc('adminEndSessions', 'End every session of the user', 'sessions:write'), params: S.UserId, response: withErrors({ 200: success(S.SessionsRevokedData) }) },
     ...needs('sessions:write'),
   }, async (request) => {
     const count = await admin.endAllSessions(caller(request), request.params.user_id.toLowerCase());
@@ -123,7 +123,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.get('/users/:user_id/events', {
-    schema: { ...doc("The user's history, newest first", 'events:read'), params: S.UserId, querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }) },
+    schema: { ...doc('adminListEvents', "The user's history, newest first", 'events:read'), params: S.UserId, querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }) },
     ...needs('events:read'),
   }, async (request) => {
     const { limit: pageSize = 20, before } = request.query;

@@ -14,7 +14,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
   const { auth, sessions, requestDevice, authenticate, config } = ctx;
 
   app.post('/signup', {
-    schema: { tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
+    schema: { operationId: 'signup', security: [], tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
     config: rateLimitConfig(RATE_LIMITS.signup),
   }, async (request, reply) => {
     const user = await auth.signup(request.body);
@@ -23,6 +23,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/login', {
     schema: {
+      operationId: 'login',
+      security: [],
       tags,
       summary: 'Log in; bypasses MFA on a trusted device, otherwise returns an MFA challenge',
       body: S.LoginBody,
@@ -33,7 +35,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     const result = await auth.login(request.body, requestDevice(request));
     if (result.kind === 'mfa_required') {
       return ok(
-        { mfa_required: true as const, temporary_token: result.temporary_token, methods: ['totp', 'backup_code'], expires_in: result.expires_in },
+        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
         'A second factor is required.',
       );
     }
@@ -43,17 +45,19 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.post('/mfa/verify', {
     schema: {
+      operationId: 'verifyMfa',
+      security: [],
       tags,
       summary: 'Verify the second factor of a login; returns tokens and a pending device to activate or skip',
       body: S.MfaVerifyBody,
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
   }, async (request) => {
-    const { temporary_token, code, backup_code } = request.body;
-    if ((code === undefined) === (backup_code === undefined)) {
-      throw new ValidationError([{ field: 'code', message: 'send exactly one of code or backup_code' }]);
+    const { temporary_token, code, backup_code, webauthn } = request.body;
+    if ([code, backup_code, webauthn].filter((f) => f !== undefined).length !== 1) {
+      throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code or webauthn' }]);
     }
-    const factor = code !== undefined ? { code } : { backupCode: backup_code! };
+    const factor = code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : { webauthn: webauthn! };
     const result = await auth.verifyMfa(temporary_token, factor, requestDevice(request));
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },
@@ -62,12 +66,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
   });
 
   app.post('/refresh', {
-    schema: { tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
+    schema: { operationId: 'refreshTokens', security: [], tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
   }, async (request) => ok(await sessions.refresh(request.body.refresh_token), 'Tokens refreshed.'));
 
   app.post('/logout', {
     onRequest: authenticate,
-    schema: { tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
+    schema: { operationId: 'logout', tags, summary: 'End this session', security: bearerSecurity, body: S.LogoutBody, response: withErrors({ 204: NoContent }) },
   }, async (request, reply) => {
     await sessions.logout(request.auth.userId, request.auth.sessionId, request.body?.refresh_token, requestActor(request));
     return reply.code(204).send(null);
@@ -75,7 +79,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
 
   app.get('/me', {
     onRequest: authenticate,
-    schema: { tags, summary: 'The signed-in user', security: bearerSecurity, response: withErrors({ 200: success(S.MeData) }) },
+    schema: { operationId: 'getCurrentUser', tags, summary: 'The signed-in user', security: bearerSecurity, response: withErrors({ 200: success(S.MeData) }) },
   }, async (request) => {
     const me = await auth.me(request.auth.userId);
     return ok({ ...me, created_at: iso(me.created_at) });
@@ -84,6 +88,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
   app.post('/password/change', {
     onRequest: authenticate,
     schema: {
+      operationId: 'changePassword',
       tags,
       summary: 'Change the password; revokes every trusted device, pending activation and other session',
       security: bearerSecurity,

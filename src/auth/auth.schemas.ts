@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
-import { IsoTime, PRINTABLE } from '../http/envelope.ts';
+import { IsoTime, PRINTABLE, ref } from '../http/envelope.ts';
+import { AuthenticationResponse } from '../webauthn/webauthn.schemas.ts';
 
 
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
@@ -22,6 +23,7 @@ export const MfaVerifyBody = Type.Object(
     temporary_token: Token,
     code: Type.Optional(Type.String({ pattern: '^[0-9]{6}$', description: 'A TOTP code.' })),
     backup_code: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    webauthn: Type.Optional(AuthenticationResponse),
   },
   { additionalProperties: false },
 );
@@ -48,23 +50,26 @@ const SessionFields = {
 };
 
 export const SignupData = Type.Object({ ...Profile, created_at: IsoTime });
-export const SessionData = Type.Object(SessionFields);
+export const TokenPair = Type.Object(SessionFields, { $id: 'TokenPair', description: 'A new access token and refresh token.' });
+export const SessionData = ref(TokenPair);
 
-export const LoginSessionData = Type.Object({
+export const LoginSession = Type.Object({
   ...SessionFields,
   ...Profile,
   mfa_bypassed: Type.Boolean(),
   trusted_device_id: Type.Union([Type.String(), Type.Null()]),
-});
+}, { $id: 'LoginSession', description: 'A completed login: tokens and the user (MFA was not needed or was bypassed on a trusted device).' });
+export const LoginSessionData = ref(LoginSession);
 
-export const MfaRequiredData = Type.Object({
+export const MfaChallenge = Type.Object({
   mfa_required: Type.Literal(true),
   temporary_token: Type.String(),
   methods: Type.Array(Type.String()),
   expires_in: Type.Integer(),
-});
+}, { $id: 'MfaChallenge', description: 'Login needs a second factor: send temporary_token to /auth/mfa/verify.' });
+export const MfaRequiredData = ref(MfaChallenge);
 
-export const PendingDeviceData = Type.Object({
+export const PendingDevice = Type.Object({
   id: Type.String({ format: 'uuid' }),
   device_name: Type.String(),
   device_fingerprint: Type.String(),
@@ -72,7 +77,8 @@ export const PendingDeviceData = Type.Object({
   expires_at: IsoTime,
   is_active: Type.Literal(false),
   trust_ttl_days: Type.Integer({ description: 'How long the device stays trusted once activated.' }),
-});
+}, { $id: 'PendingDevice', description: 'This device, not yet trusted: activate it (/devices/activate) or skip (/devices/skip) with activation_token.' });
+export const PendingDeviceData = ref(PendingDevice);
 
 export const MfaVerifyData = Type.Object({
   ...SessionFields,
@@ -80,7 +86,16 @@ export const MfaVerifyData = Type.Object({
   trusted_device: Type.Union([PendingDeviceData, Type.Null()]),
 });
 
-export const MeData = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime });
+export const PasskeySignInData = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  mfa_method: Type.Literal('webauthn'),
+  trusted_device_id: Type.Union([Type.String(), Type.Null()], { description: 'The trusted device this sign-in came from, if any.' }),
+  trusted_device: Type.Union([PendingDeviceData, Type.Null()], { description: 'A pending device to activate or skip; null on a trusted device.' }),
+});
+
+export const User = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });
+export const MeData = ref(User);
 
 export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
 

@@ -13,10 +13,11 @@
  * (per-token and per-user limits), token theft (short lifetimes, rotation,
  * prefixes that never cross kinds).
  */
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../errors.ts';
-import type { DeviceTrust, PendingDevice, RequestDevice } from '../devices/devices.service.ts';
+import type { DeviceTrust, PendingDevice, RequestDevice, TrustGrantInput } from '../devices/devices.service.ts';
 import type { Actor } from '../events/events.repository.ts';
 import type { MfaRepository } from '../mfa/mfa.repository.ts';
 import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
@@ -24,6 +25,7 @@ import type { Revocation } from '../revocation/revocation.service.ts';
 import { type PasswordHasher, passwordProblems } from '../security/passwords.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
 import type { SessionsService, SessionTokens } from '../sessions/sessions.service.ts';
+import type { WebauthnFactor } from '../webauthn/webauthn.service.ts';
 import type { User, UsersRepository } from './users.repository.ts';
 
 export const CHALLENGE_MAX_FAILURES = 5;
@@ -39,7 +41,12 @@ export interface AuthServiceOptions {
   clock: Clock;
   mfaChallengeTtlSeconds: number;
   log: FastifyBaseLogger;
+  /** Passkeys and security keys (SPEC §5.8): a second factor and passwordless sign-in. */
+  webauthn?: WebauthnFactor;
 }
+
+/** A second factor at /auth/mfa/verify: a TOTP code, a backup code, or a WebAuthn assertion. */
+export type LoginFactor = SecondFactor | { webauthn: AuthenticationResponseJSON };
 
 export interface Profile {
   user_id: string;
@@ -49,7 +56,7 @@ export interface Profile {
 
 export type LoginResult =
   | ({ kind: 'session'; mfa_bypassed: boolean; trusted_device_id: string | null } & SessionTokens & Profile)
-  | { kind: 'mfa_required'; temporary_token: string; expires_in: number };
+  | { kind: 'mfa_required'; temporary_token: string; methods: string[]; expires_in: number };
 
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
 
@@ -60,7 +67,7 @@ const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
 const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', `${what} is not valid or has expired.`);
 
 export function createAuthService(options: AuthServiceOptions) {
-  const { users, mfaRepository, mfa, deviceTrust, sessions, revocation, passwords, clock, log } = options;
+  const { users, mfaRepository, mfa, deviceTrust, sessions, revocation, passwords, clock, log, webauthn } = options;
   const challengeTtlMs = options.mfaChallengeTtlSeconds * 1000;
 
   const profile = (user: User): Profile => ({ user_id: user.id, email: user.email, display_name: user.display_name });
@@ -74,6 +81,23 @@ export function createAuthService(options: AuthServiceOptions) {
       return { trusted: false as const, reason: 'error' as const };
     }
   }
+
+  /** The open MFA challenge behind a temporary token, presented from the device it was issued to. */
+  async function openChallenge(temporaryToken: string, device: RequestDevice) {
+    if (!looksLike('mfaChallenge', temporaryToken)) throw invalidToken('The temporary token');
+    const challenge = await mfaRepository.findChallenge(hashToken(temporaryToken));
+    if (
+      challenge === undefined ||
+      challenge.consumed_at !== null ||
+      challenge.expires_at <= clock.now() ||
+      challenge.fingerprint !== device.fingerprint.fingerprint
+    ) {
+      throw invalidToken('The temporary token');
+    }
+    return challenge;
+  }
+
+  const noWebauthn = () => new AppError('WEBAUTHN_NOT_REGISTERED', 'Passkeys are not available on this service.');
 
   return {
     async signup(input: { email: string; password: string; display_name?: string }) {
@@ -120,21 +144,20 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         consumed_at: null,
         failed_attempts: 0,
       });
-      return { kind: 'mfa_required', temporary_token: temporaryToken, expires_in: options.mfaChallengeTtlSeconds };
+      return { kind: 'mfa_required', temporary_token: temporaryToken, methods: await mfa.methods(user.id), expires_in: options.mfaChallengeTtlSeconds };
     },
 
-    async verifyMfa(temporaryToken: string, factor: SecondFactor, device: RequestDevice): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
-      if (!looksLike('mfaChallenge', temporaryToken)) throw invalidToken('The temporary token');
-      const challenge = await mfaRepository.findChallenge(hashToken(temporaryToken));
+    /** WebAuthn options for the second step of a login (SPEC §5.8), bound to its MFA challenge. */
+    async webauthnSecondFactorOptions(temporaryToken: string, device: RequestDevice) {
+      const challenge = await openChallenge(temporaryToken, device);
+      await mfa.assertNotLocked(challenge.user_id);
+      if (!webauthn) throw noWebauthn();
+      return webauthn.secondFactorOptions(challenge.user_id, challenge.id);
+    },
+
+    async verifyMfa(temporaryToken: string, factor: LoginFactor, device: RequestDevice): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
+      const challenge = await openChallenge(temporaryToken, device);
       const now = clock.now();
-      if (
-        challenge === undefined ||
-        challenge.consumed_at !== null ||
-        challenge.expires_at <= now ||
-        challenge.fingerprint !== device.fingerprint.fingerprint
-      ) {
-        throw invalidToken('The temporary token');
-      }
       const userId = challenge.user_id;
       // Both counters move before the code is checked (see MfaService.beginAttempt).
       await mfa.assertNotLocked(userId);
@@ -142,14 +165,22 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (attempt === null) throw invalidToken('The temporary token');
       const { lockedUntil } = await mfa.beginAttempt(userId);
 
-      if (!(await mfa.checkSecondFactor(userId, factor))) {
+      // The trust this factor would grant remembers it (SPEC §5.8); null when the factor is refused.
+      let grant: TrustGrantInput | null;
+      if ('webauthn' in factor) {
+        const verified = webauthn ? await webauthn.checkSecondFactor(userId, challenge.id, factor.webauthn, device) : null;
+        grant = verified && { factor: 'webauthn', credentialId: verified.credentialId };
+      } else {
+        grant = (await mfa.checkSecondFactor(userId, factor)) ? { factor: 'code' in factor ? 'totp' : 'backup_code' } : null;
+      }
+      if (grant === null) {
         if (lockedUntil !== null) throw mfa.lockedError(lockedUntil);
         // The last allowed attempt: the counter already refuses any further one
         // (without consuming the token, so a right code checked concurrently still wins).
         if (attempt >= CHALLENGE_MAX_FAILURES) {
           throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.');
         }
-        throw new AppError('INVALID_MFA_CODE', undefined, {
+        throw new AppError('webauthn' in factor ? 'WEBAUTHN_VERIFICATION_FAILED' : 'INVALID_MFA_CODE', undefined, {
           details: { attempts_remaining: CHALLENGE_MAX_FAILURES - attempt },
         });
       }
@@ -161,10 +192,43 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const trust = await deviceTrust.evaluate(userId, device);
       const trustedDevice = trust.trusted ? { id: trust.deviceId, name: trust.deviceName } : undefined;
       const { tokens, extra: pending } = await sessions.open(
-        { userId, device, mfaMethod: 'code' in factor ? 'totp' : 'backup_code', trustedDevice },
-        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId)),
+        { userId, device, mfaMethod: grant.factor, trustedDevice },
+        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),
       );
       return { ...tokens, ...profile(user), trusted_device: pending };
+    },
+
+    /** Options for a passwordless sign-in with a passkey (SPEC §5.8). */
+    async passkeyOptions(device: RequestDevice) {
+      if (!webauthn) throw noWebauthn();
+      return webauthn.passwordlessOptions(device);
+    },
+
+    /**
+     * Passwordless sign-in: a verified passkey (user verification required)
+     * opens a session (mfa_method "webauthn"). It then goes through the
+     * trusted-device logic like a login: on a trusted device the trust is used
+     * (and recorded) and the session is opened on it; elsewhere a pending
+     * device, granted by this credential, waits to be activated.
+     */
+    async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice) {
+      if (!webauthn) throw noWebauthn();
+      const { userId, credentialId } = await webauthn.verifyPasswordless(attemptToken, response, device);
+      const user = await users.findById(userId);
+      if (!user) throw invalidToken('The passkey sign-in attempt');
+      const trust = await checkTrust(userId, device);
+      const trustedDevice = trust.trusted ? { id: trust.deviceId, name: trust.deviceName } : undefined;
+      const { tokens, extra: pending } = await sessions.open(
+        { userId, device, mfaMethod: 'webauthn', trustedDevice },
+        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId })),
+      );
+      return {
+        ...tokens,
+        ...profile(user),
+        mfa_method: 'webauthn' as const,
+        trusted_device_id: trustedDevice?.id ?? null,
+        trusted_device: pending,
+      };
     },
 
     async me(userId: string) {

@@ -6,12 +6,14 @@
 import { type Kysely, type Migration, Migrator, PostgresAdapter, sql } from 'kysely';
 import * as initial from './migrations/001_initial.ts';
 import * as sessions from './migrations/002_sessions.ts';
+import * as webauthn from './migrations/005_webauthn.ts';
 import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
   '002_sessions': sessions,
+  '005_webauthn': webauthn,
   '008_admin_webhooks': adminWebhooks,
 };
 

@@ -77,7 +77,15 @@ export interface DeviceDescription {
   ip_address: string;
 }
 
-export interface ActivationTokensTable extends DeviceDescription {
+/** Which second factor granted a device's trust (migration 005); null for trust granted before it was recorded. */
+export type TrustFactor = 'totp' | 'backup_code' | 'webauthn';
+export interface TrustGrant {
+  granted_by: TrustFactor | null;
+  /** webauthn_credentials.id when granted_by is 'webauthn'. */
+  granted_by_credential_id: string | null;
+}
+
+export interface ActivationTokensTable extends DeviceDescription, TrustGrant {
   /** Also the id the device gets when it is activated. */
   id: string;
   user_id: string;
@@ -94,7 +102,7 @@ export interface ActivationTokensTable extends DeviceDescription {
 
 export type DeviceStatus = 'active' | 'revoked' | 'evicted' | 'expired';
 
-export interface TrustedDevicesTable extends DeviceDescription {
+export interface TrustedDevicesTable extends DeviceDescription, TrustGrant {
   user_id: string;
   id: string;
   status: DeviceStatus;
@@ -123,7 +131,11 @@ export type DeviceEventType =
   | 'session_revoked'
   // Admin API (src/admin): a read of the user's data by an admin key, and an admin's "end every session".
   | 'admin_viewed'
-  | 'sessions_revoked_all';
+  | 'sessions_revoked_all'
+  // WebAuthn (migration 005, SPEC §5.8)
+  | 'webauthn_registered'
+  | 'webauthn_removed'
+  | 'webauthn_counter_error';
 
 /** Why something ended (SPEC §4.1): the security event, or the person who asked. */
 export type EventCause =
@@ -144,7 +156,7 @@ export type EventCause =
 
 export type ActorType = 'user' | 'admin' | 'system';
 
-export type MfaMethod = 'none' | 'totp' | 'backup_code' | 'trusted_device';
+export type MfaMethod = 'none' | 'totp' | 'backup_code' | 'trusted_device' | 'webauthn';
 
 export interface SessionsTable {
   id: string;
@@ -227,6 +239,49 @@ export interface WebhookOutboxTable {
   last_error: string | null;
 }
 
+/** A registered WebAuthn credential (passkey or security key), SPEC §5.8. */
+export interface WebauthnCredentialsTable {
+  id: string;
+  user_id: string;
+  /** The authenticator's credential id, base64url; unique across users. */
+  credential_id: string;
+  /** COSE public key, base64url. */
+  public_key: string;
+  /** Last signature counter seen; a later assertion must report more (unless both are 0). */
+  counter: number;
+  /** JSON array of transports the browser reported. */
+  transports: string;
+  name: string;
+  /** 'singleDevice' | 'multiDevice' (synced passkey). */
+  device_type: string;
+  backed_up: number;
+  /** 1/0 from the credProps extension; null when the browser did not say. */
+  discoverable: number | null;
+  aaguid: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export type WebauthnChallengePurpose = 'registration' | 'second_factor' | 'passwordless';
+
+/** One issued WebAuthn challenge: single use, 5 minutes, stored as SHA-256. */
+export interface WebauthnChallengesTable {
+  id: string;
+  purpose: WebauthnChallengePurpose;
+  /** The user it is bound to (registration, second factor); null for passwordless. */
+  user_id: string | null;
+  /** Second factor: the MFA challenge (temporary token) it belongs to. */
+  mfa_challenge_id: string | null;
+  /** Passwordless: SHA-256 of the attempt token handed to the client. */
+  attempt_hash: string | null;
+  /** Passwordless: the fingerprint of the options request. */
+  fingerprint: string | null;
+  challenge_hash: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
@@ -240,6 +295,8 @@ export interface Database {
   sessions: SessionsTable;
   admin_keys: AdminKeysTable;
   webhook_outbox: WebhookOutboxTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
 }
 
 /** What a repository function takes first: the database, or the caller's transaction. */

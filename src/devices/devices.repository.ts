@@ -30,6 +30,8 @@ const LIST_COLUMNS = [
   'trusted_at',
   'last_used_at',
   'expires_at',
+  'granted_by',
+  'granted_by_credential_id',
 ] as const;
 export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
@@ -85,7 +87,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
      * Ends pending activation tokens (SPEC §4.1): all of the user's, or those
      * issued from the given sessions. An ended token answers 410.
      */
-    async revokeActivations(trx: Db, userId: string, selector: { all: true } | { sessionIds: readonly string[] }, now: number) {
+    async revokeActivations(trx: Db, userId: string, selector: { all: true } | { sessionIds: readonly string[] } | { grantedByCredentialId: string }, now: number) {
       if ('sessionIds' in selector && selector.sessionIds.length === 0) return [];
       let query = trx
         .updateTable('activation_tokens')
@@ -95,6 +97,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', now);
       if ('sessionIds' in selector) query = query.where('session_id', 'in', selector.sessionIds);
+      if ('grantedByCredentialId' in selector) query = query.where('granted_by_credential_id', '=', selector.grantedByCredentialId);
       return query.returning(['id', 'device_name']).execute();
     },
 
@@ -170,6 +173,19 @@ export function createDevicesRepository(db: Kysely<Database>) {
         .where('status', '=', 'active')
         .returning(['id', 'device_name'])
         .execute();
+    },
+
+    /** The active devices whose trust the given WebAuthn credential granted (index on granted_by_credential_id). */
+    async activeGrantedBy(trx: Db, userId: string, credentialId: string, now: number): Promise<string[]> {
+      const rows = await trx
+        .selectFrom('trusted_devices')
+        .select('id')
+        .where('granted_by_credential_id', '=', credentialId)
+        .where('user_id', '=', userId)
+        .where('status', '=', 'active')
+        .where('expires_at', '>', now)
+        .execute();
+      return rows.map((row) => row.id);
     },
 
     rename(userId: string, id: string, name: string, now: number): Promise<DeviceSummary | undefined> {

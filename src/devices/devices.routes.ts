@@ -51,7 +51,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   const clearCookie = (reply: FastifyReply) => reply.clearCookie(DEVICE_COOKIE, cookieOptions(config));
 
   app.post('/activate', {
-    schema: { tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }) },
+    schema: { operationId: 'activateDevice', tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }) },
     config: limit,
   }, async (request, reply) => {
     const { activation_token, device_name } = request.body;
@@ -61,7 +61,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   });
 
   app.post('/skip', {
-    schema: { tags, security, summary: 'Do not trust this device (consumes the activation token)', body: S.SkipBody, response: withErrors({ 200: success(S.SkipData) }) },
+    schema: { operationId: 'skipDevice', tags, security, summary: 'Do not trust this device (consumes the activation token)', body: S.SkipBody, response: withErrors({ 200: success(S.SkipData) }) },
     config: limit,
   }, async (request) => {
     await devices.skip(request.auth.userId, request.body.activation_token, requestDevice(request), requestActor(request));
@@ -70,7 +70,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
 
   // Under a prefix, '/' answers both /api/v1/devices and /api/v1/devices/.
   app.get('/', {
-    schema: { tags, security, summary: 'Active trusted devices, most recently used first', response: withErrors({ 200: success(S.ListData) }) },
+    schema: { operationId: 'listDevices', tags, security, summary: 'Active trusted devices, most recently used first', response: withErrors({ 200: success(S.ListData) }) },
     config: limit,
   }, async (request) => {
     const views = await devices.list(request.auth.userId, requestDeviceToken(request));
@@ -78,7 +78,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   });
 
   app.get('/events', {
-    schema: { tags, security, summary: 'Device history, newest first', querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }) },
+    schema: { operationId: 'listDeviceEvents', tags, security, summary: 'Device history, newest first', querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }) },
     config: limit,
   }, async (request) => {
     const { limit: pageSize = 20, before } = request.query;
@@ -87,7 +87,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   });
 
   app.delete('/:device_id', {
-    schema: { tags, security, summary: 'Revoke one device and sign it out (ends its sessions)', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }) },
+    schema: { operationId: 'revokeDevice', tags, security, summary: 'Revoke one device and sign it out (ends its sessions)', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }) },
     config: limit,
   }, async (request, reply) => {
     const id = request.params.device_id.toLowerCase();
@@ -98,7 +98,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   });
 
   app.delete('/', {
-    schema: { tags, security, summary: 'Revoke every device and sign them out', response: withErrors({ 200: success(S.RevokedAllData) }) },
+    schema: { operationId: 'revokeAllDevices', tags, security, summary: 'Revoke every device and sign them out', response: withErrors({ 200: success(S.RevokedAllData) }) },
     config: limit,
   }, async (request, reply) => {
     const { revoked, sessionsEnded } = await devices.revokeAll(request.auth.userId, requestActor(request));
@@ -107,7 +107,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   });
 
   app.patch('/:device_id', {
-    schema: { tags, security, summary: 'Rename a device', params: S.DeviceId, body: S.RenameBody, response: withErrors({ 200: success(S.DeviceData) }) },
+    schema: { operationId: 'renameDevice', tags, security, summary: 'Rename a device', params: S.DeviceId, body: S.RenameBody, response: withErrors({ 200: success(S.DeviceData) }) },
     config: limit,
   }, async (request) => {
     const id = request.params.device_id.toLowerCase();

@@ -1,18 +1,21 @@
 import { Type } from 'typebox';
-import { IsoTime, PRINTABLE } from '../http/envelope.ts';
+import { IsoTime, PRINTABLE, ref } from '../http/envelope.ts';
 
 // Any string: an id that is not a device UUID is answered 404 DEVICE_NOT_FOUND, like an unknown one.
 export const DeviceId = Type.Object({ device_id: Type.String() });
 const DeviceName = Type.String({ minLength: 1, maxLength: 100, pattern: PRINTABLE });
 
+// 1024: room for any token a client may send by mistake (an ES256 access token is ~600
+// characters), so a wrong token is the same 404 as an unknown one, not a 422.
+const ActivationToken = Type.String({ minLength: 1, maxLength: 1024 });
 export const ActivateBody = Type.Object(
   {
-    activation_token: Type.String({ minLength: 1, maxLength: 512 }),
+    activation_token: ActivationToken,
     device_name: Type.Optional(DeviceName),
   },
   { additionalProperties: false },
 );
-export const SkipBody = Type.Object({ activation_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+export const SkipBody = Type.Object({ activation_token: ActivationToken }, { additionalProperties: false });
 export const RenameBody = Type.Object({ device_name: DeviceName }, { additionalProperties: false });
 export const EventsQuery = Type.Object(
   {
@@ -22,7 +25,7 @@ export const EventsQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const Device = Type.Object({
+export const DeviceSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   device_name: Type.String(),
   device_fingerprint: Type.String({ description: 'Keyed HMAC of the stable fingerprint components (hex).' }),
@@ -38,7 +41,12 @@ export const Device = Type.Object({
   trusted_at: IsoTime,
   last_used_at: IsoTime,
   expires_at: IsoTime,
-});
+  granted_by: Type.Union([Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('webauthn'), Type.Null()], {
+    description: 'The second factor that granted this trust (SPEC §5.8); null for trust granted before it was recorded.',
+  }),
+  granted_by_credential_id: Type.Union([Type.String(), Type.Null()], { description: 'The WebAuthn credential that granted it, when granted_by is webauthn.' }),
+}, { $id: 'Device', description: 'A trusted device.' });
+export const Device = ref(DeviceSchema);
 
 export const ActivateData = Type.Object({ device: Device, device_token: Type.String({ description: 'Shown once; browsers also get it as an HttpOnly cookie.' }) });
 export const SkipData = Type.Object({ skipped: Type.Literal(true) });
@@ -47,7 +55,7 @@ export const RevokedData = Type.Object({ revoked: Type.Literal(true), sessions_e
 export const RevokedAllData = Type.Object({ revoked_count: Type.Integer(), sessions_ended: Type.Integer() });
 export const DeviceData = Type.Object({ device: Device });
 const NullableString = Type.Union([Type.String(), Type.Null()]);
-export const Event = Type.Object({
+export const DeviceEvent = Type.Object({
   id: Type.String(),
   type: Type.String(),
   device_id: NullableString,
@@ -67,5 +75,6 @@ export const Event = Type.Object({
   ip_address: Type.Union([Type.String(), Type.Null()], { description: "The actor's IP address" }),
   user_agent: Type.Union([Type.String(), Type.Null()], { description: "The actor's User-Agent" }),
   created_at: IsoTime,
-});
+}, { $id: 'DeviceEvent', description: 'One entry of the device history.' });
+export const Event = ref(DeviceEvent);
 export const EventsData = Type.Object({ events: Type.Array(Event), next_before: Type.Union([Type.String(), Type.Null()]) });

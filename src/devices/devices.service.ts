@@ -14,8 +14,9 @@
  */
 import type { Clock } from '../clock.ts';
 import { DAY } from '../clock.ts';
+import type { Transaction } from 'kysely';
 import { lockUser } from '../db/locks.ts';
-import type { Db, DeviceEventType } from '../db/schema.ts';
+import type { Database, Db, DeviceEventType, TrustFactor } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent } from '../events/events.repository.ts';
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
@@ -40,6 +41,9 @@ export type TrustDecision =
   | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; differing: string[] }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
 
+/** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
+export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
+
 export interface PendingDevice {
   id: string;
   device_name: string;
@@ -56,7 +60,7 @@ export interface DeviceTrust {
   /** Like check, without recording anything. */
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
   /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
-  createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string): Promise<PendingDevice>;
+  createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string, grant: TrustGrantInput): Promise<PendingDevice>;
 }
 
 export interface DeviceView {
@@ -75,6 +79,8 @@ export interface DeviceView {
   trusted_at: number;
   last_used_at: number;
   expires_at: number;
+  granted_by: TrustFactor | null;
+  granted_by_credential_id: string | null;
 }
 
 export interface DevicesServiceOptions {
@@ -127,6 +133,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
     trusted_at: row.trusted_at,
     last_used_at: row.last_used_at,
     expires_at: row.expires_at,
+    granted_by: row.granted_by,
+    granted_by_credential_id: row.granted_by_credential_id,
   });
 
   const hashOfDeviceToken = (token: string | undefined) => (token !== undefined && looksLike('device', token) ? hashToken(token) : undefined);
@@ -199,7 +207,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return decision;
     },
 
-    async createPendingDevice(trx, userId, device, sessionId) {
+    async createPendingDevice(trx, userId, device, sessionId, grant) {
       const now = clock.now();
       const token = generateToken('activation');
       const fp = device.fingerprint;
@@ -221,6 +229,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
         outcome: null,
         session_id: sessionId,
         revoked_at: null,
+        granted_by: grant.factor,
+        granted_by_credential_id: grant.factor === 'webauthn' ? grant.credentialId : null,
       };
       await repository.insertActivation(trx, row, event(userId, 'activation_created', row, { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: device.userAgent }));
       return {
@@ -315,6 +325,21 @@ export function createDevicesService(options: DevicesServiceOptions) {
     async revokeAll(userId: string, actor: Actor): Promise<{ revoked: number; sessionsEnded: number }> {
       const ended = await revocation.run({ kind: 'all_devices_revoked', userId, actor });
       return { revoked: ended.devices.length, sessionsEnded: ended.sessions.length };
+    },
+
+    /**
+     * A WebAuthn credential was removed (SPEC §5.8): the trust it granted goes
+     * with it, inside the caller's transaction. Each device it made trusted is
+     * the "revoke one device" row of §4.1 (its sessions end too), and its
+     * pending activation tokens are revoked (they answer 410).
+     */
+    async revokeGrantedBy(trx: Transaction<Database>, userId: string, credentialId: string, actor: Actor): Promise<number> {
+      const now = clock.now();
+      const deviceIds = await repository.activeGrantedBy(trx, userId, credentialId, now);
+      for (const deviceId of deviceIds) await revocation.apply(trx, { kind: 'device_revoked', userId, deviceId, actor });
+      const activations = await repository.revokeActivations(trx, userId, { grantedByCredentialId: credentialId }, now);
+      await insertEvents(trx, activations.map((a) => ({ ...event(userId, 'activation_revoked', a, actor), cause: 'user' as const })), now);
+      return deviceIds.length;
     },
 
     async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined): Promise<DeviceView> {

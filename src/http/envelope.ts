@@ -4,7 +4,7 @@
  * compiles one serializer per status, which also guarantees that no field
  * outside the schema (a hash, a secret) can ever reach a client.
  */
-import { Type, type TSchema } from 'typebox';
+import { type Static, Type, type TSchema } from 'typebox';
 
 export const ErrorEnvelope = Type.Object(
   {
@@ -21,6 +21,18 @@ export const ErrorEnvelope = Type.Object(
 
 export const success = <T extends TSchema>(data: T, description = 'Success') =>
   Type.Object({ success: Type.Literal(true), data, message: Type.String() }, { description });
+
+/**
+ * A `$ref` to a named component schema (one with a `$id`, registered by
+ * src/http/openapi.ts) that keeps the schema's static type for the route
+ * handlers. The OpenAPI document then shows `#/components/schemas/<$id>`, so
+ * generated clients get named types.
+ */
+export function ref<T extends TSchema>(schema: T) {
+  const id = (schema as { $id?: unknown }).$id;
+  if (typeof id !== 'string') throw new Error('ref() needs a schema with a $id');
+  return Type.Unsafe<Static<T>>(Type.Ref(id));
+}
 
 export const NoContent = Type.Null({ description: 'No content' });
 

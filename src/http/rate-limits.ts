@@ -28,6 +28,10 @@ export const RATE_LIMITS = {
   devices: { max: 60, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `devices:${r.auth?.userId ?? r.ip}` },
   /** Per admin API key (src/admin): its routes authenticate first, so the key is known here. */
   admin: { max: 300, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `admin:${r.admin?.keyId ?? r.ip}` },
+  /** Passkey management behind a session (SPEC §5.8). */
+  webauthn: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn:${r.auth?.userId ?? r.ip}` },
+  /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
+  webauthnAnonymous: { max: 30, timeWindow: MINUTE, keyGenerator: (r: FastifyRequest) => `webauthn-ip:${r.ip}` },
 } satisfies Record<string, RouteRateLimit>;
 
 export const rateLimitConfig = (limit: RouteRateLimit) => ({ rateLimit: limit });

@@ -15,14 +15,14 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
   const security = bearerSecurity;
 
   app.post('/totp/setup', {
-    schema: { tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
+    schema: { operationId: 'setupTotp', tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
   }, async (request) => {
     const me = await auth.me(request.auth.userId);
     return ok(await mfa.setup(request.auth.userId, me.email, request.body?.device_name), 'Scan the QR code, then confirm with a code.');
   });
 
   app.post('/totp/verify', {
-    schema: { tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
+    schema: { operationId: 'confirmTotp', tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
   }, async (request) => {
     const { backupCodes, sessionsEnded } = await mfa.confirmSetup(request.auth.userId, request.body.code, requestActor(request));
     return ok(
@@ -32,18 +32,18 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
   });
 
   app.get('/status', {
-    schema: { tags, security, summary: 'MFA status', response: withErrors({ 200: success(S.StatusData) }) },
+    schema: { operationId: 'getMfaStatus', tags, security, summary: 'MFA status', response: withErrors({ 200: success(S.StatusData) }) },
   }, async (request) => ok(await mfa.status(request.auth.userId)));
 
   app.post('/backup-codes/regenerate', {
-    schema: { tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
+    schema: { operationId: 'regenerateBackupCodes', tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
   }, async (request) => {
     const { backupCodes, devicesRevoked } = await mfa.regenerateBackupCodes(request.auth.userId, request.body.code, requestActor(request));
     return ok({ backup_codes: backupCodes, devices_revoked: devicesRevoked }, 'New backup codes issued. Trusted devices were revoked.');
   });
 
   app.post('/deactivate', {
-    schema: { tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
+    schema: { operationId: 'disableMfa', tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
     config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const userId = request.auth.userId;
@@ -55,9 +55,13 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     if (code !== undefined) await mfa.requireSecondFactor(userId, { code });
     else await auth.requirePassword(userId, password!);
     const { devicesRevoked, sessionsEnded } = await mfa.disable(userId, requestActor(request));
+    // Passkeys and security keys are second factors too: with one left, MFA stays on.
+    const stillOn = await mfa.isEnabled(userId);
     return ok(
-      { mfa_enabled: false as const, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
-      'Two-factor authentication is off. Trusted devices were revoked and your other sessions were signed out.',
+      { mfa_enabled: stillOn, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
+      stillOn
+        ? 'Authenticator-app codes are off; your passkeys and security keys remain. Trusted devices were revoked and your other sessions were signed out.'
+        : 'Two-factor authentication is off. Trusted devices were revoked and your other sessions were signed out.',
     );
   });
 };

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { ref } from '../http/envelope.ts';
 
 const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: 'A current 6-digit TOTP code.' });
 
@@ -24,5 +25,13 @@ export const BackupCodesData = Type.Object({
   sessions_ended: Type.Integer({ description: 'Other sessions signed out (SPEC §4.1: MFA turned on)' }),
 });
 export const RegeneratedData = Type.Object({ backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }), devices_revoked: Type.Integer() });
-export const StatusData = Type.Object({ mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() });
-export const DeactivatedData = Type.Object({ mfa_enabled: Type.Literal(false), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
+export const MfaStatus = Type.Object(
+  { mfa_enabled: Type.Boolean(), methods: Type.Array(Type.String()), backup_codes_remaining: Type.Integer() },
+  { $id: 'MfaStatus' },
+);
+export const StatusData = ref(MfaStatus);
+export const DeactivatedData = Type.Object({
+  mfa_enabled: Type.Boolean({ description: 'Still true when passkeys or security keys remain (SPEC §5.8).' }),
+  devices_revoked: Type.Integer(),
+  sessions_ended: Type.Integer(),
+});

@@ -34,11 +34,13 @@ export interface MfaServiceOptions {
   encryptor: Encryptor;
   dataEncryptionKey: Buffer;
   clock: Clock;
+  /** WebAuthn credentials count as a second factor too (SPEC §5.8). */
+  webauthnCredentials?: { countForUser(userId: string): Promise<number> };
 }
 
 export type SecondFactor = { code: string } | { backupCode: string };
 
-export function createMfaService({ repository, revocation, encryptor, dataEncryptionKey, clock }: MfaServiceOptions) {
+export function createMfaService({ repository, revocation, encryptor, dataEncryptionKey, clock, webauthnCredentials }: MfaServiceOptions) {
   const hashBackupCode = createBackupCodeHasher(dataEncryptionKey);
 
   const lockedError = (until: number) =>
@@ -62,10 +64,23 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
     return { codes, store: (trx, userId) => repository.replaceBackupCodes(trx, userId, codes.map(hashBackupCode), clock.now()) };
   }
 
+  const credentialCount = (userId: string) => webauthnCredentials?.countForUser(userId) ?? Promise.resolve(0);
+
   const service = {
-    async isEnabled(userId: string): Promise<boolean> {
+    async totpEnabled(userId: string): Promise<boolean> {
       const row = await repository.findTotp(userId);
       return row !== undefined && row.enabled_at !== null;
+    },
+
+    /** MFA is on when the user has TOTP or at least one WebAuthn credential (docs/passkeys.md). */
+    async isEnabled(userId: string): Promise<boolean> {
+      return (await service.totpEnabled(userId)) || (await credentialCount(userId)) > 0;
+    },
+
+    /** The second factors the user can answer a login challenge with. */
+    async methods(userId: string): Promise<string[]> {
+      const [totp, credentials] = await Promise.all([service.totpEnabled(userId), credentialCount(userId)]);
+      return [...(totp ? ['totp', 'backup_code'] : []), ...(credentials > 0 ? ['webauthn'] : [])];
     },
 
     /** Throws 429 while the user's second factor is locked. */
@@ -115,8 +130,9 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
       throw new AppError('INVALID_CODE');
     },
 
+    /** TOTP specifically: regeneration and deactivation are about the authenticator app and its backup codes. */
     async requireEnabled(userId: string): Promise<void> {
-      if (!(await service.isEnabled(userId))) throw new AppError('MFA_NOT_ENABLED');
+      if (!(await service.totpEnabled(userId))) throw new AppError('MFA_NOT_ENABLED', 'Authenticator-app codes (TOTP) are not turned on.');
     },
 
     async setup(userId: string, email: string, label: string | undefined) {
@@ -156,11 +172,11 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
     },
 
     async status(userId: string) {
-      const enabled = await service.isEnabled(userId);
+      const methods = await service.methods(userId);
       return {
-        mfa_enabled: enabled,
-        methods: enabled ? ['totp', 'backup_code'] : [],
-        backup_codes_remaining: enabled ? await repository.countBackupCodes(userId) : 0,
+        mfa_enabled: methods.length > 0,
+        methods,
+        backup_codes_remaining: methods.includes('backup_code') ? await repository.countBackupCodes(userId) : 0,
       };
     },
 

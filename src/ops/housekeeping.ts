@@ -1,5 +1,5 @@
 /**
- * Pruning: spent MFA challenges and activation tokens, expired refresh
+ * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS, finished
  * webhook outbox rows. Runs every
@@ -14,6 +14,7 @@ import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
 import { createWebhooksRepository } from '../webhooks/webhooks.repository.ts';
+import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
 export interface PruneResult {
   challenges: number;
@@ -24,6 +25,7 @@ export interface PruneResult {
   sessionsDeleted: number;
   events: number;
   webhookOutbox: number;
+  webauthnChallenges: number;
 }
 
 export async function pruneExpired(database: DatabaseHandle, config: Pick<Config, 'eventRetentionDays'>, clock: Clock = systemClock): Promise<PruneResult> {
@@ -44,6 +46,7 @@ export async function pruneExpired(database: DatabaseHandle, config: Pick<Config
     events: await devices.deleteEventsBefore(now - retention),
     // Delivered webhooks after a day; dead ones (never delivered) kept as long as events, for inspection.
     webhookOutbox: await createWebhooksRepository(database.db).pruneFinished(now - DAY, now - retention),
+    webauthnChallenges: await createWebauthnRepository(database.db).deleteExpiredChallenges(now),
   };
 }
 

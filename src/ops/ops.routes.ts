@@ -13,11 +13,11 @@ export interface OpsOptions {
 
 export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { ping, registry }) => {
   app.get('/healthz', {
-    schema: { tags, summary: 'The process is up', response: withErrors({ 200: success(Type.Object({ status: Type.Literal('ok') })) }) },
+    schema: { operationId: 'getHealth', security: [], tags, summary: 'The process is up', response: withErrors({ 200: success(Type.Object({ status: Type.Literal('ok') })) }) },
   }, async () => ok({ status: 'ok' as const }));
 
   app.get('/readyz', {
-    schema: { tags, summary: 'Storage is reachable (503 otherwise)', response: withErrors({ 200: success(Type.Object({ status: Type.Literal('ready') })) }) },
+    schema: { operationId: 'getReadiness', security: [], tags, summary: 'Storage is reachable (503 otherwise)', response: withErrors({ 200: success(Type.Object({ status: Type.Literal('ready') })) }) },
   }, async (request) => {
     try {
       await ping();
@@ -29,7 +29,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { pi
   });
 
   app.get('/metrics', {
-    schema: { tags, summary: 'Prometheus metrics (text format)', produces: ['text/plain'] },
+    schema: { operationId: 'getMetrics', security: [], tags, summary: 'Prometheus metrics (text format)', response: withErrors({ 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } } }) },
   }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();

@@ -23,7 +23,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (ap
   const limit = rateLimitConfig(RATE_LIMITS.devices);
 
   app.get('/', {
-    schema: { tags, security, summary: 'Live sessions, most recently active first', response: withErrors({ 200: success(S.ListData) }) },
+    schema: { operationId: 'listSessions', tags, security, summary: 'Live sessions, most recently active first', response: withErrors({ 200: success(S.ListData) }) },
     config: limit,
   }, async (request) => {
     const views = await sessions.list(request.auth.userId, request.auth.sessionId);
@@ -31,7 +31,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (ap
   });
 
   app.delete('/:session_id', {
-    schema: { tags, security, summary: 'End one session', params: S.SessionId, response: withErrors({ 200: success(S.RevokedData) }) },
+    schema: { operationId: 'endSession', tags, security, summary: 'End one session', params: S.SessionId, response: withErrors({ 200: success(S.RevokedData) }) },
     config: limit,
   }, async (request) => {
     await sessions.end(request.auth.userId, request.params.session_id.toLowerCase(), requestActor(request));
@@ -40,6 +40,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (ap
 
   app.delete('/', {
     schema: {
+      operationId: 'endSessions',
       tags,
       security,
       summary: 'End every session (with except_current=true: every other one)',

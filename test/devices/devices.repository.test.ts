@@ -49,6 +49,8 @@ for (const kind of databaseKinds()) {
           outcome: null,
           session_id: null,
           revoked_at: null,
+          granted_by: 'totp',
+          granted_by_credential_id: null,
         },
         { userId, deviceId: id, type: 'activation_created', actor: SYSTEM },
       );

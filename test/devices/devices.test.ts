@@ -395,7 +395,7 @@ for (const kind of databaseKinds()) {
       const text = list.res.body;
       for (const secret of [a.deviceToken, b.deviceToken, 'device_token_hash', 'components', 'token_hash']) assert.ok(!text.includes(secret), secret);
       const fields = Object.keys(list.body.data.devices[0]).sort();
-      assert.deepEqual(fields, ['browser', 'created_at', 'device_fingerprint', 'device_name', 'device_type', 'expires_at', 'id', 'ip_address', 'is_active', 'is_current', 'last_ip_address', 'last_used_at', 'os', 'trusted_at', 'user_agent']);
+      assert.deepEqual(fields, ['browser', 'created_at', 'device_fingerprint', 'device_name', 'device_type', 'expires_at', 'granted_by', 'granted_by_credential_id', 'id', 'ip_address', 'is_active', 'is_current', 'last_ip_address', 'last_used_at', 'os', 'trusted_at', 'user_agent']);
     });
 
     test('events: newest first, cursor pagination with next_before', async () => {

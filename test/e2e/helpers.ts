@@ -62,7 +62,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Start `node --import tsx src/main.ts` on a free port with a fresh SQLite
  * database and data directory, and wait until GET /healthz answers 200.
  */
-export async function startService(extraEnv: Record<string, string> = {}): Promise<RunningService> {
+export async function startService(
+  extraEnv: Record<string, string> | ((port: number) => Record<string, string>) = {},
+): Promise<RunningService> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'td-e2e-'));
   const env: NodeJS.ProcessEnv = {
@@ -75,7 +77,8 @@ export async function startService(extraEnv: Record<string, string> = {}): Promi
     NODE_ENV: 'development',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
-    ...extraEnv,
+    // A function when the variables depend on the port (PUBLIC_URL for passkeys).
+    ...(typeof extraEnv === 'function' ? extraEnv(port) : extraEnv),
   };
   delete env.NODE_TEST_CONTEXT; // the child is a service, not a test file
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {

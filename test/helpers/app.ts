@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp, type AppDeps } from '../../src/app.ts';
 import { ManualClock } from '../../src/clock.ts';
-import { type Keys, loadConfig } from '../../src/config.ts';
+import { type Config, type Keys, loadConfig } from '../../src/config.ts';
+import { type AsymmetricAlgorithm, generateSigningKeyPem, parseSigningKey } from '../../src/security/signing-keys.ts';
 import { createPasswordHasher } from '../../src/security/passwords.ts';
 import { totpCode } from '../../src/mfa/totp.ts';
 import type { DatabaseKind, TestDatabase } from './databases.ts';
@@ -15,11 +16,20 @@ import type { DatabaseKind, TestDatabase } from './databases.ts';
 /** Cheaper argon2id for the HTTP suites; the OWASP parameters are tested in test/security. */
 export const fastPasswords = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
 
-export const randomKeys = (): Keys => ({
+/** Fresh keys; the access-token signing key is of the given algorithm (the default's, ES256, unless said). */
+export const randomKeys = (algorithm: AsymmetricAlgorithm = 'ES256'): Keys => ({
   jwtSecret: randomBytes(32),
+  jwtSigningKey: parseSigningKey(generateSigningKeyPem(algorithm)),
+  jwtPreviousKeys: [],
   fingerprintKey: randomBytes(32),
   dataEncryptionKey: randomBytes(32),
 });
+
+/** The keys the env gave (JWT_SIGNING_KEY, JWT_PREVIOUS_KEYS, …) over fresh random ones. */
+const keysFor = (config: Config): Keys => {
+  const given = Object.fromEntries(Object.entries(config.keys).filter(([, value]) => value !== undefined));
+  return { ...randomKeys(config.jwtAlgorithm === 'EdDSA' ? 'EdDSA' : 'ES256'), ...given };
+};
 
 export class LogCapture extends Writable {
   readonly chunks: string[] = [];
@@ -51,7 +61,7 @@ export interface TestAppOptions {
 
 export async function createTestApp(kind: DatabaseKind, options: TestAppOptions = {}): Promise<TestApp> {
   const config = loadConfig({ RATE_LIMITS: 'off', COOKIE_SECURE: 'false', LOG_LEVEL: 'info', ...options.env });
-  const keys = options.keys ?? randomKeys();
+  const keys = options.keys ?? keysFor(config);
   const clock = options.clock ?? new ManualClock(Date.now());
   const db = options.db ?? (await kind.create());
   const logs = new LogCapture();

@@ -5,7 +5,7 @@
  * the OpenAPI document, and property-based fuzzing of every route.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
@@ -396,10 +396,19 @@ for (const kind of databaseKinds()) {
         const user = await signupAndLogin(t.app);
         const other = await signupAndLogin(t.app);
         const valid = decodePayload(user.accessToken);
-        const key = new Uint8Array(t.keys.jwtSecret);
+        // The app signs with ES256 (the default) under the kid of its key.
+        const signingKey = t.keys.jwtSigningKey!;
+        const kid = signingKey.kid;
         const now = Math.floor(t.clock.now() / 1000);
-        const sign = (claims: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'at+jwt' }, secret: Uint8Array = key) =>
-          new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(secret);
+        const sign = (
+          claims: Record<string, unknown>,
+          header: Record<string, unknown> = { alg: 'ES256', typ: 'at+jwt', kid },
+          secret: KeyObject | Uint8Array = signingKey.privateKey,
+        ) => new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(secret);
+        const publicPem = new TextEncoder().encode(signingKey.publicKey.export({ format: 'pem', type: 'spki' }).toString());
+        const publicDer = new Uint8Array(signingKey.publicKey.export({ format: 'der', type: 'spki' }));
+        const otherEs256 = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+        const ed25519 = generateKeyPairSync('ed25519').privateKey;
         const without = (name: string) => Object.fromEntries(Object.entries(valid).filter(([k]) => k !== name));
 
         // The harness itself is right: the same claims re-signed with the real key pass.
@@ -418,9 +427,17 @@ for (const kind of databaseKinds()) {
           ['signature stripped', `${h}.${p}.`],
           ['two segments', `${h}.${p}`],
           ['garbage', 'not.a.jwt'],
-          ['signed with another key', await sign(valid, undefined, new Uint8Array(randomBytes(32)))],
-          ['HS512 with the right key', await sign(valid, { alg: 'HS512', typ: 'at+jwt' })],
-          ['HS384 with the right key', await sign(valid, { alg: 'HS384', typ: 'at+jwt' })],
+          ['alg none under our kid', `${b64url({ alg: 'none', typ: 'at+jwt', kid })}.${p}.`],
+          ['signed with another ES256 key under our kid', await sign(valid, undefined, otherEs256)],
+          ['EdDSA under our kid', await sign(valid, { alg: 'EdDSA', typ: 'at+jwt', kid }, ed25519)],
+          ['HS256 keyed with the public key PEM, our kid', await sign(valid, { alg: 'HS256', typ: 'at+jwt', kid }, publicPem)],
+          ['HS256 keyed with the public key PEM, no kid', await sign(valid, { alg: 'HS256', typ: 'at+jwt' }, publicPem)],
+          ['HS256 keyed with the public key DER, our kid', await sign(valid, { alg: 'HS256', typ: 'at+jwt', kid }, publicDer)],
+          ['HS256 keyed with the JWT_SECRET of this app', await sign(valid, { alg: 'HS256', typ: 'at+jwt' }, new Uint8Array(t.keys.jwtSecret!))],
+          ['HS256 keyed with random bytes', await sign(valid, { alg: 'HS256', typ: 'at+jwt', kid }, new Uint8Array(randomBytes(32)))],
+          ['the right key, no kid', await sign(valid, { alg: 'ES256', typ: 'at+jwt' })],
+          ['the right key, unknown kid', await sign(valid, { alg: 'ES256', typ: 'at+jwt', kid: 'not-a-key' })],
+          ['the right key, kid of another type', await sign(valid, { alg: 'ES256', typ: 'at+jwt', kid: 7 })],
           ['expired', await sign({ ...valid, iat: now - 1000, nbf: now - 1000, exp: now - 1 })],
           ['expires right now', await sign({ ...valid, exp: now })],
           ['not yet valid (nbf in the future)', await sign({ ...valid, nbf: now + 3600, exp: now + 7200 })],
@@ -437,8 +454,8 @@ for (const kind of databaseKinds()) {
           ['no typ claim', await sign(without('typ'))],
           ['typ refresh', await sign({ ...valid, typ: 'refresh' })],
           ['typ activation', await sign({ ...valid, typ: 'activation' })],
-          ['header typ JWT', await sign(valid, { alg: 'HS256', typ: 'JWT' })],
-          ['header without typ', await sign(valid, { alg: 'HS256' })],
+          ['header typ JWT', await sign(valid, { alg: 'ES256', typ: 'JWT', kid })],
+          ['header without typ', await sign(valid, { alg: 'ES256', kid })],
           ['sub of another type', await sign({ ...valid, sub: 12345 })],
         ];
         for (const [why, token] of attacks) assertUnauthorized((await me(token)).res, why);
@@ -469,6 +486,8 @@ for (const kind of databaseKinds()) {
         const asActivation = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: verified.access_token }, { token: verified.access_token, device });
         assert.equal(asActivation.res.statusCode, 404);
         assert.equal(assertErrorEnvelope(asActivation.res).error.code, 'ACTIVATION_TOKEN_NOT_FOUND');
+        const stillPending = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: activation }, { token: verified.access_token, device });
+        assert.equal(stillPending.res.statusCode, 200, 'the real activation token was not touched');
       });
 
       test('a token in the query string is not accepted and never logged (checklist #4)', async () => {

@@ -48,7 +48,8 @@ describe('storage unreachable from the start (nothing listens on the port)', () 
       const attempt = await login(t, uniqueEmail());
       assertUnavailable(attempt);
       assert.equal(attempt.res.headers['retry-after'], '5');
-      assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+      // A bound against hanging on connection retries, loose enough for a loaded CI machine (not a timing test).
+      assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
     } finally {
       await t.app.close();
       await handle.close();

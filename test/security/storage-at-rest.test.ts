@@ -13,6 +13,7 @@ import type { Database } from '../../src/db/schema.ts';
 import { totpCode } from '../../src/mfa/totp.ts';
 import { createEncryptor } from '../../src/security/encryption.ts';
 import { createPasswordHasher, OWASP_ARGON2ID } from '../../src/security/passwords.ts';
+import { SoftAuthenticator } from '../helpers/webauthn.ts';
 import { call, CHROME_MAC, createTestApp, databaseKinds, type Device, FIREFOX_WINDOWS, nextCode, type TestApp, uniqueEmail } from '../helpers/app.ts';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -31,6 +32,8 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'sessions',
   'admin_keys',
   'webhook_outbox',
+  'webauthn_credentials',
+  'webauthn_challenges',
 ];
 
 // Webhooks on (no sender runs): the outbox holds a copy of every event, and is checked like the rest.
@@ -54,7 +57,8 @@ for (const kind of databaseKinds()) {
       const email = uniqueEmail('rest');
       const password = `Rest-${tag()}-Pw9`;
       const newPassword = `Rest-${tag()}-New8`;
-      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], admin: [] as string[] };
+      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], admin: [] as string[], passkeyAttempt: [] as string[] };
+      const webauthnChallenges: string[] = [];
 
       const signup = await call(t.app, 'POST', '/api/v1/auth/signup', { email, password, display_name: 'Rest' });
       const userId: string = signup.body.data.user_id;
@@ -101,6 +105,21 @@ for (const kind of databaseKinds()) {
       await call(t.app, 'POST', '/api/v1/auth/mfa/verify', { temporary_token: failed.body.data.temporary_token, backup_code: 'aaaaa-aaaaa' }, { device: otherDevice });
       await mfaLogin(otherDevice, { backup_code: backupCodes[1]! });
 
+      // A passkey: registered, then a passwordless sign-in (challenges and the attempt token are stored hashed).
+      const authenticator = new SoftAuthenticator();
+      const regOptions = await call(t.app, 'POST', '/api/v1/mfa/webauthn/register/options', {}, { token: first.access_token });
+      webauthnChallenges.push(regOptions.body.data.options.challenge);
+      const registered = await call(t.app, 'POST', '/api/v1/mfa/webauthn/register/verify', { response: authenticator.register(regOptions.body.data.options).response }, { token: first.access_token });
+      assert.equal(registered.res.statusCode, 200, registered.res.body);
+      const attempt = await call(t.app, 'POST', '/api/v1/auth/passkey/options', {}, { device: otherDevice });
+      webauthnChallenges.push(attempt.body.data.options.challenge);
+      tokens.passkeyAttempt.push(attempt.body.data.attempt_token);
+      const passkey = await call(t.app, 'POST', '/api/v1/auth/passkey/verify', { attempt_token: attempt.body.data.attempt_token, response: authenticator.assert(attempt.body.data.options) }, { device: otherDevice });
+      assert.equal(passkey.res.statusCode, 200, passkey.res.body);
+      tokens.access.push(passkey.body.data.access_token);
+      tokens.refresh.push(passkey.body.data.refresh_token);
+      tokens.activation.push(passkey.body.data.trusted_device.activation_token);
+
       const refreshed = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: first.refresh_token });
       assert.equal(refreshed.res.statusCode, 200);
       tokens.refresh.push(refreshed.body.data.refresh_token);
@@ -124,7 +143,7 @@ for (const kind of databaseKinds()) {
       const dump: Record<string, Array<Record<string, unknown>>> = {};
       for (const table of TABLES) dump[table] = (await db.selectFrom(table).selectAll().execute()) as Array<Record<string, unknown>>;
       const text = JSON.stringify(dump);
-      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'admin_keys', 'webhook_outbox']) {
+      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'admin_keys', 'webhook_outbox', 'webauthn_credentials', 'webauthn_challenges']) {
         assert.ok(dump[table]!.length > 0, `${table} has rows to check`);
       }
 
@@ -147,6 +166,7 @@ for (const kind of databaseKinds()) {
         ]),
         ...Object.entries(tokens).flatMap(([kindOf, list]) => list.map((token, i): [string, string] => [`${kindOf} token ${i}`, token])),
         ...Object.entries(tokens).flatMap(([kindOf, list]) => list.map((token, i): [string, string] => [`${kindOf} token ${i} (without prefix)`, token.slice(4)])),
+        ...webauthnChallenges.map((c, i): [string, string] => [`WebAuthn challenge ${i}`, c]),
       ];
       for (const [what, value] of forbidden) assert.ok(!text.includes(value), `${what} is stored in the database`);
 
@@ -161,7 +181,7 @@ for (const kind of databaseKinds()) {
       assert.match(sealed, /^v1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]+$/, '96-bit nonce, 128-bit tag');
       assert.equal(createEncryptor(t.keys.dataEncryptionKey).decrypt(sealed, userId), secret);
       assert.throws(() => createEncryptor(randomBytes(32)).decrypt(sealed, userId), 'another key does not decrypt');
-      assert.throws(() => createEncryptor(t.keys.jwtSecret).decrypt(sealed, userId), 'the JWT key does not decrypt');
+      assert.throws(() => createEncryptor(t.keys.jwtSecret!).decrypt(sealed, userId), 'the JWT key does not decrypt');
       assert.throws(() => createEncryptor(t.keys.dataEncryptionKey).decrypt(sealed, randomBytes(8).toString('hex')), "another user's row does not decrypt");
       const flipped = `${sealed.slice(0, -2)}${sealed.at(-2) === 'A' ? 'B' : 'A'}${sealed.at(-1)}`;
       assert.throws(() => createEncryptor(t.keys.dataEncryptionKey).decrypt(flipped, userId), 'a tampered ciphertext is refused');
@@ -181,6 +201,9 @@ for (const kind of databaseKinds()) {
       for (const token of tokens.activation) assert.ok(activationHashes.has(sha256(token)), 'activation token stored as its SHA-256');
       assert.deepEqual(column('trusted_devices', 'device_token_hash'), [sha256(deviceToken)]);
       assert.deepEqual(column('admin_keys', 'key_hash'), [sha256(tokens.admin[0]!)]);
+      // WebAuthn: challenges and the passwordless attempt token as their SHA-256.
+      assert.deepEqual(new Set(column('webauthn_challenges', 'challenge_hash')), new Set(webauthnChallenges.map(sha256)));
+      assert.deepEqual(dump.webauthn_challenges!.map((r) => r.attempt_hash).filter((h) => h !== null), tokens.passkeyAttempt.map(sha256));
 
       // Backup codes: stored keyed (not a plain SHA-256, so a database copy alone cannot be brute-forced).
       assert.equal(dump.backup_codes!.filter((r) => r.user_id === userId).length, 10);

@@ -1,0 +1,163 @@
+/**
+ * Browser helper: collects the client signals of the `x-device-fingerprint`
+ * header, as documented in docs/fingerprint.md (SPEC §3). The same signals,
+ * limits and encoding as the web app's public/js/fingerprint.js (a test
+ * checks that both encode alike), typed, so any web app can use it:
+ *
+ *   import { fingerprintHeader } from '<this package>/browser';
+ *   createTrustedDevicesClient({ baseUrl, fingerprint: fingerprintHeader });
+ *
+ * A fingerprint is not a secret and never bypasses MFA by itself (trust also
+ * needs the device token). Nothing time-dependent is collected; `screen` is
+ * larger side first (rotation-proof); a canvas read-out the browser
+ * randomises (drawn twice, different) is left out rather than sent as noise.
+ * The result is computed once per page: the MFA and activation tokens are
+ * bound to the fingerprint they were issued to.
+ */
+
+export type Signals = Record<string, string | number | boolean>;
+
+export const FINGERPRINT_LIMITS = { maxKeys: 32, maxString: 512, maxBytes: 4096, key: /^[A-Za-z0-9_.-]{1,64}$/ } as const;
+const CANVAS_HASH_HEX_CHARS = 32;
+const WEBGL_MAX_CHARS = 200;
+
+let cached: Promise<Signals> | undefined;
+
+/** The signals of this browser (collected once per page; never rejects). */
+export function collectFingerprint(): Promise<Signals> {
+  cached ??= collect()
+    .then((raw) => Object.fromEntries(Object.entries(raw).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Signals)
+    .catch((): Signals => ({}));
+  return cached;
+}
+
+/** The x-device-fingerprint header value for this browser. */
+export async function fingerprintHeader(): Promise<string> {
+  return encodeFingerprint(await collectFingerprint());
+}
+
+/**
+ * Serialises signals to the header value within the service's limits: drops
+ * invalid keys, empty strings and non-scalar values, truncates strings, stops
+ * adding keys before 4 KiB; pure ASCII (non-ASCII as \u escapes).
+ */
+export function encodeFingerprint(signals: Record<string, unknown>): string {
+  const out: Signals = {};
+  let count = 0;
+  for (const [key, raw] of Object.entries(signals)) {
+    if (count >= FINGERPRINT_LIMITS.maxKeys || !FINGERPRINT_LIMITS.key.test(key)) continue;
+    let value: string | number | boolean;
+    if (typeof raw === 'string') value = raw.slice(0, FINGERPRINT_LIMITS.maxString);
+    else if (typeof raw === 'number' && Number.isFinite(raw)) value = raw;
+    else if (typeof raw === 'boolean') value = raw;
+    else continue;
+    if (value === '') continue;
+    if (toAsciiJson({ ...out, [key]: value }).length > FINGERPRINT_LIMITS.maxBytes) continue;
+    out[key] = value;
+    count += 1;
+  }
+  return toAsciiJson(out);
+}
+
+function toAsciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+// The DOM is reached through globalThis so this module type-checks and imports without DOM typings.
+type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+async function collect(): Promise<Record<string, unknown>> {
+  const nav: Any = (globalThis as Any).navigator ?? {};
+  const scr: Any = (globalThis as Any).screen ?? {};
+  return {
+    timezone: attempt(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
+    language: attempt(() => {
+      const list = Array.isArray(nav.languages) && nav.languages.length > 0 ? nav.languages : [nav.language];
+      return list.filter(Boolean).join(',');
+    }),
+    platform: attempt(() => nav.userAgentData?.platform || nav.platform),
+    screen: attempt(() => (scr.width > 0 && scr.height > 0 ? `${Math.max(scr.width, scr.height)}x${Math.min(scr.width, scr.height)}` : undefined)),
+    color_depth: attempt(() => scr.colorDepth),
+    hardware_concurrency: attempt(() => nav.hardwareConcurrency),
+    device_memory: attempt(() => nav.deviceMemory),
+    touch_points: attempt(() => nav.maxTouchPoints),
+    canvas: await canvasSignal(),
+    webgl: attempt(webglRenderer),
+  };
+}
+
+function attempt(fn: () => unknown): unknown {
+  try {
+    const value = fn();
+    return value === null || value === undefined || Number.isNaN(value) ? undefined : value;
+  } catch {
+    return undefined;
+  }
+}
+
+async function canvasSignal(): Promise<string | undefined> {
+  try {
+    const first = drawScene();
+    if (!first) return undefined;
+    if (first !== drawScene()) return undefined; // the browser adds noise: not a stable signal
+    return (await hashHex(first)).slice(0, CANVAS_HASH_HEX_CHARS);
+  } catch {
+    return undefined;
+  }
+}
+
+function drawScene(): string | undefined {
+  const canvas: Any = (globalThis as Any).document.createElement('canvas');
+  canvas.width = 240;
+  canvas.height = 60;
+  const ctx: Any = canvas.getContext('2d');
+  if (!ctx) return undefined;
+  ctx.textBaseline = 'top';
+  ctx.fillStyle = '#f60';
+  ctx.fillRect(100, 1, 62, 20);
+  ctx.fillStyle = '#069';
+  ctx.font = '14px sans-serif';
+  ctx.fillText('Trusted devices, 0123 <canvas> ✓', 2, 15);
+  ctx.fillStyle = 'rgba(102, 204, 0, 0.7)';
+  ctx.font = '16px serif';
+  ctx.fillText('Trusted devices, 0123 <canvas> ✓', 4, 32);
+  ctx.globalCompositeOperation = 'multiply';
+  ctx.fillStyle = 'rgb(255,0,255)';
+  ctx.beginPath();
+  ctx.arc(50, 30, 20, 0, Math.PI * 2, true);
+  ctx.closePath();
+  ctx.fill();
+  return canvas.toDataURL('image/png');
+}
+
+function webglRenderer(): string | undefined {
+  const canvas: Any = (globalThis as Any).document.createElement('canvas');
+  const gl: Any = canvas.getContext('webgl') || canvas.getContext('experimental-webgl');
+  if (!gl) return undefined;
+  try {
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+    return typeof renderer === 'string' && renderer ? renderer.slice(0, WEBGL_MAX_CHARS) : undefined;
+  } finally {
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+  }
+}
+
+/** SHA-256 hex via Web Crypto; four FNV-1a lanes (deterministic, not cryptographic) where Web Crypto is missing (plain-http origins). */
+async function hashHex(text: string): Promise<string> {
+  const data = new TextEncoder().encode(text);
+  if (globalThis.crypto?.subtle) {
+    const digest = await globalThis.crypto.subtle.digest('SHA-256', data);
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  let hex = '';
+  for (const seed of [0x811c9dc5, 0x01000193, 0x9e3779b9, 0x85ebca6b]) {
+    let h = seed >>> 0;
+    for (const byte of data) {
+      h ^= byte;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    hex += h.toString(16).padStart(8, '0');
+  }
+  return hex;
+}

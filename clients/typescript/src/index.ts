@@ -1,0 +1,275 @@
+/**
+ * A typed client for the Trusted Devices service.
+ *
+ * Two layers:
+ * - `client.api`: every operation of the OpenAPI document, typed end to end
+ *   (openapi-fetch over the types openapi-typescript generated in
+ *   ./generated/api.ts). Paths, bodies and answers are checked by the compiler.
+ * - The flows, hand-written on top: `login()` (a session, or an MFA step),
+ *   `verifyMfa()`, `trustThisDevice()` / `notNow()`, `refresh()`, `me()`,
+ *   `logout()`, `devices.list()` / `devices.revoke()` / `devices.revokeAll()`
+ *   / `devices.rename()`. Tokens live in a TokenStore (memory by default);
+ *   a call that gets 401 refreshes once and is retried.
+ *
+ * Device token: browsers keep it in the service's HttpOnly cookie (never
+ * visible to this code); other clients (Node, native) keep it in the store
+ * and send it as `x-device-token`. Fingerprint signals: pass `fingerprint`
+ * (in a browser, `fingerprintHeader` from ./browser.ts).
+ */
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './generated/api.ts';
+
+export type { components, paths } from './generated/api.ts';
+type Schemas = components['schemas'];
+export type Device = Schemas['Device'];
+export type DeviceEvent = Schemas['DeviceEvent'];
+export type PendingDevice = Schemas['PendingDevice'];
+export type LoginSession = Schemas['LoginSession'];
+export type MfaChallenge = Schemas['MfaChallenge'];
+export type TokenPair = Schemas['TokenPair'];
+export type User = Schemas['User'];
+export type ErrorEnvelope = Schemas['ErrorEnvelope'];
+
+/** Where the client keeps its tokens. Implement it over localStorage, a keychain, a file… */
+export interface TokenStore {
+  get(name: TokenName): string | undefined | Promise<string | undefined>;
+  set(name: TokenName, value: string | undefined): void | Promise<void>;
+}
+export type TokenName = 'access_token' | 'refresh_token' | 'device_token';
+
+export function memoryTokenStore(initial: Partial<Record<TokenName, string>> = {}): TokenStore {
+  const values = new Map<TokenName, string>(Object.entries(initial) as Array<[TokenName, string]>);
+  return {
+    get: (name) => values.get(name),
+    set: (name, value) => void (value === undefined ? values.delete(name) : values.set(name, value)),
+  };
+}
+
+export interface ClientOptions {
+  /** The service's origin, e.g. `https://auth.example.com` (no /api/v1). */
+  baseUrl: string;
+  tokens?: TokenStore;
+  /** The x-device-fingerprint header value, or a function giving it (browser: `fingerprintHeader`). */
+  fingerprint?: string | (() => string | Promise<string>);
+  /**
+   * Keep the device token in the TokenStore and send it as x-device-token.
+   * Default: true outside browsers; in a browser the HttpOnly cookie does this.
+   */
+  keepDeviceToken?: boolean;
+  /** Extra headers on every request (a User-Agent for a native client, …). */
+  headers?: Record<string, string>;
+  fetch?: typeof globalThis.fetch;
+}
+
+/** An error answer of the service (SPEC §2 envelope), or a network failure (status 0). */
+export class TrustedDevicesError extends Error {
+  override readonly name = 'TrustedDevicesError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly requestId?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Login finished: tokens are stored. `mfaBypassed` when a trusted device skipped MFA. */
+export interface SessionResult {
+  kind: 'session';
+  session: LoginSession;
+  mfaBypassed: boolean;
+}
+
+/** Login needs a second factor: call `verifyMfa(step, …)` before `expiresAt`. */
+export interface MfaStep {
+  kind: 'mfa_required';
+  temporaryToken: string;
+  methods: string[];
+  expiresAt: Date;
+}
+
+export interface VerifiedMfa {
+  /** The user and tokens (stored). */
+  session: Omit<Schemas['TokenPair'], never> & { user_id: string; email: string; display_name: string | null };
+  /** This device, not yet trusted: ask the user, then `trustThisDevice(pending)` or `notNow(pending)`. Null when nothing can be trusted. */
+  pendingDevice: PendingDevice | null;
+}
+
+export type TrustedDevicesClient = ReturnType<typeof createTrustedDevicesClient>;
+
+export function createTrustedDevicesClient(options: ClientOptions) {
+  const tokens = options.tokens ?? memoryTokenStore();
+  const keepDeviceToken = options.keepDeviceToken ?? typeof document === 'undefined';
+  const api: Client<paths> = createClient<paths>({
+    baseUrl: options.baseUrl.replace(/\/$/, ''),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    // Browsers send (and receive) the HttpOnly device cookie.
+    credentials: 'include',
+    headers: options.headers,
+  });
+
+  /** The device headers the service reads on login, MFA verify, activate and skip. */
+  async function deviceHeaders(): Promise<Record<string, string>> {
+    const headers: Record<string, string> = {};
+    const fingerprint = typeof options.fingerprint === 'function' ? await options.fingerprint() : options.fingerprint;
+    if (fingerprint) headers['x-device-fingerprint'] = fingerprint;
+    const deviceToken = keepDeviceToken ? await tokens.get('device_token') : undefined;
+    if (deviceToken) headers['x-device-token'] = deviceToken;
+    return headers;
+  }
+
+  async function bearer(): Promise<Record<string, string>> {
+    const access = await tokens.get('access_token');
+    if (!access) throw new TrustedDevicesError(401, 'UNAUTHORIZED', 'Not signed in.');
+    return { authorization: `Bearer ${access}` };
+  }
+
+  async function storeTokens(pair: { access_token: string; refresh_token: string }) {
+    await tokens.set('access_token', pair.access_token);
+    await tokens.set('refresh_token', pair.refresh_token);
+  }
+
+  /** The data of a success envelope, or a TrustedDevicesError for an error envelope. */
+  function unwrap<T>(result: { data?: { data: T }; error?: unknown; response: Response }): T {
+    if (result.data !== undefined) return result.data.data;
+    const envelope = result.error as Partial<ErrorEnvelope> | undefined;
+    const error = envelope?.error;
+    throw new TrustedDevicesError(
+      result.response.status,
+      error?.code ?? 'HTTP_ERROR',
+      error?.message ?? `HTTP ${result.response.status}`,
+      error?.details,
+      error?.request_id,
+    );
+  }
+
+  /** Runs an authenticated call; on 401 refreshes the tokens once and retries. */
+  async function authed<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+    try {
+      return await call(await bearer());
+    } catch (error) {
+      if (!(error instanceof TrustedDevicesError) || error.status !== 401 || !(await tokens.get('refresh_token'))) throw error;
+      await refresh();
+      return call(await bearer());
+    }
+  }
+
+  let refreshing: Promise<TokenPair> | undefined;
+  /** Rotates the refresh token (one request at a time, however many callers ask). */
+  function refresh(): Promise<TokenPair> {
+    refreshing ??= (async () => {
+      try {
+        const refreshToken = await tokens.get('refresh_token');
+        if (!refreshToken) throw new TrustedDevicesError(401, 'UNAUTHORIZED', 'No refresh token: sign in again.');
+        let pair: TokenPair;
+        try {
+          pair = unwrap(await api.POST('/api/v1/auth/refresh', { body: { refresh_token: refreshToken } }));
+        } catch (error) {
+          // The session ended (logout elsewhere, device revoked, password changed…): forget it.
+          if (error instanceof TrustedDevicesError && error.status === 401) {
+            await tokens.set('access_token', undefined);
+            await tokens.set('refresh_token', undefined);
+          }
+          throw error;
+        }
+        await storeTokens(pair);
+        return pair;
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  }
+
+  async function login(credentials: { email: string; password: string }): Promise<SessionResult | MfaStep> {
+    const data = unwrap(await api.POST('/api/v1/auth/login', { body: credentials, headers: await deviceHeaders() }));
+    if ('mfa_required' in data) {
+      return { kind: 'mfa_required', temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1000) };
+    }
+    await storeTokens(data);
+    return { kind: 'session', session: data, mfaBypassed: data.mfa_bypassed };
+  }
+
+  async function verifyMfa(step: MfaStep, factor: { code: string } | { backupCode: string }): Promise<VerifiedMfa> {
+    const body = 'code' in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode };
+    const data = unwrap(await api.POST('/api/v1/auth/mfa/verify', { body, headers: await deviceHeaders() }));
+    await storeTokens(data);
+    const { trusted_device: pendingDevice, ...session } = data;
+    return { session, pendingDevice };
+  }
+
+  /** "Trust this device": later logins from it skip MFA. Returns the trusted device. */
+  async function trustThisDevice(pending: PendingDevice, deviceName?: string): Promise<Device> {
+    const extra = await deviceHeaders();
+    const data = await authed(async (headers) =>
+      unwrap(
+        await api.POST('/api/v1/devices/activate', {
+          body: { activation_token: pending.activation_token, ...(deviceName ? { device_name: deviceName } : {}) },
+          headers: { ...extra, ...headers },
+        }),
+      ),
+    );
+    if (keepDeviceToken) await tokens.set('device_token', data.device_token);
+    return data.device;
+  }
+
+  /** "Not now": this device is not remembered; the next login asks for MFA again. */
+  async function notNow(pending: PendingDevice): Promise<void> {
+    const extra = await deviceHeaders();
+    await authed(async (headers) => unwrap(await api.POST('/api/v1/devices/skip', { body: { activation_token: pending.activation_token }, headers: { ...extra, ...headers } })));
+  }
+
+  async function me(): Promise<User> {
+    return authed(async (headers) => unwrap(await api.GET('/api/v1/auth/me', { headers })));
+  }
+
+  /** Ends this session on the server and forgets the tokens (the device stays trusted). */
+  async function logout(): Promise<void> {
+    const refreshToken = await tokens.get('refresh_token');
+    try {
+      await authed(async (headers) => {
+        const result = await api.POST('/api/v1/auth/logout', { body: refreshToken ? { refresh_token: refreshToken } : null, headers });
+        if (result.error !== undefined) unwrap(result as never);
+      });
+    } finally {
+      await tokens.set('access_token', undefined);
+      await tokens.set('refresh_token', undefined);
+    }
+  }
+
+  const withDeviceToken = async (headers: Record<string, string>) => {
+    const deviceToken = keepDeviceToken ? await tokens.get('device_token') : undefined;
+    return deviceToken ? { ...headers, 'x-device-token': deviceToken } : headers;
+  };
+
+  const devices = {
+    /** Active trusted devices, most recently used first; `is_current` marks this one. */
+    async list(): Promise<Device[]> {
+      return authed(async (headers) => unwrap(await api.GET('/api/v1/devices', { headers: await withDeviceToken(headers) })).devices);
+    },
+    async revoke(deviceId: string): Promise<void> {
+      await authed(async (headers) =>
+        unwrap(await api.DELETE('/api/v1/devices/{device_id}', { params: { path: { device_id: deviceId } }, headers: await withDeviceToken(headers) })),
+      );
+    },
+    async revokeAll(): Promise<number> {
+      return authed(async (headers) => unwrap(await api.DELETE('/api/v1/devices', { headers })).revoked_count);
+    },
+    async rename(deviceId: string, deviceName: string): Promise<Device> {
+      return authed(
+        async (headers) =>
+          unwrap(await api.PATCH('/api/v1/devices/{device_id}', { params: { path: { device_id: deviceId } }, body: { device_name: deviceName }, headers: await withDeviceToken(headers) }))
+            .device,
+      );
+    },
+    /** Device history, newest first; pass `before` = the previous page's nextBefore. */
+    async events(page: { limit?: number; before?: string } = {}): Promise<{ events: DeviceEvent[]; nextBefore: string | null }> {
+      const data = await authed(async (headers) => unwrap(await api.GET('/api/v1/devices/events', { params: { query: page }, headers })));
+      return { events: data.events, nextBefore: data.next_before };
+    },
+  };
+
+  return { api, tokens, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, devices };
+}

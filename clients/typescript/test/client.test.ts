@@ -1,0 +1,150 @@
+/**
+ * The client against a live server: the real app listening on 127.0.0.1, port
+ * 0, reached over HTTP with fetch (no inject). Login with and without MFA,
+ * trust / not now, MFA bypass on the trusted device, list, revoke, refresh on
+ * an expired access token, and the error type. Runs on every storage of the
+ * matrix, like the service's own suites.
+ */
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { totpCode } from '../../../src/mfa/totp.ts';
+import { CHROME_MAC, createTestApp, databaseKinds, enableMfa, PASSWORD, SIGNALS, signupAndLogin, type TestApp, type TestUser } from '../../../test/helpers/app.ts';
+import { encodeFingerprint } from '../src/browser.ts';
+import { createTrustedDevicesClient, memoryTokenStore, type MfaStep, TrustedDevicesError } from '../src/index.ts';
+
+for (const kind of databaseKinds()) {
+  describe(`TypeScript client against a live server (${kind.name})`, () => {
+    let t: TestApp;
+    let baseUrl: string;
+    before(async () => {
+      t = await createTestApp(kind);
+      await t.app.listen({ host: '127.0.0.1', port: 0 });
+      baseUrl = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    });
+    after(() => t.close());
+
+    /** A client as one laptop's app would hold it: its own token store, UA and signals. */
+    const laptopClient = () =>
+      createTrustedDevicesClient({ baseUrl, fingerprint: encodeFingerprint(SIGNALS), headers: { 'user-agent': CHROME_MAC } });
+    const code = (user: TestUser) => {
+      t.clock.advance(30_000);
+      return totpCode(user.totpSecret!, t.clock.now());
+    };
+    const mfaUser = async () => {
+      const user = await signupAndLogin(t.app);
+      await enableMfa(t, user);
+      return user;
+    };
+
+    test('login without MFA returns a session; the tokens are kept and used', async () => {
+      const user = await signupAndLogin(t.app);
+      const client = laptopClient();
+      const result = await client.login({ email: user.email, password: PASSWORD });
+      assert.equal(result.kind, 'session');
+      assert.ok(result.kind === 'session' && result.session.user_id === user.userId && !result.mfaBypassed);
+      assert.equal((await client.me()).email, user.email);
+      assert.ok(await client.tokens.get('refresh_token'));
+    });
+
+    test('login with MFA → verify → trust this device → the next login bypasses MFA → list → revoke → MFA again', async () => {
+      const user = await mfaUser();
+      const client = laptopClient();
+      const step = (await client.login({ email: user.email, password: PASSWORD })) as MfaStep;
+      assert.equal(step.kind, 'mfa_required');
+      assert.ok(step.methods.includes('totp'));
+      assert.equal(await client.tokens.get('access_token'), undefined, 'no token before the second factor');
+
+      const verified = await client.verifyMfa(step, { code: code(user) });
+      assert.equal(verified.session.user_id, user.userId);
+      assert.ok(verified.pendingDevice, 'a device to trust is offered');
+      const device = await client.trustThisDevice(verified.pendingDevice, 'Work laptop');
+      assert.equal(device.device_name, 'Work laptop');
+      assert.equal(device.is_active, true);
+      assert.ok(await client.tokens.get('device_token'), 'outside a browser the device token is kept in the store');
+
+      const again = await client.login({ email: user.email, password: PASSWORD });
+      assert.equal(again.kind, 'session');
+      assert.ok(again.kind === 'session' && again.mfaBypassed, 'MFA bypassed on the trusted device');
+
+      const listed = await client.devices.list();
+      assert.deepEqual(listed.map((d) => [d.id, d.is_current]), [[device.id, true]]);
+      await client.devices.revoke(device.id);
+      // Revoking the device signs it out (its sessions end): the client learns it and forgets the tokens.
+      await assert.rejects(client.devices.list(), (error: unknown) => error instanceof TrustedDevicesError && error.status === 401);
+      assert.equal(await client.tokens.get('refresh_token'), undefined);
+      const afterRevoke = await client.login({ email: user.email, password: PASSWORD });
+      assert.equal(afterRevoke.kind, 'mfa_required', 'a revoked device asks for MFA again');
+      await client.verifyMfa(afterRevoke as MfaStep, { code: code(user) });
+      assert.deepEqual(await client.devices.list(), [], 'no trusted device left');
+
+      // Another laptop (its own store: no device token) is not trusted by the first one's trust.
+      const other = await laptopClient().login({ email: user.email, password: PASSWORD });
+      assert.equal(other.kind, 'mfa_required');
+    });
+
+    test('not now: the device is not remembered; a backup code works as the second factor', async () => {
+      const user = await mfaUser();
+      const { backupCodes } = await enableMfaCodes(user);
+      const client = laptopClient();
+      const step = (await client.login({ email: user.email, password: PASSWORD })) as MfaStep;
+      const verified = await client.verifyMfa(step, { backupCode: backupCodes[0]! });
+      await client.notNow(verified.pendingDevice!);
+      assert.equal(await client.tokens.get('device_token'), undefined);
+      assert.deepEqual(await client.devices.list(), []);
+      assert.equal((await client.login({ email: user.email, password: PASSWORD })).kind, 'mfa_required');
+      // The skipped activation token cannot trust the device afterwards.
+      await assert.rejects(client.trustThisDevice(verified.pendingDevice!), (error: unknown) => error instanceof TrustedDevicesError && error.status === 409 && error.code === 'ACTIVATION_TOKEN_USED');
+    });
+
+    test('an expired access token is refreshed once and the call retried; refresh() rotates the refresh token', async () => {
+      const user = await signupAndLogin(t.app);
+      const tokens = memoryTokenStore();
+      const client = createTrustedDevicesClient({ baseUrl, tokens, headers: { 'user-agent': CHROME_MAC } });
+      await client.login({ email: user.email, password: PASSWORD });
+      const firstAccess = await tokens.get('access_token');
+      const firstRefresh = await tokens.get('refresh_token');
+      t.clock.advance(16 * 60_000); // past the 15-minute access-token lifetime
+      assert.equal((await client.me()).user_id, user.userId);
+      assert.notEqual(await tokens.get('access_token'), firstAccess);
+      assert.notEqual(await tokens.get('refresh_token'), firstRefresh);
+      // Two callers at once share one refresh (a second one would present a rotated token).
+      const [a, b] = await Promise.all([client.refresh(), client.refresh()]);
+      assert.equal(a.refresh_token, b.refresh_token);
+      assert.equal((await client.me()).user_id, user.userId);
+    });
+
+    test('errors arrive as TrustedDevicesError with the envelope code; logout forgets the tokens', async () => {
+      const user = await signupAndLogin(t.app);
+      const client = laptopClient();
+      await assert.rejects(client.login({ email: user.email, password: 'Wrong-Password-1' }), (error: unknown) => {
+        assert.ok(error instanceof TrustedDevicesError);
+        assert.equal(error.status, 401);
+        assert.equal(error.code, 'INVALID_CREDENTIALS');
+        assert.ok(error.requestId);
+        return true;
+      });
+      await client.login({ email: user.email, password: PASSWORD });
+      await client.logout();
+      assert.equal(await client.tokens.get('access_token'), undefined);
+      await assert.rejects(client.me(), (error: unknown) => error instanceof TrustedDevicesError && error.status === 401);
+      // The typed layer underneath: paths, bodies and answers are checked by the compiler.
+      const health = await client.api.GET('/healthz');
+      assert.equal(health.data?.data.status, 'ok');
+      // @ts-expect-error: not a path of the document
+      void (() => client.api.GET('/api/v1/no-such-route'));
+    });
+
+    async function enableMfaCodes(user: TestUser): Promise<{ backupCodes: string[] }> {
+      // enableMfa already ran in mfaUser(); regenerate to learn a set of backup codes.
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/mfa/backup-codes/regenerate',
+        headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': 'application/json' },
+        payload: JSON.stringify({ code: code(user) }),
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      return { backupCodes: res.json().data.backup_codes };
+    }
+  });
+}
