@@ -11,10 +11,11 @@ import { iso } from '../http/envelope.ts';
 
 const SESSION_TYPES: ReadonlySet<string> = new Set<DeviceEventType>(['signed_in', 'signed_out', 'session_revoked', 'sessions_revoked_all']);
 
-/** `device.<type>`, `session.<type>` or `admin.<type>`: receivers filter on the group; `data.type` is the history's own type. */
+/** `device.<type>`, `session.<type>`, `webauthn.<type>` or `admin.<type>`: receivers filter on the group; `data.type` is the history's own type. */
 export function webhookType(type: string): string {
   if (SESSION_TYPES.has(type)) return `session.${type}`;
   if (type.startsWith('admin_')) return `admin.${type.slice('admin_'.length)}`;
+  if (type.startsWith('webauthn_')) return `webauthn.${type.slice('webauthn_'.length)}`;
   return `device.${type}`;
 }
 
@@ -47,7 +48,7 @@ const Nullable = (description: string) => Type.String({ nullable: true, descript
 
 export const WebhookEvent = Type.Object(
   {
-    type: Type.String({ description: 'device.<event type>, session.<event type> or admin.<event type>', example: 'device.revoked' }),
+    type: Type.String({ description: 'device.<event type>, session.<event type>, webauthn.<event type> or admin.<event type>', example: 'device.revoked' }),
     timestamp: Type.String({ format: 'date-time', description: 'When the event happened' }),
     data: Type.Object({
       id: Type.String({ description: 'The event id; also the webhook-id header (deduplicate by it: delivery is at least once)' }),
