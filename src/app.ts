@@ -11,7 +11,6 @@ import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
-import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -21,6 +20,10 @@ import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { createAdminRepository } from './admin/admin.repository.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
 import { createAdminService } from './admin/admin.service.ts';
+import { createAccountMail } from './account/account-mail.ts';
+import { createAccountRepository } from './account/account.repository.ts';
+import { accountPages, accountRoutes } from './account/account.routes.ts';
+import { createAccountService } from './account/account.service.ts';
 import { authRoutes } from './auth/auth.routes.ts';
 import { createAuthService } from './auth/auth.service.ts';
 import { createUsersRepository } from './auth/users.repository.ts';
@@ -31,13 +34,15 @@ import { createDevicesRepository, type DevicesRepository } from './devices/devic
 import { devicesRoutes } from './devices/devices.routes.ts';
 import { createDevicesService } from './devices/devices.service.ts';
 import { createFingerprinter } from './devices/fingerprint.ts';
-import { AppError } from './errors.ts';
 import { createAuthenticate } from './http/authenticate.ts';
 import { createFrameworkErrorHandler, registerErrorHandling } from './http/error-handler.ts';
 import { registerComponentSchemas, swaggerOptions } from './http/openapi.ts';
-import { redisStoreWithLocalFallback } from './http/rate-limit-store.ts';
+import { createMemoryCounterStore, createRedisCounterStore } from './http/rate-limit-store.ts';
+import { installRateLimits } from './http/rate-limits.ts';
 import { createRequestDeviceReader } from './http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from './http/security-headers.ts';
+import { createValidatorFactory } from './http/validation.ts';
+import { createClientErrorHandler, createExpectationHandler, createRouteTable, installProtocolRules } from './http/protocol.ts';
 import { createMfaRepository } from './mfa/mfa.repository.ts';
 import { mfaRoutes } from './mfa/mfa.routes.ts';
 import { createMfaService } from './mfa/mfa.service.ts';
@@ -109,11 +114,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onProtoPoisoning: 'remove',
     onConstructorPoisoning: 'remove',
     frameworkErrors: createFrameworkErrorHandler(headers),
-    ajv: { customOptions: { allErrors: true, removeAdditional: true, useDefaults: true, coerceTypes: 'array' } },
+    // Parser errors (bad request line, duplicate Content-Length, 431, 408) in the envelope (src/http/protocol.ts).
+    clientErrorHandler: createClientErrorHandler(headers),
+    // Node's own missing-Host answer is a bare 400; the check is made in the envelope instead.
+    http: { requireHostHeader: false },
+    // Bodies are validated as typed; only the query string and path parameters are coerced (src/http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('auth', null as never);
-  registerErrorHandling(app);
+  const routes = createRouteTable(app);
+  registerErrorHandling(app, routes, headers);
+  app.server.on('checkExpectation', createExpectationHandler(headers));
   registerComponentSchemas(app);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
@@ -122,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.headers(headers);
     done();
   });
+  installProtocolRules(app, routes);
 
   // Graceful shutdown: requests in flight at close time finish, and their
   // keep-alive connections are closed after the answer instead of holding
@@ -154,20 +167,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   if (config.corsOrigins) {
-    await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600 });
+    // Every method the API has (the default stops at GET, HEAD, POST: DELETE and PATCH could not be called).
+    await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600, methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'] });
   }
   await app.register(fastifyCookie);
   if (config.rateLimits === 'on') {
-    await app.register(fastifyRateLimit, {
-      global: false,
-      hook: 'preHandler',
-      // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
-      ...(deps.redis ? { store: redisStoreWithLocalFallback(deps.redis, 'td-rl:', app.log) } : {}),
-      errorResponseBuilder: (_request, context) =>
-        new AppError('RATE_LIMITED', `Too many requests. Try again in ${context.after}.`, {
-          details: { retry_after_seconds: Math.ceil(context.ttl / 1000) },
-        }),
-    });
+    // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
+    const memory = createMemoryCounterStore(clock, { log: app.log });
+    installRateLimits(app, deps.redis ? createRedisCounterStore(deps.redis, { prefix: 'td-rl:', log: app.log, fallback: memory }) : memory);
   }
 
   await app.register(fastifySwagger, swaggerOptions);
@@ -214,10 +221,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
     webauthnCredentials: webauthnRepository,
   });
+  // Account email: requests only queue mail (src/mail/outbox); src/main.ts runs the sender.
+  const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
+  const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({
     repository: devicesRepository,
     sessions: sessionsRepository,
     revocation,
+    alerts: accountMail,
     clock,
     activationTokenTtlSeconds: config.activationTokenTtlSeconds,
     deviceTrustTtlDays: config.deviceTrustTtlDays,
@@ -239,11 +250,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deviceTrust: devices.trust,
     sessions,
     revocation,
-    passwords: deps.passwordHasher ?? createPasswordHasher(),
+    passwords,
     clock,
     mfaChallengeTtlSeconds: config.mfaChallengeTtlSeconds,
     log: app.log,
     webauthn: webauthn.factor,
+    accountMail,
+  });
+  const account = createAccountService({
+    repository: createAccountRepository(database.db),
+    revocation,
+    users,
+    mail: accountMail,
+    passwords,
+    clock,
   });
 
   const context = {
@@ -252,6 +272,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mfa,
     devices,
     sessions,
+    account,
+    accountMail,
     requestDevice: createRequestDeviceReader(createFingerprinter(keys.fingerprintKey)),
     authenticate: createAuthenticate(accessTokens, sessions),
   };
@@ -272,6 +294,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
   await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
+  await app.register(accountRoutes, { ...context, prefix: API_PREFIX });
+  await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(jwksRoutes, { accessTokens });
   await app.register(webPlugin);

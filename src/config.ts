@@ -60,6 +60,10 @@ export interface Config {
   eventRetentionDays: number;
   jwtIssuer: string;
   jwtAudience: string;
+  /** SMTP and links in mail (SPEC §5.6): links start with publicUrl. */
+  /** SMTP server for mail; unset → .eml files in DATA_DIR/outbox/. */
+  smtpUrl: string | undefined;
+  mailFrom: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
   /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
@@ -128,7 +132,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     return fallback;
   };
 
-  const nodeEnv = read('NODE_ENV') ?? 'development';
+  // Any case: NODE_ENV=Production must not quietly run with development keys.
+  const nodeEnv = (read('NODE_ENV') ?? 'development').toLowerCase();
   const production = nodeEnv === 'production';
 
   const key = (name: string, minBytes: number, exactBytes?: number, requiredInProduction = true): Buffer | undefined => {
@@ -138,6 +143,10 @@ export function loadConfig(env: Env): Readonly<Config> {
       return undefined;
     }
     const decoded = decodeKey(raw);
+    if (decoded === undefined) {
+      problems.push(`${name} must be hex or base64 (a random key, not a pass phrase): generate one with \`openssl rand -hex 32\``);
+      return undefined;
+    }
     if (exactBytes !== undefined && decoded.length !== exactBytes) {
       problems.push(`${name} must encode exactly ${exactBytes} bytes (64 hex characters or base64)`);
       return undefined;
@@ -150,9 +159,8 @@ export function loadConfig(env: Env): Readonly<Config> {
   };
 
   const databaseUrl = read('DATABASE_URL') ?? 'sqlite:./data/trusted-devices.db';
-  if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(databaseUrl)) {
-    problems.push('DATABASE_URL must start with sqlite:, postgres:// or postgresql://');
-  }
+  const databaseProblem = checkDatabaseUrl(databaseUrl);
+  if (databaseProblem) problems.push(`DATABASE_URL ${databaseProblem}`);
 
   const redisUrl = read('REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
@@ -192,6 +200,11 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   const webauthnRpId = (read('WEBAUTHN_RP_ID') ?? publicOrigin?.hostname ?? 'localhost').toLowerCase();
   if (!/^[a-z0-9.-]+$/.test(webauthnRpId)) problems.push(`WEBAUTHN_RP_ID must be a domain name like example.com (got "${webauthnRpId}")`);
+  if (publicOrigin && !/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push('PUBLIC_URL must be an http(s) URL without query or fragment');
+  const smtpUrl = read('SMTP_URL');
+  if (smtpUrl !== undefined && !/^smtps?:\/\/[^\s]+$/.test(smtpUrl)) problems.push('SMTP_URL must start with smtp:// or smtps://');
+  const mailFrom = read('MAIL_FROM') ?? 'Trusted Devices <no-reply@localhost>';
+  if (!/^([^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/.test(mailFrom)) problems.push('MAIL_FROM must be an address, optionally with a name: Name <address@example.com>');
   const jwt = jwtKeys(read, production, problems);
 
   const config: Config = {
@@ -225,10 +238,12 @@ export function loadConfig(env: Env): Readonly<Config> {
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
+    publicUrl,
+    smtpUrl,
+    mailFrom,
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
     webhook: undefined,
-    publicUrl,
     webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
     jwtAlgorithm: jwt.algorithm,
   };
@@ -251,11 +266,38 @@ export function loadConfig(env: Env): Readonly<Config> {
   return Object.freeze(config);
 }
 
-/** Keys are given as 64 hex characters (32 bytes) or base64/base64url; anything else is taken as UTF-8 text. */
-export function decodeKey(raw: string): Buffer {
-  if (/^[0-9a-fA-F]+$/.test(raw) && raw.length % 2 === 0) return Buffer.from(raw, 'hex');
-  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw) && raw.length >= 43) return Buffer.from(raw, 'base64');
-  return Buffer.from(raw, 'utf8');
+/**
+ * Keys are hex (an even number of hex digits) or base64/base64url in its
+ * canonical form (what encoding the bytes again gives back, padding aside).
+ * Anything else is not a key: undefined. There is no UTF-8 fallback: a pass
+ * phrase has far less entropy than its length suggests.
+ */
+export function decodeKey(raw: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]+$/.test(raw)) return raw.length % 2 === 0 ? Buffer.from(raw, 'hex') : undefined;
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw) || (/[+/]/.test(raw) && /[_-]/.test(raw))) return undefined;
+  const bytes = Buffer.from(raw, 'base64');
+  const unpadded = raw.replace(/=+$/, '');
+  const again = /[_-]/.test(raw) ? bytes.toString('base64url') : bytes.toString('base64').replace(/=+$/, '');
+  return again === unpadded ? bytes : undefined;
+}
+
+/** undefined when DATABASE_URL names a database this service can open; otherwise what is wrong. */
+function checkDatabaseUrl(url: string): string | undefined {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length);
+    // `sqlite:` alone used to open an in-memory database: every restart would lose all data.
+    if (path.trim() === '') return 'sqlite: needs a file path (or :memory: explicitly), e.g. sqlite:./data/trusted-devices.db';
+    return undefined;
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    try {
+      if (new URL(url).hostname === '') return 'must name a PostgreSQL host, e.g. postgres://user@db.example.com/app';
+      return undefined;
+    } catch {
+      return 'is not a valid postgres:// URL';
+    }
+  }
+  return 'must start with sqlite:, postgres:// or postgresql://';
 }
 
 function isHttpUrl(raw: string): boolean {

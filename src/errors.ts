@@ -25,6 +25,7 @@ export const ERRORS = {
   NOT_ACCEPTABLE: { status: 406, message: 'The requested representation is not available.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive.' },
   LENGTH_REQUIRED: { status: 411, message: 'A Content-Length is required.' },
+  EXPECTATION_FAILED: { status: 417, message: 'Only "Expect: 100-continue" is supported.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large (limit 16 KiB).' },
   URI_TOO_LONG: { status: 414, message: 'The request URL is too long.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the request body as application/json.' },
@@ -33,6 +34,7 @@ export const ERRORS = {
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
+  SERVER_BUSY: { status: 503, message: 'Too many sign-ins are being checked right now. Try again in a moment.' },
 
   // Authentication (SPEC §5.1)
   INVALID_PASSWORD: { status: 422, message: 'The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit.' },
@@ -57,6 +59,10 @@ export const ERRORS = {
   FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
   DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
 
+  // Account email (SPEC §5.6): verification, reset and "This wasn't me" links
+  LINK_INVALID: { status: 400, message: 'This link is not valid. Use the latest link we sent you.' },
+  LINK_USED: { status: 409, message: 'This link has already been used.' },
+  LINK_EXPIRED: { status: 410, message: 'This link has expired. Ask for a new one.' },
   // Passkeys and security keys (SPEC §5.8)
   WEBAUTHN_VERIFICATION_FAILED: { status: 400, message: 'The passkey or security key response could not be verified.' },
   WEBAUTHN_NOT_REGISTERED: { status: 400, message: 'No passkey or security key is registered for this account.' },

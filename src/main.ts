@@ -11,9 +11,14 @@ import { connectDatabase } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { resolveKeys } from './keys.ts';
 import { startHousekeeping } from './ops/housekeeping.ts';
-import { systemClock } from './clock.ts';
 import { withWebhooks } from './webhooks/webhooks.repository.ts';
 import { createWebhookSender } from './webhooks/webhooks.service.ts';
+import { createAccountMailComposer } from './account/account-mail.ts';
+import { createAccountRepository } from './account/account.repository.ts';
+import { systemClock } from './clock.ts';
+import { createMailSender, startMailSender } from './mail/mail.sender.ts';
+import { createMailTransport } from './mail/mail.transport.ts';
+import { createOutboxRepository } from './mail/outbox.repository.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -57,11 +62,25 @@ async function main(): Promise<void> {
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log });
   // Webhooks: deliveries run beside the requests, never inside them.
   const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log }).start() : async () => {};
+  // Account mail: requests only queue it; this instance's sender delivers its share.
+  const mailTransport = createMailTransport(config, app.log);
+  const stopMail = startMailSender(
+    createMailSender({
+      outbox: createOutboxRepository(database.db),
+      transport: mailTransport,
+      compose: createAccountMailComposer({ db: database.db, repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
+      clock: systemClock,
+      log: app.log,
+    }),
+    app.log,
+  );
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app?.log.error({ err }, 'shutting down after an error');
     else app?.log.info({ signal }, 'shutting down');
     stopHousekeeping();
+    stopMail();
+    mailTransport.close();
     await app?.close();
     await stopWebhooks();
     await database.close();

@@ -264,8 +264,37 @@ describe('loadConfig', () => {
       );
     }
     // 32 bytes in any accepted encoding is enough.
-    for (const secret of [hex32(), randomBytes(32).toString('base64'), randomBytes(32).toString('base64url'), 'p'.repeat(32)]) {
+    for (const secret of [hex32(), randomBytes(32).toString('base64'), randomBytes(32).toString('base64url'), randomBytes(48).toString('base64')]) {
       assert.equal(loadConfig({ JWT_SECRET: secret }).keys.jwtSecret!.length >= 32, true, secret);
+    }
+  });
+
+  test('a pass phrase is never a key (no UTF-8 fallback), whatever its length', () => {
+    for (const phrase of ['Tr0ub4dor&3 is my very long secret pass phrase for JWTs!', 'correct horse battery staple correct horse battery staple', 'p'.repeat(40) + '!']) {
+      for (const name of ['JWT_SECRET', 'FINGERPRINT_KEY', 'DATA_ENCRYPTION_KEY']) {
+        const error = configError({ [name]: phrase });
+        assert.deepEqual(namedVariables(error, [name]), [name], `${name}=${phrase}`);
+        assert.match(error.message, /hex or base64/);
+        assert.ok(!error.message.includes(phrase), 'the value itself is not echoed');
+      }
+    }
+    assert.equal(decodeKey('abc'), undefined, 'odd hex');
+    assert.equal(decodeKey(`${randomBytes(32).toString('base64').slice(0, 20)}-_${randomBytes(8).toString('hex')}`), undefined, 'mixed alphabets');
+  });
+
+  test('DATABASE_URL=sqlite: with no path, and unknown schemes, are refused', () => {
+    for (const url of ['sqlite:', 'sqlite: ', 'mongodb://db/app', 'file:./db.sqlite', 'postgres://', 'postgres:///app']) {
+      const error = configError({ DATABASE_URL: url });
+      assert.deepEqual(namedVariables(error, ['DATABASE_URL']), ['DATABASE_URL'], url);
+    }
+    assert.equal(loadConfig({ DATABASE_URL: 'sqlite:./data/x.db' }).databaseUrl, 'sqlite:./data/x.db');
+  });
+
+  test('NODE_ENV=production in any case is production (keys required)', () => {
+    for (const env of ['Production', 'PRODUCTION', ' production ']) {
+      const error = configError({ NODE_ENV: env });
+      assert.equal(error.problems.length, 3, env);
+      assert.equal(loadConfig({ NODE_ENV: env, ...productionKeys() }).production, true);
     }
   });
 

@@ -19,6 +19,11 @@ import { collectFingerprint } from './fingerprint.js';
 import { describeError } from './errors.js';
 import { $, clearFormError, copyText, h, icon, showFormError, srOnly, withBusy } from './dom.js';
 import { formatDate, formatDateTime, formatRelative, formatTime, summarizeUserAgent, timeEl } from './format.js';
+// Account email views (each builds its own section; see public/js/views/link-token.js).
+import { forgotPasswordView } from './views/forgot.js';
+import { reportView } from './views/report.js';
+import { resetPasswordView } from './views/reset.js';
+import { verifyEmailView } from './views/verify-email.js';
 import { PASSKEY_EVENT_LABELS, passkeyMfaEntered, passkeysSecurityEntered, setupPasskeys } from './views/passkeys.js';
 
 const APP_NAME = 'Trusted Devices';
@@ -56,6 +61,10 @@ const VIEWS = {
   trust: { title: 'Remember this device?', enter: enterTrust },
   devices: { title: 'Your devices', enter: enterDevices, nav: true },
   security: { title: 'Security', enter: enterSecurity, nav: true },
+  'forgot-password': forgotPasswordView,
+  'reset-password': resetPasswordView,
+  'verify-email': verifyEmailView,
+  report: reportView,
 };
 
 function routeFromHash() {

@@ -94,7 +94,7 @@ export const PasskeySignInData = Type.Object({
   trusted_device: Type.Union([PendingDeviceData, Type.Null()], { description: 'A pending device to activate or skip; null on a trusted device.' }),
 });
 
-export const User = Type.Object({ ...Profile, mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });
+export const User = Type.Object({ ...Profile, email_verified: Type.Boolean(), mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });
 export const MeData = ref(User);
 
 export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });

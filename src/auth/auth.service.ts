@@ -41,6 +41,11 @@ export interface AuthServiceOptions {
   clock: Clock;
   mfaChallengeTtlSeconds: number;
   log: FastifyBaseLogger;
+  /** Account mail (src/account/account-mail.ts): queued, never awaited for delivery, never throws. */
+  accountMail?: {
+    verifyEmail(userId: string): Promise<void>;
+    passwordChanged(userId: string, actor: Actor): Promise<void>;
+  };
   /** Passkeys and security keys (SPEC §5.8): a second factor and passwordless sign-in. */
   webauthn?: WebauthnFactor;
 }
@@ -110,8 +115,9 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       }
       const now = clock.now();
       const displayName = input.display_name?.trim() || null;
-      const user: User = { id: newId(), email, password_hash: await passwords.hash(input.password), display_name: displayName, created_at: now, updated_at: now };
+      const user: User = { id: newId(), email, password_hash: await passwords.hash(input.password), display_name: displayName, created_at: now, updated_at: now, email_verified_at: null };
       if (!(await users.insert(user))) throw new AppError('EMAIL_TAKEN');
+      await options.accountMail?.verifyEmail(user.id);
       return { ...profile(user), created_at: now };
     },
 
@@ -234,7 +240,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
     async me(userId: string) {
       const user = await users.findById(userId);
       if (!user) throw new UnauthorizedError('This account no longer exists.');
-      return { ...profile(user), mfa_enabled: await mfa.isEnabled(userId), created_at: user.created_at };
+      return { ...profile(user), email_verified: user.email_verified_at !== null, mfa_enabled: await mfa.isEnabled(userId), created_at: user.created_at };
     },
 
     /** Checks the password of a signed-in user (password change, MFA deactivation). */
@@ -255,6 +261,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       }
       const passwordHash = await passwords.hash(newPassword);
       const ended = await revocation.run({ kind: 'password_changed', userId, actor }, (trx) => users.updatePassword(trx, user.id, passwordHash, clock.now()));
+      await options.accountMail?.passwordChanged(user.id, actor);
       return { password_changed: true, devices_revoked: ended.devices.length, sessions_ended: ended.sessions.length };
     },
   };

@@ -42,7 +42,8 @@ export function connectDatabase(url: string, options: ConnectOptions = {}): Data
 }
 
 function connectSqlite(path: string): DatabaseHandle {
-  const memory = path === ':memory:' || path === '';
+  if (path.trim() === '') throw new Error('DATABASE_URL sqlite: needs a path (or :memory:)');
+  const memory = path === ':memory:';
   if (!memory) mkdirSync(dirname(path), { recursive: true });
   const sqlite = new BetterSqlite3(memory ? ':memory:' : path);
   sqlite.pragma('page_size = 16384');

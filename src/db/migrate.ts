@@ -6,6 +6,8 @@
 import { type Kysely, type Migration, Migrator, PostgresAdapter, sql } from 'kysely';
 import * as initial from './migrations/001_initial.ts';
 import * as sessions from './migrations/002_sessions.ts';
+import * as hardening from './migrations/003_hardening.ts';
+import * as email from './migrations/004_email.ts';
 import * as webauthn from './migrations/005_webauthn.ts';
 import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
 import type { Database } from './schema.ts';
@@ -13,6 +15,8 @@ import type { Database } from './schema.ts';
 const migrations: Record<string, Migration> = {
   '001_initial': initial,
   '002_sessions': sessions,
+  '003_hardening': hardening,
+  '004_email': email,
   '005_webauthn': webauthn,
   '008_admin_webhooks': adminWebhooks,
 };

@@ -11,6 +11,8 @@ export interface UsersTable {
   display_name: string | null;
   created_at: number;
   updated_at: number;
+  /** When the address was proven by a verification (or reset) link; null until then. */
+  email_verified_at: number | null;
 }
 
 export interface RefreshTokensTable {
@@ -239,6 +241,51 @@ export interface WebhookOutboxTable {
   last_error: string | null;
 }
 
+export type MailKind =
+  | 'verify_email'
+  | 'password_reset'
+  | 'alert_device_trusted'
+  | 'alert_password_changed'
+  | 'alert_mfa_disabled'
+  | 'alert_backup_codes_regenerated'
+  | 'alert_fingerprint_mismatch';
+
+export type MailStatus = 'pending' | 'sent' | 'failed' | 'dropped';
+
+/** The durable mail queue (src/mail). Holds no token and no rendered body: the sender renders at send time. */
+export interface MailOutboxTable {
+  id: string;
+  kind: MailKind;
+  user_id: string | null;
+  recipient: string | null;
+  /** JSON object of non-secret template facts. */
+  payload: string;
+  dedupe_key: string | null;
+  status: MailStatus;
+  attempts: number;
+  next_attempt_at: number;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  last_error: string | null;
+  subject: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
+export type EmailTokenPurpose = 'verify_email' | 'password_reset' | 'report';
+
+export interface EmailTokensTable {
+  id: string;
+  user_id: string;
+  purpose: EmailTokenPurpose;
+  token_hash: string;
+  device_id: string | null;
+  mail_id: string | null;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
 /** A registered WebAuthn credential (passkey or security key), SPEC §5.8. */
 export interface WebauthnCredentialsTable {
   id: string;
@@ -292,6 +339,8 @@ export interface Database {
   activation_tokens: ActivationTokensTable;
   trusted_devices: TrustedDevicesTable;
   device_events: DeviceEventsTable;
+  mail_outbox: MailOutboxTable;
+  email_tokens: EmailTokensTable;
   sessions: SessionsTable;
   admin_keys: AdminKeysTable;
   webhook_outbox: WebhookOutboxTable;

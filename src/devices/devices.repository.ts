@@ -7,7 +7,7 @@
  * SHA-256 through unique indexes. Consuming an activation token is one
  * conditional UPDATE: of any number of concurrent calls exactly one wins.
  */
-import { createQueryId, type Kysely, type Transaction } from 'kysely';
+import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
 import type { ActivationTokensTable, Database, Db, DeviceStatus, TrustedDevicesTable } from '../db/schema.ts';
 import { type EventInput, insertEvents, SYSTEM } from '../events/events.repository.ts';
 
@@ -35,7 +35,10 @@ const LIST_COLUMNS = [
 ] as const;
 export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
-const ENDED_STATUSES = ['revoked', 'evicted', 'expired'] as const satisfies readonly Exclude<DeviceStatus, 'active'>[];
+/** Literals where a partial index must match (see expireDevices). */
+const ACTIVE = sql.lit<DeviceStatus>('active');
+/** When a device ended: revoked (or evicted) at, else the expiry; the expression of index trusted_devices_ended. */
+const ENDED_AT = sql<number>`coalesce(revoked_at, expires_at)`;
 
 
 export function createDevicesRepository(db: Kysely<Database>) {
@@ -201,17 +204,24 @@ export function createDevicesRepository(db: Kysely<Database>) {
     },
 
     /**
-     * Marks devices past their trust lifetime as expired and records an
-     * `expired` event for each: one UPDATE … RETURNING, so when several
-     * instances prune at once every device is expired (and logged) once.
+     * Marks at most `limit` devices past their trust lifetime as expired and
+     * records an `expired` event for each, in one transaction: one UPDATE …
+     * RETURNING (re-checking the status), so when several instances prune at
+     * once every device is expired (and logged) once. Bounded, so a backlog
+     * never exceeds SQLite's bound-variable limit (the event insert binds 7
+     * per row) nor holds a long transaction; housekeeping loops.
+     * The status is a literal: SQLite uses a partial index only when the
+     * query repeats its WHERE term, which a bound parameter does not.
      */
-    async expireDevices(now: number): Promise<Array<{ id: string; user_id: string }>> {
+    async expireDevices(now: number, limit: number): Promise<Array<{ id: string; user_id: string }>> {
       return db.transaction().execute(async (trx) => {
         const due = await trx
           .updateTable('trusted_devices')
           .set({ status: 'expired' })
-          .where('status', '=', 'active')
-          .where('expires_at', '<=', now)
+          .where('id', 'in', (eb) =>
+            eb.selectFrom('trusted_devices').select('id').where('status', '=', ACTIVE).where('expires_at', '<=', now).limit(limit),
+          )
+          .where('status', '=', ACTIVE)
           .returning(['id', 'user_id', 'device_name'])
           .execute();
         await insertEvents(
@@ -223,23 +233,32 @@ export function createDevicesRepository(db: Kysely<Database>) {
       });
     },
 
-    async deleteSpentActivations(before: number): Promise<number> {
-      const result = await db.deleteFrom('activation_tokens').where('expires_at', '<=', before).executeTakeFirst();
+    // Housekeeping deletes: at most `limit` rows per statement, chosen through an index (the
+    // subquery), so a backlog is worked off in short statements (src/ops/housekeeping.ts loops).
+
+    async deleteSpentActivations(before: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('activation_tokens')
+        .where('id', 'in', (eb) => eb.selectFrom('activation_tokens').select('id').where('expires_at', '<=', before).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
 
-    async deleteEventsBefore(before: number): Promise<number> {
-      const result = await db.deleteFrom('device_events').where('created_at', '<', before).executeTakeFirst();
+    async deleteEventsBefore(before: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('device_events')
+        .where('id', 'in', (eb) => eb.selectFrom('device_events').select('id').where('created_at', '<', before).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
 
-    async deleteEndedDevicesBefore(before: number): Promise<number> {
-      // `in` the ended statuses rather than `!= 'active'`: the (status, expires_at)
-      // index then limits the scan to ended devices instead of the whole table.
+    /** Devices that ended (revoked, evicted, expired) before `before`; index trusted_devices_ended (migration 003). */
+    async deleteEndedDevicesBefore(before: number, limit: number): Promise<number> {
       const result = await db
         .deleteFrom('trusted_devices')
-        .where('status', 'in', ENDED_STATUSES)
-        .where((eb) => eb.or([eb('revoked_at', '<', before), eb('expires_at', '<', before)]))
+        .where('id', 'in', (eb) =>
+          eb.selectFrom('trusted_devices').select('id').where('status', '<>', ACTIVE).where(ENDED_AT, '<', before).limit(limit),
+        )
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },

@@ -47,7 +47,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
   const { devices, authenticate, requestDevice, config } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
-  const limit = rateLimitConfig(RATE_LIMITS.devices);
+  const limit = rateLimitConfig(RATE_LIMITS.userApi);
   const clearCookie = (reply: FastifyReply) => reply.clearCookie(DEVICE_COOKIE, cookieOptions(config));
 
   app.post('/activate', {

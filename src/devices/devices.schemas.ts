@@ -1,9 +1,9 @@
 import { Type } from 'typebox';
-import { IsoTime, PRINTABLE, ref } from '../http/envelope.ts';
+import { IsoTime, NAME, PRINTABLE, ref } from '../http/envelope.ts';
 
 // Any string: an id that is not a device UUID is answered 404 DEVICE_NOT_FOUND, like an unknown one.
 export const DeviceId = Type.Object({ device_id: Type.String() });
-const DeviceName = Type.String({ minLength: 1, maxLength: 100, pattern: PRINTABLE });
+const DeviceName = Type.String({ minLength: 1, maxLength: 100, pattern: NAME, description: 'Printable, not only white space.' });
 
 // 1024: room for any token a client may send by mistake (an ES256 access token is ~600
 // characters), so a wrong token is the same 404 as an unknown one, not a 422.

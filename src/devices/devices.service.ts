@@ -83,10 +83,23 @@ export interface DeviceView {
   granted_by_credential_id: string | null;
 }
 
+/** Where the request that caused an alert came from. */
+interface AlertRequest {
+  ipAddress: string | null;
+  userAgent: string | null;
+}
+
+/** Security alerts (src/account/account-mail.ts): queued, never throw. */
+export interface DeviceAlerts {
+  deviceTrusted(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+  fingerprintMismatch(userId: string, context: AlertRequest & { deviceId: string }): Promise<void>;
+}
+
 export interface DevicesServiceOptions {
   repository: DevicesRepository;
   sessions: SessionsRepository;
   revocation: Revocation;
+  alerts?: DeviceAlerts;
   clock: Clock;
   activationTokenTtlSeconds: number;
   deviceTrustTtlDays: number;
@@ -203,6 +216,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       }
       if (decision.reason === 'fingerprint_mismatch') {
         await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor: attemptActor(device) }], now);
+        await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: decision.deviceId });
       }
       return decision;
     },
@@ -283,6 +297,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       });
       // Classified after the transaction: a read inside it would need a second connection while holding one.
       if (summary === undefined) throw await lostConsume(row.token_hash, now);
+      await options.alerts?.deviceTrusted(userId, { ipAddress: fp.ipAddress, userAgent: device.userAgent, deviceId: summary.id, deviceName: summary.device_name });
       return { device: view(summary, tokenHash), deviceToken };
     },
 

@@ -48,9 +48,15 @@ export function ok<T>(data: T, message = 'OK'): { success: true; data: T; messag
 /**
  * No control characters (NUL included) in text that is stored or looked up:
  * PostgreSQL refuses NUL in text, SQLite would store it; both databases must
- * answer alike.
+ * answer alike. No lone UTF-16 surrogate either (JSON allows "\ud800"): it
+ * is not text, cannot be encoded as UTF-8 (encodeURIComponent throws) and
+ * would be stored as U+FFFD. ajv compiles patterns with the `u` flag, so a
+ * well-formed pair (an emoji) is one code point and passes.
  */
-export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
+export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
+
+/** A name people read (device names, the authenticator label): printable and not only white space. */
+export const NAME = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
 
 export const IsoTime = Type.String({ format: 'date-time', examples: ['2026-01-01T12:00:00.000Z'] });
 const DAY_MS = 86_400_000;

@@ -7,6 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERRORS, type ErrorCode, type FieldProblem, ServiceUnavailableError } from '../errors.ts';
 import { isStorageUnavailable } from '../db/storage-errors.ts';
+import type { RouteTable } from './protocol.ts';
 
 /** The catalogue code for a framework error's status (the catalogue holds their messages). */
 const GENERIC_CODES: Record<number, ErrorCode> = {
@@ -87,9 +88,10 @@ export function toAppError(error: unknown): AppError {
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: AppError) {
-  if (error.status >= 500) {
+  // Refusals under load (a full hashing line, a limit) are expected and come in floods: one short line each, no stack.
+  if (error.status >= 500 && error.code !== 'SERVER_BUSY') {
     request.log.error({ err: error.cause ?? error, code: error.code }, 'request failed');
-  } else if (error.status === 429) {
+  } else if (error.status === 429 || error.code === 'SERVER_BUSY') {
     request.log.warn({ code: error.code }, 'request limited');
   }
   reply.headers(error.headers);
@@ -125,9 +127,22 @@ export function createFrameworkErrorHandler(headers: Readonly<Record<string, str
   };
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => sendError(request, reply, toAppError(error)));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, new AppError('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}.`)),
-  );
+export function registerErrorHandling(app: FastifyInstance, routes?: RouteTable, headers?: Readonly<Record<string, string>>): void {
+  app.setErrorHandler((error, request, reply) => {
+    // Some errors are raised before the onRequest hooks ran (an HTTP/0.9 request line with an
+    // unknown method): the security headers are set here too, so no error leaves without them.
+    if (headers) reply.headers(headers);
+    return sendError(request, reply, toAppError(error));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    if (headers) reply.headers(headers);
+    const path = request.url.split('?')[0]!;
+    // A known path with another method: 405 and the methods it has (RFC 9110 §15.5.6).
+    const allowed = routes?.allowed(path) ?? [];
+    if (allowed.length > 0) {
+      const allow = allowed.join(', ');
+      return sendError(request, reply, new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path.slice(0, 200)}; use ${allow}.`, { headers: { allow } }));
+    }
+    return sendError(request, reply, new AppError('NOT_FOUND', `No route for ${request.method} ${path.slice(0, 200)}.`));
+  });
 }

@@ -53,8 +53,20 @@ export function createMfaRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async enableTotp(trx: Db, userId: string, now: number): Promise<void> {
-      await trx.updateTable('totp_secrets').set({ enabled_at: now, setup_failures: 0, setup_locked_until: null }).where('user_id', '=', userId).execute();
+    /**
+     * Turns on the secret that was verified, and only that one: a concurrent
+     * setup may have replaced it meanwhile, and a secret the user never
+     * confirmed must not become their second factor. One conditional UPDATE.
+     */
+    async enableTotp(trx: Db, userId: string, verifiedSecretEncrypted: string, now: number): Promise<boolean> {
+      const result = await trx
+        .updateTable('totp_secrets')
+        .set({ enabled_at: now, setup_failures: 0, setup_locked_until: null })
+        .where('user_id', '=', userId)
+        .where('secret_encrypted', '=', verifiedSecretEncrypted)
+        .where('enabled_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
 
     async removeTotp(trx: Db, userId: string): Promise<void> {
@@ -179,8 +191,12 @@ export function createMfaRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows);
     },
 
-    async deleteExpiredChallenges(now: number): Promise<number> {
-      const result = await db.deleteFrom('mfa_challenges').where('expires_at', '<=', now).executeTakeFirst();
+    /** At most `limit` rows, chosen through the expiry index (housekeeping loops). */
+    async deleteExpiredChallenges(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('mfa_challenges')
+        .where('id', 'in', (eb) => eb.selectFrom('mfa_challenges').select('id').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   };

@@ -10,7 +10,7 @@ import * as S from './mfa.schemas.ts';
 const tags = ['mfa'];
 
 export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { mfa, auth, authenticate } = ctx;
+  const { mfa, auth, authenticate, accountMail } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
 
@@ -39,6 +39,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     schema: { operationId: 'regenerateBackupCodes', tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
   }, async (request) => {
     const { backupCodes, devicesRevoked } = await mfa.regenerateBackupCodes(request.auth.userId, request.body.code, requestActor(request));
+    await accountMail.backupCodesRegenerated(request.auth.userId, requestActor(request));
     return ok({ backup_codes: backupCodes, devices_revoked: devicesRevoked }, 'New backup codes issued. Trusted devices were revoked.');
   });
 
@@ -57,6 +58,8 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     const { devicesRevoked, sessionsEnded } = await mfa.disable(userId, requestActor(request));
     // Passkeys and security keys are second factors too: with one left, MFA stays on.
     const stillOn = await mfa.isEnabled(userId);
+    // The alert is about the account losing its second step; with a passkey left it has not.
+    if (!stillOn) await accountMail.mfaDisabled(userId, requestActor(request));
     return ok(
       { mfa_enabled: stillOn, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
       stillOn

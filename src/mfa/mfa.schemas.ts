@@ -1,10 +1,10 @@
 import { Type } from 'typebox';
-import { ref } from '../http/envelope.ts';
+import { NAME, ref } from '../http/envelope.ts';
 
 const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: 'A current 6-digit TOTP code.' });
 
 export const SetupBody = Type.Union([
-  Type.Object({ device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }, { additionalProperties: false }),
+  Type.Object({ device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NAME })) }, { additionalProperties: false }),
   Type.Null(),
 ]);
 export const CodeBody = Type.Object({ code: TotpCode }, { additionalProperties: false });

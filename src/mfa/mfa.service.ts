@@ -137,14 +137,16 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
 
     async setup(userId: string, email: string, label: string | undefined) {
       const secret = generateTotpSecret();
+      // Everything that can fail on the input runs before the secret is stored.
+      const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
+      const qrCode = await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 1, width: 240 });
       // The upsert refuses to touch an enabled secret: that is the "already on" check, in one statement.
       const saved = await repository.savePendingTotp(userId, encryptor.encrypt(secret, userId), clock.now());
       if (!saved) throw new AppError('TOTP_ALREADY_ENABLED');
-      const url = otpauthUrl(secret, label ? `${email} (${label})` : email, TOTP_ISSUER);
       return {
         secret,
         otpauth_url: url,
-        qr_code: await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 1, width: 240 }),
+        qr_code: qrCode,
         manual_entry_key: manualEntryKey(secret),
       };
     },
@@ -165,7 +167,10 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
       }
       const backup = newBackupCodes();
       const ended = await revocation.run({ kind: 'mfa_enabled', userId, actor }, async (trx) => {
-        await repository.enableTotp(trx, userId, now);
+        // Only the secret whose code was just checked: a setup started again meanwhile must not be enabled unconfirmed.
+        if (!(await repository.enableTotp(trx, userId, row.secret_encrypted, now))) {
+          throw new AppError('NO_PENDING_SETUP', 'The setup was started again meanwhile: confirm with a code from the newest QR code.');
+        }
         await backup.store(trx, userId);
       });
       return { backupCodes: backup.codes, sessionsEnded: ended.sessions.length };

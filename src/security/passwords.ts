@@ -5,13 +5,20 @@
  *
  * At most one hash per core runs at a time (the rest wait in line): more
  * would not finish sooner, would hold 19 MiB each, and would take every
- * thread of the pool that file and DNS work also need.
+ * thread of the pool that file and DNS work also need. The line is bounded
+ * (QUEUE_PER_SLOT per running hash, and no more than MAX_EXPECTED_WAIT_MS of
+ * expected waiting): when it is full, a new request is
+ * refused at once with 503 SERVER_BUSY (Retry-After: 1) instead of waiting
+ * behind a flood, so no login ever waits seconds (SPEC §6). The rate limits
+ * (src/http/rate-limits.ts) stop a flood from one client before it gets here;
+ * the bound is for floods from many.
  *
  * Unknown emails are verified against a dummy hash made once at start, so a
  * login for an email that does not exist costs the same as a wrong password.
  */
 import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
+import { AppError } from '../errors.ts';
 
 /** Algorithm.Argon2id of @node-rs/argon2 (an ambient const enum, so spelled out). */
 const ARGON2ID = 2;
@@ -32,16 +39,34 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<false>;
 }
 
-/** Runs at most `slots` tasks at once, the others in arrival order. */
-function createLimiter(slots: number) {
+/** Hashes that may wait per running one, at most. */
+export const QUEUE_PER_SLOT = 8;
+/** And at most this much expected waiting: a new hash is refused when the line ahead would take longer (SPEC §6: no login waits seconds). */
+export const MAX_EXPECTED_WAIT_MS = 1000;
+
+export const serverBusy = () => new AppError('SERVER_BUSY', undefined, { headers: { 'retry-after': '1' } });
+
+/**
+ * Runs at most `slots` tasks at once, the others in arrival order; refuses at
+ * once when `maxWaiting` already wait, or when the line ahead would take more
+ * than `maxWaitMs` at the recent pace (a moving average of task durations:
+ * the bound follows the machine, slow under load, fast when idle).
+ */
+function createLimiter(slots: number, maxWaiting: number, maxWaitMs: number) {
   let running = 0;
+  let averageMs = 50;
   const waiting: Array<() => void> = [];
   return async function limited<T>(task: () => Promise<T>): Promise<T> {
-    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
-    else running++;
+    if (running >= slots) {
+      const expectedWaitMs = ((waiting.length + 1) * averageMs) / slots;
+      if (waiting.length >= maxWaiting || expectedWaitMs > maxWaitMs) throw serverBusy();
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else running++;
+    const started = performance.now();
     try {
       return await task();
     } finally {
+      averageMs = 0.8 * averageMs + 0.2 * (performance.now() - started);
       const next = waiting.shift();
       if (next) next();
       else running--;
@@ -49,11 +74,17 @@ function createLimiter(slots: number) {
   };
 }
 
-export function createPasswordHasher(options: PasswordHasherOptions = OWASP_ARGON2ID, concurrency = availableParallelism()): PasswordHasher {
+export function createPasswordHasher(
+  options: PasswordHasherOptions = OWASP_ARGON2ID,
+  concurrency = availableParallelism(),
+  maxWaiting = QUEUE_PER_SLOT * Math.max(1, concurrency),
+  maxWaitMs = MAX_EXPECTED_WAIT_MS,
+): PasswordHasher {
   const argonOptions = { algorithm: ARGON2ID, ...options };
-  const limited = createLimiter(Math.max(1, concurrency));
-  const check = (hashed: string, password: string) => limited(() => verify(hashed, password)).catch(() => false);
-  // Made once, at start, off the event loop; the catch keeps an early failure from being unhandled.
+  const limited = createLimiter(Math.max(1, concurrency), maxWaiting, maxWaitMs);
+  // A malformed stored hash is a wrong password; a full line is SERVER_BUSY, never "wrong password".
+  const check = (hashed: string, password: string) => limited(() => verify(hashed, password).catch(() => false));
+  // Made once, at start, off the event loop (never refused: nothing waits yet); the catch keeps an early failure from being unhandled.
   const dummy = limited(() => hash('dummy-password-for-unknown-emails', argonOptions));
   dummy.catch(() => undefined);
   return {

@@ -3,7 +3,7 @@
  * refresh tokens, admin API keys.
  *
  * - 32 bytes (256 bits) from the CSPRNG, base64url, behind a readable prefix
- *   (`tdm_`, `tda_`, `tdd_`, `tdr_`, `tdk_`, `tdp_`) so a leaked token is recognisable and a
+ *   (`tdm_`, `tda_`, `tdd_`, `tdr_`, `tdk_`, `tdp_`, and `tdv_`, `tdw_`, `tdx_` for mail links) so a leaked token is recognisable and a
  *   token of one kind is never mistaken for another.
  * - Only SHA-256(token) is stored. A plain, unsalted hash is right here: the
  *   input already has 256 bits of entropy, and lookup must be by hash.
@@ -20,6 +20,10 @@ export const TOKEN_PREFIX = {
   admin: 'tdk_',
   /** A passwordless (passkey) sign-in attempt, SPEC §5.8. */
   passkeyAttempt: 'tdp_',
+  // Account email (src/account): only ever in the link of the mail itself.
+  emailVerification: 'tdv_',
+  passwordReset: 'tdw_',
+  report: 'tdx_',
 } as const;
 
 export type TokenKind = keyof typeof TOKEN_PREFIX;

@@ -191,15 +191,28 @@ export function createSessionsRepository(db: Kysely<Database>) {
       return row?.device_name;
     },
 
-    async deleteExpiredRefreshTokens(now: number): Promise<number> {
-      const result = await db.deleteFrom('refresh_tokens').where('expires_at', '<=', now).executeTakeFirst();
+    /** At most `limit` rows, chosen through the expiry index (housekeeping loops: src/ops/housekeeping.ts). */
+    async deleteExpiredRefreshTokens(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('refresh_tokens')
+        .where('id', 'in', (eb) => eb.selectFrom('refresh_tokens').select('id').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
 
-    /** Sessions that ended, or reached their absolute end, before `before` (history keeps them until then). */
-    async deleteDeadBefore(before: number): Promise<number> {
-      const ended = await db.deleteFrom('sessions').where('ended_at', '<', before).executeTakeFirst();
-      const expired = await db.deleteFrom('sessions').where('expires_at', '<', before).executeTakeFirst();
+    /**
+     * Sessions that ended, or reached their absolute end, before `before` (history keeps them until then).
+     * At most `limit` of each kind per call, each chosen through its index (housekeeping loops).
+     */
+    async deleteDeadBefore(before: number, limit: number): Promise<number> {
+      const ended = await db
+        .deleteFrom('sessions')
+        .where('id', 'in', (eb) => eb.selectFrom('sessions').select('id').where('ended_at', 'is not', null).where('ended_at', '<', before).limit(limit))
+        .executeTakeFirst();
+      const expired = await db
+        .deleteFrom('sessions')
+        .where('id', 'in', (eb) => eb.selectFrom('sessions').select('id').where('expires_at', '<', before).limit(limit))
+        .executeTakeFirst();
       return Number(ended.numDeletedRows) + Number(expired.numDeletedRows);
     },
   };

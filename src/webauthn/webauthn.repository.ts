@@ -120,8 +120,12 @@ export function createWebauthnRepository(db: Kysely<Database>) {
 
     recordEvents: (events: EventInput[], now: number) => insertEvents(db, events, now),
 
-    async deleteExpiredChallenges(now: number): Promise<number> {
-      const result = await db.deleteFrom('webauthn_challenges').where('expires_at', '<=', now).executeTakeFirst();
+    /** One bounded batch of expired challenges (housekeeping loops over batches). */
+    async deleteExpiredChallenges(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('webauthn_challenges')
+        .where('id', 'in', (eb) => eb.selectFrom('webauthn_challenges').select('id').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   };

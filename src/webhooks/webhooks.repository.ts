@@ -120,10 +120,18 @@ export function createWebhooksRepository(db: Kysely<Database>) {
       return db.selectFrom('webhook_outbox').selectAll().where('id', '=', id).executeTakeFirst();
     },
 
-    /** Housekeeping: delivered rows after a day, dead ones after the event retention. */
-    async pruneFinished(deliveredBefore: number, deadBefore: number): Promise<number> {
-      const delivered = await db.deleteFrom('webhook_outbox').where('delivered_at', '<', deliveredBefore).executeTakeFirst();
-      const dead = await db.deleteFrom('webhook_outbox').where('dead_at', '<', deadBefore).executeTakeFirst();
+    /** Housekeeping, at most `limit` rows: delivered rows after a day, dead ones after the event retention. */
+    async pruneFinished(deliveredBefore: number, deadBefore: number, limit = 10_000): Promise<number> {
+      const delivered = await db
+        .deleteFrom('webhook_outbox')
+        .where('id', 'in', (eb) => eb.selectFrom('webhook_outbox').select('id').where('delivered_at', '<', deliveredBefore).limit(limit))
+        .executeTakeFirst();
+      const left = limit - Number(delivered.numDeletedRows);
+      if (left <= 0) return limit;
+      const dead = await db
+        .deleteFrom('webhook_outbox')
+        .where('id', 'in', (eb) => eb.selectFrom('webhook_outbox').select('id').where('dead_at', '<', deadBefore).limit(left))
+        .executeTakeFirst();
       return Number(delivered.numDeletedRows) + Number(dead.numDeletedRows);
     },
   };

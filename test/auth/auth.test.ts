@@ -90,7 +90,7 @@ for (const kind of databaseKinds()) {
       const user = await signupAndLogin(t.app);
       const me = await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: user.accessToken });
       assert.equal(me.res.statusCode, 200);
-      assert.deepEqual(Object.keys(me.body.data).sort(), ['created_at', 'display_name', 'email', 'mfa_enabled', 'user_id']);
+      assert.deepEqual(Object.keys(me.body.data).sort(), ['created_at', 'display_name', 'email', 'email_verified', 'mfa_enabled', 'user_id']);
       assert.equal(me.body.data.mfa_enabled, false);
       const anonymous = await call(t.app, 'GET', '/api/v1/auth/me');
       assert.equal(anonymous.res.statusCode, 401);

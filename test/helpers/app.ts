@@ -14,7 +14,8 @@ import { totpCode } from '../../src/mfa/totp.ts';
 import type { DatabaseKind, TestDatabase } from './databases.ts';
 
 /** Cheaper argon2id for the HTTP suites; the OWASP parameters are tested in test/security. */
-export const fastPasswords = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
+export const fastPasswords = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }, undefined, 100_000, Number.POSITIVE_INFINITY);
+// (An unbounded line here: concurrency tests fire bursts of logins; the bound is tested in test/security/password-queue.test.ts.)
 
 /** Fresh keys; the access-token signing key is of the given algorithm (the default's, ES256, unless said). */
 export const randomKeys = (algorithm: AsymmetricAlgorithm = 'ES256'): Keys => ({

@@ -215,11 +215,10 @@ for (const kind of databaseKinds()) {
       for (const [method, url] of [
         ['GET', '/api/v1/nope'],
         ['POST', '/api/v1/auth/nope'],
-        ['PUT', '/api/v1/auth/login'],
-        ['GET', '/api/v1/auth/login'],
         ['GET', '/api/v2/auth/me'],
         ['GET', '/nothing-here'],
-        ['OPTIONS', '/api/v1/auth/login'],
+        ['OPTIONS', '/api/v1/auth/nope'],
+        // (Another method on a known path is 405 with Allow: test/http/protocol.test.ts.)
       ] as const) {
         test(`${method} ${url} → 404 NOT_FOUND envelope`, async () => {
           const res = await raw(method, url);

@@ -85,10 +85,11 @@ if (!redisUrl) {
       for (const instance of [a, b, a, b, a]) assert.equal((await wrongLogin(instance, email, ip)).res.statusCode, 401);
       assertLimited(await wrongLogin(b, email, ip));
       assertLimited(await wrongLogin(a, email, ip));
-      // The counter is in Redis, under the plugin's per-route key.
-      const keys = await admin.keys(`td-rl:*${email}`);
-      assert.equal(keys.length, 1);
-      assert.equal(await admin.get(keys[0]!), '7');
+      // The counters are in Redis: per IP + email and per account, each at 5
+      // (refused attempts are not checked, so they are not counted as failures).
+      assert.equal(await admin.get(`td-rl:login:ip-email:${ip}:${email}`), '5');
+      assert.equal(await admin.get(`td-rl:login:account:${email}`), '5');
+      assert.ok(Number(await admin.pttl(`td-rl:login:account:${email}`)) > 15 * 60_000, 'the account counter lives a day');
     });
 
     test('Redis lost and back: per-instance counting meanwhile (one warning), shared again after', async () => {

@@ -13,7 +13,8 @@ test('argon2id with the OWASP parameters; verify tells right from wrong', async 
 });
 
 test('hashes queued beyond the concurrency limit all finish, each with its own result', async () => {
-  const hasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }, 2);
+  // An unbounded line (the bound has its own test, password-queue.test.ts): this one is about order and results.
+  const hasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }, 2, 100, Number.POSITIVE_INFINITY);
   const passwords = Array.from({ length: 12 }, (_, i) => `Password-${i}A`);
   const hashes = await Promise.all(passwords.map((p) => hasher.hash(p)));
   const checks = await Promise.all(hashes.map((h, i) => hasher.verify(h, passwords[i]!)));

@@ -29,6 +29,9 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'activation_tokens',
   'trusted_devices',
   'device_events',
+  // Account email: the outbox holds template facts only; email tokens are hashes (test/account/email.test.ts checks them after sending).
+  'mail_outbox',
+  'email_tokens',
   'sessions',
   'admin_keys',
   'webhook_outbox',
