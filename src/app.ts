@@ -17,6 +17,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { createAdminRepository } from './admin/admin.repository.ts';
+import { adminRoutes } from './admin/admin.routes.ts';
+import { createAdminService } from './admin/admin.service.ts';
 import { createAccountMail } from './account/account-mail.ts';
 import { createAccountRepository } from './account/account.repository.ts';
 import { accountPages, accountRoutes } from './account/account.routes.ts';
@@ -53,6 +56,7 @@ import { accessTokenKeysFor, createAccessTokens } from './security/access-tokens
 import { createEncryptor } from './security/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from './security/passwords.ts';
 import { webPlugin } from './web/web.plugin.ts';
+import { withWebhooks } from './webhooks/webhooks.repository.ts';
 import { createWebauthnRepository } from './webauthn/webauthn.repository.ts';
 import { webauthnRoutes } from './webauthn/webauthn.routes.ts';
 import { createWebauthnService } from './webauthn/webauthn.service.ts';
@@ -87,7 +91,9 @@ export const LOG_REDACT_PATHS = [
 ];
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, keys, database } = deps;
+  const { config, keys } = deps;
+  // With webhooks on, every event written through this handle also writes its outbox row (src/webhooks).
+  const database = withWebhooks(deps.database, config.webhook !== undefined);
   const clock = deps.clock ?? systemClock;
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
@@ -278,6 +284,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
+  const admin = createAdminService({
+    db: database.db,
+    repository: createAdminRepository(database.db),
+    users,
+    mfa,
+    devices,
+    sessions,
+    revocation,
+    clock,
+  });
+  await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
   await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
   await app.register(accountRoutes, { ...context, prefix: API_PREFIX });
   await app.register(accountPages);

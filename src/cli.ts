@@ -6,10 +6,12 @@ import { loadConfig } from './config.ts';
 import { connectDatabase } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { pruneExpired } from './ops/housekeeping.ts';
+import { withWebhooks } from './webhooks/webhooks.repository.ts';
 
 const command = process.argv[2];
 const config = loadConfig(process.env);
-const database = connectDatabase(config.databaseUrl, { poolSize: 2, statementTimeoutMs: 600_000 });
+// Pruning marks expired devices with events: those go to the webhook outbox too.
+const database = withWebhooks(connectDatabase(config.databaseUrl, { poolSize: 2, statementTimeoutMs: 600_000 }), config.webhook !== undefined);
 try {
   if (command === 'migrate') {
     const applied = await migrateToLatest(database.db);

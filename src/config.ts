@@ -79,6 +79,16 @@ export interface Config {
   webauthn: { rpId: string; rpName: string; origins: string[] };
   /** How access tokens are signed: ES256 (default), EdDSA, or HS256 when chosen explicitly. */
   jwtAlgorithm: JwtAlgorithm;
+  /** Webhooks (SPEC §5.7): both set, or neither. */
+  webhook: WebhookConfig | undefined;
+}
+
+export interface WebhookConfig {
+  url: string;
+  /** Standard Webhooks form: `whsec_` + base64 of 24 to 64 random bytes. */
+  secret: string;
+  timeoutSeconds: number;
+  maxAttempts: number;
 }
 
 export class ConfigError extends Error {
@@ -250,9 +260,24 @@ export function loadConfig(env: Env): Readonly<Config> {
     sessionMaxAgeDays: integer('SESSION_MAX_AGE_DAYS', 30, 1, 365),
     sessionIdleDays: integer('SESSION_IDLE_DAYS', 7, 1, 365),
     deviceTokenReuseGraceSeconds: integer('DEVICE_TOKEN_REUSE_GRACE_SECONDS', 30, 0, 600),
+    webhook: undefined,
     webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
     jwtAlgorithm: jwt.algorithm,
   };
+
+  const webhookUrl = read('WEBHOOK_URL');
+  const webhookSecret = read('WEBHOOK_SECRET');
+  const webhookTimeout = integer('WEBHOOK_TIMEOUT_SECONDS', 10, 1, 60);
+  const webhookAttempts = integer('WEBHOOK_MAX_ATTEMPTS', 16, 1, 50);
+  if ((webhookUrl === undefined) !== (webhookSecret === undefined)) problems.push('WEBHOOK_URL and WEBHOOK_SECRET go together: set both or neither');
+  if (webhookUrl !== undefined && !isHttpUrl(webhookUrl)) problems.push('WEBHOOK_URL must be an http:// or https:// URL');
+  if (webhookSecret !== undefined && !isWebhookSecret(webhookSecret)) {
+    problems.push('WEBHOOK_SECRET must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))');
+  }
+  config.webhook =
+    webhookUrl !== undefined && webhookSecret !== undefined
+      ? { url: webhookUrl, secret: webhookSecret, timeoutSeconds: webhookTimeout, maxAttempts: webhookAttempts }
+      : undefined;
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
@@ -290,6 +315,23 @@ function checkDatabaseUrl(url: string): string | undefined {
     }
   }
   return 'must start with sqlite:, postgres:// or postgresql://';
+}
+
+function isHttpUrl(raw: string): boolean {
+  try {
+    const url = new URL(raw);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '';
+  } catch {
+    return false;
+  }
+}
+
+/** The Standard Webhooks secret form: whsec_ + standard base64 of 24 to 64 bytes. */
+export function isWebhookSecret(raw: string): boolean {
+  const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(raw);
+  if (!match || match[1]!.length % 4 !== 0) return false;
+  const bytes = Buffer.from(match[1]!, 'base64').length;
+  return bytes >= 24 && bytes <= 64;
 }
 
 /**

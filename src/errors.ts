@@ -74,6 +74,9 @@ export const ERRORS = {
 
   // Sessions (SPEC §5.4)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
+
+  // Admin API (SPEC §5.7)
+  USER_NOT_FOUND: { status: 404, message: 'No such user.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -11,6 +11,8 @@ import { connectDatabase } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { resolveKeys } from './keys.ts';
 import { startHousekeeping } from './ops/housekeeping.ts';
+import { withWebhooks } from './webhooks/webhooks.repository.ts';
+import { createWebhookSender } from './webhooks/webhooks.service.ts';
 import { createAccountMailComposer } from './account/account-mail.ts';
 import { createAccountRepository } from './account/account.repository.ts';
 import { systemClock } from './clock.ts';
@@ -32,11 +34,11 @@ async function main(): Promise<void> {
   const keys = resolveKeys(config);
 
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
-  const database = connectDatabase(config.databaseUrl, {
+  const database = withWebhooks(connectDatabase(config.databaseUrl, {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     onBackgroundError: (error) => app?.log.warn({ err: error }, 'database connection error'),
-  });
+  }), config.webhook !== undefined);
   await migrateToLatest(database.db);
 
   // Fail fast rather than queue: while Redis is away, rate limits count in
@@ -63,6 +65,8 @@ async function main(): Promise<void> {
     );
   }
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log, intervalMs: config.housekeepingIntervalSeconds * 1000 });
+  // Webhooks: deliveries run beside the requests, never inside them.
+  const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log }).start() : async () => {};
   // Account mail: requests only queue it; this instance's sender delivers its share.
   const mailTransport = createMailTransport(config, app.log);
   const stopMail = startMailSender(
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
     stopMail();
     mailTransport.close();
     await app?.close();
+    await stopWebhooks();
     await database.close();
     redis?.disconnect();
   });

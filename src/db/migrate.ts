@@ -10,6 +10,7 @@ import * as hardening from './migrations/003_hardening.ts';
 import * as email from './migrations/004_email.ts';
 import * as webauthn from './migrations/005_webauthn.ts';
 import * as deviceKeys from './migrations/007_device_keys.ts';
+import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '004_email': email,
   '005_webauthn': webauthn,
   '007_device_keys': deviceKeys,
+  '008_admin_webhooks': adminWebhooks,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -153,6 +153,9 @@ export type DeviceEventType =
   | 'signed_in'
   | 'signed_out'
   | 'session_revoked'
+  // Admin API (src/admin): a read of the user's data by an admin key, and an admin's "end every session".
+  | 'admin_viewed'
+  | 'sessions_revoked_all'
   // WebAuthn (migration 005, SPEC §5.8)
   | 'webauthn_registered'
   | 'webauthn_removed'
@@ -226,6 +229,41 @@ export interface DeviceEventsTable {
   actor_session_id: string | null;
   /** The actor's name at the time: its session's device name, or an admin key's name. */
   actor_name: string | null;
+}
+
+/** An admin API key (src/admin): only its SHA-256 is stored. */
+export interface AdminKeysTable {
+  id: string;
+  /** Unique forever (revoked keys included): it is the actor name in users' histories. */
+  name: string;
+  key_hash: string;
+  /** Comma-separated scopes, e.g. "users:read,devices:write". */
+  scopes: string;
+  created_at: number;
+  revoked_at: number | null;
+  /** Moved at most once a minute. */
+  last_used_at: number | null;
+}
+
+/** One event to deliver to WEBHOOK_URL (src/webhooks); written in the event's transaction. */
+export interface WebhookOutboxTable {
+  /** The event's id, also the `webhook-id` header: receivers deduplicate by it. */
+  id: string;
+  /** The webhook type, e.g. "device.revoked". */
+  type: string;
+  /** The JSON body, exactly as signed and sent. */
+  payload: string;
+  created_at: number;
+  /** Attempts started so far; also fences a late outcome of an attempt whose lease ran out. */
+  attempts: number;
+  /** When the row is next due (or its lease ends); null once delivered or dead. */
+  next_attempt_at: number | null;
+  /** The end of the lease of the attempt in flight, null when none is. */
+  claimed_until: number | null;
+  delivered_at: number | null;
+  dead_at: number | null;
+  /** The last failure: an HTTP status or a network error (never the payload or a header). */
+  last_error: string | null;
 }
 
 export type MailKind =
@@ -333,6 +371,8 @@ export interface Database {
   sessions: SessionsTable;
   device_challenges: DeviceChallengesTable;
   retired_device_tokens: RetiredDeviceTokensTable;
+  admin_keys: AdminKeysTable;
+  webhook_outbox: WebhookOutboxTable;
   webauthn_credentials: WebauthnCredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;
 }

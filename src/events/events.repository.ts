@@ -5,9 +5,14 @@
  * that caused it, an admin key, or the system). Written inside the
  * transaction of the change it records; ids are UUIDv7, so (user_id, id) is
  * also the time order and one index serves the newest-first cursor.
+ * When webhooks are configured, each event's outbox row is written in the
+ * same transaction (src/webhooks/webhooks.repository.ts says how this
+ * function knows).
  */
 import type { ActorType, Db, DeviceEventsTable, DeviceEventType, EventCause } from '../db/schema.ts';
 import { newTimeOrderedId } from '../security/tokens.ts';
+import { insertOutbox, writesWebhookOutbox } from '../webhooks/webhooks.repository.ts';
+import { webhookPayload } from '../webhooks/webhooks.schemas.ts';
 
 export type StoredEvent = DeviceEventsTable;
 
@@ -34,28 +39,42 @@ export interface EventInput {
   actorName?: string | null;
 }
 
+/**
+ * Writes events (and, when the database handle writes the webhook outbox,
+ * their outbox rows) in the caller's transaction, or in one of its own.
+ */
 export async function insertEvents(db: Db, events: readonly EventInput[], now: number): Promise<void> {
   if (events.length === 0) return;
-  await db
-    .insertInto('device_events')
-    .values(
-      events.map((e) => ({
-        id: newTimeOrderedId(now),
-        user_id: e.userId,
-        device_id: e.deviceId ?? null,
-        type: e.type,
-        ip_address: e.actor.type === 'system' ? null : e.actor.ipAddress,
-        user_agent: e.actor.type === 'system' ? null : (e.actor.userAgent?.slice(0, MAX_USER_AGENT_STORED) ?? null),
-        created_at: now,
-        session_id: e.sessionId ?? null,
-        subject_name: e.subjectName ?? null,
-        cause: e.cause ?? null,
-        actor_type: e.actor.type satisfies ActorType,
-        actor_session_id: e.actor.type === 'user' ? e.actor.sessionId : null,
-        actor_name: e.actor.type === 'admin' ? e.actor.name : (e.actorName ?? null),
-      })),
-    )
-    .execute();
+  const rows: StoredEvent[] = events.map((e) => ({
+    id: newTimeOrderedId(now),
+    user_id: e.userId,
+    device_id: e.deviceId ?? null,
+    type: e.type,
+    ip_address: e.actor.type === 'system' ? null : e.actor.ipAddress,
+    user_agent: e.actor.type === 'system' ? null : (e.actor.userAgent?.slice(0, MAX_USER_AGENT_STORED) ?? null),
+    created_at: now,
+    session_id: e.sessionId ?? null,
+    subject_name: e.subjectName ?? null,
+    cause: e.cause ?? null,
+    actor_type: e.actor.type satisfies ActorType,
+    actor_session_id: e.actor.type === 'user' ? e.actor.sessionId : null,
+    actor_name: e.actor.type === 'admin' ? e.actor.name : (e.actorName ?? null),
+  }));
+  if (!writesWebhookOutbox(db)) {
+    await db.insertInto('device_events').values(rows).execute();
+    return;
+  }
+  // The event and its webhook are one commit: never one without the other.
+  const outbox = rows.map((row) => {
+    const payload = webhookPayload(row);
+    return { id: row.id, type: payload.type, payload: JSON.stringify(payload), created_at: now };
+  });
+  const write = async (trx: Db) => {
+    await trx.insertInto('device_events').values(rows).execute();
+    await insertOutbox(trx, outbox);
+  };
+  if (db.isTransaction) await write(db);
+  else await db.transaction().execute(write);
 }
 
 export function listEvents(db: Db, userId: string, limit: number, before: string | undefined): Promise<StoredEvent[]> {

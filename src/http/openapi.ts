@@ -16,6 +16,7 @@ import { LoginSession, MfaChallenge, PendingDevice, TokenPair, User } from '../a
 import { DeviceEvent, DeviceSchema } from '../devices/devices.schemas.ts';
 import { MfaStatus } from '../mfa/mfa.schemas.ts';
 import { SessionSchema } from '../sessions/sessions.schemas.ts';
+import { openApiWebhooks } from '../webhooks/webhooks.schemas.ts';
 import { ErrorEnvelope } from './envelope.ts';
 
 /** Every named schema of the document. A feature adds its own here (Session, …). */
@@ -33,6 +34,7 @@ export const TAGS = [
   { name: 'webauthn', description: 'Passkeys and security keys' },
   { name: 'integration', description: 'Keys that verify access tokens (JWKS)' },
   { name: 'operations', description: 'Health, readiness, metrics' },
+  { name: 'admin', description: 'Admin API: admin API keys with scopes (npm run admin -- create-key)' },
 ];
 
 export const swaggerOptions: FastifyDynamicSwaggerOptions = {
@@ -48,8 +50,15 @@ export const swaggerOptions: FastifyDynamicSwaggerOptions = {
     },
     // Relative: the document describes the server that serves it, wherever it runs.
     servers: [{ url: '/', description: 'This service' }],
-    components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    components: {
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        adminKey: { type: 'http', scheme: 'bearer', description: 'An admin API key (tdk_…), from `npm run admin -- create-key`' },
+      },
+    },
     tags: TAGS,
+    // What WEBHOOK_URL receives (src/webhooks). OpenAPI 3.0 has no `webhooks` field (3.1 does): an extension until the document moves to 3.1.
+    ...({ 'x-webhooks': openApiWebhooks } as object),
   },
   // Components are named by their $id (the default would be def-0, def-1, …).
   refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },

@@ -120,6 +120,8 @@ export const RATE_LIMITS = {
   webauthn: { kind: 'requests', name: 'webauthn', max: 30, windowMs: MINUTE, key: (r) => `webauthn:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
   /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
   webauthnAnonymous: { kind: 'requests', name: 'webauthn-ip', max: 30, windowMs: MINUTE, key: (r) => `webauthn-ip:${ip(r)}` } satisfies RequestLimit,
+  /** Per admin API key (src/admin): its routes authenticate first, so the key is known here. */
+  admin: { kind: 'requests', name: 'admin', max: 300, windowMs: MINUTE, key: (r) => `admin:${r.admin?.keyId ?? ip(r)}` } satisfies RequestLimit,
 } as const;
 
 /** A route's limits: one, or several independent ones (e.g. per IP and per account), each counted. */

@@ -2,7 +2,8 @@
  * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, expired device proof challenges and retired device tokens (in
  * bounded batches), devices past their trust lifetime (marked `expired`, with an
- * event), ended devices and events past EVENT_RETENTION_DAYS. Runs every
+ * event), ended devices and events past EVENT_RETENTION_DAYS, finished
+ * webhook outbox rows. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
  *
  * Bounded: every statement touches at most BATCH_SIZE rows, chosen through an
@@ -22,6 +23,7 @@ import { createDevicesRepository } from '../devices/devices.repository.ts';
 import { createMfaRepository } from '../mfa/mfa.repository.ts';
 import { createAccountRepository } from '../account/account.repository.ts';
 import { createSessionsRepository } from '../sessions/sessions.repository.ts';
+import { createWebhooksRepository } from '../webhooks/webhooks.repository.ts';
 import { createWebauthnRepository } from '../webauthn/webauthn.repository.ts';
 
 export const BATCH_SIZE = 500;
@@ -35,6 +37,7 @@ export interface PruneResult {
   devicesDeleted: number;
   sessionsDeleted: number;
   events: number;
+  webhookOutbox: number;
   /** Verification, reset and report tokens a day past expiry (kept that long so a late click gets 410, not 400). */
   emailTokens: number;
   deviceChallenges: number;
@@ -75,6 +78,7 @@ export async function pruneExpired(
   const sessions = createSessionsRepository(database.db);
   const webauthn = createWebauthnRepository(database.db);
   const account = createAccountRepository(database.db);
+  const webhooks = createWebhooksRepository(database.db);
 
   const steps: Array<[Exclude<keyof PruneResult, 'failed'>, (limit: number) => Promise<number>]> = [
     // Expiry first: devices it ends are then counted by the retention below from their expiry.
@@ -92,8 +96,10 @@ export async function pruneExpired(
     ['emailTokens', (limit) => account.deleteExpiredTokens(now - DAY, limit)],
     ['deviceChallenges', (limit) => devices.deleteExpiredChallenges(now, limit)],
     ['retiredDeviceTokens', (limit) => devices.deleteExpiredRetiredTokens(now, limit)],
+    // Delivered webhooks after a day; dead ones (never delivered) kept as long as events, for inspection.
+    ['webhookOutbox', (limit) => webhooks.pruneFinished(now - DAY, now - retention, limit)],
   ];
-  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, failed: [] };
+  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, webhookOutbox: 0, failed: [] };
   for (const [name, batch] of steps) {
     try {
       result[name] = await drain(batch, batchSize);

@@ -1,9 +1,9 @@
 /**
  * Opaque secret tokens: temporary (MFA challenge), activation, device and
- * refresh tokens, device proof challenges.
+ * refresh tokens, device proof challenges, admin API keys.
  *
  * - 32 bytes (256 bits) from the CSPRNG, base64url, behind a readable prefix
- *   (`tdm_`, `tda_`, `tdd_`, `tdr_`, `tdp_`, `tdc_`, and `tdv_`, `tdw_`, `tdx_` for mail links) so a leaked token is recognisable and a
+ *   (`tdm_`, `tda_`, `tdd_`, `tdr_`, `tdk_`, `tdp_`, `tdc_`, and `tdv_`, `tdw_`, `tdx_` for mail links) so a leaked token is recognisable and a
  *   token of one kind is never mistaken for another.
  * - Only SHA-256(token) is stored. A plain, unsalted hash is right here: the
  *   input already has 256 bits of entropy, and lookup must be by hash.
@@ -16,6 +16,8 @@ export const TOKEN_PREFIX = {
   activation: 'tda_',
   device: 'tdd_',
   refresh: 'tdr_',
+  /** Admin API keys (src/admin): long-lived, revoked by name. */
+  admin: 'tdk_',
   /** A passwordless (passkey) sign-in attempt, SPEC §5.8. */
   passkeyAttempt: 'tdp_',
   // Account email (src/account): only ever in the link of the mail itself.

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
+import { runAdminCommand } from '../../src/admin/admin.cli.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { totpCode } from '../../src/mfa/totp.ts';
 import { createEncryptor } from '../../src/security/encryption.ts';
@@ -35,15 +36,20 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'sessions',
   'device_challenges',
   'retired_device_tokens',
+  'admin_keys',
+  'webhook_outbox',
   'webauthn_credentials',
   'webauthn_challenges',
 ];
+
+// Webhooks on (no sender runs): the outbox holds a copy of every event, and is checked like the rest.
+const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 for (const kind of databaseKinds()) {
   describe(`data at rest (${kind.name})`, () => {
     let t: TestApp;
     before(async () => {
-      t = await createTestApp(kind);
+      t = await createTestApp(kind, { env: { WEBHOOK_URL: 'http://127.0.0.1:9/hooks', WEBHOOK_SECRET } });
     });
     after(() => t.close());
 
@@ -57,7 +63,7 @@ for (const kind of databaseKinds()) {
       const email = uniqueEmail('rest');
       const password = `Rest-${tag()}-Pw9`;
       const newPassword = `Rest-${tag()}-New8`;
-      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], passkeyAttempt: [] as string[], challenge: [] as string[] };
+      const tokens = { refresh: [] as string[], temporary: [] as string[], activation: [] as string[], device: [] as string[], access: [] as string[], admin: [] as string[], passkeyAttempt: [] as string[], challenge: [] as string[] };
       const webauthnChallenges: string[] = [];
 
       const signup = await call(t.app, 'POST', '/api/v1/auth/signup', { email, password, display_name: 'Rest' });
@@ -132,6 +138,13 @@ for (const kind of databaseKinds()) {
       const change = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: password, new_password: newPassword }, { token: first.access_token, device });
       assert.equal(change.res.statusCode, 200);
 
+      // An admin key, used once (SPEC §5.7).
+      const created: string[] = [];
+      await runAdminCommand(['create-key', '--name', `rest-${tag()}`, '--scopes', 'users:read'], db, { out: (l) => created.push(l), err: () => undefined }, t.clock);
+      tokens.admin.push(created[0]!);
+      const found = await call(t.app, 'GET', `/api/v1/admin/users?email=${encodeURIComponent(email)}`, undefined, { token: created[0]! });
+      assert.equal(found.res.statusCode, 200);
+
       // Every table of the database, not only the ones this test knows about.
       const actual =
         t.db.handle.dialect === 'sqlite'
@@ -142,7 +155,7 @@ for (const kind of databaseKinds()) {
       const dump: Record<string, Array<Record<string, unknown>>> = {};
       for (const table of TABLES) dump[table] = (await db.selectFrom(table).selectAll().execute()) as Array<Record<string, unknown>>;
       const text = JSON.stringify(dump);
-      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'webauthn_credentials', 'webauthn_challenges', 'device_challenges', 'retired_device_tokens']) {
+      for (const table of ['users', 'refresh_tokens', 'totp_secrets', 'backup_codes', 'mfa_challenges', 'activation_tokens', 'trusted_devices', 'device_events', 'sessions', 'admin_keys', 'webhook_outbox', 'webauthn_credentials', 'webauthn_challenges', 'device_challenges', 'retired_device_tokens']) {
         assert.ok(dump[table]!.length > 0, `${table} has rows to check`);
       }
 
@@ -150,6 +163,7 @@ for (const kind of databaseKinds()) {
         ['password', password],
         ['new password', newPassword],
         ['TOTP secret', secret],
+        ['webhook secret', WEBHOOK_SECRET.slice('whsec_'.length)],
         ['TOTP secret (lower case)', secret.toLowerCase()],
         ['fingerprint header', JSON.stringify(signals)],
         ...backupCodes.flatMap((c, i): Array<[string, string]> => [
@@ -203,6 +217,7 @@ for (const kind of databaseKinds()) {
       // The device key: its public half only, normalised.
       const storedKey = JSON.parse(String(dump.trusted_devices![0]!.public_key_jwk));
       assert.deepEqual(Object.keys(storedKey).sort(), ['crv', 'kty', 'x', 'y']);
+      assert.deepEqual(column('admin_keys', 'key_hash'), [sha256(tokens.admin[0]!)]);
       // WebAuthn: challenges and the passwordless attempt token as their SHA-256.
       assert.deepEqual(new Set(column('webauthn_challenges', 'challenge_hash')), new Set(webauthnChallenges.map(sha256)));
       assert.deepEqual(dump.webauthn_challenges!.map((r) => r.attempt_hash).filter((h) => h !== null), tokens.passkeyAttempt.map(sha256));

@@ -36,6 +36,13 @@ import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
 import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
 
 const EDGE_LINUX = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { runAdminCommand } from '../../src/admin/admin.cli.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createWebhooksRepository } from '../../src/webhooks/webhooks.repository.ts';
+import { createWebhookSender } from '../../src/webhooks/webhooks.service.ts';
 
 /**
  * Columns that do not narrow a search: a state shared by most rows of every
@@ -58,12 +65,19 @@ export function readsEveryRow(detail: string): boolean {
 describe('query plans of every statement of the user-facing flows (sqlite)', () => {
   const statements = new Map<string, readonly unknown[]>();
   let sqlite: BetterSqlite3.Database;
+  let db: Kysely<Database>;
   let t: TestApp;
+  // A webhook receiver: the outbox is written with every event, and the sender's statements are checked too.
+  let receiverStatus = 200;
+  const receiver: Server = createServer((req, res) => req.resume().on('end', () => res.writeHead(receiverStatus).end()));
+  const webhookEnv = { WEBHOOK_URL: '', WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}` };
 
   before(async () => {
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    webhookEnv.WEBHOOK_URL = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`;
     sqlite = new BetterSqlite3(':memory:');
     sqlite.pragma('foreign_keys = ON');
-    const db = new Kysely<Database>({
+    db = new Kysely<Database>({
       dialect: new SqliteDialect({ database: sqlite }),
       log: (event) => {
         if (event.level === 'query' && !statements.has(event.query.sql)) statements.set(event.query.sql, event.query.parameters);
@@ -73,9 +87,13 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     statements.clear();
     const handle = { db, dialect: 'sqlite' as const, ping: async () => void (await sql`select 1`.execute(db)), close: () => db.destroy() };
     const kind: DatabaseKind = { name: 'sqlite', create: async () => ({ handle, url: 'sqlite::memory:', searchPath: undefined, drop: () => handle.close() }) };
-    t = await createTestApp(kind);
+    t = await createTestApp(kind, { env: webhookEnv });
   });
-  after(() => t.close());
+  after(async () => {
+    await t.close();
+    receiver.closeAllConnections();
+    receiver.close();
+  });
 
   test('no statement scans a whole table', async () => {
     // Every flow of SPEC §5.1–§5.4 once.
@@ -125,6 +143,34 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: PASSWORD, new_password: 'Another-Pass-7' }, { token: live });
     await call(t.app, 'POST', '/api/v1/mfa/deactivate', { code: nextCode(t, user.totpSecret!) }, { token: live });
     await call(t.app, 'POST', '/api/v1/auth/logout', { refresh_token: refreshed.body.data?.refresh_token }, { token: live });
+
+    // SPEC §5.7: the admin API and its keys (the operator's command too), then the webhook sender.
+    const io = { out: () => undefined, err: () => undefined };
+    const keyOut: string[] = [];
+    await runAdminCommand(['create-key', '--name', 'plans', '--scopes', 'users:read,devices:read,devices:write,sessions:read,sessions:write,events:read'], db, { ...io, out: (l) => keyOut.push(l) }, t.clock);
+    const admin = (method: 'GET' | 'DELETE', path: string) => call(t.app, method, `/api/v1/admin${path}`, undefined, { headers: { authorization: `Bearer ${keyOut[0]}` } });
+    const u = `/users/${user.userId}`;
+    const adminCalls: Array<['GET' | 'DELETE', string]> = [
+      ['GET', `/users?email=${encodeURIComponent(user.email)}`],
+      ['GET', u],
+      ['GET', `${u}/devices`],
+      ['GET', `${u}/sessions`],
+      ['GET', `${u}/events?limit=2`],
+      ['DELETE', `${u}/devices/${trusted.device.id}`],
+      ['DELETE', `${u}/devices`],
+      ['DELETE', `${u}/sessions/${sessions[0].id}`],
+      ['DELETE', `${u}/sessions`],
+    ];
+    for (const [method, path] of adminCalls) assert.ok((await admin(method, path)).res.statusCode < 500, path);
+    t.clock.advance(61_000);
+    await admin('GET', u); // last_used_at moves
+    await runAdminCommand(['list-keys'], db, io, t.clock);
+    await runAdminCommand(['revoke-key', '--name', 'plans'], db, io, t.clock);
+    const sender = createWebhookSender({ db, config: loadConfig(webhookEnv).webhook!, clock: t.clock, log: t.app.log });
+    await sender.runOnce(5); // delivered
+    receiverStatus = 503;
+    await sender.runOnce(5); // failed: scheduled again
+    await createWebhooksRepository(db).pruneFinished(t.clock.now(), t.clock.now());
     assert.ok(statements.size > 40, `collected ${statements.size} statements`);
 
     const scans: string[] = [];
