@@ -222,8 +222,9 @@ for (const kind of databaseKinds()) {
       await enableMfa(t, user);
       const first = await verify(user, laptop());
       const activate = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: first.trusted_device.activation_token }, { token: first.access_token, device: laptop() });
-      const deviceA = laptop({ deviceToken: activate.body.data.device_token });
-      const bypass = await loginStep(t, user, deviceA);
+      const bypass = await loginStep(t, user, laptop({ deviceToken: activate.body.data.device_token }));
+      // The bypass rotated the device token (SPEC §5.5): the laptop now holds the successor.
+      const deviceA = laptop({ deviceToken: bypass.body.data.device_token });
       const b = await verify(user, phone);
       const x = await verify(user, actorBrowser);
       return {
