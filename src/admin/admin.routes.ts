@@ -5,12 +5,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { DeviceView } from '../devices/devices.service.ts';
+import { deviceJson, eventJson } from '../devices/devices.json.ts';
 import { UnauthorizedError } from '../errors.ts';
-import type { StoredEvent } from '../events/events.repository.ts';
 import { iso, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
-import type { SessionView } from '../sessions/sessions.service.ts';
+import { sessionJson } from '../sessions/sessions.json.ts';
 import type { AdminPrincipal, AdminRequest, AdminScope, AdminService } from './admin.service.ts';
 import * as S from './admin.schemas.ts';
 
@@ -27,21 +26,7 @@ export interface AdminRouteContext {
 const tags = ['admin'];
 const security = [{ adminKey: [] as string[] }];
 
-const deviceJson = (d: DeviceView) => ({ ...d, created_at: iso(d.created_at), trusted_at: iso(d.trusted_at), last_used_at: iso(d.last_used_at), expires_at: iso(d.expires_at) });
-const sessionJson = (s: SessionView) => ({ ...s, created_at: iso(s.created_at), last_active_at: iso(s.last_active_at), expires_at: iso(s.expires_at) });
 const userJson = (u: { created_at: number } & Record<string, unknown>) => ({ ...u, created_at: iso(u.created_at) });
-const eventJson = (e: StoredEvent) => ({
-  id: e.id,
-  type: e.type,
-  device_id: e.device_id,
-  session_id: e.session_id,
-  device_name: e.subject_name,
-  cause: e.cause,
-  actor: { type: e.actor_type ?? 'user', session_id: e.actor_session_id, name: e.actor_name, ip_address: e.ip_address, user_agent: e.user_agent },
-  ip_address: e.ip_address,
-  user_agent: e.user_agent,
-  created_at: iso(e.created_at),
-});
 
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (app, { admin }) => {
   app.decorateRequest('admin', null);

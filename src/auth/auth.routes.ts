@@ -4,7 +4,7 @@ import type { RouteContext } from '../http/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import { requestActor } from '../http/request-device.ts';
-import { pendingDeviceJson } from '../devices/devices.routes.ts';
+import { pendingDeviceJson } from '../devices/devices.json.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../http/cookies.ts';
 import { ValidationError } from '../errors.ts';

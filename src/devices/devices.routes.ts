@@ -2,38 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { clearDeviceCookie, setDeviceCookie } from '../http/cookies.ts';
 import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
-import { iso, ok, success, withErrors } from '../http/envelope.ts';
+import { ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import { requestActor, requestDeviceToken } from '../http/request-device.ts';
-import type { StoredEvent } from '../events/events.repository.ts';
-import type { DeviceView, PendingDevice } from './devices.service.ts';
+import { deviceJson, eventJson } from './devices.json.ts';
 import * as S from './devices.schemas.ts';
 
 const tags = ['devices'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export const deviceJson = (d: DeviceView) => ({
-  ...d,
-  created_at: iso(d.created_at),
-  trusted_at: iso(d.trusted_at),
-  last_used_at: iso(d.last_used_at),
-  expires_at: iso(d.expires_at),
-});
-
-export const pendingDeviceJson = (d: PendingDevice, trustTtlDays: number) => ({ ...d, expires_at: iso(d.expires_at), trust_ttl_days: trustTtlDays });
-
-const eventJson = (e: StoredEvent) => ({
-  id: e.id,
-  type: e.type,
-  device_id: e.device_id,
-  session_id: e.session_id,
-  device_name: e.subject_name,
-  cause: e.cause,
-  actor: { type: e.actor_type ?? 'user', session_id: e.actor_session_id, name: e.actor_name, ip_address: e.ip_address, user_agent: e.user_agent },
-  ip_address: e.ip_address,
-  user_agent: e.user_agent,
-  created_at: iso(e.created_at),
-});
 
 export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { devices, authenticate, requestDevice, config } = ctx;

@@ -1,20 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../http/authenticate.ts';
 import type { RouteContext } from '../http/context.ts';
-import { iso, ok, success, withErrors } from '../http/envelope.ts';
+import { ok, success, withErrors } from '../http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../http/rate-limits.ts';
 import { requestActor } from '../http/request-device.ts';
-import type { SessionView } from './sessions.service.ts';
+import { sessionJson } from './sessions.json.ts';
 import * as S from './sessions.schemas.ts';
 
 const tags = ['sessions'];
 
-const sessionJson = (s: SessionView) => ({
-  ...s,
-  created_at: iso(s.created_at),
-  last_active_at: iso(s.last_active_at),
-  expires_at: iso(s.expires_at),
-});
 
 export const sessionsRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { sessions, authenticate } = ctx;
