@@ -512,6 +512,8 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await b.getByRole('button', { name: 'Sign out everywhere else' }).click();
     await b.getByRole('dialog').getByRole('button', { name: 'Sign out everywhere else' }).click();
     await visible(b.getByText(/Signed out 1 other session/));
+    // The list re-renders after the answer: wait for the other group to go, then count.
+    await groups.nth(1).waitFor({ state: 'detached' });
     assert.equal(await groups.count(), 1);
     await page.reload();
     await visible(heading(page, 'Sign in'));
