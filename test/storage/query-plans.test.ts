@@ -12,9 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, sql, SqliteDialect } from 'kysely';
-import { migrateToLatest } from '../../src/db/migrate.ts';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.ts';
 import {
   call,
@@ -31,7 +29,7 @@ import {
   type TestApp,
   trustDevice,
 } from '../helpers/app.ts';
-import type { DatabaseKind } from '../helpers/databases.ts';
+import { type PlanRecorder, recordingSqlite } from '../helpers/query-plans.ts';
 import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
 import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
 
@@ -44,28 +42,10 @@ import { loadConfig } from '../../src/config.ts';
 import { createWebhooksRepository } from '../../src/webhooks/webhooks.repository.ts';
 import { createWebhookSender } from '../../src/webhooks/webhooks.service.ts';
 
-/**
- * Columns that do not narrow a search: a state shared by most rows of every
- * user. An index search on them alone (`ended_at=?` for `ended_at is null`)
- * walks every live row of every user, which is a scan by another name.
- */
-const UNSELECTIVE = new Set(['status', 'ended_at', 'consumed_at', 'revoked_at', 'rotated_at', 'used_at', 'outcome']);
-
-export function readsEveryRow(detail: string): boolean {
-  if (/^SCAN \w+( AS \w+)?$/.test(detail)) return true;
-  const search = /^SEARCH \w+ .*USING .*INDEX \S+ \((.*)\)$/.exec(detail);
-  if (!search) return false;
-  // `expires_at>?` (everything not yet expired) is as unselective as a state; `expires_at<?` (the dead ones) is a range worth reading.
-  return search[1]!.split(' AND ').every((constraint) => {
-    const [, column, operator] = /^(\w+)([=<>]+)/.exec(constraint.trim()) ?? [];
-    return column === undefined || UNSELECTIVE.has(column) || operator === '>' || operator === '>=';
-  });
-}
-
 describe('query plans of every statement of the user-facing flows (sqlite)', () => {
-  const statements = new Map<string, readonly unknown[]>();
-  let sqlite: BetterSqlite3.Database;
+  let recorder: PlanRecorder;
   let db: Kysely<Database>;
+  let statements: PlanRecorder['statements'];
   let t: TestApp;
   // A webhook receiver: the outbox is written with every event, and the sender's statements are checked too.
   let receiverStatus = 200;
@@ -75,19 +55,9 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
   before(async () => {
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     webhookEnv.WEBHOOK_URL = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`;
-    sqlite = new BetterSqlite3(':memory:');
-    sqlite.pragma('foreign_keys = ON');
-    db = new Kysely<Database>({
-      dialect: new SqliteDialect({ database: sqlite }),
-      log: (event) => {
-        if (event.level === 'query' && !statements.has(event.query.sql)) statements.set(event.query.sql, event.query.parameters);
-      },
-    });
-    await migrateToLatest(db);
-    statements.clear();
-    const handle = { db, dialect: 'sqlite' as const, ping: async () => void (await sql`select 1`.execute(db)), close: () => db.destroy() };
-    const kind: DatabaseKind = { name: 'sqlite', create: async () => ({ handle, url: 'sqlite::memory:', searchPath: undefined, drop: () => handle.close() }) };
-    t = await createTestApp(kind, { env: webhookEnv });
+    recorder = await recordingSqlite();
+    ({ db, statements } = recorder);
+    t = await createTestApp(recorder.kind, { env: webhookEnv });
   });
   after(async () => {
     await t.close();
@@ -173,17 +143,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await createWebhooksRepository(db).pruneFinished(t.clock.now(), t.clock.now());
     assert.ok(statements.size > 40, `collected ${statements.size} statements`);
 
-    const scans: string[] = [];
-    for (const [text, parameters] of statements) {
-      if (!/^\s*(select|update|delete|with)/i.test(text) && !/\bselect\b/i.test(text)) continue;
-      const plan = sqlite
-        .prepare(`explain query plan ${text}`)
-        .all(...(parameters as unknown[]).map((p) => (typeof p === 'boolean' ? Number(p) : p))) as Array<{ detail: string }>;
-      const details = plan.map((row) => row.detail);
-      // "SCAN t" reads every row; "SEARCH t USING …" and "SCAN t USING INDEX" of a tiny partial index do not.
-      if (process.env.SHOW_PLANS) console.log(`${text.slice(0, 160)}\n    → ${details.join(' | ')}`);
-      if (details.some(readsEveryRow)) scans.push(`${text}\n    → ${details.join(' | ')}`);
-    }
+    const scans = recorder.fullScans();
     assert.deepEqual(scans, [], `full table scans:\n${scans.join('\n')}`);
   });
 });
