@@ -36,14 +36,13 @@ import { type Actor, insertEvents } from '../events/events.repository.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
 import type { SessionsService } from '../sessions/sessions.service.ts';
-import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
+import { generateToken, hashToken, isId, looksLike, newId } from '../security/tokens.ts';
 import type { AdminRepository } from './admin.repository.ts';
 
 export const ADMIN_SCOPES = ['users:read', 'devices:read', 'devices:write', 'sessions:read', 'sessions:write', 'events:read'] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 export const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The caller of an admin route. */
 export interface AdminPrincipal {
@@ -103,7 +102,7 @@ export function createAdminService(options: AdminServiceOptions) {
   const userNotFound = () => new AppError('USER_NOT_FOUND');
 
   async function requireUser(userId: string) {
-    const user = UUID.test(userId) ? await users.findById(userId) : undefined;
+    const user = isId(userId) ? await users.findById(userId) : undefined;
     if (!user) throw userNotFound();
     return user;
   }
@@ -169,7 +168,7 @@ export function createAdminService(options: AdminServiceOptions) {
     /** SPEC §4.1 "revoke one device", as the user's own revoke. */
     async revokeDevice(request: AdminRequest, userId: string, deviceId: string): Promise<{ sessionsEnded: number }> {
       await requireUser(userId);
-      if (!UUID.test(deviceId)) throw new AppError('DEVICE_NOT_FOUND');
+      if (!isId(deviceId)) throw new AppError('DEVICE_NOT_FOUND');
       try {
         const ended = await revocation.run({ kind: 'device_revoked', userId, deviceId, actor: actorOf(request) });
         return { sessionsEnded: ended.sessions.length };
@@ -189,7 +188,7 @@ export function createAdminService(options: AdminServiceOptions) {
     /** SPEC §4.1 "end one session". */
     async endSession(request: AdminRequest, userId: string, sessionId: string): Promise<void> {
       await requireUser(userId);
-      if (!UUID.test(sessionId)) throw new AppError('SESSION_NOT_FOUND');
+      if (!isId(sessionId)) throw new AppError('SESSION_NOT_FOUND');
       try {
         await revocation.run({ kind: 'session_ended', userId, sessionId, actor: actorOf(request) });
       } catch (error) {

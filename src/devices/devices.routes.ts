@@ -9,7 +9,6 @@ import { deviceJson, eventJson } from './devices.json.ts';
 import * as S from './devices.schemas.ts';
 
 const tags = ['devices'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
   const { devices, authenticate, requestDevice, config } = ctx;
@@ -58,7 +57,6 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     config: limit,
   }, async (request, reply) => {
     const id = request.params.device_id.toLowerCase();
-    if (!UUID.test(id)) devices.notFound();
     const { wasCurrent, sessionsEnded } = await devices.revoke(request.auth.userId, id, requestActor(request), requestDeviceToken(request));
     if (wasCurrent) clearDeviceCookie(reply, request, config.cookieSecure);
     return ok({ revoked: true as const, sessions_ended: sessionsEnded }, 'The device was revoked and signed out.');
@@ -78,7 +76,6 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app
     config: limit,
   }, async (request) => {
     const id = request.params.device_id.toLowerCase();
-    if (!UUID.test(id)) devices.notFound();
     const device = await devices.rename(request.auth.userId, id, request.body.device_name.trim() || request.body.device_name, requestDeviceToken(request));
     return ok({ device: deviceJson(device) }, 'The device was renamed.');
   });

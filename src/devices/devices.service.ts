@@ -39,7 +39,7 @@ import { AppError } from '../errors.ts';
 import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent } from '../events/events.repository.ts';
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
 import type { SessionsRepository } from '../sessions/sessions.repository.ts';
-import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
+import { generateToken, hashToken, isId, looksLike, newId } from '../security/tokens.ts';
 import { parseProof, parsePublicKey, verifyProof } from './device-keys.ts';
 import type { DeviceSummary, DevicesRepository, TrustedDevice } from './devices.repository.ts';
 import { type DeviceFingerprint, similarity } from './fingerprint.ts';
@@ -486,8 +486,6 @@ export function createDevicesService(options: DevicesServiceOptions) {
       if (!consumed) throw await lostConsume(row.token_hash, now);
     },
 
-    notFound,
-
     /** A proof-of-possession challenge (SPEC §5.5): 256 random bits, stored as SHA-256, single-use, 60 s. */
     async issueChallenge(): Promise<{ challenge: string; expiresIn: number }> {
       const challenge = generateToken('deviceChallenge');
@@ -507,6 +505,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
      * device"); `wasCurrent` tells whether it was the caller's own device.
      */
     async revoke(userId: string, deviceId: string, actor: Actor, currentDeviceToken: string | undefined): Promise<{ wasCurrent: boolean; sessionsEnded: number }> {
+      if (!isId(deviceId)) notFound();
       const currentHash = hashOfDeviceToken(currentDeviceToken);
       const current = currentHash === undefined ? undefined : await repository.findByTokenHash(currentHash);
       try {
@@ -540,6 +539,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     },
 
     async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined): Promise<DeviceView> {
+      if (!isId(deviceId)) notFound();
       const row = await repository.rename(userId, deviceId, name, clock.now());
       return view(row ?? notFound(), hashOfDeviceToken(currentDeviceToken));
     },

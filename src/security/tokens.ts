@@ -47,6 +47,10 @@ export function looksLike(kind: TokenKind, token: string): boolean {
 
 export const newId = (): string => randomUUID();
 
+const ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Whether a client-sent id can be one of ours (a lower-case UUID): anything else is "not found" without a lookup. */
+export const isId = (value: string): boolean => ID_SHAPE.test(value);
+
 let lastMs = 0;
 let counter = 0;
 /**

@@ -27,7 +27,7 @@ import { AppError } from '../errors.ts';
 import { type Actor, insertEvents, SYSTEM } from '../events/events.repository.ts';
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
 import type { AccessTokens } from '../security/access-tokens.ts';
-import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
+import { generateToken, hashToken, isId, looksLike, newId } from '../security/tokens.ts';
 import type { SessionListRow, SessionsRepository } from './sessions.repository.ts';
 
 /** The tokens of a session, as the API returns them. */
@@ -78,7 +78,6 @@ export interface SessionsServiceOptions {
 /** last_active_at moves at most this often (SPEC §5.4). */
 export const ACTIVITY_RESOLUTION_MS = MINUTE;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function createSessionsService(options: SessionsServiceOptions) {
   const { db, repository, revocation, accessTokens, clock, log } = options;
@@ -225,7 +224,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
 
     /** Ends one of the user's sessions; another user's id is the same 404 as an unknown one. */
     async end(userId: string, sessionId: string, actor: Actor): Promise<void> {
-      if (!UUID.test(sessionId)) throw notFound();
+      if (!isId(sessionId)) throw notFound();
       try {
         await revocation.run({ kind: 'session_ended', userId, sessionId, actor });
       } catch (error) {
