@@ -7,8 +7,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { ManualClock } from '../../src/clock.ts';
-import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.ts';
 import {
   call,
   createTestApp,
@@ -19,7 +17,8 @@ import {
   laptop,
   loginStep,
   loginWithMfa,
-  randomKeys,
+  twoInstances,
+  type TwoInstances,
   signupAndLogin,
   type TestApp,
   type TestUser,
@@ -411,23 +410,15 @@ if (!pgKind) {
 } else {
   describe('device-token rotation races and two instances (PostgreSQL)', () => {
     let db: TestDatabase;
-    let secondPool: DatabaseHandle;
     let a: TestApp;
     let b: TestApp;
+    let instances: TwoInstances;
 
     before(async () => {
-      db = await pgKind.create();
-      secondPool = connectDatabase(db.url, { searchPath: db.searchPath, poolSize: 10 });
-      const clock = new ManualClock(Date.now());
-      const keys = randomKeys();
-      a = await createTestApp(pgKind, { db, clock, keys });
-      b = await createTestApp(pgKind, { db: { ...db, handle: secondPool }, clock, keys });
+      instances = await twoInstances(pgKind);
+      ({ db, a, b } = instances);
     });
-    after(async () => {
-      await Promise.all([a.close(), b.close()]);
-      await secondPool.close();
-      await db.drop();
-    });
+    after(() => instances.close());
 
     test('two parallel bypass logins with one token → both succeed, exactly one rotates, no reuse detected (10 rounds)', async () => {
       const user = await mfaUser(a);

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp, type AppDeps } from '../../src/app.ts';
 import { ManualClock } from '../../src/clock.ts';
+import { connectDatabase } from '../../src/db/connect.ts';
 import { type Config, type Keys, loadConfig } from '../../src/config.ts';
 import { type AsymmetricAlgorithm, generateSigningKeyPem, parseSigningKey } from '../../src/security/signing-keys.ts';
 import { createPasswordHasher } from '../../src/security/passwords.ts';
@@ -235,3 +236,34 @@ export async function trustDevice(t: TestApp, user: TestUser, device: Device) {
 
 /** Runs `fn` inside one describe per database kind. */
 export { databaseKinds } from './databases.ts';
+
+export interface TwoInstances {
+  /** The shared database (instance a's pool). */
+  db: TestDatabase;
+  a: TestApp;
+  b: TestApp;
+  close(): Promise<void>;
+}
+
+/**
+ * Two app instances on one database, each with its own connection pool, sharing
+ * the keys and one manual clock as a real deployment shares its configuration.
+ */
+export async function twoInstances(kind: DatabaseKind): Promise<TwoInstances> {
+  const db = await kind.create();
+  const secondPool = connectDatabase(db.url, { searchPath: db.searchPath, poolSize: 10 });
+  const clock = new ManualClock(Date.now());
+  const keys = randomKeys();
+  const a = await createTestApp(kind, { db, clock, keys });
+  const b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys });
+  return {
+    db,
+    a,
+    b,
+    async close() {
+      await Promise.all([a.close(), b.close()]);
+      await secondPool.close();
+      await db.drop();
+    },
+  };
+}

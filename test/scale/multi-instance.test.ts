@@ -7,8 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ManualClock } from '../../src/clock.ts';
-import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.ts';
 import {
   call,
   createTestApp,
@@ -17,7 +15,8 @@ import {
   laptop,
   loginStep,
   loginWithMfa,
-  randomKeys,
+  twoInstances,
+  type TwoInstances,
   signupAndLogin,
   type TestApp,
   trustDevice,
@@ -31,23 +30,15 @@ if (!kind) {
 } else {
   describe('two instances on one PostgreSQL', () => {
     let db: TestDatabase;
-    let secondPool: DatabaseHandle;
     let a: TestApp;
     let b: TestApp;
+    let instances: TwoInstances;
 
     before(async () => {
-      db = await kind.create();
-      secondPool = connectDatabase(db.url, { searchPath: db.searchPath, poolSize: 10 });
-      const clock = new ManualClock(Date.now());
-      const keys = randomKeys();
-      a = await createTestApp(kind, { db, clock, keys });
-      b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys });
+      instances = await twoInstances(kind);
+      ({ db, a, b } = instances);
     });
-    after(async () => {
-      await Promise.all([a.close(), b.close()]);
-      await secondPool.close();
-      await db.drop();
-    });
+    after(() => instances.close());
 
     test('50 concurrent activations of one token over both instances → exactly one 200 and one device', async () => {
       const device = laptop();
