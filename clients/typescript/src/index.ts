@@ -15,11 +15,19 @@
  * visible to this code); other clients (Node, native) keep it in the store
  * and send it as `x-device-token`. Fingerprint signals: pass `fingerprint`
  * (in a browser, `fingerprintHeader` from ./browser.ts).
+ *
+ * Device key (SPEC §5.5, ./device-key.ts): `trustThisDevice()` binds the
+ * trust to a new WebCrypto key pair (the public JWK goes with the
+ * activation), and `login()` proves possession with `x-device-proof` when a
+ * key is held for the account, so a copied device token alone no longer
+ * skips MFA. Keys live in a DeviceKeyStore (memory by default).
  */
 import createClient, { type Client } from 'openapi-fetch';
+import { createDeviceKey, deviceKeyAccount, type DeviceKeyPair, type DeviceKeyStore, deviceKeysSupported, memoryDeviceKeyStore, type PublicDeviceJwk, signChallenge } from './device-key.ts';
 import type { components, paths } from './generated/api.ts';
 
 export type { components, paths } from './generated/api.ts';
+export { type DeviceKeyPair, type DeviceKeyStore, memoryDeviceKeyStore, type PublicDeviceJwk } from './device-key.ts';
 type Schemas = components['schemas'];
 export type Device = Schemas['Device'];
 export type DeviceEvent = Schemas['DeviceEvent'];
@@ -56,6 +64,15 @@ export interface ClientOptions {
    * Default: true outside browsers; in a browser the HttpOnly cookie does this.
    */
   keepDeviceToken?: boolean;
+  /**
+   * Where the key of a trusted device is kept (one per account). Default: in
+   * memory, for the life of this client object. In a browser pass a store over
+   * IndexedDB (README): the device cookie outlives the page, and a key-bound
+   * device that logs in without its key is asked for MFA (the service records
+   * `proof_failed` and mails a security alert). `false`: trust devices
+   * without a key (the device token alone, as before SPEC §5.5).
+   */
+  deviceKeys?: DeviceKeyStore | false;
   /** Extra headers on every request (a User-Agent for a native client, …). */
   headers?: Record<string, string>;
   fetch?: typeof globalThis.fetch;
@@ -102,6 +119,9 @@ export type TrustedDevicesClient = ReturnType<typeof createTrustedDevicesClient>
 export function createTrustedDevicesClient(options: ClientOptions) {
   const tokens = options.tokens ?? memoryTokenStore();
   const keepDeviceToken = options.keepDeviceToken ?? typeof document === 'undefined';
+  const deviceKeys = options.deviceKeys === false ? undefined : (options.deviceKeys ?? memoryDeviceKeyStore());
+  /** The account being signed in (the key store's key): set by login() and verifyMfa(). */
+  let account: string | undefined;
   const api: Client<paths> = createClient<paths>({
     baseUrl: options.baseUrl.replace(/\/$/, ''),
     ...(options.fetch ? { fetch: options.fetch } : {}),
@@ -184,8 +204,42 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     return refreshing;
   }
 
+  /**
+   * The x-device-proof header for a login as `email`: a fresh challenge signed
+   * with the account's device key. Undefined when no key is held, or on any
+   * failure (no WebCrypto, a store error, the rate-limited challenge refused):
+   * a missing proof never blocks a sign-in, the service then asks for MFA.
+   */
+  async function deviceProof(email: string, headers: Record<string, string>): Promise<string | undefined> {
+    if (!deviceKeys || !deviceKeysSupported()) return undefined;
+    // Outside browsers the device token is in the store: without one there is no trust to prove, so spare the challenge.
+    if (keepDeviceToken && !headers['x-device-token']) return undefined;
+    try {
+      const pair = await deviceKeys.get(deviceKeyAccount(email));
+      if (!pair) return undefined;
+      const { challenge } = unwrap(await api.POST('/api/v1/auth/device-challenge'));
+      return await signChallenge(pair, challenge);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A key for the device about to be trusted, or undefined (keys off, no WebCrypto, generation failed): the device is then trusted without one. */
+  async function newDeviceKey(): Promise<{ pair: DeviceKeyPair; publicJwk: PublicDeviceJwk } | undefined> {
+    if (!deviceKeys || !deviceKeysSupported()) return undefined;
+    try {
+      return await createDeviceKey(deviceKeys.needsExtractableKey === true);
+    } catch {
+      return undefined;
+    }
+  }
+
   async function login(credentials: { email: string; password: string }): Promise<SessionResult | MfaStep> {
-    const data = unwrap(await api.POST('/api/v1/auth/login', { body: credentials, headers: await deviceHeaders() }));
+    const headers = await deviceHeaders();
+    const proof = await deviceProof(credentials.email, headers);
+    if (proof) headers['x-device-proof'] = proof;
+    const data = unwrap(await api.POST('/api/v1/auth/login', { body: credentials, headers }));
+    account = deviceKeyAccount(credentials.email);
     if ('mfa_required' in data) {
       return { kind: 'mfa_required', temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1000) };
     }
@@ -199,22 +253,29 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     const body = 'code' in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode };
     const data = unwrap(await api.POST('/api/v1/auth/mfa/verify', { body, headers: await deviceHeaders() }));
     await storeTokens(data);
+    account = deviceKeyAccount(data.email);
     const { trusted_device: pendingDevice, ...session } = data;
     return { session, pendingDevice };
   }
 
-  /** "Trust this device": later logins from it skip MFA. Returns the trusted device. */
+  /**
+   * "Trust this device": later logins from it skip MFA. Returns the trusted
+   * device (`key_bound` tells whether a device key was bound to it).
+   */
   async function trustThisDevice(pending: PendingDevice, deviceName?: string): Promise<Device> {
     const extra = await deviceHeaders();
+    const key = await newDeviceKey();
     const data = await authed(async (headers) =>
       unwrap(
         await api.POST('/api/v1/devices/activate', {
-          body: { activation_token: pending.activation_token, ...(deviceName ? { device_name: deviceName } : {}) },
+          body: { activation_token: pending.activation_token, ...(deviceName ? { device_name: deviceName } : {}), ...(key ? { public_key: key.publicJwk } : {}) },
           headers: { ...extra, ...headers },
         }),
       ),
     );
     if (keepDeviceToken) await tokens.set('device_token', data.device_token);
+    // Stored only once the service accepted it: a refused activation must not replace the key another trusted device of this account uses.
+    if (key && deviceKeys) await deviceKeys.set(account ?? deviceKeyAccount((await me()).email), key.pair);
     return data.device;
   }
 

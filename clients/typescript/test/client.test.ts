@@ -2,8 +2,10 @@
  * The client against a live server: the real app listening on 127.0.0.1, port
  * 0, reached over HTTP with fetch (no inject). Login with and without MFA,
  * trust / not now, MFA bypass on the trusted device, list, revoke, refresh on
- * an expired access token, and the error type. Runs on every storage of the
- * matrix, like the service's own suites.
+ * an expired access token, the error type, and the device proof (SPEC §5.5):
+ * a key-bound device bypasses MFA with its proof, a copied device token
+ * without the key (or with another key) does not. Runs on every storage of
+ * the matrix, like the service's own suites.
  */
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import { totpCode } from '../../../src/mfa/totp.ts';
 import { CHROME_MAC, createTestApp, databaseKinds, enableMfa, PASSWORD, SIGNALS, signupAndLogin, type TestApp, type TestUser } from '../../../test/helpers/app.ts';
 import { encodeFingerprint } from '../src/browser.ts';
-import { createTrustedDevicesClient, memoryTokenStore, type MfaStep, TrustedDevicesError } from '../src/index.ts';
+import { createDeviceKey, type DeviceKeyPair } from '../src/device-key.ts';
+import { createTrustedDevicesClient, type DeviceKeyStore, memoryDeviceKeyStore, memoryTokenStore, type MfaStep, TrustedDevicesError } from '../src/index.ts';
 
 for (const kind of databaseKinds()) {
   describe(`TypeScript client against a live server (${kind.name})`, () => {
@@ -25,8 +28,18 @@ for (const kind of databaseKinds()) {
     after(() => t.close());
 
     /** A client as one laptop's app would hold it: its own token store, UA and signals. */
-    const laptopClient = () =>
-      createTrustedDevicesClient({ baseUrl, fingerprint: encodeFingerprint(SIGNALS), headers: { 'user-agent': CHROME_MAC } });
+    const laptopClient = (extra: { tokens?: ReturnType<typeof memoryTokenStore>; deviceKeys?: DeviceKeyStore | false; fetch?: typeof fetch } = {}) =>
+      createTrustedDevicesClient({ baseUrl, fingerprint: encodeFingerprint(SIGNALS), headers: { 'user-agent': CHROME_MAC }, ...extra });
+    /** A fetch that records the path and x-device-proof of every request, then sends it. */
+    const recordingFetch = () => {
+      const requests: Array<{ path: string; proof: string | null }> = [];
+      const wrapped = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init);
+        requests.push({ path: new URL(request.url).pathname, proof: request.headers.get('x-device-proof') });
+        return fetch(request);
+      }) as typeof fetch;
+      return { fetch: wrapped, requests };
+    };
     const code = (user: TestUser) => {
       t.clock.advance(30_000);
       return totpCode(user.totpSecret!, t.clock.now());
@@ -133,6 +146,71 @@ for (const kind of databaseKinds()) {
       assert.equal(health.data?.data.status, 'ok');
       // @ts-expect-error: not a path of the document
       void (() => client.api.GET('/api/v1/no-such-route'));
+    });
+
+    test('device proof: trusting binds a non-extractable key; the next login fetches a challenge, signs it and bypasses MFA', async () => {
+      const user = await mfaUser();
+      const held: DeviceKeyPair[] = [];
+      const memory = memoryDeviceKeyStore();
+      const keys: DeviceKeyStore = { get: (account) => memory.get(account), set: (account, pair) => (held.push(pair), memory.set(account, pair)) };
+      const recorder = recordingFetch();
+      const client = laptopClient({ deviceKeys: keys, fetch: recorder.fetch });
+
+      const step = (await client.login({ email: user.email, password: PASSWORD })) as MfaStep;
+      assert.equal(step.kind, 'mfa_required');
+      assert.ok(!recorder.requests.some((r) => r.path.endsWith('/device-challenge')), 'no key held yet: no challenge asked for');
+      const { pendingDevice } = await client.verifyMfa(step, { code: code(user) });
+      const device = await client.trustThisDevice(pendingDevice!);
+      assert.equal(device.key_bound, true, 'the public key went with the activation');
+      assert.equal(held.length, 1, 'the key pair is kept once the service accepted it');
+      assert.equal(held[0]!.privateKey.extractable, false, 'the private key cannot be read out');
+      assert.equal(await memory.get(user.email), held[0], 'kept under the account (the lower-cased email)');
+
+      recorder.requests.length = 0;
+      const again = await client.login({ email: ` ${user.email.toUpperCase()} `, password: PASSWORD });
+      assert.ok(again.kind === 'session' && again.mfaBypassed, 'the key-bound device skips MFA with its proof');
+      assert.deepEqual(recorder.requests.map((r) => r.path), ['/api/v1/auth/device-challenge', '/api/v1/auth/login'], 'one challenge, then the login');
+      assert.match(recorder.requests[1]!.proof ?? '', /^tdc_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{86}$/, 'x-device-proof: <challenge>.<64-byte P1363 signature>');
+      assert.equal((await client.devices.list())[0]!.key_bound, true);
+      const types = (await client.devices.events()).events.map((e) => e.type);
+      assert.ok(types.includes('trust_used') && !types.includes('proof_failed'), types.join(','));
+    });
+
+    test('device proof: a copied device token without the key, or with another key, does not bypass MFA', async () => {
+      const user = await mfaUser();
+      const owner = laptopClient();
+      const { pendingDevice } = await owner.verifyMfa((await owner.login({ email: user.email, password: PASSWORD })) as MfaStep, { code: code(user) });
+      assert.equal((await owner.trustThisDevice(pendingDevice!)).key_bound, true);
+      const copied = await owner.tokens.get('device_token');
+      assert.ok(copied);
+
+      // The same user agent and signals and the current device token: only the key is missing.
+      const withoutKey = await laptopClient({ tokens: memoryTokenStore({ device_token: copied }) }).login({ email: user.email, password: PASSWORD });
+      assert.equal(withoutKey.kind, 'mfa_required', 'no proof: MFA');
+
+      const otherKeys = memoryDeviceKeyStore();
+      await otherKeys.set(user.email, (await createDeviceKey()).pair);
+      const recorder = recordingFetch();
+      const wrongKey = await laptopClient({ tokens: memoryTokenStore({ device_token: copied }), deviceKeys: otherKeys, fetch: recorder.fetch }).login({ email: user.email, password: PASSWORD });
+      assert.ok(recorder.requests.some((r) => r.proof), 'a proof was sent, signed by the wrong key');
+      assert.equal(wrongKey.kind, 'mfa_required', 'a proof by another key: MFA');
+
+      // Failed proofs neither revoke nor rotate the device: its holder still signs in without a code.
+      const owners = await owner.login({ email: user.email, password: PASSWORD });
+      assert.ok(owners.kind === 'session' && owners.mfaBypassed, 'the device with its key still skips MFA');
+      const failures = (await owner.devices.events()).events.filter((e) => e.type === 'proof_failed');
+      assert.equal(failures.length, 2, 'each copy attempt is recorded as proof_failed');
+    });
+
+    test('deviceKeys: false trusts the device with its token alone (no key, no challenge)', async () => {
+      const user = await mfaUser();
+      const recorder = recordingFetch();
+      const client = laptopClient({ deviceKeys: false, fetch: recorder.fetch });
+      const { pendingDevice } = await client.verifyMfa((await client.login({ email: user.email, password: PASSWORD })) as MfaStep, { code: code(user) });
+      assert.equal((await client.trustThisDevice(pendingDevice!)).key_bound, false);
+      const again = await client.login({ email: user.email, password: PASSWORD });
+      assert.ok(again.kind === 'session' && again.mfaBypassed);
+      assert.ok(!recorder.requests.some((r) => r.path.endsWith('/device-challenge') || r.proof));
     });
 
     async function enableMfaCodes(user: TestUser): Promise<{ backupCodes: string[] }> {
