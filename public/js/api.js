@@ -19,9 +19,11 @@
  *   share one refresh, and tabs take turns through the Web Locks API where
  *   the browser has it (secure contexts).
  * - The x-device-fingerprint header goes on login, MFA verify and every
- *   /devices call (the MFA and activation tokens are bound to it).
+ *   /devices call (the MFA and activation tokens are bound to it). Its value
+ *   comes from the TypeScript client's browser helper, generated into
+ *   vendor/trusted-devices-browser.js (one collector for both).
  */
-import { fingerprintHeader } from './fingerprint.js';
+import { fingerprintHeader } from './vendor/trusted-devices-browser.js';
 
 const BASE = '/api/v1';
 const KEYS = { access: 'td.access_token', user: 'td.user', legacyRefresh: 'td.refresh_token' };

@@ -8,7 +8,7 @@
  */
 import { logout, restoreSession, saveSession, setSessionExpiredHandler } from './api.js';
 import { $, withBusy } from './dom.js';
-import { collectFingerprint } from './fingerprint.js';
+import { collectFingerprint } from './vendor/trusted-devices-browser.js';
 import { showPasswordPolicy } from './password-policy.js';
 import { go, registerView, startRouter } from './router.js';
 import { resetState, state } from './state.js';

@@ -453,7 +453,7 @@ describe('similarity', () => {
   });
 
   describe('ordinary changes of the same browser keep trust; another machine does not', () => {
-    // What public/js/fingerprint.js sends (no screen size; canvas split in geometry + text).
+    // What the browser helper sends (clients/typescript/src/browser.ts, also the web app's: no screen size; canvas split in geometry + text).
     const BROWSER = {
       timezone: 'Europe/Paris',
       language: 'en-US,en',

@@ -293,22 +293,17 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
   });
 
   let fingerprintAtRatio1 = '';
-  /** The x-device-fingerprint header value a page sends. */
+  /** The x-device-fingerprint header value a page sends (from the client's browser helper the web app imports). */
   const readFingerprint = (p: Page) =>
     p.evaluate(async () => {
+      // Assets are served under a versioned prefix (/assets/<build id>/…): resolve next to the app's script.
       const app = (document.querySelector('script[type=module]') as HTMLScriptElement).src;
-      const mod = await import(new URL('fingerprint.js', app).href);
+      const mod = await import(new URL('vendor/trusted-devices-browser.js', app).href);
       return (await mod.fingerprintHeader()) as string;
     });
 
   await step('the fingerprint is valid and the same across reloads', () => page, async () => {
-    const read = () =>
-      page.evaluate(async () => {
-        // Assets are served under a versioned prefix (/assets/<build id>/…): resolve next to the app's script.
-        const app = (document.querySelector('script[type=module]') as HTMLScriptElement).src;
-        const mod = await import(new URL('fingerprint.js', app).href);
-        return (await mod.fingerprintHeader()) as string;
-      });
+    const read = () => readFingerprint(page);
     const before = await read();
     fingerprintAtRatio1 = before;
     await page.reload();

@@ -4,15 +4,19 @@
  *
  *   openapi.json              the document of the current code (scripts/openapi.ts)
  *   src/generated/api.ts      its TypeScript types, by openapi-typescript
+ *   public/js/vendor/trusted-devices-browser.js (at the root)
+ *                             src/browser.ts as a plain ES module for the web
+ *                             app (./browser-module.ts)
  *
- * Both files are committed; clients/typescript/test/drift.test.ts fails when
- * they differ from what the current code generates.
+ * All are committed; clients/typescript/test/drift.test.ts fails when they
+ * differ from what the current code generates.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { documentText, openApiDocument } from '../../../scripts/openapi.ts';
+import { BROWSER_MODULE_FILE, generateBrowserModule } from './browser-module.ts';
 
 export const CLIENT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DOCUMENT_FILE = join(CLIENT_ROOT, 'openapi.json');
@@ -36,5 +40,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const { document, types } = await generate();
   writeFileSync(DOCUMENT_FILE, document);
   writeFileSync(TYPES_FILE, types);
-  process.stdout.write(`wrote ${DOCUMENT_FILE} and ${TYPES_FILE}\n`);
+  mkdirSync(dirname(BROWSER_MODULE_FILE), { recursive: true });
+  writeFileSync(BROWSER_MODULE_FILE, await generateBrowserModule());
+  process.stdout.write(`wrote ${DOCUMENT_FILE}, ${TYPES_FILE} and ${BROWSER_MODULE_FILE}\n`);
 }

@@ -1,18 +1,35 @@
 /**
  * Browser helper: collects the client signals of the `x-device-fingerprint`
- * header, as documented in docs/fingerprint.md (SPEC §3). The same signals,
- * limits and encoding as the web app's public/js/fingerprint.js (a test
- * checks that both encode alike), typed, so any web app can use it:
+ * header, as documented in docs/fingerprint.md (SPEC §3), typed, so any web
+ * app can use it:
  *
  *   import { fingerprintHeader } from '<this package>/browser';
  *   createTrustedDevicesClient({ baseUrl, fingerprint: fingerprintHeader });
  *
- * A fingerprint is not a secret and never bypasses MFA by itself (trust also
- * needs the device token). Nothing time-, window- or screen-dependent is collected (zoom and
- * monitors must not change the header); a canvas read-out the browser
- * randomises (drawn twice, different) is left out rather than sent as noise.
- * The result is computed once per page: the MFA and activation tokens are
- * bound to the fingerprint they were issued to.
+ * The service's own web app uses this very module: `npm run client:generate`
+ * compiles it to the plain ES module public/js/vendor/trusted-devices-browser.js
+ * (clients/typescript/scripts/browser-module.ts), so there is one collector.
+ *
+ * The server hashes every signal separately under its own key and compares
+ * the set with a similarity score, so one signal changing (a new monitor, a
+ * browser update) does not break trust on its own. A fingerprint is not a
+ * secret and never bypasses MFA by itself (trust also needs the device token).
+ *
+ * Contract of the header value (enforced by `encodeFingerprint`): a JSON
+ * object of at most 32 keys matching [A-Za-z0-9_.-]{1,64}; scalar values only
+ * (string, finite number, boolean), strings ≤ 512 characters; the whole value
+ * ≤ 4 KiB and pure ASCII (non-ASCII as JSON \u escapes, so `fetch` accepts it
+ * as a header value and the server parses back the same string).
+ *
+ * Stability: nothing time-, window- or screen-dependent is collected (no
+ * timezone offset, which changes with DST; no window or screen size, which
+ * change with zoom and monitors). The canvas is hashed in two parts: `canvas`
+ * draws geometry only, which browsers rasterise identically at every
+ * device-pixel ratio; `canvas_text` draws text (generic fonts only), whose
+ * rasterisation changes with the ratio, and the server weighs it lightly. A
+ * canvas read-out the browser randomises (drawn twice, different) is left out
+ * rather than sent as noise. The result is computed once per page: the MFA
+ * and activation tokens are bound to the fingerprint they were issued to.
  */
 
 export type Signals = Record<string, string | number | boolean>;

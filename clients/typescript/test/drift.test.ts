@@ -1,11 +1,19 @@
 /**
- * Drift check: the committed OpenAPI document and generated types are what
- * the current code generates (`npm run client:generate`). A route schema
- * changed without regenerating fails here, so the client never lags the API.
+ * Drift check: the committed generated files are what the current code
+ * generates (`npm run client:generate`):
+ * - the OpenAPI document and the client's types: a route schema changed
+ *   without regenerating fails here, so the client never lags the API;
+ * - the web app's copy of the browser helper
+ *   (public/js/vendor/trusted-devices-browser.js): src/browser.ts changed
+ *   without regenerating fails here, so the web app and the client collect
+ *   and encode the fingerprint alike (they run the same code).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { BROWSER_MODULE_FILE, generateBrowserModule } from '../scripts/browser-module.ts';
 import { DOCUMENT_FILE, generate, TYPES_FILE } from '../scripts/generate.ts';
 
 test('clients/typescript/openapi.json and src/generated/api.ts match the current app (run npm run client:generate)', async () => {
@@ -17,3 +25,21 @@ test('clients/typescript/openapi.json and src/generated/api.ts match the current
     assert.match(types, new RegExp(`\\b${name}: \\{`), name);
   }
 });
+
+test('public/js/vendor/trusted-devices-browser.js is src/browser.ts as generated now (run npm run client:generate)', async () => {
+  const module = await generateBrowserModule();
+  assert.ok(module === readFileSync(BROWSER_MODULE_FILE, 'utf8'), 'public/js/vendor/trusted-devices-browser.js is stale: run npm run client:generate');
+  // Every name the web app imports from it is exported (a missing one would stop the whole app loading).
+  const exported = await import(BROWSER_MODULE_FILE);
+  const imported = webAppModules().flatMap((file) =>
+    [...readFileSync(file, 'utf8').matchAll(/import\s*\{([^}]*)\}\s*from\s*'[./]+vendor\/trusted-devices-browser\.js'/g)].flatMap((m) => m[1]!.split(',').map((name) => name.trim().split(/\s+as\s+/)[0]!).filter(Boolean)),
+  );
+  assert.ok(imported.includes('fingerprintHeader') && imported.includes('collectFingerprint'), `the web app uses the helper: ${imported.join(', ')}`);
+  for (const name of imported) assert.equal(typeof exported[name], 'function', name);
+});
+
+function webAppModules(dir = fileURLToPath(new URL('../../../public/js/', import.meta.url))): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? webAppModules(join(dir, entry.name)) : entry.name.endsWith('.js') ? [join(dir, entry.name)] : [],
+  );
+}
