@@ -1,14 +1,19 @@
 /**
- * Browser helper: collects the client signals of the `x-device-fingerprint`
- * header, as documented in docs/fingerprint.md (SPEC §3), typed, so any web
- * app can use it:
+ * Browser helper, typed, so any web app can use it:
+ * - the client signals of the `x-device-fingerprint` header, as documented in
+ *   docs/fingerprint.md (SPEC §3): this file;
+ * - device keys (SPEC §5.5): the IndexedDB key store
+ *   (./indexeddb-device-keys.ts) and the WebCrypto primitives
+ *   (./device-key.ts), re-exported for apps that drive the sign-in themselves.
  *
  *   import { fingerprintHeader } from '<this package>/browser';
  *   createTrustedDevicesClient({ baseUrl, fingerprint: fingerprintHeader });
+ *   // deviceKeys defaults to indexedDbDeviceKeyStore() wherever IndexedDB exists.
  *
  * The service's own web app uses this very module: `npm run client:generate`
  * compiles it to the plain ES module public/js/vendor/trusted-devices-browser.js
- * (clients/typescript/scripts/browser-module.ts), so there is one collector.
+ * (clients/typescript/scripts/browser-module.ts), so there is one collector
+ * and one key store.
  *
  * The server hashes every signal separately under its own key and compares
  * the set with a similarity score, so one signal changing (a new monitor, a
@@ -31,6 +36,9 @@
  * rather than sent as noise. The result is computed once per page: the MFA
  * and activation tokens are bound to the fingerprint they were issued to.
  */
+
+export { createDeviceKey, deviceKeyAccount, type DeviceKeyPair, type DeviceKeyStore, deviceKeysSupported, type PublicDeviceJwk, signChallenge } from './device-key.ts';
+export { DEVICE_KEY_DATABASE, indexedDbAvailable, indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
 
 export type Signals = Record<string, string | number | boolean>;
 

@@ -41,11 +41,15 @@ export type PublicDeviceJwk = {
  * Where the client keeps device keys, one per account (the lower-cased email),
  * so two accounts trusting the same device do not overwrite each other's key.
  *
- * Browsers: persist the CryptoKeyPair object itself in IndexedDB (a
- * structured clone keeps it non-extractable), as the web app does in
- * public/js/device-key.js. Stores that can only hold bytes (a file, a
- * keychain entry) set `needsExtractableKey` and export the private key
- * themselves, which gives up the non-extractable guarantee.
+ * Browsers: `indexedDbDeviceKeyStore()` (./indexeddb-device-keys.ts, the
+ * client's default where IndexedDB exists) keeps the CryptoKeyPair object
+ * itself (a structured clone keeps it non-extractable). Stores that can only
+ * hold bytes (a file, a keychain entry) set `needsExtractableKey` and export
+ * the private key themselves, which gives up the non-extractable guarantee.
+ *
+ * `get` may throw: the client then sends no proof (the service asks for
+ * MFA), and before binding a new key it treats a throwing `get` as a store
+ * that cannot keep one and trusts the device without a key.
  */
 export interface DeviceKeyStore {
   get(account: string): DeviceKeyPair | undefined | Promise<DeviceKeyPair | undefined>;

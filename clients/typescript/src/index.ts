@@ -20,14 +20,18 @@
  * trust to a new WebCrypto key pair (the public JWK goes with the
  * activation), and `login()` proves possession with `x-device-proof` when a
  * key is held for the account, so a copied device token alone no longer
- * skips MFA. Keys live in a DeviceKeyStore (memory by default).
+ * skips MFA. Keys live in a DeviceKeyStore: IndexedDB where the global
+ * scope has it (browsers: ./indexeddb-device-keys.ts, the layout the web app
+ * uses), memory elsewhere (Node).
  */
 import createClient, { type Client } from 'openapi-fetch';
 import { createDeviceKey, deviceKeyAccount, type DeviceKeyPair, type DeviceKeyStore, deviceKeysSupported, memoryDeviceKeyStore, type PublicDeviceJwk, signChallenge } from './device-key.ts';
 import type { components, paths } from './generated/api.ts';
+import { indexedDbAvailable, indexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
 
 export type { components, paths } from './generated/api.ts';
 export { type DeviceKeyPair, type DeviceKeyStore, memoryDeviceKeyStore, type PublicDeviceJwk } from './device-key.ts';
+export { indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
 type Schemas = components['schemas'];
 export type Device = Schemas['Device'];
 export type DeviceEvent = Schemas['DeviceEvent'];
@@ -65,12 +69,14 @@ export interface ClientOptions {
    */
   keepDeviceToken?: boolean;
   /**
-   * Where the key of a trusted device is kept (one per account). Default: in
-   * memory, for the life of this client object. In a browser pass a store over
-   * IndexedDB (README): the device cookie outlives the page, and a key-bound
-   * device that logs in without its key is asked for MFA (the service records
-   * `proof_failed` and mails a security alert). `false`: trust devices
-   * without a key (the device token alone, as before SPEC §5.5).
+   * Where the key of a trusted device is kept (one per account). Default:
+   * `indexedDbDeviceKeyStore()` where `globalThis.indexedDB` exists (browsers:
+   * the key lives as long as the device cookie, across reloads and client
+   * objects), otherwise in memory for the life of this client object (Node:
+   * keep the device token and the key together, or pass a store that persists
+   * both). A key-bound device that logs in without its key is asked for MFA
+   * (the service records `proof_failed` and mails a security alert). `false`:
+   * trust devices without a key (the device token alone, as before SPEC §5.5).
    */
   deviceKeys?: DeviceKeyStore | false;
   /** Extra headers on every request (a User-Agent for a native client, …). */
@@ -116,10 +122,15 @@ export interface VerifiedMfa {
 
 export type TrustedDevicesClient = ReturnType<typeof createTrustedDevicesClient>;
 
+/** IndexedDB where this global scope has it (a browser: keys outlive the page, like the device cookie), memory elsewhere. */
+function defaultDeviceKeyStore(): DeviceKeyStore {
+  return indexedDbAvailable() ? indexedDbDeviceKeyStore() : memoryDeviceKeyStore();
+}
+
 export function createTrustedDevicesClient(options: ClientOptions) {
   const tokens = options.tokens ?? memoryTokenStore();
   const keepDeviceToken = options.keepDeviceToken ?? typeof document === 'undefined';
-  const deviceKeys = options.deviceKeys === false ? undefined : (options.deviceKeys ?? memoryDeviceKeyStore());
+  const deviceKeys = options.deviceKeys === false ? undefined : (options.deviceKeys ?? defaultDeviceKeyStore());
   /** The account being signed in (the key store's key): set by login() and verifyMfa(). */
   let account: string | undefined;
   const api: Client<paths> = createClient<paths>({
@@ -224,10 +235,17 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     }
   }
 
-  /** A key for the device about to be trusted, or undefined (keys off, no WebCrypto, generation failed): the device is then trusted without one. */
-  async function newDeviceKey(): Promise<{ pair: DeviceKeyPair; publicJwk: PublicDeviceJwk } | undefined> {
+  /**
+   * A key for the device about to be trusted, or undefined (keys off, no
+   * WebCrypto, an unusable store, generation failed): the device is then
+   * trusted without one.
+   */
+  async function newDeviceKey(owner: string): Promise<{ pair: DeviceKeyPair; publicJwk: PublicDeviceJwk } | undefined> {
     if (!deviceKeys || !deviceKeysSupported()) return undefined;
     try {
+      // Probe the store first: some private modes offer IndexedDB but refuse it. A device bound to a key
+      // the store cannot keep would meet MFA, proof_failed and an alert at its next login; unbound, it is simply trusted.
+      await deviceKeys.get(owner);
       return await createDeviceKey(deviceKeys.needsExtractableKey === true);
     } catch {
       return undefined;
@@ -264,7 +282,9 @@ export function createTrustedDevicesClient(options: ClientOptions) {
    */
   async function trustThisDevice(pending: PendingDevice, deviceName?: string): Promise<Device> {
     const extra = await deviceHeaders();
-    const key = await newDeviceKey();
+    // The account the key is kept under: known after login() / verifyMfa(), asked for when the tokens came from a store.
+    const owner = deviceKeys ? (account ?? deviceKeyAccount((await me()).email)) : undefined;
+    const key = owner === undefined ? undefined : await newDeviceKey(owner);
     const data = await authed(async (headers) =>
       unwrap(
         await api.POST('/api/v1/devices/activate', {
@@ -275,7 +295,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     );
     if (keepDeviceToken) await tokens.set('device_token', data.device_token);
     // Stored only once the service accepted it: a refused activation must not replace the key another trusted device of this account uses.
-    if (key && deviceKeys) await deviceKeys.set(account ?? deviceKeyAccount((await me()).email), key.pair);
+    if (key && deviceKeys && owner !== undefined) await deviceKeys.set(owner, key.pair);
     return data.device;
   }
 
