@@ -5,7 +5,7 @@
  *   node --import tsx --test test/e2e/device-key.test.ts
  *
  * Trust the device in context A (the web app makes a non-extractable key and
- * keeps it in IndexedDB); copy A's cookies into a fresh context B with the
+ * keeps it in IndexedDB through the TypeScript client's key store); copy A's cookies into a fresh context B with the
  * same user agent and viewport → the second factor is asked, and A's device
  * history shows `proof_failed`; A still signs in without a code; after A's
  * IndexedDB is cleared, A is asked for a code too. A context without
@@ -114,20 +114,23 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
   await pageA.getByText('Bound to a key stored in this browser').first().waitFor({ state: 'visible' });
   const stored = await pageA.evaluate(
     () =>
-      new Promise<{ count: number; extractable: boolean | null }>((resolve, reject) => {
+      new Promise<{ keys: IDBValidKey[]; extractable: boolean | null }>((resolve, reject) => {
         const open = indexedDB.open('trusted-devices');
         open.onerror = () => reject(open.error);
         open.onsuccess = () => {
-          const all = open.result.transaction('device-keys').objectStore('device-keys').getAll();
+          const store = open.result.transaction('device-keys').objectStore('device-keys');
+          const keys = store.getAllKeys();
+          const all = store.getAll();
           all.onsuccess = () => {
             const pairs = all.result as CryptoKeyPair[];
-            resolve({ count: pairs.length, extractable: pairs[0]?.privateKey.extractable ?? null });
+            resolve({ keys: keys.result, extractable: pairs[0]?.privateKey.extractable ?? null });
             open.result.close();
           };
         };
       }),
   );
-  assert.deepEqual(stored, { count: 1, extractable: false }, 'one key pair, private key not extractable');
+  // Where the web app has always kept it (database, store, `key:<email>`): keys stored by earlier versions stay usable.
+  assert.deepEqual(stored, { keys: [`key:${email}`], extractable: false }, 'one key pair, under the account, private key not extractable');
   const afterTrust = await history();
   assert.equal(afterTrust.devices.length, 1);
   assert.equal(afterTrust.devices[0].key_bound, true);
@@ -148,9 +151,12 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
   assert.equal(afterCopy.devices.find((d) => d.id === deviceId)?.key_bound, true, 'A is still trusted');
 
   // A still signs in without a code (its key signs the challenge; its token rotates).
+  // A new page reads the key back from IndexedDB (the client's store, through the generated module), as after a reload.
   const tabA = await freshTab(contextA);
+  const loginA = tabA.waitForRequest((request) => request.url().endsWith('/api/v1/auth/login'));
   await signIn(tabA);
   assert.equal(await outcome(tabA), 'devices', 'the real browser still skips the code');
+  assert.match((await loginA).headers()['x-device-proof'] ?? '', /^tdc_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{86}$/, 'with the proof');
   const rotated = (await contextA.cookies()).find((c) => c.name === 'td_device')?.value;
   assert.ok(rotated && rotated !== cookies.find((c) => c.name === 'td_device')?.value, 'the device cookie was rotated');
 

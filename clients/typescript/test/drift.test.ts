@@ -6,7 +6,8 @@
  * - the web app's copy of the browser helper
  *   (public/js/vendor/trusted-devices-browser.js): src/browser.ts changed
  *   without regenerating fails here, so the web app and the client collect
- *   and encode the fingerprint alike (they run the same code).
+ *   and encode the fingerprint, and keep device keys, alike (they run the
+ *   same code).
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -34,7 +35,7 @@ test('public/js/vendor/trusted-devices-browser.js is src/browser.ts as generated
   const imported = webAppModules().flatMap((file) =>
     [...readFileSync(file, 'utf8').matchAll(/import\s*\{([^}]*)\}\s*from\s*'[./]+vendor\/trusted-devices-browser\.js'/g)].flatMap((m) => m[1]!.split(',').map((name) => name.trim().split(/\s+as\s+/)[0]!).filter(Boolean)),
   );
-  assert.ok(imported.includes('fingerprintHeader') && imported.includes('collectFingerprint'), `the web app uses the helper: ${imported.join(', ')}`);
+  for (const name of ['fingerprintHeader', 'collectFingerprint', 'indexedDbDeviceKeyStore']) assert.ok(imported.includes(name), `the web app uses the helper's ${name}: ${imported.join(', ')}`);
   for (const name of imported) assert.equal(typeof exported[name], 'function', name);
 });
 
