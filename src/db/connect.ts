@@ -47,6 +47,14 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
  */
 export interface DirectSqlite {
   statement(text: string): BetterSqlite3.Statement | undefined;
+  /**
+   * The same, returning rows as arrays of column values (better-sqlite3's raw
+   * mode): the caller builds its own objects, ~10 µs cheaper for a 5-row,
+   * 17-column read than the driver's per-property object construction
+   * (docs/performance.md). A separate statement: raw mode is a property of
+   * the statement, and Kysely's (shared) one must keep returning objects.
+   */
+  rawStatement(text: string): BetterSqlite3.Statement | undefined;
 }
 
 const directConnections = new WeakMap<object, DirectSqlite>();
@@ -90,7 +98,16 @@ function connectSqlite(path: string): DatabaseHandle {
   };
 
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachedDatabase as never }) });
-  directConnections.set(db, { statement: (text) => (sqlite.inTransaction ? undefined : cachedDatabase.prepare(text)) });
+  const rawStatements = new Map<string, BetterSqlite3.Statement>();
+  directConnections.set(db, {
+    statement: (text) => (sqlite.inTransaction ? undefined : cachedDatabase.prepare(text)),
+    rawStatement(text) {
+      if (sqlite.inTransaction) return undefined;
+      let statement = rawStatements.get(text);
+      if (statement === undefined) rawStatements.set(text, (statement = sqlite.prepare(text).raw(true)));
+      return statement;
+    },
+  });
   return {
     db,
     dialect: 'sqlite',

@@ -37,6 +37,32 @@ const LIST_COLUMNS = [
 ] as const;
 export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
+/** A list row in raw mode (values in LIST_COLUMNS order) as an object: one literal, the same shape every time. */
+const summaryFromColumns = (r: unknown[]): DeviceSummary =>
+  ({
+    id: r[0],
+    device_name: r[1],
+    fingerprint: r[2],
+    browser: r[3],
+    os: r[4],
+    device_type: r[5],
+    user_agent: r[6],
+    ip_address: r[7],
+    last_ip_address: r[8],
+    device_token_hash: r[9],
+    created_at: r[10],
+    trusted_at: r[11],
+    last_used_at: r[12],
+    expires_at: r[13],
+    public_key_jwk: r[14],
+    granted_by: r[15],
+    granted_by_credential_id: r[16],
+  }) as DeviceSummary;
+// The literal above and LIST_COLUMNS must agree, position by position: checked once, at load.
+if (Object.keys(summaryFromColumns([...LIST_COLUMNS])).join() !== LIST_COLUMNS.join() || Object.values(summaryFromColumns([...LIST_COLUMNS])).join() !== LIST_COLUMNS.join()) {
+  throw new Error('summaryFromColumns does not follow LIST_COLUMNS');
+}
+
 /** Literals where a partial index must match (see expireDevices). */
 const ACTIVE = sql.lit<DeviceStatus>('active');
 /** When a device ended: revoked (or evicted) at, else the expiry; the expression of index trusted_devices_ended. */
@@ -51,7 +77,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
     .selectFrom('trusted_devices')
     .select(LIST_COLUMNS)
     .where('user_id', '=', '')
-    .where('status', '=', 'active')
+    .where('status', '=', ACTIVE)
     .where('expires_at', '>', 0)
     .compile();
   // On SQLite the same compiled SQL also runs as a prepared statement of its own,
@@ -263,10 +289,10 @@ export function createDevicesRepository(db: Kysely<Database>) {
     },
 
     async listActive(userId: string, now: number): Promise<DeviceSummary[]> {
-      const statement = direct?.statement(listActiveQuery.sql);
+      const statement = direct?.rawStatement(listActiveQuery.sql);
       const rows = statement
-        ? (statement.all(userId, 'active', now) as DeviceSummary[])
-        : (await db.executeQuery<DeviceSummary>({ ...listActiveQuery, queryId: createQueryId(), parameters: [userId, 'active', now] })).rows;
+        ? (statement.all(userId, now) as unknown[][]).map(summaryFromColumns)
+        : (await db.executeQuery<DeviceSummary>({ ...listActiveQuery, queryId: createQueryId(), parameters: [userId, now] })).rows;
       return rows.sort(mostRecentlyUsedFirst);
     },
 
