@@ -214,6 +214,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     sessionIdleDays: config.sessionIdleDays,
     log: app.log,
   });
+  // Session activity recorded in memory is written before storage closes (src/main.ts closes it after the app).
+  app.addHook('onClose', () => sessions.flushActivity());
   const mfa = createMfaService({
     repository: mfaRepository,
     revocation,

@@ -75,14 +75,24 @@ export function createSessionsRepository(db: Kysely<Database>) {
       return result.rows[0];
     },
 
-    /** Moves last_active_at, at most once per `everyMs`. */
-    async touch(id: string, now: number, everyMs: number): Promise<void> {
+    /**
+     * Writes recorded activity (src/sessions/activity.ts): each session's
+     * last_active_at moves to its own time, in one statement for the batch,
+     * only forward (another instance, or a refresh, may have written a later
+     * time) and never on an ended session.
+     */
+    async touchMany(entries: ReadonlyArray<readonly [sessionId: string, at: number]>): Promise<void> {
+      if (entries.length === 0) return;
+      // A VALUES list joined by primary key (SQLite ≥ 3.33 and PostgreSQL both name its columns column1, column2);
+      // cast(… as bigint): PostgreSQL would type a bare parameter as text.
+      const times = sql`(values ${sql.join(entries.map(([id, at]) => sql`(${id}, cast(${at} as bigint))`))})`;
       await db
         .updateTable('sessions')
-        .set({ last_active_at: now })
-        .where('id', '=', id)
-        .where('last_active_at', '<=', now - everyMs)
-        .where('ended_at', 'is', null)
+        .from(times.as('v'))
+        .set({ last_active_at: sql<number>`v.column2` })
+        .where(sql<boolean>`sessions.id = v.column1`)
+        .where('sessions.ended_at', 'is', null)
+        .where(sql<boolean>`sessions.last_active_at < v.column2`)
         .execute();
     },
 

@@ -28,6 +28,7 @@ import { type Actor, insertEvents, SYSTEM } from '../events/events.repository.ts
 import { NothingToEnd, type Revocation } from '../revocation/revocation.service.ts';
 import type { AccessTokens } from '../security/access-tokens.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../security/tokens.ts';
+import { createActivityRecorder } from './activity.ts';
 import type { SessionListRow, SessionsRepository } from './sessions.repository.ts';
 
 /** The tokens of a session, as the API returns them. */
@@ -84,6 +85,8 @@ export function createSessionsService(options: SessionsServiceOptions) {
   const refreshTtlMs = options.refreshTokenTtlSeconds * 1000;
   const maxAgeMs = options.sessionMaxAgeDays * DAY;
   const idleMs = options.sessionIdleDays * DAY;
+  // last_active_at is written behind the bearer check (src/sessions/activity.ts).
+  const activity = createActivityRecorder({ store: repository, log });
 
   const invalidRefreshToken = () => new AppError('INVALID_TOKEN', 'The refresh token is not valid or has expired.');
   const notFound = () => new AppError('SESSION_NOT_FOUND');
@@ -172,7 +175,8 @@ export function createSessionsService(options: SessionsServiceOptions) {
       const now = clock.now();
       const row = await repository.findLive(sessionId, now);
       if (row === undefined || row.user_id !== userId) return false;
-      if (now - row.last_active_at >= ACTIVITY_RESOLUTION_MS) await repository.touch(sessionId, now, ACTIVITY_RESOLUTION_MS);
+      const lastActive = Math.max(row.last_active_at, activity.pending(sessionId) ?? 0);
+      if (now - lastActive >= ACTIVITY_RESOLUTION_MS) activity.record(sessionId, now);
       return true;
     },
 
@@ -219,8 +223,15 @@ export function createSessionsService(options: SessionsServiceOptions) {
 
     async list(userId: string, currentSessionId: string): Promise<SessionView[]> {
       const rows = await repository.listLive(userId, clock.now());
-      return rows.map((row) => view(row, currentSessionId));
+      const views = rows.map((row) => view(row, currentSessionId));
+      // Activity this process recorded but has not written yet (at most a second old) is shown, in the list's order.
+      if (!views.some((v) => activity.pending(v.id) !== undefined)) return views;
+      for (const v of views) v.last_active_at = Math.max(v.last_active_at, activity.pending(v.id) ?? 0);
+      return views.sort((a, b) => b.last_active_at - a.last_active_at);
     },
+
+    /** Writes the activity recorded so far (the app's onClose). */
+    flushActivity: () => activity.flush(),
 
     /** Ends one of the user's sessions; another user's id is the same 404 as an unknown one. */
     async end(userId: string, sessionId: string, actor: Actor): Promise<void> {

@@ -21,9 +21,15 @@ import type { DatabaseKind } from './databases.ts';
  */
 const UNSELECTIVE = new Set(['status', 'ended_at', 'consumed_at', 'revoked_at', 'rotated_at', 'used_at', 'outcome']);
 
-/** Whether one line of an SQLite plan reads every row of a table (or every live one). */
-export function readsEveryRow(detail: string): boolean {
-  if (/^SCAN \w+( AS \w+)?$/.test(detail)) return true;
+/**
+ * Whether one line of an SQLite plan reads every row of a table (or every live
+ * one). `tables` names the stored tables: a scan of anything else (a VALUES
+ * list the statement carries, a materialised subquery) reads only what the
+ * statement itself holds.
+ */
+export function readsEveryRow(detail: string, tables?: ReadonlySet<string>): boolean {
+  const scan = /^SCAN (\w+)( AS \w+)?$/.exec(detail);
+  if (scan) return tables === undefined || tables.has(scan[1]!);
   const search = /^SEARCH \w+ .*USING .*INDEX \S+ \((.*)\)$/.exec(detail);
   if (!search) return false;
   // `expires_at>?` (everything not yet expired) is as unselective as a state; `expires_at<?` (the dead ones) is a range worth reading.
@@ -62,6 +68,7 @@ export async function recordingSqlite(): Promise<PlanRecorder> {
     statements,
     fullScans() {
       const scans: string[] = [];
+      const tables = new Set(sqlite.prepare("select name from sqlite_master where type = 'table'").pluck().all() as string[]);
       for (const [text, parameters] of statements) {
         if (!/\b(select|update|delete)\b/i.test(text)) continue;
         const plan = sqlite
@@ -69,7 +76,7 @@ export async function recordingSqlite(): Promise<PlanRecorder> {
           .all(...parameters.map((p) => (typeof p === 'boolean' ? Number(p) : p))) as Array<{ detail: string }>;
         const details = plan.map((row) => row.detail);
         if (process.env.SHOW_PLANS) console.log(`${text.slice(0, 160)}\n    → ${details.join(' | ')}`);
-        if (details.some(readsEveryRow)) scans.push(`${text}\n    → ${details.join(' | ')}`);
+        if (details.some((detail) => readsEveryRow(detail, tables))) scans.push(`${text}\n    → ${details.join(' | ')}`);
       }
       return scans;
     },

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DevicesRepository } from '../../src/devices/devices.repository.ts';
-import type { SessionsRepository } from '../../src/sessions/sessions.repository.ts';
+import { createSessionsRepository, type SessionsRepository } from '../../src/sessions/sessions.repository.ts';
 import {
   call,
   createTestApp,
@@ -171,6 +171,31 @@ for (const kind of databaseKinds()) {
       await me(t, user.accessToken);
       const moved = await lastActive();
       assert.equal(new Date(moved).getTime(), t.clock.now());
+    });
+
+    test('activity is written behind the request: it reaches the session row within a second, and never rewinds it', async () => {
+      const user = await signupAndLogin(t.app, laptop());
+      const db = t.db.handle.db;
+      const stored = async () => Number((await db.selectFrom('sessions').select('last_active_at').where('user_id', '=', user.userId).executeTakeFirstOrThrow()).last_active_at);
+      const loggedInAt = await stored();
+      t.clock.advance(2 * MINUTE);
+      await me(t, user.accessToken);
+      const usedAt = t.clock.now();
+      // Bounded wait for the flusher (FLUSH_DELAY_MS = 1 s), not a timing assertion.
+      for (let i = 0; i < 40 && (await stored()) === loggedInAt; i++) await sleep(100);
+      assert.equal(await stored(), usedAt);
+
+      // The repository's contract on this database: forward only, and an ended session is not written to.
+      const repository = createSessionsRepository(db);
+      await repository.touchMany([[(await listSessions(t, user.accessToken)).body.data.sessions[0].id, usedAt - MINUTE]]);
+      assert.equal(await stored(), usedAt, 'an older time does not rewind last_active_at');
+      const sessionId = (await listSessions(t, user.accessToken)).body.data.sessions[0].id;
+      await repository.touchMany([[sessionId, usedAt + MINUTE], ['00000000-0000-7000-8000-000000000000', usedAt + MINUTE]]);
+      assert.equal(await stored(), usedAt + MINUTE);
+      assert.equal((await call(t.app, 'POST', '/api/v1/auth/logout', {}, { token: user.accessToken })).res.statusCode, 204);
+      const endedAt = await stored();
+      await repository.touchMany([[sessionId, usedAt + 5 * MINUTE]]);
+      assert.equal(await stored(), endedAt, 'an ended session is not written to');
     });
 
     test('refresh-token reuse ends the session: its newest refresh token and its access tokens stop working', async () => {
