@@ -3,6 +3,7 @@
 // src/ into dist/server/main.mjs, with every package left external. Running
 // the bundle instead of the tsx loader saves about 45 MB of resident memory
 // in production (docs/performance.md); tests and development keep using tsx.
+import { copyFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 await build({
@@ -15,3 +16,6 @@ await build({
   packages: 'external',
   logLevel: 'warning',
 });
+
+// The SQLite checkpointer's worker is plain JavaScript loaded by URL next to the code that starts it.
+copyFileSync('src/db/sqlite-checkpointer.worker.mjs', 'dist/server/sqlite-checkpointer.worker.mjs');

@@ -11,6 +11,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
+import { startCheckpointer } from './sqlite-checkpointer.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -108,13 +109,18 @@ function connectSqlite(path: string): DatabaseHandle {
       return statement;
     },
   });
+  // A file database checkpoints its WAL on a worker thread, never in a commit on the event loop (src/db/sqlite-checkpointer.ts).
+  const checkpointer = memory ? undefined : startCheckpointer(sqlite, path);
   return {
     db,
     dialect: 'sqlite',
     ping: async () => {
       await sql`select 1`.execute(db);
     },
-    close: () => db.destroy(),
+    close: async () => {
+      await checkpointer?.stop();
+      await db.destroy();
+    },
   };
 }
 
