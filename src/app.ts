@@ -159,11 +159,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  // One labelled child per (method, route, status), looked up by a flat key: prom-client would hash the label object on every observe.
+  const durationByLabels = new Map<string, ReturnType<typeof httpDuration.labels>>();
   app.addHook('onResponse', (request, reply, done) => {
-    httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unknown', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? 'unknown';
+    const key = `${request.method} ${reply.statusCode} ${route}`;
+    let child = durationByLabels.get(key);
+    if (child === undefined) {
+      child = httpDuration.labels({ method: request.method, route, status_code: String(reply.statusCode) });
+      durationByLabels.set(key, child);
+    }
+    child.observe(reply.elapsedTime / 1000);
     done();
   });
 

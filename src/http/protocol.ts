@@ -99,27 +99,34 @@ export function createRouteTable(app: FastifyInstance): RouteTable {
   };
 }
 
-/** onRequest rules, registered before CORS and every route. */
+/**
+ * onRequest rules, registered before CORS and every route. A callback hook,
+ * not an async one: it runs on every request, and most requests pass every
+ * rule, so it should not cost a promise each.
+ */
 export function installProtocolRules(app: FastifyInstance, routes: RouteTable): void {
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const raw = request.raw;
     if (raw.httpVersionMajor === 1 && raw.httpVersionMinor >= 1 && request.headers.host === undefined) {
-      throw new AppError('BAD_REQUEST', 'A Host header is required.');
+      return done(new AppError('BAD_REQUEST', 'A Host header is required.'));
     }
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       reply.header('accept-encoding', 'identity');
-      throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Compressed request bodies are not accepted: send the JSON without Content-Encoding.');
+      return done(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Compressed request bodies are not accepted: send the JSON without Content-Encoding.'));
     }
     if (request.method === 'OPTIONS') {
       const preflight = request.headers['access-control-request-method'] !== undefined;
-      if (preflight && request.headers.origin === undefined) throw new AppError('BAD_REQUEST', 'A CORS preflight needs an Origin header.');
+      if (preflight && request.headers.origin === undefined) return done(new AppError('BAD_REQUEST', 'A CORS preflight needs an Origin header.'));
       if (!preflight) {
         // Not a preflight: say which methods the path has (RFC 9110 §9.3.7), or 404.
         const allowed = routes.allowed(request.url.split('?')[0]!);
-        if (allowed.length === 0) throw new AppError('NOT_FOUND', `No route for OPTIONS ${request.url.split('?')[0]!.slice(0, 200)}.`);
-        return reply.code(204).header('allow', [...allowed, 'OPTIONS'].join(', ')).send();
+        if (allowed.length === 0) return done(new AppError('NOT_FOUND', `No route for OPTIONS ${request.url.split('?')[0]!.slice(0, 200)}.`));
+        // Answered here: a callback hook that sends does not call done().
+        reply.code(204).header('allow', [...allowed, 'OPTIONS'].join(', ')).send();
+        return;
       }
     }
+    done();
   });
 }
