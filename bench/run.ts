@@ -99,6 +99,13 @@ const JSON_OUTPUT = args.json;
 const ROOT = resolve(import.meta.dirname, '..');
 /** What `npm start` runs: the bundle scripts/build.mjs writes (built once per bench run, in main()). */
 const SERVICE_SCRIPT = 'dist/server/main.mjs';
+/** The Node flags `npm start` runs the bundle with (package.json "start"), so the bench measures the same process. */
+const START_NODE_FLAGS: readonly string[] = (() => {
+  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const flags = /\bnode((?:\s+--\S+)*)\s+dist\/server\/main\.mjs/.exec(start);
+  if (!flags) throw new Error(`package.json "start" does not run ${SERVICE_SCRIPT} with node: ${start}`);
+  return flags[1]!.trim().split(/\s+/).filter(Boolean);
+})();
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -169,7 +176,7 @@ function buildService(): void {
 async function startServer(name: string, script: string, env: Record<string, string>): Promise<Server> {
   const port = await freePort();
   // The service runs as in production (the bundle, plain Node), the references (plain .mjs) too.
-  const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx'] : script === SERVICE_SCRIPT ? [...START_NODE_FLAGS] : [];
   if (CPU_PROF_DIR && script === SERVICE_SCRIPT) {
     mkdirSync(CPU_PROF_DIR, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR); // node flags before the script

@@ -4,7 +4,6 @@
  * storage, exit 0 (close-with-grace, with a deadline).
  */
 import closeWithGrace from 'close-with-grace';
-import { Redis } from 'ioredis';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { connectDatabase } from './db/connect.ts';
@@ -43,8 +42,9 @@ async function main(): Promise<void> {
 
   // Fail fast rather than queue: while Redis is away, rate limits count in
   // memory (src/http/rate-limit-store.ts) and ioredis reconnects behind them.
+  // ioredis is loaded only when it is used (≈ 5 MB of resident memory otherwise: docs/performance.md).
   const redis = config.redisUrl
-    ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 })
+    ? new (await import('ioredis')).Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 })
     : undefined;
   // One warning per outage, not one per reconnect attempt.
   let redisDown = false;
