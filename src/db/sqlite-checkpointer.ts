@@ -20,6 +20,7 @@
  * If the worker dies, the request connection goes back to checkpointing
  * itself (slower, but the -wal file cannot grow without bound).
  */
+import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 
@@ -32,7 +33,7 @@ export interface Checkpointer {
 }
 
 export function startCheckpointer(sqlite: BetterSqlite3.Database, path: string, intervalMs = CHECKPOINT_INTERVAL_MS): Checkpointer {
-  const worker = new Worker(new URL('./sqlite-checkpointer.worker.mjs', import.meta.url), { workerData: { path, intervalMs }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, stackSizeMb: 1 } });
+  const worker = new Worker(new URL('./sqlite-checkpointer.worker.mjs', import.meta.url), { workerData: { path: resolve(path), intervalMs }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, stackSizeMb: 1 } });
   // The timer inside must not keep a finished process alive.
   worker.unref();
   sqlite.pragma('wal_autocheckpoint = 0');

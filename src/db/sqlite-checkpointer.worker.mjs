@@ -6,7 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 
 const { path, intervalMs } = workerData;
-const db = new BetterSqlite3(path);
+// The file the request connection already created: never a new one, which nothing would checkpoint.
+const db = new BetterSqlite3(path, { fileMustExist: true });
 // Never wait on the main thread's locks: a busy checkpoint is simply tried again next time.
 db.pragma('busy_timeout = 0');
 

@@ -72,7 +72,7 @@ const ENDED_AT = sql<number>`coalesce(revoked_at, expires_at)`;
 export function createDevicesRepository(db: Kysely<Database>) {
   // The device list is the hot read (every page of a client shows it): its
   // SQL is built and compiled once, and each call only binds its parameters
-  // (user_id, status, now), in that order.
+  // (user_id, now), in that order (the status is a literal: a bound one costs ~10 µs per call on SQLite).
   const listActiveQuery = db
     .selectFrom('trusted_devices')
     .select(LIST_COLUMNS)

@@ -36,8 +36,8 @@ export const FLUSH_BATCH_SIZE = 100;
 export const MAX_PENDING = 50_000;
 
 export interface ActivityStore {
-  /** Moves last_active_at forward to each given time; one statement for the batch. */
-  touchMany(entries: ReadonlyArray<readonly [sessionId: string, at: number]>): Promise<void>;
+  /** Moves last_active_at to each given time where that is at least `everyMs` later; one statement for the batch. */
+  touchMany(entries: ReadonlyArray<readonly [sessionId: string, at: number]>, everyMs: number): Promise<void>;
 }
 
 export interface ActivityRecorder {
@@ -52,11 +52,13 @@ export interface ActivityRecorder {
 export function createActivityRecorder(options: {
   store: ActivityStore;
   log: FastifyBaseLogger;
+  /** The resolution of last_active_at: a stored time is only replaced by one at least this much later. */
+  resolutionMs: number;
   flushDelayMs?: number;
   batchSize?: number;
   maxPending?: number;
 }): ActivityRecorder {
-  const { store, log } = options;
+  const { log } = options;
   const flushDelayMs = options.flushDelayMs ?? FLUSH_DELAY_MS;
   const batchSize = options.batchSize ?? FLUSH_BATCH_SIZE;
   const maxPending = options.maxPending ?? MAX_PENDING;
@@ -85,9 +87,11 @@ export function createActivityRecorder(options: {
       for (let start = 0; start < entries.length; start += batchSize) {
         if (start > 0) await yieldToEventLoop();
         try {
-          await store.touchMany(entries.slice(start, start + batchSize));
+          await options.store.touchMany(entries.slice(start, start + batchSize), options.resolutionMs);
         } catch (error) {
-          log.warn({ err: error, sessions: Math.min(batchSize, entries.length - start) }, 'could not write session activity; dropped');
+          // Storage is failing: the rest of this round goes too (one line in the log, and a stop does not wait out a timeout per batch).
+          log.warn({ err: error, sessions: entries.length - start }, 'could not write session activity; dropped');
+          break;
         }
       }
       writing = new Map();
@@ -109,7 +113,8 @@ export function createActivityRecorder(options: {
 
   return {
     record(sessionId, at) {
-      if (recorded.size >= maxPending && !recorded.has(sessionId)) return;
+      // The bound counts what a running flush still holds too.
+      if (recorded.size + writing.size >= maxPending && !recorded.has(sessionId)) return;
       recorded.set(sessionId, at);
       schedule();
     },

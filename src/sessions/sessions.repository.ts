@@ -11,7 +11,7 @@
  * refresh's UPDATE match nothing (READ COMMITTED re-checks the WHERE on the
  * newest row version). Either way no live successor token exists.
  */
-import { createQueryId, type Kysely, sql } from 'kysely';
+import { createQueryId, type Kysely, PostgresAdapter, sql } from 'kysely';
 import { directSqlite } from '../db/connect.ts';
 import type { Database, Db, EventCause, RefreshTokensTable, SessionsTable } from '../db/schema.ts';
 
@@ -57,6 +57,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
     .compile();
   // SQLite: the same SQL as a prepared statement run directly when no transaction holds the connection (src/db/connect.ts).
   const direct = directSqlite(db);
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
 
   return {
     async insert(trx: Db, row: SessionRow): Promise<void> {
@@ -78,21 +79,37 @@ export function createSessionsRepository(db: Kysely<Database>) {
     /**
      * Writes recorded activity (src/sessions/activity.ts): each session's
      * last_active_at moves to its own time, in one statement for the batch,
-     * only forward (another instance, or a refresh, may have written a later
-     * time) and never on an ended session.
+     * only if that is at least `everyMs` later than what is stored (SPEC
+     * §5.4's "at most once a minute" holds across instances, and the time
+     * never moves back), and never on an ended session.
+     *
+     * PostgreSQL: the rows are locked with SKIP LOCKED, so the flush never
+     * waits for a lock. It locks up to a batch of sessions of many users in
+     * its own order, without the user-row lock that orders every §4.1
+     * revocation (src/db/locks.ts): waiting there could close a deadlock
+     * cycle with a revocation, and PostgreSQL might abort the revocation. A
+     * row that is locked is being refreshed or ended right now; its activity
+     * is dropped.
      */
-    async touchMany(entries: ReadonlyArray<readonly [sessionId: string, at: number]>): Promise<void> {
+    async touchMany(entries: ReadonlyArray<readonly [sessionId: string, at: number]>, everyMs: number): Promise<void> {
       if (entries.length === 0) return;
-      // A VALUES list joined by primary key (SQLite ≥ 3.33 and PostgreSQL both name its columns column1, column2);
-      // cast(… as bigint): PostgreSQL would type a bare parameter as text.
-      const times = sql`(values ${sql.join(entries.map(([id, at]) => sql`(${id}, cast(${at} as bigint))`))})`;
+      if (postgres) {
+        await sql`
+          with l as (select id from sessions where id = any(${entries.map(([id]) => id)}::text[]) and ended_at is null order by id for update skip locked)
+          update sessions s set last_active_at = v.at
+          from l join unnest(${entries.map(([id]) => id)}::text[], ${entries.map(([, at]) => at)}::bigint[]) as v(id, at) using (id)
+          where s.id = l.id and s.last_active_at <= v.at - ${everyMs}`.execute(db);
+        return;
+      }
+      // SQLite (one writer at a time, no row locks): a VALUES list joined by primary key; SQLite ≥ 3.33 names its columns column1, column2.
+      const times = sql`(values ${sql.join(entries.map(([id, at]) => sql`(${id}, ${at})`))})`;
       await db
         .updateTable('sessions')
         .from(times.as('v'))
         .set({ last_active_at: sql<number>`v.column2` })
         .where(sql<boolean>`sessions.id = v.column1`)
         .where('sessions.ended_at', 'is', null)
-        .where(sql<boolean>`sessions.last_active_at < v.column2`)
+        .where(sql<boolean>`sessions.last_active_at <= v.column2 - ${everyMs}`)
         .execute();
     },
 

@@ -86,7 +86,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
   const maxAgeMs = options.sessionMaxAgeDays * DAY;
   const idleMs = options.sessionIdleDays * DAY;
   // last_active_at is written behind the bearer check (src/sessions/activity.ts).
-  const activity = createActivityRecorder({ store: repository, log });
+  const activity = createActivityRecorder({ store: repository, log, resolutionMs: ACTIVITY_RESOLUTION_MS });
 
   const invalidRefreshToken = () => new AppError('INVALID_TOKEN', 'The refresh token is not valid or has expired.');
   const notFound = () => new AppError('SESSION_NOT_FOUND');

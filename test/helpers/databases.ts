@@ -48,7 +48,7 @@ function postgres(url: string): DatabaseKind {
       // Migrations of parallel test files queue on one advisory lock: give them time.
       const handle = connectDatabase(url, { searchPath: schema, poolSize: 10, statementTimeoutMs: 60_000 });
       try {
-        await migrateToLatest(handle.db);
+        await migrateWhileOthersDropSchemas(handle.db, schema);
       } catch (error) {
         await handle.close().catch(() => undefined);
         await dropSchema(url, schema);
@@ -65,6 +65,24 @@ function postgres(url: string): DatabaseKind {
       };
     },
   };
+}
+
+/**
+ * Kysely's migrator asks whether its table exists by listing the tables of
+ * every schema, and PostgreSQL fails that listing with 3F000 ("schema … does
+ * not exist") when another test file drops its own schema at that moment.
+ * Only a concurrent drop of someone else's schema causes it: try again.
+ */
+async function migrateWhileOthersDropSchemas(db: DatabaseHandle['db'], schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateToLatest(db);
+      return;
+    } catch (error) {
+      const othersSchema = (error as { code?: string }).code === '3F000' && !String((error as Error).message).includes(schema);
+      if (!othersSchema || attempt >= 5) throw error;
+    }
+  }
 }
 
 async function dropSchema(url: string, schema: string): Promise<void> {

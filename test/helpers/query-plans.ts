@@ -23,13 +23,14 @@ const UNSELECTIVE = new Set(['status', 'ended_at', 'consumed_at', 'revoked_at', 
 
 /**
  * Whether one line of an SQLite plan reads every row of a table (or every live
- * one). `tables` names the stored tables: a scan of anything else (a VALUES
- * list the statement carries, a materialised subquery) reads only what the
- * statement itself holds.
+ * one). `ownRows` names what the plan itself built (`MATERIALIZE v`,
+ * `CO-ROUTINE v`: a VALUES list the statement carries, a subquery): scanning
+ * those reads only what the statement holds. Anything else scanned is a
+ * table, under its own name or an alias (`SCAN s` for `sessions as s`).
  */
-export function readsEveryRow(detail: string, tables?: ReadonlySet<string>): boolean {
+export function readsEveryRow(detail: string, ownRows: ReadonlySet<string> = new Set()): boolean {
   const scan = /^SCAN (\w+)( AS \w+)?$/.exec(detail);
-  if (scan) return tables === undefined || tables.has(scan[1]!);
+  if (scan) return !ownRows.has(scan[1]!);
   const search = /^SEARCH \w+ .*USING .*INDEX \S+ \((.*)\)$/.exec(detail);
   if (!search) return false;
   // `expires_at>?` (everything not yet expired) is as unselective as a state; `expires_at<?` (the dead ones) is a range worth reading.
@@ -68,7 +69,6 @@ export async function recordingSqlite(): Promise<PlanRecorder> {
     statements,
     fullScans() {
       const scans: string[] = [];
-      const tables = new Set(sqlite.prepare("select name from sqlite_master where type = 'table'").pluck().all() as string[]);
       for (const [text, parameters] of statements) {
         if (!/\b(select|update|delete)\b/i.test(text)) continue;
         const plan = sqlite
@@ -76,7 +76,8 @@ export async function recordingSqlite(): Promise<PlanRecorder> {
           .all(...parameters.map((p) => (typeof p === 'boolean' ? Number(p) : p))) as Array<{ detail: string }>;
         const details = plan.map((row) => row.detail);
         if (process.env.SHOW_PLANS) console.log(`${text.slice(0, 160)}\n    → ${details.join(' | ')}`);
-        if (details.some((detail) => readsEveryRow(detail, tables))) scans.push(`${text}\n    → ${details.join(' | ')}`);
+        const ownRows = new Set(details.flatMap((detail) => /^(?:MATERIALIZE|CO-ROUTINE) (\w+)$/.exec(detail)?.[1] ?? []));
+        if (details.some((detail) => readsEveryRow(detail, ownRows))) scans.push(`${text}\n    → ${details.join(' | ')}`);
       }
       return scans;
     },

@@ -30,7 +30,7 @@ const silent = pino({ level: 'silent' });
 describe('session activity write-behind', () => {
   test('what is recorded is written once, after the delay, with the newest time per session', async () => {
     const { store, calls } = fakeStore();
-    const activity = createActivityRecorder({ store, log: silent, flushDelayMs: 20 });
+    const activity = createActivityRecorder({ store, log: silent, resolutionMs: 60_000, flushDelayMs: 20 });
     activity.record('a', 1);
     activity.record('b', 2);
     activity.record('a', 3);
@@ -46,7 +46,7 @@ describe('session activity write-behind', () => {
 
   test('a flush is bounded batches, and requests are served between them', async () => {
     const { store, calls } = fakeStore();
-    const activity = createActivityRecorder({ store, log: silent, flushDelayMs: 60_000, batchSize: 3 });
+    const activity = createActivityRecorder({ store, log: silent, resolutionMs: 60_000, flushDelayMs: 60_000, batchSize: 3 });
     for (let i = 0; i < 8; i++) activity.record(`s${i}`, i);
     // Something the event loop should run between two batches (a request, in production).
     const between: number[] = [];
@@ -67,6 +67,7 @@ describe('session activity write-behind', () => {
     const gate = new Promise<void>((resolve) => (open = resolve));
     const calls: Entry[][] = [];
     const activity = createActivityRecorder({
+      resolutionMs: 60_000,
       store: {
         async touchMany(entries) {
           calls.push([...entries]);
@@ -88,23 +89,27 @@ describe('session activity write-behind', () => {
     assert.equal(activity.pending('b'), undefined);
   });
 
-  test('a failed write is logged and dropped, not retried in a loop', async () => {
+  test('a failed write drops the rest of its round with one log line, and is not retried', async () => {
     const { store, calls } = fakeStore({ fail: true });
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
-    const activity = createActivityRecorder({ store, log, flushDelayMs: 60_000 });
+    const activity = createActivityRecorder({ store, log, resolutionMs: 60_000, flushDelayMs: 60_000, batchSize: 1 });
     activity.record('a', 1);
+    activity.record('b', 2);
+    activity.record('c', 3);
     await activity.flush();
     await activity.flush();
-    assert.equal(calls.length, 1);
-    assert.equal(activity.pending('a'), undefined);
-    assert.match(lines.join(''), /could not write session activity/);
+    assert.equal(calls.length, 1, 'storage is failing: the other batches are not tried, nothing is retried');
+    assert.equal(activity.pending('b'), undefined);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /could not write session activity/);
+    assert.match(lines[0]!, /"sessions":3/);
     assert.doesNotMatch(lines.join(''), /"a"/, 'no session id in the log');
   });
 
-  test('memory is bounded: beyond maxPending a new session is not held (a known one still moves)', async () => {
+  test('memory is bounded: beyond maxPending a new session is not held (a known one still moves), counting a flush in progress', async () => {
     const { store, calls } = fakeStore();
-    const activity = createActivityRecorder({ store, log: silent, flushDelayMs: 60_000, maxPending: 2 });
+    const activity = createActivityRecorder({ store, log: silent, resolutionMs: 60_000, flushDelayMs: 60_000, maxPending: 2 });
     activity.record('a', 1);
     activity.record('b', 1);
     activity.record('c', 1);
@@ -112,5 +117,16 @@ describe('session activity write-behind', () => {
     assert.equal(activity.pending('c'), undefined);
     await activity.flush();
     assert.deepEqual(calls, [[['a', 5], ['b', 1]]]);
+
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const slow = createActivityRecorder({ store: { touchMany: () => gate }, log: silent, resolutionMs: 60_000, flushDelayMs: 60_000, maxPending: 2 });
+    slow.record('a', 1);
+    slow.record('b', 1);
+    const running = slow.flush();
+    slow.record('c', 1);
+    assert.equal(slow.pending('c'), undefined, 'the two being written still count');
+    open();
+    await running;
   });
 });

@@ -185,17 +185,48 @@ for (const kind of databaseKinds()) {
       for (let i = 0; i < 40 && (await stored()) === loggedInAt; i++) await sleep(100);
       assert.equal(await stored(), usedAt);
 
-      // The repository's contract on this database: forward only, and an ended session is not written to.
+      // The repository's contract on this database: at least a minute forward only (SPEC §5.4 across instances), never on an ended session.
       const repository = createSessionsRepository(db);
-      await repository.touchMany([[(await listSessions(t, user.accessToken)).body.data.sessions[0].id, usedAt - MINUTE]]);
-      assert.equal(await stored(), usedAt, 'an older time does not rewind last_active_at');
       const sessionId = (await listSessions(t, user.accessToken)).body.data.sessions[0].id;
-      await repository.touchMany([[sessionId, usedAt + MINUTE], ['00000000-0000-7000-8000-000000000000', usedAt + MINUTE]]);
+      await repository.touchMany([[sessionId, usedAt - MINUTE]], MINUTE);
+      assert.equal(await stored(), usedAt, 'an older time does not rewind last_active_at');
+      await repository.touchMany([[sessionId, usedAt + MINUTE - 1]], MINUTE);
+      assert.equal(await stored(), usedAt, 'less than a minute later: not written (another instance may have written it)');
+      await repository.touchMany([[sessionId, usedAt + MINUTE], ['00000000-0000-7000-8000-000000000000', usedAt + MINUTE]], MINUTE);
       assert.equal(await stored(), usedAt + MINUTE);
       assert.equal((await call(t.app, 'POST', '/api/v1/auth/logout', {}, { token: user.accessToken })).res.statusCode, 204);
       const endedAt = await stored();
-      await repository.touchMany([[sessionId, usedAt + 5 * MINUTE]]);
+      await repository.touchMany([[sessionId, usedAt + 5 * MINUTE]], MINUTE);
       assert.equal(await stored(), endedAt, 'an ended session is not written to');
+    });
+
+    test('the activity flush never waits for a row lock (PostgreSQL: it cannot close a deadlock cycle with a revocation)', { skip: kind.name !== 'postgres' && 'row locks are PostgreSQL\'s' }, async () => {
+      const [a, b] = [await signupAndLogin(t.app, laptop()), await signupAndLogin(t.app, laptop())];
+      const db = t.db.handle.db;
+      const sessionOf = async (userId: string) => (await db.selectFrom('sessions').select(['id', 'last_active_at']).where('user_id', '=', userId).executeTakeFirstOrThrow());
+      const [sa, sb] = [await sessionOf(a.userId), await sessionOf(b.userId)];
+      const later = Number(sa.last_active_at) + 2 * MINUTE;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      // Another transaction (a refresh, a revocation) holds session a's row.
+      const holder = db.transaction().execute(async (trx) => {
+        await trx.selectFrom('sessions').select('id').where('id', '=', sa.id).forUpdate().execute();
+        locked();
+        await held;
+      });
+      await isLocked;
+      try {
+        const flush = createSessionsRepository(db).touchMany([[sa.id, later], [sb.id, later]], MINUTE).then(() => 'done');
+        const outcome = await Promise.race([flush, sleep(3_000).then(() => 'waited')]);
+        assert.equal(outcome, 'done', 'the flush returned while the row was locked');
+      } finally {
+        release();
+        await holder;
+      }
+      assert.equal(Number((await sessionOf(a.userId)).last_active_at), Number(sa.last_active_at), 'the locked row was skipped');
+      assert.equal(Number((await sessionOf(b.userId)).last_active_at), later, 'the others were written');
     });
 
     test('refresh-token reuse ends the session: its newest refresh token and its access tokens stop working', async () => {

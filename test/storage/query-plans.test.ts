@@ -101,7 +101,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     t.clock.advance(61_000);
     await call(t.app, 'GET', '/api/v1/sessions', undefined, { token }); // last_active_at moves (recorded in memory)
     const [session] = (await call(t.app, 'GET', '/api/v1/sessions', undefined, { token })).body.data.sessions;
-    await createSessionsRepository(db).touchMany([[session.id, t.clock.now()], [randomUUID(), t.clock.now()]]); // what the flusher writes
+    await createSessionsRepository(db).touchMany([[session.id, t.clock.now()], [randomUUID(), t.clock.now()]], 60_000); // what the flusher writes
     const refreshed = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: phone.refresh_token });
     await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: phone.refresh_token }); // reuse
     const backup = await loginStep(t, user, laptop({ userAgent: FIREFOX_WINDOWS }));
