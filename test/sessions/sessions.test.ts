@@ -200,6 +200,22 @@ for (const kind of databaseKinds()) {
       assert.equal(await stored(), endedAt, 'an ended session is not written to');
     });
 
+    test('closing the app writes the activity it still holds', async () => {
+      const db = await kind.create();
+      try {
+        const own = await createTestApp(kind, { db, clock: t.clock });
+        const user = await signupAndLogin(own.app, laptop());
+        t.clock.advance(2 * MINUTE);
+        assert.equal((await me(own, user.accessToken)).res.statusCode, 200);
+        const usedAt = t.clock.now();
+        await own.app.close(); // well within the flush delay
+        const row = await db.handle.db.selectFrom('sessions').select('last_active_at').where('user_id', '=', user.userId).executeTakeFirstOrThrow();
+        assert.equal(Number(row.last_active_at), usedAt);
+      } finally {
+        await db.drop();
+      }
+    });
+
     test('the activity flush never waits for a row lock (PostgreSQL: it cannot close a deadlock cycle with a revocation)', { skip: kind.name !== 'postgres' && 'row locks are PostgreSQL\'s' }, async () => {
       const [a, b] = [await signupAndLogin(t.app, laptop()), await signupAndLogin(t.app, laptop())];
       const db = t.db.handle.db;
