@@ -64,6 +64,16 @@ export function directSqlite(db: Kysely<Database>): DirectSqlite | undefined {
   return directConnections.get(db);
 }
 
+/**
+ * A Kysely instance made from another (`withPlugin`) runs on the same
+ * connection: give it the same direct statements, or its hot reads would
+ * quietly fall back to Kysely's executor (the webhook outbox's wrapper did).
+ */
+export function shareDirectSqlite(from: Kysely<Database>, to: Kysely<Database>): void {
+  const direct = directConnections.get(from);
+  if (direct !== undefined) directConnections.set(to, direct);
+}
+
 export function connectDatabase(url: string, options: ConnectOptions = {}): DatabaseHandle {
   if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length));
   if (/^postgres(ql)?:\/\//.test(url)) return connectPostgres(url, options);

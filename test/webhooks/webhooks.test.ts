@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { ManualClock } from '../../src/clock.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { connectDatabase } from '../../src/db/connect.ts';
+import { connectDatabase, directSqlite } from '../../src/db/connect.ts';
 import { insertEvents, SYSTEM } from '../../src/events/events.repository.ts';
 import { createWebhooksRepository, withWebhookOutbox } from '../../src/webhooks/webhooks.repository.ts';
 import { backoffMs, createWebhookSender, WEBHOOK_BATCH_SIZE } from '../../src/webhooks/webhooks.service.ts';
@@ -351,5 +351,15 @@ test('the OpenAPI document describes the webhook payload', async () => {
     assert.deepEqual(post.parameters.map((p: any) => p.name), ['webhook-id', 'webhook-timestamp', 'webhook-signature']);
   } finally {
     await t.close();
+  }
+});
+
+test('with webhooks on, the hot reads keep their direct SQLite statements (the outbox marker wraps the Kysely instance)', async () => {
+  const handle = connectDatabase('sqlite::memory:');
+  try {
+    assert.ok(directSqlite(handle.db), 'the connection has direct statements');
+    assert.equal(directSqlite(withWebhookOutbox(handle.db)), directSqlite(handle.db));
+  } finally {
+    await handle.close();
   }
 });
