@@ -41,7 +41,7 @@ import { AppError } from '../errors.ts';
 import type { Actor, EventInput } from '../events/events.repository.ts';
 import type { Revocation } from '../revocation/revocation.service.ts';
 import { generateToken, hashToken, looksLike, newId } from '../security/tokens.ts';
-import type { WebauthnCredential, WebauthnRepository } from './webauthn.repository.ts';
+import type { WebauthnChallenge, WebauthnCredential, WebauthnRepository } from './webauthn.repository.ts';
 
 export const CHALLENGE_TTL_MS = 5 * MINUTE;
 /** How long the browser may keep its prompt open; shorter than the challenge's life. */
@@ -125,7 +125,23 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
   }
 
   /** 256 fresh bits; stored only as the SHA-256 of their base64url (what clientDataJSON carries). */
-  const newChallenge = () => ({ bytes: new Uint8Array(randomBytes(32)), hash: (encoded: string) => hashToken(encoded) });
+  const newChallenge = () => new Uint8Array(randomBytes(32));
+
+  /** Stores a ceremony's challenge (the base64url the options carry) as SHA-256, single-use, CHALLENGE_TTL_MS, bound as given. */
+  async function storeChallenge(
+    encodedChallenge: string,
+    binding: Pick<WebauthnChallenge, 'purpose' | 'user_id' | 'mfa_challenge_id' | 'attempt_hash' | 'fingerprint'>,
+  ): Promise<void> {
+    const now = clock.now();
+    await repository.insertChallenge({
+      id: newId(),
+      ...binding,
+      challenge_hash: hashToken(encodedChallenge),
+      created_at: now,
+      expires_at: now + CHALLENGE_TTL_MS,
+      consumed_at: null,
+    });
+  }
 
   /** Logs why an answer was refused; quoted values (challenges, origins) are left out of the log line. */
   function refused(reason: string, context: Record<string, unknown> = {}): null {
@@ -181,28 +197,15 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     async secondFactorOptions(userId, mfaChallengeId) {
       const credentials = await repository.listForUser(userId);
       if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
-      const challenge = newChallenge();
       const publicKey = await generateAuthenticationOptions({
         rpID: rpId,
-        challenge: challenge.bytes,
+        challenge: newChallenge(),
         timeout: PROMPT_TIMEOUT_MS,
         // A second factor: the password was the first; a key without PIN is enough (as with TOTP).
         userVerification: 'preferred',
         allowCredentials: credentials.map((c) => ({ id: c.credential_id, transports: JSON.parse(c.transports) as string[] })),
       });
-      const now = clock.now();
-      await repository.insertChallenge({
-        id: newId(),
-        purpose: 'second_factor',
-        user_id: userId,
-        mfa_challenge_id: mfaChallengeId,
-        attempt_hash: null,
-        fingerprint: null,
-        challenge_hash: challenge.hash(publicKey.challenge),
-        created_at: now,
-        expires_at: now + CHALLENGE_TTL_MS,
-        consumed_at: null,
-      });
+      await storeChallenge(publicKey.challenge, { purpose: 'second_factor', user_id: userId, mfa_challenge_id: mfaChallengeId, attempt_hash: null, fingerprint: null });
       return publicKey;
     },
 
@@ -219,28 +222,15 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     },
 
     async passwordlessOptions(device) {
-      const challenge = newChallenge();
       const attemptToken = generateToken('passkeyAttempt');
       const publicKey = await generateAuthenticationOptions({
         rpID: rpId,
-        challenge: challenge.bytes,
+        challenge: newChallenge(),
         timeout: PROMPT_TIMEOUT_MS,
         // No allowCredentials: the browser offers the user's discoverable credentials (passkeys).
         userVerification: 'required',
       });
-      const now = clock.now();
-      await repository.insertChallenge({
-        id: newId(),
-        purpose: 'passwordless',
-        user_id: null,
-        mfa_challenge_id: null,
-        attempt_hash: hashToken(attemptToken),
-        fingerprint: device.fingerprint.fingerprint,
-        challenge_hash: challenge.hash(publicKey.challenge),
-        created_at: now,
-        expires_at: now + CHALLENGE_TTL_MS,
-        consumed_at: null,
-      });
+      await storeChallenge(publicKey.challenge, { purpose: 'passwordless', user_id: null, mfa_challenge_id: null, attempt_hash: hashToken(attemptToken), fingerprint: device.fingerprint.fingerprint });
       return { options: publicKey, attempt_token: attemptToken, expires_in: CHALLENGE_TTL_MS / 1000 };
     },
 
@@ -278,14 +268,13 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     async registrationOptions(user: { userId: string; email: string; displayName: string | null }) {
       const existing = await repository.listForUser(user.userId);
       if (existing.length >= MAX_CREDENTIALS_PER_USER) throw new AppError('WEBAUTHN_CREDENTIAL_LIMIT');
-      const challenge = newChallenge();
       const publicKey = await generateRegistrationOptions({
         rpName,
         rpID: rpId,
         userName: user.email,
         userDisplayName: user.displayName ?? user.email,
         userID: userHandle(user.userId),
-        challenge: challenge.bytes,
+        challenge: newChallenge(),
         timeout: PROMPT_TIMEOUT_MS,
         attestationType: 'none',
         excludeCredentials: existing.map((c) => ({ id: c.credential_id, transports: JSON.parse(c.transports) as string[] })),
@@ -293,19 +282,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
         authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
         supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
       });
-      const now = clock.now();
-      await repository.insertChallenge({
-        id: newId(),
-        purpose: 'registration',
-        user_id: user.userId,
-        mfa_challenge_id: null,
-        attempt_hash: null,
-        fingerprint: null,
-        challenge_hash: challenge.hash(publicKey.challenge),
-        created_at: now,
-        expires_at: now + CHALLENGE_TTL_MS,
-        consumed_at: null,
-      });
+      await storeChallenge(publicKey.challenge, { purpose: 'registration', user_id: user.userId, mfa_challenge_id: null, attempt_hash: null, fingerprint: null });
       return publicKey;
     },
 
