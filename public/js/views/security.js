@@ -22,8 +22,8 @@ export const securityView = {
     for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('[data-current-email]'))) {
       input.value = currentUser()?.email ?? '';
     }
-    // A setup left half-way is restarted; backup codes shown once are not kept.
-    $('#mfa-setup').hidden = true;
+    // A setup left half-way is restarted (its secret leaves the page); backup codes shown once are not kept.
+    closeSetup();
     hideBackupCodes();
     void loadMfaStatus(state.renderSeq);
     void passkeysSecurityEntered();
@@ -110,11 +110,16 @@ async function onSetupBegin(event) {
   });
 }
 
-function onSetupCancel() {
+/** Hides the TOTP setup and takes its secret (QR code, key) off the page. */
+function closeSetup() {
   $('#mfa-setup').hidden = true;
-  $('#mfa-setup-start').hidden = false;
   /** @type {HTMLImageElement} */ ($('#mfa-qr')).removeAttribute('src');
   /** @type {HTMLInputElement} */ ($('#setup-key')).value = '';
+}
+
+function onSetupCancel() {
+  closeSetup();
+  $('#mfa-setup-start').hidden = false;
   $('#mfa-setup-begin').focus();
 }
 
@@ -128,9 +133,7 @@ async function onSetupConfirm(event) {
     try {
       const data = await api('POST', '/mfa/totp/verify', { body: { code } });
       form.reset();
-      $('#mfa-setup').hidden = true;
-      /** @type {HTMLImageElement} */ ($('#mfa-qr')).removeAttribute('src');
-      /** @type {HTMLInputElement} */ ($('#setup-key')).value = '';
+      closeSetup();
       announce('Two-step verification is on.');
       showBackupCodes(data?.backup_codes ?? []);
       void loadMfaStatus();
