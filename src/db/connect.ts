@@ -44,7 +44,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
  * transaction: while a Kysely transaction holds the one connection,
  * `statement()` returns undefined and the caller goes through Kysely, which
  * waits for it — a direct read there would see that transaction's
- * uncommitted writes. Undefined for PostgreSQL and for transactions.
+ * uncommitted writes. Undefined for PostgreSQL.
  */
 export interface DirectSqlite {
   statement(text: string): BetterSqlite3.Statement | undefined;
@@ -58,20 +58,13 @@ export interface DirectSqlite {
   rawStatement(text: string): BetterSqlite3.Statement | undefined;
 }
 
+// Keyed by the dialect's adapter, which every Kysely instance made from this one
+// (withPlugin, withSchema, transactions) shares: a wrapper such as the webhook
+// outbox's marker keeps the direct statements without having to pass them on.
 const directConnections = new WeakMap<object, DirectSqlite>();
 
 export function directSqlite(db: Kysely<Database>): DirectSqlite | undefined {
-  return directConnections.get(db);
-}
-
-/**
- * A Kysely instance made from another (`withPlugin`) runs on the same
- * connection: give it the same direct statements, or its hot reads would
- * quietly fall back to Kysely's executor (the webhook outbox's wrapper did).
- */
-export function shareDirectSqlite(from: Kysely<Database>, to: Kysely<Database>): void {
-  const direct = directConnections.get(from);
-  if (direct !== undefined) directConnections.set(to, direct);
+  return directConnections.get(db.getExecutor().adapter);
 }
 
 export function connectDatabase(url: string, options: ConnectOptions = {}): DatabaseHandle {
@@ -110,7 +103,7 @@ function connectSqlite(path: string): DatabaseHandle {
 
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachedDatabase as never }) });
   const rawStatements = new Map<string, BetterSqlite3.Statement>();
-  directConnections.set(db, {
+  directConnections.set(db.getExecutor().adapter, {
     statement: (text) => (sqlite.inTransaction ? undefined : cachedDatabase.prepare(text)),
     rawStatement(text) {
       if (sqlite.inTransaction) return undefined;

@@ -26,7 +26,6 @@
  */
 import { PostgresAdapter } from 'kysely';
 import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import { shareDirectSqlite } from '../db/connect.ts';
 import type { Database, Db, WebhookOutboxTable } from '../db/schema.ts';
 
 class WebhookOutboxMarker implements KyselyPlugin {
@@ -42,11 +41,7 @@ const MARKER = new WebhookOutboxMarker();
 
 /** The same database, whose events (in any of its transactions) also go to the webhook outbox. */
 export function withWebhookOutbox(db: Kysely<Database>): Kysely<Database> {
-  if (writesWebhookOutbox(db)) return db;
-  const marked = db.withPlugin(MARKER);
-  // The marker only concerns event writes: the hot reads keep their direct statements.
-  shareDirectSqlite(db, marked);
-  return marked;
+  return writesWebhookOutbox(db) ? db : db.withPlugin(MARKER);
 }
 
 /** A database handle whose events write the outbox when webhooks are configured (app, housekeeping, CLI alike). */
