@@ -48,7 +48,7 @@ function postgres(url: string): DatabaseKind {
       // Migrations of parallel test files queue on one advisory lock: give them time.
       const handle = connectDatabase(url, { searchPath: schema, poolSize: 10, statementTimeoutMs: 60_000 });
       try {
-        await migrateWhileOthersDropSchemas(handle.db, schema);
+        await migrateWhileOthersDropSchemas(handle.db);
       } catch (error) {
         await handle.close().catch(() => undefined);
         await dropSchema(url, schema);
@@ -68,19 +68,21 @@ function postgres(url: string): DatabaseKind {
 }
 
 /**
- * Kysely's migrator asks whether its table exists by listing the tables of
- * every schema, and PostgreSQL fails that listing with 3F000 ("schema … does
- * not exist") when another test file drops its own schema at that moment.
- * Only a concurrent drop of someone else's schema causes it: try again.
+ * Kysely's migrator asks whether its table exists by listing the tables and
+ * columns of every schema, and PostgreSQL fails that catalog read when another
+ * test file drops its own schema at that moment: 3F000 "schema t_… does not
+ * exist", or 42703/42P01 naming one of that schema's columns or tables. A
+ * failed run changed nothing (PostgreSQL migrates in one transaction): try
+ * again.
  */
-async function migrateWhileOthersDropSchemas(db: DatabaseHandle['db'], schema: string): Promise<void> {
+const CONCURRENT_DROP = new Set(['3F000', '42703', '42P01']);
+async function migrateWhileOthersDropSchemas(db: DatabaseHandle['db']): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await migrateToLatest(db);
       return;
     } catch (error) {
-      const othersSchema = (error as { code?: string }).code === '3F000' && !String((error as Error).message).includes(schema);
-      if (!othersSchema || attempt >= 5) throw error;
+      if (!CONCURRENT_DROP.has(String((error as { code?: string }).code)) || attempt >= 5) throw error;
     }
   }
 }
