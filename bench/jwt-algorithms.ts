@@ -7,9 +7,9 @@
  *   node --import tsx bench/jwt-algorithms.ts [tokens=5000] [rounds=5]
  */
 import { randomBytes } from 'node:crypto';
-import { ManualClock } from '../src/clock.ts';
-import { type AccessTokenKeys, createAccessTokens } from '../src/security/access-tokens.ts';
-import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
+import { ManualClock } from '../src/platform/clock.ts';
+import { type AccessTokenKeys, createAccessTokens } from '../src/platform/crypto/access-tokens.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/platform/crypto/signing-keys.ts';
 
 const tokens = Number(process.argv[2] ?? 5000);
 const rounds = Number(process.argv[3] ?? 5);

@@ -1,7 +1,7 @@
 /**
  * What the seeded devices look like, and the one device the load generator
  * pretends to be for the trusted-login and MFA cases. The seeder computes
- * stored components with src/devices/fingerprint.ts under the server's
+ * stored components with src/platform/crypto/fingerprint.ts under the server's
  * FINGERPRINT_KEY, so the bench's requests match them exactly.
  */
 

@@ -10,7 +10,7 @@
  * What it does: seeds temporary SQLite databases (10,000 devices and
  * users × devices-per-user devices) with bench/seed.ts, builds the service
  * once the way `npm start` does (`node scripts/build.mjs`: an esbuild bundle
- * of src/main.ts, packages external), starts it as a child process
+ * of src/app/main.ts, packages external), starts it as a child process
  * (`node dist/server/main.mjs`, NODE_ENV=production, RATE_LIMITS=off, fresh
  * random keys, LOG_LEVEL=warn, a free port), and drives
  * it with autocannon at 32 connections from this process. With taskset and
@@ -30,8 +30,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon, { type AutocannonRequest } from 'autocannon';
 import pg from 'pg';
-import { createPasswordHasher, OWASP_ARGON2ID, QUEUE_PER_SLOT } from '../src/security/passwords.ts';
-import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
+import { createPasswordHasher, OWASP_ARGON2ID, QUEUE_PER_SLOT } from '../src/platform/crypto/passwords.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/platform/crypto/signing-keys.ts';
 import { BENCH_PASSWORD } from './profiles.ts';
 import { type BenchFixtures, seed, type SeedResult } from './seed.ts';
 
@@ -82,7 +82,7 @@ const CONNECTIONS = whole('connections', args.connections, 1, 1024);
  * Connections for the flows that hash a password (trusted login, MFA login).
  * The service runs one hash per core and lets at most QUEUE_PER_SLOT more wait,
  * and fewer when the line ahead would take over a second; beyond that it
- * sheds with 503 SERVER_BUSY at once (src/security/passwords.ts). With the
+ * sheds with 503 SERVER_BUSY at once (src/platform/crypto/passwords.ts). With the
  * server on one core and the flow's other requests competing for it, 32
  * connections (or even 8) measure the shedding, not the hash-bound rate these
  * cases are about; half the line never sheds.

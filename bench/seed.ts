@@ -11,7 +11,7 @@
  * must be the server's), JWT_ISSUER/JWT_AUDIENCE as for the service.
  *
  * How: the schema is created by the service's own migrations
- * (src/db/migrate.ts); rows go in with prepared statements inside large
+ * (src/store/migrate.ts); rows go in with prepared statements inside large
  * transactions on SQLite (better-sqlite3 directly), and with one
  * `INSERT … SELECT FROM unnest($1::text[], …)` per table and batch on
  * PostgreSQL. Every user gets the same argon2id hash (OWASP parameters, made
@@ -32,15 +32,15 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { systemClock } from '../src/clock.ts';
-import { ConfigError, type JwtAlgorithm, type Keys, loadConfig } from '../src/config.ts';
-import { connectDatabase } from '../src/db/connect.ts';
-import { migrateToLatest } from '../src/db/migrate.ts';
-import { createFingerprinter } from '../src/devices/fingerprint.ts';
-import { BACKUP_CODE_COUNT, createBackupCodeHasher, generateBackupCodes } from '../src/mfa/backup-codes.ts';
-import { accessTokenKeysFor, createAccessTokens } from '../src/security/access-tokens.ts';
-import { createEncryptor } from '../src/security/encryption.ts';
-import { createPasswordHasher } from '../src/security/passwords.ts';
+import { systemClock } from '../src/platform/clock.ts';
+import { ConfigError, type JwtAlgorithm, type Keys, loadConfig } from '../src/platform/config.ts';
+import { connectDatabase } from '../src/store/connect.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+import { createFingerprinter } from '../src/platform/crypto/fingerprint.ts';
+import { BACKUP_CODE_COUNT, createBackupCodeHasher, generateBackupCodes } from '../src/features/mfa/backup-codes.ts';
+import { accessTokenKeysFor, createAccessTokens } from '../src/platform/crypto/access-tokens.ts';
+import { createEncryptor } from '../src/platform/crypto/encryption.ts';
+import { createPasswordHasher } from '../src/platform/crypto/passwords.ts';
 import { BENCH_CLIENT_IP, BENCH_DEVICE, BENCH_PASSWORD, type DeviceProfile, SEEDED_IPS, SEEDED_PROFILES, fingerprintHeaderOf } from './profiles.ts';
 
 const DAY = 86_400_000;

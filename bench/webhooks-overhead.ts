@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createTestApp, call, laptop, signupAndLogin } from '../test/helpers/app.ts';
 import { databaseKinds } from '../test/helpers/databases.ts';
-import { loadConfig } from '../src/config.ts';
-import { createWebhookSender } from '../src/webhooks/webhooks.service.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { createWebhookSender } from '../src/features/webhooks/webhooks.service.ts';
 
 const held: any[] = [];
 const server = createServer((req, res) => { req.resume(); held.push(res); }); // never answers

@@ -7,8 +7,8 @@ import { copyFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['src/main.ts'],
-  outfile: 'dist/server/main.mjs', // two levels down, like src/web/: '../../public/' still finds the web app
+  entryPoints: ['src/app/main.ts'],
+  outfile: 'dist/server/main.mjs', // the web plugin finds public/ by walking up to package.json
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -18,4 +18,4 @@ await build({
 });
 
 // The SQLite checkpointer's worker is plain JavaScript loaded by URL next to the code that starts it.
-copyFileSync('src/db/sqlite-checkpointer.worker.mjs', 'dist/server/sqlite-checkpointer.worker.mjs');
+copyFileSync('src/store/sqlite-checkpointer.worker.mjs', 'dist/server/sqlite-checkpointer.worker.mjs');

@@ -14,12 +14,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { connectDatabase } from '../src/db/connect.ts';
-import { migrateToLatest } from '../src/db/migrate.ts';
+import { buildApp } from '../src/app/build-app.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { connectDatabase } from '../src/store/connect.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
 import { randomBytes } from 'node:crypto';
-import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/platform/crypto/signing-keys.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -8,9 +8,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ConfigError, decodeKey, loadConfig } from '../src/config.ts';
-import { resolveKeys } from '../src/keys.ts';
-import { generateSigningKeyPem, parseSigningKey } from '../src/security/signing-keys.ts';
+import { ConfigError, decodeKey, loadConfig } from '../src/platform/config.ts';
+import { resolveKeys } from '../src/platform/keys.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../src/platform/crypto/signing-keys.ts';
 
 const hex32 = () => randomBytes(32).toString('hex');
 const es256Pem = () => generateSigningKeyPem('ES256');

@@ -1,6 +1,6 @@
 /**
  * The password policy, as served by the API (GET /auth/password-policy), so
- * the page checks exactly what the server enforces (src/security/passwords.ts):
+ * the page checks exactly what the server enforces (src/platform/crypto/passwords.ts):
  * length in Unicode code points, and Unicode letter/digit categories, so
  * "Ärger123x" has its upper-case letter.
  */

@@ -1,8 +1,8 @@
-/** Rate limits of the mail-sending routes: per IP and per account (src/http/rate-limits.ts). */
+/** Rate limits of the mail-sending routes: per IP and per account (src/platform/http/rate-limits.ts). */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { call, createTestApp, databaseKinds, laptop, signupAndLogin, type TestApp, uniqueEmail } from '../helpers/app.ts';
-import { RATE_LIMITS } from '../../src/http/rate-limits.ts';
+import { RATE_LIMITS } from '../../src/platform/http/rate-limits.ts';
 
 const kind = databaseKinds()[0]!;
 

@@ -23,7 +23,7 @@ import {
   uniqueEmail,
 } from '../helpers/app.ts';
 import { drain, linkToken, linkUrl, smtpTransport, TEST_PUBLIC_URL, TestSmtpServer, testSender } from '../helpers/mail.ts';
-import { MINUTE, DAY, SECOND } from '../../src/clock.ts';
+import { MINUTE, DAY, SECOND } from '../../src/platform/clock.ts';
 
 const NEW_PASSWORD = 'Brand-New-Pass-7';
 

@@ -11,10 +11,10 @@ import { after, before, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { call, createTestApp, databaseKinds, laptop, PASSWORD, signupAndLogin, type TestApp, uniqueEmail } from '../helpers/app.ts';
 import { drain, linkToken, smtpTransport, TEST_MAIL_FROM, TestSmtpServer, testSender } from '../helpers/mail.ts';
-import { SECOND } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config.ts';
-import { FIRST_RETRY_MS, MAX_ATTEMPTS, retryDelayMs } from '../../src/mail/mail.sender.ts';
-import { createFileTransport, createMailTransport } from '../../src/mail/mail.transport.ts';
+import { SECOND } from '../../src/platform/clock.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { FIRST_RETRY_MS, MAX_ATTEMPTS, retryDelayMs } from '../../src/features/account/mail.sender.ts';
+import { createFileTransport, createMailTransport } from '../../src/platform/mail/transport.ts';
 
 test('backoff doubles from 30 s up to an hour, with at most 10 % jitter', () => {
   assert.equal(retryDelayMs(1, () => 0), FIRST_RETRY_MS);
@@ -114,7 +114,7 @@ for (const kind of databaseKinds()) {
       const users = [];
       for (let i = 0; i < 24; i++) users.push(await call(t.app, 'POST', '/api/v1/auth/signup', { email: uniqueEmail('pair'), password: PASSWORD }));
       // Two instances: separate senders (own claim ids, own connection pools on PostgreSQL) on one database.
-      const second = kind.name === 'postgres' ? await createTestApp(kind, { db: { ...t.db, handle: (await import('../../src/db/connect.ts')).connectDatabase(t.db.url, { searchPath: t.db.searchPath }) } }) : undefined;
+      const second = kind.name === 'postgres' ? await createTestApp(kind, { db: { ...t.db, handle: (await import('../../src/store/connect.ts')).connectDatabase(t.db.url, { searchPath: t.db.searchPath }) } }) : undefined;
       const a = testSender(t, smtpTransport(smtp), 'instance-a');
       const b = testSender(second ?? t, smtpTransport(smtp), 'instance-b');
       for (let round = 0; round < 10; round++) {
@@ -139,7 +139,7 @@ for (const kind of databaseKinds()) {
       const smtp = await newSmtp().start();
       const email = uniqueEmail('lease');
       await call(t.app, 'POST', '/api/v1/auth/signup', { email, password: PASSWORD });
-      const { createOutboxRepository } = await import('../../src/mail/outbox.repository.ts');
+      const { createOutboxRepository } = await import('../../src/store/mail-outbox.repository.ts');
       const outbox = createOutboxRepository(t.db.handle.db);
       const claimed = await outbox.claimDue('dead-instance', t.clock.now(), 60 * SECOND, 100);
       assert.ok(claimed.length >= 1);
@@ -220,7 +220,7 @@ test('createFileTransport writes one file per outbox id (a retry replaces it)', 
 });
 
 test('every token kind has its own prefix (a mail link is never mistaken for another token)', async () => {
-  const { TOKEN_PREFIX } = await import('../../src/security/tokens.ts');
+  const { TOKEN_PREFIX } = await import('../../src/platform/crypto/tokens.ts');
   const prefixes = Object.values(TOKEN_PREFIX);
   assert.equal(new Set(prefixes).size, prefixes.length, JSON.stringify(TOKEN_PREFIX));
 });

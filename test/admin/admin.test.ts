@@ -11,9 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runAdminCommand } from '../../src/admin/admin.cli.ts';
-import { ADMIN_SCOPES } from '../../src/admin/admin.service.ts';
-import { hashToken } from '../../src/security/tokens.ts';
+import { runAdminCommand } from '../../src/app/admin-cli.ts';
+import { ADMIN_SCOPES } from '../../src/features/admin/admin.service.ts';
+import { hashToken } from '../../src/platform/crypto/tokens.ts';
 import {
   call,
   createTestApp,
@@ -324,7 +324,7 @@ test('npm run admin -- create-key prints the key, and the key opens /admin', { s
   const dir = mkdtempSync(join(tmpdir(), 'admin-cli-'));
   try {
     const env = { ...process.env, DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, LOG_LEVEL: 'silent' };
-    const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/admin/admin.cli.ts', ...args], { env, encoding: 'utf8' });
+    const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/app/admin-cli.ts', ...args], { env, encoding: 'utf8' });
     const created = run('create-key', '--name', 'ops', '--scopes', 'users:read');
     assert.equal(created.status, 0, created.stderr);
     const key = created.stdout.trim();

@@ -79,7 +79,7 @@ for (const kind of databaseKinds()) {
       const rows = await t.db.handle.db.selectFrom('device_challenges').selectAll().execute();
       const text = JSON.stringify(rows);
       assert.ok(!text.includes(res.body.data.challenge) && !text.includes(res.body.data.challenge.slice(4)), 'raw challenge stored');
-      const { hashToken } = await import('../../src/security/tokens.ts');
+      const { hashToken } = await import('../../src/platform/crypto/tokens.ts');
       const row = rows.find((r) => r.challenge_hash === hashToken(res.body.data.challenge))!;
       assert.equal(row.consumed_at, null);
       assert.equal(Number(row.expires_at) - Number(row.created_at), 60 * SECOND);
@@ -390,7 +390,7 @@ for (const kind of databaseKinds()) {
       const retired = (n: number, expiresAt: number) => Array.from({ length: n }, () => ({ token_hash: randomBytes(32).toString('hex'), user_id: 'u', device_id: 'd', retired_at: now - 1, expires_at: expiresAt }));
       await db.insertInto('retired_device_tokens').values([...retired(250, now), ...retired(2, now + 1)]).execute();
 
-      const { createDevicesRepository } = await import('../../src/devices/devices.repository.ts');
+      const { createDevicesRepository } = await import('../../src/store/devices.repository.ts');
       const repo = createDevicesRepository(db);
       assert.equal(await repo.deleteExpiredChallenges(now, 400), 400, 'one bounded batch per call (housekeeping loops)');
       let challenges = 400;

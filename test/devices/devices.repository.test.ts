@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
-import { SYSTEM } from '../../src/events/events.repository.ts';
-import { newId } from '../../src/security/tokens.ts';
+import { createDevicesRepository } from '../../src/store/devices.repository.ts';
+import { SYSTEM } from '../../src/store/history.ts';
+import { newId } from '../../src/platform/crypto/tokens.ts';
 import { databaseKinds, type TestDatabase } from '../helpers/databases.ts';
 
 for (const kind of databaseKinds()) {

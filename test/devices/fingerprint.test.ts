@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { AppError } from '../../src/errors.ts';
+import { AppError } from '../../src/platform/errors.ts';
 import {
   COMPONENT_WEIGHTS,
   FINGERPRINT_HEADER_MAX_BYTES,
@@ -12,7 +12,7 @@ import {
   parseClientSignals,
   similarity,
   type FingerprintInput,
-} from '../../src/devices/fingerprint.ts';
+} from '../../src/platform/crypto/fingerprint.ts';
 
 const UA = {
   chromeMac120:

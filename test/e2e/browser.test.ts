@@ -3,7 +3,7 @@
  *
  *   cd /work/main && node --import tsx --test test/e2e/browser.test.ts
  *
- * Starts `node --import tsx src/main.ts` on a free port with a fresh SQLite
+ * Starts `node --import tsx src/app/main.ts` on a free port with a fresh SQLite
  * database, drives Debian's Chromium (/usr/bin/chromium) through
  * playwright-core, and saves a screenshot of every step to artifacts/e2e/.
  * Without /usr/bin/chromium the test is skipped, and says so on stdout.

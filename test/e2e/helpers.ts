@@ -64,7 +64,7 @@ export interface RunningService {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Start `node --import tsx src/main.ts` on a free port with a fresh SQLite
+ * Start `node --import tsx src/app/main.ts` on a free port with a fresh SQLite
  * database and data directory, and wait until GET /healthz answers 200.
  * The cookie policy is the default one (COOKIE_SECURE=auto) unless extraEnv
  * says otherwise.
@@ -89,7 +89,7 @@ export async function startService(
   };
   delete env.NODE_TEST_CONTEXT; // the child is a service, not a test file
   if (!('COOKIE_SECURE' in extra)) delete env.COOKIE_SECURE; // the default, whatever the caller's shell says
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/app/main.ts'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,13 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { buildApp, type AppDeps } from '../../src/app.ts';
-import { ManualClock } from '../../src/clock.ts';
-import { connectDatabase } from '../../src/db/connect.ts';
-import { type Config, type Keys, loadConfig } from '../../src/config.ts';
-import { type AsymmetricAlgorithm, generateSigningKeyPem, parseSigningKey } from '../../src/security/signing-keys.ts';
-import { createPasswordHasher } from '../../src/security/passwords.ts';
-import { totpCode } from '../../src/mfa/totp.ts';
+import { buildApp, type AppDeps } from '../../src/app/build-app.ts';
+import { ManualClock } from '../../src/platform/clock.ts';
+import { connectDatabase } from '../../src/store/connect.ts';
+import { type Config, type Keys, loadConfig } from '../../src/platform/config.ts';
+import { type AsymmetricAlgorithm, generateSigningKeyPem, parseSigningKey } from '../../src/platform/crypto/signing-keys.ts';
+import { createPasswordHasher } from '../../src/platform/crypto/passwords.ts';
+import { totpCode } from '../../src/features/mfa/totp.ts';
 import type { DatabaseKind, TestDatabase } from './databases.ts';
 
 /** Cheaper argon2id for the HTTP suites; the OWASP parameters are tested in test/security. */

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.ts';
-import { migrateToLatest } from '../../src/db/migrate.ts';
+import { connectDatabase, type DatabaseHandle } from '../../src/store/connect.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
 
 export interface TestDatabase {
   handle: DatabaseHandle;

@@ -1,16 +1,16 @@
 /**
  * A real SMTP server in the test process (smtp-server), whose messages are
- * parsed with mailparser, and a mail sender wired like src/main.ts wires it
+ * parsed with mailparser, and a mail sender wired like src/app/main.ts wires it
  * but on the test app's database, clock and captured log.
  */
 import type { AddressInfo } from 'node:net';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { createAccountMailComposer } from '../../src/account/account-mail.ts';
-import { createAccountRepository } from '../../src/account/account.repository.ts';
-import { createMailSender } from '../../src/mail/mail.sender.ts';
-import { createSmtpTransport, type MailTransport } from '../../src/mail/mail.transport.ts';
-import { createOutboxRepository } from '../../src/mail/outbox.repository.ts';
+import { createAccountMailComposer } from '../../src/features/account/account-mail.ts';
+import { createAccountRepository } from '../../src/store/account.repository.ts';
+import { createMailSender } from '../../src/features/account/mail.sender.ts';
+import { createSmtpTransport, type MailTransport } from '../../src/platform/mail/transport.ts';
+import { createOutboxRepository } from '../../src/store/mail-outbox.repository.ts';
 import type { TestApp } from './app.ts';
 
 export const TEST_PUBLIC_URL = 'http://app.test:8080';

@@ -10,8 +10,8 @@
  */
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
-import { migrateToLatest } from '../../src/db/migrate.ts';
-import type { Database } from '../../src/db/schema.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import type { Database } from '../../src/store/schema.ts';
 import type { DatabaseKind } from './databases.ts';
 
 /**

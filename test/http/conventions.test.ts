@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
-import { totpCode } from '../../src/mfa/totp.ts';
-import type { DevicesRepository } from '../../src/devices/devices.repository.ts';
+import { totpCode } from '../../src/features/mfa/totp.ts';
+import type { DevicesRepository } from '../../src/store/devices.repository.ts';
 import {
   call,
   createTestApp,

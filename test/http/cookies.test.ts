@@ -1,12 +1,12 @@
 /**
- * Cookie policy (src/http/cookies.ts): COOKIE_SECURE=auto decides `Secure`
+ * Cookie policy (src/platform/http/cookies.ts): COOKIE_SECURE=auto decides `Secure`
  * per request; the refresh token as the HttpOnly td_refresh cookie
  * (`x-refresh-cookie: 1`) at login, MFA verify, refresh and logout.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { isLoopbackHost } from '../../src/http/cookies.ts';
-import { PASSWORD_POLICY, passwordProblems } from '../../src/security/passwords.ts';
+import { isLoopbackHost } from '../../src/platform/http/cookies.ts';
+import { PASSWORD_POLICY, passwordProblems } from '../../src/platform/crypto/passwords.ts';
 import { call, createTestApp, databaseKinds, enableMfa, laptop, loginStep, nextCode, signupAndLogin, type TestApp, trustDevice } from '../helpers/app.ts';
 
 const REFRESH = { 'x-refresh-cookie': '1' };

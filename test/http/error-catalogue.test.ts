@@ -1,12 +1,12 @@
 /**
- * One catalogue of error codes (src/errors.ts) and its documentation: the
+ * One catalogue of error codes (src/platform/errors.ts) and its documentation: the
  * README's table lists exactly the catalogue's codes with their statuses, so
  * a client can rely on the list, and a new code cannot ship undocumented.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ERRORS } from '../../src/errors.ts';
+import { ERRORS } from '../../src/platform/errors.ts';
 
 test('the README error table and the catalogue list the same codes with the same statuses', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

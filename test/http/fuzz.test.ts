@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
-import { ERRORS } from '../../src/errors.ts';
+import { ERRORS } from '../../src/platform/errors.ts';
 import { call, createTestApp, databaseKinds, laptop, PASSWORD, signupAndLogin, type TestApp, type TestUser, uniqueEmail } from '../helpers/app.ts';
 
 const RUNS = 2000;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { createClientErrorHandler } from '../../src/http/protocol.ts';
+import { createClientErrorHandler } from '../../src/platform/http/protocol.ts';
 import { call, createTestApp, databaseKinds, signupAndLogin, type TestApp } from '../helpers/app.ts';
 
 const kind = databaseKinds()[0]!;

@@ -1,12 +1,12 @@
 /**
- * The web app's static serving (src/web/web.plugin.ts): versioned immutable
+ * The web app's static serving (src/features/web/web.plugin.ts): versioned immutable
  * assets, a no-cache index.html that points at them, compression, and the
  * JSON 404 for anything else.
  */
 import assert from 'node:assert/strict';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { computeBuildId } from '../../src/web/web.plugin.ts';
+import { computeBuildId } from '../../src/features/web/web.plugin.ts';
 import { createTestApp, databaseKinds, type TestApp } from '../helpers/app.ts';
 
 const [sqlite] = databaseKinds(); // no storage involved: one database kind is enough

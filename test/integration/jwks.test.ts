@@ -11,7 +11,7 @@ import { createPublicKey } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
-import { generateSigningKeyPem, parseSigningKey } from '../../src/security/signing-keys.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../../src/platform/crypto/signing-keys.ts';
 import { call, createTestApp, databaseKinds, signupAndLogin, type TestApp } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { totpCode } from '../../src/mfa/totp.ts';
+import { totpCode } from '../../src/features/mfa/totp.ts';
 import {
   call,
   createTestApp,

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { CompiledQuery, sql } from 'kysely';
-import { pruneExpired } from '../../src/ops/housekeeping.ts';
-import type { TrustedDevicesTable } from '../../src/db/schema.ts';
+import { pruneExpired } from '../../src/app/housekeeping.ts';
+import type { TrustedDevicesTable } from '../../src/store/schema.ts';
 import { databaseKinds } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pruneExpired } from '../../src/ops/housekeeping.ts';
+import { pruneExpired } from '../../src/app/housekeeping.ts';
 import { call, createTestApp, databaseKinds, enableMfa, laptop, loginWithMfa, signupAndLogin, type TestApp, trustDevice } from '../helpers/app.ts';
 
 const DAY = 86_400_000;
@@ -66,10 +66,10 @@ test('npm run prune / migrate work as commands', () => {
   const dir = mkdtempSync(join(tmpdir(), 'td-cli-'));
   try {
     const env = { ...process.env, DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, DATA_DIR: dir };
-    const migrate = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'migrate'], { env, encoding: 'utf8' });
+    const migrate = execFileSync(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'migrate'], { env, encoding: 'utf8' });
     assert.match(migrate, /Applied: 001_initial/);
-    assert.match(execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'migrate'], { env, encoding: 'utf8' }), /Already up to date/);
-    const prune = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'prune'], { env, encoding: 'utf8' }));
+    assert.match(execFileSync(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'migrate'], { env, encoding: 'utf8' }), /Already up to date/);
+    const prune = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'prune'], { env, encoding: 'utf8' }));
     assert.deepEqual(Object.keys(prune).sort(), ['activationTokens', 'challenges', 'deviceChallenges', 'devicesDeleted', 'devicesExpired', 'emailTokens', 'events', 'failed', 'refreshTokens', 'retiredDeviceTokens', 'sessionsDeleted', 'webauthnChallenges', 'webhookOutbox']);
   } finally {
     rmSync(dir, { recursive: true, force: true });

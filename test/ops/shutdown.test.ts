@@ -1,6 +1,6 @@
 /**
  * Checklist #35: SIGTERM under load → in-flight requests finish, exit code 0.
- * Runs what `npm start` runs: the esbuild bundle of src/main.ts.
+ * Runs what `npm start` runs: the esbuild bundle of src/app/main.ts.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';

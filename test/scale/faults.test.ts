@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { connectDatabase, type DatabaseHandle } from '../../src/db/connect.ts';
+import { connectDatabase, type DatabaseHandle } from '../../src/store/connect.ts';
 import { call, createTestApp, databaseKinds, PASSWORD, signupAndLogin, type TestApp, uniqueEmail } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
 

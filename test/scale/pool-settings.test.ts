@@ -1,6 +1,6 @@
 /**
  * Issue 4: DATABASE_POOL_SIZE and DATABASE_STATEMENT_TIMEOUT_MS reach the
- * PostgreSQL pool (src/main.ts passes them to connectDatabase): the server
+ * PostgreSQL pool (src/app/main.ts passes them to connectDatabase): the server
  * enforces the timeout, and the service never holds more sessions than the
  * pool size, counted by its application_name in pg_stat_activity.
  */
@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { loadConfig } from '../../src/config.ts';
-import { connectDatabase } from '../../src/db/connect.ts';
-import { isStorageUnavailable } from '../../src/db/storage-errors.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { connectDatabase } from '../../src/store/connect.ts';
+import { isStorageUnavailable } from '../../src/platform/storage-errors.ts';
 import { postgresUrl } from '../helpers/databases.ts';
 
 const url = postgresUrl();

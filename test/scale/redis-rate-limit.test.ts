@@ -11,13 +11,13 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { ManualClock } from '../../src/clock.ts';
+import { ManualClock } from '../../src/platform/clock.ts';
 import { call, createTestApp, databaseKinds, randomKeys, type TestApp, uniqueEmail } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL;
 const kind = databaseKinds()[0]!;
-/** The client options src/main.ts uses: fail fast, never queue. */
+/** The client options src/app/main.ts uses: fail fast, never queue. */
 const CLIENT_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 } as const;
 
 const randomIp = () => `198.51.${randomInt(0, 256)}.${randomInt(1, 255)}`;

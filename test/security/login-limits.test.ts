@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ManualClock } from '../../src/clock.ts';
-import { createMemoryCounterStore } from '../../src/http/rate-limit-store.ts';
-import { clientNetwork } from '../../src/http/rate-limits.ts';
+import { ManualClock } from '../../src/platform/clock.ts';
+import { createMemoryCounterStore } from '../../src/platform/http/rate-limit-store.ts';
+import { clientNetwork } from '../../src/platform/http/rate-limits.ts';
 import { call, createTestApp, databaseKinds, PASSWORD, type TestApp, uniqueEmail } from '../helpers/app.ts';
 
 const kind = databaseKinds()[0]!;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { totpCode } from '../../src/mfa/totp.ts';
+import { totpCode } from '../../src/features/mfa/totp.ts';
 import { call, CHROME_MAC, createTestApp, databaseKinds, type Device, nextCode, type TestApp, uniqueEmail } from '../helpers/app.ts';
 
 /** Client signals whose raw values are distinctive enough to search the logs for. */

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createPasswordHasher } from '../../src/security/passwords.ts';
+import { createPasswordHasher } from '../../src/platform/crypto/passwords.ts';
 import { call, createTestApp, databaseKinds, PASSWORD, uniqueEmail } from '../helpers/app.ts';
 
 const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 };

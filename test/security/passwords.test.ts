@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createPasswordHasher, OWASP_ARGON2ID } from '../../src/security/passwords.ts';
+import { createPasswordHasher, OWASP_ARGON2ID } from '../../src/platform/crypto/passwords.ts';
 
 test('argon2id with the OWASP parameters; verify tells right from wrong', async () => {
   const hasher = createPasswordHasher();

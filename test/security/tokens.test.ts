@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateToken, hashToken, looksLike, newTimeOrderedId, TOKEN_PREFIX, type TokenKind } from '../../src/security/tokens.ts';
+import { generateToken, hashToken, looksLike, newTimeOrderedId, TOKEN_PREFIX, type TokenKind } from '../../src/platform/crypto/tokens.ts';
 
 const KINDS = Object.keys(TOKEN_PREFIX) as TokenKind[];
 

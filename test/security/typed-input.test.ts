@@ -9,14 +9,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
-import { SYSTEM } from '../../src/events/events.repository.ts';
-import { createMfaRepository } from '../../src/mfa/mfa.repository.ts';
-import { createRevocation } from '../../src/revocation/revocation.service.ts';
-import { createSessionsRepository } from '../../src/sessions/sessions.repository.ts';
-import { createMfaService } from '../../src/mfa/mfa.service.ts';
-import { totpCode } from '../../src/mfa/totp.ts';
-import { createEncryptor } from '../../src/security/encryption.ts';
+import { createDevicesRepository } from '../../src/store/devices.repository.ts';
+import { SYSTEM } from '../../src/store/history.ts';
+import { createMfaRepository } from '../../src/store/mfa.repository.ts';
+import { createRevocation } from '../../src/domain/ledger.ts';
+import { createSessionsRepository } from '../../src/store/sessions.repository.ts';
+import { createMfaService } from '../../src/features/mfa/mfa.service.ts';
+import { totpCode } from '../../src/features/mfa/totp.ts';
+import { createEncryptor } from '../../src/platform/crypto/encryption.ts';
 import { call, createTestApp, databaseKinds, laptop, loginWithMfa, enableMfa, PASSWORD, signupAndLogin, type TestApp, uniqueEmail } from '../helpers/app.ts';
 
 const assertValidation = (response: { res: { statusCode: number }; body: any }, field?: string) => {

@@ -1,5 +1,5 @@
 /**
- * The write-behind of session activity (src/sessions/activity.ts): what is
+ * The write-behind of session activity (src/features/sessions/activity.ts): what is
  * recorded is written, in bounded batches that yield to the event loop, at
  * most once per flush; a failure is dropped, not retried in a loop; memory is
  * bounded. The database side (forward only, ended sessions untouched, on
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
-import { type ActivityStore, createActivityRecorder } from '../../src/sessions/activity.ts';
+import { type ActivityStore, createActivityRecorder } from '../../src/features/sessions/activity.ts';
 
 type Entry = readonly [string, number];
 

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevicesRepository } from '../../src/devices/devices.repository.ts';
-import { createSessionsRepository, type SessionsRepository } from '../../src/sessions/sessions.repository.ts';
+import type { DevicesRepository } from '../../src/store/devices.repository.ts';
+import { createSessionsRepository, type SessionsRepository } from '../../src/store/sessions.repository.ts';
 import {
   call,
   createTestApp,

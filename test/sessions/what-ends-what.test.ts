@@ -14,11 +14,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
-import { SYSTEM } from '../../src/events/events.repository.ts';
-import { createMfaRepository } from '../../src/mfa/mfa.repository.ts';
-import { createRevocation, type SecurityEvent } from '../../src/revocation/revocation.service.ts';
-import { createSessionsRepository } from '../../src/sessions/sessions.repository.ts';
+import { createDevicesRepository } from '../../src/store/devices.repository.ts';
+import { SYSTEM } from '../../src/store/history.ts';
+import { createMfaRepository } from '../../src/store/mfa.repository.ts';
+import { createRevocation, type SecurityEvent } from '../../src/domain/ledger.ts';
+import { createSessionsRepository } from '../../src/store/sessions.repository.ts';
 import {
   call,
   createTestApp,

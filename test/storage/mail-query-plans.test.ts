@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createAccountRepository } from '../../src/account/account.repository.ts';
+import { createAccountRepository } from '../../src/store/account.repository.ts';
 import { call, createTestApp, enableMfa, FIREFOX_WINDOWS, laptop, signupAndLogin, type TestApp, trustDevice } from '../helpers/app.ts';
 import { type PlanRecorder, recordingSqlite } from '../helpers/query-plans.ts';
 import { drain, linkToken, smtpTransport, TestSmtpServer, testSender } from '../helpers/mail.ts';

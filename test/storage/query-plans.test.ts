@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
-import type { Database } from '../../src/db/schema.ts';
+import type { Database } from '../../src/store/schema.ts';
 import {
   call,
   createTestApp,
@@ -31,17 +31,17 @@ import {
 } from '../helpers/app.ts';
 import { type PlanRecorder, recordingSqlite } from '../helpers/query-plans.ts';
 import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
-import { createDevicesRepository } from '../../src/devices/devices.repository.ts';
+import { createDevicesRepository } from '../../src/store/devices.repository.ts';
 
 const EDGE_LINUX = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { runAdminCommand } from '../../src/admin/admin.cli.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createSessionsRepository } from '../../src/sessions/sessions.repository.ts';
-import { createWebhooksRepository } from '../../src/webhooks/webhooks.repository.ts';
-import { createWebhookSender } from '../../src/webhooks/webhooks.service.ts';
+import { runAdminCommand } from '../../src/app/admin-cli.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { createSessionsRepository } from '../../src/store/sessions.repository.ts';
+import { createWebhooksRepository } from '../../src/store/webhook-outbox.repository.ts';
+import { createWebhookSender } from '../../src/features/webhooks/webhooks.service.ts';
 
 describe('query plans of every statement of the user-facing flows (sqlite)', () => {
   let recorder: PlanRecorder;

@@ -1,6 +1,6 @@
 /**
  * WAL checkpoints of a file SQLite database run on a worker thread
- * (src/db/sqlite-checkpointer.ts), never in a commit on the event loop: the
+ * (src/store/sqlite-checkpointer.ts), never in a commit on the event loop: the
  * request connection has automatic checkpoints off, and committed pages still
  * reach the database file, copied by the worker.
  */
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { connectDatabase } from '../../src/db/connect.ts';
+import { connectDatabase } from '../../src/store/connect.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'td-checkpoint-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -21,8 +21,8 @@ import {
   type TestApp,
   type TestUser,
 } from '../helpers/app.ts';
-import { pruneExpired } from '../../src/ops/housekeeping.ts';
-import { createWebauthnRepository } from '../../src/webauthn/webauthn.repository.ts';
+import { pruneExpired } from '../../src/app/housekeeping.ts';
+import { createWebauthnRepository } from '../../src/store/webauthn.repository.ts';
 import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
 import { type AssertOverrides, type RegisterOverrides, SoftAuthenticator } from '../helpers/webauthn.ts';
 

@@ -16,12 +16,12 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { ManualClock } from '../../src/clock.ts';
-import { ConfigError, loadConfig } from '../../src/config.ts';
-import { connectDatabase, directSqlite } from '../../src/db/connect.ts';
-import { insertEvents, SYSTEM } from '../../src/events/events.repository.ts';
-import { createWebhooksRepository, withWebhookOutbox } from '../../src/webhooks/webhooks.repository.ts';
-import { backoffMs, createWebhookSender, WEBHOOK_BATCH_SIZE } from '../../src/webhooks/webhooks.service.ts';
+import { ManualClock } from '../../src/platform/clock.ts';
+import { ConfigError, loadConfig } from '../../src/platform/config.ts';
+import { connectDatabase, directSqlite } from '../../src/store/connect.ts';
+import { insertEvents, SYSTEM } from '../../src/store/history.ts';
+import { createWebhooksRepository, withWebhookOutbox } from '../../src/store/webhook-outbox.repository.ts';
+import { backoffMs, createWebhookSender, WEBHOOK_BATCH_SIZE } from '../../src/features/webhooks/webhooks.service.ts';
 import { call, createTestApp, databaseKinds, laptop, signupAndLogin, type TestApp } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
 

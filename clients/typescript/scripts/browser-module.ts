@@ -3,7 +3,7 @@
  * by esbuild into one plain ES module, public/js/vendor/trusted-devices-browser.js.
  *
  * Why a committed, generated file rather than a build step: the web app is
- * plain ES modules served as they are by src/web/web.plugin.ts (content-hash
+ * plain ES modules served as they are by src/features/web/web.plugin.ts (content-hash
  * URLs, compression), `npm start` must work without configuration, and the
  * tests run the app through tsx with no build before them. A file in public/
  * is served, versioned and compressed like every other module, with nothing

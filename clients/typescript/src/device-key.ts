@@ -8,7 +8,7 @@
  * `x-device-proof: <challenge>.<base64url signature>`. The service then skips
  * MFA only for a request that holds the token AND the key.
  *
- * What the service checks (src/devices/device-keys.ts): the JWK is EC P-256
+ * What the service checks (src/platform/crypto/device-keys.ts): the JWK is EC P-256
  * with 32-byte x and y and no private part (`d` is refused); the signature
  * is ES256 over the UTF-8 bytes of the challenge exactly as issued (prefix
  * included), in IEEE P1363 form (r||s, 64 bytes: what WebCrypto produces,

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { createFingerprinter } from '../../../src/devices/fingerprint.ts';
+import { createFingerprinter } from '../../../src/platform/crypto/fingerprint.ts';
 import { chromiumInstalled, launchChromium } from '../../../test/e2e/helpers.ts';
 import { encodeFingerprint, FINGERPRINT_LIMITS } from '../src/browser.ts';
 

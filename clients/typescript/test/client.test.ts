@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { totpCode } from '../../../src/mfa/totp.ts';
+import { totpCode } from '../../../src/features/mfa/totp.ts';
 import { CHROME_MAC, createTestApp, databaseKinds, enableMfa, PASSWORD, SIGNALS, signupAndLogin, type TestApp, type TestUser } from '../../../test/helpers/app.ts';
 import { encodeFingerprint } from '../src/browser.ts';
 import { createDeviceKey, type DeviceKeyPair } from '../src/device-key.ts';

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { decodeProtectedHeader, SignJWT } from 'jose';
-import { generateSigningKeyPem, parseSigningKey } from '../../../src/security/signing-keys.ts';
+import { generateSigningKeyPem, parseSigningKey } from '../../../src/platform/crypto/signing-keys.ts';
 import { createTestApp, databaseKinds, signupAndLogin, type TestApp } from '../../../test/helpers/app.ts';
 import { buildRelyingService } from '../src/app.ts';
 

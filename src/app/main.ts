@@ -1,0 +1,101 @@
+/**
+ * The process entry point: the only file that reads process.env and listens.
+ * SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close
+ * storage, exit 0 (close-with-grace, with a deadline).
+ */
+import closeWithGrace from 'close-with-grace';
+import { buildApp } from './build-app.ts';
+import { ConfigError, loadConfig } from '../platform/config.ts';
+import { connectDatabase } from '../store/connect.ts';
+import { migrateToLatest } from '../store/migrate.ts';
+import { resolveKeys } from '../platform/keys.ts';
+import { startHousekeeping } from './housekeeping.ts';
+import { withWebhooks } from '../store/webhook-outbox.repository.ts';
+import { createWebhookSender } from '../features/webhooks/webhooks.service.ts';
+import { createAccountMailComposer } from '../features/account/account-mail.ts';
+import { createAccountRepository } from '../store/account.repository.ts';
+import { systemClock } from '../platform/clock.ts';
+import { createMailSender, startMailSender } from '../features/account/mail.sender.ts';
+import { createMailTransport } from '../platform/mail/transport.ts';
+import { createOutboxRepository } from '../store/mail-outbox.repository.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const keys = resolveKeys(config);
+
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  const database = withWebhooks(connectDatabase(config.databaseUrl, {
+    poolSize: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    onBackgroundError: (error) => app?.log.warn({ err: error }, 'database connection error'),
+  }), config.webhook !== undefined);
+  await migrateToLatest(database.db);
+
+  // Fail fast rather than queue: while Redis is away, rate limits count in
+  // memory (src/platform/http/rate-limit-store.ts) and ioredis reconnects behind them.
+  // ioredis is loaded only when it is used (≈ 5 MB of resident memory otherwise: docs/performance.md).
+  const redis = config.redisUrl
+    ? new (await import('ioredis')).Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 500 })
+    : undefined;
+  // One warning per outage, not one per reconnect attempt.
+  let redisDown = false;
+  redis?.on('error', (error) => {
+    if (redisDown || !app) return;
+    redisDown = true;
+    app.log.warn({ err: error }, 'redis connection error (reconnecting in the background)');
+  });
+  redis?.on('ready', () => {
+    if (redisDown) app?.log.info('redis connection restored');
+    redisDown = false;
+  });
+
+  app = await buildApp({ config, keys, database, redis });
+  if (config.cookieSecure === 'auto') {
+    app.log.warn(
+      'COOKIE_SECURE=auto: cookies are Secure on https and on localhost/loopback, and NOT Secure on plain http from any other host. Set COOKIE_SECURE=true when the service is only reached over https.',
+    );
+  }
+  const stopHousekeeping = startHousekeeping({ database, config, log: app.log, intervalMs: config.housekeepingIntervalSeconds * 1000 });
+  // Webhooks: deliveries run beside the requests, never inside them.
+  const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log }).start() : async () => {};
+  // Account mail: requests only queue it; this instance's sender delivers its share.
+  const mailTransport = createMailTransport(config, app.log);
+  const stopMail = startMailSender(
+    createMailSender({
+      outbox: createOutboxRepository(database.db),
+      transport: mailTransport,
+      compose: createAccountMailComposer({ db: database.db, repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
+      clock: systemClock,
+      log: app.log,
+    }),
+    app.log,
+  );
+
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app?.log.error({ err }, 'shutting down after an error');
+    else app?.log.info({ signal }, 'shutting down');
+    stopHousekeeping();
+    stopMail();
+    mailTransport.close();
+    await app?.close();
+    await stopWebhooks();
+    await database.close();
+    redis?.disconnect();
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+}
+
+main().catch((error) => {
+  process.stderr.write(`Failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

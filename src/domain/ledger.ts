@@ -1,0 +1,182 @@
+/**
+ * What ends what (SPEC §4.1): the one module that owns the table, and the
+ * only code that ends trusted devices, pending activation tokens, MFA
+ * challenges and sessions because of a security event.
+ *
+ * Concurrency: every row first locks the user's row (src/store/locks.ts), as
+ * activation does, so two security changes of one user never interleave or
+ * deadlock on PostgreSQL.
+ *
+ * Atomicity: `run(event, own)` opens one transaction, runs the caller's own
+ * change in it (the new password hash, the removed TOTP secret, …), then the
+ * event's row, then the events that record it. Either all of it commits or
+ * none of it does: a storage error anywhere leaves nothing half-applied (the
+ * caller answers 503). `apply(trx, event)` is the same row inside a
+ * transaction the caller already holds.
+ *
+ * Effect: an ended session refuses its refresh tokens and its access tokens
+ * from the next request on, on every instance (the bearer check reads the
+ * session row: src/features/sessions/sessions.service.ts); an ended activation token
+ * answers 410; an ended MFA challenge answers 401.
+ *
+ * Threats: trust that outlives the event that should have ended it (a
+ * stolen laptop that stays signed in after "revoke"; a pending activation
+ * issued before a password change that still trusts a device afterwards);
+ * half-applied rows after a failure; the rule living in several call sites
+ * and drifting apart.
+ */
+import type { Clock } from '../platform/clock.ts';
+import { lockUser } from '../store/locks.ts';
+import type { Database, EventCause } from '../store/schema.ts';
+import type { DevicesRepository } from '../store/devices.repository.ts';
+import { type Actor, type EventInput, insertEvents } from '../store/history.ts';
+import type { MfaRepository } from '../store/mfa.repository.ts';
+import type { SessionSelector, SessionsRepository } from '../store/sessions.repository.ts';
+import type { Kysely, Transaction } from 'kysely';
+
+/** The rows of the table. `actor` is who caused it; the row decides the cause of each ended thing. */
+export type SecurityEvent =
+  | { kind: 'password_changed'; userId: string; actor: Actor }
+  | { kind: 'password_reset'; userId: string; actor: Actor }
+  | { kind: 'mfa_enabled'; userId: string; actor: Actor }
+  | { kind: 'mfa_disabled'; userId: string; actor: Actor }
+  | { kind: 'backup_codes_regenerated'; userId: string; actor: Actor }
+  | { kind: 'device_revoked'; userId: string; deviceId: string; actor: Actor }
+  | { kind: 'all_devices_revoked'; userId: string; actor: Actor }
+  | { kind: 'session_ended'; userId: string; sessionId: string; actor: Actor; reason?: 'logout' | 'refresh_token_reuse' }
+  | { kind: 'sessions_ended'; userId: string; exceptSessionId?: string | undefined; actor: Actor }
+  | { kind: 'not_me'; userId: string; deviceId: string; actor: Actor }
+  | { kind: 'device_token_reuse'; userId: string; deviceId: string; actor: Actor };
+
+export type SecurityEventKind = SecurityEvent['kind'];
+
+/** One row of SPEC §4.1, as data: what the event ends. */
+interface Row {
+  /** Trusted devices: none, all of the user's, or the one the event names. */
+  devices: 'none' | 'all' | 'one';
+  /** Pending activation tokens and MFA challenges: none, all, or those issued from the ended sessions. */
+  pending: 'none' | 'all' | 'of_ended_sessions';
+  /** Sessions: none, all, all but the actor's, those opened on the ended devices, or the one named. */
+  sessions: 'none' | 'all' | 'all_others' | 'on_ended_devices' | 'one';
+  /** The cause written on what the row ends (a user's own revoke is `user`, an admin's `admin`). */
+  cause: EventCause | 'actor';
+}
+
+export const TABLE: Readonly<Record<SecurityEventKind, Row>> = {
+  password_changed: { devices: 'all', pending: 'all', sessions: 'all_others', cause: 'password_changed' },
+  password_reset: { devices: 'all', pending: 'all', sessions: 'all', cause: 'password_reset' },
+  mfa_enabled: { devices: 'none', pending: 'all', sessions: 'all_others', cause: 'mfa_enabled' },
+  mfa_disabled: { devices: 'all', pending: 'all', sessions: 'all_others', cause: 'mfa_disabled' },
+  backup_codes_regenerated: { devices: 'all', pending: 'all', sessions: 'none', cause: 'backup_codes_regenerated' },
+  device_revoked: { devices: 'one', pending: 'of_ended_sessions', sessions: 'on_ended_devices', cause: 'actor' },
+  all_devices_revoked: { devices: 'all', pending: 'all', sessions: 'on_ended_devices', cause: 'actor' },
+  session_ended: { devices: 'none', pending: 'of_ended_sessions', sessions: 'one', cause: 'actor' },
+  // "Sign out everywhere (else)": the "end one session" row for each of them.
+  sessions_ended: { devices: 'none', pending: 'of_ended_sessions', sessions: 'all_others', cause: 'actor' },
+  not_me: { devices: 'one', pending: 'all', sessions: 'on_ended_devices', cause: 'not_me' },
+  device_token_reuse: { devices: 'one', pending: 'none', sessions: 'on_ended_devices', cause: 'reuse_detected' },
+};
+
+export interface Ended {
+  devices: string[];
+  sessions: string[];
+  activations: number;
+  challenges: number;
+}
+
+export interface RevocationOptions {
+  db: Kysely<Database>;
+  devices: DevicesRepository;
+  sessions: SessionsRepository;
+  mfa: MfaRepository;
+  clock: Clock;
+  /** Told, after commit, which sessions ended (e.g. to drop them from a cache). */
+  onSessionsEnded?: (ids: readonly string[]) => void;
+}
+
+/** Thrown inside the transaction when the event names something that is not there to end. */
+export class NothingToEnd extends Error {
+  constructor(readonly what: 'device' | 'session') {
+    super(`no such ${what}`);
+  }
+}
+
+export function createRevocation(options: RevocationOptions) {
+  const { db, devices, sessions, mfa, clock } = options;
+
+  const causeOf = (row: Row, actor: Actor): EventCause => (row.cause !== 'actor' ? row.cause : actor.type === 'admin' ? 'admin' : 'user');
+
+  async function apply(trx: Transaction<Database>, event: SecurityEvent): Promise<Ended> {
+    const row = TABLE[event.kind];
+    const now = clock.now();
+    const { userId, actor } = event;
+    await lockUser(trx, userId);
+    const cause = causeOf(row, actor);
+    const actorName = actor.type === 'user' && actor.sessionId !== null ? ((await sessions.nameOf(trx, actor.sessionId)) ?? null) : null;
+    const base = { userId, actor, actorName, cause };
+    const events: EventInput[] = [];
+
+    // 1. Trusted devices.
+    let endedDevices: Array<{ id: string; device_name: string }> = [];
+    if (row.devices === 'one' && 'deviceId' in event) {
+      const revoked = await devices.revoke(trx, userId, event.deviceId, now);
+      if (revoked === undefined) throw new NothingToEnd('device');
+      endedDevices = [revoked];
+    } else if (row.devices === 'all') {
+      endedDevices = await devices.revokeAll(trx, userId, now);
+      if (event.kind === 'all_devices_revoked' || endedDevices.length > 0) events.push({ ...base, type: 'revoked_all' });
+    }
+    for (const d of endedDevices) events.push({ ...base, type: 'revoked', deviceId: d.id, subjectName: d.device_name });
+
+    // 2. Sessions. Those opened on an ended device end because of the device.
+    const sessionCause: EventCause =
+      event.kind === 'device_revoked' ? 'device_revoked' : event.kind === 'all_devices_revoked' ? 'all_devices_revoked' : event.kind === 'session_ended' && event.reason ? event.reason : cause;
+    const actorSessionId = actor.type === 'user' ? (actor.sessionId ?? undefined) : undefined;
+    const selector: SessionSelector | undefined = {
+      none: undefined,
+      all: { all: true as const },
+      all_others: { all: true as const, exceptId: event.kind === 'sessions_ended' ? event.exceptSessionId : actorSessionId },
+      on_ended_devices: { deviceIds: endedDevices.map((d) => d.id) },
+      one: { ids: event.kind === 'session_ended' ? [event.sessionId] : [] },
+    }[row.sessions];
+    const endedSessions = selector ? await sessions.end(trx, userId, selector, now, sessionCause) : [];
+    if (row.sessions === 'one' && endedSessions.length === 0) throw new NothingToEnd('session');
+    const sessionEventType = sessionCause === 'logout' ? 'signed_out' : 'session_revoked';
+    for (const s of endedSessions) {
+      events.push({ ...base, cause: sessionCause, type: sessionEventType, sessionId: s.id, deviceId: s.device_id, subjectName: s.device_name });
+    }
+
+    // 3. Pending activation tokens and MFA challenges.
+    let activations: Array<{ id: string; device_name: string }> = [];
+    let challenges = 0;
+    if (row.pending === 'all') {
+      activations = await devices.revokeActivations(trx, userId, { all: true }, now);
+      challenges = await mfa.endChallenges(trx, userId, now);
+    } else if (row.pending === 'of_ended_sessions') {
+      // MFA challenges are issued before any session exists, so none is "issued from" one.
+      activations = await devices.revokeActivations(trx, userId, { sessionIds: endedSessions.map((s) => s.id) }, now);
+    }
+    for (const a of activations) events.push({ ...base, type: 'activation_revoked', deviceId: a.id, subjectName: a.device_name });
+
+    await insertEvents(trx, events, now);
+    return { devices: endedDevices.map((d) => d.id), sessions: endedSessions.map((s) => s.id), activations: activations.length, challenges };
+  }
+
+  return {
+    apply,
+
+    /** One transaction: the caller's own change, then the event's row. */
+    async run<T = void>(event: SecurityEvent, own?: (trx: Transaction<Database>) => Promise<T>): Promise<Ended & { result: T }> {
+      const outcome = await db.transaction().execute(async (trx) => {
+        // The user's row first, always: see src/store/locks.ts.
+        await lockUser(trx, event.userId);
+        const result = (own ? await own(trx) : undefined) as T;
+        return { ...(await apply(trx, event)), result };
+      });
+      if (outcome.sessions.length > 0) options.onSessionsEnded?.(outcome.sessions);
+      return outcome;
+    },
+  };
+}
+
+export type Revocation = ReturnType<typeof createRevocation>;

@@ -1,0 +1,21 @@
+import { Type } from 'typebox';
+import { PRINTABLE } from '../../platform/http/envelope.ts';
+
+const Token = Type.String({ minLength: 1, maxLength: 512, description: 'The token from the link in the mail.' });
+
+export const TokenBody = Type.Object({ token: Token }, { additionalProperties: false });
+export const ForgotBody = Type.Object(
+  { email: Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'The account’s address; trimmed and lower-cased.' }) },
+  { additionalProperties: false },
+);
+export const ResetBody = Type.Object({ token: Token, new_password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false });
+
+export const VerifiedData = Type.Object({ email_verified: Type.Literal(true) });
+export const ResendData = Type.Object({ email_verified: Type.Boolean({ description: 'True when there was nothing to send: the address is already verified.' }) });
+export const AcceptedData = Type.Object({ accepted: Type.Literal(true) });
+export const ResetData = Type.Object({ password_reset: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
+export const ReportData = Type.Object({
+  device_id: Type.Union([Type.String(), Type.Null()]),
+  device_revoked: Type.Boolean({ description: 'False when the device had already been revoked (its sessions ended with it then).' }),
+  sessions_ended: Type.Integer({ description: 'Sessions that were opened on that device and ended now.' }),
+});

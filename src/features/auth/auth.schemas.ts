@@ -1,0 +1,129 @@
+import { Type } from 'typebox';
+import { IsoTime, PRINTABLE, ref } from '../../platform/http/envelope.ts';
+import { AuthenticationResponse } from '../webauthn/webauthn.schemas.ts';
+
+
+const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
+const Password = Type.String({ minLength: 1, maxLength: 1024 });
+const Token = Type.String({ minLength: 1, maxLength: 512 });
+
+export const SignupBody = Type.Object(
+  {
+    email: Email,
+    password: Type.String({ maxLength: 1024, description: '8–128 characters with an upper-case letter, a lower-case letter and a digit.' }),
+    display_name: Type.Optional(Type.String({ maxLength: 100, pattern: PRINTABLE })),
+  },
+  { additionalProperties: false },
+);
+
+export const LoginBody = Type.Object({ email: Email, password: Password }, { additionalProperties: false });
+
+export const MfaVerifyBody = Type.Object(
+  {
+    temporary_token: Token,
+    code: Type.Optional(Type.String({ pattern: '^[0-9]{6}$', description: 'A TOTP code.' })),
+    backup_code: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    webauthn: Type.Optional(AuthenticationResponse),
+  },
+  { additionalProperties: false },
+);
+
+/** refresh_token may be left out when it comes in the td_refresh cookie (with `x-refresh-cookie: 1`). */
+export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
+export const LogoutBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
+
+export const PasswordChangeBody = Type.Object(
+  { current_password: Password, new_password: Type.String({ maxLength: 1024 }) },
+  { additionalProperties: false },
+);
+
+const Profile = {
+  user_id: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  display_name: Type.Union([Type.String(), Type.Null()]),
+};
+
+const SessionFields = {
+  access_token: Type.String(),
+  refresh_token: Type.Optional(
+    Type.String({ description: 'Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie.' }),
+  ),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer({ description: 'Access-token lifetime in seconds.' }),
+};
+
+export const SignupData = Type.Object({ ...Profile, created_at: IsoTime });
+export const TokenPair = Type.Object(SessionFields, { $id: 'TokenPair', description: 'A new access token and refresh token.' });
+export const SessionData = ref(TokenPair);
+
+/** SPEC §5.5: a bypass rotates the device token (login, passkey sign-in on a trusted device). */
+const RotatedDeviceToken = Type.Optional(
+  Type.Union([Type.String(), Type.Null()], {
+    description:
+      'When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise.',
+  }),
+);
+
+export const LoginSession = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  mfa_bypassed: Type.Boolean(),
+  trusted_device_id: Type.Union([Type.String(), Type.Null()]),
+  device_token: RotatedDeviceToken,
+}, { $id: 'LoginSession', description: 'A completed login: tokens and the user (MFA was not needed or was bypassed on a trusted device).' });
+export const LoginSessionData = ref(LoginSession);
+
+export const DeviceChallengeData = Type.Object({
+  challenge: Type.String({ description: 'Sign this exact string (UTF-8) with the device key (ES256) and send x-device-proof: <challenge>.<base64url P1363 signature> with the login.' }),
+  expires_in: Type.Integer({ description: 'Seconds (60); the challenge is single-use.' }),
+});
+
+export const MfaChallenge = Type.Object({
+  mfa_required: Type.Literal(true),
+  temporary_token: Type.String(),
+  methods: Type.Array(Type.String()),
+  expires_in: Type.Integer(),
+}, { $id: 'MfaChallenge', description: 'Login needs a second factor: send temporary_token to /auth/mfa/verify.' });
+export const MfaRequiredData = ref(MfaChallenge);
+
+export const PendingDevice = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  device_name: Type.String(),
+  device_fingerprint: Type.String(),
+  activation_token: Type.String(),
+  expires_at: IsoTime,
+  is_active: Type.Literal(false),
+  trust_ttl_days: Type.Integer({ description: 'How long the device stays trusted once activated.' }),
+}, { $id: 'PendingDevice', description: 'This device, not yet trusted: activate it (/devices/activate) or skip (/devices/skip) with activation_token.' });
+export const PendingDeviceData = ref(PendingDevice);
+
+export const MfaVerifyData = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  trusted_device: Type.Union([PendingDeviceData, Type.Null()]),
+});
+
+export const PasskeySignInData = Type.Object({
+  ...SessionFields,
+  ...Profile,
+  mfa_method: Type.Literal('webauthn'),
+  trusted_device_id: Type.Union([Type.String(), Type.Null()], { description: 'The trusted device this sign-in came from, if any.' }),
+  trusted_device: Type.Union([PendingDeviceData, Type.Null()], { description: 'A pending device to activate or skip; null on a trusted device.' }),
+  device_token: RotatedDeviceToken,
+});
+
+export const User = Type.Object({ ...Profile, email_verified: Type.Boolean(), mfa_enabled: Type.Boolean(), created_at: IsoTime }, { $id: 'User', description: 'The signed-in user.' });
+export const MeData = ref(User);
+
+export const PasswordChangeData = Type.Object({ password_changed: Type.Literal(true), devices_revoked: Type.Integer(), sessions_ended: Type.Integer() });
+
+export const LoginResponse = Type.Union([LoginSessionData, MfaRequiredData]);
+
+export const PasswordPolicyData = Type.Object({
+  min_length: Type.Integer(),
+  max_length: Type.Integer({ description: 'Counted in Unicode code points.' }),
+  require_uppercase: Type.Boolean({ description: 'A letter of Unicode category Lu.' }),
+  require_lowercase: Type.Boolean({ description: 'A letter of Unicode category Ll.' }),
+  require_digit: Type.Boolean({ description: 'A digit of Unicode category Nd.' }),
+  description: Type.String(),
+});

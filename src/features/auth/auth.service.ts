@@ -1,0 +1,313 @@
+/**
+ * Sign-up, login (with the MFA challenge and the trusted-device bypass),
+ * second-factor verification and password change. Sessions, their tokens,
+ * refresh and logout are src/sessions; what a password change ends is
+ * src/revocation.
+ *
+ * Lifetimes: MFA challenge (temporary token) MFA_CHALLENGE_TTL_SECONDS,
+ * single use, bound to the login request's fingerprint, burnt after 5 wrong
+ * codes, ended by the security events of SPEC §4.1.
+ * Storage: argon2id password hashes; SHA-256 of every opaque token.
+ * Threats: user enumeration (one answer and the same argon2 cost for an
+ * unknown email and a wrong password), brute force of the second factor
+ * (per-token and per-user limits), token theft (short lifetimes, rotation,
+ * prefixes that never cross kinds).
+ */
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Clock } from '../../platform/clock.ts';
+import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
+import type { DeviceTrust, PendingDevice, RequestDevice, TrustGrantInput } from '../devices/devices.service.ts';
+import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
+import type { Actor } from '../../store/history.ts';
+import type { MfaRepository } from '../../store/mfa.repository.ts';
+import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
+import type { Revocation } from '../../domain/ledger.ts';
+import { type PasswordHasher, passwordProblems } from '../../platform/crypto/passwords.ts';
+import { generateToken, hashToken, looksLike, newId } from '../../platform/crypto/tokens.ts';
+import type { SessionsService, SessionTokens } from '../sessions/sessions.service.ts';
+import type { WebauthnFactor } from '../webauthn/webauthn.service.ts';
+import type { User, UsersRepository } from '../../store/users.repository.ts';
+
+export const CHALLENGE_MAX_FAILURES = 5;
+
+export interface AuthServiceOptions {
+  users: UsersRepository;
+  mfaRepository: MfaRepository;
+  mfa: MfaService;
+  deviceTrust: DeviceTrust;
+  sessions: SessionsService;
+  revocation: Revocation;
+  passwords: PasswordHasher;
+  clock: Clock;
+  mfaChallengeTtlSeconds: number;
+  log: FastifyBaseLogger;
+  /** Account mail (src/features/account/account-mail.ts): queued, never awaited for delivery, never throws. */
+  accountMail?: {
+    verifyEmail(userId: string): Promise<void>;
+    passwordChanged(userId: string, actor: Actor): Promise<void>;
+  };
+  /** Passkeys and security keys (SPEC §5.8): a second factor and passwordless sign-in. */
+  webauthn?: WebauthnFactor;
+}
+
+/** A second factor at /auth/mfa/verify: a TOTP code, a backup code, or a WebAuthn assertion. */
+export type LoginFactor = SecondFactor | { webauthn: AuthenticationResponseJSON };
+
+export interface Profile {
+  user_id: string;
+  email: string;
+  display_name: string | null;
+}
+
+export type LoginResult =
+  | ({
+      kind: 'session';
+      mfa_bypassed: boolean;
+      trusted_device_id: string | null;
+      /** SPEC §5.5: the rotated device token (null: a token within the reuse grace was used and stays). Only on a bypass. */
+      device_token?: string | null;
+      /** Seconds the rotated token's cookie lives (what remains of the device's trust). */
+      deviceCookieMaxAge?: number;
+    } & SessionTokens &
+      Profile)
+  | { kind: 'mfa_required'; temporary_token: string; methods: string[]; expires_in: number };
+
+export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
+
+// Deliberately simple (one @, a dot in the domain, no spaces): deliverability is the mail server's call.
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
+const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', `${what} is not valid or has expired.`);
+
+export function createAuthService(options: AuthServiceOptions) {
+  const { users, mfaRepository, mfa, deviceTrust, sessions, revocation, passwords, clock, log, webauthn } = options;
+  const challengeTtlMs = options.mfaChallengeTtlSeconds * 1000;
+
+  const profile = (user: User): Profile => ({ user_id: user.id, email: user.email, display_name: user.display_name });
+
+  /** Fail closed: a trust check that cannot complete means "not trusted", never "trusted". */
+  async function checkTrust(userId: string, device: RequestDevice) {
+    try {
+      return await deviceTrust.check(userId, device);
+    } catch (error) {
+      log.warn({ err: error }, 'trust check failed; MFA required');
+      return { trusted: false as const, reason: 'error' as const };
+    }
+  }
+
+  /**
+   * After a verified second factor, the trusted device this sign-in counts
+   * as: the one already recognised, or one whose valid device token came
+   * with a drifted fingerprint of the same browser family and OS, which is
+   * re-anchored on the current components (the code just proved the user,
+   * so the record follows the browser's ordinary changes). Otherwise none:
+   * a pending device is offered.
+   */
+  async function trustedDeviceAfterMfa(userId: string, device: RequestDevice): Promise<{ id: string; name: string } | undefined> {
+    const decision = await deviceTrust.evaluate(userId, device);
+    if (decision.trusted) return { id: decision.deviceId, name: decision.deviceName };
+    if (
+      decision.reason === 'fingerprint_mismatch' &&
+      !decision.differing.some((name) => GATE_COMPONENTS.includes(name)) &&
+      (await deviceTrust.reanchor(userId, { id: decision.deviceId, device_name: decision.deviceName }, device))
+    ) {
+      return { id: decision.deviceId, name: decision.deviceName };
+    }
+    return undefined;
+  }
+
+  /** The open MFA challenge behind a temporary token, presented from the device it was issued to. */
+  async function openChallenge(temporaryToken: string, device: RequestDevice) {
+    if (!looksLike('mfaChallenge', temporaryToken)) throw invalidToken('The temporary token');
+    const challenge = await mfaRepository.findChallenge(hashToken(temporaryToken));
+    if (
+      challenge === undefined ||
+      challenge.consumed_at !== null ||
+      challenge.expires_at <= clock.now() ||
+      challenge.fingerprint !== device.fingerprint.fingerprint
+    ) {
+      throw invalidToken('The temporary token');
+    }
+    return challenge;
+  }
+
+  const noWebauthn = () => new AppError('WEBAUTHN_NOT_REGISTERED', 'Passkeys are not available on this service.');
+
+  return {
+    async signup(input: { email: string; password: string; display_name?: string }) {
+      const email = normaliseEmail(input.email);
+      if (!EMAIL_SHAPE.test(email)) throw new ValidationError([{ field: 'email', message: 'must be an email address' }]);
+      const problems = passwordProblems(input.password);
+      if (problems.length > 0) {
+        throw new ValidationError(
+problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD');
+      }
+      const now = clock.now();
+      const displayName = input.display_name?.trim() || null;
+      const user: User = { id: newId(), email, password_hash: await passwords.hash(input.password), display_name: displayName, created_at: now, updated_at: now, email_verified_at: null };
+      if (!(await users.insert(user))) throw new AppError('EMAIL_TAKEN');
+      await options.accountMail?.verifyEmail(user.id);
+      return { ...profile(user), created_at: now };
+    },
+
+    async login(input: { email: string; password: string }, device: RequestDevice): Promise<LoginResult> {
+      const user = await users.findByEmail(normaliseEmail(input.email));
+      const passwordOk = user ? await passwords.verify(user.password_hash, input.password) : await passwords.verifyDummy(input.password);
+      if (!user || !passwordOk) throw invalidCredentials();
+
+      if (!(await mfa.isEnabled(user.id))) {
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none' });
+        return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
+      }
+
+      const trust = await checkTrust(user.id, device);
+      if (trust.trusted) {
+        const trustedDevice = { id: trust.deviceId, name: trust.deviceName };
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice });
+        return {
+          kind: 'session',
+          ...tokens,
+          ...profile(user),
+          mfa_bypassed: true,
+          trusted_device_id: trust.deviceId,
+          device_token: trust.newDeviceToken ?? null,
+          deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000,
+        };
+      }
+
+      const now = clock.now();
+      const temporaryToken = generateToken('mfaChallenge');
+      await mfaRepository.insertChallenge({
+        id: newId(),
+        user_id: user.id,
+        token_hash: hashToken(temporaryToken),
+        fingerprint: device.fingerprint.fingerprint,
+        created_at: now,
+        expires_at: now + challengeTtlMs,
+        consumed_at: null,
+        failed_attempts: 0,
+      });
+      return { kind: 'mfa_required', temporary_token: temporaryToken, methods: await mfa.methods(user.id), expires_in: options.mfaChallengeTtlSeconds };
+    },
+
+    /** WebAuthn options for the second step of a login (SPEC §5.8), bound to its MFA challenge. */
+    async webauthnSecondFactorOptions(temporaryToken: string, device: RequestDevice) {
+      const challenge = await openChallenge(temporaryToken, device);
+      await mfa.assertNotLocked(challenge.user_id);
+      if (!webauthn) throw noWebauthn();
+      return webauthn.secondFactorOptions(challenge.user_id, challenge.id);
+    },
+
+    async verifyMfa(temporaryToken: string, factor: LoginFactor, device: RequestDevice): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
+      const challenge = await openChallenge(temporaryToken, device);
+      const now = clock.now();
+      const userId = challenge.user_id;
+      // Both counters move before the code is checked (see MfaService.beginAttempt).
+      await mfa.assertNotLocked(userId);
+      const attempt = await mfaRepository.reserveChallengeAttempt(challenge.id, now, CHALLENGE_MAX_FAILURES);
+      if (attempt === null) throw invalidToken('The temporary token');
+      const { lockedUntil } = await mfa.beginAttempt(userId);
+
+      // The trust this factor would grant remembers it (SPEC §5.8); null when the factor is refused.
+      let grant: TrustGrantInput | null;
+      if ('webauthn' in factor) {
+        const verified = webauthn ? await webauthn.checkSecondFactor(userId, challenge.id, factor.webauthn, device) : null;
+        grant = verified && { factor: 'webauthn', credentialId: verified.credentialId };
+      } else {
+        grant = (await mfa.checkSecondFactor(userId, factor)) ? { factor: 'code' in factor ? 'totp' : 'backup_code' } : null;
+      }
+      if (grant === null) {
+        if (lockedUntil !== null) throw mfa.lockedError(lockedUntil);
+        // The last allowed attempt: the counter already refuses any further one
+        // (without consuming the token, so a right code checked concurrently still wins).
+        if (attempt >= CHALLENGE_MAX_FAILURES) {
+          // The challenge is used up: waiting does not help, a new sign-in does (restart_sign_in tells clients so).
+          throw new TooManyAttemptsError(1, 'Too many wrong codes for this sign-in. Sign in again.', {
+            details: { attempts_remaining: 0, restart_sign_in: true },
+          });
+        }
+        throw new AppError('webauthn' in factor ? 'WEBAUTHN_VERIFICATION_FAILED' : 'INVALID_MFA_CODE', undefined, {
+          details: { attempts_remaining: CHALLENGE_MAX_FAILURES - attempt },
+        });
+      }
+      if (!(await mfaRepository.consumeChallenge(challenge.id, now))) throw invalidToken('The temporary token');
+      await mfa.attemptSucceeded(userId);
+
+      const user = await users.findById(userId);
+      if (!user) throw invalidToken('The temporary token');
+      const trustedDevice = await trustedDeviceAfterMfa(userId, device);
+      const { tokens, extra: pending } = await sessions.open(
+        { userId, device, mfaMethod: grant.factor, trustedDevice },
+        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),
+      );
+      return { ...tokens, ...profile(user), trusted_device: pending };
+    },
+
+    /** Options for a passwordless sign-in with a passkey (SPEC §5.8). */
+    async passkeyOptions(device: RequestDevice) {
+      if (!webauthn) throw noWebauthn();
+      return webauthn.passwordlessOptions(device);
+    },
+
+    /**
+     * Passwordless sign-in: a verified passkey (user verification required)
+     * opens a session (mfa_method "webauthn"). It then goes through the
+     * trusted-device logic like a login: on a trusted device the trust is used
+     * (and recorded) and the session is opened on it; elsewhere a pending
+     * device, granted by this credential, waits to be activated.
+     */
+    async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice) {
+      if (!webauthn) throw noWebauthn();
+      const { userId, credentialId } = await webauthn.verifyPasswordless(attemptToken, response, device);
+      const user = await users.findById(userId);
+      if (!user) throw invalidToken('The passkey sign-in attempt');
+      const trust = await checkTrust(userId, device);
+      const trustedDevice = trust.trusted ? { id: trust.deviceId, name: trust.deviceName } : undefined;
+      const { tokens, extra: pending } = await sessions.open(
+        { userId, device, mfaMethod: 'webauthn', trustedDevice },
+        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId })),
+      );
+      return {
+        ...tokens,
+        ...profile(user),
+        mfa_method: 'webauthn' as const,
+        trusted_device_id: trustedDevice?.id ?? null,
+        trusted_device: pending,
+        // The trust check rotated the device token (SPEC §5.5): the client must get the new one.
+        ...(trust.trusted ? { device_token: trust.newDeviceToken ?? null, deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000 } : {}),
+      };
+    },
+
+    async me(userId: string) {
+      const user = await users.findById(userId);
+      if (!user) throw new UnauthorizedError('This account no longer exists.');
+      return { ...profile(user), email_verified: user.email_verified_at !== null, mfa_enabled: await mfa.isEnabled(userId), created_at: user.created_at };
+    },
+
+    /** Checks the password of a signed-in user (password change, MFA deactivation). */
+    async requirePassword(userId: string, password: string): Promise<User> {
+      const user = await users.findById(userId);
+      if (!user || !(await passwords.verify(user.password_hash, password))) {
+        throw new AppError('INVALID_CURRENT_PASSWORD');
+      }
+      return user;
+    },
+
+    /** Changes the password and, in the same transaction, runs the "password change" row of SPEC §4.1. */
+    async changePassword(userId: string, currentPassword: string, newPassword: string, actor: Actor) {
+      const user = await this.requirePassword(userId, currentPassword);
+      const problems = passwordProblems(newPassword);
+      if (problems.length > 0) {
+        throw new ValidationError(problems.map((message) => ({ field: 'new_password', message })), 'INVALID_PASSWORD', 'The new password is too weak.');
+      }
+      const passwordHash = await passwords.hash(newPassword);
+      const ended = await revocation.run({ kind: 'password_changed', userId, actor }, (trx) => users.updatePassword(trx, user.id, passwordHash, clock.now()));
+      await options.accountMail?.passwordChanged(user.id, actor);
+      return { password_changed: true, devices_revoked: ended.devices.length, sessions_ended: ended.sessions.length };
+    },
+  };
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;

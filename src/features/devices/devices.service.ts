@@ -1,0 +1,555 @@
+/**
+ * Trusted devices: the rules of SPEC §4 and §5.3.
+ *
+ * Lifetimes: an activation token lives ACTIVATION_TOKEN_TTL_SECONDS (300 s)
+ * and is used once (activate or skip); a device token lives
+ * DEVICE_TRUST_TTL_DAYS (30 d) from activation, until revoked or evicted.
+ * Storage: only SHA-256 hashes of both tokens, and keyed HMACs of the
+ * fingerprint components; never a raw token or a raw signal.
+ * Threats: a stolen fingerprint alone never bypasses MFA (a device token is
+ * required); a stolen device token used from another browser/OS fails the
+ * similarity check and is recorded as `fingerprint_mismatch`; a token of
+ * another user is indistinguishable from an unknown one; a storage error
+ * never yields "trusted" (the caller fails closed).
+ *
+ * Device-bound keys and rotation (SPEC §5.5, docs/trust-model.md):
+ * - A key-bound device (public ES256 key given at activation) is trusted only
+ *   with a proof: a fresh challenge (POST /auth/device-challenge, 60 s,
+ *   single-use, stored as SHA-256) signed by its private key. No proof, a
+ *   malformed, reused, expired or wrong one → not trusted, `proof_failed`.
+ *   The challenge is consumed (one conditional UPDATE) only when a proof is
+ *   checked, i.e. for a key-bound device.
+ * - Every bypass rotates the device token (one conditional UPDATE that moves
+ *   current → retired only if the presented token is still the current one)
+ *   and keeps the retired token's hash with the time it was retired, until
+ *   the device's trust ends. A retired token within
+ *   DEVICE_TOKEN_REUSE_GRACE_SECONDS counts as the current one (parallel
+ *   tabs, a concurrent login that rotated first) but does NOT rotate again:
+ *   the tab that rotated set the cookie, and a second rotation could leave
+ *   the browser holding the token retired last. After the grace a retired
+ *   token means a copy exists: the §4.1 row `device_token_reuse` revokes the
+ *   device (cause `reuse_detected`) and ends its sessions.
+ */
+import type { Clock } from '../../platform/clock.ts';
+import { DAY } from '../../platform/clock.ts';
+import type { Transaction } from 'kysely';
+import { lockUser } from '../../store/locks.ts';
+import type { Database, Db, DeviceEventType, TrustFactor } from '../../store/schema.ts';
+import { AppError } from '../../platform/errors.ts';
+import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent } from '../../store/history.ts';
+import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
+import type { SessionsRepository } from '../../store/sessions.repository.ts';
+import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
+import { parseProof, parsePublicKey, verifyProof } from '../../platform/crypto/device-keys.ts';
+import type { DeviceSummary, DevicesRepository, TrustedDevice } from '../../store/devices.repository.ts';
+import { type DeviceFingerprint, similarity } from '../../platform/crypto/fingerprint.ts';
+
+/** What the service knows about the device making the request. */
+export interface RequestDevice {
+  fingerprint: DeviceFingerprint;
+  userAgent: string;
+  /** The device token from the cookie or the x-device-token header, if any. */
+  deviceToken: string | undefined;
+  /** The x-device-proof header (SPEC §5.5), if any: `<challenge>.<base64url ES256 signature>`. */
+  proof?: string | undefined;
+}
+
+/** A sign-in attempt as the actor of an event: the request, before any session exists. */
+export const attemptActor = (device: RequestDevice): Actor => ({ type: 'user', sessionId: null, ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
+
+export type TrustDecision =
+  | {
+      trusted: true;
+      deviceId: string;
+      deviceName: string;
+      /** The device's trust end (the rotated cookie's lifetime). */
+      expiresAt: number;
+      /** The new device token when this check rotated it (SPEC §5.5); undefined when a token within the grace was used. */
+      newDeviceToken?: string | undefined;
+    }
+  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; deviceName: string; differing: string[] }
+  | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
+  | { trusted: false; reason: 'reuse_detected'; deviceId: string }
+  | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
+
+export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
+
+/** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
+export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
+
+export interface PendingDevice {
+  id: string;
+  device_name: string;
+  device_fingerprint: string;
+  activation_token: string;
+  expires_at: number;
+  is_active: false;
+}
+
+/** The seam the authentication service calls at login and MFA verify. */
+export interface DeviceTrust {
+  /** Full trust check of SPEC §4; records `trust_used` or `fingerprint_mismatch`. */
+  check(userId: string, device: RequestDevice): Promise<TrustDecision>;
+  /** Like check, without recording anything. */
+  evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
+  /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
+  createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string, grant: TrustGrantInput): Promise<PendingDevice>;
+  /**
+   * After a verified second factor on a device whose token is valid but whose
+   * fingerprint drifted (same browser family and OS): store the current
+   * components, so the next sign-in is recognised again. False when the
+   * device is no longer active.
+   */
+  reanchor(userId: string, device: { id: string; device_name: string }, request: RequestDevice): Promise<boolean>;
+}
+
+export interface DeviceView {
+  id: string;
+  device_name: string;
+  device_fingerprint: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  user_agent: string;
+  ip_address: string;
+  last_ip_address: string;
+  is_active: boolean;
+  is_current: boolean;
+  created_at: number;
+  trusted_at: number;
+  last_used_at: number;
+  expires_at: number;
+  /** Whether the device proves possession of a key at each login (SPEC §5.5). */
+  key_bound: boolean;
+  granted_by: TrustFactor | null;
+  granted_by_credential_id: string | null;
+}
+
+/** Where the request that caused an alert came from. */
+interface AlertRequest {
+  ipAddress: string | null;
+  userAgent: string | null;
+}
+
+/** Security alerts (src/features/account/account-mail.ts): queued, never throw. */
+export interface DeviceAlerts {
+  deviceTrusted(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+  fingerprintMismatch(userId: string, context: AlertRequest & { deviceId: string }): Promise<void>;
+  /** A key-bound device's token came without a valid proof (SPEC §5.5). */
+  deviceProofFailed(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+  /** A retired device token came back after the grace: the device was revoked (SPEC §5.5). */
+  deviceTokenReused(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+}
+
+export interface DevicesServiceOptions {
+  repository: DevicesRepository;
+  sessions: SessionsRepository;
+  revocation: Revocation;
+  alerts?: DeviceAlerts;
+  clock: Clock;
+  activationTokenTtlSeconds: number;
+  deviceTrustTtlDays: number;
+  maxTrustedDevices: number;
+  /** DEVICE_TOKEN_REUSE_GRACE_SECONDS (SPEC §5.5). */
+  deviceTokenReuseGraceSeconds: number;
+}
+
+/** What an alert about a device says about the request (the mail feature queues it; it never throws). */
+const alertContext = (row: { id: string; device_name: string }, actor: Actor) => ({
+  ipAddress: actor.type === 'system' ? null : actor.ipAddress,
+  userAgent: actor.type === 'system' ? null : actor.userAgent,
+  deviceId: row.id,
+  deviceName: row.device_name,
+});
+
+/** User-Agents are stored up to this length (sessions and devices alike). */
+export const MAX_USER_AGENT_STORED = 512;
+/** A proof challenge lives this long (SPEC §5.5). */
+export const DEVICE_CHALLENGE_TTL_SECONDS = 60;
+
+export function defaultDeviceName(browser: string, os: string): string {
+  return `${browser} on ${os}`;
+}
+
+export function createDevicesService(options: DevicesServiceOptions) {
+  const { repository, sessions, revocation, clock, maxTrustedDevices } = options;
+  const trustTtlMs = options.deviceTrustTtlDays * DAY;
+  const graceMs = options.deviceTokenReuseGraceSeconds * 1000;
+  const activationTtlMs = options.activationTokenTtlSeconds * 1000;
+
+  const event = (userId: string, type: DeviceEventType, device: { id: string; device_name: string }, actor: Actor): EventInput => ({
+    userId,
+    type,
+    deviceId: device.id,
+    subjectName: device.device_name,
+    actor,
+  });
+  const notFound = (): never => {
+    throw new AppError('DEVICE_NOT_FOUND');
+  };
+
+  const view = (row: DeviceSummary, currentTokenHash: string | undefined): DeviceView => ({
+    id: row.id,
+    device_name: row.device_name,
+    device_fingerprint: row.fingerprint,
+    browser: row.browser,
+    os: row.os,
+    device_type: row.device_type,
+    user_agent: row.user_agent,
+    ip_address: row.ip_address,
+    last_ip_address: row.last_ip_address,
+    // Only active devices are ever shown (list, rename, activate); revoked ones are history.
+    is_active: true,
+    is_current: currentTokenHash !== undefined && row.device_token_hash === currentTokenHash,
+    created_at: row.created_at,
+    trusted_at: row.trusted_at,
+    last_used_at: row.last_used_at,
+    expires_at: row.expires_at,
+    key_bound: row.public_key_jwk !== null,
+    granted_by: row.granted_by,
+    granted_by_credential_id: row.granted_by_credential_id,
+  });
+
+  const hashOfDeviceToken = (token: string | undefined) => (token !== undefined && looksLike('device', token) ? hashToken(token) : undefined);
+
+  /**
+   * What the presented device token is: the current token of an active
+   * device, a token retired within the grace (counts as current), a token
+   * retired after it (a copy exists), or nothing usable. Reads only.
+   */
+  async function classify(userId: string, device: RequestDevice): Promise<
+    | { ok: true; row: TrustedDevice; tokenHash: string; retired: boolean }
+    | { ok: false; decision: TrustDecision; row?: TrustedDevice }
+  > {
+    const tokenHash = hashOfDeviceToken(device.deviceToken);
+    if (tokenHash === undefined) return { ok: false, decision: { trusted: false, reason: 'no_token' } };
+    let row = await repository.findByTokenHash(tokenHash);
+    let retiredAt: number | undefined;
+    if (row === undefined) {
+      // Only an unknown token costs this second (primary-key) read.
+      const retired = await repository.findRetiredToken(tokenHash);
+      if (retired !== undefined && retired.user_id === userId) {
+        row = await repository.findDevice(userId, retired.device_id);
+        retiredAt = retired.retired_at;
+      }
+    }
+    if (row === undefined || row.user_id !== userId) return { ok: false, decision: { trusted: false, reason: 'unknown_token' } };
+    const now = clock.now();
+    if (row.status !== 'active') return { ok: false, decision: { trusted: false, reason: 'inactive' } };
+    if (row.expires_at <= now) return { ok: false, decision: { trusted: false, reason: 'expired' } };
+    // Before the fingerprint: a copy is a copy whichever browser presents it.
+    if (retiredAt !== undefined && now - retiredAt >= graceMs) return { ok: false, row, decision: { trusted: false, reason: 'reuse_detected', deviceId: row.id } };
+    const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
+    if (!match.matches) return { ok: false, row, decision: { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, deviceName: row.device_name, differing: match.differing } };
+    return { ok: true, row, tokenHash, retired: retiredAt !== undefined };
+  }
+
+  /**
+   * The proof of possession of a key-bound device. `consume` uses the
+   * challenge up (the login's check); without it the challenge is only read
+   * (the evaluation that records nothing).
+   */
+  async function proofFailure(row: TrustedDevice, proofHeader: string | undefined, consume: boolean): Promise<ProofFailure | undefined> {
+    if (row.public_key_jwk === null) return undefined;
+    if (proofHeader === undefined || proofHeader === '') return 'missing';
+    const proof = parseProof(proofHeader);
+    if (proof === undefined) return 'malformed';
+    const challengeHash = hashToken(proof.challenge);
+    const now = clock.now();
+    const usable = consume ? await repository.consumeChallenge(challengeHash, now) : await repository.challengeUsable(challengeHash, now);
+    if (!usable) return 'unusable_challenge';
+    return (await verifyProof(row.public_key_jwk, proof.challenge, proof.signature)) ? undefined : 'bad_signature';
+  }
+
+  const trustedDecision = (row: TrustedDevice, newDeviceToken?: string): TrustDecision => ({
+    trusted: true,
+    deviceId: row.id,
+    deviceName: row.device_name,
+    expiresAt: row.expires_at,
+    newDeviceToken,
+  });
+
+  async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision> {
+    const c = await classify(userId, device);
+    if (!c.ok) return c.decision;
+    const failure = await proofFailure(c.row, device.proof, false);
+    if (failure !== undefined) return { trusted: false, reason: 'proof_failed', deviceId: c.row.id, why: failure };
+    return trustedDecision(c.row);
+  }
+
+  /** A retired token after the grace: the §4.1 row `device_token_reuse`, with the `reuse_detected` event in its transaction. */
+  async function reuseDetected(userId: string, row: TrustedDevice, actor: Actor): Promise<void> {
+    try {
+      await revocation.run({ kind: 'device_token_reuse', userId, deviceId: row.id, actor }, (trx) =>
+        insertEvents(trx, [{ ...event(userId, 'reuse_detected', row, actor), cause: 'reuse_detected' }], clock.now()),
+      );
+    } catch (error) {
+      // Revoked a moment ago by someone else: nothing left to end, nothing to record twice.
+      if (error instanceof NothingToEnd) return;
+      throw error;
+    }
+    await options.alerts?.deviceTokenReused(userId, alertContext(row, actor));
+  }
+
+
+  /**
+   * Classifies an activation token the caller presented. Unknown and
+   * another user's token give the same answer, so ids cannot be probed.
+   */
+  async function findUsableActivation(userId: string, token: string, device: RequestDevice) {
+    const notFound = new AppError('ACTIVATION_TOKEN_NOT_FOUND');
+    if (!looksLike('activation', token)) throw notFound;
+    const row = await repository.findActivation(hashToken(token));
+    if (row === undefined || row.user_id !== userId) throw notFound;
+    const now = clock.now();
+    const unusable = whyUnusable(row, now);
+    if (unusable) throw unusable;
+    const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
+    if (!match.matches) {
+      throw new AppError('FINGERPRINT_MISMATCH', undefined, {
+        details: { differing: match.differing },
+      });
+    }
+    return { row, now };
+  }
+
+  /** Why a stored activation token cannot be used now, or undefined when it can. */
+  const whyUnusable = (row: { consumed_at: number | null; revoked_at: number | null; expires_at: number }, now: number): AppError | undefined => {
+    if (row.consumed_at !== null) return new AppError('ACTIVATION_TOKEN_USED');
+    if (row.revoked_at !== null) return activationRevoked();
+    if (row.expires_at <= now) return new AppError('ACTIVATION_TOKEN_EXPIRED');
+    return undefined;
+  };
+  const activationRevoked = () =>
+    new AppError('ACTIVATION_TOKEN_EXPIRED', 'This activation token was revoked (the session it came from ended, or the account was secured). Verify your second factor again.');
+
+  /** The token lost a race (used, revoked or expired between the read and the UPDATE): say which, from its state now. */
+  async function lostConsume(tokenHash: string, now: number): Promise<AppError> {
+    const row = await repository.findActivation(tokenHash);
+    return (row && whyUnusable(row, now)) ?? new AppError('ACTIVATION_TOKEN_USED');
+  }
+
+  const trust: DeviceTrust = {
+    evaluate,
+
+    async check(userId, device) {
+      const c = await classify(userId, device);
+      const actor = attemptActor(device);
+      const now = clock.now();
+      if (!c.ok) {
+        const { decision } = c;
+        if (decision.trusted) return decision;
+        if (decision.reason === 'fingerprint_mismatch') {
+          await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor }], now);
+          await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: decision.deviceId });
+        } else if (decision.reason === 'reuse_detected' && c.row) {
+          await reuseDetected(userId, c.row, actor);
+        }
+        return decision;
+      }
+      const { row, tokenHash } = c;
+      const failure = await proofFailure(row, device.proof, true);
+      if (failure !== undefined) {
+        await repository.recordEvents([event(userId, 'proof_failed', row, actor)], now);
+        await options.alerts?.deviceProofFailed(userId, alertContext(row, actor));
+        return { trusted: false, reason: 'proof_failed', deviceId: row.id, why: failure };
+      }
+      const used = event(userId, 'trust_used', row, actor);
+      if (!c.retired) {
+        const newToken = generateToken('device');
+        const rotated = await repository.rotateToken(
+          { userId, deviceId: row.id, presentedHash: tokenHash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
+          used,
+        );
+        if (rotated) return trustedDecision(row, newToken);
+        // Lost the race to a concurrent login with the same token (it rotated first),
+        // or the device was revoked meanwhile: ask the token's state again.
+        const retired = await repository.findRetiredToken(tokenHash);
+        if (retired === undefined || retired.device_id !== row.id || now - retired.retired_at >= graceMs) return { trusted: false, reason: 'inactive' };
+      }
+      // Within the grace: trusted like the current token, not rotated again (see the module comment).
+      // A revoke that lands between the read and this UPDATE wins: no bypass.
+      if (!(await repository.touch(userId, row.id, now, device.fingerprint.ipAddress))) return { trusted: false, reason: 'inactive' };
+      await repository.recordEvents([used], now);
+      return trustedDecision(row);
+    },
+
+    async createPendingDevice(trx, userId, device, sessionId, grant) {
+      const now = clock.now();
+      const token = generateToken('activation');
+      const fp = device.fingerprint;
+      const row = {
+        id: newId(),
+        user_id: userId,
+        token_hash: hashToken(token),
+        fingerprint: fp.fingerprint,
+        components: JSON.stringify(fp.components),
+        browser: fp.browser,
+        os: fp.os,
+        device_type: fp.deviceType,
+        user_agent: device.userAgent.slice(0, MAX_USER_AGENT_STORED),
+        ip_address: fp.ipAddress,
+        device_name: defaultDeviceName(fp.browser, fp.os),
+        created_at: now,
+        expires_at: now + activationTtlMs,
+        consumed_at: null,
+        outcome: null,
+        session_id: sessionId,
+        revoked_at: null,
+        granted_by: grant.factor,
+        granted_by_credential_id: grant.factor === 'webauthn' ? grant.credentialId : null,
+      };
+      await repository.insertActivation(trx, row, event(userId, 'activation_created', row, { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: device.userAgent }));
+      return {
+        id: row.id,
+        device_name: row.device_name,
+        device_fingerprint: row.fingerprint,
+        activation_token: token,
+        expires_at: row.expires_at,
+        is_active: false,
+      };
+    },
+
+    async reanchor(userId, known, request) {
+      const now = clock.now();
+      const fp = request.fingerprint;
+      return repository.transaction(async (trx) => {
+        const updated = await repository.reanchor(trx, userId, known.id, now, {
+          fingerprint: fp.fingerprint,
+          components: JSON.stringify(fp.components),
+          browser: fp.browser,
+          os: fp.os,
+          device_type: fp.deviceType,
+          user_agent: request.userAgent.slice(0, MAX_USER_AGENT_STORED),
+          last_ip_address: fp.ipAddress,
+        });
+        if (updated) await insertEvents(trx, [event(userId, 'fingerprint_updated', known, attemptActor(request))], now);
+        return updated;
+      });
+    },
+  };
+
+  return {
+    trust,
+    trustTtlMs,
+
+    async activate(userId: string, token: string, deviceName: string | undefined, publicKey: unknown, device: RequestDevice, actor: Actor) {
+      // The key is checked first: a refused key leaves the activation token unused, to retry without it.
+      const key = publicKey === undefined ? undefined : await parsePublicKey(publicKey);
+      const { row } = await findUsableActivation(userId, token, device);
+      const deviceToken = generateToken('device');
+      const tokenHash = hashToken(deviceToken);
+      const now = clock.now();
+      const fp = device.fingerprint;
+      const summary = await repository.transaction(async (trx) => {
+        // The user's row first (the lock order of every security change, src/store/locks.ts).
+        await lockUser(trx, userId);
+        if (!(await repository.consumeActivation(trx, row.id, userId, now, 'activated'))) return undefined;
+        // The session the second factor opened must still be live (SPEC §4.1: its end ends this token).
+        if (row.session_id !== null && !(await sessions.attachDevice(trx, row.session_id, userId, row.id, now))) throw activationRevoked();
+        const { token_hash: _hash, expires_at: _expires, consumed_at: _consumed, outcome: _outcome, session_id: _session, revoked_at: _revoked, ...recorded } = row;
+        const deviceRow = {
+          ...recorded,
+          device_name: deviceName ?? row.device_name,
+          status: 'active' as const,
+          device_token_hash: tokenHash,
+          last_ip_address: fp.ipAddress,
+          trusted_at: now,
+          last_used_at: now,
+          expires_at: now + trustTtlMs,
+          revoked_at: null,
+          public_key_jwk: key?.stored ?? null,
+        };
+        await repository.insertDevice(trx, deviceRow);
+        const evicted = await repository.evictBeyond(trx, userId, maxTrustedDevices, now);
+        await insertEvents(
+          trx,
+          [event(userId, 'activated', deviceRow, actor), ...evicted.map((e) => ({ ...event(userId, 'evicted', e, actor), cause: 'max_devices' as const }))],
+          now,
+        );
+        return deviceRow;
+      });
+      // Classified after the transaction: a read inside it would need a second connection while holding one.
+      if (summary === undefined) throw await lostConsume(row.token_hash, now);
+      await options.alerts?.deviceTrusted(userId, { ipAddress: fp.ipAddress, userAgent: device.userAgent, deviceId: summary.id, deviceName: summary.device_name });
+      return { device: view(summary, tokenHash), deviceToken };
+    },
+
+    async skip(userId: string, token: string, device: RequestDevice, actor: Actor): Promise<void> {
+      const { row } = await findUsableActivation(userId, token, device);
+      const now = clock.now();
+      const consumed = await repository.transaction(async (trx) => {
+        if (!(await repository.consumeActivation(trx, row.id, userId, now, 'skipped'))) return false;
+        await insertEvents(trx, [event(userId, 'activation_skipped', row, actor)], now);
+        return true;
+      });
+      if (!consumed) throw await lostConsume(row.token_hash, now);
+    },
+
+    /** A proof-of-possession challenge (SPEC §5.5): 256 random bits, stored as SHA-256, single-use, 60 s. */
+    async issueChallenge(): Promise<{ challenge: string; expiresIn: number }> {
+      const challenge = generateToken('deviceChallenge');
+      const now = clock.now();
+      await repository.insertChallenge(hashToken(challenge), now, now + DEVICE_CHALLENGE_TTL_SECONDS * 1000);
+      return { challenge, expiresIn: DEVICE_CHALLENGE_TTL_SECONDS };
+    },
+
+    async list(userId: string, currentDeviceToken: string | undefined): Promise<DeviceView[]> {
+      const hash = hashOfDeviceToken(currentDeviceToken);
+      const rows = await repository.listActive(userId, clock.now());
+      return rows.map((row) => view(row, hash));
+    },
+
+    /**
+     * Revokes one device and ends its sessions (SPEC §4.1, "revoke one
+     * device"); `wasCurrent` tells whether it was the caller's own device.
+     */
+    async revoke(userId: string, deviceId: string, actor: Actor, currentDeviceToken: string | undefined): Promise<{ wasCurrent: boolean; sessionsEnded: number }> {
+      if (!isId(deviceId)) notFound();
+      const currentHash = hashOfDeviceToken(currentDeviceToken);
+      const current = currentHash === undefined ? undefined : await repository.findByTokenHash(currentHash);
+      try {
+        const ended = await revocation.run({ kind: 'device_revoked', userId, deviceId, actor });
+        return { wasCurrent: current?.id === deviceId && current.user_id === userId, sessionsEnded: ended.sessions.length };
+      } catch (error) {
+        if (error instanceof NothingToEnd) notFound();
+        throw error;
+      }
+    },
+
+    /** Revokes every device and ends the sessions opened on them (SPEC §4.1, "revoke all devices"). */
+    async revokeAll(userId: string, actor: Actor): Promise<{ revoked: number; sessionsEnded: number }> {
+      const ended = await revocation.run({ kind: 'all_devices_revoked', userId, actor });
+      return { revoked: ended.devices.length, sessionsEnded: ended.sessions.length };
+    },
+
+    /**
+     * A WebAuthn credential was removed (SPEC §5.8): the trust it granted goes
+     * with it, inside the caller's transaction. Each device it made trusted is
+     * the "revoke one device" row of §4.1 (its sessions end too), and its
+     * pending activation tokens are revoked (they answer 410).
+     */
+    async revokeGrantedBy(trx: Transaction<Database>, userId: string, credentialId: string, actor: Actor): Promise<number> {
+      const now = clock.now();
+      const deviceIds = await repository.activeGrantedBy(trx, userId, credentialId, now);
+      for (const deviceId of deviceIds) await revocation.apply(trx, { kind: 'device_revoked', userId, deviceId, actor });
+      const activations = await repository.revokeActivations(trx, userId, { grantedByCredentialId: credentialId }, now);
+      await insertEvents(trx, activations.map((a) => ({ ...event(userId, 'activation_revoked', a, actor), cause: 'user' as const })), now);
+      return deviceIds.length;
+    },
+
+    async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined): Promise<DeviceView> {
+      if (!isId(deviceId)) notFound();
+      const row = await repository.rename(userId, deviceId, name, clock.now());
+      return view(row ?? notFound(), hashOfDeviceToken(currentDeviceToken));
+    },
+
+    async events(userId: string, limit: number, before: string | undefined): Promise<{ events: StoredEvent[]; nextBefore: string | null }> {
+      const rows = await listEvents(repository.db, userId, limit + 1, before);
+      const page = rows.slice(0, limit);
+      return { events: page, nextBefore: rows.length > limit ? page[page.length - 1]!.id : null };
+    },
+  };
+}
+
+export type DevicesService = ReturnType<typeof createDevicesService>;

@@ -1,0 +1,174 @@
+/**
+ * Access tokens: JWT, signed with an asymmetric key by default (EdDSA or
+ * ES256, src/platform/crypto/signing-keys.ts) whose public half anyone can fetch from
+ * GET /.well-known/jwks.json; HS256 with JWT_SECRET (≥ 32 bytes) only when
+ * chosen explicitly (JWT_ALGORITHM=HS256). Claims: iss, aud, sub (user id),
+ * jti, sid (the session), iat, nbf, exp and `typ: "access"`; the header
+ * carries `typ: at+jwt` (RFC 9068) and, for asymmetric keys, the `kid`.
+ * Lifetime ACCESS_TOKEN_TTL_SECONDS (default 15 min). They are stateless:
+ * verification is a signature check plus claim checks against the injected
+ * clock, with no storage access (the bearer check is a hot path).
+ * Consequence, documented in docs/security.md: logout and password change end
+ * refresh tokens at once, while an access token already issued lives out its
+ * short lifetime.
+ *
+ * Algorithm pinning: one fast-jwt verifier per key id, each allowing only the
+ * algorithm of its key. The `kid` chooses the verifier and nothing else: an
+ * unknown kid, a kid of a key that left JWT_PREVIOUS_KEYS, a token whose `alg`
+ * was changed (HS256 signed with the public key bytes, `none`) → not a token.
+ * A token without a kid is checked only by the HS256 verifier, which exists
+ * only in HS256 mode.
+ */
+import { randomUUID } from 'node:crypto';
+import { createSigner, createVerifier } from 'fast-jwt';
+import type { Clock } from '../clock.ts';
+import { type AsymmetricAlgorithm, publicJwks, type PublicJwk, type SigningKey, type VerificationKey } from './signing-keys.ts';
+
+export interface AccessTokenClaims {
+  sub: string;
+  /** Session: the refresh-token family this access token was issued with. */
+  sid: string;
+  jti: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  iss: string;
+  aud: string;
+  typ: 'access';
+}
+
+export interface AccessTokenSubject {
+  userId: string;
+  sessionId: string;
+}
+
+export type AccessTokenKeys =
+  | { algorithm: 'HS256'; secret: Buffer; previous?: readonly VerificationKey[] }
+  | { algorithm: AsymmetricAlgorithm; signingKey: SigningKey; previous?: readonly VerificationKey[] };
+
+export interface AccessTokens {
+  readonly ttlSeconds: number;
+  issue(subject: AccessTokenSubject): string;
+  /** The subject, or null for anything that is not a currently valid access token. */
+  verify(token: string): AccessTokenSubject | null;
+  /** The public keys tokens are checked with (current first), for GET /.well-known/jwks.json. */
+  jwks(): { keys: PublicJwk[] };
+}
+
+export function createAccessTokens(options: {
+  keys: AccessTokenKeys;
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+  clock: Clock;
+}): AccessTokens {
+  const { keys, issuer, audience, ttlSeconds, clock } = options;
+  // iat, nbf and exp are set from the injected clock in issue(); the signer keeps a given iat.
+  const sign =
+    keys.algorithm === 'HS256'
+      ? createSigner({ key: keys.secret, algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' } })
+      : createSigner({
+          key: keys.signingKey.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+          algorithm: keys.algorithm,
+          kid: keys.signingKey.kid,
+          header: { alg: keys.algorithm, typ: 'at+jwt' },
+        });
+
+  const verifierFor = (key: Buffer | string, algorithm: 'HS256' | AsymmetricAlgorithm) =>
+    createVerifier({
+      key,
+      algorithms: [algorithm],
+      allowedIss: issuer,
+      allowedAud: audience,
+      checkTyp: 'at+jwt',
+      // iss and aud too: fast-jwt checks allowedIss/allowedAud only when the claim is present.
+      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'exp', 'iat', 'nbf', 'typ'],
+      // Time claims are checked below against the injected clock, not Date.now().
+      ignoreExpiration: true,
+      ignoreNotBefore: true,
+      // A client sends one access token many times: remember recent verifications
+      // (keyed by a hash of the whole token, so a changed byte is a miss). Time claims are
+      // checked on every call below, so a cached token still expires on time.
+      // Sized above the working set of live tokens one instance sees (an LRU smaller
+      // than a rotating working set never hits and only adds insert/evict work):
+      // 25,000 entries ≈ 11 MB at most (docs/performance.md, issue 11).
+      cache: 25_000,
+    });
+
+  // kid → the verifier pinned to that key's algorithm. The current key wins a kid collision.
+  const byKid = new Map<string, ReturnType<typeof verifierFor>>();
+  const published: VerificationKey[] = [];
+  const current = keys.algorithm === 'HS256' ? undefined : keys.signingKey;
+  for (const key of [...(current ? [current] : []), ...(keys.previous ?? [])]) {
+    if (byKid.has(key.kid)) continue;
+    byKid.set(key.kid, verifierFor(key.publicKey.export({ format: 'pem', type: 'spki' }).toString(), key.alg));
+    published.push(key);
+  }
+  const withoutKid = keys.algorithm === 'HS256' ? verifierFor(keys.secret, 'HS256') : undefined;
+  const jwks = publicJwks(undefined, published);
+
+  return {
+    ttlSeconds,
+    issue({ userId, sessionId }) {
+      const now = Math.floor(clock.now() / 1000);
+      const claims: AccessTokenClaims = {
+        sub: userId,
+        sid: sessionId,
+        jti: randomUUID(),
+        iat: now,
+        nbf: now,
+        exp: now + ttlSeconds,
+        iss: issuer,
+        aud: audience,
+        typ: 'access',
+      };
+      return sign(claims);
+    },
+    verify(token) {
+      const decode = verifierOf(token);
+      if (decode === undefined) return null;
+      let claims: Partial<AccessTokenClaims>;
+      try {
+        claims = decode(token) as Partial<AccessTokenClaims>;
+      } catch {
+        return null;
+      }
+      const now = clock.now() / 1000;
+      if (claims.typ !== 'access' || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') return null;
+      if (typeof claims.exp !== 'number' || claims.exp <= now) return null;
+      if (typeof claims.nbf !== 'number' || claims.nbf > now + 5) return null;
+      return { userId: claims.sub, sessionId: claims.sid };
+    },
+    jwks: () => jwks,
+  };
+
+  /** The verifier the header's kid names (the HS256 one for no kid), or undefined: no other key is ever tried. */
+  function verifierOf(token: string) {
+    const dot = token.indexOf('.');
+    if (dot <= 0) return undefined;
+    let header: unknown;
+    try {
+      header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    if (header === null || typeof header !== 'object') return undefined;
+    const kid = (header as { kid?: unknown }).kid;
+    if (kid === undefined) return withoutKid;
+    return typeof kid === 'string' ? byKid.get(kid) : undefined;
+  }
+}
+
+/** The key material of the configured algorithm (config.jwtAlgorithm), or a clear error if it is missing. */
+export function accessTokenKeysFor(
+  algorithm: 'HS256' | AsymmetricAlgorithm,
+  keys: { jwtSecret?: Buffer; jwtSigningKey?: SigningKey; jwtPreviousKeys?: readonly VerificationKey[] },
+): AccessTokenKeys {
+  const previous = keys.jwtPreviousKeys ?? [];
+  if (algorithm === 'HS256') {
+    if (!keys.jwtSecret) throw new Error('JWT_ALGORITHM=HS256 needs JWT_SECRET');
+    return { algorithm, secret: keys.jwtSecret, previous };
+  }
+  if (!keys.jwtSigningKey) throw new Error(`JWT_ALGORITHM=${algorithm} needs JWT_SIGNING_KEY`);
+  return { algorithm, signingKey: keys.jwtSigningKey, previous };
+}

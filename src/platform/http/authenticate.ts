@@ -1,0 +1,32 @@
+/**
+ * The bearer check: the signature and claims of the access token, then its
+ * session: live and the token subject's (one primary-key read, see
+ * src/features/sessions/sessions.service.ts), so the access tokens of an ended session
+ * are refused from the next request on. Runs as the route's onRequest hook,
+ * so an unauthenticated request is answered before its body is even read and
+ * has no side effect. A storage error leaves as 503, never as a pass.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { UnauthorizedError } from '../errors.ts';
+import type { AccessTokens } from '../crypto/access-tokens.ts';
+import type { SessionsService } from '../../features/sessions/sessions.service.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    auth: { userId: string; sessionId: string };
+  }
+}
+
+export function createAuthenticate(accessTokens: AccessTokens, sessions: Pick<SessionsService, 'isLive'>) {
+  return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const header = request.headers.authorization;
+    if (typeof header !== 'string' || !/^Bearer [^\s]+$/i.test(header)) throw new UnauthorizedError();
+    const subject = accessTokens.verify(header.slice(7));
+    if (subject === null) throw new UnauthorizedError('The access token is not valid or has expired.');
+    if (!(await sessions.isLive(subject.sessionId, subject.userId))) throw new UnauthorizedError('This session has ended. Sign in again.');
+    request.auth = subject;
+  };
+}
+
+/** Every route that calls authenticate is documented as needing it. */
+export const bearerSecurity = [{ bearerAuth: [] as string[] }];

@@ -1,0 +1,193 @@
+/**
+ * The rate limits of SPEC §6, in one place: the numbers, the keys, and the
+ * hooks that apply them. Counters live in Redis when REDIS_URL is set (shared
+ * by every instance), in memory otherwise (src/platform/http/rate-limit-store.ts).
+ * RATE_LIMITS=off installs nothing. The second-factor limits are not here:
+ * they are counted in the database (src/mfa), per token and per user.
+ *
+ * Two kinds of limit:
+ * - `requests`: every request counts (signup per IP, password checks behind
+ *   a session, the per-user API limit shared by device and session routes).
+ * - `failures`: only failed attempts count (login). Each attempt is counted
+ *   before the work (so a burst of parallel guesses cannot outrun the
+ *   limit, and a refused one never reaches the password hasher) and taken
+ *   back when it did not fail (a successful sign-in, an MFA challenge).
+ *
+ * Clients are keyed by address; IPv6 by its /64 (one subscriber's whole
+ * prefix), since a single host can use any of 2^64 addresses.
+ *
+ * Threats: online password guessing per account (from one IP: IP + email;
+ * from many IPs: the per-account day limit), credential stuffing and floods
+ * of distinct emails from one IP (the per-IP ceiling), sign-up spam, a
+ * stolen access token used as a password oracle, API scraping.
+ * The per-account limit can be used to lock a person out of password sign-in
+ * for up to a day (docs/security.md weighs that).
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { DAY, MINUTE } from '../clock.ts';
+import { AppError } from '../errors.ts';
+import type { CounterStore } from './rate-limit-store.ts';
+
+type KeyOf = (request: FastifyRequest) => string;
+
+export interface RequestLimit {
+  kind: 'requests';
+  name: string;
+  max: number;
+  windowMs: number;
+  key: KeyOf;
+}
+
+export interface FailureRule {
+  name: string;
+  max: number;
+  windowMs: number;
+  key: KeyOf;
+  /** Whether the answer was a failed attempt for this counter (kept in the count). */
+  failed(statusCode: number): boolean;
+}
+
+export interface FailureLimit {
+  kind: 'failures';
+  rules: readonly FailureRule[];
+}
+
+export type RouteRateLimit = RequestLimit | FailureLimit;
+
+/** The address a client is counted by: IPv4 as is, IPv6 by its /64. */
+export function clientNetwork(ip: string): string {
+  if (isIPv4(ip) || !isIPv6(ip)) return ip;
+  const address = ip.toLowerCase().split('%')[0]!;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (mapped) return mapped[1]!;
+  const [head = '', tail] = address.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])));
+  const front = groups(head);
+  const back = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? front : [...front, ...Array(8 - front.length - back.length).fill('0'), ...back];
+  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+const ip = (request: FastifyRequest) => clientNetwork(request.ip);
+const email = (request: FastifyRequest) => {
+  const value = (request.body as { email?: unknown } | undefined)?.email;
+  return typeof value === 'string' ? value.trim().toLowerCase() : '';
+};
+
+/**
+ * Authenticated API routes, per user, across routes: device routes and the
+ * session routes count against one budget. Use it with
+ * `config: rateLimitConfig(USER_API_LIMIT)`.
+ */
+export const USER_API_LIMIT: RequestLimit = {
+  kind: 'requests',
+  name: 'user-api',
+  max: 60,
+  windowMs: MINUTE,
+  key: (r) => `user-api:${r.auth?.userId ?? `ip:${ip(r)}`}`,
+};
+
+export const RATE_LIMITS = {
+  signup: { kind: 'requests', name: 'signup', max: 3, windowMs: 5 * MINUTE, key: (r) => `signup:${ip(r)}` } satisfies RequestLimit,
+  login: {
+    kind: 'failures',
+    // A failure is 401 INVALID_CREDENTIALS (a 422 never gets this far: validation runs first).
+    // For the per-IP ceiling a 503 (the hashing line was full) counts too: otherwise a flood from
+    // one address, refused at the hasher, would never reach its ceiling and would keep the line
+    // full for everyone. It does not count against a person's own email or account.
+    rules: [
+      { name: 'ip-email', max: 5, windowMs: 15 * MINUTE, key: (r) => `login:ip-email:${ip(r)}:${email(r)}`, failed: (status) => status === 401 },
+      { name: 'account', max: 100, windowMs: DAY, key: (r) => `login:account:${email(r)}`, failed: (status) => status === 401 },
+      { name: 'ip', max: 50, windowMs: 15 * MINUTE, key: (r) => `login:ip:${ip(r)}`, failed: (status) => status === 401 || status === 503 },
+    ],
+  } satisfies FailureLimit,
+  /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
+  passwordCheck: { kind: 'requests', name: 'password', max: 5, windowMs: 15 * MINUTE, key: (r) => `password:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
+  userApi: USER_API_LIMIT,
+  /** The same budget as userApi (an alias kept for existing callers). */
+  devices: USER_API_LIMIT,
+  // Account email (SPEC §5.6): each mail-sending route is limited per IP and per account.
+  forgotPasswordIp: { kind: 'requests', name: 'forgot-ip', max: 10, windowMs: 15 * MINUTE, key: (r) => `forgot-ip:${ip(r)}` } satisfies RequestLimit,
+  forgotPasswordAccount: { kind: 'requests', name: 'forgot', max: 3, windowMs: 15 * MINUTE, key: (r) => `forgot:${email(r)}` } satisfies RequestLimit,
+  resendVerificationIp: { kind: 'requests', name: 'resend-ip', max: 10, windowMs: 15 * MINUTE, key: (r) => `resend-ip:${ip(r)}` } satisfies RequestLimit,
+  resendVerificationAccount: { kind: 'requests', name: 'resend', max: 3, windowMs: 15 * MINUTE, key: (r) => `resend:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
+  /** Verify, reset and report links: guessing a 256-bit token is hopeless, but a reset costs an argon2 hash. */
+  emailLink: { kind: 'requests', name: 'email-link', max: 20, windowMs: 15 * MINUTE, key: (r) => `email-link:${ip(r)}` } satisfies RequestLimit,
+  /** Proof challenges need no account: counted per IP (each is a row until it expires, 60 s later). */
+  deviceChallenge: { kind: 'requests', name: 'device-challenge', max: 30, windowMs: MINUTE, key: (r) => `device-challenge:${ip(r)}` } satisfies RequestLimit,
+  /** Passkey management behind a session (SPEC §5.8). */
+  webauthn: { kind: 'requests', name: 'webauthn', max: 30, windowMs: MINUTE, key: (r) => `webauthn:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
+  /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
+  webauthnAnonymous: { kind: 'requests', name: 'webauthn-ip', max: 30, windowMs: MINUTE, key: (r) => `webauthn-ip:${ip(r)}` } satisfies RequestLimit,
+  /** Per admin API key (src/admin): its routes authenticate first, so the key is known here. */
+  admin: { kind: 'requests', name: 'admin', max: 300, windowMs: MINUTE, key: (r) => `admin:${r.admin?.keyId ?? ip(r)}` } satisfies RequestLimit,
+} as const;
+
+/** A route's limits: one, or several independent ones (e.g. per IP and per account), each counted. */
+export const rateLimitConfig = (...limits: RouteRateLimit[]) => ({ rateLimit: limits.length === 1 ? limits[0]! : limits });
+
+const limited = (ttlMs: number) => {
+  const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+  return new AppError('RATE_LIMITED', `Too many requests. Try again in ${seconds} seconds.`, {
+    headers: { 'retry-after': String(seconds) },
+    details: { retry_after_seconds: seconds },
+  });
+};
+
+type Hook = (request: FastifyRequest, reply: FastifyReply, payload?: unknown) => Promise<unknown>;
+const append = (existing: unknown, hook: Hook): Hook[] => [...(Array.isArray(existing) ? existing : existing ? [existing] : []), hook];
+
+const reservations = new WeakMap<FastifyRequest, string[]>();
+
+/**
+ * Applies `config.rateLimit` of every route registered after this call
+ * (preHandler: after authentication and validation, so keys can use the user
+ * and the typed body).
+ */
+export function installRateLimits(app: FastifyInstance, store: CounterStore): void {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const configured = (route.config as { rateLimit?: RouteRateLimit | readonly RouteRateLimit[] } | undefined)?.rateLimit;
+    for (const limit of configured === undefined ? [] : [configured].flat()) applyLimit(route, limit);
+  });
+
+  function applyLimit(route: RouteOptions, limit: RouteRateLimit): void {
+    if (limit.kind === 'requests') {
+      route.preHandler = append(route.preHandler, async (request) => {
+        const [state] = await store.hit([{ key: limit.key(request), windowMs: limit.windowMs }]);
+        if (state!.count > limit.max) throw limited(state!.ttlMs);
+      });
+      return;
+    }
+
+    route.preHandler = append(route.preHandler, async (request) => {
+      const hits = limit.rules.map((rule) => ({ key: rule.key(request), windowMs: rule.windowMs }));
+      const states = await store.hit(hits);
+      const over = states.filter((state, i) => state.count > limit.rules[i]!.max);
+      const keys = hits.map((h) => h.key);
+      if (over.length > 0) {
+        // A refused attempt is not checked, so it is not a failure either.
+        await store.undo(keys);
+        throw limited(Math.max(...over.map((state) => state.ttlMs)));
+      }
+      reservations.set(request, keys);
+    });
+    const rules = limit.rules;
+    // onSend, not onResponse: the count is settled before the client sees the answer.
+    route.onSend = append(route.onSend, async (request, reply, payload) => {
+      const keys = reservations.get(request);
+      if (keys !== undefined) {
+        reservations.delete(request);
+        const notFailures = keys.filter((_, i) => !rules[i]!.failed(reply.statusCode));
+        if (notFailures.length > 0) await store.undo(notFailures);
+      }
+      return payload;
+    });
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    rateLimit?: RouteRateLimit | readonly RouteRateLimit[];
+  }
+}

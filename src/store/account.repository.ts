@@ -1,0 +1,93 @@
+/**
+ * Storage for the account-email feature: single-use email tokens
+ * (verification, password reset, "This wasn't me" report) and the user's
+ * verified flag. What a reset or a report ends is src/revocation's.
+ *
+ * Tokens are stored as SHA-256 only and consumed by ONE conditional UPDATE
+ * (unused, unexpired, right purpose): of concurrent uses exactly one wins.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, EmailTokenPurpose, EmailTokensTable } from './schema.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+export type EmailToken = EmailTokensTable;
+
+export function createAccountRepository(db: Kysely<Database>) {
+  return {
+    transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+      return db.transaction().execute(work);
+    },
+
+    /**
+     * Stores a freshly minted token. Earlier unused tokens of the same mail (a
+     * retried send) and, for `retireOthers`, of the same purpose (only the
+     * latest reset / verification link works) stop working in the same step.
+     */
+    async insertToken(row: EmailToken, retireOthers: boolean): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        let retire = trx
+          .updateTable('email_tokens')
+          .set({ consumed_at: row.created_at })
+          .where('user_id', '=', row.user_id)
+          .where('purpose', '=', row.purpose)
+          .where('consumed_at', 'is', null);
+        if (!retireOthers) retire = retire.where('mail_id', '=', row.mail_id ?? '');
+        await retire.execute();
+        await trx.insertInto('email_tokens').values(row).execute();
+      });
+    },
+
+    /** Consumes a token; returns its owner (and device) only to the one caller that won. */
+    async consumeToken(trx: Db, purpose: EmailTokenPurpose, tokenHash: string, now: number): Promise<{ user_id: string; device_id: string | null } | undefined> {
+      return trx
+        .updateTable('email_tokens')
+        .set({ consumed_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('purpose', '=', purpose)
+        .where('consumed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning(['user_id', 'device_id'])
+        .executeTakeFirst();
+    },
+
+    /** Whose token it is (to lock that user first), or why a consume failed (unknown, used or expired). */
+    findToken(purpose: EmailTokenPurpose, tokenHash: string): Promise<Pick<EmailToken, 'user_id' | 'device_id' | 'consumed_at' | 'expires_at'> | undefined> {
+      return db
+        .selectFrom('email_tokens')
+        .select(['user_id', 'device_id', 'consumed_at', 'expires_at'])
+        .where('token_hash', '=', tokenHash)
+        .where('purpose', '=', purpose)
+        .executeTakeFirst();
+    },
+
+    /** Every other unused token of the purpose ends with the one just used. */
+    async retireTokens(trx: Db, userId: string, purpose: EmailTokenPurpose, now: number): Promise<void> {
+      await trx
+        .updateTable('email_tokens')
+        .set({ consumed_at: now })
+        .where('user_id', '=', userId)
+        .where('purpose', '=', purpose)
+        .where('consumed_at', 'is', null)
+        .execute();
+    },
+
+    async markVerified(trx: Db, userId: string, now: number): Promise<void> {
+      await trx.updateTable('users').set({ email_verified_at: now }).where('id', '=', userId).where('email_verified_at', 'is', null).execute();
+    },
+
+    async setPassword(trx: Db, userId: string, passwordHash: string, now: number): Promise<void> {
+      await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', userId).execute();
+    },
+
+    /** One bounded batch of expired link tokens (housekeeping loops over batches). */
+    deleteExpiredTokens: async (before: number, limit: number): Promise<number> => {
+      const result = await db
+        .deleteFrom('email_tokens')
+        .where('id', 'in', (eb) => eb.selectFrom('email_tokens').select('id').where('expires_at', '<=', before).limit(limit))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}
+
+export type AccountRepository = ReturnType<typeof createAccountRepository>;

@@ -1,0 +1,135 @@
+/**
+ * The durable mail queue. A request that causes mail only INSERTs a row
+ * here; the background sender (mail.sender.ts) delivers it.
+ *
+ * Claiming is one conditional UPDATE per row (status still pending, lease
+ * free or lapsed): of two instances that pick the same row, exactly one gets
+ * it. A claim is a lease (`claimed_until`): an instance that dies mid-send
+ * releases its rows when the lease lapses. Every scan is bounded and served
+ * by the partial index on pending rows (mail_outbox_due).
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, MailKind, MailOutboxTable } from './schema.ts';
+
+export type OutboxRow = MailOutboxTable;
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface NewMail {
+  id: string;
+  kind: MailKind;
+  userId: string | null;
+  recipient: string | null;
+  payload: Record<string, string | number | null>;
+  dedupeKey?: string;
+}
+
+export async function enqueueMail(db: Db, mail: NewMail, now: number): Promise<boolean> {
+  const result = await db
+    .insertInto('mail_outbox')
+    .values({
+      id: mail.id,
+      kind: mail.kind,
+      user_id: mail.userId,
+      recipient: mail.recipient,
+      payload: JSON.stringify(mail.payload),
+      dedupe_key: mail.dedupeKey ?? null,
+      status: 'pending',
+      attempts: 0,
+      next_attempt_at: now,
+      claimed_by: null,
+      claimed_until: null,
+      last_error: null,
+      subject: null,
+      created_at: now,
+      finished_at: null,
+    })
+    .onConflict((oc) => oc.column('dedupe_key').doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+}
+
+export function createOutboxRepository(db: Kysely<Database>) {
+  return {
+    enqueue: (mail: NewMail, now: number) => enqueueMail(db, mail, now),
+
+    /** Claims up to `limit` due rows for `owner` until `now + leaseMs`. Returns the rows this owner won. */
+    async claimDue(owner: string, now: number, leaseMs: number, limit: number): Promise<OutboxRow[]> {
+      const candidates = await db
+        .selectFrom('mail_outbox')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
+        .orderBy('next_attempt_at')
+        .limit(limit * 2)
+        .execute();
+      const won: OutboxRow[] = [];
+      for (const { id } of candidates) {
+        if (won.length >= limit) break;
+        const row = await db
+          .updateTable('mail_outbox')
+          .set({ claimed_by: owner, claimed_until: now + leaseMs })
+          .where('id', '=', id)
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<=', now)
+          .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
+          .returningAll()
+          .executeTakeFirst();
+        if (row) won.push(row);
+      }
+      return won;
+    },
+
+    /** Only the owner of a live claim may finish the row. */
+    async markSent(id: string, owner: string, subject: string, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('mail_outbox')
+        .set({ status: 'sent', subject, finished_at: now, claimed_by: null, claimed_until: null, last_error: null })
+        .where('id', '=', id)
+        .where('claimed_by', '=', owner)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async markDropped(id: string, owner: string, reason: string, now: number): Promise<void> {
+      await db
+        .updateTable('mail_outbox')
+        .set({ status: 'dropped', last_error: reason, finished_at: now, claimed_by: null, claimed_until: null })
+        .where('id', '=', id)
+        .where('claimed_by', '=', owner)
+        .where('status', '=', 'pending')
+        .execute();
+    },
+
+    /** A failed attempt: retry at `retryAt`, or give up (status failed) when `retryAt` is null. */
+    async markFailed(id: string, owner: string, error: string, retryAt: number | null, now: number): Promise<void> {
+      await db
+        .updateTable('mail_outbox')
+        .set((eb) => ({
+          attempts: eb('attempts', '+', 1),
+          last_error: error,
+          claimed_by: null,
+          claimed_until: null,
+          ...(retryAt === null ? { status: 'failed' as const, finished_at: now } : { next_attempt_at: retryAt }),
+        }))
+        .where('id', '=', id)
+        .where('claimed_by', '=', owner)
+        .where('status', '=', 'pending')
+        .execute();
+    },
+
+    /** Retention: finished rows (they hold addresses) go after a while, a bounded batch at a time. */
+    async deleteFinishedBefore(before: number, limit: number): Promise<number> {
+      const ids = db.selectFrom('mail_outbox').select('id').where('finished_at', '<', before).limit(limit);
+      const result = await db.deleteFrom('mail_outbox').where('id', 'in', ids).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
+    findById(id: string): Promise<OutboxRow | undefined> {
+      return db.selectFrom('mail_outbox').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+  };
+}
+
+export type OutboxRepository = ReturnType<typeof createOutboxRepository>;

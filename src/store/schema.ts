@@ -1,0 +1,381 @@
+/**
+ * Table types for Kysely. Times are integer epoch milliseconds (bigint in
+ * PostgreSQL, INTEGER in SQLite), ids are random UUIDs as text, JSON is text:
+ * the same migrations and queries run on both dialects.
+ */
+import type { Kysely, Transaction } from 'kysely';
+export interface UsersTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  display_name: string | null;
+  created_at: number;
+  updated_at: number;
+  /** When the address was proven by a verification (or reset) link; null until then. */
+  email_verified_at: number | null;
+}
+
+export interface RefreshTokensTable {
+  id: string;
+  user_id: string;
+  /** The session (sessions.id): every rotation of one sign-in shares it; reuse of a rotated token ends the session. */
+  family_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  rotated_at: number | null;
+}
+
+export interface TotpSecretsTable {
+  user_id: string;
+  /** AES-256-GCM ciphertext of the base32 secret (see src/platform/crypto/encryption.ts). */
+  secret_encrypted: string;
+  enabled_at: number | null;
+  /** Highest accepted TOTP time step: a step is accepted once. */
+  last_used_step: number | null;
+  setup_failures: number;
+  setup_locked_until: number | null;
+  created_at: number;
+}
+
+export interface BackupCodesTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  used_at: number | null;
+  created_at: number;
+}
+
+export interface MfaChallengesTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  /** The fingerprint of the login request; the challenge is bound to it. */
+  fingerprint: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+  failed_attempts: number;
+}
+
+export interface MfaLockoutsTable {
+  user_id: string;
+  window_started_at: number;
+  failures: number;
+  locked_until: number | null;
+}
+
+/** What is recorded about a device when it passes MFA; copied from the activation token to the device. */
+export interface DeviceDescription {
+  device_name: string;
+  /** Keyed HMAC of the stable components (hex); shown as device_fingerprint. */
+  fingerprint: string;
+  /** JSON object: component name → keyed HMAC. Never a raw signal. */
+  components: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  user_agent: string;
+  ip_address: string;
+}
+
+/** Which second factor granted a device's trust (migration 005); null for trust granted before it was recorded. */
+export type TrustFactor = 'totp' | 'backup_code' | 'webauthn';
+export interface TrustGrant {
+  granted_by: TrustFactor | null;
+  /** webauthn_credentials.id when granted_by is 'webauthn'. */
+  granted_by_credential_id: string | null;
+}
+
+export interface ActivationTokensTable extends DeviceDescription, TrustGrant {
+  /** Also the id the device gets when it is activated. */
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+  outcome: 'activated' | 'skipped' | null;
+  /** The session opened by the second factor that issued this token (null for tokens from before sessions existed). */
+  session_id: string | null;
+  /** Set when a security event ended the pending token (SPEC §4.1): it then answers 410. */
+  revoked_at: number | null;
+}
+
+export type DeviceStatus = 'active' | 'revoked' | 'evicted' | 'expired';
+
+export interface TrustedDevicesTable extends DeviceDescription, TrustGrant {
+  user_id: string;
+  id: string;
+  status: DeviceStatus;
+  device_token_hash: string;
+  last_ip_address: string;
+  created_at: number;
+  trusted_at: number;
+  last_used_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  /** The device's public ES256 key as a normalised JWK (SPEC §5.5), or null when the device is not key-bound. */
+  public_key_jwk: string | null;
+}
+
+/** A proof-of-possession challenge (SPEC §5.5): SHA-256 of the challenge, single-use, 60 s. */
+export interface DeviceChallengesTable {
+  challenge_hash: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+/** A device token retired by a rotation (SPEC §5.5): presented after the grace, it means a copy exists. */
+export interface RetiredDeviceTokensTable {
+  token_hash: string;
+  user_id: string;
+  device_id: string;
+  retired_at: number;
+  /** The device's trust end: after it the token means nothing and is deleted. */
+  expires_at: number;
+}
+
+export type DeviceEventType =
+  | 'activation_created'
+  | 'activated'
+  | 'activation_skipped'
+  | 'trust_used'
+  | 'fingerprint_mismatch'
+  /** A trusted device passed a second factor with a drifted fingerprint; its record was updated. */
+  | 'fingerprint_updated'
+  | 'revoked'
+  | 'revoked_all'
+  | 'evicted'
+  | 'expired'
+  | 'activation_revoked'
+  | 'signed_in'
+  | 'signed_out'
+  | 'session_revoked'
+  // Admin API (src/admin): a read of the user's data by an admin key, and an admin's "end every session".
+  | 'admin_viewed'
+  | 'sessions_revoked_all'
+  // WebAuthn (migration 005, SPEC §5.8)
+  | 'webauthn_registered'
+  | 'webauthn_removed'
+  | 'webauthn_counter_error'
+  // Device-bound keys and rotation (migration 007, SPEC §5.5)
+  | 'proof_failed'
+  | 'reuse_detected';
+
+/** Why something ended (SPEC §4.1): the security event, or the person who asked. */
+export type EventCause =
+  | 'user'
+  | 'admin'
+  | 'logout'
+  | 'password_changed'
+  | 'password_reset'
+  | 'mfa_enabled'
+  | 'mfa_disabled'
+  | 'backup_codes_regenerated'
+  | 'device_revoked'
+  | 'all_devices_revoked'
+  | 'not_me'
+  | 'reuse_detected'
+  | 'refresh_token_reuse'
+  | 'max_devices';
+
+export type ActorType = 'user' | 'admin' | 'system';
+
+export type MfaMethod = 'none' | 'totp' | 'backup_code' | 'trusted_device' | 'webauthn';
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  /** The trusted device that bypassed MFA, or the device the user then activated from this session. */
+  device_id: string | null;
+  /** The name at sign-in ("Chrome on macOS"); the list shows a trusted device's current name. */
+  device_name: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  ip_address: string;
+  user_agent: string;
+  mfa_method: MfaMethod;
+  created_at: number;
+  /** Updated at most once a minute by the bearer check, and by every refresh. */
+  last_active_at: number;
+  /** Absolute end: created_at + SESSION_MAX_AGE_DAYS; refreshing never moves it. */
+  expires_at: number;
+  /** Idle end: last refresh + SESSION_IDLE_DAYS, never past expires_at. */
+  idle_expires_at: number;
+  ended_at: number | null;
+  end_cause: EventCause | null;
+}
+
+export interface DeviceEventsTable {
+  /** UUIDv7: sorts by time, then by write order within one process. */
+  id: string;
+  user_id: string;
+  device_id: string | null;
+  type: DeviceEventType;
+  /** The actor's IP and User-Agent. */
+  ip_address: string | null;
+  user_agent: string | null;
+  created_at: number;
+  /** The session the event is about (sign-in, sign-out, session ended). */
+  session_id: string | null;
+  /** The name of the device or session the event is about, at the time. */
+  subject_name: string | null;
+  cause: EventCause | null;
+  actor_type: ActorType | null;
+  /** The session that caused the event (a user actor). */
+  actor_session_id: string | null;
+  /** The actor's name at the time: its session's device name, or an admin key's name. */
+  actor_name: string | null;
+}
+
+/** An admin API key (src/admin): only its SHA-256 is stored. */
+export interface AdminKeysTable {
+  id: string;
+  /** Unique forever (revoked keys included): it is the actor name in users' histories. */
+  name: string;
+  key_hash: string;
+  /** Comma-separated scopes, e.g. "users:read,devices:write". */
+  scopes: string;
+  created_at: number;
+  revoked_at: number | null;
+  /** Moved at most once a minute. */
+  last_used_at: number | null;
+}
+
+/** One event to deliver to WEBHOOK_URL (src/webhooks); written in the event's transaction. */
+export interface WebhookOutboxTable {
+  /** The event's id, also the `webhook-id` header: receivers deduplicate by it. */
+  id: string;
+  /** The webhook type, e.g. "device.revoked". */
+  type: string;
+  /** The JSON body, exactly as signed and sent. */
+  payload: string;
+  created_at: number;
+  /** Attempts started so far; also fences a late outcome of an attempt whose lease ran out. */
+  attempts: number;
+  /** When the row is next due (or its lease ends); null once delivered or dead. */
+  next_attempt_at: number | null;
+  /** The end of the lease of the attempt in flight, null when none is. */
+  claimed_until: number | null;
+  delivered_at: number | null;
+  dead_at: number | null;
+  /** The last failure: an HTTP status or a network error (never the payload or a header). */
+  last_error: string | null;
+}
+
+export type MailKind =
+  | 'verify_email'
+  | 'password_reset'
+  | 'alert_device_trusted'
+  | 'alert_password_changed'
+  | 'alert_mfa_disabled'
+  | 'alert_backup_codes_regenerated'
+  | 'alert_fingerprint_mismatch'
+  | 'alert_proof_failed'
+  | 'alert_token_reused';
+
+export type MailStatus = 'pending' | 'sent' | 'failed' | 'dropped';
+
+/** The durable mail queue (src/mail). Holds no token and no rendered body: the sender renders at send time. */
+export interface MailOutboxTable {
+  id: string;
+  kind: MailKind;
+  user_id: string | null;
+  recipient: string | null;
+  /** JSON object of non-secret template facts. */
+  payload: string;
+  dedupe_key: string | null;
+  status: MailStatus;
+  attempts: number;
+  next_attempt_at: number;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  last_error: string | null;
+  subject: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
+export type EmailTokenPurpose = 'verify_email' | 'password_reset' | 'report';
+
+export interface EmailTokensTable {
+  id: string;
+  user_id: string;
+  purpose: EmailTokenPurpose;
+  token_hash: string;
+  device_id: string | null;
+  mail_id: string | null;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+/** A registered WebAuthn credential (passkey or security key), SPEC §5.8. */
+export interface WebauthnCredentialsTable {
+  id: string;
+  user_id: string;
+  /** The authenticator's credential id, base64url; unique across users. */
+  credential_id: string;
+  /** COSE public key, base64url. */
+  public_key: string;
+  /** Last signature counter seen; a later assertion must report more (unless both are 0). */
+  counter: number;
+  /** JSON array of transports the browser reported. */
+  transports: string;
+  name: string;
+  /** 'singleDevice' | 'multiDevice' (synced passkey). */
+  device_type: string;
+  backed_up: number;
+  /** 1/0 from the credProps extension; null when the browser did not say. */
+  discoverable: number | null;
+  aaguid: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export type WebauthnChallengePurpose = 'registration' | 'second_factor' | 'passwordless';
+
+/** One issued WebAuthn challenge: single use, 5 minutes, stored as SHA-256. */
+export interface WebauthnChallengesTable {
+  id: string;
+  purpose: WebauthnChallengePurpose;
+  /** The user it is bound to (registration, second factor); null for passwordless. */
+  user_id: string | null;
+  /** Second factor: the MFA challenge (temporary token) it belongs to. */
+  mfa_challenge_id: string | null;
+  /** Passwordless: SHA-256 of the attempt token handed to the client. */
+  attempt_hash: string | null;
+  /** Passwordless: the fingerprint of the options request. */
+  fingerprint: string | null;
+  challenge_hash: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  refresh_tokens: RefreshTokensTable;
+  totp_secrets: TotpSecretsTable;
+  backup_codes: BackupCodesTable;
+  mfa_challenges: MfaChallengesTable;
+  mfa_lockouts: MfaLockoutsTable;
+  activation_tokens: ActivationTokensTable;
+  trusted_devices: TrustedDevicesTable;
+  device_events: DeviceEventsTable;
+  mail_outbox: MailOutboxTable;
+  email_tokens: EmailTokensTable;
+  sessions: SessionsTable;
+  device_challenges: DeviceChallengesTable;
+  retired_device_tokens: RetiredDeviceTokensTable;
+  admin_keys: AdminKeysTable;
+  webhook_outbox: WebhookOutboxTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
+}
+
+/** What a repository function takes first: the database, or the caller's transaction. */
+export type Db = Kysely<Database> | Transaction<Database>;

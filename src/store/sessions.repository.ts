@@ -1,0 +1,253 @@
+/**
+ * Storage for sessions (SPEC §4.1, §5.4) and their refresh tokens.
+ *
+ * A session is live while `ended_at IS NULL AND expires_at > now AND
+ * idle_expires_at > now`. Every check that must not outlive an ended session
+ * (bearer, refresh, activation) is a statement on the session row, and
+ * ending a session is one conditional UPDATE of that row. On PostgreSQL the
+ * row lock orders them: a refresh whose UPDATE of the session ran first
+ * holds the lock until it commits, and the end waits for it and then ends
+ * the session its new token belongs to; an end that ran first makes the
+ * refresh's UPDATE match nothing (READ COMMITTED re-checks the WHERE on the
+ * newest row version). Either way no live successor token exists.
+ */
+import { createQueryId, type Kysely, PostgresAdapter, sql } from 'kysely';
+import { directSqlite } from './connect.ts';
+import type { Database, Db, EventCause, RefreshTokensTable, SessionsTable } from './schema.ts';
+
+export type SessionRow = SessionsTable;
+
+/** What the list shows: the session, and its trusted device's current name and state. */
+export interface SessionListRow extends SessionRow {
+  trusted_device_name: string | null;
+  trusted_device_status: string | null;
+}
+
+export interface EndedSession {
+  id: string;
+  device_id: string | null;
+  device_name: string;
+}
+
+export interface LiveSession {
+  user_id: string;
+  last_active_at: number;
+}
+
+/** Which of a user's live sessions to end. */
+export type SessionSelector =
+  | { ids: readonly string[] }
+  | { deviceIds: readonly string[] }
+  | { all: true; exceptId?: string | undefined };
+
+export type RotationResult =
+  | { kind: 'rotated'; userId: string; sessionId: string }
+  | { kind: 'reused'; userId: string; sessionId: string }
+  | { kind: 'invalid' };
+
+export function createSessionsRepository(db: Kysely<Database>) {
+  // The bearer check runs on every authenticated request: compiled once, bound per call (id, now, now).
+  const liveQuery = db
+    .selectFrom('sessions')
+    .select(['user_id', 'last_active_at'])
+    .where('id', '=', '')
+    .where('ended_at', 'is', null)
+    .where('expires_at', '>', 0)
+    .where('idle_expires_at', '>', 0)
+    .compile();
+  // SQLite: the same SQL as a prepared statement run directly when no transaction holds the connection (src/store/connect.ts).
+  const direct = directSqlite(db);
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+
+  return {
+    async insert(trx: Db, row: SessionRow): Promise<void> {
+      await trx.insertInto('sessions').values(row).execute();
+    },
+
+    async insertRefreshToken(trx: Db, row: RefreshTokensTable): Promise<void> {
+      await trx.insertInto('refresh_tokens').values(row).execute();
+    },
+
+    /** The bearer check: one primary-key lookup. */
+    async findLive(id: string, now: number): Promise<LiveSession | undefined> {
+      const statement = direct?.statement(liveQuery.sql);
+      if (statement) return statement.get(id, now, now) as LiveSession | undefined;
+      const result = await db.executeQuery<LiveSession>({ ...liveQuery, queryId: createQueryId(), parameters: [id, now, now] });
+      return result.rows[0];
+    },
+
+    /**
+     * Writes recorded activity (src/features/sessions/activity.ts): each session's
+     * last_active_at moves to its own time, in one statement for the batch,
+     * only if that is at least `everyMs` later than what is stored (SPEC
+     * §5.4's "at most once a minute" holds across instances, and the time
+     * never moves back), and never on an ended session.
+     *
+     * PostgreSQL: the rows are locked with SKIP LOCKED, so the flush never
+     * waits for a lock. It locks up to a batch of sessions of many users in
+     * its own order, without the user-row lock that orders every §4.1
+     * revocation (src/store/locks.ts): waiting there could close a deadlock
+     * cycle with a revocation, and PostgreSQL might abort the revocation. A
+     * row that is locked is being refreshed or ended right now; its activity
+     * is dropped.
+     */
+    async touchMany(entries: ReadonlyArray<readonly [sessionId: string, at: number]>, everyMs: number): Promise<void> {
+      if (entries.length === 0) return;
+      if (postgres) {
+        await sql`
+          with l as (select id from sessions where id = any(${entries.map(([id]) => id)}::text[]) and ended_at is null order by id for update skip locked)
+          update sessions s set last_active_at = v.at
+          from l join unnest(${entries.map(([id]) => id)}::text[], ${entries.map(([, at]) => at)}::bigint[]) as v(id, at) using (id)
+          where s.id = l.id and s.last_active_at <= v.at - ${everyMs}`.execute(db);
+        return;
+      }
+      // SQLite (one writer at a time, no row locks): a VALUES list joined by primary key; SQLite ≥ 3.33 names its columns column1, column2.
+      const times = sql`(values ${sql.join(entries.map(([id, at]) => sql`(${id}, ${at})`))})`;
+      await db
+        .updateTable('sessions')
+        .from(times.as('v'))
+        .set({ last_active_at: sql<number>`v.column2` })
+        .where(sql<boolean>`sessions.id = v.column1`)
+        .where('sessions.ended_at', 'is', null)
+        .where(sql<boolean>`sessions.last_active_at <= v.column2 - ${everyMs}`)
+        .execute();
+    },
+
+    /**
+     * Marks a refresh token rotated with one conditional UPDATE, so of two
+     * concurrent refreshes exactly one wins. A token that exists but was
+     * already rotated is reuse.
+     */
+    async rotateRefreshToken(trx: Db, tokenHash: string, now: number): Promise<RotationResult> {
+      const won = await trx
+        .updateTable('refresh_tokens')
+        .set({ rotated_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('rotated_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning(['user_id', 'family_id'])
+        .executeTakeFirst();
+      if (won) return { kind: 'rotated', userId: won.user_id, sessionId: won.family_id };
+      const existing = await trx
+        .selectFrom('refresh_tokens')
+        .select(['user_id', 'family_id', 'rotated_at'])
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
+      if (existing && existing.rotated_at !== null) return { kind: 'reused', userId: existing.user_id, sessionId: existing.family_id };
+      return { kind: 'invalid' };
+    },
+
+    /**
+     * A refresh keeps the session going: one conditional UPDATE of the live
+     * row (its lock is what a concurrent end waits for). Returns the absolute
+     * end, or undefined when the session is no longer live.
+     */
+    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number): Promise<{ expires_at: number } | undefined> {
+      const idleEnd = now + idleMs;
+      return trx
+        .updateTable('sessions')
+        .set({ last_active_at: now, idle_expires_at: sql<number>`case when expires_at < ${idleEnd} then expires_at else ${idleEnd} end` })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .returning('expires_at')
+        .executeTakeFirst();
+    },
+
+    /** The session a refresh token belongs to, only if it is the user's. */
+    async sessionOfRefreshToken(tokenHash: string, userId: string): Promise<string | undefined> {
+      const row = await db
+        .selectFrom('refresh_tokens')
+        .select('family_id')
+        .where('token_hash', '=', tokenHash)
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return row?.family_id;
+    },
+
+    /** The user's live sessions with their trusted device's current name (the list joins by primary key). */
+    listLive(userId: string, now: number): Promise<SessionListRow[]> {
+      return db
+        .selectFrom('sessions as s')
+        .leftJoin('trusted_devices as d', (join) => join.onRef('d.user_id', '=', 's.user_id').onRef('d.id', '=', 's.device_id'))
+        .selectAll('s')
+        .select(['d.device_name as trusted_device_name', 'd.status as trusted_device_status'])
+        .where('s.user_id', '=', userId)
+        .where('s.ended_at', 'is', null)
+        .where('s.expires_at', '>', now)
+        .where('s.idle_expires_at', '>', now)
+        .orderBy('s.last_active_at', 'desc')
+        .orderBy('s.id', 'desc')
+        .execute();
+    },
+
+    /** Ends the selected live sessions of the user in one UPDATE; returns what it ended. */
+    async end(trx: Db, userId: string, selector: SessionSelector, now: number, cause: EventCause): Promise<EndedSession[]> {
+      if ('ids' in selector && selector.ids.length === 0) return [];
+      if ('deviceIds' in selector && selector.deviceIds.length === 0) return [];
+      let query = trx
+        .updateTable('sessions')
+        .set({ ended_at: now, end_cause: cause })
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now);
+      if ('ids' in selector) query = query.where('id', 'in', selector.ids);
+      else if ('deviceIds' in selector) query = query.where('device_id', 'in', selector.deviceIds);
+      else if (selector.exceptId !== undefined) query = query.where('id', '!=', selector.exceptId);
+      return query.returning(['id', 'device_id', 'device_name']).execute();
+    },
+
+    /**
+     * Records the device activated from a session, only while the session is
+     * live: false means it ended meanwhile, and the activation must not happen.
+     */
+    async attachDevice(trx: Db, sessionId: string, userId: string, deviceId: string, now: number): Promise<boolean> {
+      const result = await trx
+        .updateTable('sessions')
+        .set({ device_id: deviceId })
+        .where('id', '=', sessionId)
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** The name of a session's device, for naming the actor of an event. */
+    async nameOf(trx: Db, id: string): Promise<string | undefined> {
+      const row = await trx.selectFrom('sessions').select('device_name').where('id', '=', id).executeTakeFirst();
+      return row?.device_name;
+    },
+
+    /** At most `limit` rows, chosen through the expiry index (housekeeping loops: src/app/housekeeping.ts). */
+    async deleteExpiredRefreshTokens(now: number, limit: number): Promise<number> {
+      const result = await db
+        .deleteFrom('refresh_tokens')
+        .where('id', 'in', (eb) => eb.selectFrom('refresh_tokens').select('id').where('expires_at', '<=', now).limit(limit))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
+    /**
+     * Sessions that ended, or reached their absolute end, before `before` (history keeps them until then).
+     * At most `limit` of each kind per call, each chosen through its index (housekeeping loops).
+     */
+    async deleteDeadBefore(before: number, limit: number): Promise<number> {
+      const ended = await db
+        .deleteFrom('sessions')
+        .where('id', 'in', (eb) => eb.selectFrom('sessions').select('id').where('ended_at', 'is not', null).where('ended_at', '<', before).limit(limit))
+        .executeTakeFirst();
+      const expired = await db
+        .deleteFrom('sessions')
+        .where('id', 'in', (eb) => eb.selectFrom('sessions').select('id').where('expires_at', '<', before).limit(limit))
+        .executeTakeFirst();
+      return Number(ended.numDeletedRows) + Number(expired.numDeletedRows);
+    },
+  };
+}
+
+export type SessionsRepository = ReturnType<typeof createSessionsRepository>;

@@ -1,0 +1,140 @@
+/**
+ * The webhook outbox (SPEC §5.7): storage only.
+ *
+ * Durability: an event's outbox row is inserted by insertEvents
+ * (src/store/history.ts) in the same transaction as the event,
+ * so an event that committed is delivered eventually (at least once) and an
+ * event that rolled back is never sent.
+ *
+ * How the events repository knows whether to write outbox rows, without a
+ * process-wide switch: the Kysely instance the app runs on carries a marker
+ * plugin (`withWebhookOutbox`) when WEBHOOK_URL is set. Plugins ride along
+ * into every transaction of that instance, so `writesWebhookOutbox(trx)`
+ * answers for the exact database handle the caller uses; two apps in one
+ * process (tests) can differ, and no caller changes. The marker transforms
+ * nothing.
+ *
+ * One attempt at a time per event, across instances: a claim is one
+ * conditional UPDATE that moves `next_attempt_at` to the end of a lease
+ * (`claimed_until`) and counts the attempt. On PostgreSQL its choice of rows
+ * skips rows locked by a concurrent claim (FOR UPDATE SKIP LOCKED), and the
+ * outer WHERE re-checks `next_attempt_at <= now` on the newest version of
+ * each row (READ COMMITTED), so a row is claimed by one instance only;
+ * SQLite serialises writers. An instance that dies mid-attempt leaves a
+ * row that is due again when its lease ends. Outcomes are written only by
+ * the attempt that holds the row (`attempts` is the fence).
+ */
+import { PostgresAdapter } from 'kysely';
+import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type { Database, Db, WebhookOutboxTable } from './schema.ts';
+
+class WebhookOutboxMarker implements KyselyPlugin {
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return args.node;
+  }
+  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result);
+  }
+}
+
+const MARKER = new WebhookOutboxMarker();
+
+/** The same database, whose events (in any of its transactions) also go to the webhook outbox. */
+export function withWebhookOutbox(db: Kysely<Database>): Kysely<Database> {
+  return writesWebhookOutbox(db) ? db : db.withPlugin(MARKER);
+}
+
+/** A database handle whose events write the outbox when webhooks are configured (app, housekeeping, CLI alike). */
+export function withWebhooks<H extends { db: Kysely<Database> }>(handle: H, webhooksConfigured: boolean): H {
+  return webhooksConfigured ? { ...handle, db: withWebhookOutbox(handle.db) } : handle;
+}
+
+export function writesWebhookOutbox(db: Db): boolean {
+  return db.getExecutor().plugins.includes(MARKER);
+}
+
+export type OutboxRow = Pick<WebhookOutboxTable, 'id' | 'type' | 'payload' | 'created_at'>;
+
+export interface ClaimedDelivery {
+  id: string;
+  payload: string;
+  attempts: number;
+}
+
+export async function insertOutbox(trx: Db, rows: readonly OutboxRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await trx
+    .insertInto('webhook_outbox')
+    .values(rows.map((r) => ({ ...r, attempts: 0, next_attempt_at: r.created_at, claimed_until: null, delivered_at: null, dead_at: null, last_error: null })))
+    .execute();
+}
+
+export function createWebhooksRepository(db: Kysely<Database>) {
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  return {
+    /**
+     * Claims up to `limit` due rows, oldest first, for one attempt each:
+     * their lease ends at `now + leaseMs`. The outer WHERE repeats the due
+     * condition so that a row another instance claimed meanwhile is skipped.
+     */
+    async claimDue(now: number, leaseMs: number, limit: number): Promise<ClaimedDelivery[]> {
+      const until = now + leaseMs;
+      return db
+        .updateTable('webhook_outbox')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: until, claimed_until: until }))
+        .where('id', 'in', (eb) => {
+          const due = eb.selectFrom('webhook_outbox').select('id').where('next_attempt_at', '<=', now).orderBy('next_attempt_at').limit(limit);
+          // PostgreSQL: rows another instance is claiming right now are passed over, not waited for, so
+          // concurrent senders take the next rows instead of all choosing (and fighting over) the same ones.
+          return postgres ? due.forUpdate().skipLocked() : due;
+        })
+        .where('next_attempt_at', '<=', now)
+        .returning(['id', 'payload', 'attempts'])
+        .execute();
+    },
+
+    /** Delivered: finished. Only the attempt that holds the row writes its outcome. */
+    async markDelivered(id: string, attempts: number, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('webhook_outbox')
+        .set({ delivered_at: now, next_attempt_at: null, claimed_until: null, last_error: null })
+        .where('id', '=', id)
+        .where('attempts', '=', attempts)
+        .where('delivered_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** Failed: due again at `nextAttemptAt`, or dead when that is null. */
+    async markFailed(id: string, attempts: number, now: number, nextAttemptAt: number | null, error: string): Promise<void> {
+      await db
+        .updateTable('webhook_outbox')
+        .set({ next_attempt_at: nextAttemptAt, claimed_until: null, dead_at: nextAttemptAt === null ? now : null, last_error: error.slice(0, 200) })
+        .where('id', '=', id)
+        .where('attempts', '=', attempts)
+        .where('delivered_at', 'is', null)
+        .execute();
+    },
+
+    find(id: string): Promise<WebhookOutboxTable | undefined> {
+      return db.selectFrom('webhook_outbox').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+
+    /** Housekeeping, at most `limit` rows: delivered rows after a day, dead ones after the event retention. */
+    async pruneFinished(deliveredBefore: number, deadBefore: number, limit = 10_000): Promise<number> {
+      const delivered = await db
+        .deleteFrom('webhook_outbox')
+        .where('id', 'in', (eb) => eb.selectFrom('webhook_outbox').select('id').where('delivered_at', '<', deliveredBefore).limit(limit))
+        .executeTakeFirst();
+      const left = limit - Number(delivered.numDeletedRows);
+      if (left <= 0) return limit;
+      const dead = await db
+        .deleteFrom('webhook_outbox')
+        .where('id', 'in', (eb) => eb.selectFrom('webhook_outbox').select('id').where('dead_at', '<', deadBefore).limit(left))
+        .executeTakeFirst();
+      return Number(delivered.numDeletedRows) + Number(dead.numDeletedRows);
+    },
+  };
+}
+
+export type WebhooksRepository = ReturnType<typeof createWebhooksRepository>;
