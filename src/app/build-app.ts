@@ -56,7 +56,7 @@ import { accessTokenKeysFor, createAccessTokens } from '../platform/crypto/acces
 import { createEncryptor } from '../platform/crypto/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from '../platform/crypto/passwords.ts';
 import { webPlugin } from '../features/web/web.plugin.ts';
-import { withWebhooks } from '../store/webhook-outbox.repository.ts';
+import { createHistory } from '../store/history.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
@@ -92,8 +92,9 @@ export const LOG_REDACT_PATHS = [
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys } = deps;
-  // With webhooks on, every event written through this handle also writes its outbox row (src/webhooks).
-  const database = withWebhooks(deps.database, config.webhook !== undefined);
+  const database = deps.database;
+  // The one event writer: with webhooks on, every event also writes its outbox row.
+  const history = createHistory({ webhooks: config.webhook !== undefined });
   const clock = deps.clock ?? systemClock;
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
@@ -196,8 +197,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Services: built once per app; nothing below runs per request.
   const users = createUsersRepository(database.db);
   const mfaRepository = createMfaRepository(database.db);
-  const webauthnRepository = createWebauthnRepository(database.db);
-  const baseDevicesRepository = createDevicesRepository(database.db);
+  const webauthnRepository = createWebauthnRepository(database.db, history);
+  const baseDevicesRepository = createDevicesRepository(database.db, history);
   const devicesRepository = deps.wrapDevicesRepository?.(baseDevicesRepository) ?? baseDevicesRepository;
   const baseSessionsRepository = createSessionsRepository(database.db);
   const sessionsRepository = deps.wrapSessionsRepository?.(baseSessionsRepository) ?? baseSessionsRepository;
@@ -208,8 +209,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ttlSeconds: config.accessTokenTtlSeconds,
     clock,
   });
-  const revocation = createRevocation({ db: database.db, devices: devicesRepository, sessions: sessionsRepository, mfa: mfaRepository, clock });
+  const revocation = createRevocation({ db: database.db, history, devices: devicesRepository, sessions: sessionsRepository, mfa: mfaRepository, clock });
   const sessions = createSessionsService({
+    history,
     db: database.db,
     repository: sessionsRepository,
     revocation,
@@ -234,6 +236,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
   const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({
+    history,
     repository: devicesRepository,
     sessions: sessionsRepository,
     revocation,
@@ -276,23 +279,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
   });
 
-  const context = {
+  // Each route plugin gets its own feature's service, the seams of others it
+  // needs (src/domain/contracts.ts) and the per-request helpers.
+  const http = {
     config,
-    auth,
-    mfa,
-    devices,
-    sessions,
-    account,
-    accountMail,
     requestDevice: createRequestDeviceReader(createFingerprinter(keys.fingerprintKey)),
     authenticate: createAuthenticate(accessTokens, sessions),
   };
 
-  await app.register(authRoutes, { ...context, prefix: `${API_PREFIX}/auth` });
-  await app.register(mfaRoutes, { ...context, prefix: `${API_PREFIX}/mfa` });
-  await app.register(devicesRoutes, { ...context, prefix: `${API_PREFIX}/devices` });
-  await app.register(sessionsRoutes, { ...context, prefix: `${API_PREFIX}/sessions` });
+  await app.register(authRoutes, { ...http, auth, sessions, devices, prefix: `${API_PREFIX}/auth` });
+  await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, prefix: `${API_PREFIX}/mfa` });
+  await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
+  await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });
   const admin = createAdminService({
+    history,
     db: database.db,
     repository: createAdminRepository(database.db),
     users,
@@ -303,8 +303,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
   });
   await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
-  await app.register(webauthnRoutes, { ...context, webauthn, prefix: API_PREFIX });
-  await app.register(accountRoutes, { ...context, prefix: API_PREFIX });
+  await app.register(webauthnRoutes, { ...http, webauthn, accounts: auth, prefix: API_PREFIX });
+  await app.register(accountRoutes, { ...http, account, prefix: API_PREFIX });
   await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(jwksRoutes, { accessTokens });

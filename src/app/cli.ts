@@ -6,12 +6,11 @@ import { loadConfig } from '../platform/config.ts';
 import { connectDatabase } from '../store/connect.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { pruneExpired } from './housekeeping.ts';
-import { withWebhooks } from '../store/webhook-outbox.repository.ts';
 
 const command = process.argv[2];
 const config = loadConfig(process.env);
-// Pruning marks expired devices with events: those go to the webhook outbox too.
-const database = withWebhooks(connectDatabase(config.databaseUrl, { poolSize: 2, statementTimeoutMs: 600_000 }), config.webhook !== undefined);
+// Pruning marks expired devices with events, which go to the webhook outbox too (pruneExpired reads config.webhook).
+const database = connectDatabase(config.databaseUrl, { poolSize: 2, statementTimeoutMs: 600_000 });
 try {
   if (command === 'migrate') {
     const applied = await migrateToLatest(database.db);

@@ -25,6 +25,7 @@ import { createAccountRepository } from '../store/account.repository.ts';
 import { createSessionsRepository } from '../store/sessions.repository.ts';
 import { createWebhooksRepository } from '../store/webhook-outbox.repository.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
+import { createHistory } from '../store/history.ts';
 
 export const BATCH_SIZE = 500;
 export const MAX_BATCHES_PER_RUN = 200;
@@ -66,17 +67,19 @@ async function drain(batch: (limit: number) => Promise<number>, batchSize: numbe
 
 export async function pruneExpired(
   database: DatabaseHandle,
-  config: Pick<Config, 'eventRetentionDays'>,
+  config: Pick<Config, 'eventRetentionDays'> & Partial<Pick<Config, 'webhook'>>,
   clock: Clock = systemClock,
   options: PruneOptions = {},
 ): Promise<PruneResult> {
   const now = clock.now();
   const retention = config.eventRetentionDays * DAY;
   const batchSize = options.batchSize ?? BATCH_SIZE;
-  const devices = createDevicesRepository(database.db);
+  // Expiring a device writes an event: with webhooks configured, its outbox row too.
+  const history = createHistory({ webhooks: config.webhook !== undefined });
+  const devices = createDevicesRepository(database.db, history);
   const mfa = createMfaRepository(database.db);
   const sessions = createSessionsRepository(database.db);
-  const webauthn = createWebauthnRepository(database.db);
+  const webauthn = createWebauthnRepository(database.db, history);
   const account = createAccountRepository(database.db);
   const webhooks = createWebhooksRepository(database.db);
 

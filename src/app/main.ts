@@ -10,7 +10,6 @@ import { connectDatabase } from '../store/connect.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { resolveKeys } from '../platform/keys.ts';
 import { startHousekeeping } from './housekeeping.ts';
-import { withWebhooks } from '../store/webhook-outbox.repository.ts';
 import { createWebhookSender } from '../features/webhooks/webhooks.service.ts';
 import { createAccountMailComposer } from '../features/account/account-mail.ts';
 import { createAccountRepository } from '../store/account.repository.ts';
@@ -33,11 +32,11 @@ async function main(): Promise<void> {
   const keys = resolveKeys(config);
 
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
-  const database = withWebhooks(connectDatabase(config.databaseUrl, {
+  const database = connectDatabase(config.databaseUrl, {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     onBackgroundError: (error) => app?.log.warn({ err: error }, 'database connection error'),
-  }), config.webhook !== undefined);
+  });
   await migrateToLatest(database.db);
 
   // Fail fast rather than queue: while Redis is away, rate limits count in

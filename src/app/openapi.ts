@@ -13,9 +13,9 @@ import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
 import { LoginSession, MfaChallenge, PendingDevice, TokenPair, User } from '../features/auth/auth.schemas.ts';
-import { DeviceEvent, DeviceSchema } from '../features/devices/devices.schemas.ts';
+import { DeviceEvent, DeviceSchema } from '../domain/views/device.ts';
 import { MfaStatus } from '../features/mfa/mfa.schemas.ts';
-import { SessionSchema } from '../features/sessions/sessions.schemas.ts';
+import { SessionSchema } from '../domain/views/session.ts';
 import { openApiWebhooks } from '../features/webhooks/webhooks.schemas.ts';
 import { ErrorEnvelope } from '../platform/http/envelope.ts';
 

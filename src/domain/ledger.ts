@@ -29,7 +29,7 @@ import type { Clock } from '../platform/clock.ts';
 import { lockUser } from '../store/locks.ts';
 import type { Database, EventCause } from '../store/schema.ts';
 import type { DevicesRepository } from '../store/devices.repository.ts';
-import { type Actor, type EventInput, insertEvents } from '../store/history.ts';
+import { type Actor, type EventInput, type History } from '../store/history.ts';
 import type { MfaRepository } from '../store/mfa.repository.ts';
 import type { SessionSelector, SessionsRepository } from '../store/sessions.repository.ts';
 import type { Kysely, Transaction } from 'kysely';
@@ -85,6 +85,8 @@ export interface Ended {
 }
 
 export interface RevocationOptions {
+  /** The one event writer (it also fills the outboxes). */
+  history: History;
   db: Kysely<Database>;
   devices: DevicesRepository;
   sessions: SessionsRepository;
@@ -102,7 +104,7 @@ export class NothingToEnd extends Error {
 }
 
 export function createRevocation(options: RevocationOptions) {
-  const { db, devices, sessions, mfa, clock } = options;
+  const { db, devices, sessions, mfa, clock, history } = options;
 
   const causeOf = (row: Row, actor: Actor): EventCause => (row.cause !== 'actor' ? row.cause : actor.type === 'admin' ? 'admin' : 'user');
 
@@ -158,7 +160,7 @@ export function createRevocation(options: RevocationOptions) {
     }
     for (const a of activations) events.push({ ...base, type: 'activation_revoked', deviceId: a.id, subjectName: a.device_name });
 
-    await insertEvents(trx, events, now);
+    await history.append(trx, events, now);
     return { devices: endedDevices.map((d) => d.id), sessions: endedSessions.map((s) => s.id), activations: activations.length, challenges };
   }
 

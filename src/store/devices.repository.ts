@@ -10,7 +10,7 @@
 import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
 import { directSqlite } from './connect.ts';
 import type { ActivationTokensTable, Database, Db, DeviceStatus, RetiredDeviceTokensTable, TrustedDevicesTable } from './schema.ts';
-import { type EventInput, insertEvents, SYSTEM } from './history.ts';
+import { type EventInput, type History, SYSTEM } from './history.ts';
 
 export type ActivationToken = ActivationTokensTable;
 export type TrustedDevice = TrustedDevicesTable;
@@ -69,7 +69,7 @@ const ACTIVE = sql.lit<DeviceStatus>('active');
 const ENDED_AT = sql<number>`coalesce(revoked_at, expires_at)`;
 
 
-export function createDevicesRepository(db: Kysely<Database>) {
+export function createDevicesRepository(db: Kysely<Database>, history: History) {
   // The device list is the hot read (every page of a client shows it): its
   // SQL is built and compiled once, and each call only binds its parameters
   // (user_id, now), in that order (the status is a literal: a bound one costs ~10 µs per call on SQLite).
@@ -93,11 +93,11 @@ export function createDevicesRepository(db: Kysely<Database>) {
       return db.transaction().execute(work);
     },
 
-    recordEvents: (events: EventInput[], now: number) => insertEvents(db, events, now),
+    recordEvents: (events: EventInput[], now: number) => history.append(db, events, now),
 
     async insertActivation(trx: Db, row: ActivationToken, event: EventInput): Promise<void> {
       await trx.insertInto('activation_tokens').values(row).execute();
-      await insertEvents(trx, [event], row.created_at);
+      await history.append(trx, [event], row.created_at);
     },
 
     findActivation(tokenHash: string): Promise<ActivationToken | undefined> {
@@ -203,7 +203,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
           .insertInto('retired_device_tokens')
           .values({ token_hash: presentedHash, user_id: userId, device_id: deviceId, retired_at: now, expires_at: rotated.expires_at })
           .execute();
-        await insertEvents(trx, [event], now);
+        await history.append(trx, [event], now);
         return rotated;
       });
     },
@@ -364,7 +364,7 @@ export function createDevicesRepository(db: Kysely<Database>) {
           .where('status', '=', ACTIVE)
           .returning(['id', 'user_id', 'device_name'])
           .execute();
-        await insertEvents(
+        await history.append(
           trx,
           due.map((d): EventInput => ({ userId: d.user_id, deviceId: d.id, subjectName: d.device_name, type: 'expired', actor: SYSTEM })),
           now,

@@ -8,7 +8,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, Db, WebauthnChallengesTable, WebauthnCredentialsTable } from './schema.ts';
-import { type EventInput, insertEvents } from './history.ts';
+import { type EventInput, type History } from './history.ts';
 
 export type WebauthnCredential = WebauthnCredentialsTable;
 export type WebauthnChallenge = WebauthnChallengesTable;
@@ -20,7 +20,7 @@ export type ChallengeBinding =
   /** Found by its attempt token; the caller compares the challenge (the attempt is burnt either way). */
   | { purpose: 'passwordless'; attemptHash: string };
 
-export function createWebauthnRepository(db: Kysely<Database>) {
+export function createWebauthnRepository(db: Kysely<Database>, history: History) {
   return {
     transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
       return db.transaction().execute(work);
@@ -60,7 +60,7 @@ export function createWebauthnRepository(db: Kysely<Database>) {
         .returning('id')
         .executeTakeFirst();
       if (inserted === undefined) return false;
-      await insertEvents(trx, [event], row.created_at);
+      await history.append(trx, [event], row.created_at);
       return true;
     },
 
@@ -109,7 +109,7 @@ export function createWebauthnRepository(db: Kysely<Database>) {
     async deleteCredential(trx: Db, userId: string, id: string, event: Omit<EventInput, 'subjectName'>, now: number): Promise<number | null> {
       const deleted = await trx.deleteFrom('webauthn_credentials').where('id', '=', id).where('user_id', '=', userId).returning('name').executeTakeFirst();
       if (deleted === undefined) return null;
-      await insertEvents(trx, [{ ...event, subjectName: deleted.name }], now);
+      await history.append(trx, [{ ...event, subjectName: deleted.name }], now);
       const left = await trx
         .selectFrom('webauthn_credentials')
         .select((eb) => eb.fn.countAll<number>().as('count'))
@@ -118,7 +118,7 @@ export function createWebauthnRepository(db: Kysely<Database>) {
       return Number(left.count);
     },
 
-    recordEvents: (events: EventInput[], now: number) => insertEvents(db, events, now),
+    recordEvents: (events: EventInput[], now: number) => history.append(db, events, now),
 
     /** One bounded batch of expired challenges (housekeeping loops over batches). */
     async deleteExpiredChallenges(now: number, limit: number): Promise<number> {

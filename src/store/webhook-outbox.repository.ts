@@ -1,18 +1,10 @@
 /**
  * The webhook outbox (SPEC §5.7): storage only.
  *
- * Durability: an event's outbox row is inserted by insertEvents
+ * Durability: an event's outbox row is inserted by history.append
  * (src/store/history.ts) in the same transaction as the event,
  * so an event that committed is delivered eventually (at least once) and an
  * event that rolled back is never sent.
- *
- * How the events repository knows whether to write outbox rows, without a
- * process-wide switch: the Kysely instance the app runs on carries a marker
- * plugin (`withWebhookOutbox`) when WEBHOOK_URL is set. Plugins ride along
- * into every transaction of that instance, so `writesWebhookOutbox(trx)`
- * answers for the exact database handle the caller uses; two apps in one
- * process (tests) can differ, and no caller changes. The marker transforms
- * nothing.
  *
  * One attempt at a time per event, across instances: a claim is one
  * conditional UPDATE that moves `next_attempt_at` to the end of a lease
@@ -27,31 +19,6 @@
 import { PostgresAdapter } from 'kysely';
 import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import type { Database, Db, WebhookOutboxTable } from './schema.ts';
-
-class WebhookOutboxMarker implements KyselyPlugin {
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    return args.node;
-  }
-  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    return Promise.resolve(args.result);
-  }
-}
-
-const MARKER = new WebhookOutboxMarker();
-
-/** The same database, whose events (in any of its transactions) also go to the webhook outbox. */
-export function withWebhookOutbox(db: Kysely<Database>): Kysely<Database> {
-  return writesWebhookOutbox(db) ? db : db.withPlugin(MARKER);
-}
-
-/** A database handle whose events write the outbox when webhooks are configured (app, housekeeping, CLI alike). */
-export function withWebhooks<H extends { db: Kysely<Database> }>(handle: H, webhooksConfigured: boolean): H {
-  return webhooksConfigured ? { ...handle, db: withWebhookOutbox(handle.db) } : handle;
-}
-
-export function writesWebhookOutbox(db: Db): boolean {
-  return db.getExecutor().plugins.includes(MARKER);
-}
 
 export type OutboxRow = Pick<WebhookOutboxTable, 'id' | 'type' | 'payload' | 'created_at'>;
 

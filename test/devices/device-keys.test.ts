@@ -4,6 +4,7 @@
  * Keys are ES256 pairs made here with node:crypto's WebCrypto, non-extractable,
  * the way the web app makes them.
  */
+import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -391,7 +392,7 @@ for (const kind of databaseKinds()) {
       await db.insertInto('retired_device_tokens').values([...retired(250, now), ...retired(2, now + 1)]).execute();
 
       const { createDevicesRepository } = await import('../../src/store/devices.repository.ts');
-      const repo = createDevicesRepository(db);
+      const repo = createDevicesRepository(db, createHistory({ webhooks: false }));
       assert.equal(await repo.deleteExpiredChallenges(now, 400), 400, 'one bounded batch per call (housekeeping loops)');
       let challenges = 400;
       for (let n; (n = await repo.deleteExpiredChallenges(now, 400)) > 0; ) challenges += n;

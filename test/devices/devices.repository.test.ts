@@ -3,6 +3,7 @@
  * single-use guarantees must hold in SQL itself, not only because the
  * service happened to read first.
  */
+import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createDevicesRepository } from '../../src/store/devices.repository.ts';
@@ -19,7 +20,7 @@ for (const kind of databaseKinds()) {
 
     before(async () => {
       db = await kind.create();
-      repo = createDevicesRepository(db.handle.db);
+      repo = createDevicesRepository(db.handle.db, createHistory({ webhooks: false }));
       await db.handle.db
         .insertInto('users')
         .values({ id: userId, email: `${userId}@example.com`, password_hash: 'x', display_name: null, created_at: now, updated_at: now })

@@ -6,6 +6,7 @@
  * race and the pinned GCM tag length live here too: both are "a value that
  * must not be taken as something else".
  */
+import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -108,7 +109,7 @@ for (const kind of databaseKinds()) {
         },
       };
       const db = t.db.handle.db;
-      const revocation = createRevocation({ db, devices: createDevicesRepository(db), sessions: createSessionsRepository(db), mfa: real, clock: t.clock });
+      const revocation = createRevocation({ db, history: createHistory({ webhooks: false }), devices: createDevicesRepository(db, createHistory({ webhooks: false })), sessions: createSessionsRepository(db), mfa: real, clock: t.clock });
       const service = createMfaService({ repository, revocation, encryptor, dataEncryptionKey: key, clock: t.clock });
       const first = await createMfaService({ repository: real, revocation, encryptor, dataEncryptionKey: key, clock: t.clock }).setup(user.userId, user.email, undefined);
       await assert.rejects(service.confirmSetup(user.userId, totpCode(first.secret, t.clock.now()), SYSTEM), (error: any) => error.code === 'NO_PENDING_SETUP');

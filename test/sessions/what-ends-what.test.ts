@@ -12,6 +12,7 @@
  *   X  the browser that acts (changes the password, revokes …): session X, pending activation pX;
  *   C  a sign-in waiting for its second factor: temporary token tC.
  */
+import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createDevicesRepository } from '../../src/store/devices.repository.ts';
@@ -253,7 +254,7 @@ for (const kind of databaseKinds()) {
       test(`${name} (through the module)`, async () => {
         const s = await scenario();
         const db = t.db.handle.db;
-        const revocation = createRevocation({ db, devices: createDevicesRepository(db), sessions: createSessionsRepository(db), mfa: createMfaRepository(db), clock: t.clock });
+        const revocation = createRevocation({ db, history: createHistory({ webhooks: false }), devices: createDevicesRepository(db, createHistory({ webhooks: false })), sessions: createSessionsRepository(db), mfa: createMfaRepository(db), clock: t.clock });
         await revocation.run(event(s, s.user.userId));
         await assertRow(s, expected);
       });

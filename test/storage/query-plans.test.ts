@@ -10,6 +10,7 @@
  * not depend on how many rows the table holds: what is chosen here on an
  * empty database is what runs at a million rows.
  */
+import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
@@ -85,7 +86,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     t.clock.advance(31_000);
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: bound.body.data.device_token })); // reuse → revoked
     // The housekeeping of §5.5's two tables (the rest of pruneExpired is not part of this walk).
-    const repository = createDevicesRepository(t.db.handle.db);
+    const repository = createDevicesRepository(t.db.handle.db, createHistory({ webhooks: false }));
     await repository.deleteExpiredChallenges(t.clock.now(), 500);
     await repository.deleteExpiredRetiredTokens(t.clock.now() + 40 * 86_400_000, 500);
     const phone = await loginWithMfa(t, user, laptop({ userAgent: SAFARI_IPHONE }));

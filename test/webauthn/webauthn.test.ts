@@ -3,6 +3,7 @@
  * software authenticator that makes real attestation and assertion objects
  * (test/helpers/webauthn.ts): the verifier is @simplewebauthn/server, unmocked.
  */
+import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -332,7 +333,7 @@ for (const kind of databaseKinds()) {
       test('the counter moves forward in one conditional UPDATE: the same or a lower value never wins twice', async () => {
         const user = await signupAndLogin(t.app);
         const { api } = await register(user);
-        const repository = createWebauthnRepository(t.db.handle.db);
+        const repository = createWebauthnRepository(t.db.handle.db, createHistory({ webhooks: false }));
         const now = t.clock.now();
         assert.equal(await repository.advanceCounter(api.id, 7, now), true);
         assert.equal(await repository.advanceCounter(api.id, 7, now), false, 'the same value again (a concurrent twin) loses');

@@ -19,8 +19,8 @@ import { Webhook } from 'standardwebhooks';
 import { ManualClock } from '../../src/platform/clock.ts';
 import { ConfigError, loadConfig } from '../../src/platform/config.ts';
 import { connectDatabase, directSqlite } from '../../src/store/connect.ts';
-import { insertEvents, SYSTEM } from '../../src/store/history.ts';
-import { createWebhooksRepository, withWebhookOutbox } from '../../src/store/webhook-outbox.repository.ts';
+import { createHistory, SYSTEM } from '../../src/store/history.ts';
+import { createWebhooksRepository } from '../../src/store/webhook-outbox.repository.ts';
 import { backoffMs, createWebhookSender, WEBHOOK_BATCH_SIZE } from '../../src/features/webhooks/webhooks.service.ts';
 import { call, createTestApp, databaseKinds, laptop, signupAndLogin, type TestApp } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
@@ -175,17 +175,18 @@ for (const kind of databaseKinds()) {
       try {
         const user = await signupAndLogin(t.app, laptop());
         const before = (await t.db.handle.db.selectFrom('webhook_outbox').select('id').execute()).length;
-        const db = withWebhookOutbox(t.db.handle.db);
+        const db = t.db.handle.db;
+        const history = createHistory({ webhooks: true });
         await assert.rejects(
           db.transaction().execute(async (trx) => {
-            await insertEvents(trx, [{ userId: user.userId, type: 'revoked_all', actor: SYSTEM }], t.clock.now());
+            await history.append(trx, [{ userId: user.userId, type: 'revoked_all', actor: SYSTEM }], t.clock.now());
             throw new Error('the change being recorded failed');
           }),
         );
         assert.equal((await t.db.handle.db.selectFrom('webhook_outbox').select('id').execute()).length, before);
         assert.equal((await t.db.handle.db.selectFrom('device_events').select('id').where('type', '=', 'revoked_all').where('user_id', '=', user.userId).execute()).length, 0);
-        // Outside a transaction, insertEvents opens one for both.
-        await insertEvents(db, [{ userId: user.userId, type: 'revoked_all', actor: SYSTEM }], t.clock.now());
+        // Outside a transaction, append opens one for both.
+        await history.append(db, [{ userId: user.userId, type: 'revoked_all', actor: SYSTEM }], t.clock.now());
         assert.equal((await t.db.handle.db.selectFrom('webhook_outbox').select('id').execute()).length, before + 1);
       } finally {
         await t.close();
@@ -311,7 +312,8 @@ for (const kind of databaseKinds()) {
         const t = await createTestApp(kind, { env: webhookEnv(receiver.url) });
         const second = connectDatabase(t.db.url, { searchPath: t.db.searchPath, poolSize: 4 });
         try {
-          const db = withWebhookOutbox(t.db.handle.db);
+          const db = t.db.handle.db;
+          const history = createHistory({ webhooks: true });
           await second.ping(); // both pools connected before the race
           // Two instances (two pools), two senders each; three rounds of three batches: many chances to collide.
           const senders = [t.db.handle.db, second.db, t.db.handle.db, second.db].map((handle) => senderFor(t, receiver.url, {}, handle));
@@ -321,7 +323,7 @@ for (const kind of databaseKinds()) {
             const users = Array.from({ length: 3 * WEBHOOK_BATCH_SIZE }, () => crypto.randomUUID());
             const now = t.clock.now();
             await db.insertInto('users').values(users.map((id) => ({ id, email: `${id}@example.com`, password_hash: 'x', display_name: null, created_at: now, updated_at: now }))).execute();
-            await db.transaction().execute((trx) => insertEvents(trx, users.map((userId) => ({ userId, type: 'revoked_all' as const, actor: SYSTEM })), now));
+            await db.transaction().execute((trx) => history.append(trx, users.map((userId) => ({ userId, type: 'revoked_all' as const, actor: SYSTEM })), now));
             const results = await Promise.all(senders.map(drain));
             results.forEach((r, i) => (perInstance[i % 2]! += r.delivered));
             total += users.length;
@@ -354,12 +356,3 @@ test('the OpenAPI document describes the webhook payload', async () => {
   }
 });
 
-test('with webhooks on, the hot reads keep their direct SQLite statements (the outbox marker wraps the Kysely instance)', async () => {
-  const handle = connectDatabase('sqlite::memory:');
-  try {
-    assert.ok(directSqlite(handle.db), 'the connection has direct statements');
-    assert.equal(directSqlite(withWebhookOutbox(handle.db)), directSqlite(handle.db));
-  } finally {
-    await handle.close();
-  }
-});

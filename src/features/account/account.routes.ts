@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { normaliseEmail } from '../auth/auth.service.ts';
+import { normaliseEmail } from '../../platform/context.ts';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { RouteContext } from '../../platform/http/context.ts';
+import type { HttpTools } from '../../platform/http/context.ts';
+import type { AccountService } from './account.service.ts';
 import { ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { requestActor } from '../../platform/http/request-device.ts';
@@ -11,7 +12,7 @@ const tags = ['auth'];
 const REPORT_TOKEN_SHAPE = /^tdx_[A-Za-z0-9_-]{43}$/;
 
 /** Under /api/v1: verification, reset and report. */
-export const accountRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: AccountService }> = async (app, ctx) => {
   const { account, authenticate } = ctx;
   const linkLimit = rateLimitConfig(RATE_LIMITS.emailLink);
 

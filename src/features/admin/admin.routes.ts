@@ -5,11 +5,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { deviceJson, eventJson } from '../devices/devices.json.ts';
+import { deviceJson, eventJson } from '../../domain/views/device.ts';
 import { UnauthorizedError } from '../../platform/errors.ts';
 import { iso, ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
-import { sessionJson } from '../sessions/sessions.json.ts';
+import { sessionJson } from '../../domain/views/session.ts';
 import type { AdminPrincipal, AdminRequest, AdminScope, AdminService } from './admin.service.ts';
 import * as S from './admin.schemas.ts';
 

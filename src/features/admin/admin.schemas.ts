@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
-import { Device, EventsQuery as UserEventsQuery, EventsData } from '../devices/devices.schemas.ts';
+import { Device, EventsQuery as UserEventsQuery, EventsData } from '../../domain/views/device.ts';
 import { IsoTime, PRINTABLE } from '../../platform/http/envelope.ts';
-import { Session } from '../sessions/sessions.schemas.ts';
+import { Session } from '../../domain/views/session.ts';
 
 export const EmailQuery = Type.Object({ email: Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE }) }, { additionalProperties: false });
 // Any string: an id that is not a UUID is answered like an unknown one (404).

@@ -30,12 +30,10 @@ import type { Clock } from '../../platform/clock.ts';
 import { MINUTE } from '../../platform/clock.ts';
 import { lockUser } from '../../store/locks.ts';
 import type { Database } from '../../store/schema.ts';
-import type { DevicesService } from '../devices/devices.service.ts';
+import type { DeviceDirectory, MfaStatus, SessionDirectory } from '../../domain/contracts.ts';
 import { AppError, UnauthorizedError } from '../../platform/errors.ts';
-import { type Actor, insertEvents } from '../../store/history.ts';
-import type { MfaService } from '../mfa/mfa.service.ts';
+import { type Actor, type History } from '../../store/history.ts';
 import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
-import type { SessionsService } from '../sessions/sessions.service.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import type { AdminRepository } from '../../store/admin.repository.ts';
 
@@ -85,18 +83,20 @@ export function createAdminKeys(repository: AdminRepository, clock: Clock) {
 }
 
 export interface AdminServiceOptions {
+  /** The one event writer (it also fills the outboxes). */
+  history: History;
   db: Kysely<Database>;
   repository: AdminRepository;
   users: UsersRepository;
-  mfa: Pick<MfaService, 'isEnabled'>;
-  devices: Pick<DevicesService, 'list' | 'events'>;
-  sessions: Pick<SessionsService, 'list'>;
+  mfa: MfaStatus;
+  devices: DeviceDirectory;
+  sessions: SessionDirectory;
   revocation: Revocation;
   clock: Clock;
 }
 
 export function createAdminService(options: AdminServiceOptions) {
-  const { db, repository, users, mfa, devices, sessions, revocation, clock } = options;
+  const { db, repository, users, mfa, devices, sessions, revocation, clock, history } = options;
 
   const actorOf = (request: AdminRequest): Actor => ({ type: 'admin', name: request.principal.name, ipAddress: request.ipAddress, userAgent: request.userAgent });
   const userNotFound = () => new AppError('USER_NOT_FOUND');
@@ -109,7 +109,7 @@ export function createAdminService(options: AdminServiceOptions) {
 
   /** Records the read in the user's history first: a read that cannot be recorded does not happen. */
   async function viewed(request: AdminRequest, userId: string, what: 'account' | 'devices' | 'sessions' | 'events'): Promise<void> {
-    await insertEvents(db, [{ userId, type: 'admin_viewed', subjectName: what, actor: actorOf(request) }], clock.now());
+    await history.append(db, [{ userId, type: 'admin_viewed', subjectName: what, actor: actorOf(request) }], clock.now());
   }
 
   async function profile(user: { id: string; email: string; display_name: string | null; created_at: number }) {
@@ -203,7 +203,7 @@ export function createAdminService(options: AdminServiceOptions) {
       const actor = actorOf(request);
       const { sessions: ended } = await revocation.run({ kind: 'sessions_ended', userId, actor }, async (trx) => {
         await lockUser(trx, userId); // the §4.1 lock order: the user's row first (src/store/locks.ts)
-        await insertEvents(trx, [{ userId, type: 'sessions_revoked_all', cause: 'admin', actor }], clock.now());
+        await history.append(trx, [{ userId, type: 'sessions_revoked_all', cause: 'admin', actor }], clock.now());
       });
       return ended.length;
     },

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { RouteContext } from '../../platform/http/context.ts';
+import type { DeviceChallenges, SessionTokenRotation } from '../../domain/contracts.ts';
+import type { HttpTools } from '../../platform/http/context.ts';
+import type { AuthService } from './auth.service.ts';
 import { iso, NoContent, ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { requestActor } from '../../platform/http/request-device.ts';
-import { pendingDeviceJson } from '../devices/devices.json.ts';
+import { pendingDeviceJson } from '../../domain/views/device.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
 import { ValidationError } from '../../platform/errors.ts';
@@ -13,7 +15,13 @@ import * as S from './auth.schemas.ts';
 
 const tags = ['auth'];
 
-export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+export interface AuthRouteContext extends HttpTools {
+  auth: AuthService;
+  sessions: SessionTokenRotation;
+  devices: DeviceChallenges;
+}
+
+export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (app, ctx) => {
   const { auth, sessions, devices, requestDevice, authenticate, config } = ctx;
 
   /** The refresh token as the td_refresh cookie when the browser asks for it (src/platform/http/cookies.ts). */
@@ -141,5 +149,43 @@ export const authRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, c
     const { current_password, new_password } = request.body;
     const result = await auth.changePassword(request.auth.userId, current_password, new_password, requestActor(request));
     return ok(result, 'Password changed. Trusted devices were revoked and your other sessions were signed out.');
+  });
+
+  app.post('/mfa/webauthn/options', {
+    config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
+    schema: {
+      tags: ['auth', 'webauthn'],
+      operationId: 'webauthnMfaOptions',
+      security: [],
+      summary: 'Second step of a login with a passkey or security key: assertion options for this temporary token',
+      body: S.SecondFactorOptionsBody,
+      response: withErrors({ 200: success(S.WebauthnOptionsData) }),
+    },
+  }, async (request) => {
+    const options = await auth.webauthnSecondFactorOptions(request.body.temporary_token, requestDevice(request));
+    return ok({ options }, 'Sign the challenge, then send the answer to /auth/mfa/verify as webauthn.');
+  });
+
+  app.post('/passkey/options', {
+    config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
+    schema: { operationId: 'passkeyOptions', security: [], tags: ['auth', 'webauthn'], summary: 'Start a passwordless sign-in with a passkey', body: S.PasskeyOptionsBody, response: withErrors({ 200: success(S.PasskeyOptionsData) }) },
+  }, async (request) => ok(await auth.passkeyOptions(requestDevice(request)), 'Sign in with a passkey, then send the answer with the attempt token.'));
+
+  app.post('/passkey/verify', {
+    config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
+    schema: {
+      tags: ['auth', 'webauthn'],
+      operationId: 'passkeyVerify',
+      security: [],
+      summary: 'Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted',
+      body: S.PasskeyVerifyBody,
+      response: withErrors({ 200: success(S.PasskeySignInData) }),
+    },
+  }, async (request, reply) => {
+    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request)));
+    // On a trusted device the token was rotated (SPEC §5.5): hand the browser its successor.
+    if (result.device_token) setDeviceCookie(reply, request, config.cookieSecure, result.device_token, deviceCookieMaxAge ?? 0);
+    const pending = result.trusted_device && { ...result.trusted_device, expires_at: iso(result.trusted_device.expires_at), trust_ttl_days: config.deviceTrustTtlDays };
+    return ok({ ...result, trusted_device: pending }, result.trusted_device_id ? 'Signed in with a passkey on a trusted device.' : 'Signed in with a passkey.');
   });
 };

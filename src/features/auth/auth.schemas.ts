@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { IsoTime, PRINTABLE, ref } from '../../platform/http/envelope.ts';
-import { AuthenticationResponse } from '../webauthn/webauthn.schemas.ts';
+import { AuthenticationResponse, PublicKeyOptions } from '../../platform/http/webauthn-json.ts';
 
 
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
@@ -127,3 +127,14 @@ export const PasswordPolicyData = Type.Object({
   require_digit: Type.Boolean({ description: 'A digit of Unicode category Nd.' }),
   description: Type.String(),
 });
+
+// Passkey sign-in and the WebAuthn second step of a login (docs/passkeys.md).
+export const SecondFactorOptionsBody = Type.Object({ temporary_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+export const PasskeyOptionsBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
+export const PasskeyVerifyBody = Type.Object(
+  { attempt_token: Type.String({ minLength: 1, maxLength: 512 }), response: AuthenticationResponse },
+  { additionalProperties: false },
+);
+
+export const WebauthnOptionsData = Type.Object({ options: PublicKeyOptions });
+export const PasskeyOptionsData = Type.Object({ options: PublicKeyOptions, attempt_token: Type.String(), expires_in: Type.Integer() });

@@ -17,16 +17,14 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
-import type { DeviceTrust, PendingDevice, RequestDevice, TrustGrantInput } from '../devices/devices.service.ts';
+import type { DeviceTrust, PendingDevice, SecondFactor, SecondFactorGate, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
 import type { Actor } from '../../store/history.ts';
 import type { MfaRepository } from '../../store/mfa.repository.ts';
-import type { MfaService, SecondFactor } from '../mfa/mfa.service.ts';
 import type { Revocation } from '../../domain/ledger.ts';
 import { type PasswordHasher, passwordProblems } from '../../platform/crypto/passwords.ts';
 import { generateToken, hashToken, looksLike, newId } from '../../platform/crypto/tokens.ts';
-import type { SessionsService, SessionTokens } from '../sessions/sessions.service.ts';
-import type { WebauthnFactor } from '../webauthn/webauthn.service.ts';
 import type { User, UsersRepository } from '../../store/users.repository.ts';
 
 export const CHALLENGE_MAX_FAILURES = 5;
@@ -34,9 +32,9 @@ export const CHALLENGE_MAX_FAILURES = 5;
 export interface AuthServiceOptions {
   users: UsersRepository;
   mfaRepository: MfaRepository;
-  mfa: MfaService;
+  mfa: SecondFactorGate;
   deviceTrust: DeviceTrust;
-  sessions: SessionsService;
+  sessions: SessionOpener;
   revocation: Revocation;
   passwords: PasswordHasher;
   clock: Clock;
@@ -73,10 +71,6 @@ export type LoginResult =
       Profile)
   | { kind: 'mfa_required'; temporary_token: string; methods: string[]; expires_in: number };
 
-export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
-
-// Deliberately simple (one @, a dot in the domain, no spaces): deliverability is the mail server's call.
-const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
 const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', `${what} is not valid or has expired.`);
@@ -204,7 +198,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const challenge = await openChallenge(temporaryToken, device);
       const now = clock.now();
       const userId = challenge.user_id;
-      // Both counters move before the code is checked (see MfaService.beginAttempt).
+      // Both counters move before the code is checked (see SecondFactorGate.beginAttempt).
       await mfa.assertNotLocked(userId);
       const attempt = await mfaRepository.reserveChallengeAttempt(challenge.id, now, CHALLENGE_MAX_FAILURES);
       if (attempt === null) throw invalidToken('The temporary token');

@@ -1,16 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { clearDeviceCookie, setDeviceCookie } from '../../platform/http/cookies.ts';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { RouteContext } from '../../platform/http/context.ts';
+import type { HttpTools } from '../../platform/http/context.ts';
+import type { DevicesService } from './devices.service.ts';
 import { ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { requestActor, requestDeviceToken } from '../../platform/http/request-device.ts';
-import { deviceJson, eventJson } from './devices.json.ts';
+import { deviceJson, eventJson } from '../../domain/views/device.ts';
 import * as S from './devices.schemas.ts';
 
 const tags = ['devices'];
 
-export const devicesRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+export const devicesRoutes: FastifyPluginAsyncTypebox<HttpTools & { devices: DevicesService }> = async (app, ctx) => {
   const { devices, authenticate, requestDevice, config } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;

@@ -36,112 +36,19 @@ import type { Transaction } from 'kysely';
 import { lockUser } from '../../store/locks.ts';
 import type { Database, Db, DeviceEventType, TrustFactor } from '../../store/schema.ts';
 import { AppError } from '../../platform/errors.ts';
-import { type Actor, type EventInput, insertEvents, listEvents, type StoredEvent } from '../../store/history.ts';
+import { type Actor, type EventInput, type History, listEvents, type StoredEvent } from '../../store/history.ts';
 import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
 import type { SessionsRepository } from '../../store/sessions.repository.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import { parseProof, parsePublicKey, verifyProof } from '../../platform/crypto/device-keys.ts';
 import type { DeviceSummary, DevicesRepository, TrustedDevice } from '../../store/devices.repository.ts';
 import { type DeviceFingerprint, similarity } from '../../platform/crypto/fingerprint.ts';
-
-/** What the service knows about the device making the request. */
-export interface RequestDevice {
-  fingerprint: DeviceFingerprint;
-  userAgent: string;
-  /** The device token from the cookie or the x-device-token header, if any. */
-  deviceToken: string | undefined;
-  /** The x-device-proof header (SPEC §5.5), if any: `<challenge>.<base64url ES256 signature>`. */
-  proof?: string | undefined;
-}
-
-/** A sign-in attempt as the actor of an event: the request, before any session exists. */
-export const attemptActor = (device: RequestDevice): Actor => ({ type: 'user', sessionId: null, ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent });
-
-export type TrustDecision =
-  | {
-      trusted: true;
-      deviceId: string;
-      deviceName: string;
-      /** The device's trust end (the rotated cookie's lifetime). */
-      expiresAt: number;
-      /** The new device token when this check rotated it (SPEC §5.5); undefined when a token within the grace was used. */
-      newDeviceToken?: string | undefined;
-    }
-  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; deviceName: string; differing: string[] }
-  | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
-  | { trusted: false; reason: 'reuse_detected'; deviceId: string }
-  | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
-
-export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
-
-/** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
-export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
-
-export interface PendingDevice {
-  id: string;
-  device_name: string;
-  device_fingerprint: string;
-  activation_token: string;
-  expires_at: number;
-  is_active: false;
-}
-
-/** The seam the authentication service calls at login and MFA verify. */
-export interface DeviceTrust {
-  /** Full trust check of SPEC §4; records `trust_used` or `fingerprint_mismatch`. */
-  check(userId: string, device: RequestDevice): Promise<TrustDecision>;
-  /** Like check, without recording anything. */
-  evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
-  /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
-  createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string, grant: TrustGrantInput): Promise<PendingDevice>;
-  /**
-   * After a verified second factor on a device whose token is valid but whose
-   * fingerprint drifted (same browser family and OS): store the current
-   * components, so the next sign-in is recognised again. False when the
-   * device is no longer active.
-   */
-  reanchor(userId: string, device: { id: string; device_name: string }, request: RequestDevice): Promise<boolean>;
-}
-
-export interface DeviceView {
-  id: string;
-  device_name: string;
-  device_fingerprint: string;
-  browser: string;
-  os: string;
-  device_type: string;
-  user_agent: string;
-  ip_address: string;
-  last_ip_address: string;
-  is_active: boolean;
-  is_current: boolean;
-  created_at: number;
-  trusted_at: number;
-  last_used_at: number;
-  expires_at: number;
-  /** Whether the device proves possession of a key at each login (SPEC §5.5). */
-  key_bound: boolean;
-  granted_by: TrustFactor | null;
-  granted_by_credential_id: string | null;
-}
-
-/** Where the request that caused an alert came from. */
-interface AlertRequest {
-  ipAddress: string | null;
-  userAgent: string | null;
-}
-
-/** Security alerts (src/features/account/account-mail.ts): queued, never throw. */
-export interface DeviceAlerts {
-  deviceTrusted(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
-  fingerprintMismatch(userId: string, context: AlertRequest & { deviceId: string }): Promise<void>;
-  /** A key-bound device's token came without a valid proof (SPEC §5.5). */
-  deviceProofFailed(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
-  /** A retired device token came back after the grace: the device was revoked (SPEC §5.5). */
-  deviceTokenReused(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
-}
+import type { DeviceAlerts, DeviceTrust, DeviceView, PendingDevice, ProofFailure, TrustDecision } from '../../domain/contracts.ts';
+import { attemptActor, defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
 
 export interface DevicesServiceOptions {
+  /** The one event writer (it also fills the outboxes). */
+  history: History;
   repository: DevicesRepository;
   sessions: SessionsRepository;
   revocation: Revocation;
@@ -162,17 +69,11 @@ const alertContext = (row: { id: string; device_name: string }, actor: Actor) =>
   deviceName: row.device_name,
 });
 
-/** User-Agents are stored up to this length (sessions and devices alike). */
-export const MAX_USER_AGENT_STORED = 512;
 /** A proof challenge lives this long (SPEC §5.5). */
 export const DEVICE_CHALLENGE_TTL_SECONDS = 60;
 
-export function defaultDeviceName(browser: string, os: string): string {
-  return `${browser} on ${os}`;
-}
-
 export function createDevicesService(options: DevicesServiceOptions) {
-  const { repository, sessions, revocation, clock, maxTrustedDevices } = options;
+  const { repository, sessions, revocation, clock, maxTrustedDevices, history } = options;
   const trustTtlMs = options.deviceTrustTtlDays * DAY;
   const graceMs = options.deviceTokenReuseGraceSeconds * 1000;
   const activationTtlMs = options.activationTokenTtlSeconds * 1000;
@@ -281,7 +182,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
   async function reuseDetected(userId: string, row: TrustedDevice, actor: Actor): Promise<void> {
     try {
       await revocation.run({ kind: 'device_token_reuse', userId, deviceId: row.id, actor }, (trx) =>
-        insertEvents(trx, [{ ...event(userId, 'reuse_detected', row, actor), cause: 'reuse_detected' }], clock.now()),
+        history.append(trx, [{ ...event(userId, 'reuse_detected', row, actor), cause: 'reuse_detected' }], clock.now()),
       );
     } catch (error) {
       // Revoked a moment ago by someone else: nothing left to end, nothing to record twice.
@@ -423,7 +324,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
           user_agent: request.userAgent.slice(0, MAX_USER_AGENT_STORED),
           last_ip_address: fp.ipAddress,
         });
-        if (updated) await insertEvents(trx, [event(userId, 'fingerprint_updated', known, attemptActor(request))], now);
+        if (updated) await history.append(trx, [event(userId, 'fingerprint_updated', known, attemptActor(request))], now);
         return updated;
       });
     },
@@ -462,7 +363,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
         };
         await repository.insertDevice(trx, deviceRow);
         const evicted = await repository.evictBeyond(trx, userId, maxTrustedDevices, now);
-        await insertEvents(
+        await history.append(
           trx,
           [event(userId, 'activated', deviceRow, actor), ...evicted.map((e) => ({ ...event(userId, 'evicted', e, actor), cause: 'max_devices' as const }))],
           now,
@@ -480,7 +381,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const now = clock.now();
       const consumed = await repository.transaction(async (trx) => {
         if (!(await repository.consumeActivation(trx, row.id, userId, now, 'skipped'))) return false;
-        await insertEvents(trx, [event(userId, 'activation_skipped', row, actor)], now);
+        await history.append(trx, [event(userId, 'activation_skipped', row, actor)], now);
         return true;
       });
       if (!consumed) throw await lostConsume(row.token_hash, now);
@@ -534,7 +435,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const deviceIds = await repository.activeGrantedBy(trx, userId, credentialId, now);
       for (const deviceId of deviceIds) await revocation.apply(trx, { kind: 'device_revoked', userId, deviceId, actor });
       const activations = await repository.revokeActivations(trx, userId, { grantedByCredentialId: credentialId }, now);
-      await insertEvents(trx, activations.map((a) => ({ ...event(userId, 'activation_revoked', a, actor), cause: 'user' as const })), now);
+      await history.append(trx, activations.map((a) => ({ ...event(userId, 'activation_revoked', a, actor), cause: 'user' as const })), now);
       return deviceIds.length;
     },
 

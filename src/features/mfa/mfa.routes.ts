@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '../../platform/errors.ts';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { RouteContext } from '../../platform/http/context.ts';
+import type { AccountAlerts, AccountLookup } from '../../domain/contracts.ts';
+import type { HttpTools } from '../../platform/http/context.ts';
+import type { MfaService } from './mfa.service.ts';
 import { ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { requestActor } from '../../platform/http/request-device.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
@@ -9,15 +11,15 @@ import * as S from './mfa.schemas.ts';
 
 const tags = ['mfa'];
 
-export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
-  const { mfa, auth, authenticate, accountMail } = ctx;
+export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService; accounts: AccountLookup; alerts: AccountAlerts }> = async (app, ctx) => {
+  const { mfa, accounts, authenticate, alerts } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
 
   app.post('/totp/setup', {
     schema: { operationId: 'setupTotp', tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
   }, async (request) => {
-    const me = await auth.me(request.auth.userId);
+    const me = await accounts.me(request.auth.userId);
     return ok(await mfa.setup(request.auth.userId, me.email, request.body?.device_name), 'Scan the QR code, then confirm with a code.');
   });
 
@@ -39,7 +41,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     schema: { operationId: 'regenerateBackupCodes', tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
   }, async (request) => {
     const { backupCodes, devicesRevoked } = await mfa.regenerateBackupCodes(request.auth.userId, request.body.code, requestActor(request));
-    await accountMail.backupCodesRegenerated(request.auth.userId, requestActor(request));
+    await alerts.backupCodesRegenerated(request.auth.userId, requestActor(request));
     return ok({ backup_codes: backupCodes, devices_revoked: devicesRevoked }, 'New backup codes issued. Trusted devices were revoked.');
   });
 
@@ -54,12 +56,12 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ct
     }
     await mfa.requireEnabled(userId);
     if (code !== undefined) await mfa.requireSecondFactor(userId, { code });
-    else await auth.requirePassword(userId, password!);
+    else await accounts.requirePassword(userId, password!);
     const { devicesRevoked, sessionsEnded } = await mfa.disable(userId, requestActor(request));
     // Passkeys and security keys are second factors too: with one left, MFA stays on.
     const stillOn = await mfa.isEnabled(userId);
     // The alert is about the account losing its second step; with a passkey left it has not.
-    if (!stillOn) await accountMail.mfaDisabled(userId, requestActor(request));
+    if (!stillOn) await alerts.mfaDisabled(userId, requestActor(request));
     return ok(
       { mfa_enabled: stillOn, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded },
       stillOn

@@ -20,6 +20,7 @@ import type { Encryptor } from '../../platform/crypto/encryption.ts';
 import { createBackupCodeHasher, generateBackupCodes } from './backup-codes.ts';
 import type { MfaRepository } from '../../store/mfa.repository.ts';
 import { generateTotpSecret, manualEntryKey, matchTotpStep, otpauthUrl } from './totp.ts';
+import type { SecondFactor } from '../../domain/contracts.ts';
 
 export const TOTP_ISSUER = 'Trusted Devices';
 export const SETUP_MAX_FAILURES = 3;
@@ -37,8 +38,6 @@ export interface MfaServiceOptions {
   /** WebAuthn credentials count as a second factor too (SPEC §5.8). */
   webauthnCredentials?: { countForUser(userId: string): Promise<number> };
 }
-
-export type SecondFactor = { code: string } | { backupCode: string };
 
 export function createMfaService({ repository, revocation, encryptor, dataEncryptionKey, clock, webauthnCredentials }: MfaServiceOptions) {
   const hashBackupCode = createBackupCodeHasher(dataEncryptionKey);

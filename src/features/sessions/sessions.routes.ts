@@ -1,16 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { RouteContext } from '../../platform/http/context.ts';
+import type { HttpTools } from '../../platform/http/context.ts';
+import type { SessionsService } from './sessions.service.ts';
 import { ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { requestActor } from '../../platform/http/request-device.ts';
-import { sessionJson } from './sessions.json.ts';
+import { sessionJson } from '../../domain/views/session.ts';
 import * as S from './sessions.schemas.ts';
 
 const tags = ['sessions'];
 
 
-export const sessionsRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, ctx) => {
+export const sessionsRoutes: FastifyPluginAsyncTypebox<HttpTools & { sessions: SessionsService }> = async (app, ctx) => {
   const { sessions, authenticate } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;

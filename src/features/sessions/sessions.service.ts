@@ -22,49 +22,19 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type Clock, DAY, MINUTE } from '../../platform/clock.ts';
 import type { Database, MfaMethod, Db } from '../../store/schema.ts';
-import { defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../devices/devices.service.ts';
+import type { OpenSession, SessionTokens, SessionView } from '../../domain/contracts.ts';
+import { defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
 import { AppError } from '../../platform/errors.ts';
-import { type Actor, insertEvents, SYSTEM } from '../../store/history.ts';
+import { type Actor, type History, SYSTEM } from '../../store/history.ts';
 import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
 import type { AccessTokens } from '../../platform/crypto/access-tokens.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import { createActivityRecorder } from './activity.ts';
 import type { SessionListRow, SessionsRepository } from '../../store/sessions.repository.ts';
 
-/** The tokens of a session, as the API returns them. */
-export interface SessionTokens {
-  access_token: string;
-  refresh_token: string;
-  token_type: 'bearer';
-  expires_in: number;
-}
-
-export interface OpenSession {
-  userId: string;
-  device: RequestDevice;
-  mfaMethod: MfaMethod;
-  /** The trusted device that bypassed MFA (or that the verified device already is). */
-  trustedDevice?: { id: string; name: string } | undefined;
-}
-
-export interface SessionView {
-  id: string;
-  device_id: string | null;
-  device_name: string;
-  browser: string;
-  os: string;
-  device_type: string;
-  ip_address: string;
-  created_at: number;
-  last_active_at: number;
-  expires_at: number;
-  mfa_method: MfaMethod;
-  is_current: boolean;
-  /** Whether the session's device is trusted now (skips the second factor). */
-  device_trusted: boolean;
-}
-
 export interface SessionsServiceOptions {
+  /** The one event writer (it also fills the outboxes). */
+  history: History;
   db: Kysely<Database>;
   repository: SessionsRepository;
   revocation: Revocation;
@@ -81,7 +51,7 @@ export const ACTIVITY_RESOLUTION_MS = MINUTE;
 
 
 export function createSessionsService(options: SessionsServiceOptions) {
-  const { db, repository, revocation, accessTokens, clock, log } = options;
+  const { db, repository, revocation, accessTokens, clock, log, history } = options;
   const refreshTtlMs = options.refreshTokenTtlSeconds * 1000;
   const maxAgeMs = options.sessionMaxAgeDays * DAY;
   const idleMs = options.sessionIdleDays * DAY;
@@ -161,7 +131,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
         });
         const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now);
         const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
-        await insertEvents(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
+        await history.append(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
         const extra = (within ? await within(trx, sessionId) : undefined) as T;
         return { sessionId, tokens, extra };
       });

@@ -1,15 +1,13 @@
 /**
- * Passkeys and security keys, SPEC §5.8. Registered at the API prefix:
- * - `/mfa/webauthn/*` (Bearer): register, list, rename, remove credentials;
- * - `/auth/mfa/webauthn/options`: assertion options for a login's second step
- *   (the answer goes to `/auth/mfa/verify` as `webauthn`);
- * - `/auth/passkey/options` → `/auth/passkey/verify`: passwordless sign-in.
+ * Passkeys and security keys (docs/passkeys.md), registered at the API
+ * prefix: `/mfa/webauthn/*` (Bearer) registers, lists, renames and removes
+ * credentials. Signing in with one (`/auth/mfa/webauthn/options`,
+ * `/auth/passkey/*`) is the auth feature's.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { PasskeySignInData } from '../auth/auth.schemas.ts';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import { deliverRefreshToken, setDeviceCookie } from '../../platform/http/cookies.ts';
-import type { RouteContext } from '../../platform/http/context.ts';
+import type { AccountLookup } from '../../domain/contracts.ts';
+import type { HttpTools } from '../../platform/http/context.ts';
 import { iso, ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { requestActor } from '../../platform/http/request-device.ts';
@@ -18,14 +16,15 @@ import * as S from './webauthn.schemas.ts';
 
 const tags = ['webauthn'];
 
-export interface WebauthnRouteContext extends RouteContext {
+export interface WebauthnRouteContext extends HttpTools {
   webauthn: WebauthnService;
+  accounts: AccountLookup;
 }
 
 const credentialJson = (c: CredentialView) => ({ ...c, created_at: iso(c.created_at), last_used_at: c.last_used_at === null ? null : iso(c.last_used_at) });
 
 export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = async (app, ctx) => {
-  const { auth, webauthn, authenticate, requestDevice, config } = ctx;
+  const { accounts, webauthn, authenticate } = ctx;
   const security = bearerSecurity;
   const signedIn = { onRequest: authenticate, config: rateLimitConfig(RATE_LIMITS.webauthn) };
 
@@ -33,8 +32,8 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
     ...signedIn,
     schema: { operationId: 'webauthnRegisterOptions', tags, security, summary: 'Options to register a passkey or security key (challenge valid 5 minutes, once)', body: S.RegisterOptionsBody, response: withErrors({ 200: success(S.OptionsData) }) },
   }, async (request) => {
-    const me = await auth.me(request.auth.userId);
-    const options = await webauthn.registrationOptions({ userId: me.user_id, email: me.email, displayName: me.display_name });
+    const me = await accounts.me(request.auth.userId);
+    const options = await webauthn.registrationOptions({ userId: request.auth.userId, email: me.email, displayName: me.display_name });
     return ok({ options }, 'Create the credential with these options, then send it to register/verify.');
   });
 
@@ -78,43 +77,5 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
       { removed: true as const, devices_revoked: result.devicesRevoked, sessions_ended: result.sessionsEnded, mfa_enabled: result.mfaEnabled },
       result.mfaEnabled ? 'Removed. Devices trusted with it were revoked.' : 'Removed. That was your last second factor: two-factor authentication is off, trusted devices were revoked and your other sessions were signed out.',
     );
-  });
-
-  app.post('/auth/mfa/webauthn/options', {
-    config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
-    schema: {
-      tags: ['auth', ...tags],
-      operationId: 'webauthnMfaOptions',
-      security: [],
-      summary: 'Second step of a login with a passkey or security key: assertion options for this temporary token',
-      body: S.SecondFactorOptionsBody,
-      response: withErrors({ 200: success(S.OptionsData) }),
-    },
-  }, async (request) => {
-    const options = await auth.webauthnSecondFactorOptions(request.body.temporary_token, requestDevice(request));
-    return ok({ options }, 'Sign the challenge, then send the answer to /auth/mfa/verify as webauthn.');
-  });
-
-  app.post('/auth/passkey/options', {
-    config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
-    schema: { operationId: 'passkeyOptions', security: [], tags: ['auth', ...tags], summary: 'Start a passwordless sign-in with a passkey', body: S.PasskeyOptionsBody, response: withErrors({ 200: success(S.PasskeyOptionsData) }) },
-  }, async (request) => ok(await auth.passkeyOptions(requestDevice(request)), 'Sign in with a passkey, then send the answer with the attempt token.'));
-
-  app.post('/auth/passkey/verify', {
-    config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
-    schema: {
-      tags: ['auth', ...tags],
-      operationId: 'passkeyVerify',
-      security: [],
-      summary: 'Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted',
-      body: S.PasskeyVerifyBody,
-      response: withErrors({ 200: success(PasskeySignInData) }),
-    },
-  }, async (request, reply) => {
-    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(config, request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request)));
-    // On a trusted device the token was rotated (SPEC §5.5): hand the browser its successor.
-    if (result.device_token) setDeviceCookie(reply, request, config.cookieSecure, result.device_token, deviceCookieMaxAge ?? 0);
-    const pending = result.trusted_device && { ...result.trusted_device, expires_at: iso(result.trusted_device.expires_at), trust_ttl_days: config.deviceTrustTtlDays };
-    return ok({ ...result, trusted_device: pending }, result.trusted_device_id ? 'Signed in with a passkey on a trusted device.' : 'Signed in with a passkey.');
   });
 };

@@ -36,7 +36,8 @@ import { MINUTE } from '../../platform/clock.ts';
 import type { Transaction } from 'kysely';
 import { lockUser } from '../../store/locks.ts';
 import type { Database, Db, DeviceEventType } from '../../store/schema.ts';
-import { attemptActor, type RequestDevice } from '../devices/devices.service.ts';
+import type { WebauthnFactor } from '../../domain/contracts.ts';
+import { attemptActor, type RequestDevice } from '../../platform/context.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Actor, EventInput } from '../../store/history.ts';
 import type { Revocation } from '../../domain/ledger.ts';
@@ -79,16 +80,6 @@ export interface CredentialView {
   transports: string[];
   created_at: number;
   last_used_at: number | null;
-}
-
-/** The seam the authentication service calls at /auth/mfa/* and /auth/passkey/*. */
-export interface WebauthnFactor {
-  secondFactorOptions(userId: string, mfaChallengeId: string): Promise<unknown>;
-  /** Checks an assertion against a challenge of this MFA challenge; null when refused. */
-  checkSecondFactor(userId: string, mfaChallengeId: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ credentialId: string } | null>;
-  passwordlessOptions(device: RequestDevice): Promise<{ options: unknown; attempt_token: string; expires_in: number }>;
-  /** Throws 401 INVALID_TOKEN / 400 WEBAUTHN_VERIFICATION_FAILED; on success, whose credential answered. */
-  verifyPasswordless(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ userId: string; credentialId: string }>;
 }
 
 /** The WebAuthn user handle: the user id's bytes (no email, no name). */

@@ -9,7 +9,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../errors.ts';
 import type { AccessTokens } from '../crypto/access-tokens.ts';
-import type { SessionsService } from '../../features/sessions/sessions.service.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,7 +16,8 @@ declare module 'fastify' {
   }
 }
 
-export function createAuthenticate(accessTokens: AccessTokens, sessions: Pick<SessionsService, 'isLive'>) {
+/** `isLive(sessionId, userId)`: the sessions feature's check that the session has not ended and is the subject's. */
+export function createAuthenticate(accessTokens: AccessTokens, sessions: { isLive(sessionId: string, userId: string): Promise<boolean> }) {
   return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization;
     if (typeof header !== 'string' || !/^Bearer [^\s]+$/i.test(header)) throw new UnauthorizedError();

@@ -9,8 +9,7 @@
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
 import type { DeviceFingerprint, FingerprintInput } from '../crypto/fingerprint.ts';
-import type { RequestDevice } from '../../features/devices/devices.service.ts';
-import type { Actor } from '../../store/history.ts';
+import type { Actor, RequestDevice } from '../context.ts';
 
 import { DEVICE_COOKIE } from './cookies.ts';
 

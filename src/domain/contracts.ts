@@ -1,0 +1,200 @@
+/**
+ * The seams features offer one another. A feature never imports another
+ * feature: where one needs another's work (the sign-in needs the trust check,
+ * a session, a second factor; the admin API reads devices and sessions), it
+ * names the seam here, the providing feature implements it, and the app
+ * (src/app/build-app.ts) hands one to the other. Types only.
+ */
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import type { Actor, RequestDevice } from '../platform/context.ts';
+import type { Db, MfaMethod, TrustFactor } from '../store/schema.ts';
+import type { StoredEvent } from '../store/history.ts';
+
+export type TrustDecision =
+  | {
+      trusted: true;
+      deviceId: string;
+      deviceName: string;
+      /** The device's trust end (the rotated cookie's lifetime). */
+      expiresAt: number;
+      /** The new device token when this check rotated it (SPEC §5.5); undefined when a token within the grace was used. */
+      newDeviceToken?: string | undefined;
+    }
+  | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; deviceName: string; differing: string[] }
+  | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
+  | { trusted: false; reason: 'reuse_detected'; deviceId: string }
+  | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
+
+export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
+
+/** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
+export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
+
+export interface PendingDevice {
+  id: string;
+  device_name: string;
+  device_fingerprint: string;
+  activation_token: string;
+  expires_at: number;
+  is_active: false;
+}
+
+/** The seam the authentication service calls at login and MFA verify. */
+export interface DeviceTrust {
+  /** Full trust check of SPEC §4; records `trust_used` or `fingerprint_mismatch`. */
+  check(userId: string, device: RequestDevice): Promise<TrustDecision>;
+  /** Like check, without recording anything. */
+  evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
+  /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
+  createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string, grant: TrustGrantInput): Promise<PendingDevice>;
+  /**
+   * After a verified second factor on a device whose token is valid but whose
+   * fingerprint drifted (same browser family and OS): store the current
+   * components, so the next sign-in is recognised again. False when the
+   * device is no longer active.
+   */
+  reanchor(userId: string, device: { id: string; device_name: string }, request: RequestDevice): Promise<boolean>;
+}
+
+export interface DeviceView {
+  id: string;
+  device_name: string;
+  device_fingerprint: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  user_agent: string;
+  ip_address: string;
+  last_ip_address: string;
+  is_active: boolean;
+  is_current: boolean;
+  created_at: number;
+  trusted_at: number;
+  last_used_at: number;
+  expires_at: number;
+  /** Whether the device proves possession of a key at each login (SPEC §5.5). */
+  key_bound: boolean;
+  granted_by: TrustFactor | null;
+  granted_by_credential_id: string | null;
+}
+
+/** Where the request that caused an alert came from. */
+export interface AlertRequest {
+  ipAddress: string | null;
+  userAgent: string | null;
+}
+
+/** Security alerts (src/features/account/account-mail.ts): queued, never throw. */
+export interface DeviceAlerts {
+  deviceTrusted(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+  fingerprintMismatch(userId: string, context: AlertRequest & { deviceId: string }): Promise<void>;
+  /** A key-bound device's token came without a valid proof (SPEC §5.5). */
+  deviceProofFailed(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+  /** A retired device token came back after the grace: the device was revoked (SPEC §5.5). */
+  deviceTokenReused(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
+}
+
+/** The tokens of a session, as the API returns them. */
+export interface SessionTokens {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+}
+
+export interface OpenSession {
+  userId: string;
+  device: RequestDevice;
+  mfaMethod: MfaMethod;
+  /** The trusted device that bypassed MFA (or that the verified device already is). */
+  trustedDevice?: { id: string; name: string } | undefined;
+}
+
+export interface SessionView {
+  id: string;
+  device_id: string | null;
+  device_name: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  ip_address: string;
+  created_at: number;
+  last_active_at: number;
+  expires_at: number;
+  mfa_method: MfaMethod;
+  is_current: boolean;
+  /** Whether the session's device is trusted now (skips the second factor). */
+  device_trusted: boolean;
+}
+
+export type SecondFactor = { code: string } | { backupCode: string };
+
+/** The seam the authentication service calls at /auth/mfa/* and /auth/passkey/*. */
+export interface WebauthnFactor {
+  secondFactorOptions(userId: string, mfaChallengeId: string): Promise<unknown>;
+  /** Checks an assertion against a challenge of this MFA challenge; null when refused. */
+  checkSecondFactor(userId: string, mfaChallengeId: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ credentialId: string } | null>;
+  passwordlessOptions(device: RequestDevice): Promise<{ options: unknown; attempt_token: string; expires_in: number }>;
+  /** Throws 401 INVALID_TOKEN / 400 WEBAUTHN_VERIFICATION_FAILED; on success, whose credential answered. */
+  verifyPasswordless(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ userId: string; credentialId: string }>;
+}
+
+
+/** What the sign-in needs of the sessions feature: a session opened, optionally with more work in its transaction. */
+export interface SessionOpener {
+  open<T>(input: OpenSession, within?: (trx: Db, sessionId: string) => Promise<T>): Promise<{ sessionId: string; tokens: SessionTokens; extra: T }>;
+}
+
+/** What the sign-in routes need of the sessions feature: rotate a refresh token, end the caller's session. */
+export interface SessionTokenRotation {
+  refresh(refreshToken: string): Promise<SessionTokens>;
+  logout(userId: string, sessionId: string, refreshToken: string | undefined, actor: Actor): Promise<void>;
+}
+
+/** What the sign-in needs of the MFA feature: whether a second factor is due, and checking one under the attempt limits. */
+export interface SecondFactorGate {
+  isEnabled(userId: string): Promise<boolean>;
+  methods(userId: string): Promise<string[]>;
+  /** Throws 429 TOO_MANY_ATTEMPTS while the user's second factor is locked. */
+  assertNotLocked(userId: string): Promise<void>;
+  /** Counts an attempt against the per-user limit (throws 429 past it). */
+  beginAttempt(userId: string): Promise<{ lockedUntil: number | null }>;
+  attemptSucceeded(userId: string): Promise<unknown>;
+  lockedError(until: number): Error;
+  /** A TOTP or backup code, checked once. */
+  checkSecondFactor(userId: string, factor: SecondFactor): Promise<boolean>;
+}
+
+/** Whether a user has a second factor (admin lookups). */
+export interface MfaStatus {
+  isEnabled(userId: string): Promise<boolean>;
+}
+
+/** The proof challenge of a device-bound login (issued before sign-in). */
+export interface DeviceChallenges {
+  issueChallenge(): Promise<{ challenge: string; expiresIn: number }>;
+}
+
+/** A user's devices and history, as the devices feature shows them. */
+export interface DeviceDirectory {
+  list(userId: string, currentDeviceToken: string | undefined): Promise<DeviceView[]>;
+  events(userId: string, limit: number, before: string | undefined): Promise<{ events: StoredEvent[]; nextBefore: string | null }>;
+}
+
+/** A user's live sessions, as the sessions feature shows them. */
+export interface SessionDirectory {
+  list(userId: string, currentSessionId: string): Promise<SessionView[]>;
+}
+
+/** The signed-in user's own account, for features that need the email or a password check. */
+export interface AccountLookup {
+  me(userId: string): Promise<{ email: string; display_name: string | null }>;
+  /** Throws 401 INVALID_CREDENTIALS when the password is not the user's. */
+  requirePassword(userId: string, password: string): Promise<unknown>;
+}
+
+/** Security mail about the account (queued; never throws). */
+export interface AccountAlerts {
+  backupCodesRegenerated(userId: string, actor: Actor): Promise<void>;
+  mfaDisabled(userId: string, actor: Actor): Promise<void>;
+}
