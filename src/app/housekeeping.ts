@@ -6,6 +6,11 @@
  * webhook outbox rows. Runs every
  * few minutes in the process (unref'd timer) and as `npm run prune`.
  *
+ * Single-flight: the next run is scheduled only when the previous one has
+ * finished (src/platform/single-flight.ts). With a timer that fired
+ * regardless, a run slower than the interval (a short interval, a million
+ * devices) was joined by the next ones, and together they starved requests.
+ *
  * Bounded: every statement touches at most BATCH_SIZE rows, chosen through an
  * index (no statement scans a table; test/ops/housekeeping-plans.test.ts reads
  * the plans), and a step loops batch after batch, yielding to the event loop
@@ -18,6 +23,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Clock, DAY, MINUTE, systemClock } from '../platform/clock.ts';
 import type { Config } from '../platform/config.ts';
+import { startSingleFlight } from '../platform/single-flight.ts';
 import type { DatabaseHandle } from '../store/connect.ts';
 import { createDevicesRepository } from '../store/devices.repository.ts';
 import { createMfaRepository } from '../store/mfa.repository.ts';
@@ -114,17 +120,25 @@ export async function pruneExpired(
   return result;
 }
 
-export function startHousekeeping(options: { database: DatabaseHandle; config: Config; log: FastifyBaseLogger; intervalMs?: number }): () => void {
-  const run = () =>
-    pruneExpired(options.database, options.config, systemClock, { log: options.log })
-      .then((result) => options.log.debug({ result }, 'housekeeping done'))
-      .catch((error) => options.log.warn({ err: error }, 'housekeeping failed'));
-  const timer = setInterval(run, options.intervalMs ?? 5 * MINUTE);
-  timer.unref();
-  const first = setTimeout(run, 5_000);
-  first.unref();
-  return () => {
-    clearInterval(timer);
-    clearTimeout(first);
-  };
+export interface HousekeepingOptions {
+  database: DatabaseHandle;
+  config: Config;
+  log: FastifyBaseLogger;
+  /** The pause between the end of one run and the start of the next. */
+  intervalMs?: number;
+  firstDelayMs?: number;
+  /** One run (default: pruneExpired); a seam for tests. */
+  prune?: () => Promise<unknown>;
+}
+
+/** Prunes in the background until stopped; returns stop(), which resolves once a run in progress has finished. */
+export function startHousekeeping(options: HousekeepingOptions): () => Promise<void> {
+  const prune = options.prune ?? (() => pruneExpired(options.database, options.config, systemClock, { log: options.log }));
+  return startSingleFlight(
+    async () => {
+      const result = await prune();
+      options.log.debug({ result }, 'housekeeping done');
+    },
+    { name: 'housekeeping', log: options.log, intervalMs: options.intervalMs ?? 5 * MINUTE, firstDelayMs: options.firstDelayMs ?? 5_000 },
+  );
 }

@@ -14,7 +14,7 @@ import { createWebhookSender } from '../features/webhooks/webhooks.service.ts';
 import { createAccountMailComposer } from '../features/account/account-mail.ts';
 import { createAccountRepository } from '../store/account.repository.ts';
 import { systemClock } from '../platform/clock.ts';
-import { createMailSender, startMailSender } from '../features/account/mail.sender.ts';
+import { createMailSender } from '../features/account/mail.sender.ts';
 import { createMailTransport } from '../platform/mail/transport.ts';
 import { createOutboxRepository } from '../store/mail-outbox.repository.ts';
 
@@ -68,25 +68,21 @@ async function main(): Promise<void> {
   const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log }).start() : async () => {};
   // Account mail: requests only queue it; this instance's sender delivers its share.
   const mailTransport = createMailTransport(config, app.log);
-  const stopMail = startMailSender(
-    createMailSender({
-      outbox: createOutboxRepository(database.db),
-      transport: mailTransport,
-      compose: createAccountMailComposer({ db: database.db, repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
-      clock: systemClock,
-      log: app.log,
-    }),
-    app.log,
-  );
+  const stopMail = createMailSender({
+    outbox: createOutboxRepository(database.db),
+    transport: mailTransport,
+    compose: createAccountMailComposer({ db: database.db, repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
+    clock: systemClock,
+    log: app.log,
+  }).start();
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app?.log.error({ err }, 'shutting down after an error');
     else app?.log.info({ signal }, 'shutting down');
-    stopHousekeeping();
-    stopMail();
+    // The background loops finish the run in flight (each is bounded) while the
+    // requests drain; the transport and the database close after all of them.
+    await Promise.all([stopHousekeeping(), stopMail(), stopWebhooks(), app?.close()]);
     mailTransport.close();
-    await app?.close();
-    await stopWebhooks();
     await database.close();
     redis?.disconnect();
   });

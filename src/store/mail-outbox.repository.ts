@@ -1,14 +1,17 @@
 /**
  * The durable mail queue. A request that causes mail only INSERTs a row
- * here; the background sender (mail.sender.ts) delivers it.
+ * here; the background sender (src/features/account/mail.sender.ts) delivers it.
  *
- * Claiming is one conditional UPDATE per row (status still pending, lease
- * free or lapsed): of two instances that pick the same row, exactly one gets
- * it. A claim is a lease (`claimed_until`): an instance that dies mid-send
- * releases its rows when the lease lapses. Every scan is bounded and served
- * by the partial index on pending rows (mail_outbox_due).
+ * Claiming is the lease both outboxes share (outbox-lease.ts): one
+ * conditional UPDATE that leases due pending rows to one instance
+ * (`claimed_by`, `claimed_until`, `next_attempt_at` moved to the lease end)
+ * and counts the attempt; an instance that dies mid-send releases its rows
+ * when the lease lapses. Outcomes are written only by the instance that
+ * holds the claim (`claimed_by` is the fence). Every scan is bounded and
+ * served by the partial index on pending rows (mail_outbox_due).
  */
 import type { Kysely, Transaction } from 'kysely';
+import { claimDueRows } from './outbox-lease.ts';
 import type { Database, MailKind, MailOutboxTable } from './schema.ts';
 
 export type OutboxRow = MailOutboxTable;
@@ -52,32 +55,9 @@ export function createOutboxRepository(db: Kysely<Database>) {
   return {
     enqueue: (mail: NewMail, now: number) => enqueueMail(db, mail, now),
 
-    /** Claims up to `limit` due rows for `owner` until `now + leaseMs`. Returns the rows this owner won. */
-    async claimDue(owner: string, now: number, leaseMs: number, limit: number): Promise<OutboxRow[]> {
-      const candidates = await db
-        .selectFrom('mail_outbox')
-        .select('id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
-        .orderBy('next_attempt_at')
-        .limit(limit * 2)
-        .execute();
-      const won: OutboxRow[] = [];
-      for (const { id } of candidates) {
-        if (won.length >= limit) break;
-        const row = await db
-          .updateTable('mail_outbox')
-          .set({ claimed_by: owner, claimed_until: now + leaseMs })
-          .where('id', '=', id)
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<=', now)
-          .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
-          .returningAll()
-          .executeTakeFirst();
-        if (row) won.push(row);
-      }
-      return won;
+    /** Claims up to `limit` due rows for `owner` until `now + leaseMs`, counting their attempt. Returns the rows this owner won. */
+    claimDue(owner: string, now: number, leaseMs: number, limit: number): Promise<OutboxRow[]> {
+      return claimDueRows(db, 'mail_outbox', now, leaseMs, limit, { status: 'pending', claimedBy: owner });
     },
 
     /** Only the owner of a live claim may finish the row. */
@@ -102,17 +82,16 @@ export function createOutboxRepository(db: Kysely<Database>) {
         .execute();
     },
 
-    /** A failed attempt: retry at `retryAt`, or give up (status failed) when `retryAt` is null. */
+    /** A failed attempt (the claim counted it): retry at `retryAt`, or give up (status failed) when `retryAt` is null. */
     async markFailed(id: string, owner: string, error: string, retryAt: number | null, now: number): Promise<void> {
       await db
         .updateTable('mail_outbox')
-        .set((eb) => ({
-          attempts: eb('attempts', '+', 1),
+        .set({
           last_error: error,
           claimed_by: null,
           claimed_until: null,
           ...(retryAt === null ? { status: 'failed' as const, finished_at: now } : { next_attempt_at: retryAt }),
-        }))
+        })
         .where('id', '=', id)
         .where('claimed_by', '=', owner)
         .where('status', '=', 'pending')

@@ -16,9 +16,9 @@
  * row that is due again when its lease ends. Outcomes are written only by
  * the attempt that holds the row (`attempts` is the fence).
  */
-import { PostgresAdapter } from 'kysely';
 import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import type { Database, Db, WebhookOutboxTable } from './schema.ts';
+import { claimDueRows } from './outbox-lease.ts';
 
 export type OutboxRow = Pick<WebhookOutboxTable, 'id' | 'type' | 'payload' | 'created_at'>;
 
@@ -37,27 +37,15 @@ export async function insertOutbox(trx: Db, rows: readonly OutboxRow[]): Promise
 }
 
 export function createWebhooksRepository(db: Kysely<Database>) {
-  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
     /**
-     * Claims up to `limit` due rows, oldest first, for one attempt each:
-     * their lease ends at `now + leaseMs`. The outer WHERE repeats the due
-     * condition so that a row another instance claimed meanwhile is skipped.
+     * Claims up to `limit` due rows, oldest first, for one attempt each: their
+     * lease ends at `now + leaseMs` and their attempt is counted (the lease
+     * both outboxes share: outbox-lease.ts).
      */
     async claimDue(now: number, leaseMs: number, limit: number): Promise<ClaimedDelivery[]> {
-      const until = now + leaseMs;
-      return db
-        .updateTable('webhook_outbox')
-        .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: until, claimed_until: until }))
-        .where('id', 'in', (eb) => {
-          const due = eb.selectFrom('webhook_outbox').select('id').where('next_attempt_at', '<=', now).orderBy('next_attempt_at').limit(limit);
-          // PostgreSQL: rows another instance is claiming right now are passed over, not waited for, so
-          // concurrent senders take the next rows instead of all choosing (and fighting over) the same ones.
-          return postgres ? due.forUpdate().skipLocked() : due;
-        })
-        .where('next_attempt_at', '<=', now)
-        .returning(['id', 'payload', 'attempts'])
-        .execute();
+      const rows = await claimDueRows(db, 'webhook_outbox', now, leaseMs, limit);
+      return rows.map(({ id, payload, attempts }) => ({ id, payload, attempts }));
     },
 
     /** Delivered: finished. Only the attempt that holds the row writes its outcome. */

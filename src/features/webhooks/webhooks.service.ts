@@ -1,5 +1,5 @@
 /**
- * The webhook sender (SPEC §5.7): delivers the outbox to WEBHOOK_URL.
+ * The webhook sender: delivers the outbox to WEBHOOK_URL.
  *
  * Signing: Standard Webhooks (the `standardwebhooks` package): headers
  * `webhook-id` (the event id, stable across retries), `webhook-timestamp`
@@ -7,14 +7,15 @@
  * `webhook-signature` (`v1,` + base64 HMAC-SHA-256 of "id.timestamp.body"
  * under WEBHOOK_SECRET). The body is the stored payload, byte for byte.
  *
- * Delivery: at least once. A background loop (an unref'd timer started by
- * src/app/main.ts, like housekeeping) claims due rows in bounded batches (one
- * conditional UPDATE, a lease per row: src/store/webhook-outbox.repository.ts),
- * POSTs each with a timeout and no redirects, marks 2xx delivered, and
- * schedules anything else again with exponential backoff
- * (BASE · 2^(attempt-1), capped) until WEBHOOK_MAX_ATTEMPTS, after which the
- * row is dead (kept for inspection, logged). The request that caused an
- * event never waits for any of this: it only inserted a row.
+ * Delivery: at least once, by the outbox runner (src/platform/outbox-runner.ts,
+ * on an unref'd timer started by src/app/main.ts, like housekeeping): it
+ * claims due rows in bounded batches (a lease per row:
+ * src/store/webhook-outbox.repository.ts); each is POSTed with a timeout and
+ * no redirects; 2xx is delivered, and anything else is scheduled again with
+ * exponential backoff (BASE · 2^(attempt-1), capped, no jitter) until
+ * WEBHOOK_MAX_ATTEMPTS, after which the row is dead (kept for inspection,
+ * logged). A full batch is followed at once by the next. The request that
+ * caused an event never waits for any of this: it only inserted a row.
  *
  * Threats: a forged webhook (receivers verify the signature and the
  * timestamp); a replayed one (the timestamp is signed; the id deduplicates);
@@ -27,6 +28,7 @@ import type { Kysely } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { type Clock, HOUR, MINUTE, SECOND } from '../../platform/clock.ts';
 import type { WebhookConfig } from '../../platform/config.ts';
+import { type BackoffPolicy, createOutboxRunner, retryDelayMs } from '../../platform/outbox-runner.ts';
 import type { Database } from '../../store/schema.ts';
 import { type ClaimedDelivery, createWebhooksRepository } from '../../store/webhook-outbox.repository.ts';
 
@@ -36,9 +38,11 @@ export const WEBHOOK_BATCH_SIZE = 50;
 /** Deliveries in flight at once per instance. */
 export const WEBHOOK_CONCURRENCY = 8;
 export const WEBHOOK_POLL_INTERVAL_MS = SECOND;
+// No jitter: the schedule is exact, and receivers see it documented.
+const BACKOFF: BackoffPolicy = { firstMs: WEBHOOK_BACKOFF_BASE_MS, capMs: WEBHOOK_BACKOFF_CAP_MS, jitter: 0 };
 
 /** The wait before attempt `attempt + 1`, after `attempt` failed attempts. */
-export const backoffMs = (attempt: number): number => Math.min(WEBHOOK_BACKOFF_BASE_MS * 2 ** (attempt - 1), WEBHOOK_BACKOFF_CAP_MS);
+export const backoffMs = (attempt: number): number => retryDelayMs(attempt, BACKOFF);
 
 export interface WebhookSenderOptions {
   db: Kysely<Database>;
@@ -54,62 +58,64 @@ export interface SendResult {
   dead: number;
 }
 
+/** A failed attempt, described by a status or an error name: never a response body. */
+const describeFailure = (cause: unknown): string =>
+  cause instanceof Error ? (cause.name === 'TimeoutError' ? 'timeout' : `${cause.name}: ${(cause.cause as Error | undefined)?.message ?? cause.message}`) : 'error';
+
 export function createWebhookSender(options: WebhookSenderOptions) {
   const { config, clock, log } = options;
   const repository = createWebhooksRepository(options.db);
   const signer = new Webhook(config.secret);
   const timeoutMs = config.timeoutSeconds * SECOND;
-  // The lease outlives the attempt (its timeout) with room to write the outcome.
-  const leaseMs = timeoutMs + MINUTE;
 
-  async function attempt(delivery: ClaimedDelivery): Promise<'delivered' | 'failed' | 'dead'> {
-    const sentAt = clock.now();
-    let error: string;
-    try {
-      const response = await fetch(config.url, {
-        method: 'POST',
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'trusted-devices-webhooks/1',
-          'webhook-id': delivery.id,
-          'webhook-timestamp': String(Math.floor(sentAt / 1000)),
-          'webhook-signature': signer.sign(delivery.id, new Date(sentAt), delivery.payload),
-        },
-        body: delivery.payload,
-      });
-      // The body is not read: only the status counts.
-      await response.body?.cancel().catch(() => undefined);
-      if (response.status >= 200 && response.status < 300) {
-        await repository.markDelivered(delivery.id, delivery.attempts, clock.now());
-        return 'delivered';
+  const runner = createOutboxRunner<ClaimedDelivery, true>({
+    clock,
+    // The lease outlives the attempt (its timeout) with room to write the outcome.
+    leaseMs: timeoutMs + MINUTE,
+    batchSize: WEBHOOK_BATCH_SIZE,
+    concurrency: WEBHOOK_CONCURRENCY,
+    maxAttempts: config.maxAttempts,
+    backoff: BACKOFF,
+    claimDue: (now, leaseMs, limit) => repository.claimDue(now, leaseMs, limit),
+    async deliver(delivery) {
+      const sentAt = clock.now();
+      let response: Response;
+      try {
+        response = await fetch(config.url, {
+          method: 'POST',
+          redirect: 'manual',
+          signal: AbortSignal.timeout(timeoutMs),
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'trusted-devices-webhooks/1',
+            'webhook-id': delivery.id,
+            'webhook-timestamp': String(Math.floor(sentAt / 1000)),
+            'webhook-signature': signer.sign(delivery.id, new Date(sentAt), delivery.payload),
+          },
+          body: delivery.payload,
+        });
+        // The body is not read: only the status counts.
+        await response.body?.cancel().catch(() => undefined);
+      } catch (cause) {
+        throw new Error(describeFailure(cause));
       }
-      error = `HTTP ${response.status}`;
-    } catch (cause) {
-      error = cause instanceof Error ? (cause.name === 'TimeoutError' ? 'timeout' : `${cause.name}: ${(cause.cause as Error | undefined)?.message ?? cause.message}`) : 'error';
-    }
-    const now = clock.now();
-    const dead = delivery.attempts >= config.maxAttempts;
-    await repository.markFailed(delivery.id, delivery.attempts, now, dead ? null : now + backoffMs(delivery.attempts), error);
-    if (dead) log.warn({ webhookId: delivery.id, attempts: delivery.attempts, error }, 'webhook given up after its last attempt');
-    else log.info({ webhookId: delivery.id, attempt: delivery.attempts, error }, 'webhook attempt failed; will retry');
-    return dead ? 'dead' : 'failed';
-  }
+      if (response.status < 200 || response.status >= 300) throw new Error(`HTTP ${response.status}`);
+      return true;
+    },
+    async markDone(delivery, _done, now) {
+      await repository.markDelivered(delivery.id, delivery.attempts, now);
+    },
+    async markFailed(delivery, error, retryAt, now) {
+      await repository.markFailed(delivery.id, delivery.attempts, now, retryAt, error);
+      if (retryAt === null) log.warn({ webhookId: delivery.id, attempts: delivery.attempts, error }, 'webhook given up after its last attempt');
+      else log.info({ webhookId: delivery.id, attempt: delivery.attempts, error }, 'webhook attempt failed; will retry');
+    },
+  });
 
   /** One bounded batch: claim due rows, deliver them a few at a time. */
   async function runOnce(limit = WEBHOOK_BATCH_SIZE): Promise<SendResult> {
-    const claimed = await repository.claimDue(clock.now(), leaseMs, limit);
-    const result: SendResult = { claimed: claimed.length, delivered: 0, failed: 0, dead: 0 };
-    let next = 0;
-    const worker = async () => {
-      while (next < claimed.length) {
-        const outcome = await attempt(claimed[next++]!);
-        result[outcome]++;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(WEBHOOK_CONCURRENCY, claimed.length) }, worker));
-    return result;
+    const { claimed, done, failed, dead } = await runner.runOnce(limit);
+    return { claimed, delivered: done.length, failed, dead };
   }
 
   /**
@@ -118,29 +124,7 @@ export function createWebhookSender(options: WebhookSenderOptions) {
    * Returns stop(), which resolves when the batch in flight has finished.
    */
   function start(intervalMs = WEBHOOK_POLL_INTERVAL_MS): () => Promise<void> {
-    let stopped = false;
-    let timer: NodeJS.Timeout | undefined;
-    let running: Promise<void> = Promise.resolve();
-    const tick = () => {
-      running = runOnce()
-        .then((r) => r.claimed === WEBHOOK_BATCH_SIZE)
-        .catch((error: unknown) => {
-          log.warn({ err: error }, 'webhook delivery run failed');
-          return false;
-        })
-        .then((more) => {
-          if (stopped) return;
-          timer = setTimeout(tick, more ? 0 : intervalMs);
-          timer.unref();
-        });
-    };
-    timer = setTimeout(tick, intervalMs);
-    timer.unref();
-    return async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    };
+    return runner.start({ name: 'webhook delivery', log, intervalMs, continueAfterFullBatch: true });
   }
 
   return { runOnce, start, repository };

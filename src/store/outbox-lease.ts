@@ -1,0 +1,68 @@
+/**
+ * The claim both outboxes share (mail_outbox, webhook_outbox), for the
+ * runner in src/platform/outbox-runner.ts.
+ *
+ * A row is due when `next_attempt_at <= now` and no live lease is on it
+ * (`claimed_until` null or past). Claiming is one conditional UPDATE that
+ * moves `next_attempt_at` and `claimed_until` to the end of the lease and
+ * counts the attempt, so a claimed row stops being due at once. On
+ * PostgreSQL the choice of rows skips rows locked by a concurrent claim
+ * (FOR UPDATE SKIP LOCKED), and the outer WHERE re-checks the due condition
+ * on the newest version of each row (READ COMMITTED), so a row is claimed by
+ * one instance only; SQLite serialises writers. Oldest due first, at most
+ * `limit` rows, through each table's index on `next_attempt_at`.
+ *
+ * `claimed_until` is checked as well as `next_attempt_at` so that a row
+ * leased by an instance still running an older release (which set only
+ * `claimed_until`) is not taken from it during a rolling upgrade.
+ */
+import { type Kysely, PostgresAdapter, type Selectable } from 'kysely';
+import type { Database } from './schema.ts';
+
+type LeasedTable = 'mail_outbox' | 'webhook_outbox';
+
+export interface ClaimScope {
+  /** Rows with a status column: only these are claimable (mail: 'pending'). */
+  status?: string;
+  /** Rows with a claimed_by column: the claiming instance, which fences the outcome. */
+  claimedBy?: string;
+}
+
+export async function claimDueRows<T extends LeasedTable>(
+  typed: Kysely<Database>,
+  table: T,
+  now: number,
+  leaseMs: number,
+  limit: number,
+  scope: ClaimScope = {},
+): Promise<Array<Selectable<Database[T]>>> {
+  // The two tables share these columns but not a type: the statement is built untyped, once.
+  const db = typed as unknown as Kysely<any>;
+  const postgres = typed.getExecutor().adapter instanceof PostgresAdapter;
+  const until = now + leaseMs;
+  const due = (query: any): any => {
+    let q = query
+      .where('next_attempt_at', '<=', now)
+      .where((eb: any) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]));
+    if (scope.status !== undefined) q = q.where('status', '=', scope.status);
+    return q;
+  };
+  return due(
+    db
+      .updateTable(table as string)
+      .set((eb: any) => ({
+        attempts: eb('attempts', '+', 1),
+        next_attempt_at: until,
+        claimed_until: until,
+        ...(scope.claimedBy !== undefined ? { claimed_by: scope.claimedBy } : {}),
+      }))
+      .where('id', 'in', (eb: any) => {
+        const candidates = due(eb.selectFrom(table as string).select('id')).orderBy('next_attempt_at').limit(limit);
+        // PostgreSQL: rows another instance is claiming right now are passed over, not waited for, so
+        // concurrent senders take the next rows instead of all choosing (and fighting over) the same ones.
+        return postgres ? candidates.forUpdate().skipLocked() : candidates;
+      }),
+  )
+    .returningAll()
+    .execute() as Promise<Array<Selectable<Database[T]>>>;
+}
