@@ -3,10 +3,10 @@
  *
  * Wires the page-wide parts (log out, skip link, confirm dialog, password
  * visibility toggles), registers one module per view with the router
- * (views/*.js, sharing state.js and the API client api.js), restores a
+ * (views/*.js, sharing state.js and session.js, the session over the TypeScript client), restores a
  * sign-in from the refresh cookie in a new tab, and starts routing.
  */
-import { logout, restoreSession, saveSession, setSessionExpiredHandler } from './api.js';
+import { logout, restoreSession, saveSession, setSessionExpiredHandler } from './session.js';
 import { $, withBusy } from './dom.js';
 import { collectFingerprint } from './vendor/trusted-devices-browser.js';
 import { showPasswordPolicy } from './password-policy.js';

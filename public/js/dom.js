@@ -84,7 +84,7 @@ export function clearFormError(form) {
 }
 
 /**
- * Show an error in the form's alert area. `error` is an ApiError or a string;
+ * Show an error in the form's alert area. `error` is a TrustedDevicesError (the client's) or a string;
  * VALIDATION_ERROR details are listed and their inputs marked aria-invalid.
  * @param {HTMLFormElement} form
  * @param {any} error

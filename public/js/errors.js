@@ -45,7 +45,7 @@ const WITH_REFERENCE = new Set(['INTERNAL_ERROR', 'SERVICE_UNAVAILABLE', 'MALFOR
 /** At MFA verify: the challenge is gone (expired, used, or too many wrong codes), so only a new sign-in helps. */
 export const mustRestartSignIn = (error) => error?.code === 'INVALID_TOKEN' || error?.code === 'TOO_MANY_ATTEMPTS';
 
-/** @param {any} error  an ApiError, an {code, details} object, or anything thrown */
+/** @param {any} error  a TrustedDevicesError (the client's), an {code, details} object, or anything thrown */
 export function describeError(error) {
   let code = typeof error?.code === 'string' ? error.code : 'INTERNAL_ERROR';
   if (code === 'TOO_MANY_ATTEMPTS' && error?.details?.restart_sign_in === true) code = 'TOO_MANY_ATTEMPTS_RESTART';

@@ -4,7 +4,7 @@
  * length in Unicode code points, and Unicode letter/digit categories, so
  * "Ärger123x" has its upper-case letter.
  */
-import { api } from './api.js';
+import { api } from './session.js';
 
 /** Used only until the API has answered (or if it cannot be reached); the server still decides. */
 const FALLBACK = {

@@ -5,7 +5,7 @@
  * the view's heading (or the field the view names), so keyboard and screen
  * reader users land at the start of the new content.
  */
-import { currentUser, isSignedIn } from './api.js';
+import { currentUser, isSignedIn } from './session.js';
 import { $ } from './dom.js';
 import { state } from './state.js';
 import { APP_NAME, clearFlash } from './ui.js';

@@ -12,7 +12,7 @@ import {
   startRegistration,
   WebAuthnAbortService,
 } from '/vendor/simplewebauthn/index.js';
-import { api } from './api.js';
+import { api } from './session.js';
 
 export const webauthnSupported = () => browserSupportsWebAuthn();
 

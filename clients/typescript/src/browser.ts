@@ -4,7 +4,10 @@
  *   docs/fingerprint.md (SPEC §3): this file;
  * - device keys (SPEC §5.5): the IndexedDB key store
  *   (./indexeddb-device-keys.ts) and the WebCrypto primitives
- *   (./device-key.ts), re-exported for apps that drive the sign-in themselves.
+ *   (./device-key.ts), re-exported for apps that drive the sign-in themselves;
+ * - the client (./index.ts) and a Web Storage token store, so a page that
+ *   loads only this module has everything: the service's web app creates
+ *   its client here in cookie-refresh mode.
  *
  *   import { fingerprintHeader } from '<this package>/browser';
  *   createTrustedDevicesClient({ baseUrl, fingerprint: fingerprintHeader });
@@ -37,8 +40,62 @@
  * and activation tokens are bound to the fingerprint they were issued to.
  */
 
+import type { TokenName, TokenStore } from './index.ts';
+
 export { createDeviceKey, deviceKeyAccount, type DeviceKeyPair, type DeviceKeyStore, deviceKeysSupported, type PublicDeviceJwk, signChallenge } from './device-key.ts';
 export { DEVICE_KEY_DATABASE, indexedDbAvailable, indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
+// The client itself, for apps that load this one module (the service's web app: cookie-refresh mode, `request()`).
+export {
+  type ClientOptions,
+  createTrustedDevicesClient,
+  deviceBoundPath,
+  type HttpMethod,
+  memoryTokenStore,
+  type RequestOptions,
+  sessionOpeningPath,
+  type TokenName,
+  type TokenStore,
+  type TrustedDevicesClient,
+  TrustedDevicesError,
+} from './index.ts';
+
+/** A synchronous string store: Web Storage, or a Map where the browser refuses it. */
+export interface KeyValueStore {
+  get(key: string): string | null;
+  set(key: string, value: string): void;
+  remove(key: string): void;
+}
+
+/**
+ * `sessionStorage` / `localStorage`, or an in-memory map where the browser
+ * blocks Web Storage (some privacy modes): values then last as long as the page.
+ */
+export function webStorage(name: 'sessionStorage' | 'localStorage'): KeyValueStore {
+  try {
+    const storage: Any = (globalThis as Any)[name];
+    const probe = '__td_probe__';
+    storage.setItem(probe, '1');
+    storage.removeItem(probe);
+    return { get: (k) => storage.getItem(k), set: (k, v) => storage.setItem(k, v), remove: (k) => storage.removeItem(k) };
+  } catch {
+    const values = new Map<string, string>();
+    return { get: (k) => values.get(k) ?? null, set: (k, v) => void values.set(k, v), remove: (k) => void values.delete(k) };
+  }
+}
+
+/**
+ * A TokenStore over Web Storage, each token under `<prefix><name>`
+ * (`td.access_token`). Synchronous, so an app can read it without awaiting.
+ * With the cookie-refresh mode only the access token (15 minutes) is ever
+ * stored: sessionStorage keeps it across reloads of this tab and no longer.
+ */
+export function webStorageTokenStore(name: 'sessionStorage' | 'localStorage' = 'sessionStorage', prefix = 'td.'): TokenStore & { get(name: TokenName): string | undefined } {
+  const storage = webStorage(name);
+  return {
+    get: (token) => storage.get(prefix + token) ?? undefined,
+    set: (token, value) => (value === undefined ? storage.remove(prefix + token) : storage.set(prefix + token, value)),
+  };
+}
 
 export type Signals = Record<string, string | number | boolean>;
 

@@ -9,7 +9,18 @@
  *   `verifyMfa()`, `trustThisDevice()` / `notNow()`, `refresh()`, `me()`,
  *   `logout()`, `devices.list()` / `devices.revoke()` / `devices.revokeAll()`
  *   / `devices.rename()`. Tokens live in a TokenStore (memory by default);
- *   a call that gets 401 refreshes once and is retried.
+ *   a call that gets 401 UNAUTHORIZED refreshes once and is retried.
+ * - `request(method, path, …)`: any other operation under /api/v1, for apps
+ *   written in plain JavaScript (the service's own web app): the same
+ *   envelope handling, device headers, refresh and retry as the flows.
+ *
+ * Cookie-refresh mode (`refreshCookie: true`, a browser app on the service's
+ * origin): the refresh token is never seen by script. Every call that opens
+ * or rotates a session sends `x-refresh-cookie: 1`, the service answers
+ * without `refresh_token` and sets it as the HttpOnly `td_refresh` cookie,
+ * and `refresh()` rotates that cookie. Refreshes are serialised in the page
+ * and, through the Web Locks API where the browser has it, across tabs
+ * (re-using a rotated refresh token revokes the whole family).
  *
  * Device token: browsers keep it in the service's HttpOnly cookie (never
  * visible to this code); other clients (Node, native) keep it in the store
@@ -79,12 +90,36 @@ export interface ClientOptions {
    * trust devices without a key (the device token alone, as before SPEC §5.5).
    */
   deviceKeys?: DeviceKeyStore | false;
+  /**
+   * Cookie-refresh mode, for a browser app served by the service itself
+   * (same origin): login, MFA verify, passkey verify and refresh send
+   * `x-refresh-cookie: 1`, so the refresh token lives only in the HttpOnly
+   * `td_refresh` cookie; `refresh()` sends no token and rotates the cookie.
+   * Refreshes are serialised across tabs (Web Locks) and answers are never
+   * cached. Keep the access token in a TokenStore the app chooses (memory,
+   * sessionStorage: `webStorageTokenStore` in ./browser.ts).
+   */
+  refreshCookie?: boolean;
+  /**
+   * Called when a call got 401 UNAUTHORIZED and the session could not be
+   * refreshed (it ended: logout elsewhere, device revoked, password
+   * changed…). The tokens are already forgotten; the call still rejects.
+   */
+  onSessionExpired?: () => void;
   /** Extra headers on every request (a User-Agent for a native client, …). */
   headers?: Record<string, string>;
   fetch?: typeof globalThis.fetch;
 }
 
-/** An error answer of the service (SPEC §2 envelope), or a network failure (status 0). */
+/**
+ * An error answer of the service (the error envelope: `code`, `message`,
+ * `details`, `request_id`), or a network failure (status 0, code
+ * NETWORK_ERROR). An answer without an envelope gets a code from its status
+ * (401 UNAUTHORIZED, 429 RATE_LIMITED, 503 SERVICE_UNAVAILABLE, other 5xx
+ * INTERNAL_ERROR, else HTTP_ERROR) and the message `HTTP <status>`.
+ * `retryAfter`: seconds to wait, from `details.retry_after_seconds` or the
+ * Retry-After header.
+ */
 export class TrustedDevicesError extends Error {
   override readonly name = 'TrustedDevicesError';
   constructor(
@@ -93,9 +128,41 @@ export class TrustedDevicesError extends Error {
     message: string,
     readonly details?: unknown,
     readonly requestId?: string,
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
+}
+
+function fallbackCode(status: number): string {
+  if (status === 401) return 'UNAUTHORIZED';
+  if (status === 429) return 'RATE_LIMITED';
+  if (status === 503) return 'SERVICE_UNAVAILABLE';
+  if (status >= 500) return 'INTERNAL_ERROR';
+  return 'HTTP_ERROR';
+}
+
+/** The paths (under /api/v1) whose answers are bound to the device: they carry x-device-fingerprint (and, outside browsers, x-device-token). */
+export const deviceBoundPath = (path: string): boolean =>
+  path === '/auth/login' ||
+  path === '/auth/mfa/verify' ||
+  path === '/auth/mfa/webauthn/options' ||
+  path.startsWith('/auth/passkey/') ||
+  path === '/devices' ||
+  path.startsWith('/devices/') ||
+  path.startsWith('/devices?');
+/** The paths (under /api/v1) whose answers open or rotate a session: in cookie-refresh mode they send x-refresh-cookie: 1. */
+export const sessionOpeningPath = (path: string): boolean =>
+  path === '/auth/login' || path === '/auth/mfa/verify' || path === '/auth/refresh' || path === '/auth/passkey/verify';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export interface RequestOptions {
+  /** The JSON body. */
+  body?: unknown;
+  /** Send the access token, refresh and retry once on 401 (default true). */
+  auth?: boolean;
+  /** Extra request headers (x-device-proof, …). */
+  headers?: Record<string, string>;
 }
 
 /** Login finished: tokens are stored. `mfaBypassed` when a trusted device skipped MFA. */
@@ -133,13 +200,25 @@ export function createTrustedDevicesClient(options: ClientOptions) {
   const deviceKeys = options.deviceKeys === false ? undefined : (options.deviceKeys ?? defaultDeviceKeyStore());
   /** The account being signed in (the key store's key): set by login() and verifyMfa(). */
   let account: string | undefined;
+  const cookieMode = options.refreshCookie === true;
   const api: Client<paths> = createClient<paths>({
     baseUrl: options.baseUrl.replace(/\/$/, ''),
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-    // Browsers send (and receive) the HttpOnly device cookie.
+    // A network failure rejects with a TrustedDevicesError (status 0), like any other failure.
+    fetch: async (input: Request) => {
+      try {
+        return await (options.fetch ?? globalThis.fetch)(input);
+      } catch {
+        throw new TrustedDevicesError(0, 'NETWORK_ERROR', 'Network error');
+      }
+    },
+    // Browsers send (and receive) the HttpOnly device (and refresh) cookies.
     credentials: 'include',
+    // Tokens and device lists must never come from the HTTP cache.
+    ...(cookieMode ? { cache: 'no-store' as const } : {}),
     headers: options.headers,
   });
+  /** x-refresh-cookie: 1 in cookie-refresh mode (on the calls that open or rotate a session). */
+  const refreshCookieHeader = (): Record<string, string> => (cookieMode ? { 'x-refresh-cookie': '1' } : {});
 
   /** The device headers the service reads on login, MFA verify, activate and skip. */
   async function deviceHeaders(): Promise<Record<string, string>> {
@@ -157,7 +236,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     return { authorization: `Bearer ${access}` };
   }
 
-  // refresh_token is absent only when a browser asked for the td_refresh cookie (x-refresh-cookie: 1), which this client never does.
+  // refresh_token is absent when the refresh token went into the td_refresh cookie (cookie-refresh mode).
   async function storeTokens(pair: { access_token: string; refresh_token?: string }) {
     await tokens.set('access_token', pair.access_token);
     if (pair.refresh_token !== undefined) await tokens.set('refresh_token', pair.refresh_token);
@@ -166,52 +245,83 @@ export function createTrustedDevicesClient(options: ClientOptions) {
   /** The data of a success envelope, or a TrustedDevicesError for an error envelope. */
   function unwrap<T>(result: { data?: { data: T }; error?: unknown; response: Response }): T {
     if (result.data !== undefined) return result.data.data;
+    const { status, headers } = result.response;
     const envelope = result.error as Partial<ErrorEnvelope> | undefined;
     const error = envelope?.error;
-    throw new TrustedDevicesError(
-      result.response.status,
-      error?.code ?? 'HTTP_ERROR',
-      error?.message ?? `HTTP ${result.response.status}`,
-      error?.details,
-      error?.request_id,
-    );
+    const details = error?.details as { retry_after_seconds?: unknown } | undefined;
+    const header = Number.parseInt(headers.get('retry-after') ?? '', 10);
+    const retryAfter = typeof details?.retry_after_seconds === 'number' ? details.retry_after_seconds : Number.isFinite(header) ? header : undefined;
+    throw new TrustedDevicesError(status, error?.code ?? fallbackCode(status), error?.message ?? `HTTP ${status}`, error?.details, error?.request_id, retryAfter);
   }
 
-  /** Runs an authenticated call; on 401 refreshes the tokens once and retries. */
+  async function forgetTokens() {
+    await tokens.set('access_token', undefined);
+    await tokens.set('refresh_token', undefined);
+  }
+
+  /**
+   * Runs an authenticated call; on 401 UNAUTHORIZED refreshes the tokens
+   * once and retries. A refresh that fails forgets the session and calls
+   * onSessionExpired; the call then rejects with its own 401.
+   */
   async function authed<T>(call: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+    const tokenUsed = await tokens.get('access_token');
     try {
       return await call(await bearer());
     } catch (error) {
-      if (!(error instanceof TrustedDevicesError) || error.status !== 401 || !(await tokens.get('refresh_token'))) throw error;
-      await refresh();
+      if (!(error instanceof TrustedDevicesError) || error.status !== 401 || error.code !== 'UNAUTHORIZED') throw error;
+      if (!cookieMode && !(await tokens.get('refresh_token'))) throw error;
+      // Another call may have refreshed the session while this one was in flight.
+      const current = await tokens.get('access_token');
+      if (current === undefined || current === tokenUsed) {
+        try {
+          await refresh();
+        } catch (refreshError) {
+          const ended = refreshError instanceof TrustedDevicesError && refreshError.status === 401;
+          if (cookieMode || ended) {
+            await forgetTokens();
+            options.onSessionExpired?.();
+          }
+          // In cookie-refresh mode any failed refresh ends the session (the app signs in again): the call's own 401 is the answer.
+          throw cookieMode ? error : refreshError;
+        }
+      }
       return call(await bearer());
     }
   }
 
+  /** One refresh at a time across tabs in cookie-refresh mode (Web Locks, where the browser has them: secure contexts). */
+  function withRefreshLock<T>(fn: () => Promise<T>): Promise<T> {
+    const locks = cookieMode ? (globalThis as { navigator?: { locks?: { request?: (name: string, fn: () => Promise<T>) => Promise<T> } } }).navigator?.locks : undefined;
+    return locks?.request ? locks.request('td-refresh', fn) : fn();
+  }
+
   let refreshing: Promise<TokenPair> | undefined;
-  /** Rotates the refresh token (one request at a time, however many callers ask). */
+  /**
+   * Rotates the refresh token (one request at a time, however many callers
+   * ask): the stored one, or in cookie-refresh mode the td_refresh cookie.
+   * Stores and returns the new access token (and refresh token outside
+   * cookie mode); a 401 (the session ended) forgets the tokens.
+   */
   function refresh(): Promise<TokenPair> {
-    refreshing ??= (async () => {
+    refreshing ??= withRefreshLock(async () => {
+      const refreshToken = cookieMode ? undefined : await tokens.get('refresh_token');
+      if (!cookieMode && !refreshToken) throw new TrustedDevicesError(401, 'UNAUTHORIZED', 'No refresh token: sign in again.');
+      let pair: TokenPair;
       try {
-        const refreshToken = await tokens.get('refresh_token');
-        if (!refreshToken) throw new TrustedDevicesError(401, 'UNAUTHORIZED', 'No refresh token: sign in again.');
-        let pair: TokenPair;
-        try {
-          pair = unwrap(await api.POST('/api/v1/auth/refresh', { body: { refresh_token: refreshToken } }));
-        } catch (error) {
-          // The session ended (logout elsewhere, device revoked, password changed…): forget it.
-          if (error instanceof TrustedDevicesError && error.status === 401) {
-            await tokens.set('access_token', undefined);
-            await tokens.set('refresh_token', undefined);
-          }
-          throw error;
-        }
-        await storeTokens(pair);
-        return pair;
-      } finally {
-        refreshing = undefined;
+        // Cookie mode: no body at all, the service reads the td_refresh cookie.
+        const body = refreshToken === undefined ? undefined : { refresh_token: refreshToken };
+        pair = unwrap(await api.POST('/api/v1/auth/refresh', { body: body as never, headers: refreshCookieHeader() }));
+      } catch (error) {
+        // The session ended (logout elsewhere, device revoked, password changed…): forget it.
+        if (error instanceof TrustedDevicesError && error.status === 401) await forgetTokens();
+        throw error;
       }
-    })();
+      await storeTokens(pair);
+      return pair;
+    }).finally(() => {
+      refreshing = undefined;
+    });
     return refreshing;
   }
 
@@ -256,7 +366,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     const headers = await deviceHeaders();
     const proof = await deviceProof(credentials.email, headers);
     if (proof) headers['x-device-proof'] = proof;
-    const data = unwrap(await api.POST('/api/v1/auth/login', { body: credentials, headers }));
+    const data = unwrap(await api.POST('/api/v1/auth/login', { body: credentials, headers: { ...headers, ...refreshCookieHeader() } }));
     account = deviceKeyAccount(credentials.email);
     if ('mfa_required' in data) {
       return { kind: 'mfa_required', temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1000) };
@@ -269,7 +379,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
 
   async function verifyMfa(step: MfaStep, factor: { code: string } | { backupCode: string }): Promise<VerifiedMfa> {
     const body = 'code' in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode };
-    const data = unwrap(await api.POST('/api/v1/auth/mfa/verify', { body, headers: await deviceHeaders() }));
+    const data = unwrap(await api.POST('/api/v1/auth/mfa/verify', { body, headers: { ...(await deviceHeaders()), ...refreshCookieHeader() } }));
     await storeTokens(data);
     account = deviceKeyAccount(data.email);
     const { trusted_device: pendingDevice, ...session } = data;
@@ -318,9 +428,36 @@ export function createTrustedDevicesClient(options: ClientOptions) {
         if (result.error !== undefined) unwrap(result as never);
       });
     } finally {
-      await tokens.set('access_token', undefined);
-      await tokens.set('refresh_token', undefined);
+      await forgetTokens();
     }
+  }
+
+  /**
+   * Any operation under /api/v1, untyped (for plain-JavaScript apps; typed
+   * code has `api`): `path` as in the document without the prefix, query
+   * string included (`/devices/events?limit=20`). Resolves to the success
+   * envelope's `data` (null for 204), rejects with a TrustedDevicesError.
+   * Device-bound paths get the device headers, session-opening ones the
+   * refresh-cookie header (cookie mode) and their tokens are stored; with
+   * `auth` (default) the access
+   * token is sent, and a 401 UNAUTHORIZED refreshes once and retries.
+   */
+  async function request<T = any>(method: HttpMethod, path: string, init: RequestOptions = {}): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const { body, auth = true, headers: extra } = init;
+    const send = async (authorization: Record<string, string>): Promise<T> => {
+      const headers: Record<string, string> = { accept: 'application/json', ...extra, ...authorization };
+      if (deviceBoundPath(path)) Object.assign(headers, await deviceHeaders());
+      if (sessionOpeningPath(path)) Object.assign(headers, refreshCookieHeader());
+      const result = await (api as unknown as Client<Record<string, never>>).request(method.toLowerCase() as never, `/api/v1${path}` as never, { body, headers } as never);
+      const { response } = result as { response: Response };
+      if (!response.ok) return unwrap(result as never);
+      const data = (result as { data?: { data?: T } }).data?.data ?? null;
+      // A session opened or rotated here (login, MFA verify, passkey sign-in…): keep its tokens, as the flows do.
+      const pair = data as { access_token?: unknown; refresh_token?: string } | null;
+      if (sessionOpeningPath(path) && typeof pair?.access_token === 'string') await storeTokens(pair as { access_token: string; refresh_token?: string });
+      return data as T;
+    };
+    return auth ? authed(send) : send({});
   }
 
   const withDeviceToken = async (headers: Record<string, string>) => {
@@ -355,5 +492,5 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     },
   };
 
-  return { api, tokens, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, devices };
+  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, devices };
 }

@@ -4,7 +4,10 @@
  * trust / not now, MFA bypass on the trusted device, list, revoke, refresh on
  * an expired access token, the error type, and the device proof (SPEC §5.5):
  * a key-bound device bypasses MFA with its proof, a copied device token
- * without the key (or with another key) does not. Runs on every storage of
+ * without the key (or with another key) does not. The web app's side:
+ * cookie-refresh mode (the refresh token only ever in the td_refresh
+ * cookie, one refresh for concurrent 401s, a failed refresh ends the
+ * session) and the untyped request(). Runs on every storage of
  * the matrix, like the service's own suites.
  */
 import assert from 'node:assert/strict';
@@ -211,6 +214,96 @@ for (const kind of databaseKinds()) {
       const again = await client.login({ email: user.email, password: PASSWORD });
       assert.ok(again.kind === 'session' && again.mfaBypassed);
       assert.ok(!recorder.requests.some((r) => r.path.endsWith('/device-challenge') || r.proof));
+    });
+
+    /** A fetch with a cookie jar, as a browser on the service's origin keeps the td_refresh cookie; it records every request. */
+    const cookieJarFetch = () => {
+      const cookies = new Map<string, string>();
+      const requests: Array<{ path: string; headers: Headers; body: string }> = [];
+      const wrapped = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init);
+        requests.push({ path: new URL(request.url).pathname, headers: new Headers(request.headers), body: await request.clone().text() });
+        const headers = new Headers(request.headers);
+        if (cookies.size > 0) headers.set('cookie', [...cookies].map(([k, v]) => `${k}=${v}`).join('; '));
+        const response = await fetch(new Request(request, { headers }));
+        for (const line of response.headers.getSetCookie()) {
+          const [pair = '', ...attributes] = line.split(';');
+          const [name = '', value = ''] = pair.split('=');
+          const gone = value === '' || attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=thu, 01 jan 1970/i.test(a));
+          if (gone) cookies.delete(name.trim());
+          else cookies.set(name.trim(), value);
+        }
+        return response;
+      }) as typeof fetch;
+      return { fetch: wrapped, cookies, requests };
+    };
+
+    test('cookie-refresh mode: the refresh token stays in the td_refresh cookie; a 401 refreshes through it once and retries; a failed refresh ends the session', async () => {
+      const user = await signupAndLogin(t.app);
+      const jar = cookieJarFetch();
+      const tokens = memoryTokenStore();
+      let expired = 0;
+      const client = createTrustedDevicesClient({
+        baseUrl,
+        tokens,
+        refreshCookie: true,
+        fetch: jar.fetch,
+        fingerprint: encodeFingerprint(SIGNALS),
+        headers: { 'user-agent': CHROME_MAC },
+        deviceKeys: false,
+        onSessionExpired: () => void (expired += 1),
+      });
+      const result = await client.login({ email: user.email, password: PASSWORD });
+      assert.ok(result.kind === 'session');
+      assert.equal(result.session.refresh_token, undefined, 'the answer carries no refresh token');
+      assert.equal(await tokens.get('refresh_token'), undefined);
+      const firstCookie = jar.cookies.get('td_refresh');
+      assert.ok(firstCookie, 'the refresh token is the td_refresh cookie');
+      const login = jar.requests.find((r) => r.path === '/api/v1/auth/login')!;
+      assert.equal(login.headers.get('x-refresh-cookie'), '1');
+      assert.ok(login.headers.get('x-device-fingerprint'));
+
+      const firstAccess = await tokens.get('access_token');
+      t.clock.advance(16 * 60_000); // past the 15-minute access-token lifetime
+      // Two calls at once meet the expired token: one refresh through the cookie, both retried.
+      const [me, list] = await Promise.all([client.request('GET', '/auth/me'), client.request<{ devices: unknown[] }>('GET', '/devices')]);
+      assert.equal(me.user_id, user.userId);
+      assert.ok(Array.isArray(list.devices));
+      const refreshes = jar.requests.filter((r) => r.path === '/api/v1/auth/refresh');
+      assert.equal(refreshes.length, 1, 'concurrent 401s share one refresh');
+      assert.equal(refreshes[0]!.headers.get('x-refresh-cookie'), '1');
+      assert.equal(refreshes[0]!.body, '', 'no token in the body: the cookie carries it');
+      assert.notEqual(await tokens.get('access_token'), firstAccess);
+      assert.notEqual(jar.cookies.get('td_refresh'), firstCookie, 'the cookie rotated');
+      assert.ok(jar.requests.find((r) => r.path === '/api/v1/devices')!.headers.get('x-device-fingerprint'), '/devices calls carry the fingerprint');
+      assert.equal(expired, 0);
+
+      // The session ends elsewhere (here: the cookie is no longer valid): the refresh fails, the tokens are forgotten, the app is told once.
+      jar.cookies.set('td_refresh', 'not-a-refresh-token');
+      t.clock.advance(16 * 60_000);
+      await assert.rejects(client.request('GET', '/auth/me'), (error: unknown) => error instanceof TrustedDevicesError && error.status === 401 && error.code === 'UNAUTHORIZED');
+      assert.equal(expired, 1);
+      assert.equal(await tokens.get('access_token'), undefined);
+    });
+
+    test('request(): envelope data (null for 204), error fields for the web app, NETWORK_ERROR when the server cannot be reached', async () => {
+      const user = await signupAndLogin(t.app);
+      const client = laptopClient();
+      await client.login({ email: user.email, password: PASSWORD });
+      const policy = await client.request('GET', '/auth/password-policy', { auth: false });
+      assert.equal(typeof policy, 'object');
+      await assert.rejects(client.request('POST', '/auth/signup', { body: { email: 'not-an-email', password: 'x' }, auth: false }), (error: unknown) => {
+        assert.ok(error instanceof TrustedDevicesError);
+        assert.equal(error.status, 422);
+        assert.equal(error.code, 'VALIDATION_ERROR');
+        assert.ok(Array.isArray(error.details), 'details: the field problems');
+        return true;
+      });
+      const ended = await client.request<{ revoked_count?: number }>('DELETE', '/sessions?except_current=true');
+      assert.ok(ended && typeof ended === 'object', 'the query string goes with the path');
+      assert.equal(await client.request('POST', '/auth/logout'), null, '204: null');
+      const closed = createTrustedDevicesClient({ baseUrl: 'http://127.0.0.1:9', deviceKeys: false });
+      await assert.rejects(closed.request('GET', '/auth/password-policy', { auth: false }), (error: unknown) => error instanceof TrustedDevicesError && error.status === 0 && error.code === 'NETWORK_ERROR');
     });
 
     async function enableMfaCodes(user: TestUser): Promise<{ backupCodes: string[] }> {

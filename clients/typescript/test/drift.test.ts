@@ -7,7 +7,10 @@
  *   (public/js/vendor/trusted-devices-browser.js): src/browser.ts changed
  *   without regenerating fails here, so the web app and the client collect
  *   and encode the fingerprint, and keep device keys, alike (they run the
- *   same code).
+ *   same code);
+ * - the web app makes no request of its own (no fetch wrapper in public/js
+ *   outside the vendor bundle): it uses the client, so the two cannot grow
+ *   apart again.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -35,8 +38,32 @@ test('public/js/vendor/trusted-devices-browser.js is src/browser.ts as generated
   const imported = webAppModules().flatMap((file) =>
     [...readFileSync(file, 'utf8').matchAll(/import\s*\{([^}]*)\}\s*from\s*'[./]+vendor\/trusted-devices-browser\.js'/g)].flatMap((m) => m[1]!.split(',').map((name) => name.trim().split(/\s+as\s+/)[0]!).filter(Boolean)),
   );
-  for (const name of ['fingerprintHeader', 'collectFingerprint', 'indexedDbDeviceKeyStore']) assert.ok(imported.includes(name), `the web app uses the helper's ${name}: ${imported.join(', ')}`);
+  for (const name of ['fingerprintHeader', 'collectFingerprint', 'indexedDbDeviceKeyStore', 'createTrustedDevicesClient', 'webStorageTokenStore']) assert.ok(imported.includes(name), `the web app uses the helper's ${name}: ${imported.join(', ')}`);
   for (const name of imported) assert.equal(typeof exported[name], 'function', name);
+});
+
+test('the web app has no API client of its own: every request goes through the TypeScript client (the vendor bundle)', () => {
+  const vendor = BROWSER_MODULE_FILE;
+  for (const file of webAppModules().filter((f) => f !== vendor)) {
+    // Comments may talk about requests; code may not make them.
+    const code = readFileSync(file, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+    for (const [pattern, what] of [
+      [/\bfetch\s*\(/, 'fetch('],
+      [/\bXMLHttpRequest\b/, 'XMLHttpRequest'],
+      [/\bsendBeacon\b/, 'navigator.sendBeacon'],
+      [/\bEventSource\b/, 'EventSource'],
+      [/['"`]\/api\/v1/, 'an /api/v1 URL'],
+      [/x-refresh-cookie|x-device-fingerprint/i, 'a header the client sets'],
+    ] as const) {
+      assert.doesNotMatch(code, pattern, `${file} uses ${what}: requests belong to clients/typescript (regenerate the vendor bundle)`);
+    }
+  }
+  // The client is created once, in cookie-refresh mode.
+  const creators = webAppModules().filter((f) => f !== vendor && /createTrustedDevicesClient\s*\(/.test(readFileSync(f, 'utf8')));
+  assert.equal(creators.length, 1, `one module creates the client: ${creators.join(', ')}`);
+  assert.match(readFileSync(creators[0]!, 'utf8'), /refreshCookie:\s*true/);
 });
 
 function webAppModules(dir = fileURLToPath(new URL('../../../public/js/', import.meta.url))): string[] {

@@ -7,6 +7,10 @@
  */
 
 // clients/typescript/src/device-key.ts
+function memoryDeviceKeyStore() {
+  const pairs = /* @__PURE__ */ new Map();
+  return { get: (account) => pairs.get(account), set: (account, pair) => void pairs.set(account, pair) };
+}
 var deviceKeyAccount = (email) => email.trim().toLowerCase();
 var ECDSA_P256 = { name: "ECDSA", namedCurve: "P-256" };
 var ES256 = { name: "ECDSA", hash: "SHA-256" };
@@ -80,7 +84,762 @@ async function withStore(mode, work) {
   }
 }
 
+// ../../main/node_modules/openapi-fetch/dist/index.mjs
+var PATH_PARAM_RE = /\{[^{}]+\}/g;
+var supportsRequestInitExt = () => {
+  return typeof process === "object" && Number.parseInt(process?.versions?.node?.substring(0, 2)) >= 18 && process.versions.undici;
+};
+function randomID() {
+  return Math.random().toString(36).slice(2, 11);
+}
+function createClient(clientOptions) {
+  let {
+    baseUrl = "",
+    Request: CustomRequest = globalThis.Request,
+    fetch: baseFetch = globalThis.fetch,
+    querySerializer: globalQuerySerializer,
+    bodySerializer: globalBodySerializer,
+    pathSerializer: globalPathSerializer,
+    headers: baseHeaders,
+    requestInitExt = void 0,
+    ...baseOptions
+  } = { ...clientOptions };
+  requestInitExt = supportsRequestInitExt() ? requestInitExt : void 0;
+  baseUrl = removeTrailingSlash(baseUrl);
+  const globalMiddlewares = [];
+  async function coreFetch(schemaPath, fetchOptions) {
+    const {
+      baseUrl: localBaseUrl,
+      fetch = baseFetch,
+      Request = CustomRequest,
+      headers,
+      params = {},
+      parseAs = "json",
+      querySerializer: requestQuerySerializer,
+      bodySerializer = globalBodySerializer ?? defaultBodySerializer,
+      pathSerializer: requestPathSerializer,
+      body,
+      middleware: requestMiddlewares = [],
+      ...init
+    } = fetchOptions || {};
+    let finalBaseUrl = baseUrl;
+    if (localBaseUrl) {
+      finalBaseUrl = removeTrailingSlash(localBaseUrl) ?? baseUrl;
+    }
+    let querySerializer = typeof globalQuerySerializer === "function" ? globalQuerySerializer : createQuerySerializer(globalQuerySerializer);
+    if (requestQuerySerializer) {
+      querySerializer = typeof requestQuerySerializer === "function" ? requestQuerySerializer : createQuerySerializer({
+        ...typeof globalQuerySerializer === "object" ? globalQuerySerializer : {},
+        ...requestQuerySerializer
+      });
+    }
+    const pathSerializer = requestPathSerializer || globalPathSerializer || defaultPathSerializer;
+    const serializedBody = body === void 0 ? void 0 : bodySerializer(
+      body,
+      // Note: we declare mergeHeaders() both here and below because it’s a bit of a chicken-or-egg situation:
+      // bodySerializer() needs all headers so we aren’t dropping ones set by the user, however,
+      // the result of this ALSO sets the lowest-priority content-type header. So we re-merge below,
+      // setting the content-type at the very beginning to be overwritten.
+      // Lastly, based on the way headers work, it’s not a simple “present-or-not” check becauase null intentionally un-sets headers.
+      mergeHeaders(baseHeaders, headers, params.header)
+    );
+    const finalHeaders = mergeHeaders(
+      // with no body, we should not to set Content-Type
+      serializedBody === void 0 || // if serialized body is FormData; browser will correctly set Content-Type & boundary expression
+      serializedBody instanceof FormData ? {} : {
+        "Content-Type": "application/json"
+      },
+      baseHeaders,
+      headers,
+      params.header
+    );
+    const finalMiddlewares = [...globalMiddlewares, ...requestMiddlewares];
+    const requestInit = {
+      redirect: "follow",
+      ...baseOptions,
+      ...init,
+      body: serializedBody,
+      headers: finalHeaders
+    };
+    let id;
+    let options;
+    let request = new Request(
+      createFinalURL(schemaPath, { baseUrl: finalBaseUrl, params, querySerializer, pathSerializer }),
+      requestInit
+    );
+    let response;
+    for (const key in init) {
+      if (!(key in request)) {
+        request[key] = init[key];
+      }
+    }
+    if (finalMiddlewares.length) {
+      id = randomID();
+      options = Object.freeze({
+        baseUrl: finalBaseUrl,
+        fetch,
+        parseAs,
+        querySerializer,
+        bodySerializer,
+        pathSerializer
+      });
+      for (const m of finalMiddlewares) {
+        if (m && typeof m === "object" && typeof m.onRequest === "function") {
+          const result = await m.onRequest({
+            request,
+            schemaPath,
+            params,
+            options,
+            id
+          });
+          if (result) {
+            if (result instanceof Request) {
+              request = result;
+            } else if (result instanceof Response) {
+              response = result;
+              break;
+            } else {
+              throw new Error("onRequest: must return new Request() or Response() when modifying the request");
+            }
+          }
+        }
+      }
+    }
+    if (!response) {
+      try {
+        response = await fetch(request, requestInitExt);
+      } catch (error2) {
+        let errorAfterMiddleware = error2;
+        if (finalMiddlewares.length) {
+          for (let i = finalMiddlewares.length - 1; i >= 0; i--) {
+            const m = finalMiddlewares[i];
+            if (m && typeof m === "object" && typeof m.onError === "function") {
+              const result = await m.onError({
+                request,
+                error: errorAfterMiddleware,
+                schemaPath,
+                params,
+                options,
+                id
+              });
+              if (result) {
+                if (result instanceof Response) {
+                  errorAfterMiddleware = void 0;
+                  response = result;
+                  break;
+                }
+                if (result instanceof Error) {
+                  errorAfterMiddleware = result;
+                  continue;
+                }
+                throw new Error("onError: must return new Response() or instance of Error");
+              }
+            }
+          }
+        }
+        if (errorAfterMiddleware) {
+          throw errorAfterMiddleware;
+        }
+      }
+      if (finalMiddlewares.length) {
+        for (let i = finalMiddlewares.length - 1; i >= 0; i--) {
+          const m = finalMiddlewares[i];
+          if (m && typeof m === "object" && typeof m.onResponse === "function") {
+            const result = await m.onResponse({
+              request,
+              response,
+              schemaPath,
+              params,
+              options,
+              id
+            });
+            if (result) {
+              if (!(result instanceof Response)) {
+                throw new Error("onResponse: must return new Response() when modifying the response");
+              }
+              response = result;
+            }
+          }
+        }
+      }
+    }
+    const contentLength = response.headers.get("Content-Length");
+    if (response.status === 204 || request.method === "HEAD" || contentLength === "0" && !response.headers.get("Transfer-Encoding")?.includes("chunked")) {
+      return response.ok ? { data: void 0, response } : { error: void 0, response };
+    }
+    if (response.ok) {
+      const getResponseData = async () => {
+        if (parseAs === "stream") {
+          return response.body;
+        }
+        if (parseAs === "json" && !contentLength) {
+          const raw = await response.text();
+          return raw ? JSON.parse(raw) : void 0;
+        }
+        return await response[parseAs]();
+      };
+      return { data: await getResponseData(), response };
+    }
+    let error = await response.text();
+    try {
+      error = JSON.parse(error);
+    } catch {
+    }
+    return { error, response };
+  }
+  return {
+    request(method, url, init) {
+      return coreFetch(url, { ...init, method: method.toUpperCase() });
+    },
+    /** Call a GET endpoint */
+    GET(url, init) {
+      return coreFetch(url, { ...init, method: "GET" });
+    },
+    /** Call a PUT endpoint */
+    PUT(url, init) {
+      return coreFetch(url, { ...init, method: "PUT" });
+    },
+    /** Call a POST endpoint */
+    POST(url, init) {
+      return coreFetch(url, { ...init, method: "POST" });
+    },
+    /** Call a DELETE endpoint */
+    DELETE(url, init) {
+      return coreFetch(url, { ...init, method: "DELETE" });
+    },
+    /** Call a OPTIONS endpoint */
+    OPTIONS(url, init) {
+      return coreFetch(url, { ...init, method: "OPTIONS" });
+    },
+    /** Call a HEAD endpoint */
+    HEAD(url, init) {
+      return coreFetch(url, { ...init, method: "HEAD" });
+    },
+    /** Call a PATCH endpoint */
+    PATCH(url, init) {
+      return coreFetch(url, { ...init, method: "PATCH" });
+    },
+    /** Call a TRACE endpoint */
+    TRACE(url, init) {
+      return coreFetch(url, { ...init, method: "TRACE" });
+    },
+    /** Register middleware */
+    use(...middleware) {
+      for (const m of middleware) {
+        if (!m) {
+          continue;
+        }
+        if (typeof m !== "object" || !("onRequest" in m || "onResponse" in m || "onError" in m)) {
+          throw new Error("Middleware must be an object with one of `onRequest()`, `onResponse() or `onError()`");
+        }
+        globalMiddlewares.push(m);
+      }
+    },
+    /** Unregister middleware */
+    eject(...middleware) {
+      for (const m of middleware) {
+        const i = globalMiddlewares.indexOf(m);
+        if (i !== -1) {
+          globalMiddlewares.splice(i, 1);
+        }
+      }
+    }
+  };
+}
+function serializePrimitiveParam(name, value, options) {
+  if (value === void 0 || value === null) {
+    return "";
+  }
+  if (typeof value === "object") {
+    throw new Error(
+      "Deeply-nested arrays/objects aren\u2019t supported. Provide your own `querySerializer()` to handle these."
+    );
+  }
+  return `${name}=${options?.allowReserved === true ? value : encodeURIComponent(value)}`;
+}
+function serializeObjectParam(name, value, options) {
+  if (!value || typeof value !== "object") {
+    return "";
+  }
+  const values = [];
+  const joiner = {
+    simple: ",",
+    label: ".",
+    matrix: ";"
+  }[options.style] || "&";
+  if (options.style !== "deepObject" && options.explode === false) {
+    for (const k in value) {
+      values.push(k, options.allowReserved === true ? value[k] : encodeURIComponent(value[k]));
+    }
+    const final2 = values.join(",");
+    switch (options.style) {
+      case "form": {
+        return `${name}=${final2}`;
+      }
+      case "label": {
+        return `.${final2}`;
+      }
+      case "matrix": {
+        return `;${name}=${final2}`;
+      }
+      default: {
+        return final2;
+      }
+    }
+  }
+  for (const k in value) {
+    const finalName = options.style === "deepObject" ? `${name}[${k}]` : k;
+    values.push(serializePrimitiveParam(finalName, value[k], options));
+  }
+  const final = values.join(joiner);
+  return options.style === "label" || options.style === "matrix" ? `${joiner}${final}` : final;
+}
+function serializeArrayParam(name, value, options) {
+  if (!Array.isArray(value)) {
+    return "";
+  }
+  if (options.explode === false) {
+    const joiner2 = { form: ",", spaceDelimited: "%20", pipeDelimited: "|" }[options.style] || ",";
+    const final = (options.allowReserved === true ? value : value.map((v) => encodeURIComponent(v))).join(joiner2);
+    switch (options.style) {
+      case "simple": {
+        return final;
+      }
+      case "label": {
+        return `.${final}`;
+      }
+      case "matrix": {
+        return `;${name}=${final}`;
+      }
+      // case "spaceDelimited":
+      // case "pipeDelimited":
+      default: {
+        return `${name}=${final}`;
+      }
+    }
+  }
+  const joiner = { simple: ",", label: ".", matrix: ";" }[options.style] || "&";
+  const values = [];
+  for (const v of value) {
+    if (options.style === "simple" || options.style === "label") {
+      values.push(options.allowReserved === true ? v : encodeURIComponent(v));
+    } else {
+      values.push(serializePrimitiveParam(name, v, options));
+    }
+  }
+  return options.style === "label" || options.style === "matrix" ? `${joiner}${values.join(joiner)}` : values.join(joiner);
+}
+function createQuerySerializer(options) {
+  return function querySerializer(queryParams) {
+    const search = [];
+    if (queryParams && typeof queryParams === "object") {
+      for (const name in queryParams) {
+        const value = queryParams[name];
+        if (value === void 0 || value === null) {
+          continue;
+        }
+        if (Array.isArray(value)) {
+          if (value.length === 0) {
+            continue;
+          }
+          search.push(
+            serializeArrayParam(name, value, {
+              style: "form",
+              explode: true,
+              ...options?.array,
+              allowReserved: options?.allowReserved || false
+            })
+          );
+          continue;
+        }
+        if (typeof value === "object") {
+          search.push(
+            serializeObjectParam(name, value, {
+              style: "deepObject",
+              explode: true,
+              ...options?.object,
+              allowReserved: options?.allowReserved || false
+            })
+          );
+          continue;
+        }
+        search.push(serializePrimitiveParam(name, value, options));
+      }
+    }
+    return search.join("&");
+  };
+}
+function defaultPathSerializer(pathname, pathParams) {
+  let nextURL = pathname;
+  for (const match of pathname.match(PATH_PARAM_RE) ?? []) {
+    let name = match.substring(1, match.length - 1);
+    let explode = false;
+    let style = "simple";
+    if (name.endsWith("*")) {
+      explode = true;
+      name = name.substring(0, name.length - 1);
+    }
+    if (name.startsWith(".")) {
+      style = "label";
+      name = name.substring(1);
+    } else if (name.startsWith(";")) {
+      style = "matrix";
+      name = name.substring(1);
+    }
+    if (!pathParams || pathParams[name] === void 0 || pathParams[name] === null) {
+      continue;
+    }
+    const value = pathParams[name];
+    if (Array.isArray(value)) {
+      nextURL = nextURL.replace(match, serializeArrayParam(name, value, { style, explode }));
+      continue;
+    }
+    if (typeof value === "object") {
+      nextURL = nextURL.replace(match, serializeObjectParam(name, value, { style, explode }));
+      continue;
+    }
+    if (style === "matrix") {
+      nextURL = nextURL.replace(match, `;${serializePrimitiveParam(name, value)}`);
+      continue;
+    }
+    nextURL = nextURL.replace(match, style === "label" ? `.${encodeURIComponent(value)}` : encodeURIComponent(value));
+  }
+  return nextURL;
+}
+function defaultBodySerializer(body, headers) {
+  if (body instanceof FormData) {
+    return body;
+  }
+  if (headers) {
+    const contentType = headers.get instanceof Function ? headers.get("Content-Type") ?? headers.get("content-type") : headers["Content-Type"] ?? headers["content-type"];
+    if (contentType === "application/x-www-form-urlencoded") {
+      return new URLSearchParams(body).toString();
+    }
+  }
+  return JSON.stringify(body);
+}
+function createFinalURL(pathname, options) {
+  let finalURL = `${options.baseUrl}${pathname}`;
+  if (options.params?.path) {
+    finalURL = options.pathSerializer(finalURL, options.params.path);
+  }
+  let search = options.querySerializer(options.params.query ?? {});
+  if (search.startsWith("?")) {
+    search = search.substring(1);
+  }
+  if (search) {
+    finalURL += `?${search}`;
+  }
+  return finalURL;
+}
+function mergeHeaders(...allHeaders) {
+  const finalHeaders = new Headers();
+  for (const h of allHeaders) {
+    if (!h || typeof h !== "object") {
+      continue;
+    }
+    const iterator = h instanceof Headers ? h.entries() : Object.entries(h);
+    for (const [k, v] of iterator) {
+      if (v === null) {
+        finalHeaders.delete(k);
+      } else if (Array.isArray(v)) {
+        for (const v2 of v) {
+          finalHeaders.append(k, v2);
+        }
+      } else if (v !== void 0) {
+        finalHeaders.set(k, v);
+      }
+    }
+  }
+  return finalHeaders;
+}
+function removeTrailingSlash(url) {
+  if (url.endsWith("/")) {
+    return url.substring(0, url.length - 1);
+  }
+  return url;
+}
+
+// clients/typescript/src/index.ts
+function memoryTokenStore(initial = {}) {
+  const values = new Map(Object.entries(initial));
+  return {
+    get: (name) => values.get(name),
+    set: (name, value) => void (value === void 0 ? values.delete(name) : values.set(name, value))
+  };
+}
+var TrustedDevicesError = class extends Error {
+  constructor(status, code, message, details, requestId, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.requestId = requestId;
+    this.retryAfter = retryAfter;
+  }
+  status;
+  code;
+  details;
+  requestId;
+  retryAfter;
+  name = "TrustedDevicesError";
+};
+function fallbackCode(status) {
+  if (status === 401) return "UNAUTHORIZED";
+  if (status === 429) return "RATE_LIMITED";
+  if (status === 503) return "SERVICE_UNAVAILABLE";
+  if (status >= 500) return "INTERNAL_ERROR";
+  return "HTTP_ERROR";
+}
+var deviceBoundPath = (path) => path === "/auth/login" || path === "/auth/mfa/verify" || path === "/auth/mfa/webauthn/options" || path.startsWith("/auth/passkey/") || path === "/devices" || path.startsWith("/devices/") || path.startsWith("/devices?");
+var sessionOpeningPath = (path) => path === "/auth/login" || path === "/auth/mfa/verify" || path === "/auth/refresh" || path === "/auth/passkey/verify";
+function defaultDeviceKeyStore() {
+  return indexedDbAvailable() ? indexedDbDeviceKeyStore() : memoryDeviceKeyStore();
+}
+function createTrustedDevicesClient(options) {
+  const tokens = options.tokens ?? memoryTokenStore();
+  const keepDeviceToken = options.keepDeviceToken ?? typeof document === "undefined";
+  const deviceKeys = options.deviceKeys === false ? void 0 : options.deviceKeys ?? defaultDeviceKeyStore();
+  let account;
+  const cookieMode = options.refreshCookie === true;
+  const api = createClient({
+    baseUrl: options.baseUrl.replace(/\/$/, ""),
+    // A network failure rejects with a TrustedDevicesError (status 0), like any other failure.
+    fetch: async (input) => {
+      try {
+        return await (options.fetch ?? globalThis.fetch)(input);
+      } catch {
+        throw new TrustedDevicesError(0, "NETWORK_ERROR", "Network error");
+      }
+    },
+    // Browsers send (and receive) the HttpOnly device (and refresh) cookies.
+    credentials: "include",
+    // Tokens and device lists must never come from the HTTP cache.
+    ...cookieMode ? { cache: "no-store" } : {},
+    headers: options.headers
+  });
+  const refreshCookieHeader = () => cookieMode ? { "x-refresh-cookie": "1" } : {};
+  async function deviceHeaders() {
+    const headers = {};
+    const fingerprint = typeof options.fingerprint === "function" ? await options.fingerprint() : options.fingerprint;
+    if (fingerprint) headers["x-device-fingerprint"] = fingerprint;
+    const deviceToken = keepDeviceToken ? await tokens.get("device_token") : void 0;
+    if (deviceToken) headers["x-device-token"] = deviceToken;
+    return headers;
+  }
+  async function bearer() {
+    const access = await tokens.get("access_token");
+    if (!access) throw new TrustedDevicesError(401, "UNAUTHORIZED", "Not signed in.");
+    return { authorization: `Bearer ${access}` };
+  }
+  async function storeTokens(pair) {
+    await tokens.set("access_token", pair.access_token);
+    if (pair.refresh_token !== void 0) await tokens.set("refresh_token", pair.refresh_token);
+  }
+  function unwrap(result) {
+    if (result.data !== void 0) return result.data.data;
+    const { status, headers } = result.response;
+    const envelope = result.error;
+    const error = envelope?.error;
+    const details = error?.details;
+    const header = Number.parseInt(headers.get("retry-after") ?? "", 10);
+    const retryAfter = typeof details?.retry_after_seconds === "number" ? details.retry_after_seconds : Number.isFinite(header) ? header : void 0;
+    throw new TrustedDevicesError(status, error?.code ?? fallbackCode(status), error?.message ?? `HTTP ${status}`, error?.details, error?.request_id, retryAfter);
+  }
+  async function forgetTokens() {
+    await tokens.set("access_token", void 0);
+    await tokens.set("refresh_token", void 0);
+  }
+  async function authed(call) {
+    const tokenUsed = await tokens.get("access_token");
+    try {
+      return await call(await bearer());
+    } catch (error) {
+      if (!(error instanceof TrustedDevicesError) || error.status !== 401 || error.code !== "UNAUTHORIZED") throw error;
+      if (!cookieMode && !await tokens.get("refresh_token")) throw error;
+      const current = await tokens.get("access_token");
+      if (current === void 0 || current === tokenUsed) {
+        try {
+          await refresh();
+        } catch (refreshError) {
+          const ended = refreshError instanceof TrustedDevicesError && refreshError.status === 401;
+          if (cookieMode || ended) {
+            await forgetTokens();
+            options.onSessionExpired?.();
+          }
+          throw cookieMode ? error : refreshError;
+        }
+      }
+      return call(await bearer());
+    }
+  }
+  function withRefreshLock(fn) {
+    const locks = cookieMode ? globalThis.navigator?.locks : void 0;
+    return locks?.request ? locks.request("td-refresh", fn) : fn();
+  }
+  let refreshing;
+  function refresh() {
+    refreshing ??= withRefreshLock(async () => {
+      const refreshToken = cookieMode ? void 0 : await tokens.get("refresh_token");
+      if (!cookieMode && !refreshToken) throw new TrustedDevicesError(401, "UNAUTHORIZED", "No refresh token: sign in again.");
+      let pair;
+      try {
+        const body = refreshToken === void 0 ? void 0 : { refresh_token: refreshToken };
+        pair = unwrap(await api.POST("/api/v1/auth/refresh", { body, headers: refreshCookieHeader() }));
+      } catch (error) {
+        if (error instanceof TrustedDevicesError && error.status === 401) await forgetTokens();
+        throw error;
+      }
+      await storeTokens(pair);
+      return pair;
+    }).finally(() => {
+      refreshing = void 0;
+    });
+    return refreshing;
+  }
+  async function deviceProof(email, headers) {
+    if (!deviceKeys || !deviceKeysSupported()) return void 0;
+    if (keepDeviceToken && !headers["x-device-token"]) return void 0;
+    try {
+      const pair = await deviceKeys.get(deviceKeyAccount(email));
+      if (!pair) return void 0;
+      const { challenge } = unwrap(await api.POST("/api/v1/auth/device-challenge"));
+      return await signChallenge(pair, challenge);
+    } catch {
+      return void 0;
+    }
+  }
+  async function newDeviceKey(owner) {
+    if (!deviceKeys || !deviceKeysSupported()) return void 0;
+    try {
+      await deviceKeys.get(owner);
+      return await createDeviceKey(deviceKeys.needsExtractableKey === true);
+    } catch {
+      return void 0;
+    }
+  }
+  async function login(credentials) {
+    const headers = await deviceHeaders();
+    const proof = await deviceProof(credentials.email, headers);
+    if (proof) headers["x-device-proof"] = proof;
+    const data = unwrap(await api.POST("/api/v1/auth/login", { body: credentials, headers: { ...headers, ...refreshCookieHeader() } }));
+    account = deviceKeyAccount(credentials.email);
+    if ("mfa_required" in data) {
+      return { kind: "mfa_required", temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1e3) };
+    }
+    await storeTokens(data);
+    if (keepDeviceToken && data.device_token) await tokens.set("device_token", data.device_token);
+    return { kind: "session", session: data, mfaBypassed: data.mfa_bypassed };
+  }
+  async function verifyMfa(step, factor) {
+    const body = "code" in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode };
+    const data = unwrap(await api.POST("/api/v1/auth/mfa/verify", { body, headers: { ...await deviceHeaders(), ...refreshCookieHeader() } }));
+    await storeTokens(data);
+    account = deviceKeyAccount(data.email);
+    const { trusted_device: pendingDevice, ...session } = data;
+    return { session, pendingDevice };
+  }
+  async function trustThisDevice(pending, deviceName) {
+    const extra = await deviceHeaders();
+    const owner = deviceKeys ? account ?? deviceKeyAccount((await me()).email) : void 0;
+    const key = owner === void 0 ? void 0 : await newDeviceKey(owner);
+    const data = await authed(
+      async (headers) => unwrap(
+        await api.POST("/api/v1/devices/activate", {
+          body: { activation_token: pending.activation_token, ...deviceName ? { device_name: deviceName } : {}, ...key ? { public_key: key.publicJwk } : {} },
+          headers: { ...extra, ...headers }
+        })
+      )
+    );
+    if (keepDeviceToken) await tokens.set("device_token", data.device_token);
+    if (key && deviceKeys && owner !== void 0) await deviceKeys.set(owner, key.pair);
+    return data.device;
+  }
+  async function notNow(pending) {
+    const extra = await deviceHeaders();
+    await authed(async (headers) => unwrap(await api.POST("/api/v1/devices/skip", { body: { activation_token: pending.activation_token }, headers: { ...extra, ...headers } })));
+  }
+  async function me() {
+    return authed(async (headers) => unwrap(await api.GET("/api/v1/auth/me", { headers })));
+  }
+  async function logout() {
+    const refreshToken = await tokens.get("refresh_token");
+    try {
+      await authed(async (headers) => {
+        const result = await api.POST("/api/v1/auth/logout", { body: refreshToken ? { refresh_token: refreshToken } : null, headers });
+        if (result.error !== void 0) unwrap(result);
+      });
+    } finally {
+      await forgetTokens();
+    }
+  }
+  async function request(method, path, init = {}) {
+    const { body, auth = true, headers: extra } = init;
+    const send = async (authorization) => {
+      const headers = { accept: "application/json", ...extra, ...authorization };
+      if (deviceBoundPath(path)) Object.assign(headers, await deviceHeaders());
+      if (sessionOpeningPath(path)) Object.assign(headers, refreshCookieHeader());
+      const result = await api.request(method.toLowerCase(), `/api/v1${path}`, { body, headers });
+      const { response } = result;
+      if (!response.ok) return unwrap(result);
+      const data = result.data?.data ?? null;
+      const pair = data;
+      if (sessionOpeningPath(path) && typeof pair?.access_token === "string") await storeTokens(pair);
+      return data;
+    };
+    return auth ? authed(send) : send({});
+  }
+  const withDeviceToken = async (headers) => {
+    const deviceToken = keepDeviceToken ? await tokens.get("device_token") : void 0;
+    return deviceToken ? { ...headers, "x-device-token": deviceToken } : headers;
+  };
+  const devices = {
+    /** Active trusted devices, most recently used first; `is_current` marks this one. */
+    async list() {
+      return authed(async (headers) => unwrap(await api.GET("/api/v1/devices", { headers: await withDeviceToken(headers) })).devices);
+    },
+    async revoke(deviceId) {
+      await authed(
+        async (headers) => unwrap(await api.DELETE("/api/v1/devices/{device_id}", { params: { path: { device_id: deviceId } }, headers: await withDeviceToken(headers) }))
+      );
+    },
+    async revokeAll() {
+      return authed(async (headers) => unwrap(await api.DELETE("/api/v1/devices", { headers })).revoked_count);
+    },
+    async rename(deviceId, deviceName) {
+      return authed(
+        async (headers) => unwrap(await api.PATCH("/api/v1/devices/{device_id}", { params: { path: { device_id: deviceId } }, body: { device_name: deviceName }, headers: await withDeviceToken(headers) })).device
+      );
+    },
+    /** Device history, newest first; pass `before` = the previous page's nextBefore. */
+    async events(page = {}) {
+      const data = await authed(async (headers) => unwrap(await api.GET("/api/v1/devices/events", { params: { query: page }, headers })));
+      return { events: data.events, nextBefore: data.next_before };
+    }
+  };
+  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, devices };
+}
+
 // clients/typescript/src/browser.ts
+function webStorage(name) {
+  try {
+    const storage = globalThis[name];
+    const probe = "__td_probe__";
+    storage.setItem(probe, "1");
+    storage.removeItem(probe);
+    return { get: (k) => storage.getItem(k), set: (k, v) => storage.setItem(k, v), remove: (k) => storage.removeItem(k) };
+  } catch {
+    const values = /* @__PURE__ */ new Map();
+    return { get: (k) => values.get(k) ?? null, set: (k, v) => void values.set(k, v), remove: (k) => void values.delete(k) };
+  }
+}
+function webStorageTokenStore(name = "sessionStorage", prefix = "td.") {
+  const storage = webStorage(name);
+  return {
+    get: (token) => storage.get(prefix + token) ?? void 0,
+    set: (token, value) => value === void 0 ? storage.remove(prefix + token) : storage.set(prefix + token, value)
+  };
+}
 var FINGERPRINT_LIMITS = { maxKeys: 32, maxString: 512, maxBytes: 4096, key: /^[A-Za-z0-9_.-]{1,64}$/ };
 var CANVAS_HASH_HEX_CHARS = 32;
 var WEBGL_MAX_CHARS = 200;
@@ -214,13 +973,20 @@ async function hashHex(text) {
 export {
   DEVICE_KEY_DATABASE,
   FINGERPRINT_LIMITS,
+  TrustedDevicesError,
   collectFingerprint,
   createDeviceKey,
+  createTrustedDevicesClient,
+  deviceBoundPath,
   deviceKeyAccount,
   deviceKeysSupported,
   encodeFingerprint,
   fingerprintHeader,
   indexedDbAvailable,
   indexedDbDeviceKeyStore,
-  signChallenge
+  memoryTokenStore,
+  sessionOpeningPath,
+  signChallenge,
+  webStorage,
+  webStorageTokenStore
 };

@@ -11,7 +11,7 @@
  * the window regains focus, so it never shows a stale name or a "This
  * device" that was revoked elsewhere.
  */
-import { api, clearSession, isSignedIn } from '../api.js';
+import { api, clearSession, isSignedIn } from '../session.js';
 import { $, clearFormError, h, showFormError, srOnly, withBusy } from '../dom.js';
 import { describeError } from '../errors.js';
 import { browserVersion, deviceTypeOf, formatDate, formatDateTime, formatRelative, osVersion, summarizeUserAgent, timeEl } from '../format.js';

@@ -1,5 +1,5 @@
 /** #/forgot-password: ask for a reset link. The answer is the same whether or not the address has an account. */
-import { api } from '../api.js';
+import { api } from '../session.js';
 import { clearFormError, h, showFormError, withBusy } from '../dom.js';
 import { errorBox, outcome, viewSection } from './link-token.js';
 

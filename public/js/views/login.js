@@ -1,5 +1,5 @@
 /** #/login: email + password. Also the step shared with sign-up: what to do after a password was accepted. */
-import { api, saveSession } from '../api.js';
+import { api, saveSession } from '../session.js';
 import { deviceProof } from '../device-key.js';
 import { $, clearFormError, showFormError, withBusy } from '../dom.js';
 import { go } from '../router.js';

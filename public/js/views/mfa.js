@@ -4,7 +4,7 @@
  * challenge is used up (too many wrong codes, or expired) waiting does not
  * help, so the page says the sign-in must restart and offers it.
  */
-import { api, saveSession } from '../api.js';
+import { api, saveSession } from '../session.js';
 import { $, clearFormError, showFormError, withBusy } from '../dom.js';
 import { mustRestartSignIn } from '../errors.js';
 import { go } from '../router.js';

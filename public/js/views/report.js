@@ -3,7 +3,7 @@
  * changes nothing (mail scanners open links); the device is revoked only
  * when the person confirms.
  */
-import { api } from '../api.js';
+import { api } from '../session.js';
 import { clearFormError, h, showFormError, withBusy } from '../dom.js';
 import { errorBox, LINK_ERRORS, outcome, takeLinkToken, viewSection } from './link-token.js';
 

@@ -1,5 +1,5 @@
 /** #/reset-password?token=…: choose a new password with the token of a reset mail. */
-import { api } from '../api.js';
+import { api } from '../session.js';
 import { clearFormError, h, showFormError, withBusy } from '../dom.js';
 import { errorBox, LINK_ERRORS, outcome, takeLinkToken, viewSection } from './link-token.js';
 

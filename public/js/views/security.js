@@ -3,7 +3,7 @@
  * shown once with copy / download / print, new backup codes, turn off after
  * a confirmation) and password change (the API's password policy).
  */
-import { api, currentUser } from '../api.js';
+import { api, currentUser } from '../session.js';
 import { $, clearFormError, copyText, h, showFormError, withBusy } from '../dom.js';
 import { describeError, FIELD_OF_CODE } from '../errors.js';
 import { passwordError, passwordPolicy, passwordProblems } from '../password-policy.js';

@@ -1,5 +1,5 @@
 /** #/signup: create the account, then sign straight in and open Security. */
-import { api, saveSession } from '../api.js';
+import { api, saveSession } from '../session.js';
 import { $, clearFormError, showFormError, withBusy } from '../dom.js';
 import { FIELD_OF_CODE } from '../errors.js';
 import { passwordError, passwordPolicy, passwordProblems } from '../password-policy.js';

@@ -6,7 +6,7 @@
  * cookie on a plain-http page that is not localhost), the page says why
  * instead of "This device is now trusted".
  */
-import { api, currentUser } from '../api.js';
+import { api, currentUser } from '../session.js';
 import { createDeviceKey } from '../device-key.js';
 import { $, clearFormError, h, showFormError, withBusy } from '../dom.js';
 import { formatDate, formatTime } from '../format.js';

@@ -1,5 +1,5 @@
 /** #/verify-email?token=…: confirms the address as soon as the page runs (a harmless, idempotent step). */
-import { api, isSignedIn } from '../api.js';
+import { api, isSignedIn } from '../session.js';
 import { describeError } from '../errors.js';
 import { h } from '../dom.js';
 import { LINK_ERRORS, outcome, takeLinkToken, viewSection } from './link-token.js';
