@@ -16,7 +16,7 @@
  * row that is due again when its lease ends. Outcomes are written only by
  * the attempt that holds the row (`attempts` is the fence).
  */
-import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database, Db, WebhookOutboxTable } from './schema.ts';
 import { claimDueRows } from './outbox-lease.ts';
 

@@ -158,6 +158,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/mfa/webauthn/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Second step of a login with a passkey or security key: assertion options for this temporary token */
+        post: operations["webauthnMfaOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a passwordless sign-in with a passkey */
+        post: operations["passkeyOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted */
+        post: operations["passkeyVerify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/mfa/totp/setup": {
         parameters: {
             query?: never;
@@ -580,57 +631,6 @@ export interface paths {
         head?: never;
         /** Rename a passkey or security key */
         patch: operations["renameWebauthnCredential"];
-        trace?: never;
-    };
-    "/api/v1/auth/mfa/webauthn/options": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Second step of a login with a passkey or security key: assertion options for this temporary token */
-        post: operations["webauthnMfaOptions"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/passkey/options": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Start a passwordless sign-in with a passkey */
-        post: operations["passkeyOptions"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/auth/passkey/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted */
-        post: operations["passkeyVerify"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
         trace?: never;
     };
     "/api/v1/auth/email/verify": {
@@ -1470,6 +1470,205 @@ export interface operations {
                             password_changed: true;
                             devices_revoked: number;
                             sessions_ended: number;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    webauthnMfaOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    temporary_token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @description Hand to startRegistration / startAuthentication of @simplewebauthn/browser. */
+                            options: {
+                                challenge: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    passkeyOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @description Hand to startRegistration / startAuthentication of @simplewebauthn/browser. */
+                            options: {
+                                challenge: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            attempt_token: string;
+                            expires_in: number;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    passkeyVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    attempt_token: string;
+                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). */
+                    response: {
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string;
+                        };
+                        /** @description clientExtensionResults, as the browser returned them. */
+                        clientExtensionResults: {
+                            [key: string]: unknown;
+                        };
+                        authenticatorAttachment?: "platform" | "cross-platform";
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            access_token: string;
+                            /** @description Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie. */
+                            refresh_token?: string;
+                            /** @enum {string} */
+                            token_type: "bearer";
+                            /** @description Access-token lifetime in seconds. */
+                            expires_in: number;
+                            /** Format: uuid */
+                            user_id: string;
+                            email: string;
+                            display_name: string | null;
+                            /** @enum {string} */
+                            mfa_method: "webauthn";
+                            /** @description The trusted device this sign-in came from, if any. */
+                            trusted_device_id: string | null;
+                            /** @description A pending device to activate or skip; null on a trusted device. */
+                            trusted_device: components["schemas"]["PendingDevice"] | (never | null);
+                            /** @description When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise. */
+                            device_token?: string | null;
                         };
                         message: string;
                     };
@@ -3038,205 +3237,6 @@ export interface operations {
                                  */
                                 last_used_at: string | null;
                             };
-                        };
-                        message: string;
-                    };
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    webauthnMfaOptions: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    temporary_token: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @enum {boolean} */
-                        success: true;
-                        data: {
-                            /** @description Hand to startRegistration / startAuthentication of @simplewebauthn/browser. */
-                            options: {
-                                challenge: string;
-                            } & {
-                                [key: string]: unknown;
-                            };
-                        };
-                        message: string;
-                    };
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    passkeyOptions: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never> | null;
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @enum {boolean} */
-                        success: true;
-                        data: {
-                            /** @description Hand to startRegistration / startAuthentication of @simplewebauthn/browser. */
-                            options: {
-                                challenge: string;
-                            } & {
-                                [key: string]: unknown;
-                            };
-                            attempt_token: string;
-                            expires_in: number;
-                        };
-                        message: string;
-                    };
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "4XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    passkeyVerify: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    attempt_token: string;
-                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). */
-                    response: {
-                        id: string;
-                        rawId: string;
-                        /** @enum {string} */
-                        type: "public-key";
-                        response: {
-                            clientDataJSON: string;
-                            authenticatorData: string;
-                            signature: string;
-                            userHandle?: string;
-                        };
-                        /** @description clientExtensionResults, as the browser returned them. */
-                        clientExtensionResults: {
-                            [key: string]: unknown;
-                        };
-                        authenticatorAttachment?: "platform" | "cross-platform";
-                    };
-                };
-            };
-        };
-        responses: {
-            /** @description Success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @enum {boolean} */
-                        success: true;
-                        data: {
-                            access_token: string;
-                            /** @description Left out when the client sent `x-refresh-cookie: 1`: the token is then set as the HttpOnly td_refresh cookie. */
-                            refresh_token?: string;
-                            /** @enum {string} */
-                            token_type: "bearer";
-                            /** @description Access-token lifetime in seconds. */
-                            expires_in: number;
-                            /** Format: uuid */
-                            user_id: string;
-                            email: string;
-                            display_name: string | null;
-                            /** @enum {string} */
-                            mfa_method: "webauthn";
-                            /** @description The trusted device this sign-in came from, if any. */
-                            trusted_device_id: string | null;
-                            /** @description A pending device to activate or skip; null on a trusted device. */
-                            trusted_device: components["schemas"]["PendingDevice"] | (never | null);
-                            /** @description When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise. */
-                            device_token?: string | null;
                         };
                         message: string;
                     };
