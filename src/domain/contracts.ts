@@ -41,8 +41,15 @@ export interface PendingDevice {
 
 /** The seam the authentication service calls at login and MFA verify. */
 export interface DeviceTrust {
-  /** Full trust check of SPEC §4; records `trust_used` or `fingerprint_mismatch`. */
-  check(userId: string, device: RequestDevice): Promise<TrustDecision>;
+  /**
+   * The full trust check of a sign-in; records `trust_used` or what failed.
+   * When the device is trusted, `openSession` runs in the same transaction
+   * as the token rotation, under the user's lock (src/store/locks.ts), after
+   * a conditional UPDATE has found the device still active: a revocation
+   * that commits first is never followed by a session on the revoked device,
+   * and a failure anywhere leaves neither the rotation nor the session.
+   */
+  check<T>(userId: string, device: RequestDevice, openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>): Promise<{ decision: TrustDecision; session?: T }>;
   /** Like check, without recording anything. */
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
   /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
@@ -142,6 +149,8 @@ export interface WebauthnFactor {
 
 /** What the sign-in needs of the sessions feature: a session opened, optionally with more work in its transaction. */
 export interface SessionOpener {
+  /** Opens a session inside the caller's transaction (the trusted sign-in's). */
+  openIn(trx: Db, input: OpenSession): Promise<{ sessionId: string; tokens: SessionTokens }>;
   open<T>(input: OpenSession, within?: (trx: Db, sessionId: string) => Promise<T>): Promise<{ sessionId: string; tokens: SessionTokens; extra: T }>;
 }
 

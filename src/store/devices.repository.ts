@@ -182,12 +182,14 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
      * two concurrent rotations of one token exactly one wins; the loser gets
      * undefined (and finds the token retired a moment ago).
      */
+    /** In the caller's transaction (the trusted login's, which also opens the session): one conditional UPDATE retires the presented token. */
     async rotateToken(
+      trx: Transaction<Database>,
       rotation: { userId: string; deviceId: string; presentedHash: string; newHash: string; ipAddress: string; now: number },
       event: EventInput,
     ): Promise<{ expires_at: number } | undefined> {
       const { userId, deviceId, presentedHash, newHash, ipAddress, now } = rotation;
-      return db.transaction().execute(async (trx) => {
+      {
         const rotated = await trx
           .updateTable('trusted_devices')
           .set({ device_token_hash: newHash, last_used_at: now, last_ip_address: ipAddress })
@@ -205,7 +207,7 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
           .execute();
         await history.append(trx, [event], now);
         return rotated;
-      });
+      }
     },
 
     async insertChallenge(challengeHash: string, now: number, expiresAt: number): Promise<void> {
@@ -276,8 +278,8 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async touch(userId: string, id: string, now: number, ipAddress: string): Promise<boolean> {
-      const result = await db
+    async touch(trx: Db, userId: string, id: string, now: number, ipAddress: string): Promise<boolean> {
+      const result = await trx
         .updateTable('trusted_devices')
         .set({ last_used_at: now, last_ip_address: ipAddress })
         .where('user_id', '=', userId)

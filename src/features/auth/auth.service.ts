@@ -17,6 +17,7 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
+import type { Db } from '../../store/schema.ts';
 import type { DeviceTrust, PendingDevice, SecondFactor, SecondFactorGate, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
 import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
@@ -81,13 +82,18 @@ export function createAuthService(options: AuthServiceOptions) {
 
   const profile = (user: User): Profile => ({ user_id: user.id, email: user.email, display_name: user.display_name });
 
-  /** Fail closed: a trust check that cannot complete means "not trusted", never "trusted". */
-  async function checkTrust(userId: string, device: RequestDevice) {
+  /**
+   * The trust check, and on a trusted device the session it opens, in one
+   * transaction (DeviceTrust.check). Fail closed: a check that cannot
+   * complete means "not trusted" (the second factor is asked), never
+   * "trusted"; nothing of it is left behind.
+   */
+  async function checkTrust<T>(userId: string, device: RequestDevice, openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>) {
     try {
-      return await deviceTrust.check(userId, device);
+      return await deviceTrust.check(userId, device, openSession);
     } catch (error) {
       log.warn({ err: error }, 'trust check failed; MFA required');
-      return { trusted: false as const, reason: 'error' as const };
+      return { decision: { trusted: false as const, reason: 'error' as const }, session: undefined };
     }
   }
 
@@ -156,10 +162,11 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
-      const trust = await checkTrust(user.id, device);
-      if (trust.trusted) {
-        const trustedDevice = { id: trust.deviceId, name: trust.deviceName };
-        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice });
+      const { decision: trust, session } = await checkTrust(user.id, device, (trx, trustedDevice) =>
+        sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice }),
+      );
+      if (trust.trusted && session) {
+        const { tokens } = session;
         return {
           kind: 'session',
           ...tokens,
@@ -257,12 +264,16 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const { userId, credentialId } = await webauthn.verifyPasswordless(attemptToken, response, device);
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The passkey sign-in attempt');
-      const trust = await checkTrust(userId, device);
-      const trustedDevice = trust.trusted ? { id: trust.deviceId, name: trust.deviceName } : undefined;
-      const { tokens, extra: pending } = await sessions.open(
-        { userId, device, mfaMethod: 'webauthn', trustedDevice },
-        async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId })),
+      // On a trusted device the session opens in the trust check's transaction; elsewhere with a pending device, granted by this credential.
+      const { decision: trust, session } = await checkTrust(userId, device, (trx, trustedDevice) =>
+        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', trustedDevice }),
       );
+      const trustedDevice = trust.trusted && session ? { id: trust.deviceId, name: trust.deviceName } : undefined;
+      const { tokens, extra: pending } = session
+        ? { tokens: session.tokens, extra: null }
+        : await sessions.open({ userId, device, mfaMethod: 'webauthn' }, (trx, sessionId) =>
+            deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId }),
+          );
       return {
         ...tokens,
         ...profile(user),
@@ -270,7 +281,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         trusted_device_id: trustedDevice?.id ?? null,
         trusted_device: pending,
         // The trust check rotated the device token (SPEC §5.5): the client must get the new one.
-        ...(trust.trusted ? { device_token: trust.newDeviceToken ?? null, deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000 } : {}),
+        ...(trust.trusted && session ? { device_token: trust.newDeviceToken ?? null, deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000 } : {}),
       };
     },
 

@@ -233,46 +233,61 @@ export function createDevicesService(options: DevicesServiceOptions) {
   const trust: DeviceTrust = {
     evaluate,
 
-    async check(userId, device) {
+    async check(userId, device, openSession) {
       const c = await classify(userId, device);
       const actor = attemptActor(device);
       const now = clock.now();
       if (!c.ok) {
         const { decision } = c;
-        if (decision.trusted) return decision;
+        if (decision.trusted) return { decision };
         if (decision.reason === 'fingerprint_mismatch') {
           await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor }], now);
           await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: decision.deviceId });
         } else if (decision.reason === 'reuse_detected' && c.row) {
           await reuseDetected(userId, c.row, actor);
         }
-        return decision;
+        return { decision };
       }
       const { row, tokenHash } = c;
       const failure = await proofFailure(row, device.proof, true);
       if (failure !== undefined) {
         await repository.recordEvents([event(userId, 'proof_failed', row, actor)], now);
         await options.alerts?.deviceProofFailed(userId, alertContext(row, actor));
-        return { trusted: false, reason: 'proof_failed', deviceId: row.id, why: failure };
+        return { decision: { trusted: false, reason: 'proof_failed', deviceId: row.id, why: failure } };
       }
       const used = event(userId, 'trust_used', row, actor);
+      const trusted = { id: row.id, name: row.device_name };
+      const outcome = await repository.transaction(async (trx) => {
+        // The user's row first, as every revocation does: the two run one after the other.
+        await lockUser(trx, userId);
+        if (!c.retired) {
+          const newToken = generateToken('device');
+          const rotated = await repository.rotateToken(
+            trx,
+            { userId, deviceId: row.id, presentedHash: tokenHash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
+            used,
+          );
+          if (rotated) return { decision: trustedDecision(row, newToken), session: await openSession(trx, trusted) };
+        }
+        return undefined;
+      });
+      if (outcome !== undefined) return outcome;
       if (!c.retired) {
-        const newToken = generateToken('device');
-        const rotated = await repository.rotateToken(
-          { userId, deviceId: row.id, presentedHash: tokenHash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
-          used,
-        );
-        if (rotated) return trustedDecision(row, newToken);
         // Lost the race to a concurrent login with the same token (it rotated first),
         // or the device was revoked meanwhile: ask the token's state again.
         const retired = await repository.findRetiredToken(tokenHash);
-        if (retired === undefined || retired.device_id !== row.id || now - retired.retired_at >= graceMs) return { trusted: false, reason: 'inactive' };
+        if (retired === undefined || retired.device_id !== row.id || now - retired.retired_at >= graceMs) return { decision: { trusted: false, reason: 'inactive' } };
       }
       // Within the grace: trusted like the current token, not rotated again (see the module comment).
-      // A revoke that lands between the read and this UPDATE wins: no bypass.
-      if (!(await repository.touch(userId, row.id, now, device.fingerprint.ipAddress))) return { trusted: false, reason: 'inactive' };
-      await repository.recordEvents([used], now);
-      return trustedDecision(row);
+      // A revoke that commits before this transaction wins: no bypass, no session.
+      return (
+        (await repository.transaction(async (trx) => {
+          await lockUser(trx, userId);
+          if (!(await repository.touch(trx, userId, row.id, now, device.fingerprint.ipAddress))) return undefined;
+          await history.append(trx, [used], now);
+          return { decision: trustedDecision(row), session: await openSession(trx, trusted) };
+        })) ?? { decision: { trusted: false, reason: 'inactive' } }
+      );
     },
 
     async createPendingDevice(trx, userId, device, sessionId, grant) {

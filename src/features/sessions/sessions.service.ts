@@ -99,43 +99,51 @@ export function createSessionsService(options: SessionsServiceOptions) {
     };
   };
 
+  /** The session row, its first tokens and the `signed_in` event, in the caller's transaction. */
+  async function openIn(trx: Db, input: OpenSession): Promise<{ sessionId: string; tokens: SessionTokens }> {
+    const now = clock.now();
+    const fp = input.device.fingerprint;
+    const sessionId = newId();
+    const expiresAt = now + maxAgeMs;
+    const deviceName = input.trustedDevice?.name ?? defaultDeviceName(fp.browser, fp.os);
+    await repository.insert(trx, {
+      id: sessionId,
+      user_id: input.userId,
+      device_id: input.trustedDevice?.id ?? null,
+      device_name: deviceName,
+      browser: fp.browser,
+      os: fp.os,
+      device_type: fp.deviceType,
+      ip_address: fp.ipAddress,
+      user_agent: input.device.userAgent.slice(0, MAX_USER_AGENT_STORED),
+      mfa_method: input.mfaMethod,
+      created_at: now,
+      last_active_at: now,
+      expires_at: expiresAt,
+      idle_expires_at: Math.min(now + idleMs, expiresAt),
+      ended_at: null,
+      end_cause: null,
+    });
+    const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now);
+    const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
+    await history.append(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
+    return { sessionId, tokens };
+  }
+
   return {
     /**
      * Opens a session and issues its first tokens, in one transaction with
      * the `signed_in` event and whatever `within` adds (a pending device).
      */
     async open<T>(input: OpenSession, within?: (trx: Db, sessionId: string) => Promise<T>): Promise<{ sessionId: string; tokens: SessionTokens; extra: T }> {
-      const now = clock.now();
-      const fp = input.device.fingerprint;
-      const sessionId = newId();
-      const expiresAt = now + maxAgeMs;
-      const deviceName = input.trustedDevice?.name ?? defaultDeviceName(fp.browser, fp.os);
       return db.transaction().execute(async (trx) => {
-        await repository.insert(trx, {
-          id: sessionId,
-          user_id: input.userId,
-          device_id: input.trustedDevice?.id ?? null,
-          device_name: deviceName,
-          browser: fp.browser,
-          os: fp.os,
-          device_type: fp.deviceType,
-          ip_address: fp.ipAddress,
-          user_agent: input.device.userAgent.slice(0, MAX_USER_AGENT_STORED),
-          mfa_method: input.mfaMethod,
-          created_at: now,
-          last_active_at: now,
-          expires_at: expiresAt,
-          idle_expires_at: Math.min(now + idleMs, expiresAt),
-          ended_at: null,
-          end_cause: null,
-        });
-        const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now);
-        const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
-        await history.append(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
+        const { sessionId, tokens } = await openIn(trx, input);
         const extra = (within ? await within(trx, sessionId) : undefined) as T;
         return { sessionId, tokens, extra };
       });
     },
+
+    openIn,
 
     /**
      * The bearer check's second half: the token's session is live and the
