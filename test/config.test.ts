@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { ConfigError, decodeKey, loadConfig } from '../src/platform/config.ts';
 import { resolveKeys } from '../src/platform/keys.ts';
 import { generateSigningKeyPem, parseSigningKey } from '../src/platform/crypto/signing-keys.ts';
@@ -211,6 +212,13 @@ describe('loadConfig', () => {
     // A JWK's own kid is kept.
     const named = JSON.stringify({ ...JSON.parse(jwk), kid: '2026-11' });
     assert.equal(loadConfig({ JWT_SIGNING_KEY: named }).keys.jwtSigningKey!.kid, '2026-11');
+  });
+
+  test("a key's id is its RFC 7638 thumbprint, the same as jose's calculateJwkThumbprint", async () => {
+    for (const alg of ['ES256', 'EdDSA'] as const) {
+      const key = parseSigningKey(generateSigningKeyPem(alg));
+      assert.equal(key.kid, await calculateJwkThumbprint(key.publicKey.export({ format: 'jwk' }) as JWK, 'sha256'));
+    }
   });
 
   test('an unusable JWT_SIGNING_KEY, JWT_PREVIOUS_KEYS or JWT_ALGORITHM is named', () => {

@@ -45,6 +45,7 @@ import {
   TotpCodes,
   type RunningService,
 } from './helpers.ts';
+import { closeAtEnd } from '../helpers/teardown.ts';
 
 const WAIT = 15_000;
 const PASSWORD = 'Correct-Horse-Battery-9';
@@ -61,13 +62,8 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
   }
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
 
-  const service: RunningService = await startService();
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close().catch(() => undefined);
-    await service.stop();
-  });
-  browser = await launchChromium();
+  const service: RunningService = closeAtEnd(t, await startService({}, t.signal), (s) => s.stop());
+  const browser: Browser = closeAtEnd(t, await launchChromium(), (b) => b.close());
 
   let shotNo = 0;
   /**
@@ -124,7 +120,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
   };
 
   const newContext = async (options: Parameters<Browser['newContext']>[0] = {}): Promise<[BrowserContext, Page]> => {
-    const context = await browser!.newContext({ baseURL: service.baseUrl, locale: 'en-US', timezoneId: 'Europe/Paris', ...options });
+    const context = await browser.newContext({ baseURL: service.baseUrl, locale: 'en-US', timezoneId: 'Europe/Paris', ...options });
     context.setDefaultTimeout(WAIT);
     const page = await context.newPage();
     watch(page);
@@ -460,7 +456,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     // B: another browser profile, not trusted.
     const [contextB, b] = await newContext({ viewport: { width: 1280, height: 800 } });
     pageB = b;
-    t.after(() => contextB.close().catch(() => undefined));
+    closeAtEnd(t, contextB, (c) => c.close());
     await logIn(b);
     await enterBackupCode(b, backupCodes[5]!);
     await visible(heading(b, /Remember this device/));
@@ -543,13 +539,10 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
 
   let strictPage: Page = page;
   await step(`with COOKIE_SECURE=true on ${OTHER_HOST} the page says the device was NOT remembered`, () => strictPage, async () => {
-    const strict = await startService({ COOKIE_SECURE: 'true' });
+    const strict = closeAtEnd(t, await startService({ COOKIE_SECURE: 'true' }, t.signal), (s) => s.stop());
     const [other, otherPage] = await newContext({ baseURL: `http://${OTHER_HOST}:${strict.port}`, viewport: { width: 1280, height: 800 } });
+    closeAtEnd(t, other, (c) => c.close());
     strictPage = otherPage;
-    t.after(async () => {
-      await other.close().catch(() => undefined);
-      await strict.stop();
-    });
     {
       const strictEmail = `strict-${Date.now()}@example.com`;
       await otherPage.goto('/#/signup');

@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumInstalled, CHROMIUM_PATH, launchChromium, startService, TotpCodes, type RunningService } from './helpers.ts';
+import { closeAtEnd } from '../helpers/teardown.ts';
 
 const WAIT = 15_000;
 const PASSWORD = 'Correct-Horse-Battery-9';
@@ -28,13 +29,8 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
     t.skip(message);
     return;
   }
-  const service: RunningService = await startService();
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close().catch(() => undefined);
-    await service.stop();
-  });
-  browser = await launchChromium();
+  const service: RunningService = closeAtEnd(t, await startService({}, t.signal), (s) => s.stop());
+  const browser: Browser = closeAtEnd(t, await launchChromium(), (b) => b.close());
 
   const apiCall = async (method: string, path: string, body?: unknown, token?: string) => {
     const res = await fetch(`${service.baseUrl}/api/v1${path}`, {
@@ -69,7 +65,7 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
   let userAgent = '';
   const viewport = { width: 1280, height: 900 };
   const newContext = async (): Promise<[BrowserContext, Page]> => {
-    const context = await browser!.newContext({ baseURL: service.baseUrl, locale: 'en-US', timezoneId: 'Europe/Paris', viewport, ...(userAgent ? { userAgent } : {}) });
+    const context = await browser.newContext({ baseURL: service.baseUrl, locale: 'en-US', timezoneId: 'Europe/Paris', viewport, ...(userAgent ? { userAgent } : {}) });
     context.setDefaultTimeout(WAIT);
     const page = await context.newPage();
     page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));

@@ -18,6 +18,7 @@ import { test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { TestSmtpServer, linkUrl, type CapturedMail } from '../helpers/mail.ts';
 import { ARTIFACTS_DIR, chromiumInstalled, CHROMIUM_PATH, launchChromium, startService, TotpCodes, type RunningService } from './helpers.ts';
+import { closeAtEnd } from '../helpers/teardown.ts';
 
 const PASSWORD = 'Correct-Horse-Battery-9';
 const NEW_PASSWORD = 'Even-Better-Staple-7';
@@ -32,18 +33,12 @@ test('web app: "This wasn\'t me" and password reset from captured mail, in a rea
     return;
   }
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  const smtp = await new TestSmtpServer().start();
-  const service: RunningService = await startService({ PUBLIC_URL, SMTP_URL: smtp.url });
+  const smtp = closeAtEnd(t, await new TestSmtpServer().start(), (s) => s.stop());
+  const service: RunningService = closeAtEnd(t, await startService({ PUBLIC_URL, SMTP_URL: smtp.url }, t.signal), (s) => s.stop());
   const open = (url: string) => {
     assert.ok(url.startsWith(`${PUBLIC_URL}/`), url);
     return service.baseUrl + url.slice(PUBLIC_URL.length);
   };
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close().catch(() => undefined);
-    await service.stop();
-    await smtp.stop();
-  });
 
   const api = async (method: string, path: string, body?: unknown, token?: string, headers: Record<string, string> = {}) => {
     const res = await fetch(`${service.baseUrl}/api/v1${path}`, {
@@ -75,7 +70,7 @@ test('web app: "This wasn\'t me" and password reset from captured mail, in a rea
   assert.equal(activated.status, 200);
   const deviceToken: string = activated.body.data.device_token;
 
-  browser = await launchChromium();
+  const browser: Browser = closeAtEnd(t, await launchChromium(), (b) => b.close());
   const context = await browser.newContext({ locale: 'en-US' });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();

@@ -67,10 +67,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Start `node --import tsx src/app/main.ts` on a free port with a fresh SQLite
  * database and data directory, and wait until GET /healthz answers 200.
  * The cookie policy is the default one (COOKIE_SECURE=auto) unless extraEnv
- * says otherwise.
+ * says otherwise. When `signal` aborts (the test timed out) while it waits,
+ * the child is stopped and startService throws: nothing is left running.
  */
 export async function startService(
   extraEnv: Record<string, string> | ((port: number) => Record<string, string>) = {},
+  signal?: AbortSignal,
 ): Promise<RunningService> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'td-e2e-'));
@@ -120,12 +122,16 @@ export async function startService(
 
   const deadline = Date.now() + 60_000;
   for (;;) {
+    if (signal?.aborted) {
+      await stop();
+      throw new Error('The test ended while the service was starting; it was stopped.');
+    }
     if (exited) {
       await stop();
       throw new Error(`The service exited before it was healthy. Output:\n${output()}`);
     }
     try {
-      const res = await fetch(`${baseUrl}/healthz`);
+      const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(5_000) });
       if (res.ok) break;
     } catch {
       // not listening yet

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { ARTIFACTS_DIR, chromiumInstalled, CHROMIUM_PATH, launchChromium, type RunningService, startService } from './helpers.ts';
+import { closeAtEnd } from '../helpers/teardown.ts';
 
 const WAIT = 15_000;
 const PASSWORD = 'Correct-Horse-Battery-9';
@@ -31,14 +32,9 @@ test('passkeys: register, second step, passwordless sign-in, trust, then no fact
     return;
   }
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  const service: RunningService = await startService((port) => ({ PUBLIC_URL: `http://localhost:${port}` }));
+  const service: RunningService = closeAtEnd(t, await startService((port) => ({ PUBLIC_URL: `http://localhost:${port}` }), t.signal), (s) => s.stop());
   const baseURL = service.baseUrl.replace('127.0.0.1', 'localhost');
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close().catch(() => undefined);
-    await service.stop();
-  });
-  browser = await launchChromium();
+  const browser: Browser = closeAtEnd(t, await launchChromium(), (b) => b.close());
   const context = await browser.newContext({ baseURL, locale: 'en-US', viewport: { width: 1280, height: 900 } });
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();

@@ -67,7 +67,14 @@ export async function createTestApp(kind: DatabaseKind, options: TestAppOptions 
   const clock = options.clock ?? new ManualClock(Date.now());
   const db = options.db ?? (await kind.create());
   const logs = new LogCapture();
-  const app = await buildApp({ config, keys, database: db.handle, clock, passwordHasher: fastPasswords, logStream: logs, ...options.deps });
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    app = await buildApp({ config, keys, database: db.handle, clock, passwordHasher: fastPasswords, logStream: logs, ...options.deps });
+  } catch (error) {
+    // A database this helper made is not left open (its pool would keep the test process alive).
+    if (!options.db) await db.drop().catch(() => undefined);
+    throw error;
+  }
   return {
     app,
     clock,
@@ -254,8 +261,18 @@ export async function twoInstances(kind: DatabaseKind): Promise<TwoInstances> {
   const secondPool = connectDatabase(db.url, { searchPath: db.searchPath, poolSize: 10 });
   const clock = new ManualClock(Date.now());
   const keys = randomKeys();
-  const a = await createTestApp(kind, { db, clock, keys });
-  const b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys });
+  let a: TestApp | undefined;
+  let b: TestApp;
+  try {
+    a = await createTestApp(kind, { db, clock, keys });
+    b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys });
+  } catch (error) {
+    // Nothing half-made is left open when the second instance fails to start.
+    await a?.close().catch(() => undefined);
+    await secondPool.close().catch(() => undefined);
+    await db.drop().catch(() => undefined);
+    throw error;
+  }
   return {
     db,
     a,

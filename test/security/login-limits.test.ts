@@ -102,6 +102,12 @@ describe('client addresses', () => {
     assert.equal(clientNetwork('::ffff:192.0.2.1'), '192.0.2.1');
     assert.equal(clientNetwork('192.0.2.1'), '192.0.2.1');
   });
+
+  test('IPv4-mapped IPv6 in hex or written out is keyed by its IPv4 address, not one shared ::/64', () => {
+    assert.equal(clientNetwork('::ffff:c000:201'), '192.0.2.1');
+    assert.equal(clientNetwork('0:0:0:0:0:FFFF:192.0.2.1'), '192.0.2.1');
+    assert.equal(clientNetwork('not an address'), 'not an address');
+  });
 });
 
 describe('in-memory counters', () => {

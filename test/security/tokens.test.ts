@@ -41,6 +41,13 @@ test('event ids are UUIDv7 and sort in creation order, also within one milliseco
   for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 });
 
+test('10,000 event ids made in the same millisecond are distinct and strictly increasing', () => {
+  const ids = Array.from({ length: 10_000 }, () => newTimeOrderedId(1_800_000_000_123));
+  for (let i = 1; i < ids.length; i += 1) assert.ok(ids[i - 1]! < ids[i]!, `id ${i} is not after id ${i - 1}`);
+  assert.equal(new Set(ids).size, ids.length);
+  for (const id of ids) assert.equal(id.slice(0, 13), '01a3185c-507b', 'every id carries the millisecond it was given');
+});
+
 function popcount(byte: number): number {
   let count = 0;
   for (let b = byte; b; b >>= 1) count += b & 1;

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { createFingerprinter } from '../../../src/platform/crypto/fingerprint.ts';
 import { chromiumInstalled, launchChromium } from '../../../test/e2e/helpers.ts';
+import { closeAtEnd } from '../../../test/helpers/teardown.ts';
 import { encodeFingerprint, FINGERPRINT_LIMITS } from '../src/browser.ts';
 
 const scalar = fc.oneof(fc.string({ maxLength: 700, unit: 'grapheme' }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }));
@@ -36,7 +37,7 @@ test('encodeFingerprint stays within the limits on any input, and the service ac
   );
 });
 
-test('in Chromium, the helper collects the documented signals, stably within a page', { skip: !chromiumInstalled() && 'no /usr/bin/chromium' }, async () => {
+test('in Chromium, the helper collects the documented signals, stably within a page', { skip: !chromiumInstalled() && 'no /usr/bin/chromium', timeout: 120_000 }, async (t) => {
   // The TypeScript module bundled for the page (esbuild, as scripts/build.mjs does for the server).
   const bundle = await build({
     entryPoints: [fileURLToPath(new URL('../src/browser.ts', import.meta.url))],
@@ -46,8 +47,8 @@ test('in Chromium, the helper collects the documented signals, stably within a p
     write: false,
     target: 'es2020',
   });
-  const browser = await launchChromium();
-  try {
+  const browser = closeAtEnd(t, await launchChromium(), (b) => b.close());
+  {
     const page = await browser.newPage({ locale: 'fr-FR', timezoneId: 'Europe/Paris', viewport: { width: 1280, height: 800 } });
     await page.setContent('<!doctype html><title>fingerprint</title>');
     await page.addScriptTag({ content: bundle.outputFiles[0]!.text });
@@ -65,7 +66,5 @@ test('in Chromium, the helper collects the documented signals, stably within a p
     assert.equal(header, again, 'stable within a page');
     assert.deepEqual(JSON.parse(header), signals, 'the header carries exactly the collected signals');
     createFingerprinter(randomBytes(32)).compute({ ip: '203.0.113.7', userAgent: 'Mozilla/5.0', clientSignals: header });
-  } finally {
-    await browser.close();
   }
 });

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { totpCode } from '../../../src/features/mfa/totp.ts';
+import { closeQuietly } from '../../../test/helpers/teardown.ts';
 import { CHROME_MAC, createTestApp, databaseKinds, enableMfa, PASSWORD, SIGNALS, signupAndLogin, type TestApp, type TestUser } from '../../../test/helpers/app.ts';
 import { encodeFingerprint } from '../src/browser.ts';
 import { createDeviceKey, type DeviceKeyPair } from '../src/device-key.ts';
@@ -28,7 +29,7 @@ for (const kind of databaseKinds()) {
       await t.app.listen({ host: '127.0.0.1', port: 0 });
       baseUrl = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
     });
-    after(() => t.close());
+    after(() => closeQuietly('the test app', () => t?.close()));
 
     /** A client as one laptop's app would hold it: its own token store, UA and signals. */
     const laptopClient = (extra: { tokens?: ReturnType<typeof memoryTokenStore>; deviceKeys?: DeviceKeyStore | false; fetch?: typeof fetch } = {}) =>

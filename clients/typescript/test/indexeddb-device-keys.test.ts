@@ -24,6 +24,7 @@ import { build } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
 import { createTestApp, databaseKinds, enableMfa, PASSWORD, SIGNALS, signupAndLogin, type TestApp } from '../../../test/helpers/app.ts';
 import { chromiumInstalled, launchChromium } from '../../../test/e2e/helpers.ts';
+import { closeQuietly } from '../../../test/helpers/teardown.ts';
 import { encodeFingerprint } from '../src/browser.ts';
 import { indexedDbAvailable } from '../src/indexeddb-device-keys.ts';
 
@@ -34,7 +35,7 @@ test('Node has no IndexedDB: the client keeps device keys in memory there', () =
   assert.equal(indexedDbAvailable(), false);
 });
 
-describe('IndexedDB device-key store in Chromium', { skip }, () => {
+describe('IndexedDB device-key store in Chromium', { skip, timeout: 180_000 }, () => {
   let t: TestApp;
   let baseUrl: string;
   let browser: Browser;
@@ -55,10 +56,8 @@ describe('IndexedDB device-key store in Chromium', { skip }, () => {
     bundle = built.outputFiles[0]!.text;
     browser = await launchChromium();
   });
-  after(async () => {
-    await browser?.close();
-    await t?.close();
-  });
+  after(() => closeQuietly('Chromium', () => browser?.close()));
+  after(() => closeQuietly('the test app', () => t?.close()));
 
   /** A page at the service's origin running the bundled client (serves the page and script itself; everything else reaches the service). */
   async function clientPage(init?: () => void): Promise<{ page: Page; problems: string[] }> {

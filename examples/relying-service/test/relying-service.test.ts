@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { decodeProtectedHeader, SignJWT } from 'jose';
 import { generateSigningKeyPem, parseSigningKey } from '../../../src/platform/crypto/signing-keys.ts';
 import { createTestApp, databaseKinds, signupAndLogin, type TestApp } from '../../../test/helpers/app.ts';
+import { closeAtEnd, closeQuietly } from '../../../test/helpers/teardown.ts';
 import { buildRelyingService } from '../src/app.ts';
 
 const [sqlite] = databaseKinds();
@@ -38,11 +39,11 @@ describe('relying-service example', () => {
       audience: 'trusted-devices-api',
     });
   });
+  after(() => closeQuietly('the relying service', () => relying?.close()));
   after(async () => {
-    await relying.close();
-    for (const other of others) await other.close();
-    await auth.close();
+    for (const other of others) await closeQuietly('an auth instance', () => other.close());
   });
+  after(() => closeQuietly('the auth service', () => auth?.close()));
 
   test('a valid access token is accepted: the relying service knows the user and the session', async () => {
     const user = await signupAndLogin(auth.app);
@@ -88,7 +89,7 @@ describe('relying-service example', () => {
     assert.equal((await otherAudience.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${user.accessToken}` } })).statusCode, 200);
   });
 
-  test('after a rotation the running relying service picks up the new key by itself (unknown kid → JWK set refetched)', async () => {
+  test('after a rotation the running relying service picks up the new key by itself (unknown kid → JWK set refetched)', async (t) => {
     // The relying service reads the JWK set at one stable URL; behind it, the auth service is replaced.
     let upstream = `http://127.0.0.1:${(auth.app.server.address() as AddressInfo).port}`;
     const front = createServer((req, res) => {
@@ -100,15 +101,16 @@ describe('relying-service example', () => {
         .catch(() => res.writeHead(502).end());
     });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-    const relyingService = await buildRelyingService({
+    closeAtEnd(t, front, (server) => new Promise((resolve) => server.close(resolve)));
+    const relyingService = closeAtEnd(t, await buildRelyingService({
       jwksUrl: `http://127.0.0.1:${(front.address() as AddressInfo).port}/.well-known/jwks.json`,
       issuer: 'trusted-devices',
       audience: 'trusted-devices-api',
       jwksCooldownMs: 0,
-    });
+    }), (service) => service.close());
     const check = async (token: string) =>
       (await relyingService.inject({ method: 'GET', url: '/whoami', headers: { authorization: `Bearer ${token}` } })).statusCode;
-    try {
+    {
       const before = await signupAndLogin(auth.app);
       assert.equal(await check(before.accessToken), 200, 'the old key, fetched and cached');
 
@@ -129,9 +131,6 @@ describe('relying-service example', () => {
       const newest = await signupAndLogin(retired.app);
       assert.equal(await check(newest.accessToken), 200, 'another unknown kid → refetch');
       assert.equal(await check(before.accessToken), 401, 'the rotated-out key is gone from the refetched set');
-    } finally {
-      await relyingService.close();
-      await new Promise((resolve) => front.close(resolve));
     }
   });
 });

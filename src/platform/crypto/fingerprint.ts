@@ -25,9 +25,9 @@
  * the weight table and recent User-Agent parses are prepared once.
  */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
 import Bowser from 'bowser';
 import { AppError, type FieldProblem } from '../errors.ts';
+import { isIPv4Address, networkAddress, parseIpAddress } from '../ip.ts';
 
 export type ClientSignals = Record<string, string | number | boolean>;
 
@@ -178,81 +178,18 @@ function canonicalSignal(value: string | number | boolean): string {
 // ---------------------------------------------------------------------------
 // IP network prefix
 
-/** Parses an IPv6 text (no zone, no brackets) into 8 hextets, or null. */
-function parseIPv6(text: string): number[] | null {
-  if (!isIPv6(text)) return null;
-  let head = text;
-  let tail4: number[] = [];
-  const lastColon = head.lastIndexOf(':');
-  const last = head.slice(lastColon + 1);
-  if (last.includes('.')) {
-    if (!isIPv4(last)) return null;
-    const [a, b, c, d] = last.split('.').map(Number) as [number, number, number, number];
-    tail4 = [(a << 8) | b, (c << 8) | d];
-    head = head.slice(0, lastColon + 1);
-    if (head.endsWith(':') && !head.endsWith('::')) head = head.slice(0, -1);
-  }
-  const groupsWanted = 8 - tail4.length;
-  const toHextets = (part: string): number[] => (part === '' ? [] : part.split(':').map((h) => Number.parseInt(h, 16)));
-  let hextets: number[];
-  const gap = head.indexOf('::');
-  if (gap >= 0) {
-    const left = toHextets(head.slice(0, gap));
-    const right = toHextets(head.slice(gap + 2));
-    const zeros = groupsWanted - left.length - right.length;
-    if (zeros < 0) return null;
-    hextets = [...left, ...new Array<number>(zeros).fill(0), ...right];
-  } else {
-    hextets = toHextets(head);
-  }
-  hextets.push(...tail4);
-  if (hextets.length !== 8 || hextets.some((h) => !Number.isInteger(h) || h < 0 || h > 0xffff)) return null;
-  return hextets;
-}
-
-/** RFC 5952 text of 8 hextets (lower case, no leading zeros, longest zero run ≥ 2 compressed). */
-function formatIPv6(hextets: number[]): string {
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8; ) {
-    if (hextets[i] !== 0) {
-      i += 1;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && hextets[j] === 0) j += 1;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = hextets.map((h) => h.toString(16));
-  if (bestLength < 2) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
-
 /**
  * Network prefix of an IP: /24 for IPv4 ("203.0.113.0/24"), /48 for IPv6
- * ("2001:db8:1::/48"). IPv4-mapped IPv6 counts as IPv4. Brackets and a zone
- * id are ignored. Anything else → "unknown".
+ * ("2001:db8:1::/48", RFC 5952 text). IPv4-mapped IPv6 counts as IPv4.
+ * Brackets and a zone id are ignored. Anything else → "unknown".
  */
 export function ipNetworkPrefix(ip: string): string {
   let text = ip.trim();
   if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
-  if (isIPv4(text)) {
-    const [a, b, c] = text.split('.');
-    return `${a}.${b}.${c}.0/24`;
-  }
-  const zone = text.indexOf('%');
-  if (zone >= 0) text = text.slice(0, zone);
-  const h = parseIPv6(text);
-  if (h === null) return 'unknown';
-  if (h[0] === 0 && h[1] === 0 && h[2] === 0 && h[3] === 0 && h[4] === 0 && h[5] === 0xffff) {
-    const v4 = [h[6]! >> 8, h[6]! & 0xff, h[7]! >> 8];
-    return `${v4.join('.')}.0/24`;
-  }
-  return `${formatIPv6([h[0]!, h[1]!, h[2]!, 0, 0, 0, 0, 0])}/48`;
+  const address = parseIpAddress(text);
+  if (address === null) return 'unknown';
+  if (isIPv4Address(address)) return `${networkAddress(address, 24).toString()}/24`;
+  return `${networkAddress(address, 48).toRFC5952String()}/48`;
 }
 
 // ---------------------------------------------------------------------------

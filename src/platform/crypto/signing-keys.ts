@@ -58,7 +58,11 @@ function algorithmOf(key: KeyObject): AsymmetricAlgorithm {
   throw new KeyFormatError('the key must be an Ed25519 (EdDSA) or P-256 (ES256) key');
 }
 
-/** RFC 7638: SHA-256 over the required members in lexicographic order, base64url. */
+/**
+ * RFC 7638: SHA-256 over the required members in lexicographic order, base64url.
+ * Written here because jose's calculateJwkThumbprint is async and loadConfig is
+ * not; test/config.test.ts checks that the two agree.
+ */
 export function jwkThumbprint(jwk: JsonWebKey): string {
   const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');

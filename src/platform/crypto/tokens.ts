@@ -9,7 +9,8 @@
  *   input already has 256 bits of entropy, and lookup must be by hash.
  * - Access tokens are JWTs (src/platform/crypto/access-tokens.ts), not these.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 
 export const TOKEN_PREFIX = {
   mfaChallenge: 'tdm_',
@@ -51,25 +52,22 @@ const ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 /** Whether a client-sent id can be one of ours (a lower-case UUID): anything else is "not found" without a lookup. */
 export const isId = (value: string): boolean => ID_SHAPE.test(value);
 
-let lastMs = 0;
-let counter = 0;
+/** The last id's millisecond and its 32-bit sequence (uuid's own state is tied to Date.now(), not to our clock). */
+const v7State = { msecs: Number.NEGATIVE_INFINITY, seq: 0 };
 /**
- * UUIDv7 (RFC 9562): 48-bit millisecond time, then a 12-bit counter that
- * orders ids made in the same millisecond by this process, then random bits.
- * Used for events so that "newest first" is stable under a frozen test clock.
+ * UUIDv7 (RFC 9562) from the `uuid` package, at the injected clock's time.
+ * Ids made in the same millisecond by this process are ordered by uuid's
+ * 32-bit sequence (random start, +1 per id), so "newest first" is stable under
+ * a frozen test clock. A later millisecond starts a fresh sequence, and so
+ * does an earlier one (a test clock set back): the id keeps the time it is
+ * given, so ids order by time first, as the events' (user_id, id) index needs.
  */
 export function newTimeOrderedId(nowMs: number): string {
-  if (nowMs === lastMs) {
-    counter = (counter + 1) & 0xfff;
+  if (nowMs === v7State.msecs) {
+    v7State.seq += 1; // starts below 2^31, so 2^31 ids fit in one millisecond before the 32 bits run out
   } else {
-    lastMs = nowMs;
-    counter = 0;
+    v7State.msecs = nowMs;
+    v7State.seq = randomInt(2 ** 31); // a random start, as uuid's own stateful v7() does
   }
-  const bytes = randomBytes(16);
-  bytes.writeUIntBE(nowMs, 0, 6);
-  bytes[6] = 0x70 | (counter >> 8);
-  bytes[7] = counter & 0xff;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return uuidv7({ msecs: nowMs, seq: v7State.seq });
 }

@@ -23,10 +23,10 @@
  * The per-account limit can be used to lock a person out of password sign-in
  * for up to a day (docs/security.md weighs that).
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { DAY, MINUTE } from '../clock.ts';
 import { AppError } from '../errors.ts';
+import { isIPv4Address, networkAddress, parseIpAddress } from '../ip.ts';
 import type { CounterStore } from './rate-limit-store.ts';
 
 type KeyOf = (request: FastifyRequest) => string;
@@ -55,18 +55,17 @@ export interface FailureLimit {
 
 export type RouteRateLimit = RequestLimit | FailureLimit;
 
-/** The address a client is counted by: IPv4 as is, IPv6 by its /64. */
+/**
+ * The address a client is counted by: IPv4 (also IPv4-mapped IPv6) as is,
+ * IPv6 by its /64, written as its four hextets + "::/64" (the key format the
+ * counters already use, so a deploy does not reset them). Not an address → as given.
+ */
 export function clientNetwork(ip: string): string {
-  if (isIPv4(ip) || !isIPv6(ip)) return ip;
-  const address = ip.toLowerCase().split('%')[0]!;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
-  if (mapped) return mapped[1]!;
-  const [head = '', tail] = address.split('::');
-  const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])));
-  const front = groups(head);
-  const back = tail === undefined ? [] : groups(tail);
-  const all = tail === undefined ? front : [...front, ...Array(8 - front.length - back.length).fill('0'), ...back];
-  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+  const address = parseIpAddress(ip);
+  if (address === null) return ip;
+  if (isIPv4Address(address)) return address.toString();
+  const { parts } = networkAddress(address, 64);
+  return `${parts.slice(0, 4).map((part) => part.toString(16)).join(':')}::/64`;
 }
 
 const ip = (request: FastifyRequest) => clientNetwork(request.ip);
