@@ -256,7 +256,8 @@ export interface TwoInstances {
  * Two app instances on one database, each with its own connection pool, sharing
  * the keys and one manual clock as a real deployment shares its configuration.
  */
-export async function twoInstances(kind: DatabaseKind): Promise<TwoInstances> {
+/** `bDeps`: test seams for instance b only (e.g. a delay injected between two statements). */
+export async function twoInstances(kind: DatabaseKind, bDeps: Partial<AppDeps> = {}): Promise<TwoInstances> {
   const db = await kind.create();
   const secondPool = connectDatabase(db.url, { searchPath: db.searchPath, poolSize: 10 });
   const clock = new ManualClock(Date.now());
@@ -265,7 +266,7 @@ export async function twoInstances(kind: DatabaseKind): Promise<TwoInstances> {
   let b: TestApp;
   try {
     a = await createTestApp(kind, { db, clock, keys });
-    b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys });
+    b = await createTestApp(kind, { db: { ...db, handle: secondPool }, clock, keys, deps: bDeps });
   } catch (error) {
     // Nothing half-made is left open when the second instance fails to start.
     await a?.close().catch(() => undefined);

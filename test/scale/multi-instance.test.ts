@@ -22,12 +22,67 @@ import {
   trustDevice,
 } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
+import type { DevicesRepository } from '../../src/store/devices.repository.ts';
 
 const kind = databaseKinds().find((k) => k.name === 'postgres');
 
 if (!kind) {
   test('two instances on one PostgreSQL', (t) => t.skip('TEST_DATABASE_URL does not name PostgreSQL: multi-instance tests NOT run'));
 } else {
+  describe('a trusted sign-in racing the revocation of its device (two instances, PostgreSQL)', () => {
+    // Instance b pauses right after it has rotated the device token, before the
+    // session is opened: the window in which a revocation on instance a used to
+    // commit, so that the sign-in then opened a session on a revoked device that
+    // kept answering 200. Now the rotation and the session are one transaction
+    // under the user's lock: the revocation waits for it and then ends the session.
+    let instances: TwoInstances;
+    let rotated: () => void = () => {};
+    let pauseMs = 0;
+    before(async () => {
+      instances = await twoInstances(kind, {
+        wrapDevicesRepository: (repository: DevicesRepository): DevicesRepository => ({
+          ...repository,
+          async rotateToken(...args: Parameters<DevicesRepository['rotateToken']>) {
+            const result = await repository.rotateToken(...args);
+            if (pauseMs > 0) {
+              rotated();
+              await new Promise((resolve) => setTimeout(resolve, pauseMs));
+            }
+            return result;
+          },
+        }),
+      });
+    });
+    after(() => instances.close());
+
+    test('once the revocation has returned, no session of the sign-in is alive', async () => {
+      const { a, b } = instances;
+      for (let round = 0; round < 3; round++) {
+        const user = await signupAndLogin(a.app, laptop());
+        await enableMfa(a, user);
+        const trusted = await trustDevice(a, user, laptop());
+        pauseMs = 300;
+        const rotation = new Promise<void>((resolve) => (rotated = resolve));
+        const signIn = loginStep(b, user, laptop({ deviceToken: trusted.deviceToken }));
+        await rotation; // b has rotated the token and is paused before the session
+        const revoke = await call(a.app, 'DELETE', `/api/v1/devices/${trusted.device.id}`, undefined, { token: trusted.accessToken });
+        pauseMs = 0;
+        assert.equal(revoke.res.statusCode, 200);
+        const login = await signIn;
+        assert.equal(login.res.statusCode, 200);
+        if (login.body.data.access_token) {
+          // The sign-in got in before the revocation (it held the lock); the revocation then ended its session.
+          const after = await call(b.app, 'GET', '/api/v1/devices', undefined, { token: login.body.data.access_token });
+          assert.equal(after.res.statusCode, 401, 'a session opened on the device outlived its revocation');
+          const refresh = await call(a.app, 'POST', '/api/v1/auth/refresh', { refresh_token: login.body.data.refresh_token });
+          assert.equal(refresh.res.statusCode, 401);
+        }
+        const next = await loginStep(b, user, laptop({ deviceToken: login.body.data.device_token ?? trusted.deviceToken }));
+        assert.equal(next.body.data.mfa_required, true);
+      }
+    });
+  });
+
   describe('two instances on one PostgreSQL', () => {
     let db: TestDatabase;
     let a: TestApp;
