@@ -1,5 +1,5 @@
 /**
- * The OpenAPI document (GET /openapi.json, SPEC §2, §5.7): named component
+ * The OpenAPI document (GET /openapi.json, README "API overview", docs/integration.md): named component
  * schemas, servers, licence, tags, and the rules a standard linter checks
  * (`npm run lint:openapi`, Redocly's recommended set, 0 errors).
  *
