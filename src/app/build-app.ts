@@ -232,7 +232,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
     webauthnCredentials: webauthnRepository,
   });
-  // Account email: requests only queue mail (src/mail/outbox); src/app/main.ts runs the sender.
+  // Account email: requests only queue mail (src/store/mail-outbox.repository.ts); src/app/main.ts runs the sender.
   const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
   const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({

@@ -57,7 +57,7 @@ export const swaggerOptions: FastifyDynamicSwaggerOptions = {
       },
     },
     tags: TAGS,
-    // What WEBHOOK_URL receives (src/webhooks). OpenAPI 3.0 has no `webhooks` field (3.1 does): an extension until the document moves to 3.1.
+    // What WEBHOOK_URL receives (src/features/webhooks). OpenAPI 3.0 has no `webhooks` field (3.1 does): an extension until the document moves to 3.1.
     ...({ 'x-webhooks': openApiWebhooks } as object),
   },
   // Components are named by their $id (the default would be def-0, def-1, …).
