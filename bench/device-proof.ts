@@ -1,5 +1,5 @@
 /**
- * `npm run bench:device-proof`: what a key-bound trusted login adds (SPEC §5.5)
+ * `npm run bench:device-proof`: what a key-bound trusted login adds (docs/trust-model.md)
  * — the challenge request and the proof check — next to the argon2id verify
  * that dominates every password login.
  *

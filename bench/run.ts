@@ -591,7 +591,7 @@ function trustedLoginCase(fixtures: BenchFixtures) {
       onResponse: (status, body, context) => {
         const data = status === 200 ? jsonOf(body)?.data : undefined;
         if (status === 200 && data?.mfa_bypassed !== true) notBypassed += 1;
-        // Each bypass rotates the device token (SPEC §5.5): the next login with this user sends the new one.
+        // Each bypass rotates the device token (docs/trust-model.md): the next login with this user sends the new one.
         if (typeof data?.device_token === 'string') (context.user as { deviceToken: string }).deviceToken = data.device_token;
       },
     },

@@ -1,5 +1,5 @@
 /**
- * loadConfig (SPEC §7, §6 production keys) and resolveKeys (development keys
+ * loadConfig (README "Configuration", production keys in docs/security.md) and resolveKeys (development keys
  * generated once into DATA_DIR/keys.json, mode 0600).
  */
 import assert from 'node:assert/strict';
@@ -39,7 +39,7 @@ function namedVariables(error: ConfigError, candidates: readonly string[]): stri
 }
 
 describe('loadConfig', () => {
-  test('an empty environment gives the defaults of SPEC §7', () => {
+  test('an empty environment gives the defaults of README "Configuration"', () => {
     const config = loadConfig({});
     assert.equal(config.host, '127.0.0.1');
     assert.equal(config.port, 3000);

@@ -33,7 +33,7 @@ const VIEWS = {
   trust: trustView,
   devices: devicesView,
   security: securityView,
-  // Pages reached from the links in account mail (SPEC §5.6).
+  // Pages reached from the links in account mail (docs/email.md).
   'forgot-password': forgotPasswordView,
   'reset-password': resetPasswordView,
   'verify-email': verifyEmailView,

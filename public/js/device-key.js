@@ -1,5 +1,5 @@
 /**
- * Device-bound trust in the web app (SPEC §5.5, docs/trust-model.md): what
+ * Device-bound trust in the web app (docs/trust-model.md): what
  * the app does with the TypeScript client's key store and WebCrypto
  * primitives (vendor/trusted-devices-browser.js, generated from
  * clients/typescript/src/). The key pair, its non-extractable private half

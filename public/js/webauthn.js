@@ -1,5 +1,5 @@
 /**
- * Passkeys and security keys (SPEC §5.8) on the browser side: the API calls
+ * Passkeys and security keys (docs/passkeys.md) on the browser side: the API calls
  * around @simplewebauthn/browser's startRegistration / startAuthentication.
  * The library is served by the service itself from /vendor/simplewebauthn/
  * (its ESM build, no bundler); nothing here touches a secret: the private
@@ -57,7 +57,7 @@ export async function verifySecondFactor(temporaryToken) {
 export async function signInWithPasskey() {
   const { options, attempt_token } = await api('POST', '/auth/passkey/options', { body: {}, auth: false });
   const response = await inBrowser(() => startAuthentication({ optionsJSON: options }));
-  // A key-bound trusted device proves it holds its key here too (SPEC §5.5, public/js/device-key.js).
+  // A key-bound trusted device proves it holds its key here too (docs/trust-model.md, public/js/device-key.js).
   const proof = await deviceProofForOnlyKey(() => api('POST', '/auth/device-challenge', { auth: false }));
   return api('POST', '/auth/passkey/verify', { body: { attempt_token, response }, auth: false, headers: proof ? { 'x-device-proof': proof } : {} });
 }

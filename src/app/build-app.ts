@@ -2,7 +2,7 @@
  * buildApp(deps) → a ready Fastify instance that never listens.
  *
  * The composition root: it wires repositories → services → route plugins,
- * and installs the cross-cutting HTTP rules of SPEC §2 and §6 (one error
+ * and installs the cross-cutting HTTP rules (README "API overview", docs/security.md; one error
  * handler, the envelope, no-store, security headers, CORS, body limit,
  * rate limits, log redaction, OpenAPI). Everything environmental (config,
  * keys, database, clock, Redis, log destination) comes in through deps.
@@ -232,7 +232,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
     webauthnCredentials: webauthnRepository,
   });
-  // Account email: requests only queue mail (src/mail/outbox); src/app/main.ts runs the sender.
+  // Account email: requests only queue mail (src/store/mail-outbox.repository.ts); src/app/main.ts runs the sender.
   const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
   const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({

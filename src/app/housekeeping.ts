@@ -12,7 +12,7 @@
  * devices) was joined by the next ones, and together they starved requests.
  *
  * Bounded: every statement touches at most BATCH_SIZE rows, chosen through an
- * index (no statement scans a table; test/ops/housekeeping-plans.test.ts reads
+ * index (no statement scans a table; test/ops/housekeeping-bounded.test.ts reads
  * the plans), and a step loops batch after batch, yielding to the event loop
  * in between so requests keep being served, up to MAX_BATCHES_PER_RUN (a
  * backlog beyond that is worked off by the next runs). Independent: a step

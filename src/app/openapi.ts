@@ -1,5 +1,5 @@
 /**
- * The OpenAPI document (GET /openapi.json, SPEC §2, §5.7): named component
+ * The OpenAPI document (GET /openapi.json, README "API overview", docs/integration.md): named component
  * schemas, servers, licence, tags, and the rules a standard linter checks
  * (`npm run lint:openapi`, Redocly's recommended set, 0 errors).
  *
@@ -57,7 +57,7 @@ export const swaggerOptions: FastifyDynamicSwaggerOptions = {
       },
     },
     tags: TAGS,
-    // What WEBHOOK_URL receives (src/webhooks). OpenAPI 3.0 has no `webhooks` field (3.1 does): an extension until the document moves to 3.1.
+    // What WEBHOOK_URL receives (src/features/webhooks). OpenAPI 3.0 has no `webhooks` field (3.1 does): an extension until the document moves to 3.1.
     ...({ 'x-webhooks': openApiWebhooks } as object),
   },
   // Components are named by their $id (the default would be def-0, def-1, …).

@@ -17,7 +17,7 @@ export type TrustDecision =
       deviceName: string;
       /** The device's trust end (the rotated cookie's lifetime). */
       expiresAt: number;
-      /** The new device token when this check rotated it (SPEC §5.5); undefined when a token within the grace was used. */
+      /** The new device token when this check rotated it (docs/trust-model.md); undefined when a token within the grace was used. */
       newDeviceToken?: string | undefined;
     }
   | { trusted: false; reason: 'fingerprint_mismatch'; deviceId: string; deviceName: string; differing: string[] }
@@ -27,7 +27,7 @@ export type TrustDecision =
 
 export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
 
-/** The second factor that was verified before a pending device was created (SPEC §5.8: the trust remembers it). */
+/** The second factor that was verified before a pending device was created (docs/passkeys.md: the trust remembers it). */
 export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
 
 export interface PendingDevice {
@@ -79,7 +79,7 @@ export interface DeviceView {
   trusted_at: number;
   last_used_at: number;
   expires_at: number;
-  /** Whether the device proves possession of a key at each login (SPEC §5.5). */
+  /** Whether the device proves possession of a key at each login (docs/trust-model.md). */
   key_bound: boolean;
   granted_by: TrustFactor | null;
   granted_by_credential_id: string | null;
@@ -95,9 +95,9 @@ export interface AlertRequest {
 export interface DeviceAlerts {
   deviceTrusted(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
   fingerprintMismatch(userId: string, context: AlertRequest & { deviceId: string }): Promise<void>;
-  /** A key-bound device's token came without a valid proof (SPEC §5.5). */
+  /** A key-bound device's token came without a valid proof (docs/trust-model.md). */
   deviceProofFailed(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
-  /** A retired device token came back after the grace: the device was revoked (SPEC §5.5). */
+  /** A retired device token came back after the grace: the device was revoked (docs/trust-model.md). */
   deviceTokenReused(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
 }
 

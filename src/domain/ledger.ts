@@ -1,5 +1,5 @@
 /**
- * What ends what (SPEC §4.1): the one module that owns the table, and the
+ * What ends what (docs/sessions.md): the one module that owns the table, and the
  * only code that ends trusted devices, pending activation tokens, MFA
  * challenges and sessions because of a security event.
  *
@@ -50,7 +50,7 @@ export type SecurityEvent =
 
 export type SecurityEventKind = SecurityEvent['kind'];
 
-/** One row of SPEC §4.1, as data: what the event ends. */
+/** One row of what ends what (docs/sessions.md), as data: what the event ends. */
 interface Row {
   /** Trusted devices: none, all of the user's, or the one the event names. */
   devices: 'none' | 'all' | 'one';

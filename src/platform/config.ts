@@ -1,5 +1,5 @@
 /**
- * loadConfig(env) → a frozen, validated configuration (SPEC §7).
+ * loadConfig(env) → a frozen, validated configuration (README "Configuration").
  *
  * Pure: it reads only the object it is given. Every bad variable is collected
  * and reported at once (ConfigError lists them all). Keys: in production the
@@ -65,21 +65,21 @@ export interface Config {
   housekeepingIntervalSeconds: number;
   jwtIssuer: string;
   jwtAudience: string;
-  /** SMTP and links in mail (SPEC §5.6): links start with publicUrl. */
+  /** SMTP and links in mail (docs/email.md): links start with publicUrl. */
   /** SMTP server for mail; unset → .eml files in DATA_DIR/outbox/. */
   smtpUrl: string | undefined;
   mailFrom: string;
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
-  /** SPEC §5.5: how long a rotated-out device token still counts as the current one (parallel tabs). */
+  /** docs/trust-model.md: how long a rotated-out device token still counts as the current one (parallel tabs). */
   deviceTokenReuseGraceSeconds: number;
   /** Where users reach the service (links in mail; the WebAuthn defaults below derive from it). */
   publicUrl: string;
-  /** WebAuthn relying party (SPEC §5.8): RP ID (a domain), display name, accepted origins. */
+  /** WebAuthn relying party (docs/passkeys.md): RP ID (a domain), display name, accepted origins. */
   webauthn: { rpId: string; rpName: string; origins: string[] };
   /** How access tokens are signed: ES256 (default), EdDSA, or HS256 when chosen explicitly. */
   jwtAlgorithm: JwtAlgorithm;
-  /** Webhooks (SPEC §5.7): both set, or neither. */
+  /** Webhooks (docs/admin-and-webhooks.md): both set, or neither. */
   webhook: WebhookConfig | undefined;
 }
 
@@ -335,7 +335,7 @@ export function isWebhookSecret(raw: string): boolean {
 }
 
 /**
- * JWT_ALGORITHM, JWT_SIGNING_KEY, JWT_PREVIOUS_KEYS (SPEC §5.7). ES256 by
+ * JWT_ALGORITHM, JWT_SIGNING_KEY, JWT_PREVIOUS_KEYS (docs/integration.md). ES256 by
  * default (docs/performance.md: it verifies faster than EdDSA here); a given
  * signing key decides between ES256 and EdDSA by its type. HS256 only when
  * JWT_ALGORITHM=HS256 says so. In production an asymmetric mode needs

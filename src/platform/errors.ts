@@ -1,5 +1,5 @@
 /**
- * One small error hierarchy with stable codes (SPEC §2), in the style of
+ * One small error hierarchy with stable codes (README "API overview"), in the style of
  * panva/jose: every code the API can answer with is in ERRORS below, with its
  * HTTP status and the default message. Nothing else in the code base names a
  * status for an error: a service throws `new AppError('DEVICE_NOT_FOUND')`
@@ -15,7 +15,7 @@
  */
 
 export const ERRORS = {
-  // Generic (SPEC §2)
+  // Generic (README "API overview")
   MALFORMED_REQUEST: { status: 400, message: 'The request body is not valid JSON.' },
   BAD_REQUEST: { status: 400, message: 'The request could not be processed.' },
   UNAUTHORIZED: { status: 401, message: 'A valid access token is required.' },
@@ -36,7 +36,7 @@ export const ERRORS = {
   SERVICE_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
   SERVER_BUSY: { status: 503, message: 'Too many sign-ins are being checked right now. Try again in a moment.' },
 
-  // Authentication (SPEC §5.1)
+  // Authentication (README "API overview")
   INVALID_PASSWORD: { status: 422, message: 'The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit.' },
   EMAIL_TAKEN: { status: 409, message: 'An account with this email already exists.' },
   INVALID_CREDENTIALS: { status: 401, message: 'The email or password is not correct.' },
@@ -45,13 +45,13 @@ export const ERRORS = {
   TOO_MANY_ATTEMPTS: { status: 429, message: 'Too many attempts. Try again later.' },
   INVALID_CURRENT_PASSWORD: { status: 400, message: 'The current password is not correct.' },
 
-  // MFA (SPEC §5.2)
+  // MFA (README "API overview")
   TOTP_ALREADY_ENABLED: { status: 409, message: 'Two-factor authentication is already on.' },
   NO_PENDING_SETUP: { status: 400, message: 'Start the setup first.' },
   INVALID_CODE: { status: 400, message: 'That code is not correct.' },
   MFA_NOT_ENABLED: { status: 400, message: 'Two-factor authentication is not turned on.' },
 
-  // Trusted devices (SPEC §3, §5.3)
+  // Trusted devices (docs/fingerprint.md, docs/trust-model.md)
   INVALID_FINGERPRINT: { status: 422, message: 'The x-device-fingerprint header is not valid.' },
   ACTIVATION_TOKEN_NOT_FOUND: { status: 404, message: 'This activation token does not exist.' },
   ACTIVATION_TOKEN_EXPIRED: { status: 410, message: 'This activation token has expired. Verify your second factor again.' },
@@ -59,23 +59,23 @@ export const ERRORS = {
   FINGERPRINT_MISMATCH: { status: 403, message: 'This device does not match the one that passed the second factor.' },
   DEVICE_NOT_FOUND: { status: 404, message: 'No such trusted device.' },
 
-  // Account email (SPEC §5.6): verification, reset and "This wasn't me" links
+  // Account email (docs/email.md): verification, reset and "This wasn't me" links
   LINK_INVALID: { status: 400, message: 'This link is not valid. Use the latest link we sent you.' },
   LINK_USED: { status: 409, message: 'This link has already been used.' },
   LINK_EXPIRED: { status: 410, message: 'This link has expired. Ask for a new one.' },
-  // Device-bound keys (SPEC §5.5)
+  // Device-bound keys (docs/trust-model.md)
   INVALID_PUBLIC_KEY: { status: 422, message: 'public_key must be a public EC P-256 JWK.' },
-  // Passkeys and security keys (SPEC §5.8)
+  // Passkeys and security keys (docs/passkeys.md)
   WEBAUTHN_VERIFICATION_FAILED: { status: 400, message: 'The passkey or security key response could not be verified.' },
   WEBAUTHN_NOT_REGISTERED: { status: 400, message: 'No passkey or security key is registered for this account.' },
   WEBAUTHN_CREDENTIAL_NOT_FOUND: { status: 404, message: 'No such passkey or security key.' },
   WEBAUTHN_CREDENTIAL_EXISTS: { status: 409, message: 'This passkey or security key is already registered.' },
   WEBAUTHN_CREDENTIAL_LIMIT: { status: 409, message: 'Too many passkeys and security keys: remove one first.' },
 
-  // Sessions (SPEC §5.4)
+  // Sessions (docs/sessions.md)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
 
-  // Admin API (SPEC §5.7)
+  // Admin API (docs/admin-and-webhooks.md)
   USER_NOT_FOUND: { status: 404, message: 'No such user.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,7 +1,7 @@
 /**
  * Storage for the account-email feature: single-use email tokens
  * (verification, password reset, "This wasn't me" report) and the user's
- * verified flag. What a reset or a report ends is src/revocation's.
+ * verified flag. What a reset or a report ends is src/domain/ledger.ts's.
  *
  * Tokens are stored as SHA-256 only and consumed by ONE conditional UPDATE
  * (unused, unexpired, right purpose): of concurrent uses exactly one wins.

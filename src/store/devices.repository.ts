@@ -118,7 +118,7 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
     },
 
     /**
-     * Ends pending activation tokens (SPEC §4.1): all of the user's, or those
+     * Ends pending activation tokens (what ends what, docs/sessions.md): all of the user's, or those
      * issued from the given sessions. An ended token answers 410.
      */
     async revokeActivations(trx: Db, userId: string, selector: { all: true } | { sessionIds: readonly string[] } | { grantedByCredentialId: string }, now: number) {
@@ -175,7 +175,7 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
     },
 
     /**
-     * Rotates a device token (SPEC §5.5) in one transaction: ONE conditional
+     * Rotates a device token (docs/trust-model.md) in one transaction: ONE conditional
      * UPDATE moves the device to the new token only if the presented token is
      * still its current one (and the device still active); the presented
      * token is then kept as retired, and the `trust_used` event written. Of

@@ -1,5 +1,5 @@
 /**
- * The account's history (SPEC §5.3 `GET /devices/events`): device, session
+ * The account's history (docs/trust-model.md, `GET /devices/events`): device, session
  * and security events. Each names its subject (device or session id and the
  * name at the time), the cause and the actor (the session, IP and User-Agent
  * that caused it, an admin key, or the system). Written inside the

@@ -1,7 +1,7 @@
 /**
  * One lock order for everything that changes a user's security state.
  *
- * A §4.1 row (src/revocation) touches devices, sessions, activation tokens
+ * A what-ends-what row (src/domain/ledger.ts) touches devices, sessions, activation tokens
  * and challenges; an activation touches a session, an activation token and
  * devices (eviction). Taken in different orders on PostgreSQL, two such
  * transactions can deadlock. Both first lock the user's row — a no-op UPDATE,

@@ -74,7 +74,7 @@ export function createMfaRepository(db: Kysely<Database>) {
       await trx.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
     },
 
-    /** Replaces the user's backup codes; run inside the caller's transaction (with the §4.1 row it belongs to). */
+    /** Replaces the user's backup codes; run inside the caller's transaction (with the what-ends-what row it belongs to). */
     async replaceBackupCodes(trx: Db, userId: string, hashes: string[], now: number): Promise<void> {
       await trx.deleteFrom('backup_codes').where('user_id', '=', userId).execute();
       await trx
@@ -179,7 +179,7 @@ export function createMfaRepository(db: Kysely<Database>) {
       await db.deleteFrom('mfa_lockouts').where('user_id', '=', userId).execute();
     },
 
-    /** Ends every pending MFA challenge of the user (SPEC §4.1): a temporary token then answers 401. */
+    /** Ends every pending MFA challenge of the user (what ends what, docs/sessions.md): a temporary token then answers 401. */
     async endChallenges(trx: Db, userId: string, now: number): Promise<number> {
       const result = await trx
         .updateTable('mfa_challenges')

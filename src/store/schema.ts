@@ -98,7 +98,7 @@ export interface ActivationTokensTable extends DeviceDescription, TrustGrant {
   outcome: 'activated' | 'skipped' | null;
   /** The session opened by the second factor that issued this token (null for tokens from before sessions existed). */
   session_id: string | null;
-  /** Set when a security event ended the pending token (SPEC §4.1): it then answers 410. */
+  /** Set when a security event ended the pending token (what ends what, docs/sessions.md): it then answers 410. */
   revoked_at: number | null;
 }
 
@@ -115,11 +115,11 @@ export interface TrustedDevicesTable extends DeviceDescription, TrustGrant {
   last_used_at: number;
   expires_at: number;
   revoked_at: number | null;
-  /** The device's public ES256 key as a normalised JWK (SPEC §5.5), or null when the device is not key-bound. */
+  /** The device's public ES256 key as a normalised JWK (docs/trust-model.md), or null when the device is not key-bound. */
   public_key_jwk: string | null;
 }
 
-/** A proof-of-possession challenge (SPEC §5.5): SHA-256 of the challenge, single-use, 60 s. */
+/** A proof-of-possession challenge (docs/trust-model.md): SHA-256 of the challenge, single-use, 60 s. */
 export interface DeviceChallengesTable {
   challenge_hash: string;
   created_at: number;
@@ -127,7 +127,7 @@ export interface DeviceChallengesTable {
   consumed_at: number | null;
 }
 
-/** A device token retired by a rotation (SPEC §5.5): presented after the grace, it means a copy exists. */
+/** A device token retired by a rotation (docs/trust-model.md): presented after the grace, it means a copy exists. */
 export interface RetiredDeviceTokensTable {
   token_hash: string;
   user_id: string;
@@ -156,15 +156,15 @@ export type DeviceEventType =
   // Admin API (src/admin): a read of the user's data by an admin key, and an admin's "end every session".
   | 'admin_viewed'
   | 'sessions_revoked_all'
-  // WebAuthn (migration 005, SPEC §5.8)
+  // WebAuthn (migration 005, docs/passkeys.md)
   | 'webauthn_registered'
   | 'webauthn_removed'
   | 'webauthn_counter_error'
-  // Device-bound keys and rotation (migration 007, SPEC §5.5)
+  // Device-bound keys and rotation (migration 007, docs/trust-model.md)
   | 'proof_failed'
   | 'reuse_detected';
 
-/** Why something ended (SPEC §4.1): the security event, or the person who asked. */
+/** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =
   | 'user'
   | 'admin'
@@ -313,7 +313,7 @@ export interface EmailTokensTable {
   consumed_at: number | null;
 }
 
-/** A registered WebAuthn credential (passkey or security key), SPEC §5.8. */
+/** A registered WebAuthn credential (passkey or security key; docs/passkeys.md). */
 export interface WebauthnCredentialsTable {
   id: string;
   user_id: string;

@@ -1,5 +1,5 @@
 /**
- * Storage for sessions (SPEC §4.1, §5.4) and their refresh tokens.
+ * Storage for sessions (docs/sessions.md) and their refresh tokens.
  *
  * A session is live while `ended_at IS NULL AND expires_at > now AND
  * idle_expires_at > now`. Every check that must not outlive an ended session
@@ -79,13 +79,13 @@ export function createSessionsRepository(db: Kysely<Database>) {
     /**
      * Writes recorded activity (src/features/sessions/activity.ts): each session's
      * last_active_at moves to its own time, in one statement for the batch,
-     * only if that is at least `everyMs` later than what is stored (SPEC
-     * §5.4's "at most once a minute" holds across instances, and the time
+     * only if that is at least `everyMs` later than what is stored (the
+     * "at most once a minute" of docs/sessions.md holds across instances, and the time
      * never moves back), and never on an ended session.
      *
      * PostgreSQL: the rows are locked with SKIP LOCKED, so the flush never
      * waits for a lock. It locks up to a batch of sessions of many users in
-     * its own order, without the user-row lock that orders every §4.1
+     * its own order, without the user-row lock that orders every what-ends-what
      * revocation (src/store/locks.ts): waiting there could close a deadlock
      * cycle with a revocation, and PostgreSQL might abort the revocation. A
      * row that is locked is being refreshed or ended right now; its activity

@@ -1,5 +1,5 @@
 /**
- * Storage for WebAuthn credentials and challenges (SPEC §5.8).
+ * Storage for WebAuthn credentials and challenges (docs/passkeys.md).
  *
  * Challenges are stored as SHA-256 and used once: `consume*` is ONE
  * conditional UPDATE (unused, unexpired, right purpose and binding), so of

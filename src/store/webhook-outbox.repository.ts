@@ -1,5 +1,5 @@
 /**
- * The webhook outbox (SPEC §5.7): storage only.
+ * The webhook outbox (docs/admin-and-webhooks.md): storage only.
  *
  * Durability: an event's outbox row is inserted by history.append
  * (src/store/history.ts) in the same transaction as the event,

@@ -1,6 +1,6 @@
 import { webcrypto } from 'node:crypto';
 /**
- * Account email against a real SMTP server (SPEC §5.6, checklist 45–47):
+ * Account email against a real SMTP server (docs/email.md):
  * verification, password reset, security alerts and "This wasn't me".
  */
 import assert from 'node:assert/strict';
@@ -170,7 +170,7 @@ for (const kind of databaseKinds()) {
       const stale = await call(t.app, 'POST', '/api/v1/auth/mfa/verify', { temporary_token: pending.body.data.temporary_token, code: nextCode(t, user.totpSecret!) }, { device: laptop({ userAgent: FIREFOX_WINDOWS, ip: '198.51.100.7' }) });
       assert.equal(stale.res.statusCode, 401);
       assert.equal((await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD })).res.statusCode, 401);
-      // Every session ended (§4.1 password_reset): access tokens are refused at once.
+      // Every session ended (the password_reset row of what ends what): access tokens are refused at once.
       for (const token of [accessToken, user.accessToken]) {
         assert.equal((await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token })).res.statusCode, 401);
       }
@@ -230,7 +230,7 @@ for (const kind of databaseKinds()) {
       const report = await call(t.app, 'POST', '/api/v1/security/report', { token });
       assert.equal(report.res.statusCode, 200, report.res.body);
       assert.deepEqual(report.body.data, { device_id: device.id, device_revoked: true, sessions_ended: 1 });
-      // That device is no longer trusted, and its session is over (§4.1 not_me) …
+      // That device is no longer trusted, and its session is over (the not_me row of what ends what) …
       const login = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ deviceToken }) });
       assert.equal(login.body.data.mfa_required, true);
       assert.equal((await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: accessToken })).res.statusCode, 401);
@@ -266,7 +266,7 @@ for (const kind of databaseKinds()) {
       const late = await call(t.app, 'POST', '/api/v1/security/report', { token: tokenA });
       assert.equal(late.res.statusCode, 410);
       assert.equal(late.body.error.code, 'LINK_EXPIRED');
-      // The bypass above rotated A's token (SPEC §5.5): the browser holds the successor.
+      // The bypass above rotated A's token (docs/trust-model.md): the browser holds the successor.
       const stillA = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: laptop({ deviceToken: loginA.body.data.device_token }) });
       assert.equal(stillA.body.data.mfa_bypassed, true, 'the expired link revoked nothing');
     });
@@ -310,7 +310,7 @@ for (const kind of databaseKinds()) {
       assert.equal(report.body.data.device_revoked, true);
     });
 
-    test('a key-bound device without its proof, and a reused device token, are announced (SPEC §5.5, §5.6)', async () => {
+    test('a key-bound device without its proof, and a reused device token, are announced (docs/trust-model.md, docs/email.md)', async () => {
       const user = await mfaUser();
       // A key-bound device: its public key given at activation; the login below sends no proof.
       const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);

@@ -1,7 +1,7 @@
 /**
- * Admin API (SPEC §5.7, checklist 49): keys stored hashed and shown once,
+ * Admin API (docs/admin-and-webhooks.md): keys stored hashed and shown once,
  * scopes per route (403), unknown or revoked keys (401), no crossing between
- * user tokens and admin keys, revocations through the same SPEC §4.1 rows as
+ * user tokens and admin keys, revocations through the same rows of what ends what (docs/sessions.md) as
  * the user's own (compared scenario by scenario), every admin action an event
  * with the key's name as actor, a rate limit per key.
  */
@@ -202,7 +202,7 @@ for (const kind of databaseKinds()) {
       }
     });
 
-    // ── The same SPEC §4.1 rows as the user's own actions ──────────────────
+    // ── The same what ends what (docs/sessions.md) rows as the user's own actions ──────────────────
     // Scenario (as in test/sessions/what-ends-what.test.ts): a user with TOTP; laptop A trusted
     // (sessions A1 from the second factor, A2 from a bypass); phone B verified with a pending
     // activation pB; X the user's acting browser. The same action by the user (from X) and by
@@ -223,7 +223,7 @@ for (const kind of databaseKinds()) {
       const first = await verify(user, laptop());
       const activate = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: first.trusted_device.activation_token }, { token: first.access_token, device: laptop() });
       const bypass = await loginStep(t, user, laptop({ deviceToken: activate.body.data.device_token }));
-      // The bypass rotated the device token (SPEC §5.5): the laptop now holds the successor.
+      // The bypass rotated the device token (docs/trust-model.md): the laptop now holds the successor.
       const deviceA = laptop({ deviceToken: bypass.body.data.device_token });
       const b = await verify(user, phone);
       const x = await verify(user, actorBrowser);

@@ -1,5 +1,5 @@
 /**
- * SPEC §5.5, checklist 42–44: device-bound keys (proof of possession) and
+ * docs/trust-model.md: device-bound keys (proof of possession) and
  * device-token rotation with reuse detection, on SQLite and PostgreSQL.
  * Keys are ES256 pairs made here with node:crypto's WebCrypto, non-extractable,
  * the way the web app makes them.
@@ -107,7 +107,7 @@ for (const kind of databaseKinds()) {
       assert.equal(plainLogin.body.data.mfa_bypassed, true);
     });
 
-    test('checklist 42: a copied cookie without the private key → MFA, proof_failed; the real browser still bypasses', async () => {
+    test('a copied cookie without the private key → MFA, proof_failed; the real browser still bypasses', async () => {
       const user = await mfaUser(t);
       const key = await makeDeviceKey();
       const real = await trust(t, user, laptop(), key);
@@ -129,7 +129,7 @@ for (const kind of databaseKinds()) {
       assert.equal(await deviceStatus(t, real.device.id), 'active');
     });
 
-    test('checklist 43: missing, malformed, reused, expired, unknown, over another challenge, by another key → MFA and proof_failed, never 500', async () => {
+    test('missing, malformed, reused, expired, unknown, over another challenge, by another key → MFA and proof_failed, never 500', async () => {
       const user = await mfaUser(t);
       const key = await makeDeviceKey();
       const other = await makeDeviceKey();
@@ -289,7 +289,7 @@ for (const kind of databaseKinds()) {
       assert.equal(await deviceStatus(t, trusted.device.id), 'active');
     });
 
-    test('checklist 44: a retired token after the grace → device revoked (reuse_detected), its sessions ended, MFA required', async () => {
+    test('a retired token after the grace → device revoked (reuse_detected), its sessions ended, MFA required', async () => {
       const user = await mfaUser(t);
       const trusted = await trust(t, user, laptop());
       const t0 = trusted.deviceToken;

@@ -428,7 +428,7 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
     await visible(dialog);
     await shot(page, 'revoke-confirm');
     await dialog.getByRole('button', { name: 'Revoke device' }).click();
-    // Revoking this device also signs it out (SPEC §4.1): the session opened on it has ended.
+    // Revoking this device also signs it out (what ends what, docs/sessions.md): the session opened on it has ended.
     await visible(view(page, 'Sign in'));
     await shot(page, 'revoked');
 

@@ -1,5 +1,5 @@
 /**
- * Device-bound trust in a real browser (SPEC §5.5, checklist 42), against
+ * Device-bound trust in a real browser (docs/trust-model.md: a copied cookie is not enough), against
  * the real service, with Debian's Chromium through playwright-core.
  *
  *   node --import tsx --test test/e2e/device-key.test.ts

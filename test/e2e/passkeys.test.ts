@@ -1,5 +1,5 @@
 /**
- * Passkeys in a real browser (SPEC §5.8): Debian's Chromium with the DevTools
+ * Passkeys in a real browser (docs/passkeys.md): Debian's Chromium with the DevTools
  * virtual authenticator (CDP WebAuthn domain: a CTAP2 "internal" platform
  * authenticator with resident keys and user verification), against the real
  * service. WebAuthn needs a secure context and a domain as RP ID, so the page

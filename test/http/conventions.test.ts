@@ -1,5 +1,5 @@
 /**
- * The HTTP conventions of SPEC §2 and checklist items 1–4, 28–30 and 33:
+ * The HTTP conventions (README "API overview", docs/security.md):
  * parsing and validation errors, the error envelope, headers, the bearer
  * check against crafted JWTs, unknown fields, the operations endpoints,
  * the OpenAPI document, and property-based fuzzing of every route.
@@ -30,7 +30,7 @@ import {
 
 const UPPER_SNAKE = /^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$/;
 
-/** Every non-2xx body must be exactly the error envelope of SPEC §2. */
+/** Every non-2xx body must be exactly the error envelope of README "API overview". */
 function assertErrorEnvelope(res: LightMyRequestResponse, context = ''): any {
   const where = `${context} ${res.statusCode} ${res.body.slice(0, 300)}`;
   assert.match(String(res.headers['content-type']), /^application\/json/, `content-type: ${where}`);
@@ -61,8 +61,8 @@ function assertApiHeaders(res: LightMyRequestResponse, context = '') {
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const decodePayload = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
 
-/** The /api/v1 operations SPEC §5 lists (device list and revoke-all may be documented with or without the trailing slash). */
-const SPEC_OPERATIONS: Array<[string, string]> = [
+/** The /api/v1 operations the README's API overview lists (device list and revoke-all may be documented with or without the trailing slash). */
+const API_OPERATIONS: Array<[string, string]> = [
   ['post', '/api/v1/auth/signup'],
   ['post', '/api/v1/auth/login'],
   ['post', '/api/v1/auth/mfa/verify'],
@@ -96,7 +96,7 @@ for (const kind of databaseKinds()) {
     const raw = (method: string, url: string, payload?: string | Buffer, headers: Record<string, string> = {}) =>
       t.app.inject({ method: method as 'POST', url, headers, ...(payload !== undefined ? { payload } : {}) });
 
-    describe('request parsing (checklist #28)', () => {
+    describe('request parsing (malformed or unsupported bodies are refused cleanly)', () => {
       for (const [name, payload] of [
         ['truncated object', '{"email": "a@b.co", "password": '],
         ['single quotes', "{'email': 'a@b.co'}"],
@@ -211,7 +211,7 @@ for (const kind of databaseKinds()) {
       });
     });
 
-    describe('errors and headers (SPEC §2, checklist #33)', () => {
+    describe('errors and headers (README "API overview")', () => {
       for (const [method, url] of [
         ['GET', '/api/v1/nope'],
         ['POST', '/api/v1/auth/nope'],
@@ -342,7 +342,7 @@ for (const kind of databaseKinds()) {
       });
     });
 
-    describe('bearer tokens (checklist #1–#4)', () => {
+    describe('bearer tokens (only a valid access token in the Authorization header authenticates)', () => {
       const me = (token: string) => call(t.app, 'GET', '/api/v1/auth/me', undefined, { token });
 
       function assertUnauthorized(res: LightMyRequestResponse, why: string) {
@@ -391,7 +391,7 @@ for (const kind of databaseKinds()) {
         assert.equal(activate.res.statusCode, 200, 'the activation token was not consumed');
       });
 
-      test('crafted JWTs: only a correctly signed, current, well-typed access token passes (checklist #2)', async () => {
+      test('crafted JWTs: only a correctly signed, current, well-typed access token passes', async () => {
         const user = await signupAndLogin(t.app);
         const other = await signupAndLogin(t.app);
         const valid = decodePayload(user.accessToken);
@@ -462,7 +462,7 @@ for (const kind of databaseKinds()) {
         assert.equal((await me(user.accessToken)).res.statusCode, 200);
       });
 
-      test('other kinds of token used as the Bearer token → 401 (checklist #3)', async () => {
+      test('other kinds of token used as the Bearer token → 401', async () => {
         const user = await signupAndLogin(t.app);
         await enableMfa(t, user);
         const device = laptop();
@@ -489,7 +489,7 @@ for (const kind of databaseKinds()) {
         assert.equal(stillPending.res.statusCode, 200, 'the real activation token was not touched');
       });
 
-      test('a token in the query string is not accepted and never logged (checklist #4)', async () => {
+      test('a token in the query string is not accepted and never logged', async () => {
         const user = await signupAndLogin(t.app);
         await enableMfa(t, user);
         const device = laptop();
@@ -521,7 +521,7 @@ for (const kind of databaseKinds()) {
       });
     });
 
-    describe('unknown body fields (checklist #29)', () => {
+    describe('unknown body fields (refused, never ignored)', () => {
       test('signup ignores user_id, is_active, expires_at, mfa_enabled, created_at, __proto__ and constructor', async () => {
         const email = uniqueEmail();
         const chosenId = randomUUID();
@@ -626,7 +626,7 @@ for (const kind of databaseKinds()) {
         assert.match(res.body, /http_request_duration_seconds_count\{[^}]*status_code="200"[^}]*\} \d+/);
       });
 
-      test('/openapi.json is OpenAPI 3 with every SPEC §5 operation and a response schema per status', async () => {
+      test('/openapi.json is OpenAPI 3 with every documented /api/v1 operation and a response schema per status', async () => {
         const { res, body: doc } = await call(t.app, 'GET', '/openapi.json');
         assert.equal(res.statusCode, 200);
         assert.match(doc.openapi, /^3\./);
@@ -640,7 +640,7 @@ for (const kind of databaseKinds()) {
           }
           return schema;
         };
-        for (const [method, path] of SPEC_OPERATIONS) {
+        for (const [method, path] of API_OPERATIONS) {
           const item = doc.paths[path] ?? doc.paths[`${path}/`];
           const op = item?.[method];
           assert.ok(op, `${method.toUpperCase()} ${path} is not documented`);
@@ -673,7 +673,7 @@ for (const kind of databaseKinds()) {
       });
     });
 
-    describe('fuzzing (checklist #30)', () => {
+    describe('fuzzing (no input makes the service answer 500)', () => {
       let routes: Array<{ method: string; path: string; fields: string[] }> = [];
       let accessToken = '';
       let refreshToken = '';

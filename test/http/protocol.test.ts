@@ -1,5 +1,5 @@
 /**
- * Checklist #53 and issue 10: errors of Node's HTTP parser, Expect, a
+ * docs/security.md (malformed HTTP answers with the error envelope) and issue 10: errors of Node's HTTP parser, Expect, a
  * missing Host, compressed bodies, another method on a known path and CORS
  * preflights all answer in the error envelope with no-store, nosniff and the
  * other security headers. Raw HTTP over a real socket where the parser is

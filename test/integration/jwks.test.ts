@@ -1,9 +1,9 @@
 /**
- * Verifiable access tokens (SPEC §5.7, checklist #48): the JWK set, jose as
+ * Verifiable access tokens (docs/integration.md): the JWK set, jose as
  * a relying service would use it, key rotation through JWT_SIGNING_KEY /
  * JWT_PREVIOUS_KEYS, and every way a token with the wrong key, kid or alg is
  * refused. The crafted-token attacks against the current key are in
- * test/http/conventions.test.ts (checklist #2); here the same attacks are
+ * test/http/conventions.test.ts ("crafted JWTs"); here the same attacks are
  * aimed at the keys rotation adds.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * The OpenAPI document (SPEC §5.7): an operationId on every operation, named
+ * The OpenAPI document (docs/integration.md): an operationId on every operation, named
  * component schemas reused by $ref, `security: []` exactly on the operations
  * that need no token, and a clean run of a standard linter (Redocly's
  * recommended rules, the same run as `npm run lint:openapi`).
@@ -75,7 +75,7 @@ describe('OpenAPI document', () => {
   test('security: [] exactly on the operations that answer without a token', async () => {
     for (const { method, path, operation } of operations(doc)) {
       const isPublic = Array.isArray(operation.security) && operation.security.length === 0;
-      // An access token, or (the admin API, SPEC §5.7) an admin API key: both answer 401 without one.
+      // An access token, or (the admin API, docs/integration.md) an admin API key: both answer 401 without one.
       const requiresBearer = [[{ bearerAuth: [] }], [{ adminKey: [] }]].some((s) => JSON.stringify(operation.security) === JSON.stringify(s));
       assert.ok(isPublic || requiresBearer, `${method} ${path} declares its security`);
       const res = await t.app.inject({

@@ -1,5 +1,5 @@
 /**
- * Checklist #35: SIGTERM under load → in-flight requests finish, exit code 0.
+ * Graceful shutdown: SIGTERM under load → in-flight requests finish, exit code 0.
  * Runs what `npm start` runs: the esbuild bundle of src/app/main.ts.
  */
 import assert from 'node:assert/strict';

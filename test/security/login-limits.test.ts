@@ -1,5 +1,5 @@
 /**
- * SPEC §6 rate limits and checklist #51: login counts FAILED attempts only
+ * docs/security.md, rate limits: login counts FAILED attempts only
  * (per IP + email, per account across IPs, per IP across emails, IPv6 per
  * /64); the per-user API budget is shared across routes; the in-memory
  * counters cannot be evicted by a spray. In-process store; the Redis store

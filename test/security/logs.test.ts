@@ -1,5 +1,5 @@
 /**
- * Checklist #32 (and the log half of #4 and #11): with LOG_LEVEL=trace, a
+ * docs/security.md, logs (no secret is ever logged, query-string tokens included): with LOG_LEVEL=trace, a
  * full flow leaves no password, token, TOTP secret, backup code or raw
  * fingerprint in the captured logs.
  */

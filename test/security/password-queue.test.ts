@@ -1,5 +1,5 @@
 /**
- * SPEC §6 and checklist #51: password hashing is bounded. When the line of
+ * docs/security.md: password hashing is bounded. When the line of
  * hashes waiting is full, a request is refused at once (503 SERVER_BUSY with
  * Retry-After) instead of queueing without limit; a refused login counts
  * toward the per-IP ceiling (so a flood from one address still reaches it),

@@ -1,4 +1,4 @@
-/** Checklist #15: a forged X-Forwarded-For is ignored unless TRUST_PROXY names the sender. */
+/** docs/security.md, proxies: a forged X-Forwarded-For is ignored unless TRUST_PROXY names the sender. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { call, createTestApp, databaseKinds, enableMfa, laptop, signupAndLogin, trustDevice } from '../helpers/app.ts';

@@ -1,4 +1,4 @@
-/** Checklist #24 and SPEC §6 rate limits, with the in-process store. */
+/** docs/security.md, rate limits: with the in-process store. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { call, createTestApp, databaseKinds, PASSWORD, signupAndLogin, type TestApp, uniqueEmail } from '../helpers/app.ts';
@@ -53,7 +53,7 @@ describe('rate limits (RATE_LIMITS=on)', () => {
     assert.equal((await call(t.app, 'GET', '/api/v1/devices', undefined, { token: other.accessToken })).res.statusCode, 200);
   });
 
-  test('device proof challenges (SPEC §5.5): 30 per minute per IP', async () => {
+  test('device proof challenges (docs/trust-model.md): 30 per minute per IP', async () => {
     const challenge = (ip: string) => call(t.app, 'POST', '/api/v1/auth/device-challenge', undefined, { device: { userAgent: 'test', ip } });
     for (let i = 0; i < 30; i++) assert.equal((await challenge('192.0.2.70')).res.statusCode, 200);
     const limited = await challenge('192.0.2.70');

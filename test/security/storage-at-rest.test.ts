@@ -1,5 +1,5 @@
 /**
- * Checklist #11 and #31: after a full flow, the database holds no raw token,
+ * docs/security.md, storage at rest: after a full flow, the database holds no raw token,
  * password, TOTP secret, backup code or client signal; passwords are
  * argon2id (OWASP parameters), the TOTP secret is AES-256-GCM under the
  * data key only, and token columns are the SHA-256 of the token.
@@ -94,7 +94,7 @@ for (const kind of databaseKinds()) {
 
       // Trust one device, skip another (backup code), refresh, then change the password.
       const first = await mfaLogin(device, () => ({ code: nextCode(t, secret) }));
-      // Key-bound (SPEC §5.5): a challenge, a proof, and a rotation that retires the first device token.
+      // Key-bound (docs/trust-model.md): a challenge, a proof, and a rotation that retires the first device token.
       const key = await makeDeviceKey();
       const activate = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: first.trusted_device.activation_token, public_key: key.publicJwk }, { token: first.access_token, device });
       assert.equal(activate.res.statusCode, 200, activate.res.body);
@@ -138,7 +138,7 @@ for (const kind of databaseKinds()) {
       const change = await call(t.app, 'POST', '/api/v1/auth/password/change', { current_password: password, new_password: newPassword }, { token: first.access_token, device });
       assert.equal(change.res.statusCode, 200);
 
-      // An admin key, used once (SPEC §5.7).
+      // An admin key, used once (docs/admin-and-webhooks.md).
       const created: string[] = [];
       await runAdminCommand(['create-key', '--name', `rest-${tag()}`, '--scopes', 'users:read'], db, { out: (l) => created.push(l), err: () => undefined }, t.clock);
       tokens.admin.push(created[0]!);

@@ -1,5 +1,5 @@
 /**
- * Issue 10 and checklist #52: input is taken as typed. A JSON value of the
+ * Issue 10 and docs/security.md: input is taken as typed. A JSON value of the
  * wrong type is 422, never coerced; only the query string is coerced, and
  * then checked again (no Infinity reaching SQL). Lone surrogates and
  * blank names are refused before anything is stored. The TOTP enrolment

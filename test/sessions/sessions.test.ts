@@ -1,5 +1,5 @@
 /**
- * Sessions (SPEC §4.1, §5.4; checklist 36–41): the API, lifetimes, the
+ * Sessions (docs/sessions.md): the API, lifetimes, the
  * bearer check against the session row, atomic rows under storage faults,
  * and refresh racing the things that end a session.
  */
@@ -185,7 +185,7 @@ for (const kind of databaseKinds()) {
       for (let i = 0; i < 40 && (await stored()) === loggedInAt; i++) await sleep(100);
       assert.equal(await stored(), usedAt);
 
-      // The repository's contract on this database: at least a minute forward only (SPEC §5.4 across instances), never on an ended session.
+      // The repository's contract on this database: at least a minute forward only (docs/sessions.md across instances), never on an ended session.
       const repository = createSessionsRepository(db);
       const sessionId = (await listSessions(t, user.accessToken)).body.data.sessions[0].id;
       await repository.touchMany([[sessionId, usedAt - MINUTE]], MINUTE);

@@ -1,5 +1,5 @@
 /**
- * SPEC §4.1, one test per row of the table, on every database: right after
+ * what ends what (docs/sessions.md), one test per row of the table, on every database: right after
  * the event, everything in the row is dead (an access token of an ended
  * session → 401 on the very next request, its refresh token → 401, a pending
  * activation token → 410, a temporary MFA token → 401) and what the row keeps
@@ -69,7 +69,7 @@ interface Expectation {
 }
 
 for (const kind of databaseKinds()) {
-  describe(`what ends what, SPEC §4.1 (${kind.name})`, () => {
+  describe(`what ends what (${kind.name})`, () => {
     let t: TestApp;
     before(async () => {
       t = await createTestApp(kind);
@@ -97,7 +97,7 @@ for (const kind of databaseKinds()) {
       const deviceA = laptop({ deviceToken: activate.body.data.device_token });
       const bypass = await loginStep(t, user, deviceA);
       assert.equal(bypass.body.data.mfa_bypassed, true);
-      deviceA.deviceToken = bypass.body.data.device_token; // rotated (SPEC §5.5): the old one is retired
+      deviceA.deviceToken = bypass.body.data.device_token; // rotated (docs/trust-model.md): the old one is retired
       const b = await verify(user, phone);
       const x = await verify(user, actor);
       const c = await loginStep(t, user, deviceC);

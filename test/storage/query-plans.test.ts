@@ -68,7 +68,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
   });
 
   test('no statement scans a whole table', async () => {
-    // Every flow of SPEC §5.1–§5.4 once.
+    // Every flow of the API overview (README) and docs/sessions.md once.
     const user = await signupAndLogin(t.app, laptop());
     await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: user.accessToken });
     const { backupCodes } = await enableMfa(t, user);
@@ -76,7 +76,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     const bypass = await loginStep(t, user, laptop({ deviceToken: trusted.deviceToken })); // rotates the token
     await loginStep(t, user, laptop({ deviceToken: trusted.deviceToken })); // the retired token within the grace
     await loginStep(t, user, laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: bypass.body.data.device_token })); // fingerprint mismatch
-    // SPEC §5.5: a key-bound device, a challenge, a proof (consumed), a failed proof, reuse after the grace.
+    // docs/trust-model.md: a key-bound device, a challenge, a proof (consumed), a failed proof, reuse after the grace.
     const key = await makeDeviceKey();
     const keyed = await loginWithMfa(t, user, laptop({ userAgent: EDGE_LINUX }));
     const bound = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: keyed.trusted_device.activation_token, public_key: key.publicJwk }, { token: keyed.access_token, device: laptop({ userAgent: EDGE_LINUX }) });
@@ -85,7 +85,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: proved.body.data.device_token })); // no proof
     t.clock.advance(31_000);
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: bound.body.data.device_token })); // reuse → revoked
-    // The housekeeping of §5.5's two tables (the rest of pruneExpired is not part of this walk).
+    // The housekeeping of the two device-key tables (docs/trust-model.md) (the rest of pruneExpired is not part of this walk).
     const repository = createDevicesRepository(t.db.handle.db, createHistory({ webhooks: false }));
     await repository.deleteExpiredChallenges(t.clock.now(), 500);
     await repository.deleteExpiredRetiredTokens(t.clock.now() + 40 * 86_400_000, 500);
@@ -118,7 +118,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await call(t.app, 'POST', '/api/v1/mfa/deactivate', { code: nextCode(t, user.totpSecret!) }, { token: live });
     await call(t.app, 'POST', '/api/v1/auth/logout', { refresh_token: refreshed.body.data?.refresh_token }, { token: live });
 
-    // SPEC §5.7: the admin API and its keys (the operator's command too), then the webhook sender.
+    // docs/admin-and-webhooks.md: the admin API and its keys (the operator's command too), then the webhook sender.
     const io = { out: () => undefined, err: () => undefined };
     const keyOut: string[] = [];
     await runAdminCommand(['create-key', '--name', 'plans', '--scopes', 'users:read,devices:read,devices:write,sessions:read,sessions:write,events:read'], db, { ...io, out: (l) => keyOut.push(l) }, t.clock);

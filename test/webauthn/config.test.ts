@@ -1,5 +1,5 @@
 /**
- * WebAuthn configuration (SPEC §5.8, §7): the relying party derives from
+ * WebAuthn configuration (docs/passkeys.md, README "Configuration"): the relying party derives from
  * PUBLIC_URL unless WEBAUTHN_RP_ID / WEBAUTHN_ORIGINS / WEBAUTHN_RP_NAME say
  * otherwise; bad values stop the process with the variable named.
  */

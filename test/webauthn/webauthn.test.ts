@@ -1,5 +1,5 @@
 /**
- * Passkeys and security keys (SPEC §5.8), checklist #54 and #55, with a
+ * Passkeys and security keys (docs/passkeys.md), what is checked and what removing a credential ends, with a
  * software authenticator that makes real attestation and assertion objects
  * (test/helpers/webauthn.ts): the verifier is @simplewebauthn/server, unmocked.
  */
@@ -266,7 +266,7 @@ for (const kind of databaseKinds()) {
         assert.equal(Number(row.counter), 1);
       });
 
-      test('checklist 54: replayed or foreign challenge, wrong origin or RP ID, decreased counter, another user\'s credential → refused, nothing trusted', async () => {
+      test('replayed or foreign challenge, wrong origin or RP ID, decreased counter, another user\'s credential → refused, nothing trusted', async () => {
         const user = await signupAndLogin(t.app);
         const other = await signupAndLogin(t.app);
         const { authenticator } = await register(user);
@@ -416,7 +416,7 @@ for (const kind of databaseKinds()) {
         assert.equal(second.res.statusCode, 200, second.res.body);
         assert.equal(second.body.data.trusted_device, null);
         assert.equal(second.body.data.trusted_device_id, device.id);
-        // The trust was used, so the device token rotated (SPEC §5.5): the answer and the cookie carry the new one.
+        // The trust was used, so the device token rotated (docs/trust-model.md): the answer and the cookie carry the new one.
         assert.match(second.body.data.device_token, /^tdd_/);
         assert.notEqual(second.body.data.device_token, deviceToken);
         assert.match(String(second.res.headers['set-cookie']), new RegExp(`^td_device=${second.body.data.device_token};`));
@@ -425,7 +425,7 @@ for (const kind of databaseKinds()) {
         assert.equal(login.body.data.mfa_bypassed, true);
       });
 
-      test('SPEC §5.5: on a key-bound device the passkey sign-in needs the device proof to use the trust', async () => {
+      test('docs/trust-model.md: on a key-bound device the passkey sign-in needs the device proof to use the trust', async () => {
         const user = await signupAndLogin(t.app);
         const { authenticator } = await register(user);
         const first = await passkeySignIn(authenticator);
@@ -488,7 +488,7 @@ for (const kind of databaseKinds()) {
       });
     });
 
-    describe('factor provenance (checklist 55)', () => {
+    describe('factor provenance (removing a credential revokes the trust it granted)', () => {
       test('each device remembers its factor; removing a credential revokes only the trust it granted', async () => {
         const user = await signupAndLogin(t.app);
         const { backupCodes } = await enableMfa(t, user);

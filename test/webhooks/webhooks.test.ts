@@ -1,5 +1,5 @@
 /**
- * Webhooks (SPEC §5.7, checklist 50): every event is delivered from a
+ * Webhooks (docs/admin-and-webhooks.md): every event is delivered from a
  * durable outbox written in the event's transaction, signed per Standard
  * Webhooks (verified here with the `standardwebhooks` package itself), with
  * retries and exponential backoff, across a restart, one attempt at a time

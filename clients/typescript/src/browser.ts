@@ -1,8 +1,8 @@
 /**
  * Browser helper, typed, so any web app can use it:
  * - the client signals of the `x-device-fingerprint` header, as documented in
- *   docs/fingerprint.md (SPEC §3): this file;
- * - device keys (SPEC §5.5): the IndexedDB key store
+ *   docs/fingerprint.md: this file;
+ * - device keys (docs/trust-model.md): the IndexedDB key store
  *   (./indexeddb-device-keys.ts) and the WebCrypto primitives
  *   (./device-key.ts), re-exported for apps that drive the sign-in themselves;
  * - the client (./index.ts) and a Web Storage token store, so a page that

@@ -1,5 +1,5 @@
 /**
- * Device-bound keys (SPEC §5.5): the client's side of the proof of possession.
+ * Device-bound keys (docs/trust-model.md): the client's side of the proof of possession.
  *
  * A device token is a bearer secret: whoever copies it holds the trust. When
  * the device is trusted, the client makes an ECDSA P-256 key pair and sends

@@ -27,7 +27,7 @@
  * and send it as `x-device-token`. Fingerprint signals: pass `fingerprint`
  * (in a browser, `fingerprintHeader` from ./browser.ts).
  *
- * Device key (SPEC §5.5, ./device-key.ts): `trustThisDevice()` binds the
+ * Device key (docs/trust-model.md, ./device-key.ts): `trustThisDevice()` binds the
  * trust to a new WebCrypto key pair (the public JWK goes with the
  * activation), and `login()` proves possession with `x-device-proof` when a
  * key is held for the account, so a copied device token alone no longer
@@ -87,7 +87,7 @@ export interface ClientOptions {
    * keep the device token and the key together, or pass a store that persists
    * both). A key-bound device that logs in without its key is asked for MFA
    * (the service records `proof_failed` and mails a security alert). `false`:
-   * trust devices without a key (the device token alone, as before SPEC §5.5).
+   * trust devices without a key (the device token alone, as before device keys existed).
    */
   deviceKeys?: DeviceKeyStore | false;
   /**
@@ -372,7 +372,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       return { kind: 'mfa_required', temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1000) };
     }
     await storeTokens(data);
-    // SPEC §5.5: a bypass rotates the device token; keep the successor (null: a parallel login rotated it, keep ours).
+    // docs/trust-model.md: a bypass rotates the device token; keep the successor (null: a parallel login rotated it, keep ours).
     if (keepDeviceToken && data.device_token) await tokens.set('device_token', data.device_token);
     return { kind: 'session', session: data, mfaBypassed: data.mfa_bypassed };
   }

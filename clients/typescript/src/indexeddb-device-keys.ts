@@ -1,6 +1,6 @@
 /**
  * A DeviceKeyStore over IndexedDB: where a browser keeps its device keys
- * (SPEC §5.5, ./device-key.ts) so they live as long as the device cookie.
+ * (docs/trust-model.md, ./device-key.ts) so they live as long as the device cookie.
  *
  * The CryptoKeyPair object itself is stored, never key bytes: IndexedDB
  * keeps it by structured clone, which preserves `extractable: false`, so

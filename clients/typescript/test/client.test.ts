@@ -2,7 +2,7 @@
  * The client against a live server: the real app listening on 127.0.0.1, port
  * 0, reached over HTTP with fetch (no inject). Login with and without MFA,
  * trust / not now, MFA bypass on the trusted device, list, revoke, refresh on
- * an expired access token, the error type, and the device proof (SPEC §5.5):
+ * an expired access token, the error type, and the device proof (docs/trust-model.md):
  * a key-bound device bypasses MFA with its proof, a copied device token
  * without the key (or with another key) does not. The web app's side:
  * cookie-refresh mode (the refresh token only ever in the td_refresh

@@ -26,7 +26,7 @@ async function onSubmit(event) {
   if (!password) return showFormError(form, 'Enter your password.', { field: 'password' });
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
-      // A key-bound device proves it holds its key (SPEC §5.5); without one the server asks for a code.
+      // A key-bound device proves it holds its key (docs/trust-model.md); without one the server asks for a code.
       const proof = await deviceProof(email, () => api('POST', '/auth/device-challenge', { auth: false }));
       const headers = proof ? { 'x-device-proof': proof } : {};
       const data = await api('POST', '/auth/login', { body: { email, password }, auth: false, headers });

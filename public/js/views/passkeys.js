@@ -1,5 +1,5 @@
 /**
- * Passkey UI (SPEC §5.8), kept out of app.js: app.js calls setupPasskeys()
+ * Passkey UI (docs/passkeys.md), kept out of app.js: app.js calls setupPasskeys()
  * once with its navigation callbacks, and the three hooks below when a view
  * is entered.
  *

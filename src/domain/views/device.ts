@@ -34,9 +34,9 @@ export const DeviceSchema = Type.Object({
   trusted_at: IsoTime,
   last_used_at: IsoTime,
   expires_at: IsoTime,
-  key_bound: Type.Boolean({ description: 'True when each login from this device must prove possession of its key (SPEC §5.5).' }),
+  key_bound: Type.Boolean({ description: 'True when each login from this device must prove possession of its key.' }),
   granted_by: Type.Union([Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('webauthn'), Type.Null()], {
-    description: 'The second factor that granted this trust (SPEC §5.8); null for trust granted before it was recorded.',
+    description: 'The second factor that granted this trust; null for trust granted before it was recorded.',
   }),
   granted_by_credential_id: Type.Union([Type.String(), Type.Null()], { description: 'The WebAuthn credential that granted it, when granted_by is webauthn.' }),
 }, { $id: 'Device', description: 'A trusted device.' });

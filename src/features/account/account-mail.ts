@@ -5,7 +5,7 @@
  * INSERT into the outbox holding only non-secret facts (device name,
  * browser/OS, IP, time, device id): no token, no rendered body. It never
  * throws: a mail that cannot be queued is logged and the request that
- * caused it still succeeds (SPEC §5.6: sending never fails the request).
+ * caused it still succeeds (docs/email.md: sending never fails the request).
  *
  * Compose side (`createAccountMailComposer`): called by the background
  * sender. It mints the single-use token of the mail's link at send time
@@ -73,7 +73,7 @@ export function createAccountMail(options: { db: Kysely<Database>; clock: Clock;
 
   return {
     verifyEmail: (userId: string) => enqueue('verify_email', userId, null, { at: clock.now() }),
-    /** The same single INSERT whether or not the address has an account (SPEC §5.6). */
+    /** The same single INSERT whether or not the address has an account (docs/email.md). */
     passwordReset: (email: string, source: AlertContext) => {
       const context = facts(source);
       return enqueue('password_reset', null, email, { at: clock.now(), ip: context.ipAddress, ...describeDevice(context.userAgent ?? undefined) });
@@ -116,7 +116,7 @@ export function createAccountMailComposer(options: { db: Kysely<Database>; repos
   }
 
   // Tokens travel in the URL fragment (never sent to any server, so never in an
-  // access log) except the report link, whose shape SPEC §5.6 fixes; that page
+  // access log) except the report link, whose shape docs/email.md fixes; that page
   // redirects to the fragment form at once (src/features/account/account.routes.ts).
   const link = (path: string, token: string) => `${publicUrl}${path}${encodeURIComponent(token)}`;
 

@@ -59,7 +59,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
 };
 
 /**
- * The page of the "This wasn't me" link (SPEC §5.6 fixes its shape). It acts
+ * The page of the "This wasn't me" link (docs/email.md fixes its shape). It acts
  * on nothing: it sends the browser to the web app's confirmation view with
  * the token moved into the fragment, which no server or proxy ever logs,
  * and the view POSTs only when the person confirms (mail scanners that fetch

@@ -1,5 +1,5 @@
 /**
- * Account email flows (SPEC §5.6): email verification, password reset and
+ * Account email flows (docs/email.md): email verification, password reset and
  * the "This wasn't me" report.
  *
  * Tokens: ≥ 256 bits with a prefix (tdv_ verification, tdw_ reset, tdx_
@@ -7,7 +7,7 @@
  * stored as SHA-256, consumed by one conditional UPDATE. Lifetimes 24 h,
  * 30 min, 7 days. A report token is bound to the device of its alert.
  *
- * A reset and a report run their rows of SPEC §4.1 through src/revocation,
+ * A reset and a report run their rows of what ends what (docs/sessions.md) through src/domain/ledger.ts,
  * in the same transaction as the token's consumption: either the token is
  * spent and everything in the row ended, or neither. The token is read once
  * before, only to learn whose it is (revocation locks that user's row first).
@@ -97,7 +97,7 @@ export function createAccountService(options: AccountServiceOptions) {
       await mail.passwordReset(email, actor);
     },
 
-    /** The `password_reset` row of SPEC §4.1, with the new password, in one transaction. */
+    /** The `password_reset` row of what ends what (docs/sessions.md), with the new password, in one transaction. */
     async resetPassword(token: string, newPassword: string, actor: Actor): Promise<{ devicesRevoked: number; sessionsEnded: number }> {
       // Checked before the argon2 hash, so a wrong link never costs one; the UPDATE below still decides.
       const { hash, userId } = await usableToken('password_reset', hashIfShaped('password_reset', token));
@@ -124,7 +124,7 @@ export function createAccountService(options: AccountServiceOptions) {
       return { devicesRevoked: ended.devices.length, sessionsEnded: ended.sessions.length };
     },
 
-    /** "This wasn't me": the `not_me` row of SPEC §4.1 for the alert's device. */
+    /** "This wasn't me": the `not_me` row of what ends what (docs/sessions.md) for the alert's device. */
     async report(token: string, actor: Actor): Promise<{ deviceId: string | null; deviceRevoked: boolean; sessionsEnded: number }> {
       const { hash, userId, deviceId } = await usableToken('report', hashIfShaped('report', token));
       const consume = async (trx: Parameters<typeof repository.consumeToken>[0]) => {

@@ -1,5 +1,5 @@
 /**
- * /api/v1/admin (SPEC §5.7): `Authorization: Bearer <admin API key>`.
+ * /api/v1/admin (docs/admin-and-webhooks.md): `Authorization: Bearer <admin API key>`.
  * Every route authenticates the key (onRequest, before the body is read),
  * then checks its scope; the rate limit counts per key.
  */
@@ -68,7 +68,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/devices/:device_id', {
-    schema: { ...doc('adminRevokeDevice', 'Revoke one device and end its sessions (SPEC §4.1)', 'devices:write'), params: S.UserDeviceId, response: withErrors({ 200: success(S.DeviceRevokedData) }) },
+    schema: { ...doc('adminRevokeDevice', 'Revoke one device and end its sessions', 'devices:write'), params: S.UserDeviceId, response: withErrors({ 200: success(S.DeviceRevokedData) }) },
     ...needs('devices:write'),
   }, async (request) => {
     const { sessionsEnded } = await admin.revokeDevice(caller(request), request.params.user_id.toLowerCase(), request.params.device_id.toLowerCase());
@@ -76,7 +76,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/devices', {
-    schema: { ...doc('adminRevokeDevices', 'Revoke every device and end their sessions (SPEC §4.1)', 'devices:write'), params: S.UserId, response: withErrors({ 200: success(S.DevicesRevokedData) }) },
+    schema: { ...doc('adminRevokeDevices', 'Revoke every device and end their sessions', 'devices:write'), params: S.UserId, response: withErrors({ 200: success(S.DevicesRevokedData) }) },
     ...needs('devices:write'),
   }, async (request) => {
     const { revoked, sessionsEnded } = await admin.revokeAllDevices(caller(request), request.params.user_id.toLowerCase());
@@ -92,7 +92,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/sessions/:session_id', {
-    schema: { ...doc('adminEndSession', 'End one session (SPEC §4.1)', 'sessions:write'), params: S.UserSessionId, response: withErrors({ 200: success(S.SessionRevokedData) }) },
+    schema: { ...doc('adminEndSession', 'End one session', 'sessions:write'), params: S.UserSessionId, response: withErrors({ 200: success(S.SessionRevokedData) }) },
     ...needs('sessions:write'),
   }, async (request) => {
     await admin.endSession(caller(request), request.params.user_id.toLowerCase(), request.params.session_id.toLowerCase());

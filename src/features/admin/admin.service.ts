@@ -1,5 +1,5 @@
 /**
- * The admin API (SPEC §5.7): a help desk looks a user up by email, lists
+ * The admin API (docs/admin-and-webhooks.md): a help desk looks a user up by email, lists
  * and revokes the user's devices and sessions, reads the user's events.
  *
  * Keys: `tdk_` + 256 random bits (src/platform/crypto/tokens.ts), created by
@@ -12,10 +12,10 @@
  * every user route refuses it) and an access token is never an admin key
  * (it has no `tdk_` prefix, so /admin refuses it before any lookup).
  *
- * Same rules as the user: revocations run the same rows of SPEC §4.1
- * (src/revocation) with an admin actor (cause `admin`). Audit: every admin
+ * Same rules as the user: revocations run the same rows of what ends what (docs/sessions.md)
+ * (src/domain/ledger.ts) with an admin actor (cause `admin`). Audit: every admin
  * action is an event in the user's history whose actor is the key's name:
- * revocations write their §4.1 events; reads write `admin_viewed` (its
+ * revocations write their what-ends-what events; reads write `admin_viewed` (its
  * subject name says what was read) before reading; an admin "end every
  * session" always writes `sessions_revoked_all`, like "revoke all devices"
  * always writes `revoked_all`.
@@ -165,7 +165,7 @@ export function createAdminService(options: AdminServiceOptions) {
       return devices.events(userId, limit, before);
     },
 
-    /** SPEC §4.1 "revoke one device", as the user's own revoke. */
+    /** The "revoke one device" row of what ends what (docs/sessions.md), as the user's own revoke. */
     async revokeDevice(request: AdminRequest, userId: string, deviceId: string): Promise<{ sessionsEnded: number }> {
       await requireUser(userId);
       if (!isId(deviceId)) throw new AppError('DEVICE_NOT_FOUND');
@@ -178,14 +178,14 @@ export function createAdminService(options: AdminServiceOptions) {
       }
     },
 
-    /** SPEC §4.1 "revoke all devices". */
+    /** The "revoke all devices" row of what ends what (docs/sessions.md). */
     async revokeAllDevices(request: AdminRequest, userId: string): Promise<{ revoked: number; sessionsEnded: number }> {
       await requireUser(userId);
       const ended = await revocation.run({ kind: 'all_devices_revoked', userId, actor: actorOf(request) });
       return { revoked: ended.devices.length, sessionsEnded: ended.sessions.length };
     },
 
-    /** SPEC §4.1 "end one session". */
+    /** The "end one session" row of what ends what (docs/sessions.md). */
     async endSession(request: AdminRequest, userId: string, sessionId: string): Promise<void> {
       await requireUser(userId);
       if (!isId(sessionId)) throw new AppError('SESSION_NOT_FOUND');
@@ -202,7 +202,7 @@ export function createAdminService(options: AdminServiceOptions) {
       await requireUser(userId);
       const actor = actorOf(request);
       const { sessions: ended } = await revocation.run({ kind: 'sessions_ended', userId, actor }, async (trx) => {
-        await lockUser(trx, userId); // the §4.1 lock order: the user's row first (src/store/locks.ts)
+        await lockUser(trx, userId); // the what-ends-what lock order: the user's row first (src/store/locks.ts)
         await history.append(trx, [{ userId, type: 'sessions_revoked_all', cause: 'admin', actor }], clock.now());
       });
       return ended.length;

@@ -63,7 +63,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       );
     }
     const { kind: _kind, deviceCookieMaxAge, ...session } = deliverRefreshToken(request, reply, result);
-    // SPEC §5.5: the presented device token is retired; the browser gets its successor.
+    // docs/trust-model.md: the presented device token is retired; the browser gets its successor.
     if (session.device_token) setDeviceCookie(reply, request, config.cookieSecure, session.device_token, deviceCookieMaxAge ?? 0);
     return ok(session, session.mfa_bypassed ? 'Logged in on a trusted device.' : 'Logged in.');
   });
@@ -73,7 +73,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       operationId: 'createDeviceChallenge',
       security: [],
       tags,
-      summary: 'A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices, SPEC §5.5)',
+      summary: 'A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices)',
       response: withErrors({ 200: success(S.DeviceChallengeData) }),
     },
     config: rateLimitConfig(RATE_LIMITS.deviceChallenge),
@@ -183,7 +183,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     },
   }, async (request, reply) => {
     const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request)));
-    // On a trusted device the token was rotated (SPEC §5.5): hand the browser its successor.
+    // On a trusted device the token was rotated (docs/trust-model.md): hand the browser its successor.
     if (result.device_token) setDeviceCookie(reply, request, config.cookieSecure, result.device_token, deviceCookieMaxAge ?? 0);
     const pending = result.trusted_device && { ...result.trusted_device, expires_at: iso(result.trusted_device.expires_at), trust_ttl_days: config.deviceTrustTtlDays };
     return ok({ ...result, trusted_device: pending }, result.trusted_device_id ? 'Signed in with a passkey on a trusted device.' : 'Signed in with a passkey.');

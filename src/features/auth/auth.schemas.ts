@@ -56,7 +56,7 @@ export const SignupData = Type.Object({ ...Profile, created_at: IsoTime });
 export const TokenPair = Type.Object(SessionFields, { $id: 'TokenPair', description: 'A new access token and refresh token.' });
 export const SessionData = ref(TokenPair);
 
-/** SPEC §5.5: a bypass rotates the device token (login, passkey sign-in on a trusted device). */
+/** docs/trust-model.md: a bypass rotates the device token (login, passkey sign-in on a trusted device). */
 const RotatedDeviceToken = Type.Optional(
   Type.Union([Type.String(), Type.Null()], {
     description:

@@ -2,11 +2,11 @@
  * Sign-up, login (with the MFA challenge and the trusted-device bypass),
  * second-factor verification and password change. Sessions, their tokens,
  * refresh and logout are src/sessions; what a password change ends is
- * src/revocation.
+ * src/domain/ledger.ts.
  *
  * Lifetimes: MFA challenge (temporary token) MFA_CHALLENGE_TTL_SECONDS,
  * single use, bound to the login request's fingerprint, burnt after 5 wrong
- * codes, ended by the security events of SPEC §4.1.
+ * codes, ended by the security events of what ends what (docs/sessions.md).
  * Storage: argon2id password hashes; SHA-256 of every opaque token.
  * Threats: user enumeration (one answer and the same argon2 cost for an
  * unknown email and a wrong password), brute force of the second factor
@@ -46,7 +46,7 @@ export interface AuthServiceOptions {
     verifyEmail(userId: string): Promise<void>;
     passwordChanged(userId: string, actor: Actor): Promise<void>;
   };
-  /** Passkeys and security keys (SPEC §5.8): a second factor and passwordless sign-in. */
+  /** Passkeys and security keys (docs/passkeys.md): a second factor and passwordless sign-in. */
   webauthn?: WebauthnFactor;
 }
 
@@ -64,7 +64,7 @@ export type LoginResult =
       kind: 'session';
       mfa_bypassed: boolean;
       trusted_device_id: string | null;
-      /** SPEC §5.5: the rotated device token (null: a token within the reuse grace was used and stays). Only on a bypass. */
+      /** docs/trust-model.md: the rotated device token (null: a token within the reuse grace was used and stays). Only on a bypass. */
       device_token?: string | null;
       /** Seconds the rotated token's cookie lives (what remains of the device's trust). */
       deviceCookieMaxAge?: number;
@@ -193,7 +193,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return { kind: 'mfa_required', temporary_token: temporaryToken, methods: await mfa.methods(user.id), expires_in: options.mfaChallengeTtlSeconds };
     },
 
-    /** WebAuthn options for the second step of a login (SPEC §5.8), bound to its MFA challenge. */
+    /** WebAuthn options for the second step of a login (docs/passkeys.md), bound to its MFA challenge. */
     async webauthnSecondFactorOptions(temporaryToken: string, device: RequestDevice) {
       const challenge = await openChallenge(temporaryToken, device);
       await mfa.assertNotLocked(challenge.user_id);
@@ -211,7 +211,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (attempt === null) throw invalidToken('The temporary token');
       const { lockedUntil } = await mfa.beginAttempt(userId);
 
-      // The trust this factor would grant remembers it (SPEC §5.8); null when the factor is refused.
+      // The trust this factor would grant remembers it (docs/passkeys.md); null when the factor is refused.
       let grant: TrustGrantInput | null;
       if ('webauthn' in factor) {
         const verified = webauthn ? await webauthn.checkSecondFactor(userId, challenge.id, factor.webauthn, device) : null;
@@ -246,7 +246,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return { ...tokens, ...profile(user), trusted_device: pending };
     },
 
-    /** Options for a passwordless sign-in with a passkey (SPEC §5.8). */
+    /** Options for a passwordless sign-in with a passkey (docs/passkeys.md). */
     async passkeyOptions(device: RequestDevice) {
       if (!webauthn) throw noWebauthn();
       return webauthn.passwordlessOptions(device);
@@ -280,7 +280,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         mfa_method: 'webauthn' as const,
         trusted_device_id: trustedDevice?.id ?? null,
         trusted_device: pending,
-        // The trust check rotated the device token (SPEC §5.5): the client must get the new one.
+        // The trust check rotated the device token (docs/trust-model.md): the client must get the new one.
         ...(trust.trusted && session ? { device_token: trust.newDeviceToken ?? null, deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000 } : {}),
       };
     },
@@ -300,7 +300,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return user;
     },
 
-    /** Changes the password and, in the same transaction, runs the "password change" row of SPEC §4.1. */
+    /** Changes the password and, in the same transaction, runs the "password change" row of what ends what (docs/sessions.md). */
     async changePassword(userId: string, currentPassword: string, newPassword: string, actor: Actor) {
       const user = await this.requirePassword(userId, currentPassword);
       const problems = passwordProblems(newPassword);

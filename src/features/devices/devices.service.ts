@@ -1,5 +1,5 @@
 /**
- * Trusted devices: the rules of SPEC §4 and §5.3.
+ * Trusted devices: the rules of docs/trust-model.md.
  *
  * Lifetimes: an activation token lives ACTIVATION_TOKEN_TTL_SECONDS (300 s)
  * and is used once (activate or skip); a device token lives
@@ -12,7 +12,7 @@
  * another user is indistinguishable from an unknown one; a storage error
  * never yields "trusted" (the caller fails closed).
  *
- * Device-bound keys and rotation (SPEC §5.5, docs/trust-model.md):
+ * Device-bound keys and rotation (docs/trust-model.md):
  * - A key-bound device (public ES256 key given at activation) is trusted only
  *   with a proof: a fresh challenge (POST /auth/device-challenge, 60 s,
  *   single-use, stored as SHA-256) signed by its private key. No proof, a
@@ -27,7 +27,7 @@
  *   tabs, a concurrent login that rotated first) but does NOT rotate again:
  *   the tab that rotated set the cookie, and a second rotation could leave
  *   the browser holding the token retired last. After the grace a retired
- *   token means a copy exists: the §4.1 row `device_token_reuse` revokes the
+ *   token means a copy exists: the what-ends-what row `device_token_reuse` revokes the
  *   device (cause `reuse_detected`) and ends its sessions.
  */
 import type { Clock } from '../../platform/clock.ts';
@@ -57,7 +57,7 @@ export interface DevicesServiceOptions {
   activationTokenTtlSeconds: number;
   deviceTrustTtlDays: number;
   maxTrustedDevices: number;
-  /** DEVICE_TOKEN_REUSE_GRACE_SECONDS (SPEC §5.5). */
+  /** DEVICE_TOKEN_REUSE_GRACE_SECONDS (docs/trust-model.md). */
   deviceTokenReuseGraceSeconds: number;
 }
 
@@ -69,7 +69,7 @@ const alertContext = (row: { id: string; device_name: string }, actor: Actor) =>
   deviceName: row.device_name,
 });
 
-/** A proof challenge lives this long (SPEC §5.5). */
+/** A proof challenge lives this long (docs/trust-model.md). */
 export const DEVICE_CHALLENGE_TTL_SECONDS = 60;
 
 export function createDevicesService(options: DevicesServiceOptions) {
@@ -178,7 +178,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     return trustedDecision(c.row);
   }
 
-  /** A retired token after the grace: the §4.1 row `device_token_reuse`, with the `reuse_detected` event in its transaction. */
+  /** A retired token after the grace: the what-ends-what row `device_token_reuse`, with the `reuse_detected` event in its transaction. */
   async function reuseDetected(userId: string, row: TrustedDevice, actor: Actor): Promise<void> {
     try {
       await revocation.run({ kind: 'device_token_reuse', userId, deviceId: row.id, actor }, (trx) =>
@@ -361,7 +361,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
         // The user's row first (the lock order of every security change, src/store/locks.ts).
         await lockUser(trx, userId);
         if (!(await repository.consumeActivation(trx, row.id, userId, now, 'activated'))) return undefined;
-        // The session the second factor opened must still be live (SPEC §4.1: its end ends this token).
+        // The session the second factor opened must still be live (what ends what, docs/sessions.md: its end ends this token).
         if (row.session_id !== null && !(await sessions.attachDevice(trx, row.session_id, userId, row.id, now))) throw activationRevoked();
         const { token_hash: _hash, expires_at: _expires, consumed_at: _consumed, outcome: _outcome, session_id: _session, revoked_at: _revoked, ...recorded } = row;
         const deviceRow = {
@@ -402,7 +402,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       if (!consumed) throw await lostConsume(row.token_hash, now);
     },
 
-    /** A proof-of-possession challenge (SPEC §5.5): 256 random bits, stored as SHA-256, single-use, 60 s. */
+    /** A proof-of-possession challenge (docs/trust-model.md): 256 random bits, stored as SHA-256, single-use, 60 s. */
     async issueChallenge(): Promise<{ challenge: string; expiresIn: number }> {
       const challenge = generateToken('deviceChallenge');
       const now = clock.now();
@@ -417,7 +417,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     },
 
     /**
-     * Revokes one device and ends its sessions (SPEC §4.1, "revoke one
+     * Revokes one device and ends its sessions (what ends what, docs/sessions.md, "revoke one
      * device"); `wasCurrent` tells whether it was the caller's own device.
      */
     async revoke(userId: string, deviceId: string, actor: Actor, currentDeviceToken: string | undefined): Promise<{ wasCurrent: boolean; sessionsEnded: number }> {
@@ -433,16 +433,16 @@ export function createDevicesService(options: DevicesServiceOptions) {
       }
     },
 
-    /** Revokes every device and ends the sessions opened on them (SPEC §4.1, "revoke all devices"). */
+    /** Revokes every device and ends the sessions opened on them (what ends what, docs/sessions.md, "revoke all devices"). */
     async revokeAll(userId: string, actor: Actor): Promise<{ revoked: number; sessionsEnded: number }> {
       const ended = await revocation.run({ kind: 'all_devices_revoked', userId, actor });
       return { revoked: ended.devices.length, sessionsEnded: ended.sessions.length };
     },
 
     /**
-     * A WebAuthn credential was removed (SPEC §5.8): the trust it granted goes
+     * A WebAuthn credential was removed (docs/passkeys.md): the trust it granted goes
      * with it, inside the caller's transaction. Each device it made trusted is
-     * the "revoke one device" row of §4.1 (its sessions end too), and its
+     * the "revoke one device" row of what ends what (its sessions end too), and its
      * pending activation tokens are revoked (they answer 410).
      */
     async revokeGrantedBy(trx: Transaction<Database>, userId: string, credentialId: string, actor: Actor): Promise<number> {

@@ -1,5 +1,5 @@
 /**
- * GET /.well-known/jwks.json (SPEC §5.7): the public keys access tokens are
+ * GET /.well-known/jwks.json (docs/integration.md): the public keys access tokens are
  * checked with — the current signing key first, then JWT_PREVIOUS_KEYS — so a
  * relying service verifies tokens without any shared secret.
  *

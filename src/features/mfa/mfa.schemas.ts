@@ -22,7 +22,7 @@ export const SetupData = Type.Object({
 export const BackupCodesData = Type.Object({
   mfa_enabled: Type.Literal(true),
   backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }),
-  sessions_ended: Type.Integer({ description: 'Other sessions signed out (SPEC §4.1: MFA turned on)' }),
+  sessions_ended: Type.Integer({ description: 'Other sessions signed out (MFA turned on)' }),
 });
 export const RegeneratedData = Type.Object({ backup_codes: Type.Array(Type.String(), { minItems: 10, maxItems: 10 }), devices_revoked: Type.Integer() });
 export const MfaStatus = Type.Object(
@@ -31,7 +31,7 @@ export const MfaStatus = Type.Object(
 );
 export const StatusData = ref(MfaStatus);
 export const DeactivatedData = Type.Object({
-  mfa_enabled: Type.Boolean({ description: 'Still true when passkeys or security keys remain (SPEC §5.8).' }),
+  mfa_enabled: Type.Boolean({ description: 'Still true when passkeys or security keys remain.' }),
   devices_revoked: Type.Integer(),
   sessions_ended: Type.Integer(),
 });

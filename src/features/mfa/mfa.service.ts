@@ -35,7 +35,7 @@ export interface MfaServiceOptions {
   encryptor: Encryptor;
   dataEncryptionKey: Buffer;
   clock: Clock;
-  /** WebAuthn credentials count as a second factor too (SPEC §5.8). */
+  /** WebAuthn credentials count as a second factor too (docs/passkeys.md). */
   webauthnCredentials?: { countForUser(userId: string): Promise<number> };
 }
 
@@ -57,7 +57,7 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
     return step !== null && (await repository.acceptTotpStep(userId, step));
   }
 
-  /** New backup codes, stored by the caller's transaction (which runs the §4.1 row they belong to). */
+  /** New backup codes, stored by the caller's transaction (which runs the what-ends-what row they belong to). */
   function newBackupCodes(): { codes: string[]; store: (trx: Db, userId: string) => Promise<void> } {
     const codes = generateBackupCodes();
     return { codes, store: (trx, userId) => repository.replaceBackupCodes(trx, userId, codes.map(hashBackupCode), clock.now()) };
@@ -150,7 +150,7 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
       };
     },
 
-    /** Turns MFA on and runs the "MFA turned on" row of SPEC §4.1 (other sessions end) in the same transaction. */
+    /** Turns MFA on and runs the "MFA turned on" row of what ends what (docs/sessions.md) (other sessions end) in the same transaction. */
     async confirmSetup(userId: string, code: string, actor: Actor): Promise<{ backupCodes: string[]; sessionsEnded: number }> {
       const row = await repository.findTotp(userId);
       if (row?.enabled_at != null) throw new AppError('TOTP_ALREADY_ENABLED');
@@ -184,7 +184,7 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
       };
     },
 
-    /** New backup codes; runs the "backup codes regenerated" row of SPEC §4.1 in the same transaction. */
+    /** New backup codes; runs the "backup codes regenerated" row of what ends what (docs/sessions.md) in the same transaction. */
     async regenerateBackupCodes(userId: string, code: string, actor: Actor): Promise<{ backupCodes: string[]; devicesRevoked: number }> {
       await service.requireEnabled(userId);
       await service.requireSecondFactor(userId, { code });

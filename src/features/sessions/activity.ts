@@ -1,5 +1,5 @@
 /**
- * Session activity: `last_active_at` (SPEC §5.4, "updated at most once a
+ * Session activity: `last_active_at` (docs/sessions.md, "updated at most once a
  * minute"), written behind the request instead of on it.
  *
  * Why: the bearer check runs on every authenticated request, and a session's

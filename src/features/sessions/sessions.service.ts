@@ -1,8 +1,8 @@
 /**
- * Sessions (SPEC §4.1, §5.4): one sign-in, its access and refresh tokens.
+ * Sessions (docs/sessions.md): one sign-in, its access and refresh tokens.
  *
  * Lifetimes: a session ends by logout, by revocation, by a security event
- * (src/revocation), after SESSION_IDLE_DAYS without a refresh, or at
+ * (src/domain/ledger.ts), after SESSION_IDLE_DAYS without a refresh, or at
  * SESSION_MAX_AGE_DAYS after it was opened (refreshing never moves that).
  * Access tokens: ACCESS_TOKEN_TTL_SECONDS, and only while their session is
  * live: the bearer check reads the session row by primary key on every
@@ -46,7 +46,7 @@ export interface SessionsServiceOptions {
   log: FastifyBaseLogger;
 }
 
-/** last_active_at moves at most this often (SPEC §5.4). */
+/** last_active_at moves at most this often (docs/sessions.md). */
 export const ACTIVITY_RESOLUTION_MS = MINUTE;
 
 

@@ -13,7 +13,7 @@
  *
  * `wildcard: false` makes @fastify/static register one route per file found
  * at start-up instead of a catch-all, so unknown paths still reach the
- * service's JSON 404 handler (SPEC §2). The app uses hash routes
+ * service's JSON 404 handler (README "API overview"). The app uses hash routes
  * (`/#/devices`), so no SPA fallback is needed.
  *
  * Compression (gzip or brotli, as the browser asks) by @fastify/compress,

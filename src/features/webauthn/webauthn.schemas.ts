@@ -32,6 +32,6 @@ export const CredentialListData = Type.Object({ credentials: Type.Array(Credenti
 export const RemovedData = Type.Object({
   removed: Type.Literal(true),
   devices_revoked: Type.Integer({ description: 'Trusted devices whose trust this credential granted (all of them when MFA turned off).' }),
-  sessions_ended: Type.Integer({ description: 'Other sessions signed out because MFA turned off (SPEC §4.1); 0 otherwise.' }),
+  sessions_ended: Type.Integer({ description: 'Other sessions signed out because MFA turned off; 0 otherwise.' }),
   mfa_enabled: Type.Boolean(),
 });

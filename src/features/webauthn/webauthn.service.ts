@@ -1,6 +1,6 @@
 /**
  * WebAuthn credentials (passkeys and security keys) as a second factor and
- * for passwordless sign-in, SPEC §5.8. Verification is @simplewebauthn/server's;
+ * for passwordless sign-in (docs/passkeys.md). Verification is @simplewebauthn/server's;
  * this module decides which challenge and which credential an answer may use.
  *
  * Lifetimes: every challenge lives 5 minutes and is used once (consumed by
@@ -63,7 +63,7 @@ export interface WebauthnServiceOptions {
   clock: Clock;
   relyingParty: RelyingParty;
   log: FastifyBaseLogger;
-  /** SPEC §4.1: the first credential of an account turns MFA on; removing the last second factor turns it off. */
+  /** What ends what (docs/sessions.md): the first credential of an account turns MFA on; removing the last second factor turns it off. */
   revocation: Revocation;
   /** Whether the user's TOTP is on (then a credential is not the account's only factor). */
   totpEnabled(userId: string): Promise<boolean>;
@@ -304,7 +304,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       const info = verification.registrationInfo;
       const existing = await repository.countForUser(userId);
       if (existing >= MAX_CREDENTIALS_PER_USER) throw new AppError('WEBAUTHN_CREDENTIAL_LIMIT');
-      // The account's first second factor turns MFA on: the "MFA turned on" row of SPEC §4.1 runs in the same transaction.
+      // The account's first second factor turns MFA on: the "MFA turned on" row of what ends what (docs/sessions.md) runs in the same transaction.
       const turnsMfaOn = existing === 0 && !(await options.totpEnabled(userId));
       const rk = response.clientExtensionResults?.credProps?.rk;
       const now = clock.now();
@@ -344,8 +344,8 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     },
 
     /**
-     * Removes a credential and the trust it granted (SPEC §5.8). When it was
-     * the user's last second factor, MFA is off: the "MFA turned off" row of §4.1.
+     * Removes a credential and the trust it granted (docs/passkeys.md). When it was
+     * the user's last second factor, MFA is off: the "MFA turned off" row of what ends what.
      */
     async remove(userId: string, id: string, actor: Actor): Promise<{ devicesRevoked: number; sessionsEnded: number; mfaEnabled: boolean }> {
       const now = clock.now();
@@ -353,7 +353,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       const totpOn = await options.totpEnabled(userId);
       // One transaction: the removal, the trust it granted, and (last factor) the "MFA turned off" row.
       return repository.transaction(async (trx) => {
-        // The user's row first, like every §4.1 row (src/store/locks.ts): no deadlock with a concurrent one.
+        // The user's row first, like every what-ends-what row (src/store/locks.ts): no deadlock with a concurrent one.
         await lockUser(trx, userId);
         const left = await repository.deleteCredential(trx, userId, id, event(userId, 'webauthn_removed', actor), now);
         if (left === null) throw new AppError('WEBAUTHN_CREDENTIAL_NOT_FOUND');

@@ -1,16 +1,19 @@
 /**
- * Access tokens: JWT, signed with an asymmetric key by default (EdDSA or
- * ES256, src/platform/crypto/signing-keys.ts) whose public half anyone can fetch from
+ * Access tokens: JWT, signed with an asymmetric key by default (ES256, or
+ * EdDSA; src/platform/crypto/signing-keys.ts) whose public half anyone can fetch from
  * GET /.well-known/jwks.json; HS256 with JWT_SECRET (≥ 32 bytes) only when
  * chosen explicitly (JWT_ALGORITHM=HS256). Claims: iss, aud, sub (user id),
  * jti, sid (the session), iat, nbf, exp and `typ: "access"`; the header
  * carries `typ: at+jwt` (RFC 9068) and, for asymmetric keys, the `kid`.
  * Lifetime ACCESS_TOKEN_TTL_SECONDS (default 15 min). They are stateless:
  * verification is a signature check plus claim checks against the injected
- * clock, with no storage access (the bearer check is a hot path).
- * Consequence, documented in docs/security.md: logout and password change end
- * refresh tokens at once, while an access token already issued lives out its
- * short lifetime.
+ * clock, with no storage access. This module alone does not decide whether
+ * a token is still good: the bearer check then reads the token's session row
+ * (`sid`, src/features/sessions/sessions.service.ts), so the access tokens
+ * of an ended session (logout, password change, revocation) are refused from
+ * the next request on, on every instance (docs/security.md, docs/sessions.md).
+ * A relying service that verifies with the JWK set alone sees no session row
+ * and may accept one for the rest of its short lifetime (docs/integration.md).
  *
  * Algorithm pinning: one fast-jwt verifier per key id, each allowing only the
  * algorithm of its key. The `kid` chooses the verifier and nothing else: an

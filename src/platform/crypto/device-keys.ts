@@ -1,5 +1,5 @@
 /**
- * Device-bound keys (SPEC §5.5): the public half of a device's ES256 key,
+ * Device-bound keys (docs/trust-model.md): the public half of a device's ES256 key,
  * and the proof of possession a login carries.
  *
  * Keys: EC P-256 only, given as a public JWK. A JWK with a private part

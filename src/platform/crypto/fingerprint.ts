@@ -1,5 +1,5 @@
 /**
- * Device fingerprint (SPEC §3, §4).
+ * Device fingerprint (docs/fingerprint.md, docs/trust-model.md).
  *
  * Derives, from one request, a set of keyed *components* and one
  * *fingerprint*:
@@ -16,7 +16,7 @@
  *
  * Threats: a fingerprint is NOT a secret (anyone can copy a User-Agent and
  * replay signals), so it never bypasses MFA on its own: it only gates a
- * device token (SPEC §4). The HMAC is keyed with FINGERPRINT_KEY, so a leaked
+ * device token (docs/trust-model.md). The HMAC is keyed with FINGERPRINT_KEY, so a leaked
  * database cannot be matched against a plain SHA-256 of guessed inputs, nor
  * correlated with another service's fingerprints. Header input is bounded
  * (4 KiB, 32 keys, 64-char keys, 512-char values) before any work is done.

@@ -9,7 +9,7 @@
  * (QUEUE_PER_SLOT per running hash, and no more than MAX_EXPECTED_WAIT_MS of
  * expected waiting): when it is full, a new request is
  * refused at once with 503 SERVER_BUSY (Retry-After: 1) instead of waiting
- * behind a flood, so no login ever waits seconds (SPEC §6). The rate limits
+ * behind a flood, so no login ever waits seconds (docs/security.md). The rate limits
  * (src/platform/http/rate-limits.ts) stop a flood from one client before it gets here;
  * the bound is for floods from many.
  *
@@ -41,7 +41,7 @@ export interface PasswordHasher {
 
 /** Hashes that may wait per running one, at most. */
 export const QUEUE_PER_SLOT = 8;
-/** And at most this much expected waiting: a new hash is refused when the line ahead would take longer (SPEC §6: no login waits seconds). */
+/** And at most this much expected waiting: a new hash is refused when the line ahead would take longer (docs/security.md: no login waits seconds). */
 export const MAX_EXPECTED_WAIT_MS = 1000;
 
 export const serverBusy = () => new AppError('SERVER_BUSY', undefined, { headers: { 'retry-after': '1' } });
@@ -99,7 +99,7 @@ export function createPasswordHasher(
 }
 
 /**
- * SPEC §5.1, the one password policy: the API enforces it (passwordProblems)
+ * README "API overview", the one password policy: the API enforces it (passwordProblems)
  * and serves it (GET /auth/password-policy) so clients check the same rule.
  * Length counts Unicode code points; the classes are Unicode categories, so
  * "Ärger123x" has its upper-case letter.

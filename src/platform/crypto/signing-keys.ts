@@ -1,5 +1,5 @@
 /**
- * Asymmetric signing keys for access tokens (SPEC §5.7): parsing, key ids and
+ * Asymmetric signing keys for access tokens (docs/integration.md): parsing, key ids and
  * the public JWK set.
  *
  * - Lifetime: a key signs from the moment it is JWT_SIGNING_KEY until it is

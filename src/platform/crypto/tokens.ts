@@ -19,13 +19,13 @@ export const TOKEN_PREFIX = {
   refresh: 'tdr_',
   /** Admin API keys (src/admin): long-lived, revoked by name. */
   admin: 'tdk_',
-  /** A passwordless (passkey) sign-in attempt, SPEC §5.8. */
+  /** A passwordless (passkey) sign-in attempt (docs/passkeys.md). */
   passkeyAttempt: 'tdp_',
   // Account email (src/account): only ever in the link of the mail itself.
   emailVerification: 'tdv_',
   passwordReset: 'tdw_',
   report: 'tdx_',
-  /** Proof-of-possession challenge (SPEC §5.5): signed by a device-bound key, single-use, 60 s. */
+  /** Proof-of-possession challenge (docs/trust-model.md): signed by a device-bound key, single-use, 60 s. */
   deviceChallenge: 'tdc_',
 } as const;
 

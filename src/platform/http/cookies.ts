@@ -84,7 +84,7 @@ export function deliverRefreshToken<T extends { refresh_token?: string }>(
   return rest as T;
 }
 
-/** The device-token cookie (SPEC §5.3, §5.5): set at activation and by every login that rotates the token; its lifetime is what remains of the trust. */
+/** The device-token cookie (docs/trust-model.md): set at activation and by every login that rotates the token; its lifetime is what remains of the trust. */
 export function setDeviceCookie(reply: FastifyReply, request: FastifyRequest, mode: CookieSecure, token: string, maxAgeSeconds: number): void {
   reply.setCookie(DEVICE_COOKIE, token, { ...deviceCookieOptions(mode, request), maxAge: Math.max(0, Math.floor(maxAgeSeconds)) });
 }

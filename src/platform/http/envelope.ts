@@ -1,5 +1,5 @@
 /**
- * The response envelope of SPEC §2 as TypeBox schemas. Routes declare
+ * The response envelope (README "API overview") as TypeBox schemas. Routes declare
  * `response: withErrors({ 200: success(Data) })`; fast-json-stringify then
  * compiles one serializer per status, which also guarantees that no field
  * outside the schema (a hash, a secret) can ever reach a client.

@@ -1,5 +1,5 @@
 /**
- * The one place that maps errors to HTTP (SPEC §2). Every error, whatever
+ * The one place that maps errors to HTTP (README "API overview"). Every error, whatever
  * threw it (a service, Fastify's parsers, schema validation, the rate
  * limiter, the database driver), leaves as the error envelope with a stable
  * code. 5xx messages never carry internals; they are logged with the request id.

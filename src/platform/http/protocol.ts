@@ -1,5 +1,5 @@
 /**
- * HTTP below and around the routes (SPEC §2, §6): whatever a client sends,
+ * HTTP below and around the routes (README "API overview", docs/security.md): whatever a client sends,
  * the answer is the error envelope with the security headers and no-store.
  *
  * - Errors of Node's HTTP parser (bad request line or method, duplicate

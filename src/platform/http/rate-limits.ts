@@ -1,5 +1,5 @@
 /**
- * The rate limits of SPEC §6, in one place: the numbers, the keys, and the
+ * The rate limits (docs/security.md), in one place: the numbers, the keys, and the
  * hooks that apply them. Counters live in Redis when REDIS_URL is set (shared
  * by every instance), in memory otherwise (src/platform/http/rate-limit-store.ts).
  * RATE_LIMITS=off installs nothing. The second-factor limits are not here:
@@ -106,7 +106,7 @@ export const RATE_LIMITS = {
   userApi: USER_API_LIMIT,
   /** The same budget as userApi (an alias kept for existing callers). */
   devices: USER_API_LIMIT,
-  // Account email (SPEC §5.6): each mail-sending route is limited per IP and per account.
+  // Account email (docs/email.md): each mail-sending route is limited per IP and per account.
   forgotPasswordIp: { kind: 'requests', name: 'forgot-ip', max: 10, windowMs: 15 * MINUTE, key: (r) => `forgot-ip:${ip(r)}` } satisfies RequestLimit,
   forgotPasswordAccount: { kind: 'requests', name: 'forgot', max: 3, windowMs: 15 * MINUTE, key: (r) => `forgot:${email(r)}` } satisfies RequestLimit,
   resendVerificationIp: { kind: 'requests', name: 'resend-ip', max: 10, windowMs: 15 * MINUTE, key: (r) => `resend-ip:${ip(r)}` } satisfies RequestLimit,
@@ -115,7 +115,7 @@ export const RATE_LIMITS = {
   emailLink: { kind: 'requests', name: 'email-link', max: 20, windowMs: 15 * MINUTE, key: (r) => `email-link:${ip(r)}` } satisfies RequestLimit,
   /** Proof challenges need no account: counted per IP (each is a row until it expires, 60 s later). */
   deviceChallenge: { kind: 'requests', name: 'device-challenge', max: 30, windowMs: MINUTE, key: (r) => `device-challenge:${ip(r)}` } satisfies RequestLimit,
-  /** Passkey management behind a session (SPEC §5.8). */
+  /** Passkey management behind a session (docs/passkeys.md). */
   webauthn: { kind: 'requests', name: 'webauthn', max: 30, windowMs: MINUTE, key: (r) => `webauthn:${r.auth?.userId ?? ip(r)}` } satisfies RequestLimit,
   /** Passkey sign-in and second-step options, before any session: each stores a challenge row. */
   webauthnAnonymous: { kind: 'requests', name: 'webauthn-ip', max: 30, windowMs: MINUTE, key: (r) => `webauthn-ip:${ip(r)}` } satisfies RequestLimit,

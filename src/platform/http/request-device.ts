@@ -3,7 +3,7 @@
  * fingerprint (from the socket or trusted-proxy IP, the User-Agent and the
  * x-device-fingerprint header) and its device token (cookie for browsers,
  * x-device-token header for native clients) and its proof of possession
- * (x-device-proof, SPEC §5.5). Tokens are read from headers
+ * (x-device-proof, docs/trust-model.md). Tokens are read from headers
  * and cookies only, never from the query string.
  */
 import type { FastifyRequest } from 'fastify';

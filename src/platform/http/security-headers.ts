@@ -1,7 +1,7 @@
 /**
  * The response headers every answer carries: helmet's security headers
  * (CSP, nosniff, X-Frame-Options DENY, HSTS when cookies are Secure, …) and
- * `Cache-Control: no-store` (SPEC §2).
+ * `Cache-Control: no-store` (README "API overview").
  *
  * They are computed once, at start, by running helmet's middleware against a
  * recording response, and then set by one onRequest hook. @fastify/helmet

@@ -1,5 +1,5 @@
 /**
- * Request validation: input is taken as typed (SPEC §6). A JSON body has
+ * Request validation: input is taken as typed (docs/security.md). A JSON body has
  * types, so a number where a string is required is 422, never coerced
  * (`{"code": 135258}` must not become "135258"). The query string and path
  * parameters have no types in HTTP: there, strings are coerced to the

@@ -1,5 +1,5 @@
 /**
- * Sessions as first-class records (SPEC §4.1, §5.4).
+ * Sessions as first-class records (docs/sessions.md).
  *
  * - `sessions`: one row per sign-in. Every access token's `sid` and every
  *   refresh-token family is a session id, so ending a session is one row

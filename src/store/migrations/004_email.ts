@@ -1,5 +1,5 @@
 /**
- * Account email (SPEC §5.6): the durable mail outbox, single-use email tokens
+ * Account email (docs/email.md): the durable mail outbox, single-use email tokens
  * (verification, password reset, "This wasn't me" report) and the user's
  * verified flag. Portable like 001: text ids, bigint epoch ms, text JSON.
  */

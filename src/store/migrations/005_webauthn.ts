@@ -1,5 +1,5 @@
 /**
- * WebAuthn (SPEC §5.8): registered credentials, issued challenges, and the
+ * WebAuthn (docs/passkeys.md): registered credentials, issued challenges, and the
  * factor that granted each trust (granted_by on activation tokens and
  * trusted devices). Portable like 001: text ids, bigint epoch ms, integer
  * booleans. Existing trust keeps granted_by NULL: which factor granted it

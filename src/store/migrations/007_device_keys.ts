@@ -1,5 +1,5 @@
 /**
- * Device-bound keys and device-token rotation (SPEC §5.5).
+ * Device-bound keys and device-token rotation (docs/trust-model.md).
  *
  * - `trusted_devices.public_key_jwk`: the device's public ES256 key (a
  *   normalised JWK, text), or null for a device that is not key-bound.

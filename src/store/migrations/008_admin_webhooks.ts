@@ -1,5 +1,5 @@
 /**
- * Admin API keys and the webhook outbox (SPEC §5.7).
+ * Admin API keys and the webhook outbox (docs/admin-and-webhooks.md).
  *
  * - `admin_keys`: one row per key. Only SHA-256(key) is stored (the key is
  *   shown once by `npm run admin -- create-key`). Names are unique forever,

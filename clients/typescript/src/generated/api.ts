@@ -65,7 +65,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices, SPEC §5.5) */
+        /** A single-use, 60-second challenge for the x-device-proof header of the next login (key-bound devices) */
         post: operations["createDeviceChallenge"];
         delete?: never;
         options?: never;
@@ -471,7 +471,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Revoke every device and end their sessions (SPEC §4.1)
+         * Revoke every device and end their sessions
          * @description Needs the `devices:write` scope.
          */
         delete: operations["adminRevokeDevices"];
@@ -491,7 +491,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Revoke one device and end its sessions (SPEC §4.1)
+         * Revoke one device and end its sessions
          * @description Needs the `devices:write` scope.
          */
         delete: operations["adminRevokeDevice"];
@@ -535,7 +535,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * End one session (SPEC §4.1)
+         * End one session
          * @description Needs the `sessions:write` scope.
          */
         delete: operations["adminEndSession"];
@@ -839,9 +839,9 @@ export interface components {
              * @example 2026-01-01T12:00:00.000Z
              */
             expires_at: string;
-            /** @description True when each login from this device must prove possession of its key (SPEC §5.5). */
+            /** @description True when each login from this device must prove possession of its key. */
             key_bound: boolean;
-            /** @description The second factor that granted this trust (SPEC §5.8); null for trust granted before it was recorded. */
+            /** @description The second factor that granted this trust; null for trust granted before it was recorded. */
             granted_by: "totp" | "backup_code" | "webauthn" | (never | null);
             /** @description The WebAuthn credential that granted it, when granted_by is webauthn. */
             granted_by_credential_id: string | null;
@@ -1779,7 +1779,7 @@ export interface operations {
                             /** @enum {boolean} */
                             mfa_enabled: true;
                             backup_codes: string[];
-                            /** @description Other sessions signed out (SPEC §4.1: MFA turned on) */
+                            /** @description Other sessions signed out (MFA turned on) */
                             sessions_ended: number;
                         };
                         message: string;
@@ -1930,7 +1930,7 @@ export interface operations {
                         /** @enum {boolean} */
                         success: true;
                         data: {
-                            /** @description Still true when passkeys or security keys remain (SPEC §5.8). */
+                            /** @description Still true when passkeys or security keys remain. */
                             mfa_enabled: boolean;
                             devices_revoked: number;
                             sessions_ended: number;
@@ -3161,7 +3161,7 @@ export interface operations {
                             removed: true;
                             /** @description Trusted devices whose trust this credential granted (all of them when MFA turned off). */
                             devices_revoked: number;
-                            /** @description Other sessions signed out because MFA turned off (SPEC §4.1); 0 otherwise. */
+                            /** @description Other sessions signed out because MFA turned off; 0 otherwise. */
                             sessions_ended: number;
                             mfa_enabled: boolean;
                         };
