@@ -86,3 +86,11 @@ test('the rule itself: an upward import and a feature-to-feature import are caug
   assert.equal(violation({ floor: 'app' }, { floor: 'features', feature: 'auth' }), undefined);
   assert.equal(violation({ floor: 'domain' }, { floor: 'store' }), undefined);
 });
+
+test('SQL is written only in src/store: no query builder call or sql template elsewhere', () => {
+  const QUERY = /\.(selectFrom|insertInto|updateTable|deleteFrom|replaceInto)\(|\bsql`/;
+  const offenders = sourceFiles(SRC)
+    .filter((file) => placeOf(file).floor !== 'store')
+    .flatMap((file) => readFileSync(file, 'utf8').split('\n').flatMap((line, i) => (QUERY.test(line) && !/^\s*(\/\/|\*)/.test(line) ? [`${relative(ROOT, file)}:${i + 1}: ${line.trim()}`] : [])));
+  assert.deepEqual(offenders, []);
+});

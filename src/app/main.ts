@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const stopMail = createMailSender({
     outbox: createOutboxRepository(database.db),
     transport: mailTransport,
-    compose: createAccountMailComposer({ db: database.db, repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
+    compose: createAccountMailComposer({ repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
     clock: systemClock,
     log: app.log,
   }).start();

@@ -87,6 +87,18 @@ export function createAccountRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
+
+    /** Who a queued mail goes to: the user by id, or (a mail queued before the account existed) by address. */
+    findRecipient(to: { userId: string } | { email: string }) {
+      const query = db.selectFrom('users').select(['id', 'email', 'display_name', 'email_verified_at']);
+      return ('userId' in to ? query.where('id', '=', to.userId) : query.where('email', '=', to.email)).executeTakeFirst();
+    },
+
+    /** A device's current name, for a mail that knows only its id. */
+    async deviceName(deviceId: string): Promise<string | null> {
+      const row = await db.selectFrom('trusted_devices').select('device_name').where('id', '=', deviceId).executeTakeFirst();
+      return row?.device_name ?? null;
+    },
   };
 }
 

@@ -90,7 +90,7 @@ export function testSender(t: TestApp, transport: MailTransport, instanceId?: st
   return createMailSender({
     outbox: createOutboxRepository(db),
     transport,
-    compose: createAccountMailComposer({ db, repository: createAccountRepository(db), clock: t.clock, publicUrl: TEST_PUBLIC_URL }),
+    compose: createAccountMailComposer({ repository: createAccountRepository(db), clock: t.clock, publicUrl: TEST_PUBLIC_URL }),
     clock: t.clock,
     log: t.app.log,
     ...(instanceId ? { instanceId } : {}),

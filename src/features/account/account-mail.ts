@@ -101,8 +101,8 @@ const PURPOSE: Record<EmailTokenPurpose, { kind: TokenKind; ttlMs: number; retir
 const when = (ms: unknown): string => (typeof ms === 'number' ? `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC` : 'unknown');
 const str = (value: unknown, fallback = 'unknown'): string => (typeof value === 'string' && value !== '' ? value : fallback);
 
-export function createAccountMailComposer(options: { db: Kysely<Database>; repository: AccountRepository; clock: Clock; publicUrl: string }): Composer {
-  const { db, repository, clock, publicUrl } = options;
+export function createAccountMailComposer(options: { repository: AccountRepository; clock: Clock; publicUrl: string }): Composer {
+  const { repository, clock, publicUrl } = options;
 
   async function mint(row: OutboxRow, userId: string, purpose: EmailTokenPurpose, deviceId: string | null): Promise<string> {
     const spec = PURPOSE[purpose];
@@ -122,15 +122,12 @@ export function createAccountMailComposer(options: { db: Kysely<Database>; repos
 
   return async (row) => {
     const payload = JSON.parse(row.payload) as Payload;
-    const user = row.user_id !== null
-      ? await db.selectFrom('users').select(['id', 'email', 'display_name', 'email_verified_at']).where('id', '=', row.user_id).executeTakeFirst()
-      : await db.selectFrom('users').select(['id', 'email', 'display_name', 'email_verified_at']).where('email', '=', row.recipient ?? '').executeTakeFirst();
+    const user = await repository.findRecipient(row.user_id !== null ? { userId: row.user_id } : { email: row.recipient ?? '' });
     if (user === undefined) return null;
     const greeting = `Hello ${user.display_name ?? user.email},`;
     // The device's current name (a mismatch alert knows only its id).
     if (typeof payload.device_id === 'string' && payload.device_name == null) {
-      const device = await db.selectFrom('trusted_devices').select('device_name').where('id', '=', payload.device_id).executeTakeFirst();
-      payload.device_name = device?.device_name ?? null;
+      payload.device_name = await repository.deviceName(payload.device_id);
     }
     const requestFacts: Array<[string, string]> = [
       ['Browser', `${str(payload.browser)} on ${str(payload.os)}`],
