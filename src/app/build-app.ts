@@ -307,7 +307,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(accountRoutes, { ...http, account, prefix: API_PREFIX });
   await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
-  await app.register(jwksRoutes, { accessTokens });
+  await app.register(jwksRoutes, { accessTokens, loadedAt: clock.now() });
   await app.register(webPlugin);
 
   await app.ready();
