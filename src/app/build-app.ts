@@ -16,7 +16,9 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Histogram } from 'prom-client';
+import { BACKLOG_COUNT_CAP, createServiceMetrics, type ServiceMetrics } from '../platform/metrics.ts';
+import { createOutboxMetricsRepository } from '../store/outbox-metrics.repository.ts';
 import { createAdminRepository } from '../store/admin.repository.ts';
 import { adminRoutes } from '../features/admin/admin.routes.ts';
 import { createAdminService } from '../features/admin/admin.service.ts';
@@ -73,6 +75,8 @@ export interface AppDeps {
   logStream?: Writable;
   /** Test seam: wrap the devices repository (e.g. to inject storage faults). */
   wrapDevicesRepository?: (repository: DevicesRepository) => DevicesRepository;
+  /** The service's metrics (src/platform/metrics.ts); main.ts shares them with the outbox senders. A fresh set without it. */
+  metrics?: ServiceMetrics;
   /** Test seam: wrap the sessions repository (inject faults, or delays between statements to open race windows). */
   wrapSessionsRepository?: (repository: SessionsRepository) => SessionsRepository;
 }
@@ -151,8 +155,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done(null, payload);
   });
 
-  const registry = new Registry();
+  const metrics = deps.metrics ?? createServiceMetrics();
+  const registry = metrics.registry;
   collectDefaultMetrics({ register: registry });
+  // The outbox gauges read the shared backlog from storage when scraped (bounded, indexed, at most every few seconds).
+  const outboxMetrics = createOutboxMetricsRepository(database.db);
+  metrics.readBacklogsWith(() => outboxMetrics.backlogs(BACKLOG_COUNT_CAP), () => clock.now(), (error) => app.log.warn({ err: error }, 'outbox backlog could not be read for /metrics'));
   const httpDuration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by route and status',
@@ -287,7 +295,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticate: createAuthenticate(accessTokens, sessions),
   };
 
-  await app.register(authRoutes, { ...http, auth, sessions, devices, prefix: `${API_PREFIX}/auth` });
+  await app.register(authRoutes, { ...http, auth, sessions, devices, onLoginOutcome: metrics.loginOutcome, prefix: `${API_PREFIX}/auth` });
   await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });

@@ -91,7 +91,7 @@ for (const kind of databaseKinds()) {
       assert.ok(Date.parse(lastModified) <= t.clock.now());
       const get = (headers: Record<string, string>) => t.app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers });
 
-      for (const headers of [{ 'if-none-match': etag }, { 'if-none-match': `"other", W/${etag}` }, { 'if-none-match': '*' }, { 'if-modified-since': lastModified }, { 'if-modified-since': new Date(t.clock.now() + 60_000).toUTCString() }]) {
+      for (const headers of <Array<Record<string, string>>>[{ 'if-none-match': etag }, { 'if-none-match': `"other", W/${etag}` }, { 'if-none-match': '*' }, { 'if-modified-since': lastModified }, { 'if-modified-since': new Date(t.clock.now() + 60_000).toUTCString() }]) {
         const again = await get(headers);
         assert.equal(again.statusCode, 304, JSON.stringify(headers));
         assert.equal(again.body, '');
@@ -99,7 +99,7 @@ for (const kind of databaseKinds()) {
         assert.equal(again.headers['cache-control'], 'public, max-age=300');
         assert.equal(again.headers['access-control-allow-origin'], '*');
       }
-      for (const headers of [
+      for (const headers of <Array<Record<string, string>>>[
         { 'if-none-match': '"something-else"' },
         { 'if-modified-since': new Date(Date.parse(lastModified) - 1000).toUTCString() },
         { 'if-modified-since': 'not a date' },

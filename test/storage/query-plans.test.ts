@@ -145,6 +145,10 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     receiverStatus = 503;
     await sender.runOnce(5); // failed: scheduled again
     await createWebhooksRepository(db).pruneFinished(t.clock.now(), t.clock.now());
+    // docs/operations.md: the outbox gauges read every outbox's waiting rows when scraped.
+    const scraped = statements.size;
+    assert.equal((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200);
+    assert.ok(statements.size >= scraped + 6, 'the backlog of each outbox was read');
     assert.ok(statements.size > 40, `collected ${statements.size} statements`);
 
     const scans = recorder.fullScans();
