@@ -58,7 +58,11 @@ import { accessTokenKeysFor, createAccessTokens } from '../platform/crypto/acces
 import { createEncryptor } from '../platform/crypto/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from '../platform/crypto/passwords.ts';
 import { webPlugin } from '../features/web/web.plugin.ts';
-import { createHistory } from '../store/history.ts';
+import { ssfRoutes } from '../features/ssf/ssf.routes.ts';
+import { createSsfService } from '../features/ssf/ssf.service.ts';
+import { createSetSigner } from '../platform/crypto/security-event-tokens.ts';
+import { createSsfRepository } from '../store/ssf.repository.ts';
+import { createHistory, historyOptionsFor } from '../store/history.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
@@ -98,7 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys } = deps;
   const database = deps.database;
   // The one event writer: with webhooks on, every event also writes its outbox row.
-  const history = createHistory({ webhooks: config.webhook !== undefined });
+  const history = createHistory(historyOptionsFor(config));
   const clock = deps.clock ?? systemClock;
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
@@ -316,6 +320,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
   await app.register(jwksRoutes, { accessTokens, loadedAt: clock.now() });
+  // Shared Signals: SETs are signed with the asymmetric access-token key; with HS256 there is none to verify them with (docs/integration.md).
+  if (config.jwtAlgorithm !== 'HS256' && keys.jwtSigningKey) {
+    const ssf = createSsfService({
+      repository: createSsfRepository(database.db),
+      encryptor: createEncryptor(keys.dataEncryptionKey),
+      signer: createSetSigner(keys.jwtSigningKey),
+      clock,
+      issuer: config.publicUrl,
+    });
+    await app.register(ssfRoutes, { ssf, adminKeys: admin });
+  }
   await app.register(webPlugin);
 
   await app.ready();
