@@ -236,6 +236,19 @@ for (const kind of databaseKinds()) {
       await ssf('DELETE', `/ssf/streams?stream_id=${stream.stream_id}`, keyB);
     });
 
+    test('second factor turned on → credential-change "app" "create", sent once, in the change\'s transaction', async () => {
+      const stream = (await ssf('POST', '/ssf/streams', keyB, { events_requested: [`${CAEP}credential-change`] })).json();
+      const user = await signupAndLogin(t.app);
+      await enableMfa(t, user);
+      const res = await ssf('POST', `/ssf/poll/${stream.stream_id}`, keyB, { returnImmediately: true });
+      const sets = await Promise.all(Object.values(res.json().sets as Record<string, string>).map((set) => verifySet(set, 'receiver-b')));
+      assert.equal(sets.length, 1);
+      assert.deepEqual(sets[0]!.sub_id, { format: 'iss_sub', iss: PUBLIC_URL, sub: user.userId });
+      const event = sets[0]!.events[`${CAEP}credential-change`];
+      assert.deepEqual([event.credential_type, event.change_type], ['app', 'create']);
+      await ssf('DELETE', `/ssf/streams?stream_id=${stream.stream_id}`, keyB);
+    });
+
     test('poll with returnImmediately=false waits for the next SET', async () => {
       const stream = (await ssf('POST', '/ssf/streams', keyB, {})).json();
       const user = await signupAndLogin(t.app);
