@@ -16,7 +16,9 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Histogram } from 'prom-client';
+import { BACKLOG_COUNT_CAP, createServiceMetrics, type ServiceMetrics } from '../platform/metrics.ts';
+import { createOutboxMetricsRepository } from '../store/outbox-metrics.repository.ts';
 import { createAdminRepository } from '../store/admin.repository.ts';
 import { adminRoutes } from '../features/admin/admin.routes.ts';
 import { createAdminService } from '../features/admin/admin.service.ts';
@@ -56,7 +58,11 @@ import { accessTokenKeysFor, createAccessTokens } from '../platform/crypto/acces
 import { createEncryptor } from '../platform/crypto/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from '../platform/crypto/passwords.ts';
 import { webPlugin } from '../features/web/web.plugin.ts';
-import { createHistory } from '../store/history.ts';
+import { ssfRoutes } from '../features/ssf/ssf.routes.ts';
+import { createSsfService } from '../features/ssf/ssf.service.ts';
+import { createSetSigner } from '../platform/crypto/security-event-tokens.ts';
+import { createSsfRepository } from '../store/ssf.repository.ts';
+import { createHistory, historyOptionsFor } from '../store/history.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
@@ -73,6 +79,8 @@ export interface AppDeps {
   logStream?: Writable;
   /** Test seam: wrap the devices repository (e.g. to inject storage faults). */
   wrapDevicesRepository?: (repository: DevicesRepository) => DevicesRepository;
+  /** The service's metrics (src/platform/metrics.ts); main.ts shares them with the outbox senders. A fresh set without it. */
+  metrics?: ServiceMetrics;
   /** Test seam: wrap the sessions repository (inject faults, or delays between statements to open race windows). */
   wrapSessionsRepository?: (repository: SessionsRepository) => SessionsRepository;
 }
@@ -94,7 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys } = deps;
   const database = deps.database;
   // The one event writer: with webhooks on, every event also writes its outbox row.
-  const history = createHistory({ webhooks: config.webhook !== undefined });
+  const history = createHistory(historyOptionsFor(config));
   const clock = deps.clock ?? systemClock;
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
@@ -151,8 +159,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done(null, payload);
   });
 
-  const registry = new Registry();
+  const metrics = deps.metrics ?? createServiceMetrics();
+  const registry = metrics.registry;
   collectDefaultMetrics({ register: registry });
+  // The outbox gauges read the shared backlog from storage when scraped (bounded, indexed, at most every few seconds).
+  const outboxMetrics = createOutboxMetricsRepository(database.db);
+  metrics.readBacklogsWith(() => outboxMetrics.backlogs(BACKLOG_COUNT_CAP), () => clock.now(), (error) => app.log.warn({ err: error }, 'outbox backlog could not be read for /metrics'));
   const httpDuration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by route and status',
@@ -287,7 +299,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticate: createAuthenticate(accessTokens, sessions),
   };
 
-  await app.register(authRoutes, { ...http, auth, sessions, devices, prefix: `${API_PREFIX}/auth` });
+  await app.register(authRoutes, { ...http, auth, sessions, devices, onLoginOutcome: metrics.loginOutcome, prefix: `${API_PREFIX}/auth` });
   await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });
@@ -307,7 +319,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(accountRoutes, { ...http, account, prefix: API_PREFIX });
   await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });
-  await app.register(jwksRoutes, { accessTokens });
+  await app.register(jwksRoutes, { accessTokens, loadedAt: clock.now() });
+  // Shared Signals: SETs are signed with the asymmetric access-token key; with HS256 there is none to verify them with (docs/integration.md).
+  if (config.jwtAlgorithm !== 'HS256' && keys.jwtSigningKey) {
+    const ssf = createSsfService({
+      repository: createSsfRepository(database.db),
+      encryptor: createEncryptor(keys.dataEncryptionKey),
+      signer: createSetSigner(keys.jwtSigningKey),
+      clock,
+      issuer: config.publicUrl,
+    });
+    await app.register(ssfRoutes, { ssf, adminKeys: admin });
+  }
   await app.register(webPlugin);
 
   await app.ready();

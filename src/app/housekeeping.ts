@@ -31,7 +31,8 @@ import { createAccountRepository } from '../store/account.repository.ts';
 import { createSessionsRepository } from '../store/sessions.repository.ts';
 import { createWebhooksRepository } from '../store/webhook-outbox.repository.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
-import { createHistory } from '../store/history.ts';
+import { createHistory, historyOptionsFor } from '../store/history.ts';
+import { createSsfRepository } from '../store/ssf.repository.ts';
 
 export const BATCH_SIZE = 500;
 export const MAX_BATCHES_PER_RUN = 200;
@@ -45,6 +46,7 @@ export interface PruneResult {
   sessionsDeleted: number;
   events: number;
   webhookOutbox: number;
+  ssfOutbox: number;
   /** Verification, reset and report tokens a day past expiry (kept that long so a late click gets 410, not 400). */
   emailTokens: number;
   deviceChallenges: number;
@@ -73,7 +75,7 @@ async function drain(batch: (limit: number) => Promise<number>, batchSize: numbe
 
 export async function pruneExpired(
   database: DatabaseHandle,
-  config: Pick<Config, 'eventRetentionDays'> & Partial<Pick<Config, 'webhook'>>,
+  config: Pick<Config, 'eventRetentionDays'> & Partial<Pick<Config, 'webhook' | 'jwtAlgorithm' | 'publicUrl'>>,
   clock: Clock = systemClock,
   options: PruneOptions = {},
 ): Promise<PruneResult> {
@@ -81,13 +83,14 @@ export async function pruneExpired(
   const retention = config.eventRetentionDays * DAY;
   const batchSize = options.batchSize ?? BATCH_SIZE;
   // Expiring a device writes an event: with webhooks configured, its outbox row too.
-  const history = createHistory({ webhooks: config.webhook !== undefined });
+  const history = createHistory(historyOptionsFor(config));
   const devices = createDevicesRepository(database.db, history);
   const mfa = createMfaRepository(database.db);
   const sessions = createSessionsRepository(database.db);
   const webauthn = createWebauthnRepository(database.db, history);
   const account = createAccountRepository(database.db);
   const webhooks = createWebhooksRepository(database.db);
+  const ssf = createSsfRepository(database.db);
 
   const steps: Array<[Exclude<keyof PruneResult, 'failed'>, (limit: number) => Promise<number>]> = [
     // Expiry first: devices it ends are then counted by the retention below from their expiry.
@@ -107,8 +110,10 @@ export async function pruneExpired(
     ['retiredDeviceTokens', (limit) => devices.deleteExpiredRetiredTokens(now, limit)],
     // Delivered webhooks after a day; dead ones (never delivered) kept as long as events, for inspection.
     ['webhookOutbox', (limit) => webhooks.pruneFinished(now - DAY, now - retention, limit)],
+    // Security Event Tokens likewise: delivered or acknowledged after a day, given up after the retention.
+    ['ssfOutbox', (limit) => ssf.pruneFinished(now - DAY, now - retention, limit)],
   ];
-  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, webhookOutbox: 0, failed: [] };
+  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, webhookOutbox: 0, ssfOutbox: 0, failed: [] };
   for (const [name, batch] of steps) {
     try {
       result[name] = await drain(batch, batchSize);

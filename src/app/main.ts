@@ -17,6 +17,11 @@ import { systemClock } from '../platform/clock.ts';
 import { createMailSender } from '../features/account/mail.sender.ts';
 import { createMailTransport } from '../platform/mail/transport.ts';
 import { createOutboxRepository } from '../store/mail-outbox.repository.ts';
+import { createServiceMetrics } from '../platform/metrics.ts';
+import { createSsfSender } from '../features/ssf/ssf.sender.ts';
+import { createEncryptor } from '../platform/crypto/encryption.ts';
+import { createSetSigner } from '../platform/crypto/security-event-tokens.ts';
+import { createSsfRepository } from '../store/ssf.repository.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -57,7 +62,9 @@ async function main(): Promise<void> {
     redisDown = false;
   });
 
-  app = await buildApp({ config, keys, database, redis });
+  // One set of metrics for the app's /metrics and the senders' failure counters.
+  const metrics = createServiceMetrics();
+  app = await buildApp({ config, keys, database, redis, metrics });
   if (config.cookieSecure === 'auto') {
     app.log.warn(
       'COOKIE_SECURE=auto: cookies are Secure on https and on localhost/loopback, and NOT Secure on plain http from any other host. Set COOKIE_SECURE=true when the service is only reached over https.',
@@ -65,7 +72,19 @@ async function main(): Promise<void> {
   }
   const stopHousekeeping = startHousekeeping({ database, config, log: app.log, intervalMs: config.housekeepingIntervalSeconds * 1000 });
   // Webhooks: deliveries run beside the requests, never inside them.
-  const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log }).start() : async () => {};
+  const stopWebhooks = config.webhook ? createWebhookSender({ db: database.db, config: config.webhook, clock: systemClock, log: app.log, onFailure: (givenUp) => metrics.deliveryFailed('webhooks', givenUp) }).start() : async () => {};
+  // Shared Signals push: SETs are signed with the asymmetric access-token key (none in HS256 mode: no SETs are written then).
+  const stopSsf =
+    config.jwtAlgorithm !== 'HS256' && keys.jwtSigningKey
+      ? createSsfSender({
+          repository: createSsfRepository(database.db),
+          encryptor: createEncryptor(keys.dataEncryptionKey),
+          signer: createSetSigner(keys.jwtSigningKey),
+          clock: systemClock,
+          log: app.log,
+          onFailure: (givenUp) => metrics.deliveryFailed('ssf', givenUp),
+        }).start()
+      : async () => {};
   // Account mail: requests only queue it; this instance's sender delivers its share.
   const mailTransport = createMailTransport(config, app.log);
   const stopMail = createMailSender({
@@ -74,6 +93,7 @@ async function main(): Promise<void> {
     compose: createAccountMailComposer({ repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
     clock: systemClock,
     log: app.log,
+    onFailure: (givenUp) => metrics.deliveryFailed('mail', givenUp),
   }).start();
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
@@ -81,7 +101,7 @@ async function main(): Promise<void> {
     else app?.log.info({ signal }, 'shutting down');
     // The background loops finish the run in flight (each is bounded) while the
     // requests drain; the transport and the database close after all of them.
-    await Promise.all([stopHousekeeping(), stopMail(), stopWebhooks(), app?.close()]);
+    await Promise.all([stopHousekeeping(), stopMail(), stopWebhooks(), stopSsf(), app?.close()]);
     mailTransport.close();
     await database.close();
     redis?.disconnect();

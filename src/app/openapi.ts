@@ -35,6 +35,7 @@ export const TAGS = [
   { name: 'integration', description: 'Keys that verify access tokens (JWKS)' },
   { name: 'operations', description: 'Health, readiness, metrics' },
   { name: 'admin', description: 'Admin API: admin API keys with scopes (npm run admin -- create-key)' },
+  { name: 'shared-signals', description: 'OpenID Shared Signals transmitter: event streams of Security Event Tokens (admin API key with the ssf:streams scope)' },
 ];
 
 export const swaggerOptions: FastifyDynamicSwaggerOptions = {

@@ -207,3 +207,9 @@ export interface AccountAlerts {
   backupCodesRegenerated(userId: string, actor: Actor): Promise<void>;
   mfaDisabled(userId: string, actor: Actor): Promise<void>;
 }
+
+/** An admin API key, for features other than admin that take one (the Shared Signals streams). */
+export interface AdminKeyGate {
+  /** The live key's id, name and scopes; 401 for anything else. */
+  authenticate(key: string): Promise<{ keyId: string; name: string; scopes: ReadonlySet<string> }>;
+}

@@ -29,7 +29,7 @@ import type { Clock } from '../platform/clock.ts';
 import { lockUser } from '../store/locks.ts';
 import type { Database, EventCause } from '../store/schema.ts';
 import type { DevicesRepository } from '../store/devices.repository.ts';
-import { type Actor, type EventInput, type History } from '../store/history.ts';
+import { type Actor, type CredentialChange, type EventInput, type History } from '../store/history.ts';
 import type { MfaRepository } from '../store/mfa.repository.ts';
 import type { SessionSelector, SessionsRepository } from '../store/sessions.repository.ts';
 import type { Kysely, Transaction } from 'kysely';
@@ -75,6 +75,15 @@ export const TABLE: Readonly<Record<SecurityEventKind, Row>> = {
   sessions_ended: { devices: 'none', pending: 'of_ended_sessions', sessions: 'all_others', cause: 'actor' },
   not_me: { devices: 'one', pending: 'all', sessions: 'on_ended_devices', cause: 'not_me' },
   device_token_reuse: { devices: 'one', pending: 'none', sessions: 'on_ended_devices', cause: 'reuse_detected' },
+};
+
+/** The credential a row's event changed, for the Shared Signals `credential-change` (src/store/ssf-events.ts). */
+const CREDENTIAL_CHANGES: Partial<Record<SecurityEventKind, Pick<CredentialChange, 'credentialType' | 'changeType'>>> = {
+  password_changed: { credentialType: 'password', changeType: 'update' },
+  password_reset: { credentialType: 'password', changeType: 'update' },
+  mfa_enabled: { credentialType: 'app', changeType: 'create' },
+  mfa_disabled: { credentialType: 'app', changeType: 'delete' },
+  backup_codes_regenerated: { credentialType: 'backup-codes', changeType: 'update' },
 };
 
 export interface Ended {
@@ -160,7 +169,8 @@ export function createRevocation(options: RevocationOptions) {
     }
     for (const a of activations) events.push({ ...base, type: 'activation_revoked', deviceId: a.id, subjectName: a.device_name });
 
-    await history.append(trx, events, now);
+    const credential = CREDENTIAL_CHANGES[event.kind];
+    await history.append(trx, events, now, credential ? { credentialChange: { userId, actor, ...credential } } : undefined);
     return { devices: endedDevices.map((d) => d.id), sessions: endedSessions.map((s) => s.id), activations: activations.length, challenges };
   }
 

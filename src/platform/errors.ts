@@ -77,6 +77,9 @@ export const ERRORS = {
 
   // Admin API (docs/admin-and-webhooks.md)
   USER_NOT_FOUND: { status: 404, message: 'No such user.' },
+
+  // Shared Signals (docs/integration.md)
+  SSF_STREAM_LIMIT: { status: 409, message: 'The deployment has as many event streams as it allows; delete one first.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

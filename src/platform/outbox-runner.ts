@@ -72,6 +72,8 @@ export interface OutboxRunnerOptions<Row extends LeasedRow, Done> {
   backoff: BackoffPolicy;
   /** Rows attempted at once within a batch (default 1: one after the other). */
   concurrency?: number;
+  /** Told of every failed attempt (the /metrics counter): `givenUp` when it was the last. */
+  onFailure?(givenUp: boolean): void;
   /** What a failed attempt records (default: the error's message, at most 500 characters). */
   errorText?(error: unknown): string;
 }
@@ -107,6 +109,7 @@ export function createOutboxRunner<Row extends LeasedRow, Done>(options: OutboxR
       const last = row.attempts >= maxAttempts;
       await options.markFailed(row, errorText(error), last ? null : now + retryDelayMs(row.attempts, backoff), now);
       result[last ? 'dead' : 'failed'] += 1;
+      options.onFailure?.(last);
       return;
     }
     // Outside the try: a failure to record success is not a failed delivery. The

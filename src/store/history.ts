@@ -12,12 +12,25 @@
  * so an event that committed is delivered and one that rolled back never is.
  * Which outboxes to fill is the History's own configuration, given once by
  * whoever builds it (the app, housekeeping, the CLIs).
+ *
+ * Shared Signals (docs/integration.md): with the transmitter on (an
+ * asymmetric signing key), an event that is worth a Security Event Token
+ * (a session ended, a trusted device ended, a passkey added or removed) and a
+ * credential change the ledger reports (`append`'s last argument) write one
+ * ssf_outbox row per stream that asked for its event type, in the same
+ * transaction (src/store/ssf-events.ts says which and how). The SETs of one
+ * call share one `txn`: one cause.
  */
 import { type Actor, MAX_USER_AGENT_STORED } from '../platform/context.ts';
+import type { Config } from '../platform/config.ts';
 import type { ActorType, Db, DeviceEventsTable, DeviceEventType, EventCause } from './schema.ts';
 import { newTimeOrderedId } from '../platform/crypto/tokens.ts';
 import { insertOutbox } from './webhook-outbox.repository.ts';
 import { webhookPayload } from './webhook-payload.ts';
+import { type CredentialChange, setClaims, signalOfCredentialChange, signalOfEvent, type SsfSignal } from './ssf-events.ts';
+import { fanoutStreams, insertSsfOutbox, SSF_PUSH, type SsfOutboxRow } from './ssf.repository.ts';
+
+export type { CredentialChange } from './ssf-events.ts';
 
 export type StoredEvent = DeviceEventsTable;
 export { type Actor, SYSTEM } from '../platform/context.ts';
@@ -38,17 +51,49 @@ export interface EventInput {
 export interface HistoryOptions {
   /** WEBHOOK_URL is set: every event also gets a webhook outbox row. */
   webhooks: boolean;
+  /** The Shared Signals transmitter is on (an asymmetric signing key): its issuer (PUBLIC_URL). */
+  ssf?: { issuer: string } | undefined;
+}
+
+/** What the caller reports besides events: a change of a credential (the ledger's password and second-factor rows). */
+export interface Signals {
+  credentialChange?: CredentialChange;
 }
 
 export interface History {
   /** Writes events and their outbox rows in the caller's transaction, or in one of its own. */
-  append(db: Db, events: readonly EventInput[], now: number): Promise<void>;
+  append(db: Db, events: readonly EventInput[], now: number, signals?: Signals): Promise<void>;
+}
+
+/** The SET rows of these signals: one per (signal, stream that asked for its type). */
+async function ssfRows(db: Db, issuer: string, signals: readonly SsfSignal[], now: number): Promise<SsfOutboxRow[]> {
+  if (signals.length === 0) return [];
+  const streams = await fanoutStreams(db);
+  const txn = newTimeOrderedId(now);
+  const rows: SsfOutboxRow[] = [];
+  for (const stream of streams) {
+    if (stream.status !== 'enabled') continue;
+    const wanted = new Set(JSON.parse(stream.events_delivered) as string[]);
+    for (const signal of signals) {
+      if (!wanted.has(signal.eventType)) continue;
+      const jti = newTimeOrderedId(now);
+      const claims = setClaims(issuer, stream.audience, jti, txn, now, signal);
+      rows.push({ id: jti, stream_id: stream.id, payload: JSON.stringify(claims), created_at: now, next_attempt_at: stream.delivery_method === SSF_PUSH ? now : null });
+    }
+  }
+  return rows;
+}
+
+/** The History of this configuration: webhooks when WEBHOOK_URL is set, Shared Signals unless tokens are signed with HS256 (nothing to verify SETs with). */
+export function historyOptionsFor(config: Partial<Pick<Config, 'webhook' | 'jwtAlgorithm' | 'publicUrl'>>): HistoryOptions {
+  const ssf = config.publicUrl !== undefined && config.jwtAlgorithm !== undefined && config.jwtAlgorithm !== 'HS256';
+  return { webhooks: config.webhook !== undefined, ssf: ssf ? { issuer: config.publicUrl! } : undefined };
 }
 
 export function createHistory(options: HistoryOptions): History {
   return {
-    async append(db, events, now) {
-      if (events.length === 0) return;
+    async append(db, events, now, signals) {
+      if (events.length === 0 && signals?.credentialChange === undefined) return;
       const rows: StoredEvent[] = events.map((e) => ({
         id: newTimeOrderedId(now),
         user_id: e.userId,
@@ -64,18 +109,30 @@ export function createHistory(options: HistoryOptions): History {
         actor_session_id: e.actor.type === 'user' ? e.actor.sessionId : null,
         actor_name: e.actor.type === 'admin' ? e.actor.name : (e.actorName ?? null),
       }));
-      if (!options.webhooks) {
-        await db.insertInto('device_events').values(rows).execute();
+      const ssf = options.ssf;
+      const ssfSignals: SsfSignal[] = [];
+      if (ssf) {
+        for (const row of rows) {
+          const signal = signalOfEvent(ssf.issuer, row);
+          if (signal) ssfSignals.push(signal);
+        }
+        if (signals?.credentialChange) ssfSignals.push(signalOfCredentialChange(ssf.issuer, signals.credentialChange, now));
+      }
+      if (!options.webhooks && ssfSignals.length === 0) {
+        if (rows.length > 0) await db.insertInto('device_events').values(rows).execute();
         return;
       }
-      // The event and its webhook are one commit: never one without the other.
-      const outbox = rows.map((row) => {
-        const payload = webhookPayload(row);
-        return { id: row.id, type: payload.type, payload: JSON.stringify(payload), created_at: now };
-      });
+      // The event, its webhook and its SETs are one commit: never one without the others.
+      const outbox = options.webhooks
+        ? rows.map((row) => {
+            const payload = webhookPayload(row);
+            return { id: row.id, type: payload.type, payload: JSON.stringify(payload), created_at: now };
+          })
+        : [];
       const write = async (trx: Db) => {
-        await trx.insertInto('device_events').values(rows).execute();
+        if (rows.length > 0) await trx.insertInto('device_events').values(rows).execute();
         await insertOutbox(trx, outbox);
+        if (ssf) await insertSsfOutbox(trx, await ssfRows(trx, ssf.issuer, ssfSignals, now));
       };
       if (db.isTransaction) await write(db);
       else await db.transaction().execute(write);

@@ -1,5 +1,5 @@
 /**
- * The claim both outboxes share (mail_outbox, webhook_outbox), for the
+ * The claim the outboxes share (mail_outbox, webhook_outbox, ssf_outbox), for the
  * runner in src/platform/outbox-runner.ts.
  *
  * A row is due when `next_attempt_at <= now` and no live lease is on it
@@ -19,7 +19,7 @@
 import { type Kysely, PostgresAdapter, type Selectable } from 'kysely';
 import type { Database } from './schema.ts';
 
-type LeasedTable = 'mail_outbox' | 'webhook_outbox';
+type LeasedTable = 'mail_outbox' | 'webhook_outbox' | 'ssf_outbox';
 
 export interface ClaimScope {
   /** Rows with a status column: only these are claimable (mail: 'pending'). */

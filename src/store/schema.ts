@@ -266,6 +266,47 @@ export interface WebhookOutboxTable {
   last_error: string | null;
 }
 
+/** An OpenID Shared Signals event stream (docs/integration.md), owned by the admin key that created it. */
+export interface SsfStreamsTable {
+  /** The stream_id. */
+  id: string;
+  admin_key_id: string;
+  /** The SETs' `aud`: the owning key's name. */
+  audience: string;
+  /** `urn:ietf:rfc:8935` (push) or `urn:ietf:rfc:8936` (poll). */
+  delivery_method: string;
+  /** Push: the receiver's URL. Poll: null (the poll URL is ours, derived from the id). */
+  endpoint_url: string | null;
+  /** Push: the Authorization header to send, encrypted (DATA_ENCRYPTION_KEY); null when none. */
+  authorization_header: string | null;
+  /** JSON arrays of event type URIs. */
+  events_requested: string;
+  events_delivered: string;
+  description: string | null;
+  /** `enabled`, `paused` (events kept, not sent) or `disabled` (events not kept). */
+  status: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One Security Event Token to deliver on one stream; written in the event's transaction. */
+export interface SsfOutboxTable {
+  /** The SET's `jti`: receivers deduplicate by it, poll receivers acknowledge it. */
+  id: string;
+  stream_id: string;
+  /** The SET's claims (JSON), signed when sent. */
+  payload: string;
+  created_at: number;
+  attempts: number;
+  /** Push: when next due (or the lease ends); null once delivered or dead, and always null on a poll stream. */
+  next_attempt_at: number | null;
+  claimed_until: number | null;
+  /** Push: accepted (202). Poll: acknowledged. */
+  delivered_at: number | null;
+  dead_at: number | null;
+  last_error: string | null;
+}
+
 export type MailKind =
   | 'verify_email'
   | 'password_reset'
@@ -373,6 +414,8 @@ export interface Database {
   retired_device_tokens: RetiredDeviceTokensTable;
   admin_keys: AdminKeysTable;
   webhook_outbox: WebhookOutboxTable;
+  ssf_streams: SsfStreamsTable;
+  ssf_outbox: SsfOutboxTable;
   webauthn_credentials: WebauthnCredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;
 }

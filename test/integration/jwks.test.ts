@@ -81,6 +81,61 @@ for (const kind of databaseKinds()) {
       );
     });
 
+    test('revalidation: ETag and Last-Modified, 304 on If-None-Match or If-Modified-Since, and the same tag on another instance with the same keys', async () => {
+      const t = await start({ JWT_SIGNING_KEY: oldPem });
+      const { res } = await jwks(t);
+      const etag = String(res.headers.etag);
+      const lastModified = String(res.headers['last-modified']);
+      assert.match(etag, /^"[A-Za-z0-9_-]{43}"$/, 'a strong tag');
+      assert.equal(new Date(lastModified).toUTCString(), lastModified, 'an HTTP date');
+      assert.ok(Date.parse(lastModified) <= t.clock.now());
+      const get = (headers: Record<string, string>) => t.app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers });
+
+      for (const headers of <Array<Record<string, string>>>[{ 'if-none-match': etag }, { 'if-none-match': `"other", W/${etag}` }, { 'if-none-match': '*' }, { 'if-modified-since': lastModified }, { 'if-modified-since': new Date(t.clock.now() + 60_000).toUTCString() }]) {
+        const again = await get(headers);
+        assert.equal(again.statusCode, 304, JSON.stringify(headers));
+        assert.equal(again.body, '');
+        assert.equal(again.headers.etag, etag);
+        assert.equal(again.headers['cache-control'], 'public, max-age=300');
+        assert.equal(again.headers['access-control-allow-origin'], '*');
+      }
+      for (const headers of <Array<Record<string, string>>>[
+        { 'if-none-match': '"something-else"' },
+        { 'if-modified-since': new Date(Date.parse(lastModified) - 1000).toUTCString() },
+        { 'if-modified-since': 'not a date' },
+        // If-None-Match wins: a stale tag with a recent date is a full answer.
+        { 'if-none-match': '"stale"', 'if-modified-since': lastModified },
+      ]) {
+        const full = await get(headers);
+        assert.equal(full.statusCode, 200, JSON.stringify(headers));
+        assert.deepEqual(full.json(), res.json());
+      }
+
+      // Another instance with the same keys: the same tag (a relying service behind a load balancer revalidates anywhere).
+      const twin = await start({ JWT_SIGNING_KEY: oldPem });
+      assert.equal((await twin.app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers: { 'if-none-match': etag } })).statusCode, 304);
+      // Other keys: another tag, and the old tag no longer matches.
+      const rotated = await start({ JWT_SIGNING_KEY: newPem });
+      const other = await rotated.app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers: { 'if-none-match': etag } });
+      assert.equal(other.statusCode, 200);
+      assert.notEqual(other.headers.etag, etag);
+    });
+
+    test('CORS: the JWK set answers any origin with "*" and no credentials; the API keeps CORS_ORIGINS', async () => {
+      const t = await start({ JWT_SIGNING_KEY: oldPem, CORS_ORIGINS: 'https://app.example.com' });
+      for (const origin of ['https://elsewhere.example', 'https://app.example.com']) {
+        const res = await t.app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers: { origin } });
+        assert.equal(res.statusCode, 200);
+        assert.equal(res.headers['access-control-allow-origin'], '*', origin);
+        assert.equal(res.headers['access-control-allow-credentials'], undefined, 'never "*" with credentials');
+      }
+      const api = await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { origin: 'https://elsewhere.example' } });
+      assert.notEqual(api.headers['access-control-allow-origin'], '*');
+      assert.equal(api.headers['access-control-allow-origin'], undefined, 'a stranger origin gets nothing from the API');
+      const health = await t.app.inject({ method: 'GET', url: '/healthz', headers: { origin: 'https://elsewhere.example' } });
+      assert.equal(health.headers['access-control-allow-origin'], undefined, 'only the JWK set is open to every origin');
+    });
+
     test('createRemoteJWKSet against the live /.well-known/jwks.json verifies a token (EdDSA here: both algorithms work)', async () => {
       const t = await start({ JWT_ALGORITHM: 'EdDSA' });
       const user = await signupAndLogin(t.app);

@@ -136,7 +136,7 @@ describe('housekeeping query plans (sqlite)', () => {
 
       const statements = sent.filter((q) => /^(update|delete)/i.test(q.sql));
       const tables = new Set(statements.map((q) => /^(?:update|delete from) "(\w+)"/i.exec(q.sql)?.[1]));
-      assert.deepEqual([...tables].sort(), ['activation_tokens', 'device_challenges', 'device_events', 'email_tokens', 'mfa_challenges', 'refresh_tokens', 'retired_device_tokens', 'sessions', 'trusted_devices', 'webauthn_challenges', 'webhook_outbox']);
+      assert.deepEqual([...tables].sort(), ['activation_tokens', 'device_challenges', 'device_events', 'email_tokens', 'mfa_challenges', 'refresh_tokens', 'retired_device_tokens', 'sessions', 'ssf_outbox', 'trusted_devices', 'webauthn_challenges', 'webhook_outbox']);
       for (const query of statements) {
         const rows = (await db.handle.db.executeQuery(CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]))).rows as Array<{ detail: string }>;
         const plan = rows.map((r) => r.detail);

@@ -43,6 +43,10 @@ import { loadConfig } from '../../src/platform/config.ts';
 import { createSessionsRepository } from '../../src/store/sessions.repository.ts';
 import { createWebhooksRepository } from '../../src/store/webhook-outbox.repository.ts';
 import { createWebhookSender } from '../../src/features/webhooks/webhooks.service.ts';
+import { createSsfSender } from '../../src/features/ssf/ssf.sender.ts';
+import { createEncryptor } from '../../src/platform/crypto/encryption.ts';
+import { createSetSigner } from '../../src/platform/crypto/security-event-tokens.ts';
+import { createSsfRepository } from '../../src/store/ssf.repository.ts';
 
 describe('query plans of every statement of the user-facing flows (sqlite)', () => {
   let recorder: PlanRecorder;
@@ -145,6 +149,39 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     receiverStatus = 503;
     await sender.runOnce(5); // failed: scheduled again
     await createWebhooksRepository(db).pruneFinished(t.clock.now(), t.clock.now());
+    // docs/integration.md "Shared Signals": streams, the fan-out of the event writer, push and poll delivery.
+    const ssfKey: string[] = [];
+    await runAdminCommand(['create-key', '--name', 'plans-ssf', '--scopes', 'ssf:streams'], db, { ...io, out: (l) => ssfKey.push(l) }, t.clock);
+    const ssf = async (method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', url: string, body?: unknown) => {
+      const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${ssfKey[0]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { payload: JSON.stringify(body) } : {}) });
+      assert.ok(res.statusCode < 300, `${method} ${url}: ${res.body}`);
+      return res.statusCode === 204 ? undefined : res.json();
+    };
+    receiverStatus = 202;
+    const pushStream = await ssf('POST', '/ssf/streams', { delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: webhookEnv.WEBHOOK_URL, authorization_header: 'Bearer x' } });
+    const pollStream = await ssf('POST', '/ssf/streams', {});
+    await ssf('GET', '/ssf/streams');
+    await ssf('GET', `/ssf/streams?stream_id=${pollStream.stream_id}`);
+    await ssf('GET', `/ssf/streams/status?stream_id=${pollStream.stream_id}`);
+    await ssf('PATCH', '/ssf/streams', { stream_id: pollStream.stream_id, description: 'plans' });
+    const signalled = await signupAndLogin(t.app);
+    await call(t.app, 'POST', '/api/v1/auth/logout', {}, { token: signalled.accessToken });
+    await ssf('POST', '/ssf/streams/verify', { stream_id: pollStream.stream_id, state: 's' });
+    const ssfSender = createSsfSender({ repository: createSsfRepository(db), encryptor: createEncryptor(t.keys.dataEncryptionKey), signer: createSetSigner(t.keys.jwtSigningKey!), clock: t.clock, log: t.app.log });
+    await ssfSender.runOnce(); // delivered
+    receiverStatus = 503;
+    await ssf('POST', '/ssf/streams/verify', { stream_id: pushStream.stream_id });
+    await ssfSender.runOnce(); // failed: scheduled again
+    const polled = await ssf('POST', `/ssf/poll/${pollStream.stream_id}`, { returnImmediately: true });
+    await ssf('POST', `/ssf/poll/${pollStream.stream_id}`, { ack: Object.keys(polled.sets), maxEvents: 0 });
+    await ssf('PUT', '/ssf/streams', { stream_id: pushStream.stream_id, delivery: { method: 'urn:ietf:rfc:8936' } }); // the queued SETs follow the delivery
+    await ssf('DELETE', `/ssf/streams?stream_id=${pushStream.stream_id}`);
+    await createSsfRepository(db).pruneFinished(t.clock.now() + 1, t.clock.now() + 1);
+
+    // docs/operations.md: the outbox gauges read every outbox's waiting rows when scraped.
+    const scraped = statements.size;
+    assert.equal((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200);
+    assert.ok(statements.size >= scraped + 6, 'the backlog of each outbox was read');
     assert.ok(statements.size > 40, `collected ${statements.size} statements`);
 
     const scans = recorder.fullScans();

@@ -11,12 +11,44 @@
  *   service's JWT_AUDIENCE), exp/nbf with a small clock tolerance;
  * - typ = at+jwt (RFC 9068), so no other JWT the issuer signs passes.
  *
- * What it cannot see: a session ended less than one access-token lifetime ago
- * (15 min by default). A relying service that needs logout to act at once asks
- * the service (GET /api/v1/auth/me with the token) for sensitive actions.
+ * Revocation at once (OpenID Shared Signals, docs/integration.md): with
+ * `sharedSignals` set, it is a push receiver (RFC 8935) at `POST /ssf/events`.
+ * Each Security Event Token is checked like a token (signature through the
+ * same JWK set, ES256/EdDSA only, `typ: secevent+jwt`, the transmitter's
+ * `iss`, this receiver's `aud`) and the request must carry the Authorization
+ * header this receiver gave when it subscribed. A CAEP `session-revoked`
+ * names the session (`sub_id.session.id` = the access tokens' `sid`): from
+ * then on, every access token of that session is refused here, though
+ * unexpired. The revoked ids are kept for one access-token lifetime (after
+ * that, the tokens expire by themselves). Without `sharedSignals` it cannot
+ * see a session ended less than one access-token lifetime ago.
+ *
+ * `subscribe()` creates the push stream with the relying service's admin key
+ * (scope `ssf:streams`).
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+
+export const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+export const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
+export const DEVICE_COMPLIANCE_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
+export const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
+
+export interface SharedSignalsOptions {
+  /** The transmitter's issuer (its /.well-known/ssf-configuration `issuer`): every SET's `iss`. */
+  issuer: string;
+  /** This receiver's audience: the name of its admin key (the stream's `aud`). */
+  audience: string;
+  /** The Authorization header the transmitter must send (given when subscribing). */
+  authorization: string;
+  /** How long a revoked session id is remembered: the access-token lifetime (default 15 min). */
+  accessTokenTtlSeconds?: number;
+}
+
+/** What a receiver learned from the SETs it took (for the example's own tests and logs). */
+export interface SignalLog {
+  events: Array<{ jti: string; type: string; subject: unknown }>;
+}
 
 export interface RelyingServiceOptions {
   /** e.g. https://auth.example.com/.well-known/jwks.json */
@@ -25,6 +57,45 @@ export interface RelyingServiceOptions {
   audience: string;
   /** Least time between two JWKS fetches caused by unknown kids (jose's cooldown; default 30 s). */
   jwksCooldownMs?: number;
+  /** Receive revocations (push) from the Trusted Devices service. */
+  sharedSignals?: SharedSignalsOptions;
+}
+
+/** The sessions a relying service has been told are over, each until its last access token has expired. */
+export class RevokedSessions {
+  private readonly until = new Map<string, number>();
+  constructor(private readonly ttlMs: number) {}
+  add(sessionId: string, now = Date.now()): void {
+    this.until.set(sessionId, now + this.ttlMs);
+  }
+  has(sessionId: string, now = Date.now()): boolean {
+    const until = this.until.get(sessionId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.until.delete(sessionId);
+    return false;
+  }
+}
+
+/** Checks one SET as RFC 8417 and SSF ask, and applies it. Throws a { err, description } for RFC 8935's 400 answer. */
+export async function takeSecurityEvent(set: string, jwks: JWTVerifyGetKey, options: SharedSignalsOptions, revoked: RevokedSessions, log: SignalLog): Promise<void> {
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(set, jwks, { issuer: options.issuer, audience: options.audience, algorithms: ['ES256', 'EdDSA'], typ: 'secevent+jwt' }));
+  } catch (error) {
+    const claim = error instanceof errors.JWTClaimValidationFailed ? error.claim : undefined;
+    throw { err: claim === 'iss' ? 'invalid_issuer' : claim === 'aud' ? 'invalid_audience' : 'invalid_key', description: 'The SET did not verify.' };
+  }
+  const events = payload.events as Record<string, unknown> | undefined;
+  if (payload.sub !== undefined || payload.exp !== undefined || typeof payload.jti !== 'string' || typeof events !== 'object' || events === null) {
+    throw { err: 'invalid_request', description: 'Not a Shared Signals SET.' };
+  }
+  const subject = payload.sub_id as { format?: string; session?: { format?: string; id?: unknown } } | undefined;
+  for (const type of Object.keys(events)) {
+    log.events.push({ jti: payload.jti, type, subject });
+    if (type === SESSION_REVOKED && subject?.format === 'complex' && subject.session?.format === 'opaque' && typeof subject.session.id === 'string') revoked.add(subject.session.id);
+    // credential-change and device-compliance-change: the sessions they end come as session-revoked SETs of their own.
+  }
 }
 
 declare module 'fastify' {
@@ -37,11 +108,15 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: options.jwksCooldownMs ?? 30_000 });
   const app = Fastify({ logger: false });
   app.decorateRequest('user', null);
+  const signals = options.sharedSignals;
+  const revoked = new RevokedSessions((signals?.accessTokenTtlSeconds ?? 900) * 1000 + 10_000);
+  const signalLog: SignalLog = { events: [] };
+  app.decorate('signalLog', signalLog);
 
   const unauthorized = { error: { code: 'UNAUTHORIZED', message: 'A valid access token of the Trusted Devices service is required.' } };
 
   app.addHook('onRequest', async (request, reply) => {
-    if (request.url === '/healthz') return;
+    if (request.url === '/healthz' || request.url === '/ssf/events') return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
     if (!match) return reply.code(401).header('www-authenticate', 'Bearer').send(unauthorized);
@@ -55,6 +130,8 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
         clockTolerance: 5,
       });
       if (payload.typ !== 'access' || typeof payload.sid !== 'string') throw new errors.JWTClaimValidationFailed('not an access token', payload);
+      // Revoked at the service, pushed here: refused though unexpired.
+      if (revoked.has(payload.sid)) throw new errors.JWTClaimValidationFailed('the session was revoked', payload, 'sid', 'revoked');
       request.user = { id: payload.sub!, sessionId: payload.sid };
     } catch (error) {
       // A JWKS that cannot be fetched is the relying service's outage, not the caller's fault.
@@ -66,8 +143,58 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  if (signals) {
+    // RFC 8935: the body is the SET itself.
+    app.addContentTypeParser('application/secevent+jwt', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_request, body, done) => done(null, body));
+    app.post('/ssf/events', async (request, reply) => {
+      if (request.headers.authorization !== signals.authorization) return reply.code(401).send({ err: 'authentication_failed', description: 'Unknown transmitter.' });
+      if (request.headers['content-type'] !== 'application/secevent+jwt' || typeof request.body !== 'string') {
+        return reply.code(400).send({ err: 'invalid_request', description: 'A SET is sent as application/secevent+jwt.' });
+      }
+      try {
+        await takeSecurityEvent(request.body, jwks, signals, revoked, signalLog);
+      } catch (problem) {
+        return reply.code(400).send(problem);
+      }
+      return reply.code(202).send();
+    });
+  }
   app.get('/whoami', async (request) => ({ user_id: request.user!.id, session_id: request.user!.sessionId }));
 
   await app.ready();
   return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    signalLog: SignalLog;
+  }
+}
+
+/** The transmitter's metadata, checked: its issuer is the one this receiver trusts. */
+async function metadata(transmitterUrl: string, issuer: string) {
+  const res = await fetch(`${transmitterUrl}/.well-known/ssf-configuration`);
+  if (!res.ok) throw new Error(`ssf-configuration: HTTP ${res.status}`);
+  const meta = (await res.json()) as { issuer: string; configuration_endpoint: string };
+  if (meta.issuer !== issuer) throw new Error(`the transmitter says its issuer is ${meta.issuer}, not ${issuer}`);
+  return meta;
+}
+
+/** Creates a push stream of session-revoked events to `endpointUrl` (this service's POST /ssf/events). Returns the stream. */
+export async function subscribe(options: { transmitterUrl: string; issuer: string; adminKey: string; endpointUrl: string; authorization: string }) {
+  const meta = await metadata(options.transmitterUrl, options.issuer);
+  const res = await fetch(meta.configuration_endpoint, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${options.adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: options.endpointUrl, authorization_header: options.authorization },
+      events_requested: [SESSION_REVOKED, CREDENTIAL_CHANGE, DEVICE_COMPLIANCE_CHANGE],
+      description: 'relying-service example',
+    }),
+  });
+  if (res.status !== 201) throw new Error(`create stream: HTTP ${res.status}`);
+  const stream = (await res.json()) as { stream_id: string; iss: string; aud: string };
+  if (stream.iss !== options.issuer) throw new Error('the stream names another issuer');
+  return stream;
 }

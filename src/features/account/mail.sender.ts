@@ -47,6 +47,8 @@ export interface MailSenderOptions {
   log: FastifyBaseLogger;
   instanceId?: string;
   batchSize?: number;
+  /** Told of every failed attempt (the /metrics counter). */
+  onFailure?: (givenUp: boolean) => void;
 }
 
 /** Delay before the retry that follows failure number `attempt` (1-based). */
@@ -65,6 +67,7 @@ export function createMailSender(options: MailSenderOptions) {
     leaseMs: LEASE_MS,
     batchSize: options.batchSize ?? BATCH_SIZE,
     maxAttempts: MAX_ATTEMPTS,
+    ...(options.onFailure ? { onFailure: options.onFailure } : {}),
     backoff: BACKOFF,
     claimDue: (now, leaseMs, limit) => outbox.claimDue(owner, now, leaseMs, limit),
     async deliver(row) {

@@ -37,7 +37,7 @@ import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import type { AdminRepository } from '../../store/admin.repository.ts';
 
-export const ADMIN_SCOPES = ['users:read', 'devices:read', 'devices:write', 'sessions:read', 'sessions:write', 'events:read'] as const;
+export const ADMIN_SCOPES = ['users:read', 'devices:read', 'devices:write', 'sessions:read', 'sessions:write', 'events:read', 'ssf:streams'] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 export const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
 import { ValidationError } from '../../platform/errors.ts';
 import { PASSWORD_POLICY } from '../../platform/crypto/passwords.ts';
+import type { LoginResult } from '../../platform/metrics.ts';
 import * as S from './auth.schemas.ts';
 
 const tags = ['auth'];
@@ -19,10 +20,16 @@ export interface AuthRouteContext extends HttpTools {
   auth: AuthService;
   sessions: SessionTokenRotation;
   devices: DeviceChallenges;
+  /** Told the result of every answered login (the /metrics counter): never who logged in. */
+  onLoginOutcome?: (result: LoginResult) => void;
 }
+
+/** The login result a status names; a 200 is told by the handler. Other statuses (400, 422, 503) are no login outcome. */
+const OUTCOME_OF_STATUS: Readonly<Record<number, LoginResult>> = { 401: 'failed', 429: 'limited' };
 
 export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (app, ctx) => {
   const { auth, sessions, devices, requestDevice, authenticate, config } = ctx;
+  const loginOutcomes = new WeakMap<FastifyRequest, LoginResult>();
 
   /** The refresh token as the td_refresh cookie when the browser asks for it (src/platform/http/cookies.ts). */
   const deliverRefreshToken = <T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, session: T): T =>
@@ -54,8 +61,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       response: withErrors({ 200: success(S.LoginResponse) }),
     },
     config: rateLimitConfig(RATE_LIMITS.login),
+    // After the answer, whatever answered it (the rate limit's 429 comes before the handler).
+    onResponse: async (request, reply) => {
+      const result = reply.statusCode === 200 ? loginOutcomes.get(request) : OUTCOME_OF_STATUS[reply.statusCode];
+      if (result !== undefined) ctx.onLoginOutcome?.(result);
+    },
   }, async (request, reply) => {
     const result = await auth.login(request.body, requestDevice(request));
+    loginOutcomes.set(request, result.kind === 'mfa_required' ? 'mfa_required' : result.mfa_bypassed ? 'bypassed' : 'signed_in');
     if (result.kind === 'mfa_required') {
       return ok(
         { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },

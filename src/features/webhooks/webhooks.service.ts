@@ -49,6 +49,8 @@ export interface WebhookSenderOptions {
   config: WebhookConfig;
   clock: Clock;
   log: FastifyBaseLogger;
+  /** Told of every failed attempt (the /metrics counter). */
+  onFailure?: (givenUp: boolean) => void;
 }
 
 export interface SendResult {
@@ -75,6 +77,7 @@ export function createWebhookSender(options: WebhookSenderOptions) {
     batchSize: WEBHOOK_BATCH_SIZE,
     concurrency: WEBHOOK_CONCURRENCY,
     maxAttempts: config.maxAttempts,
+    ...(options.onFailure ? { onFailure: options.onFailure } : {}),
     backoff: BACKOFF,
     claimDue: (now, leaseMs, limit) => repository.claimDue(now, leaseMs, limit),
     async deliver(delivery) {

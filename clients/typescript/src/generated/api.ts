@@ -776,10 +776,126 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Public keys that verify access tokens (JWK set) */
+        /**
+         * Public keys that verify access tokens (JWK set)
+         * @description Cacheable (`Cache-Control`, `ETag`, `Last-Modified`; 304 on `If-None-Match` or `If-Modified-Since`) and readable from any origin (`Access-Control-Allow-Origin: *`).
+         */
         get: operations["getJwks"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/ssf-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Shared Signals transmitter metadata */
+        get: operations["getSsfConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A stream's configuration (with stream_id), or every stream of this key
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        get: operations["getSsfStreams"];
+        /**
+         * Replace a stream's configuration
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        put: operations["replaceSsfStream"];
+        /**
+         * Create an event stream (push or poll)
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        post: operations["createSsfStream"];
+        /**
+         * Delete a stream and the SETs still queued on it
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        delete: operations["deleteSsfStream"];
+        options?: never;
+        head?: never;
+        /**
+         * Change some of a stream's configuration
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        patch: operations["updateSsfStream"];
+        trace?: never;
+    };
+    "/ssf/streams/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A stream's status (always enabled: pausing is not offered)
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        get: operations["getSsfStreamStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a verification event on the stream
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        post: operations["verifySsfStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/poll/{stream_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Poll a stream (RFC 8936): acknowledge SETs and receive the next ones
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        post: operations["pollSsfStream"];
         delete?: never;
         options?: never;
         head?: never;
@@ -997,6 +1113,48 @@ export interface components {
         /** @description The current and previous access-token keys. */
         JwkSet: {
             keys: components["schemas"]["Jwk"][];
+        };
+        /** @description OpenID Shared Signals transmitter configuration metadata. */
+        SsfTransmitterMetadata: {
+            /** @example 1_0 */
+            spec_version: string;
+            issuer: string;
+            jwks_uri: string;
+            delivery_methods_supported: string[];
+            configuration_endpoint: string;
+            status_endpoint: string;
+            verification_endpoint: string;
+            authorization_schemes: {
+                spec_urn: string;
+            }[];
+            /** @enum {string} */
+            default_subjects: "ALL";
+        };
+        /** @description An event stream (its authorization_header is never shown). */
+        SsfStreamConfig: {
+            stream_id: string;
+            iss: string;
+            aud: string;
+            delivery: {
+                method: string;
+                endpoint_url?: string;
+            };
+            events_supported: string[];
+            events_requested: string[];
+            events_delivered: string[];
+            description?: string;
+        };
+        SsfStreamStatus: {
+            stream_id: string;
+            /** @enum {string} */
+            status: "enabled";
+        };
+        SsfPollResponse: {
+            /** @description jti → the signed SET. */
+            sets: {
+                [key: string]: string;
+            };
+            moreAvailable: boolean;
         };
     };
     responses: never;
@@ -3672,6 +3830,444 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JwkSet"];
+                };
+            };
+            /** @description Not modified: the cached set is current. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getSsfConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OpenID Shared Signals transmitter configuration metadata. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfTransmitterMetadata"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getSsfStreams: {
+        parameters: {
+            query?: {
+                /** @description The stream_id the transmitter gave. */
+                stream_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfStreamConfig"] | components["schemas"]["SsfStreamConfig"][];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    replaceSsfStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The stream_id the transmitter gave. */
+                    stream_id: string;
+                    delivery?: {
+                        /** @description Push (RFC 8935) or poll (RFC 8936). */
+                        method: "urn:ietf:rfc:8935" | "urn:ietf:rfc:8936";
+                        /** @description Push: where SETs are POSTed. Poll: ignored (the transmitter names it). */
+                        endpoint_url?: string;
+                        /** @description Push: sent as the Authorization header of every POST. Stored encrypted, never shown again. */
+                        authorization_header?: string;
+                    };
+                    events_requested?: string[];
+                    description?: string;
+                    iss?: string;
+                    aud?: string | string[];
+                    events_supported?: string[];
+                    events_delivered?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description An event stream (its authorization_header is never shown). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfStreamConfig"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    createSsfStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    delivery?: {
+                        /** @description Push (RFC 8935) or poll (RFC 8936). */
+                        method: "urn:ietf:rfc:8935" | "urn:ietf:rfc:8936";
+                        /** @description Push: where SETs are POSTed. Poll: ignored (the transmitter names it). */
+                        endpoint_url?: string;
+                        /** @description Push: sent as the Authorization header of every POST. Stored encrypted, never shown again. */
+                        authorization_header?: string;
+                    };
+                    events_requested?: string[];
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description An event stream (its authorization_header is never shown). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfStreamConfig"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteSsfStream: {
+        parameters: {
+            query: {
+                /** @description The stream_id the transmitter gave. */
+                stream_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    updateSsfStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The stream_id the transmitter gave. */
+                    stream_id: string;
+                    delivery?: {
+                        /** @description Push (RFC 8935) or poll (RFC 8936). */
+                        method: "urn:ietf:rfc:8935" | "urn:ietf:rfc:8936";
+                        /** @description Push: where SETs are POSTed. Poll: ignored (the transmitter names it). */
+                        endpoint_url?: string;
+                        /** @description Push: sent as the Authorization header of every POST. Stored encrypted, never shown again. */
+                        authorization_header?: string;
+                    };
+                    events_requested?: string[];
+                    description?: string;
+                    iss?: string;
+                    aud?: string | string[];
+                    events_supported?: string[];
+                    events_delivered?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description An event stream (its authorization_header is never shown). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfStreamConfig"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getSsfStreamStatus: {
+        parameters: {
+            query: {
+                /** @description The stream_id the transmitter gave. */
+                stream_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfStreamStatus"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    verifySsfStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The stream_id the transmitter gave. */
+                    stream_id: string;
+                    state?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Queued */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    pollSsfStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream_id the transmitter gave. */
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description At most this many SETs (default 20; 0: acknowledge only). */
+                    maxEvents?: number;
+                    /** @description false: wait (up to 5 s here) for a SET when none is waiting. */
+                    returnImmediately?: boolean;
+                    ack?: string[];
+                    setErrs?: {
+                        [key: string]: {
+                            err: string;
+                            description?: string;
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfPollResponse"];
                 };
             };
             /** @description Every error, including 404, 429 and 500. */

@@ -1,0 +1,88 @@
+/**
+ * The Shared Signals Framework's own JSON (docs/integration.md "Shared
+ * Signals"): transmitter metadata, stream configuration, status,
+ * verification, and RFC 8936 poll. These bodies are the SSF ones, not the
+ * API's envelope, so any SSF receiver reads them; errors are the usual
+ * ErrorEnvelope with an HTTP status the SSF tables name.
+ */
+import { Type } from 'typebox';
+import { PRINTABLE } from '../../platform/http/envelope.ts';
+
+const Uri = Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE });
+const StreamId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'The stream_id the transmitter gave.' });
+
+export const TransmitterMetadata = Type.Object(
+  {
+    spec_version: Type.String({ examples: ['1_0'] }),
+    issuer: Type.String(),
+    jwks_uri: Type.String(),
+    delivery_methods_supported: Type.Array(Type.String()),
+    configuration_endpoint: Type.String(),
+    status_endpoint: Type.String(),
+    verification_endpoint: Type.String(),
+    authorization_schemes: Type.Array(Type.Object({ spec_urn: Type.String() })),
+    default_subjects: Type.Literal('ALL'),
+  },
+  { $id: 'SsfTransmitterMetadata', description: 'OpenID Shared Signals transmitter configuration metadata.' },
+);
+
+const DeliveryIn = Type.Object(
+  {
+    method: Type.Union([Type.Literal('urn:ietf:rfc:8935'), Type.Literal('urn:ietf:rfc:8936')], { description: 'Push (RFC 8935) or poll (RFC 8936).' }),
+    endpoint_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, pattern: '^https?://[^\\s]+$', description: 'Push: where SETs are POSTed. Poll: ignored (the transmitter names it).' })),
+    authorization_header: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, pattern: PRINTABLE, description: 'Push: sent as the Authorization header of every POST. Stored encrypted, never shown again.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const StreamConfig = Type.Object(
+  {
+    stream_id: Type.String(),
+    iss: Type.String(),
+    aud: Type.String(),
+    delivery: Type.Object({ method: Type.String(), endpoint_url: Type.Optional(Type.String()) }),
+    events_supported: Type.Array(Type.String()),
+    events_requested: Type.Array(Type.String()),
+    events_delivered: Type.Array(Type.String()),
+    description: Type.Optional(Type.String()),
+  },
+  { $id: 'SsfStreamConfig', description: 'An event stream (its authorization_header is never shown).' },
+);
+
+/** What a receiver supplies (POST), and may send back with the transmitter's own fields (PATCH, PUT). */
+const receiverFields = {
+  delivery: Type.Optional(DeliveryIn),
+  events_requested: Type.Optional(Type.Array(Uri, { maxItems: 20 })),
+  description: Type.Optional(Type.String({ maxLength: 200, pattern: PRINTABLE })),
+};
+const transmitterFields = {
+  iss: Type.Optional(Type.String({ maxLength: 2000 })),
+  aud: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Array(Type.String({ maxLength: 2000 }), { maxItems: 10 })])),
+  events_supported: Type.Optional(Type.Array(Uri, { maxItems: 20 })),
+  events_delivered: Type.Optional(Type.Array(Uri, { maxItems: 20 })),
+};
+
+export const CreateStreamBody = Type.Object(receiverFields, { additionalProperties: false });
+export const UpdateStreamBody = Type.Object({ stream_id: StreamId, ...receiverFields, ...transmitterFields }, { additionalProperties: false });
+export const StreamQuery = Type.Object({ stream_id: Type.Optional(StreamId) }, { additionalProperties: false });
+export const RequiredStreamQuery = Type.Object({ stream_id: StreamId }, { additionalProperties: false });
+export const StreamStatus = Type.Object({ stream_id: Type.String(), status: Type.Literal('enabled') }, { $id: 'SsfStreamStatus' });
+export const VerifyBody = Type.Object({ stream_id: StreamId, state: Type.Optional(Type.String({ maxLength: 200, pattern: PRINTABLE })) }, { additionalProperties: false });
+export const PollParams = Type.Object({ stream_id: StreamId });
+
+const Jti = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+export const PollBody = Type.Object(
+  {
+    maxEvents: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'At most this many SETs (default 20; 0: acknowledge only).' })),
+    returnImmediately: Type.Optional(Type.Boolean({ description: 'false: wait (up to 5 s here) for a SET when none is waiting.' })),
+    ack: Type.Optional(Type.Array(Jti, { maxItems: 100 })),
+    setErrs: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.Object({ err: Type.String({ maxLength: 100, pattern: PRINTABLE }), description: Type.Optional(Type.String({ maxLength: 500, pattern: PRINTABLE })) }), { maxProperties: 100 }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const PollResponse = Type.Object(
+  { sets: Type.Record(Type.String(), Type.String(), { description: 'jti → the signed SET.' }), moreAvailable: Type.Boolean() },
+  { $id: 'SsfPollResponse' },
+);
