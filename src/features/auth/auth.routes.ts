@@ -2,9 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
 import type { DeviceChallenges, SessionTokenRotation } from '../../domain/contracts.ts';
 import type { HttpTools } from '../../platform/http/context.ts';
-import type { AuthService } from './auth.service.ts';
+import type { AuthService, LoginRecognition } from './auth.service.ts';
+import type { RequestDevice } from '../../platform/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../../platform/http/envelope.ts';
-import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
+import { clientNetwork, RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { requestActor } from '../../platform/http/request-device.ts';
 import { pendingDeviceJson } from '../../domain/views/device.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -14,6 +15,9 @@ import { PASSWORD_POLICY } from '../../platform/crypto/passwords.ts';
 import * as S from './auth.schemas.ts';
 
 const tags = ['auth'];
+
+/** A login's device and what its recognition found, from the preHandler to the handler. */
+const recognitions = new WeakMap<FastifyRequest, { device: RequestDevice; recognition: LoginRecognition | undefined }>();
 
 export interface AuthRouteContext extends HttpTools {
   auth: AuthService;
@@ -54,8 +58,17 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       response: withErrors({ 200: success(S.LoginResponse) }),
     },
     config: rateLimitConfig(RATE_LIMITS.login),
+    // Before the rate limits (a route's own preHandler runs first): a known device of the account is
+    // exempt from the per-account and per-IP limits and hashed in the priority lane (docs/security.md).
+    preHandler: async (request) => {
+      const device = requestDevice(request);
+      const recognition = await auth.recogniseDevice(request.body.email, device);
+      request.knownDevice = recognition?.known === true;
+      recognitions.set(request, { device, recognition });
+    },
   }, async (request, reply) => {
-    const result = await auth.login(request.body, requestDevice(request));
+    const seen = recognitions.get(request);
+    const result = await auth.login(request.body, seen?.device ?? requestDevice(request), { client: clientNetwork(request.ip), recognition: seen?.recognition });
     if (result.kind === 'mfa_required') {
       return ok(
         { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
