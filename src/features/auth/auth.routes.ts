@@ -6,7 +6,7 @@ import type { AuthService, LoginRecognition } from './auth.service.ts';
 import type { RequestDevice } from '../../platform/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { clientNetwork, RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
-import { requestActor } from '../../platform/http/request-device.ts';
+import { requestActor, requestDeviceToken } from '../../platform/http/request-device.ts';
 import { pendingDeviceJson } from '../../domain/views/device.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
@@ -61,6 +61,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     // Before the rate limits (a route's own preHandler runs first): a known device of the account is
     // exempt from the per-account and per-IP limits and hashed in the priority lane (docs/security.md).
     preHandler: async (request) => {
+      // No device token, nothing to recognise: a flood without one pays nothing here.
+      if (requestDeviceToken(request) === undefined) return;
       const device = requestDevice(request);
       const recognition = await auth.recogniseDevice(request.body.email, device);
       request.knownDevice = recognition?.known === true;

@@ -12,9 +12,9 @@
  *   sign-in decides): its hashes run before any other waiting one. The
  *   SHARED lane is everyone else, shared fairly per client (the caller's
  *   key: the address, IPv6 per /64): among the waiting, the client that used
- *   the line least recently goes first (a decaying count of its hashes, per
- *   process), and a hash that has waited over twice the bound goes first
- *   whatever its client, so no one waits forever.
+ *   the line least recently goes first (a decaying count of its attempts,
+ *   refused ones included, per process), and a hash that has waited over
+ *   twice the bound goes first whatever its client, so no one waits forever.
  * - The shared lane is bounded (QUEUE_PER_SLOT per running hash, and no more
  *   than MAX_EXPECTED_WAIT_MS of expected waiting). When it is full, a
  *   client that used the line less than the heaviest waiting one takes that
@@ -77,7 +77,7 @@ export const overShare = (seconds = 1) =>
     details: { retry_after_seconds: seconds },
   });
 
-/** A decaying count of hashes per client (half-life USAGE_HALF_LIFE_MS), bounded in size. */
+/** A decaying count of attempts per client (half-life USAGE_HALF_LIFE_MS), bounded in size. */
 function createUsage(halfLifeMs: number, maxClients: number, now: () => number) {
   const clients = new Map<string, { score: number; at: number }>();
   const decayed = (entry: { score: number; at: number }, t: number) => entry.score * 2 ** (-(t - entry.at) / halfLifeMs);
@@ -149,9 +149,8 @@ export function createHashLine(slots: number, maxWaiting: number, maxWaitMs: num
   };
 
   /** The shared lane is full: the newcomer takes the place of a heavier client's waiter, or is refused. */
-  const makeRoom = (client: string) => {
+  const makeRoom = (mine: number) => {
     const t = now();
-    const mine = usage.score(client, t);
     let victim = -1;
     let heaviest = mine + 1;
     // The newest of the heaviest: the earlier arrivals keep their bounded wait.
@@ -181,14 +180,14 @@ export function createHashLine(slots: number, maxWaiting: number, maxWaitMs: num
         }
       } else {
         const client = lane.client;
-        if (running < slots) {
-          running++;
-          usage.add(client);
-        } else {
+        // Every attempt counts, refused or not: a client that keeps knocking on a full line is
+        // heavier than one that just arrived, even when the line lets few through.
+        const mine = usage.score(client);
+        usage.add(client);
+        if (running < slots) running++;
+        else {
           const expectedWaitMs = ((priority.length + shared.length + 1) * averageMs) / slots;
-          if (shared.length >= maxWaiting || expectedWaitMs > maxWaitMs) makeRoom(client);
-          // Counted when admitted: a client's waiting hashes already weigh on its share.
-          usage.add(client);
+          if (shared.length >= maxWaiting || expectedWaitMs > maxWaitMs) makeRoom(mine);
           await wait(shared, client);
         }
       }
