@@ -59,8 +59,19 @@ describe('bounded password hashing', () => {
       run('light', { client: 'light' }),
       run('known', { priority: true }),
     ]);
-    // heavy-1 was running; then the known device, then the client that had used the line least.
-    assert.deepEqual(order, ['heavy-1', 'known', 'light', 'heavy-2', 'heavy-3']);
+    // heavy-1 was running and the known device ran beside it (its lane's own slot); then the client that had used the line least.
+    assert.deepEqual(order.slice(2), ['light', 'heavy-2', 'heavy-3']);
+    assert.deepEqual(new Set(order.slice(0, 2)), new Set(['heavy-1', 'known']));
+  });
+
+  test('the priority lane has one slot of its own: a known device runs while the shared lane is full and refusing', async () => {
+    const hasher = createPasswordHasher(CHEAP, 1, 2);
+    const hashed = await hasher.hash(PASSWORD);
+    const shared = Promise.allSettled(Array.from({ length: 6 }, (_, i) => hasher.verify(hashed, PASSWORD, { client: `s${i}` })));
+    const known = Array.from({ length: 3 }, () => hasher.verify(hashed, PASSWORD, { priority: true }));
+    assert.deepEqual(await Promise.all(known), [true, true, true], 'never refused: one runs at once, the others wait for it');
+    const results = await shared;
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 3, 'the shared lane kept its own bound (1 running + 2 waiting)');
   });
 
   test('an honest burst (30 parallel sign-ins of one user) gets 200s and 429s with Retry-After, never a 503; another client signs in meanwhile', async () => {

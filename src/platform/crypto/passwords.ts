@@ -9,7 +9,10 @@
  *   file and DNS work also need. The others wait.
  * - Two lanes. The PRIORITY lane is for sign-ins from a recognised device of
  *   the account (a valid device token, and its proof when key-bound; the
- *   sign-in decides): its hashes run before any other waiting one. The
+ *   sign-in decides): its hashes run before any other waiting one, and it
+ *   has one slot of its own beyond the per-core ones, so a known device
+ *   does not wait for a stranger's hash to end (one more 19 MiB hash at
+ *   most). The
  *   SHARED lane is everyone else, shared fairly per client (the caller's
  *   key: the address, IPv6 per /64): among the waiting, the client that used
  *   the line least recently goes first (a decaying count of its attempts,
@@ -106,7 +109,8 @@ function createUsage(halfLifeMs: number, maxClients: number, now: () => number) 
 interface Waiter {
   client: string;
   since: number;
-  resolve(): void;
+  /** true: the priority lane's own extra slot is handed over. */
+  resolve(extra: boolean): void;
   reject(error: unknown): void;
 }
 
@@ -119,13 +123,15 @@ interface Waiter {
  */
 export function createHashLine(slots: number, maxWaiting: number, maxWaitMs: number, now: () => number = () => performance.now()) {
   let running = 0;
+  /** The priority lane's one extra slot: a known device never waits for a running hash to end. */
+  let extraInUse = false;
   let averageMs = 50;
   const priority: Waiter[] = [];
   const shared: Waiter[] = [];
   const usage = createUsage(USAGE_HALF_LIFE_MS, MAX_TRACKED_CLIENTS, now);
 
   const wait = (queue: Waiter[], client: string) =>
-    new Promise<void>((resolve, reject) => queue.push({ client, since: now(), resolve, reject }));
+    new Promise<boolean>((resolve, reject) => queue.push({ client, since: now(), resolve, reject }));
 
   /** The next shared waiter: one that waited too long, else the least recent user of the line (then arrival order). */
   const nextShared = (): Waiter | undefined => {
@@ -172,11 +178,15 @@ export function createHashLine(slots: number, maxWaiting: number, maxWaitMs: num
       return { priority: priority.length, shared: shared.length, running };
     },
     async run<T>(task: () => Promise<T>, lane: HashLane = UNATTRIBUTED): Promise<T> {
+      let usesExtra = false;
       if (lane.priority === true) {
         if (running < slots) running++;
-        else {
+        else if (!extraInUse) {
+          extraInUse = true;
+          usesExtra = true;
+        } else {
           if (priority.length >= maxWaiting) throw serverBusy();
-          await wait(priority, '');
+          usesExtra = await wait(priority, '');
         }
       } else {
         const client = lane.client;
@@ -196,9 +206,15 @@ export function createHashLine(slots: number, maxWaiting: number, maxWaitMs: num
         return await task();
       } finally {
         averageMs = 0.8 * averageMs + 0.2 * (now() - started);
-        const next = priority.shift() ?? nextShared();
-        if (next) next.resolve();
-        else running--;
+        if (usesExtra) {
+          const next = priority.shift();
+          if (next) next.resolve(true);
+          else extraInUse = false;
+        } else {
+          const next = priority.shift() ?? nextShared();
+          if (next) next.resolve(false);
+          else running--;
+        }
       }
     },
   };
