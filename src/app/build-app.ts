@@ -40,7 +40,7 @@ import { createAuthenticate } from '../platform/http/authenticate.ts';
 import { createFrameworkErrorHandler, registerErrorHandling } from '../platform/http/error-handler.ts';
 import { registerComponentSchemas, swaggerOptions } from './openapi.ts';
 import { createMemoryCounterStore, createRedisCounterStore } from '../platform/http/rate-limit-store.ts';
-import { installRateLimits } from '../platform/http/rate-limits.ts';
+import { installRateLimits, NO_LOGIN_FAILURES } from '../platform/http/rate-limits.ts';
 import { createRequestDeviceReader } from '../platform/http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from '../platform/http/security-headers.ts';
 import { createValidatorFactory } from '../platform/http/validation.ts';
@@ -191,10 +191,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(fastifyCors, { origin: config.corsOrigins, credentials: true, maxAge: 600, methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'] });
   }
   await app.register(fastifyCookie);
+  let loginFailures = NO_LOGIN_FAILURES;
   if (config.rateLimits === 'on') {
     // Shared counters in Redis, falling back to this instance's memory while Redis is lost.
     const memory = createMemoryCounterStore(clock, { log: app.log });
-    installRateLimits(app, deps.redis ? createRedisCounterStore(deps.redis, { prefix: 'td-rl:', log: app.log, fallback: memory }) : memory);
+    loginFailures = installRateLimits(app, deps.redis ? createRedisCounterStore(deps.redis, { prefix: 'td-rl:', log: app.log, fallback: memory }) : memory);
   }
 
   await app.register(fastifySwagger, swaggerOptions);
@@ -289,6 +290,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mail: accountMail,
     passwords,
     clock,
+    loginFailures,
   });
 
   // Each route plugin gets its own feature's service, the seams of others it

@@ -27,6 +27,12 @@ export type TrustDecision =
 
 export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
 
+/** A login's device recognised before the password (DeviceTrust.recognise); a known device when `proof` is undefined (no failure). */
+export interface RecognisedDevice {
+  deviceId: string;
+  proof: ProofFailure | undefined;
+}
+
 /** The second factor that was verified before a pending device was created (docs/passkeys.md: the trust remembers it). */
 export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { factor: 'webauthn'; credentialId: string };
 
@@ -49,9 +55,23 @@ export interface DeviceTrust {
    * that commits first is never followed by a session on the revoked device,
    * and a failure anywhere leaves neither the rotation nor the session.
    */
-  check<T>(userId: string, device: RequestDevice, openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>): Promise<{ decision: TrustDecision; session?: T }>;
-  /** Like check, without recording anything. */
+  check<T>(
+    userId: string,
+    device: RequestDevice,
+    openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>,
+    /** What `recognise` found for this request (its proof is not checked twice: the challenge is already used). */
+    recognised?: RecognisedDevice,
+  ): Promise<{ decision: TrustDecision; session?: T }>;
+  /** Like check, without recording anything (a key-bound device's proof is still used up). */
   evaluate(userId: string, device: RequestDevice): Promise<TrustDecision>;
+  /**
+   * Before a login's password is checked (docs/security.md, known devices):
+   * the device whose usable token of this user the request presents, with
+   * its proof's outcome when key-bound (the challenge is used up). Undefined
+   * when the token is missing, unknown, another user's, inactive, expired,
+   * retired beyond the grace, or from another browser. Records nothing.
+   */
+  recognise(userId: string, device: RequestDevice): Promise<RecognisedDevice | undefined>;
   /** After a verified second factor, inside the transaction that opens the session: a pending device and its activation token. */
   createPendingDevice(trx: Db, userId: string, device: RequestDevice, sessionId: string, grant: TrustGrantInput): Promise<PendingDevice>;
   /**

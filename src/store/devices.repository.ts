@@ -226,12 +226,6 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
       return Number(result.numUpdatedRows) === 1;
     },
 
-    /** Whether a challenge could still be used (a read, for the trust evaluation that records nothing). */
-    async challengeUsable(challengeHash: string, now: number): Promise<boolean> {
-      const row = await db.selectFrom('device_challenges').select(['consumed_at', 'expires_at']).where('challenge_hash', '=', challengeHash).executeTakeFirst();
-      return row !== undefined && row.consumed_at === null && row.expires_at > now;
-    },
-
     /** One bounded batch of expired proof challenges (housekeeping loops over batches). */
     async deleteExpiredChallenges(now: number, limit: number): Promise<number> {
       const result = await db

@@ -9,6 +9,12 @@
  * envelope with a catalogue code, no-store and nosniff; at the end the
  * process still answers.
  *
+ * Then the login's own inputs (docs/security.md, known devices and the
+ * hashing lanes): device tokens (valid, retired, another account's, random,
+ * junk), device proofs (valid, spent, foreign, junk), forwarded addresses
+ * (IPv4, IPv6, junk) behind TRUST_PROXY, with the rate limits on, sent in
+ * parallel batches so both lanes of the hashing line are in use: no 5xx.
+ *
  * The seed is printed on failure by fast-check; set FUZZ_SEED to replay.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +23,10 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { ERRORS } from '../../src/platform/errors.ts';
-import { call, createTestApp, databaseKinds, laptop, PASSWORD, signupAndLogin, type TestApp, type TestUser, uniqueEmail } from '../helpers/app.ts';
+import { call, createTestApp, databaseKinds, enableMfa, laptop, loginWithMfa, PASSWORD, signupAndLogin, type TestApp, type TestUser, uniqueEmail } from '../helpers/app.ts';
+import { createPasswordHasher } from '../../src/platform/crypto/passwords.ts';
+import { generateToken } from '../../src/platform/crypto/tokens.ts';
+import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
 
 const RUNS = 2000;
 const RAW_RUNS = 300;
@@ -363,6 +372,100 @@ for (const kind of databaseKinds()) {
       // Still alive and serving.
       const health = await rawExchange(Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
       assert.match(health, /^HTTP\/1\.1 200 /);
+    });
+  });
+}
+
+const LANE_RUNS = 150;
+
+for (const kind of databaseKinds()) {
+  describe(`login device headers and hashing lanes fuzz (${kind.name})`, () => {
+    let t: TestApp;
+    let owner: TestUser;
+    const tokens: string[] = [];
+    const proofs: string[] = [];
+    before(async () => {
+      t = await createTestApp(kind, {
+        env: { RATE_LIMITS: 'on', TRUST_PROXY: '127.0.0.1' },
+        // One hash at a time, 16 may wait: each batch of 8 uses both lanes, and the line's own refusals are left to their tests.
+        deps: { passwordHasher: createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }, 1, 16, Number.POSITIVE_INFINITY) },
+      });
+      owner = await signupAndLogin(t.app, laptop());
+      await enableMfa(t, owner);
+      const key = await makeDeviceKey();
+      const verified = await loginWithMfa(t, owner, laptop());
+      const activate = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: verified.trusted_device.activation_token, public_key: key.publicJwk }, { token: verified.access_token, device: laptop() });
+      assert.equal(activate.res.statusCode, 200, activate.res.body);
+      tokens.push(activate.body.data.device_token);
+      for (let i = 0; i < 12; i++) proofs.push(await proofHeader(t.app, key));
+      proofs.push(await proofHeader(t.app, await makeDeviceKey()));
+    });
+    after(() => t.close());
+
+    const text = fc.oneof(oddStrings, fc.constantFrom('tdd_x', `tdd_${'A'.repeat(43)}`, 'tdc_x.y', '.', 'a.b.c'));
+    const loginRequest = fc.record({
+      email: fc.oneof(fc.constant('owner'), fc.constantFrom('nobody@example.com', ' OWNER '), oddStrings),
+      password: fc.constantFrom(PASSWORD, 'Wrong-Password-1', '', '\ud800'),
+      token: fc.oneof(fc.constantFrom('none', 'current', 'first', 'random'), text),
+      proof: fc.oneof(fc.constantFrom('none', 'fresh', 'first', 'foreign'), text),
+      cookie: fc.boolean(),
+      forwarded: fc.oneof(
+        fc.ipV4(),
+        fc.ipV6(),
+        fc.constantFrom('2001:db8::1, 10.0.0.1', 'unknown', '', '::ffff:192.0.2.1', 'fe80::1%eth0', '999.1.1.1', '1.2.3.4, ,'),
+        oddStrings,
+      ),
+    });
+
+    test(`${LANE_RUNS} batches of 8 parallel logins with device headers: no 5xx, errors in the envelope`, async () => {
+      let proofIndex = 0;
+      const statuses = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(fc.array(loginRequest, { minLength: 8, maxLength: 8 }), async (batch) => {
+          try {
+            await sendBatch(batch);
+          } catch (error) {
+            console.error(String(error));
+            throw error;
+          }
+        }),
+        { numRuns: LANE_RUNS, endOnFailure: true, ...(seed !== undefined ? { seed } : {}) },
+      );
+      assert.ok((statuses.get(200) ?? 0) > 0, JSON.stringify(Object.fromEntries(statuses)));
+
+      async function sendBatch(batch: Array<typeof loginRequest extends fc.Arbitrary<infer T> ? T : never>) {
+          const answers = await Promise.all(
+            batch.map(async (r) => {
+              const headers: Record<string, string> = { 'user-agent': laptop().userAgent, 'content-type': 'application/json' };
+              const token = r.token === 'none' ? undefined : r.token === 'current' ? tokens.at(-1) : r.token === 'first' ? tokens[0] : r.token === 'random' ? generateToken('device') : r.token;
+              const proof = r.proof === 'none' ? undefined : r.proof === 'fresh' ? proofs[Math.min(++proofIndex, proofs.length - 2)] : r.proof === 'first' ? proofs[0] : r.proof === 'foreign' ? proofs.at(-1) : r.proof;
+              const clean = (v: string) => v.replace(/[^\x20-\x7e]/g, '?');
+              if (token !== undefined && !r.cookie) headers['x-device-token'] = clean(token);
+              if (proof !== undefined) headers['x-device-proof'] = clean(proof);
+              headers['x-forwarded-for'] = clean(r.forwarded);
+              const email = r.email === 'owner' ? owner.email : r.email === ' OWNER ' ? ` ${owner.email.toUpperCase()} ` : r.email;
+              const res = await t.app.inject({
+                method: 'POST',
+                url: '/api/v1/auth/login',
+                headers,
+                ...(token !== undefined && r.cookie ? { cookies: { td_device: clean(token) } } : {}),
+                payload: JSON.stringify({ email, password: r.password }),
+              });
+              return { r, res };
+            }),
+          );
+          for (const { r, res } of answers) {
+            const where = JSON.stringify(r).slice(0, 300);
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+            assert.ok(res.statusCode < 500, `${res.statusCode} ${res.body.slice(0, 200)} for ${where}`);
+            assert.equal(res.headers['cache-control'], 'no-store', where);
+            assert.equal(res.headers['x-content-type-options'], 'nosniff', where);
+            const body = JSON.parse(res.body);
+            if (res.statusCode >= 400) assert.ok(body.error.code in ERRORS, where);
+            // A bypass rotates the token: keep the newest so "current" stays meaningful.
+            if (body.data?.device_token) tokens.push(body.data.device_token);
+          }
+      }
     });
   });
 }

@@ -1,6 +1,7 @@
 /**
  * Issue 4, Redis: with REDIS_URL the login limit (5 per 15 minutes per IP +
- * email) holds across instances; a lost Redis degrades to per-instance
+ * email) holds across instances, and so does the per-account limit and its
+ * clearing by a known device's sign-in (docs/security.md); a lost Redis degrades to per-instance
  * limits with a logged warning, never to a 500 and never to "no limit".
  *
  * Every test counts under a fresh email and IP, so its Redis keys are its own
@@ -12,7 +13,7 @@ import { randomInt } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { ManualClock } from '../../src/platform/clock.ts';
-import { call, createTestApp, databaseKinds, randomKeys, type TestApp, uniqueEmail } from '../helpers/app.ts';
+import { call, createTestApp, databaseKinds, type Device, enableMfa, laptop, PASSWORD, randomKeys, signupAndLogin, type TestApp, trustDevice, uniqueEmail } from '../helpers/app.ts';
 import type { TestDatabase } from '../helpers/databases.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL;
@@ -90,6 +91,25 @@ if (!redisUrl) {
       assert.equal(await admin.get(`td-rl:login:ip-email:${ip}:${email}`), '5');
       assert.equal(await admin.get(`td-rl:login:account:${email}`), '5');
       assert.ok(Number(await admin.pttl(`td-rl:login:account:${email}`)) > 15 * 60_000, 'the account counter lives a day');
+    });
+
+    test('strangers lock an account on both instances; its trusted device signs in on the other one and clears the shared count', async () => {
+      const { a, b } = instances;
+      const owner = await signupAndLogin(a.app, laptop({ ip: randomIp() }));
+      emails.push(owner.email);
+      await enableMfa(a, owner);
+      const { deviceToken } = await trustDevice(a, owner, laptop({ ip: randomIp() }));
+      for (let n = 0; n < 100; n++) assert.equal((await wrongLogin(n % 2 === 0 ? a : b, owner.email, `192.0.2.${Math.floor(n / 5) + 1}`)).res.statusCode, 401);
+      assert.equal(await admin.get(`td-rl:login:account:${owner.email}`), '100');
+      const right = (t: TestApp, device: Device) => call(t.app, 'POST', '/api/v1/auth/login', { email: owner.email, password: PASSWORD }, { device });
+      for (const instance of [a, b]) assert.equal((await right(instance, laptop({ ip: randomIp() }))).res.statusCode, 429);
+      const known = await right(b, laptop({ ip: randomIp(), deviceToken }));
+      assert.equal(known.res.statusCode, 200, known.res.body);
+      assert.equal(known.body.data.mfa_bypassed, true);
+      assert.equal(await admin.exists(`td-rl:login:account:${owner.email}`), 0, 'the shared count is gone');
+      const untrusted = await right(a, laptop({ ip: randomIp() }));
+      assert.equal(untrusted.res.statusCode, 200, untrusted.res.body);
+      assert.equal(untrusted.body.data.mfa_required, true);
     });
 
     test('Redis lost and back: per-instance counting meanwhile (one warning), shared again after', async () => {

@@ -1,9 +1,12 @@
 /**
- * docs/security.md: password hashing is bounded. When the line of
- * hashes waiting is full, a request is refused at once (503 SERVER_BUSY with
- * Retry-After) instead of queueing without limit; a refused login counts
- * toward the per-IP ceiling (so a flood from one address still reaches it),
- * not against the person's email or account.
+ * docs/security.md: password hashing is bounded and fair. When the line of
+ * hashes waiting is full, a request is refused at once instead of queueing
+ * without limit: 429 RATE_LIMITED when its client is over its share (it has
+ * used the line recently), 503 SERVER_BUSY when the line is full of clients
+ * no heavier than it; a lighter client takes a heavier one's place. Known
+ * devices have a priority lane. A refused login counts toward the per-IP
+ * ceiling (so a flood from one address still reaches it), not against the
+ * person's email or account.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -14,17 +17,86 @@ const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
 const kind = databaseKinds()[0]!;
 
 describe('bounded password hashing', () => {
-  test('beyond the running hash and the waiting ones, hash and verify are refused at once with SERVER_BUSY', async () => {
+  test('distinct clients beyond the running hash and the waiting ones are refused at once with SERVER_BUSY', async () => {
     const hasher = createPasswordHasher(CHEAP, 1, 2);
     const hashed = await hasher.hash(PASSWORD);
-    const results = await Promise.allSettled(Array.from({ length: 10 }, () => hasher.verify(hashed, PASSWORD)));
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => hasher.verify(hashed, PASSWORD, { client: `c${i}` })));
     const busy = results.filter((r) => r.status === 'rejected');
     assert.equal(results.filter((r) => r.status === 'fulfilled' && r.value === true).length, 3, 'one running + two waiting');
     assert.equal(busy.length, 7);
+    // None of them had used the line before: the server is busy, no one is over a share.
     for (const r of busy) assert.equal((r as PromiseRejectedResult).reason.code, 'SERVER_BUSY');
     // The line drains: later calls work again.
-    assert.equal(await hasher.verify(hashed, PASSWORD), true);
-    await assert.rejects(Promise.all(Array.from({ length: 5 }, () => hasher.verifyDummy('x'))), (e: any) => e.code === 'SERVER_BUSY');
+    assert.equal(await hasher.verify(hashed, PASSWORD, { client: 'later' }), true);
+    await assert.rejects(Promise.all(Array.from({ length: 5 }, (_, i) => hasher.verifyDummy('x', { client: `d${i}` }))), (e: any) => e.code === 'SERVER_BUSY');
+  });
+
+  test("one client's burst is told it is over its share (429 with Retry-After), and never refuses another client's single hash", async () => {
+    const hasher = createPasswordHasher(CHEAP, 1, 2);
+    const hashed = await hasher.hash(PASSWORD);
+    const burst = Array.from({ length: 10 }, () => hasher.verify(hashed, PASSWORD, { client: 'burst' }));
+    // Another client arrives while the burst fills the line: it takes the place of the burst's newest waiter.
+    const single = hasher.verify(hashed, PASSWORD, { client: 'single' });
+    const results = await Promise.allSettled(burst);
+    assert.equal(await single, true, 'the other client is served');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(results.length - refused.length, 2, 'the burst keeps the running hash and one waiting place');
+    for (const r of refused) {
+      assert.equal(r.reason.code, 'RATE_LIMITED');
+      assert.ok(Number(r.reason.headers['retry-after']) >= 1);
+    }
+  });
+
+  test('the least recent user of the line goes first; the priority lane goes before every shared waiter', async () => {
+    const hasher = createPasswordHasher(CHEAP, 1, 8, Number.POSITIVE_INFINITY);
+    const hashed = await hasher.hash(PASSWORD);
+    const order: string[] = [];
+    const run = (name: string, lane: Parameters<typeof hasher.verify>[2]) => hasher.verify(hashed, PASSWORD, lane).then(() => order.push(name));
+    await Promise.all([
+      run('heavy-1', { client: 'heavy' }),
+      run('heavy-2', { client: 'heavy' }),
+      run('heavy-3', { client: 'heavy' }),
+      run('light', { client: 'light' }),
+      run('known', { priority: true }),
+    ]);
+    // heavy-1 was running and the known device ran beside it (its lane's own slot); then the client that had used the line least.
+    assert.deepEqual(order.slice(2), ['light', 'heavy-2', 'heavy-3']);
+    assert.deepEqual(new Set(order.slice(0, 2)), new Set(['heavy-1', 'known']));
+  });
+
+  test('the priority lane has one slot of its own: a known device runs while the shared lane is full and refusing', async () => {
+    const hasher = createPasswordHasher(CHEAP, 1, 2);
+    const hashed = await hasher.hash(PASSWORD);
+    const shared = Promise.allSettled(Array.from({ length: 6 }, (_, i) => hasher.verify(hashed, PASSWORD, { client: `s${i}` })));
+    const known = Array.from({ length: 3 }, () => hasher.verify(hashed, PASSWORD, { priority: true }));
+    assert.deepEqual(await Promise.all(known), [true, true, true], 'never refused: one runs at once, the others wait for it');
+    const results = await shared;
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 3, 'the shared lane kept its own bound (1 running + 2 waiting)');
+  });
+
+  test('an honest burst (30 parallel sign-ins of one user) gets 200s and 429s with Retry-After, never a 503; another client signs in meanwhile', async () => {
+    const t = await createTestApp(kind, { env: { RATE_LIMITS: 'on' }, deps: { passwordHasher: createPasswordHasher(CHEAP, 1, 4, Number.POSITIVE_INFINITY) } });
+    try {
+      const email = uniqueEmail('burst');
+      const other = uniqueEmail('other');
+      for (const address of [email, other]) assert.equal((await call(t.app, 'POST', '/api/v1/auth/signup', { email: address, password: PASSWORD })).res.statusCode, 201);
+      const signIn = (address: string, ip: string) => call(t.app, 'POST', '/api/v1/auth/login', { email: address, password: PASSWORD }, { device: { userAgent: 'test', ip } });
+      const burst = Array.from({ length: 30 }, () => signIn(email, '198.19.1.1'));
+      const single = signIn(other, '198.19.1.2');
+      const results = await Promise.all(burst);
+      assert.equal((await single).res.statusCode, 200, 'the other client is not refused by the burst');
+      const statuses = results.map((r) => r.res.statusCode);
+      assert.ok(statuses.every((s) => s === 200 || s === 429), String(statuses));
+      assert.ok(statuses.filter((s) => s === 200).length >= 4, String(statuses));
+      for (const r of results.filter((r) => r.res.statusCode === 429)) {
+        assert.equal(r.body.error.code, 'RATE_LIMITED');
+        assert.ok(Number(r.res.headers['retry-after']) >= 1);
+      }
+      // Refused at the line, not failed: the person's own limits are untouched (5 wrong passwords are still 401s).
+      for (let i = 0; i < 5; i++) assert.equal((await call(t.app, 'POST', '/api/v1/auth/login', { email, password: 'Wrong-Password-1' }, { device: { userAgent: 'test', ip: '198.19.1.1' } })).res.statusCode, 401);
+    } finally {
+      await t.close();
+    }
   });
 
   test('a login flood beyond the line answers 503 SERVER_BUSY in the envelope, never 500, and counts toward the per-IP ceiling only', async () => {

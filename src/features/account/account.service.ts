@@ -33,6 +33,7 @@ import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
 import { type PasswordHasher, passwordProblems } from '../../platform/crypto/passwords.ts';
 import { hashToken, looksLike, type TokenKind } from '../../platform/crypto/tokens.ts';
 import type { UsersRepository } from '../../store/users.repository.ts';
+import type { LoginFailures } from '../../platform/http/rate-limits.ts';
 import type { AccountMail } from './account-mail.ts';
 import type { AccountRepository } from '../../store/account.repository.ts';
 
@@ -43,6 +44,8 @@ export interface AccountServiceOptions {
   mail: AccountMail;
   passwords: PasswordHasher;
   clock: Clock;
+  /** The login failure counters: a reset lifts the per-account lock (docs/security.md). */
+  loginFailures?: LoginFailures;
 }
 
 const TOKEN_KIND: Record<EmailTokenPurpose, TokenKind> = { verify_email: 'emailVerification', password_reset: 'passwordReset', report: 'report' };
@@ -120,6 +123,9 @@ export function createAccountService(options: AccountServiceOptions) {
         if (error instanceof LostRace) throw await refusal('password_reset', hash);
         throw error;
       }
+      // The new password must work at once: strangers' failed guesses against the old one no longer count.
+      const user = await users.findById(userId);
+      if (user) await options.loginFailures?.clearAccount(user.email);
       await mail.passwordChanged(userId, actor);
       return { devicesRevoked: ended.devices.length, sessionsEnded: ended.sessions.length };
     },

@@ -2,10 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
 import type { DeviceChallenges, SessionTokenRotation } from '../../domain/contracts.ts';
 import type { HttpTools } from '../../platform/http/context.ts';
-import type { AuthService } from './auth.service.ts';
+import type { AuthService, LoginRecognition } from './auth.service.ts';
+import type { RequestDevice } from '../../platform/context.ts';
 import { iso, NoContent, ok, success, withErrors } from '../../platform/http/envelope.ts';
-import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
-import { requestActor } from '../../platform/http/request-device.ts';
+import { clientNetwork, RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
+import { requestActor, requestDeviceToken } from '../../platform/http/request-device.ts';
 import { pendingDeviceJson } from '../../domain/views/device.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
@@ -15,6 +16,9 @@ import type { LoginResult } from '../../platform/metrics.ts';
 import * as S from './auth.schemas.ts';
 
 const tags = ['auth'];
+
+/** A login's device and what its recognition found, from the preHandler to the handler. */
+const recognitions = new WeakMap<FastifyRequest, { device: RequestDevice; recognition: LoginRecognition | undefined }>();
 
 export interface AuthRouteContext extends HttpTools {
   auth: AuthService;
@@ -66,8 +70,19 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       const result = reply.statusCode === 200 ? loginOutcomes.get(request) : OUTCOME_OF_STATUS[reply.statusCode];
       if (result !== undefined) ctx.onLoginOutcome?.(result);
     },
+    // Before the rate limits (a route's own preHandler runs first): a known device of the account is
+    // exempt from the per-account and per-IP limits and hashed in the priority lane (docs/security.md).
+    preHandler: async (request) => {
+      // No device token, nothing to recognise: a flood without one pays nothing here.
+      if (requestDeviceToken(request) === undefined) return;
+      const device = requestDevice(request);
+      const recognition = await auth.recogniseDevice(request.body.email, device);
+      request.knownDevice = recognition?.known === true;
+      recognitions.set(request, { device, recognition });
+    },
   }, async (request, reply) => {
-    const result = await auth.login(request.body, requestDevice(request));
+    const seen = recognitions.get(request);
+    const result = await auth.login(request.body, seen?.device ?? requestDevice(request), { client: clientNetwork(request.ip), recognition: seen?.recognition });
     loginOutcomes.set(request, result.kind === 'mfa_required' ? 'mfa_required' : result.mfa_bypassed ? 'bypassed' : 'signed_in');
     if (result.kind === 'mfa_required') {
       return ok(

@@ -18,7 +18,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
 import type { Db } from '../../store/schema.ts';
-import type { DeviceTrust, PendingDevice, SecondFactor, SecondFactorGate, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import type { DeviceTrust, PendingDevice, RecognisedDevice, SecondFactor, SecondFactorGate, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
 import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
 import type { Actor } from '../../store/history.ts';
@@ -59,6 +59,23 @@ export interface Profile {
   display_name: string | null;
 }
 
+/**
+ * A login's device as recognised before its password is checked
+ * (docs/security.md, "Strangers never lock out the owner"): `known` when it
+ * is a usable device of the email's account whose proof, if key-bound, held.
+ */
+export interface LoginRecognition {
+  userId: string;
+  device: RecognisedDevice;
+  known: boolean;
+}
+
+/** Where the login's password hash waits: its client's key (address, IPv6 /64), and what was recognised. */
+export interface LoginContext {
+  client: string;
+  recognition?: LoginRecognition | undefined;
+}
+
 export type LoginResult =
   | ({
       kind: 'session';
@@ -88,9 +105,14 @@ export function createAuthService(options: AuthServiceOptions) {
    * complete means "not trusted" (the second factor is asked), never
    * "trusted"; nothing of it is left behind.
    */
-  async function checkTrust<T>(userId: string, device: RequestDevice, openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>) {
+  async function checkTrust<T>(
+    userId: string,
+    device: RequestDevice,
+    openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>,
+    recognised?: RecognisedDevice,
+  ) {
     try {
-      return await deviceTrust.check(userId, device, openSession);
+      return await deviceTrust.check(userId, device, openSession, recognised);
     } catch (error) {
       log.warn({ err: error }, 'trust check failed; MFA required');
       return { decision: { trusted: false as const, reason: 'error' as const }, session: undefined };
@@ -152,9 +174,33 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return { ...profile(user), created_at: now };
     },
 
-    async login(input: { email: string; password: string }, device: RequestDevice): Promise<LoginResult> {
+    /**
+     * Before the password (and the rate limits) of a login: whether it comes
+     * from a known device of the email's account. Cheap: the user by email,
+     * the token by its hash (and, when key-bound, one conditional UPDATE and
+     * one signature check). A wrong token, another account's token, a drifted
+     * fingerprint or a failed proof is not known. Fails closed: an error
+     * means "not known" (no exemption, the shared lane).
+     */
+    async recogniseDevice(email: string, device: RequestDevice): Promise<LoginRecognition | undefined> {
+      if (device.deviceToken === undefined) return undefined;
+      try {
+        const user = await users.findByEmail(normaliseEmail(email));
+        if (!user) return undefined;
+        const recognised = await deviceTrust.recognise(user.id, device);
+        return recognised && { userId: user.id, device: recognised, known: recognised.proof === undefined };
+      } catch (error) {
+        log.warn({ err: error }, 'device recognition failed; the login is treated as from an unknown device');
+        return undefined;
+      }
+    },
+
+    async login(input: { email: string; password: string }, device: RequestDevice, context: LoginContext = { client: '-' }): Promise<LoginResult> {
       const user = await users.findByEmail(normaliseEmail(input.email));
-      const passwordOk = user ? await passwords.verify(user.password_hash, input.password) : await passwords.verifyDummy(input.password);
+      // A known device of this account is hashed in the priority lane; everyone else shares the line per client.
+      const recognition = user && context.recognition?.userId === user.id ? context.recognition : undefined;
+      const lane = recognition?.known ? ({ priority: true } as const) : { client: context.client };
+      const passwordOk = user ? await passwords.verify(user.password_hash, input.password, lane) : await passwords.verifyDummy(input.password, lane);
       if (!user || !passwordOk) throw invalidCredentials();
 
       if (!(await mfa.isEnabled(user.id))) {
@@ -162,8 +208,11 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
-      const { decision: trust, session } = await checkTrust(user.id, device, (trx, trustedDevice) =>
-        sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice }),
+      const { decision: trust, session } = await checkTrust(
+        user.id,
+        device,
+        (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice }),
+        recognition?.device,
       );
       if (trust.trusted && session) {
         const { tokens } = session;
@@ -294,7 +343,8 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
     /** Checks the password of a signed-in user (password change, MFA deactivation). */
     async requirePassword(userId: string, password: string): Promise<User> {
       const user = await users.findById(userId);
-      if (!user || !(await passwords.verify(user.password_hash, password))) {
+      // Shared lane, keyed by the user: a stolen access token cannot take another client's share.
+      if (!user || !(await passwords.verify(user.password_hash, password, { client: `user:${userId}` }))) {
         throw new AppError('INVALID_CURRENT_PASSWORD');
       }
       return user;

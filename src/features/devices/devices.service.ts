@@ -17,8 +17,12 @@
  *   with a proof: a fresh challenge (POST /auth/device-challenge, 60 s,
  *   single-use, stored as SHA-256) signed by its private key. No proof, a
  *   malformed, reused, expired or wrong one → not trusted, `proof_failed`.
- *   The challenge is consumed (one conditional UPDATE) only when a proof is
- *   checked, i.e. for a key-bound device.
+ *   The challenge is consumed (one conditional UPDATE) whenever a proof is
+ *   checked, i.e. for a key-bound device, wherever it is checked: the
+ *   login's recognition before the password (docs/security.md, known
+ *   devices), the login's trust check (which reuses the recognition's result
+ *   instead of checking again), the evaluation after a second factor. A
+ *   proof is therefore accepted once across every endpoint.
  * - Every bypass rotates the device token (one conditional UPDATE that moves
  *   current → retired only if the presented token is still the current one)
  *   and keeps the retired token's hash with the time it was retired, until
@@ -43,7 +47,7 @@ import { generateToken, hashToken, isId, looksLike, newId } from '../../platform
 import { parseProof, parsePublicKey, verifyProof } from '../../platform/crypto/device-keys.ts';
 import type { DeviceSummary, DevicesRepository, TrustedDevice } from '../../store/devices.repository.ts';
 import { type DeviceFingerprint, similarity } from '../../platform/crypto/fingerprint.ts';
-import type { DeviceAlerts, DeviceTrust, DeviceView, PendingDevice, ProofFailure, TrustDecision } from '../../domain/contracts.ts';
+import type { DeviceAlerts, DeviceTrust, DeviceView, PendingDevice, ProofFailure, RecognisedDevice, TrustDecision } from '../../domain/contracts.ts';
 import { attemptActor, defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
 
 export interface DevicesServiceOptions {
@@ -145,20 +149,15 @@ export function createDevicesService(options: DevicesServiceOptions) {
     return { ok: true, row, tokenHash, retired: retiredAt !== undefined };
   }
 
-  /**
-   * The proof of possession of a key-bound device. `consume` uses the
-   * challenge up (the login's check); without it the challenge is only read
-   * (the evaluation that records nothing).
-   */
-  async function proofFailure(row: TrustedDevice, proofHeader: string | undefined, consume: boolean): Promise<ProofFailure | undefined> {
+  /** The proof of possession of a key-bound device; its challenge is used up (one conditional UPDATE) whatever the outcome of the signature. */
+  async function proofFailure(row: TrustedDevice, proofHeader: string | undefined): Promise<ProofFailure | undefined> {
     if (row.public_key_jwk === null) return undefined;
     if (proofHeader === undefined || proofHeader === '') return 'missing';
     const proof = parseProof(proofHeader);
     if (proof === undefined) return 'malformed';
     const challengeHash = hashToken(proof.challenge);
     const now = clock.now();
-    const usable = consume ? await repository.consumeChallenge(challengeHash, now) : await repository.challengeUsable(challengeHash, now);
-    if (!usable) return 'unusable_challenge';
+    if (!(await repository.consumeChallenge(challengeHash, now))) return 'unusable_challenge';
     return (await verifyProof(row.public_key_jwk, proof.challenge, proof.signature)) ? undefined : 'bad_signature';
   }
 
@@ -173,9 +172,23 @@ export function createDevicesService(options: DevicesServiceOptions) {
   async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision> {
     const c = await classify(userId, device);
     if (!c.ok) return c.decision;
-    const failure = await proofFailure(c.row, device.proof, false);
+    const failure = await proofFailure(c.row, device.proof);
     if (failure !== undefined) return { trusted: false, reason: 'proof_failed', deviceId: c.row.id, why: failure };
     return trustedDecision(c.row);
+  }
+
+  /**
+   * Before the password is checked: the device the login presents, when its
+   * token is a usable one of this user (current, or retired within the
+   * grace; active; not expired; the fingerprint matches), with the outcome of
+   * its proof when key-bound (the challenge is used up here). Records
+   * nothing: the trust check after the password does, reusing this outcome.
+   */
+  async function recognise(userId: string, device: RequestDevice): Promise<RecognisedDevice | undefined> {
+    if (hashOfDeviceToken(device.deviceToken) === undefined) return undefined;
+    const c = await classify(userId, device);
+    if (!c.ok) return undefined;
+    return { deviceId: c.row.id, proof: await proofFailure(c.row, device.proof) };
   }
 
   /** A retired token after the grace: the what-ends-what row `device_token_reuse`, with the `reuse_detected` event in its transaction. */
@@ -232,8 +245,9 @@ export function createDevicesService(options: DevicesServiceOptions) {
 
   const trust: DeviceTrust = {
     evaluate,
+    recognise,
 
-    async check(userId, device, openSession) {
+    async check(userId, device, openSession, recognised) {
       const c = await classify(userId, device);
       const actor = attemptActor(device);
       const now = clock.now();
@@ -249,7 +263,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
         return { decision };
       }
       const { row, tokenHash } = c;
-      const failure = await proofFailure(row, device.proof, true);
+      // The recognition before the password used the proof's challenge up: its outcome stands.
+      const failure = recognised !== undefined && recognised.deviceId === row.id ? recognised.proof : await proofFailure(row, device.proof);
       if (failure !== undefined) {
         await repository.recordEvents([event(userId, 'proof_failed', row, actor)], now);
         await options.alerts?.deviceProofFailed(userId, alertContext(row, actor));

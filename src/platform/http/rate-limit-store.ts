@@ -4,7 +4,8 @@
  *
  * - `hit` adds one to several counters at once and answers each one's count
  *   and remaining time; `undo` takes one back (an attempt that turned out not
- *   to count: a successful sign-in, a request refused by another counter).
+ *   to count: a successful sign-in, a request refused by another counter);
+ *   `clear` forgets a counter (a password reset lifts the per-account lock).
  *   Counting BEFORE the work and undoing after is what keeps concurrent
  *   requests from outrunning a limit.
  * - With REDIS_URL, counters live in Redis (INCR + PEXPIRE in one Lua
@@ -38,6 +39,8 @@ export interface CounterState {
 export interface CounterStore {
   hit(hits: readonly CounterHit[]): Promise<CounterState[]>;
   undo(keys: readonly string[]): Promise<void>;
+  /** Forgets counters (a password reset, a sign-in from a known device: docs/security.md). */
+  clear(keys: readonly string[]): Promise<void>;
 }
 
 /** Live in-memory counters at most (~200 bytes each: tens of MB at worst). */
@@ -88,6 +91,9 @@ export function createMemoryCounterStore(clock: Clock, options: { maxKeys?: numb
         if (counter === undefined || counter.endsAt <= now) continue;
         if (--counter.count <= 0) counters.delete(key);
       }
+    },
+    async clear(keys) {
+      for (const key of keys) counters.delete(key);
     },
   };
 }
@@ -167,6 +173,17 @@ export function createRedisCounterStore(redis: Redis, options: { prefix: string;
         await client.tdCounterUndo(keys.length, ...keys.map((key) => prefix + key));
       } catch {
         await fallback.undo(keys);
+      }
+    },
+    async clear(keys) {
+      if (keys.length === 0) return;
+      // Both: the memory fallback may have counted while Redis was away.
+      await fallback.clear(keys);
+      if (redis.status !== 'ready') return;
+      try {
+        await redis.del(...keys.map((key) => prefix + key));
+      } catch (error) {
+        useLocal(error);
       }
     },
   };

@@ -16,12 +16,20 @@
  * Clients are keyed by address; IPv6 by its /64 (one subscriber's whole
  * prefix), since a single host can use any of 2^64 addresses.
  *
+ * Known devices (docs/security.md, "Strangers never lock out the owner"): a
+ * login that presents a valid device token of the account of its email (and
+ * a valid proof when the device is key-bound) is recognised by the login
+ * route before these hooks run (`request.knownDevice`); it is exempt from the
+ * per-account and the per-IP limits (it still counts per IP + email), and
+ * its success clears the per-account failure count. A password reset clears
+ * it too (`LoginFailures.clearAccount`).
+ *
  * Threats: online password guessing per account (from one IP: IP + email;
  * from many IPs: the per-account day limit), credential stuffing and floods
  * of distinct emails from one IP (the per-IP ceiling), sign-up spam, a
- * stolen access token used as a password oracle, API scraping.
- * The per-account limit can be used to lock a person out of password sign-in
- * for up to a day (docs/security.md weighs that).
+ * stolen access token used as a password oracle, API scraping; strangers
+ * locking the owner out with the per-account limit (the known-device
+ * exemption, the reset).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { DAY, MINUTE } from '../clock.ts';
@@ -46,6 +54,12 @@ export interface FailureRule {
   key: KeyOf;
   /** Whether the answer was a failed attempt for this counter (kept in the count). */
   failed(statusCode: number): boolean;
+  /** A request this counter does not apply to (neither counted nor refused). */
+  exempt?(request: FastifyRequest): boolean;
+  /** An answer after which this counter is forgotten (not just this attempt: every failure before it). */
+  clears?(request: FastifyRequest, statusCode: number): boolean;
+  /** The 429's message when this counter refuses (what the person can do). */
+  message?: string;
 }
 
 export interface FailureLimit {
@@ -69,10 +83,19 @@ export function clientNetwork(ip: string): string {
 }
 
 const ip = (request: FastifyRequest) => clientNetwork(request.ip);
+const normalised = (email: string) => email.trim().toLowerCase();
 const email = (request: FastifyRequest) => {
   const value = (request.body as { email?: unknown } | undefined)?.email;
-  return typeof value === 'string' ? value.trim().toLowerCase() : '';
+  return typeof value === 'string' ? normalised(value) : '';
 };
+/** The per-account login counter of an email (existing or not). */
+const loginAccountKey = (address: string) => `login:account:${address}`;
+/** Recognised by the login route as a device of the email's account (see the module comment). */
+const knownDevice = (request: FastifyRequest) => request.knownDevice === true;
+
+/** What the per-account limit tells the person locked out: how to get in anyway. */
+export const ACCOUNT_LOCKED_MESSAGE =
+  'Too many failed sign-ins for this account. Use a device you signed in on before, or reset your password.';
 
 /**
  * Authenticated API routes, per user, across routes: device routes and the
@@ -92,13 +115,24 @@ export const RATE_LIMITS = {
   login: {
     kind: 'failures',
     // A failure is 401 INVALID_CREDENTIALS (a 422 never gets this far: validation runs first).
-    // For the per-IP ceiling a 503 (the hashing line was full) counts too: otherwise a flood from
-    // one address, refused at the hasher, would never reach its ceiling and would keep the line
-    // full for everyone. It does not count against a person's own email or account.
+    // For the per-IP ceiling a refusal by the hashing line counts too (503 when full, 429 when the
+    // client is over its share): otherwise a flood from one address, refused at the hasher, would
+    // never reach its ceiling and would keep the line full for everyone. It does not count against
+    // a person's own email or account. A known device (see the module comment) skips the per-account
+    // and per-IP counters, and its success clears the per-account one.
     rules: [
       { name: 'ip-email', max: 5, windowMs: 15 * MINUTE, key: (r) => `login:ip-email:${ip(r)}:${email(r)}`, failed: (status) => status === 401 },
-      { name: 'account', max: 100, windowMs: DAY, key: (r) => `login:account:${email(r)}`, failed: (status) => status === 401 },
-      { name: 'ip', max: 50, windowMs: 15 * MINUTE, key: (r) => `login:ip:${ip(r)}`, failed: (status) => status === 401 || status === 503 },
+      {
+        name: 'account',
+        max: 100,
+        windowMs: DAY,
+        key: (r) => loginAccountKey(email(r)),
+        failed: (status) => status === 401,
+        exempt: knownDevice,
+        clears: (r, status) => knownDevice(r) && status === 200,
+        message: ACCOUNT_LOCKED_MESSAGE,
+      },
+      { name: 'ip', max: 50, windowMs: 15 * MINUTE, key: (r) => `login:ip:${ip(r)}`, failed: (status) => status === 401 || status === 429 || status === 503, exempt: knownDevice },
     ],
   } satisfies FailureLimit,
   /** Password checks behind a session (password change, MFA off by password): a stolen access token must not become a password oracle. */
@@ -126,9 +160,9 @@ export const RATE_LIMITS = {
 /** A route's limits: one, or several independent ones (e.g. per IP and per account), each counted. */
 export const rateLimitConfig = (...limits: RouteRateLimit[]) => ({ rateLimit: limits.length === 1 ? limits[0]! : limits });
 
-const limited = (ttlMs: number) => {
+const limited = (ttlMs: number, message?: string) => {
   const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
-  return new AppError('RATE_LIMITED', `Too many requests. Try again in ${seconds} seconds.`, {
+  return new AppError('RATE_LIMITED', message ?? `Too many requests. Try again in ${seconds} seconds.`, {
     headers: { 'retry-after': String(seconds) },
     details: { retry_after_seconds: seconds },
   });
@@ -137,14 +171,24 @@ const limited = (ttlMs: number) => {
 type Hook = (request: FastifyRequest, reply: FastifyReply, payload?: unknown) => Promise<unknown>;
 const append = (existing: unknown, hook: Hook): Hook[] => [...(Array.isArray(existing) ? existing : existing ? [existing] : []), hook];
 
-const reservations = new WeakMap<FastifyRequest, string[]>();
+const reservations = new WeakMap<FastifyRequest, Array<{ rule: FailureRule; key: string }>>();
+
+/** The login failure counters, for the work that lifts them (a password reset). */
+export interface LoginFailures {
+  /** Forgets the per-account failure count of an email (every instance, with Redis). */
+  clearAccount(email: string): Promise<void>;
+}
+
+/** RATE_LIMITS=off: nothing is counted, nothing to clear. */
+export const NO_LOGIN_FAILURES: LoginFailures = { clearAccount: async () => undefined };
 
 /**
  * Applies `config.rateLimit` of every route registered after this call
  * (preHandler: after authentication and validation, so keys can use the user
- * and the typed body).
+ * and the typed body; a route's own preHandlers run first, so the login's
+ * device recognition is known here).
  */
-export function installRateLimits(app: FastifyInstance, store: CounterStore): void {
+export function installRateLimits(app: FastifyInstance, store: CounterStore): LoginFailures {
   app.addHook('onRoute', (route: RouteOptions) => {
     const configured = (route.config as { rateLimit?: RouteRateLimit | readonly RouteRateLimit[] } | undefined)?.rateLimit;
     for (const limit of configured === undefined ? [] : [configured].flat()) applyLimit(route, limit);
@@ -160,33 +204,41 @@ export function installRateLimits(app: FastifyInstance, store: CounterStore): vo
     }
 
     route.preHandler = append(route.preHandler, async (request) => {
-      const hits = limit.rules.map((rule) => ({ key: rule.key(request), windowMs: rule.windowMs }));
-      const states = await store.hit(hits);
-      const over = states.filter((state, i) => state.count > limit.rules[i]!.max);
-      const keys = hits.map((h) => h.key);
+      const counted = limit.rules.filter((rule) => rule.exempt?.(request) !== true).map((rule) => ({ rule, key: rule.key(request) }));
+      const states = await store.hit(counted.map(({ rule, key }) => ({ key, windowMs: rule.windowMs })));
+      const over = counted.map((c, i) => ({ ...c, state: states[i]! })).filter(({ rule, state }) => state.count > rule.max);
       if (over.length > 0) {
         // A refused attempt is not checked, so it is not a failure either.
-        await store.undo(keys);
-        throw limited(Math.max(...over.map((state) => state.ttlMs)));
+        await store.undo(counted.map((c) => c.key));
+        const longest = over.reduce((a, b) => (b.state.ttlMs > a.state.ttlMs ? b : a));
+        throw limited(longest.state.ttlMs, longest.rule.message);
       }
-      reservations.set(request, keys);
+      reservations.set(request, counted);
     });
     const rules = limit.rules;
     // onSend, not onResponse: the count is settled before the client sees the answer.
     route.onSend = append(route.onSend, async (request, reply, payload) => {
-      const keys = reservations.get(request);
-      if (keys !== undefined) {
+      const counted = reservations.get(request);
+      if (counted !== undefined) {
         reservations.delete(request);
-        const notFailures = keys.filter((_, i) => !rules[i]!.failed(reply.statusCode));
+        const notFailures = counted.filter(({ rule }) => !rule.failed(reply.statusCode)).map((c) => c.key);
         if (notFailures.length > 0) await store.undo(notFailures);
       }
+      const cleared = rules.filter((rule) => rule.clears?.(request, reply.statusCode) === true).map((rule) => rule.key(request));
+      if (cleared.length > 0) await store.clear(cleared);
       return payload;
     });
   }
+
+  return { clearAccount: (address) => store.clear([loginAccountKey(normalised(address))]) };
 }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     rateLimit?: RouteRateLimit | readonly RouteRateLimit[];
+  }
+  interface FastifyRequest {
+    /** Set by the login route: this request presents a valid device (token, and proof when key-bound) of the email's account. */
+    knownDevice?: boolean;
   }
 }
