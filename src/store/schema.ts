@@ -162,7 +162,12 @@ export type DeviceEventType =
   | 'webauthn_counter_error'
   // Device-bound keys and rotation (migration 007, docs/trust-model.md)
   | 'proof_failed'
-  | 'reuse_detected';
+  | 'reuse_detected'
+  // Device-bound sessions (migration 009, docs/sessions.md)
+  /** A retired device token came back with a valid proof of the device's own key: a lost cookie update, re-issued, no alarm. */
+  | 'token_resynced'
+  /** A bound session's refresh came with a proof by another key: the session ended. */
+  | 'session_proof_failed';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =

@@ -393,6 +393,8 @@ export const EVENT_LABELS = {
   fingerprint_mismatch: 'Device didn’t match its record; a code was required',
   proof_failed: 'Device couldn’t prove it holds its key; a code was required',
   reuse_detected: 'An old copy of the device’s token was used; device revoked',
+  token_resynced: 'Signed in with an older cookie after a crash; the device proved its key, nothing was revoked',
+  session_proof_failed: 'A copy of this browser’s session was used; that session was signed out',
   fingerprint_updated: 'Code entered on a trusted device; its record was updated',
   activation_revoked: 'Offer to remember the device withdrawn',
   signed_in: 'Signed in',
