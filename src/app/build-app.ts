@@ -87,6 +87,9 @@ export const LOG_REDACT_PATHS = [
   'req.headers["x-device-token"]',
   'req.headers["x-device-fingerprint"]',
   'req.headers["x-device-proof"]',
+  'req.headers["x-session-proof"]',
+  'req.headers["secure-session-response"]',
+  'req.headers["sec-secure-session-id"]',
   'res.headers["set-cookie"]',
 ];
 
@@ -220,6 +223,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     sessionMaxAgeDays: config.sessionMaxAgeDays,
     sessionIdleDays: config.sessionIdleDays,
+    boundAccessTokenTtlSeconds: config.boundAccessTokenTtlSeconds,
+    // The devices feature owns the proof challenges (one table, one consumption for device and session proofs).
+    challenges: { issueChallenge: () => devices.issueChallenge(), consume: (challenge) => devices.consumeChallenge(challenge) },
+    alerts: { sessionProofFailed: (userId, context) => accountMail.sessionProofFailed(userId, context) },
     log: app.log,
   });
   // Session activity recorded in memory is written before storage closes (src/app/main.ts closes it after the app).

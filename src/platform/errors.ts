@@ -74,6 +74,7 @@ export const ERRORS = {
 
   // Sessions (docs/sessions.md)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
+  SESSION_PROOF_REQUIRED: { status: 401, message: 'This session is bound to a key of its browser: sign details.challenge with it and send x-session-proof.' },
 
   // Admin API (docs/admin-and-webhooks.md)
   USER_NOT_FOUND: { status: 404, message: 'No such user.' },
@@ -119,8 +120,8 @@ export class ValidationError extends AppError {
 }
 
 export class UnauthorizedError extends AppError {
-  constructor(message?: string) {
-    super('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' } });
+  constructor(message?: string, details?: unknown) {
+    super('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' }, details });
   }
 }
 

@@ -9,7 +9,11 @@ import { requestActor } from '../../platform/http/request-device.ts';
 import { pendingDeviceJson } from '../../domain/views/device.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
-import { ValidationError } from '../../platform/errors.ts';
+import { AppError, ValidationError } from '../../platform/errors.ts';
+import { attemptActor } from '../../platform/context.ts';
+
+/** docs/sessions.md, "Bound sessions". */
+const SESSION_PROOF_HEADER = 'x-session-proof';
 import { PASSWORD_POLICY } from '../../platform/crypto/passwords.ts';
 import * as S from './auth.schemas.ts';
 
@@ -55,7 +59,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     },
     config: rateLimitConfig(RATE_LIMITS.login),
   }, async (request, reply) => {
-    const result = await auth.login(request.body, requestDevice(request));
+    const result = await auth.login(request.body, requestDevice(request), request.body.session_key);
     if (result.kind === 'mfa_required') {
       return ok(
         { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
@@ -92,12 +96,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
   }, async (request, reply) => {
-    const { temporary_token, code, backup_code, webauthn } = request.body;
+    const { temporary_token, code, backup_code, webauthn, session_key } = request.body;
     if ([code, backup_code, webauthn].filter((f) => f !== undefined).length !== 1) {
       throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code or webauthn' }]);
     }
     const factor = code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : { webauthn: webauthn! };
-    const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request)));
+    const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request), session_key));
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },
       'Second factor verified.',
@@ -105,14 +109,24 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
   });
 
   app.post('/refresh', {
-    schema: { operationId: 'refreshTokens', security: [], tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
+    schema: {
+      operationId: 'refreshTokens',
+      security: [],
+      tags,
+      summary: 'Rotate a refresh token; a bound session needs x-session-proof (401 SESSION_PROOF_REQUIRED gives the challenge to sign)',
+      body: S.RefreshBody,
+      headers: S.RefreshHeaders,
+      response: withErrors({ 200: success(S.SessionData) }),
+    },
   }, async (request, reply) => {
     const token = presentedRefreshToken(request, request.body);
     if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
     try {
-      return ok(deliverRefreshToken(request, reply, await sessions.refresh(token)), 'Tokens refreshed.');
+      const proof = request.headers[SESSION_PROOF_HEADER];
+      return ok(deliverRefreshToken(request, reply, await sessions.refresh(token, { proof: typeof proof === 'string' ? proof : undefined, actor: attemptActor(requestDevice(request)) })), 'Tokens refreshed.');
     } catch (error) {
-      if (request.body?.refresh_token === undefined) clearRefreshCookie(request, reply);
+      // A bound session asking for its proof keeps its cookie: the next try, with the proof, uses it.
+      if (request.body?.refresh_token === undefined && !(error instanceof AppError && error.code === 'SESSION_PROOF_REQUIRED')) clearRefreshCookie(request, reply);
       throw error;
     }
   });
@@ -182,7 +196,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       response: withErrors({ 200: success(S.PasskeySignInData) }),
     },
   }, async (request, reply) => {
-    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request)));
+    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request), request.body.session_key));
     // On a trusted device the token was rotated (docs/trust-model.md): hand the browser its successor.
     if (result.device_token) setDeviceCookie(reply, request, config.cookieSecure, result.device_token, deviceCookieMaxAge ?? 0);
     const pending = result.trusted_device && { ...result.trusted_device, expires_at: iso(result.trusted_device.expires_at), trust_ttl_days: config.deviceTrustTtlDays };

@@ -18,7 +18,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
 import type { Db } from '../../store/schema.ts';
-import type { DeviceTrust, PendingDevice, SecondFactor, SecondFactorGate, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import type { DeviceTrust, PendingDevice, SecondFactor, SecondFactorGate, SessionBinding, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import { parsePublicKey } from '../../platform/crypto/device-keys.ts';
 import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
 import type { Actor } from '../../store/history.ts';
@@ -133,6 +134,13 @@ export function createAuthService(options: AuthServiceOptions) {
     return challenge;
   }
 
+  /** The session's binding from a `session_key` (docs/sessions.md, "Bound sessions"): the checks of a device key; 422 INVALID_PUBLIC_KEY otherwise. */
+  const bindingOf = async (sessionKey: unknown): Promise<SessionBinding | undefined> => {
+    if (sessionKey === undefined) return undefined;
+    const key = await parsePublicKey(sessionKey, 'session_key');
+    return { kind: 'webcrypto', jwk: key.stored, thumbprint: key.thumbprint };
+  };
+
   const noWebauthn = () => new AppError('WEBAUTHN_NOT_REGISTERED', 'Passkeys are not available on this service.');
 
   return {
@@ -152,18 +160,19 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return { ...profile(user), created_at: now };
     },
 
-    async login(input: { email: string; password: string }, device: RequestDevice): Promise<LoginResult> {
+    async login(input: { email: string; password: string }, device: RequestDevice, sessionKey?: unknown): Promise<LoginResult> {
+      const binding = await bindingOf(sessionKey);
       const user = await users.findByEmail(normaliseEmail(input.email));
       const passwordOk = user ? await passwords.verify(user.password_hash, input.password) : await passwords.verifyDummy(input.password);
       if (!user || !passwordOk) throw invalidCredentials();
 
       if (!(await mfa.isEnabled(user.id))) {
-        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none' });
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none', binding });
         return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
       const { decision: trust, session } = await checkTrust(user.id, device, (trx, trustedDevice) =>
-        sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice }),
+        sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice, binding }),
       );
       if (trust.trusted && session) {
         const { tokens } = session;
@@ -201,7 +210,9 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return webauthn.secondFactorOptions(challenge.user_id, challenge.id);
     },
 
-    async verifyMfa(temporaryToken: string, factor: LoginFactor, device: RequestDevice): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
+    async verifyMfa(temporaryToken: string, factor: LoginFactor, device: RequestDevice, sessionKey?: unknown): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
+      // A refused key is answered before the code is checked: the temporary token and the code stay usable.
+      const binding = await bindingOf(sessionKey);
       const challenge = await openChallenge(temporaryToken, device);
       const now = clock.now();
       const userId = challenge.user_id;
@@ -240,7 +251,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!user) throw invalidToken('The temporary token');
       const trustedDevice = await trustedDeviceAfterMfa(userId, device);
       const { tokens, extra: pending } = await sessions.open(
-        { userId, device, mfaMethod: grant.factor, trustedDevice },
+        { userId, device, mfaMethod: grant.factor, trustedDevice, binding },
         async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),
       );
       return { ...tokens, ...profile(user), trusted_device: pending };
@@ -259,19 +270,20 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
      * (and recorded) and the session is opened on it; elsewhere a pending
      * device, granted by this credential, waits to be activated.
      */
-    async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice) {
+    async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice, sessionKey?: unknown) {
       if (!webauthn) throw noWebauthn();
+      const binding = await bindingOf(sessionKey);
       const { userId, credentialId } = await webauthn.verifyPasswordless(attemptToken, response, device);
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The passkey sign-in attempt');
       // On a trusted device the session opens in the trust check's transaction; elsewhere with a pending device, granted by this credential.
       const { decision: trust, session } = await checkTrust(userId, device, (trx, trustedDevice) =>
-        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', trustedDevice }),
+        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', trustedDevice, binding }),
       );
       const trustedDevice = trust.trusted && session ? { id: trust.deviceId, name: trust.deviceName } : undefined;
       const { tokens, extra: pending } = session
         ? { tokens: session.tokens, extra: null }
-        : await sessions.open({ userId, device, mfaMethod: 'webauthn' }, (trx, sessionId) =>
+        : await sessions.open({ userId, device, mfaMethod: 'webauthn', binding }, (trx, sessionId) =>
             deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId }),
           );
       return {

@@ -469,6 +469,12 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return { challenge, expiresIn: DEVICE_CHALLENGE_TTL_SECONDS };
     },
 
+    /** Consumes a proof challenge (one conditional UPDATE): true exactly once for an issued, unexpired one. */
+    async consumeChallenge(challenge: string): Promise<boolean> {
+      if (!looksLike('deviceChallenge', challenge)) return false;
+      return repository.consumeChallenge(hashToken(challenge), clock.now());
+    },
+
     async list(userId: string, currentDeviceToken: string | undefined): Promise<DeviceView[]> {
       const hash = hashOfDeviceToken(currentDeviceToken);
       const rows = await repository.listActive(userId, clock.now());
