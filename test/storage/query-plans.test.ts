@@ -85,6 +85,24 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: proved.body.data.device_token })); // no proof
     t.clock.advance(31_000);
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: bound.body.data.device_token })); // reuse → revoked
+    // docs/trust-model.md "A crash is not theft": a retired token after the grace with the device's own proof → resynced.
+    const keyed2 = await loginWithMfa(t, user, laptop({ userAgent: EDGE_LINUX }));
+    const bound2 = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: keyed2.trusted_device.activation_token, public_key: key.publicJwk }, { token: keyed2.access_token, device: laptop({ userAgent: EDGE_LINUX }) });
+    await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: bound2.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    t.clock.advance(31_000);
+    const resynced = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: bound2.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    assert.equal(resynced.body.data.mfa_bypassed, true, resynced.res.body);
+    // docs/sessions.md "Bound sessions": a bound session, a refresh without a proof (challenge), with one, with another key's (the proof_failed row); an ended session's 401 says why.
+    const boundSession = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD, session_key: key.publicJwk }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: resynced.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    assert.equal(boundSession.body.data.expires_in, 300, boundSession.res.body);
+    const asked = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: boundSession.body.data.refresh_token });
+    const challenge: string = asked.body.error.details.challenge;
+    const boundRefresh = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: boundSession.body.data.refresh_token }, { headers: { 'x-session-proof': `${challenge}.${await key.sign(challenge)}` } });
+    assert.equal(boundRefresh.res.statusCode, 200, boundRefresh.res.body);
+    const otherKey = await makeDeviceKey();
+    await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: boundRefresh.body.data.refresh_token }, { headers: { 'x-session-proof': await proofHeader(t.app, otherKey) } });
+    const endedMe = await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: boundRefresh.body.data.access_token });
+    assert.equal(endedMe.body.error.details.cause, 'proof_failed');
     // The housekeeping of the two device-key tables (docs/trust-model.md) (the rest of pruneExpired is not part of this walk).
     const repository = createDevicesRepository(t.db.handle.db, createHistory({ webhooks: false }));
     await repository.deleteExpiredChallenges(t.clock.now(), 500);
