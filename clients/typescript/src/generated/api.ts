@@ -99,7 +99,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate a refresh token */
+        /** Rotate a refresh token; a bound session needs x-session-proof (401 SESSION_PROOF_REQUIRED gives the challenge to sign) */
         post: operations["refreshTokens"];
         delete?: never;
         options?: never;
@@ -979,6 +979,10 @@ export interface components {
             mfa_method: "none" | "totp" | "backup_code" | "trusted_device" | "webauthn";
             /** @description True for the session of the access token of this request */
             is_current: boolean;
+            /** @description Whether a refresh needs a proof of a key that never leaves the browser that signed in (a copied cookie is worthless) */
+            bound: boolean;
+            /** @description How it is bound: 'webcrypto' (a non-extractable key sent as session_key), 'dbsc' (the browser's Device Bound Session Credentials), or null (unbound: a native client or script) */
+            binding: "webcrypto" | "dbsc" | (never | null);
         };
         /** @description A public signing key (RFC 7517). */
         Jwk: {
@@ -1137,6 +1141,19 @@ export interface operations {
                     /** @description An email address; trimmed and lower-cased. */
                     email: string;
                     password: string;
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    session_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -1255,6 +1272,19 @@ export interface operations {
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
                     };
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    session_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -1309,7 +1339,10 @@ export interface operations {
     refreshTokens: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Bound sessions: <challenge>.<base64url ES256 (P1363) signature over the challenge string> by the key given as session_key at sign-in. */
+                "x-session-proof"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1635,6 +1668,19 @@ export interface operations {
                             [key: string]: unknown;
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
+                    };
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    session_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };
