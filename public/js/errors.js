@@ -83,6 +83,8 @@ export function signedOutSentence(reason) {
 /** @param {any} error  a TrustedDevicesError (the client's), an {code, details} object, or anything thrown */
 export function describeError(error) {
   let code = typeof error?.code === 'string' ? error.code : 'INTERNAL_ERROR';
+  // A session that ended elsewhere: say why (docs/sessions.md, "Signed-out reasons").
+  if ((code === 'UNAUTHORIZED' || code === 'INVALID_TOKEN') && typeof error?.details?.cause === 'string') return signedOutSentence(error.details);
   if (code === 'TOO_MANY_ATTEMPTS' && error?.details?.restart_sign_in === true) code = 'TOO_MANY_ATTEMPTS_RESTART';
   let text = MESSAGES[code];
   if (!text) {

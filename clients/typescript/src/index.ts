@@ -284,8 +284,12 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     return { authorization: `Bearer ${access}` };
   }
 
+  /** Why the last session ended, as the service said; forgotten when a new one starts. */
+  let lastSignedOut: SignedOutReason | undefined;
+
   // refresh_token is absent when the refresh token went into the td_refresh cookie (cookie-refresh mode).
   async function storeTokens(pair: { access_token: string; refresh_token?: string }) {
+    lastSignedOut = undefined;
     await tokens.set('access_token', pair.access_token);
     if (pair.refresh_token !== undefined) await tokens.set('refresh_token', pair.refresh_token);
   }
@@ -326,11 +330,16 @@ export function createTrustedDevicesClient(options: ClientOptions) {
           await refresh();
         } catch (refreshError) {
           const ended = refreshError instanceof TrustedDevicesError && refreshError.status === 401;
+          // A concurrent call whose refresh came after the session was forgotten keeps the reason the first one was told.
+          const reason = signedOutReason(refreshError) ?? signedOutReason(error) ?? lastSignedOut;
+          lastSignedOut = reason;
           if (cookieMode || ended) {
             await forgetTokens();
-            options.onSessionExpired?.(signedOutReason(refreshError) ?? signedOutReason(error));
+            options.onSessionExpired?.(reason);
           }
-          // In cookie-refresh mode any failed refresh ends the session (the app signs in again): the call's own 401 is the answer.
+          // In cookie-refresh mode any failed refresh ends the session (the app signs in again): the call's own 401 is the answer,
+          // carrying the reason the refresh was told (docs/sessions.md, "Signed-out reasons").
+          if (cookieMode && reason && !signedOutReason(error)) throw new TrustedDevicesError(error.status, error.code, error.message, reason, error.requestId);
           throw cookieMode ? error : refreshError;
         }
       }

@@ -653,7 +653,9 @@ function createTrustedDevicesClient(options) {
     if (!access) throw new TrustedDevicesError(401, "UNAUTHORIZED", "Not signed in.");
     return { authorization: `Bearer ${access}` };
   }
+  let lastSignedOut;
   async function storeTokens(pair) {
+    lastSignedOut = void 0;
     await tokens.set("access_token", pair.access_token);
     if (pair.refresh_token !== void 0) await tokens.set("refresh_token", pair.refresh_token);
   }
@@ -684,10 +686,13 @@ function createTrustedDevicesClient(options) {
           await refresh();
         } catch (refreshError) {
           const ended = refreshError instanceof TrustedDevicesError && refreshError.status === 401;
+          const reason = signedOutReason(refreshError) ?? signedOutReason(error) ?? lastSignedOut;
+          lastSignedOut = reason;
           if (cookieMode || ended) {
             await forgetTokens();
-            options.onSessionExpired?.(signedOutReason(refreshError) ?? signedOutReason(error));
+            options.onSessionExpired?.(reason);
           }
+          if (cookieMode && reason && !signedOutReason(error)) throw new TrustedDevicesError(error.status, error.code, error.message, reason, error.requestId);
           throw cookieMode ? error : refreshError;
         }
       }
