@@ -51,6 +51,7 @@ import { opsRoutes } from '../features/ops/ops.routes.ts';
 import { createRevocation } from '../domain/ledger.ts';
 import { createSessionsRepository, type SessionsRepository } from '../store/sessions.repository.ts';
 import { sessionsRoutes } from '../features/sessions/sessions.routes.ts';
+import { DBSC_PREFIX, dbscRoutes } from '../features/sessions/dbsc.routes.ts';
 import { createSessionsService } from '../features/sessions/sessions.service.ts';
 import { accessTokenKeysFor, createAccessTokens } from '../platform/crypto/access-tokens.ts';
 import { createEncryptor } from '../platform/crypto/encryption.ts';
@@ -298,6 +299,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });
+  await app.register(dbscRoutes, { ...http, sessions, prefix: DBSC_PREFIX });
   const admin = createAdminService({
     history,
     db: database.db,

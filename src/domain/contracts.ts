@@ -188,7 +188,11 @@ export interface SessionOpener {
 /** What the sign-in routes need of the sessions feature: rotate a refresh token, end the caller's session. */
 export interface SessionTokenRotation {
   /** `proof`: the x-session-proof header (bound sessions); `actor`: who asked (named in the events of a failed proof). */
-  refresh(refreshToken: string, request?: { proof?: string | undefined; actor?: Actor }): Promise<SessionTokens>;
+  /** `boundCookie`: the DBSC bound cookie (td_bound); `skipped`: the reasons of a Secure-Session-Skipped header. */
+  refresh(
+    refreshToken: string,
+    request?: { proof?: string | undefined; actor?: Actor; boundCookie?: string | undefined; skipped?: readonly string[] },
+  ): Promise<SessionTokens>;
   logout(userId: string, sessionId: string, refreshToken: string | undefined, actor: Actor): Promise<void>;
 }
 

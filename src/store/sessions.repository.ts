@@ -56,6 +56,8 @@ export interface RefreshContext {
   binding_kind: SessionBindingKind | null;
   binding_key_jwk: string | null;
   binding_thumbprint: string | null;
+  dbsc_cookie_hash: string | null;
+  dbsc_cookie_expires_at: number | null;
 }
 
 /** Which of a user's live sessions to end. */
@@ -117,6 +119,8 @@ export function createSessionsRepository(db: Kysely<Database>) {
           's.binding_kind',
           's.binding_key_jwk',
           's.binding_thumbprint',
+          's.dbsc_cookie_hash',
+          's.dbsc_cookie_expires_at',
         ])
         .where('r.token_hash', '=', tokenHash)
         .executeTakeFirst();
@@ -202,6 +206,48 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('idle_expires_at', '>', now)
         .returning('expires_at')
         .executeTakeFirst();
+    },
+
+    /** A session's state and binding by primary key (the DBSC refresh endpoint names the session). */
+    findBinding(id: string) {
+      return db
+        .selectFrom('sessions')
+        .select(['id as session_id', 'user_id', 'device_id', 'device_name', 'ended_at', 'end_cause', 'end_actor_name', 'expires_at', 'idle_expires_at', 'binding_kind', 'binding_key_jwk', 'binding_thumbprint'])
+        .where('id', '=', id)
+        .executeTakeFirst();
+    },
+
+    /**
+     * DBSC registration: binds a live, unbound session to the browser's key and
+     * sets its first bound cookie, in one conditional UPDATE (false: it ended,
+     * or was bound meanwhile).
+     */
+    async bindDbsc(id: string, key: { jwk: string; thumbprint: string }, cookieHash: string, cookieExpiresAt: number, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('sessions')
+        .set({ binding_kind: 'dbsc', binding_key_jwk: key.jwk, binding_thumbprint: key.thumbprint, dbsc_cookie_hash: cookieHash, dbsc_cookie_expires_at: cookieExpiresAt })
+        .where('id', '=', id)
+        .where('binding_kind', 'is', null)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** DBSC refresh: a new bound cookie for a live session still bound to `thumbprint` (one conditional UPDATE). */
+    async rotateDbscCookie(id: string, thumbprint: string, cookieHash: string, cookieExpiresAt: number, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('sessions')
+        .set({ dbsc_cookie_hash: cookieHash, dbsc_cookie_expires_at: cookieExpiresAt })
+        .where('id', '=', id)
+        .where('binding_kind', '=', 'dbsc')
+        .where('binding_thumbprint', '=', thumbprint)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
 
     /** The session a refresh token belongs to, only if it is the user's. */

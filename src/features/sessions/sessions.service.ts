@@ -39,7 +39,8 @@ import type { Kysely } from 'kysely';
 import { type Clock, DAY, MINUTE } from '../../platform/clock.ts';
 import type { Database, MfaMethod, Db } from '../../store/schema.ts';
 import type { OpenSession, ProofChallenges, SessionAlerts, SessionTokens, SessionView } from '../../domain/contracts.ts';
-import { parseProof, verifyProof } from '../../platform/crypto/device-keys.ts';
+import { parseProof, parsePublicKey, type PublicJwk, verifyProof } from '../../platform/crypto/device-keys.ts';
+import { type DbscProof, parseDbscProof, verifyDbscProof } from '../../platform/crypto/dbsc.ts';
 import type { EventCause } from '../../store/schema.ts';
 import { defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -123,6 +124,8 @@ export function createSessionsService(options: SessionsServiceOptions) {
   const invalidRefreshToken = () => new AppError('INVALID_TOKEN', 'The refresh token is not valid or has expired.');
   const ended = (row: Parameters<typeof signedOutDetails>[0]) => new AppError('INVALID_TOKEN', 'This session has ended. Sign in again.', { details: signedOutDetails(row) });
 
+  type BoundContext = { session_id: string; user_id: string; binding_key_jwk: string | null; device_id: string | null; device_name: string };
+
   /** 401 SESSION_PROOF_REQUIRED with a fresh challenge to sign. */
   async function proofRequired(message?: string): Promise<AppError> {
     const { challenge, expiresIn } = await options.challenges.issueChallenge();
@@ -136,12 +139,17 @@ export function createSessionsService(options: SessionsServiceOptions) {
    * session ends (`session_proof_failed` row), event and alert, 401 with
    * cause `proof_failed`.
    */
-  async function checkSessionProof(context: { session_id: string; user_id: string; binding_key_jwk: string | null; device_id: string | null; device_name: string }, request: { proof?: string | undefined; actor?: Actor }): Promise<void> {
+  async function checkSessionProof(context: BoundContext, request: { proof?: string | undefined; actor?: Actor }): Promise<void> {
     const proof = parseProof(request.proof);
     if (proof === undefined) throw await proofRequired(request.proof === undefined ? undefined : 'x-session-proof is malformed: send <challenge>.<base64url ES256 signature>.');
     if (!(await options.challenges.consume(proof.challenge))) throw await proofRequired('The challenge of x-session-proof is unknown, used or expired: sign details.challenge.');
     if (await verifyProof(context.binding_key_jwk!, proof.challenge, proof.signature)) return;
-    const actor: Actor = request.actor ?? SYSTEM;
+    await proofFailed(context, request.actor);
+  }
+
+  /** Another key signed a usable challenge for this bound session: the `session_proof_failed` row, its event, an alert; throws the 401. */
+  async function proofFailed(context: BoundContext, requestActor: Actor | undefined): Promise<never> {
+    const actor: Actor = requestActor ?? SYSTEM;
     const now = clock.now();
     try {
       await revocation.run({ kind: 'session_proof_failed', userId: context.user_id, sessionId: context.session_id, actor }, (trx) =>
@@ -280,7 +288,10 @@ export function createSessionsService(options: SessionsServiceOptions) {
      * Rotates a refresh token. The rotation, the session's liveness check
      * (an UPDATE of its row) and the successor are one transaction.
      */
-    async refresh(refreshToken: string, request: { proof?: string | undefined; actor?: Actor } = {}): Promise<SessionTokens> {
+    async refresh(
+      refreshToken: string,
+      request: { proof?: string | undefined; actor?: Actor; boundCookie?: string | undefined; skipped?: readonly string[] } = {},
+    ): Promise<SessionTokens> {
       if (!looksLike('refresh', refreshToken)) throw invalidRefreshToken();
       const now = clock.now();
       const tokenHash = hashToken(refreshToken);
@@ -289,7 +300,16 @@ export function createSessionsService(options: SessionsServiceOptions) {
       // Over already: say why (only the session's own refresh token learns it). A rotated token of a live session goes on to reuse detection.
       if (context.ended_at !== null || context.expires_at <= now || context.idle_expires_at <= now) throw ended(context);
       const boundTo = context.binding_thumbprint;
-      if (context.rotated_at === null && context.binding_key_jwk !== null) await checkSessionProof(context, request);
+      if (context.rotated_at === null && context.binding_kind === 'dbsc') {
+        // DBSC: the browser keeps the short-lived bound cookie fresh with its own key; without it, no refresh.
+        const fresh = request.boundCookie !== undefined && context.dbsc_cookie_hash === hashToken(request.boundCookie) && (context.dbsc_cookie_expires_at ?? 0) > now;
+        if (!fresh) {
+          if (request.skipped?.length) log.info({ sessionId: context.session_id, skipped: request.skipped }, 'DBSC refresh skipped by the browser');
+          throw new AppError('SESSION_PROOF_REQUIRED', 'This session is bound through Device Bound Session Credentials: its bound cookie is missing or expired.', {
+            details: { dbsc: true, ...(request.skipped?.length ? { skipped: request.skipped } : {}) },
+          });
+        }
+      } else if (context.rotated_at === null && context.binding_key_jwk !== null) await checkSessionProof(context, request);
       const outcome = await db.transaction().execute(async (trx) => {
         const rotation = await repository.rotateRefreshToken(trx, tokenHash, now);
         if (rotation.kind !== 'rotated') return rotation;
@@ -308,6 +328,61 @@ export function createSessionsService(options: SessionsServiceOptions) {
           });
       }
       throw invalidRefreshToken();
+    },
+
+    /**
+     * DBSC registration (docs/sessions.md, "Device Bound Session Credentials"):
+     * the browser's `Secure-Session-Response` JWT carries its new public key
+     * and signs a challenge this service offered at sign-in. The session is
+     * the one of the refresh cookie the registration request carries; it must
+     * be live and unbound (a session already bound by `session_key` keeps that
+     * binding: `continue: false`). One conditional UPDATE binds it and sets
+     * the first bound cookie.
+     */
+    async dbscRegister(refreshToken: string | undefined, response: string | undefined): Promise<{ continue: false } | { continue: true; sessionId: string; cookie: string; ttlSeconds: number }> {
+      const proof = parseDbscProof(response);
+      if (proof === undefined) throw new AppError('INVALID_SESSION_RESPONSE');
+      const key = await parsePublicKey(proof.jwk, 'jwk').catch(() => {
+        throw new AppError('INVALID_SESSION_RESPONSE', 'The registration JWT must carry a public P-256 JWK in its header.');
+      });
+      if (!(await verifyDbscProof(proof, key.jwk))) throw new AppError('INVALID_SESSION_RESPONSE', 'The registration JWT is not signed by the key it carries.');
+      if (!(await options.challenges.consume(proof.jti))) throw new AppError('INVALID_SESSION_RESPONSE', 'The registration JWT signs no challenge of this service (unknown, used or expired).');
+      if (refreshToken === undefined || !looksLike('refresh', refreshToken)) throw invalidRefreshToken();
+      const now = clock.now();
+      const context = await repository.refreshContext(hashToken(refreshToken));
+      if (context === undefined || context.rotated_at !== null) throw invalidRefreshToken();
+      if (context.ended_at !== null || context.expires_at <= now || context.idle_expires_at <= now) throw ended(context);
+      if (context.binding_kind !== null) return { continue: false };
+      const cookie = generateToken('refresh');
+      const ttlSeconds = options.boundAccessTokenTtlSeconds;
+      if (!(await repository.bindDbsc(context.session_id, { jwk: key.stored, thumbprint: key.thumbprint }, hashToken(cookie), now + ttlSeconds * 1000, now))) return { continue: false };
+      return { continue: true, sessionId: context.session_id, cookie, ttlSeconds };
+    },
+
+    /**
+     * DBSC refresh: `Sec-Secure-Session-Id` names the session. Without a
+     * valid proof → a challenge to sign (403 with Secure-Session-Challenge);
+     * a proof by the session's key over a usable challenge → a new bound
+     * cookie; by another key → the session ends like a webcrypto session's
+     * (`session_proof_failed`).
+     */
+    async dbscRefresh(sessionId: string | undefined, response: string | undefined, actor: Actor): Promise<{ kind: 'challenge'; challenge: string; sessionId: string } | { kind: 'refreshed'; sessionId: string; cookie: string; ttlSeconds: number }> {
+      if (sessionId === undefined || !isId(sessionId)) throw invalidRefreshToken();
+      const row = await repository.findBinding(sessionId);
+      const now = clock.now();
+      if (row === undefined || row.binding_kind !== 'dbsc' || row.binding_key_jwk === null || row.binding_thumbprint === null) throw invalidRefreshToken();
+      if (row.ended_at !== null || row.expires_at <= now || row.idle_expires_at <= now) throw ended(row);
+      const askAgain = async () => ({ kind: 'challenge' as const, challenge: (await options.challenges.issueChallenge()).challenge, sessionId });
+      if (response === undefined) return askAgain();
+      const proof: DbscProof | undefined = parseDbscProof(response);
+      if (proof === undefined || proof.jwk !== undefined) throw new AppError('INVALID_SESSION_RESPONSE', proof ? 'A refresh proof carries no jwk.' : undefined);
+      // An old or spent challenge (network races, a retry) is answered with a new one, as the draft expects.
+      if (!(await options.challenges.consume(proof.jti))) return askAgain();
+      if (!(await verifyDbscProof(proof, JSON.parse(row.binding_key_jwk) as PublicJwk))) await proofFailed(row, actor);
+      const cookie = generateToken('refresh');
+      const ttlSeconds = options.boundAccessTokenTtlSeconds;
+      if (!(await repository.rotateDbscCookie(sessionId, row.binding_thumbprint, hashToken(cookie), now + ttlSeconds * 1000, now))) throw invalidRefreshToken();
+      return { kind: 'refreshed', sessionId, cookie, ttlSeconds };
     },
 
     /** Ends the caller's session, and the one a given refresh token of the same user belongs to. */

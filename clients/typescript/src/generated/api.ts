@@ -416,6 +416,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/dbsc/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** DBSC registration: bind this session (its td_refresh cookie) to the browser key of the Secure-Session-Response JWT */
+        post: operations["dbscRegister"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/dbsc/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** DBSC refresh: a new short-lived bound cookie for a proof of the session key (403 + Secure-Session-Challenge asks for one) */
+        post: operations["dbscRefresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users": {
         parameters: {
             query?: never;
@@ -2490,6 +2524,162 @@ export interface operations {
                             revoked: true;
                         };
                         message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    dbscRegister: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256). */
+                "secure-session-response"?: string;
+                /** @description sf-string: the session identifier (refresh). */
+                "sec-secure-session-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The envelope; the DBSC session instructions are repeated at the root for the browser */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            session_identifier: string;
+                            refresh_url: string;
+                            continue: boolean;
+                            scope: {
+                                origin: string;
+                                include_site: boolean;
+                            };
+                            credentials: {
+                                /** @enum {string} */
+                                type: "cookie";
+                                name: string;
+                                attributes: string;
+                            }[];
+                        } | {
+                            /** @enum {boolean} */
+                            continue: false;
+                        };
+                        message: string;
+                        session_identifier?: string;
+                        refresh_url?: string;
+                        continue: boolean;
+                        scope?: {
+                            origin: string;
+                            include_site: boolean;
+                        };
+                        credentials?: {
+                            /** @enum {string} */
+                            type: "cookie";
+                            name: string;
+                            attributes: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    dbscRefresh: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256). */
+                "secure-session-response"?: string;
+                /** @description sf-string: the session identifier (refresh). */
+                "sec-secure-session-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The envelope; the DBSC session instructions are repeated at the root for the browser */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            session_identifier: string;
+                            refresh_url: string;
+                            continue: boolean;
+                            scope: {
+                                origin: string;
+                                include_site: boolean;
+                            };
+                            credentials: {
+                                /** @enum {string} */
+                                type: "cookie";
+                                name: string;
+                                attributes: string;
+                            }[];
+                        } | {
+                            /** @enum {boolean} */
+                            continue: false;
+                        };
+                        message: string;
+                        session_identifier?: string;
+                        refresh_url?: string;
+                        continue: boolean;
+                        scope?: {
+                            origin: string;
+                            include_site: boolean;
+                        };
+                        credentials?: {
+                            /** @enum {string} */
+                            type: "cookie";
+                            name: string;
+                            attributes: string;
+                        }[];
                     };
                 };
             };
