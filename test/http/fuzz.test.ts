@@ -308,6 +308,30 @@ for (const kind of databaseKinds()) {
       );
     });
 
+    test('malformed Secure-Session-Response and Sec-Secure-Session-Id on the DBSC endpoints: 4xx in the envelope, never 5xx', async () => {
+      const b64json = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+      const jwtLike = fc
+        .tuple(
+          fc.oneof(fc.constant({ alg: 'ES256', typ: 'dbsc+jwt' }), fc.record({ alg: fc.constantFrom('ES256', 'none', 'RS256', 'HS256', ''), typ: fc.constantFrom('dbsc+jwt', 'JWT', ''), jwk: fc.oneof(fc.constant(undefined), fc.record({ kty: fc.constantFrom('EC', 'RSA'), crv: fc.constantFrom('P-256', 'P-384'), x: oddStrings, y: oddStrings, d: fc.constant('AAAA') })) }), oddStrings),
+          fc.oneof(fc.record({ jti: fc.oneof(oddStrings, fc.integer(), fc.constant(null)), authorization: fc.oneof(oddStrings, fc.constant(undefined)) }), oddStrings, fc.constant('null')),
+          fc.oneof(fc.uint8Array({ minLength: 64, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64url')), oddStrings, fc.constant('')),
+        )
+        .map(([header, payload, signature]) => `${b64json(header)}.${b64json(payload)}.${signature}`);
+      const value = fc.oneof(jwtLike.map((jwt) => `"${jwt}"`), jwtLike, oddStrings, fc.constantFrom('"', '""', '"\\"', '"a";id=1', '"a"garbage', '?1', '(ES256)'));
+      const sessionId = fc.oneof(fc.uuid().map((id) => `"${id}"`), oddStrings, fc.constant(undefined));
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom('/api/v1/auth/dbsc/register', '/api/v1/auth/dbsc/refresh'), value, sessionId, async (path, response, id) => {
+          const clean = (text: string) => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 9000);
+          const headers: Record<string, string> = { 'secure-session-response': clean(response), cookie: 'td_refresh=tdr_' + 'A'.repeat(43) };
+          if (id !== undefined) headers['sec-secure-session-id'] = clean(id);
+          const res = await t.app.inject({ method: 'POST', url: path, headers });
+          assertAnswer(`POST ${path} ${clean(response).slice(0, 120)}`, res, 'POST');
+          assert.ok(res.statusCode >= 400, `${path}: ${res.statusCode} for a malformed response`);
+        }),
+        { numRuns: 300, seed },
+      );
+    });
+
     test(`${RUNS} generated requests over every operation: no 5xx, errors in the envelope with no-store and nosniff`, async () => {
       await fc.assert(
         fc.asyncProperty(request, async (r) => {
