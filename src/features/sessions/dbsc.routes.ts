@@ -12,7 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpTools } from '../../platform/http/context.ts';
 import type { SessionsService } from './sessions.service.ts';
 import { ok, withErrors } from '../../platform/http/envelope.ts';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, ValidationError } from '../../platform/errors.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
 import { BOUND_COOKIE, boundCookieOptions, REFRESH_COOKIE } from '../../platform/http/cookies.ts';
 import { challengeHeader, parseSfString } from '../../platform/crypto/dbsc.ts';
@@ -94,6 +94,7 @@ export const dbscRoutes: FastifyPluginAsyncTypebox<HttpTools & { sessions: Sessi
     config: rateLimitConfig(RATE_LIMITS.deviceChallenge),
   }, async (request, reply) => {
     const sessionId = parseSfString(request.headers['sec-secure-session-id']);
+    if (sessionId === undefined) throw new ValidationError([{ field: 'sec-secure-session-id', message: 'is required: the session identifier as a structured-field string' }]);
     const response = request.headers['secure-session-response'] === undefined ? undefined : (parseSfString(request.headers['secure-session-response']) ?? '');
     const result = await sessions.dbscRefresh(sessionId, response, attemptActor(requestDevice(request)));
     if (result.kind === 'challenge') {
