@@ -6,14 +6,14 @@
  * (views/*.js, sharing state.js and session.js, the session over the TypeScript client), restores a
  * sign-in from the refresh cookie in a new tab, and starts routing.
  */
-import { logout, restoreSession, saveSession, setSessionExpiredHandler } from './session.js';
+import { logout, restoreSession, saveSession, setSessionExpiredHandler, takeStartupReason } from './session.js';
 import { $, withBusy } from './dom.js';
 import { collectFingerprint } from './vendor/trusted-devices-browser.js';
 import { showPasswordPolicy } from './password-policy.js';
 import { go, registerView, startRouter } from './router.js';
 import { resetState, state } from './state.js';
 import { announce, confirmDialog, flash, wireConfirmDialog } from './ui.js';
-import { describeError } from './errors.js';
+import { describeError, signedOutSentence } from './errors.js';
 import { devicesView, EVENT_LABELS } from './views/devices.js';
 import { loginView } from './views/login.js';
 import { mfaView } from './views/mfa.js';
@@ -81,9 +81,9 @@ function wire() {
     if (visible instanceof HTMLElement) visible.focus();
   });
   wirePasskeys();
-  setSessionExpiredHandler(() => {
+  setSessionExpiredHandler((reason) => {
     resetSignedInState();
-    flash('Your session has ended. Please sign in again.', 'error');
+    flash(signedOutSentence(reason), 'error');
     go('login');
   });
 }
@@ -118,4 +118,10 @@ function wirePasskeys() {
 wire();
 void collectFingerprint(); // warm up: the first sign-in should not wait for the canvas hash
 void showPasswordPolicy();
-restoreSession().finally(startRouter);
+restoreSession()
+  .then((signedIn) => {
+    // A session that ended while the browser was away: say why on the sign-in page.
+    const reason = signedIn ? undefined : takeStartupReason();
+    if (reason) flash(signedOutSentence(reason), 'error');
+  })
+  .finally(startRouter);

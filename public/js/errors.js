@@ -45,9 +45,46 @@ const WITH_REFERENCE = new Set(['INTERNAL_ERROR', 'SERVICE_UNAVAILABLE', 'MALFOR
 /** At MFA verify: the challenge is gone (expired, used, or too many wrong codes), so only a new sign-in helps. */
 export const mustRestartSignIn = (error) => error?.code === 'INVALID_TOKEN' || error?.code === 'TOO_MANY_ATTEMPTS';
 
+/**
+ * The sentence for a session that ended elsewhere (docs/sessions.md, "Signed-out reasons"):
+ * `reason` is the `details` of the service's 401 ({cause, ended_at, ended_by}).
+ * @param {{cause?: string, ended_at?: string, ended_by?: string|null}|undefined} reason
+ */
+export function signedOutSentence(reason) {
+  const at = reason?.ended_at ? new Date(reason.ended_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false }) : '';
+  const by = reason?.ended_by;
+  const when = at ? ` at ${at}` : '';
+  switch (reason?.cause) {
+    case 'device_revoked':
+      return by ? `This device was removed from the devices page of ${by}${when}. Sign in again.` : `This device was removed from your trusted devices${when}. Sign in again.`;
+    case 'password_reset':
+      return 'Your password was reset. Sign in with the new password.';
+    case 'password_changed':
+      return `Your password was changed${by ? ` on ${by}` : ''}${when}. Sign in with the new password.`;
+    case 'not_me':
+      return 'This device was signed out after “This wasn’t me” was reported for it.';
+    case 'proof_failed':
+      return 'Signed out after a suspected copy of this browser’s cookie.';
+    case 'reuse_detected':
+      return 'Signed out: a copy of this device’s sign-in was used somewhere else.';
+    case 'signed_out_elsewhere':
+      return by ? `Signed out from ${by}${when}.` : `Signed out from another device${when}.`;
+    case 'mfa_enabled':
+      return 'Two-step verification was turned on. Sign in again.';
+    case 'mfa_disabled':
+      return 'Two-step verification was turned off. Sign in again.';
+    case 'expired':
+      return 'Your session expired. Please sign in again.';
+    default:
+      return 'Your session has ended. Please sign in again.';
+  }
+}
+
 /** @param {any} error  a TrustedDevicesError (the client's), an {code, details} object, or anything thrown */
 export function describeError(error) {
   let code = typeof error?.code === 'string' ? error.code : 'INTERNAL_ERROR';
+  // A session that ended elsewhere: say why (docs/sessions.md, "Signed-out reasons").
+  if ((code === 'UNAUTHORIZED' || code === 'INVALID_TOKEN') && typeof error?.details?.cause === 'string') return signedOutSentence(error.details);
   if (code === 'TOO_MANY_ATTEMPTS' && error?.details?.restart_sign_in === true) code = 'TOO_MANY_ATTEMPTS_RESTART';
   let text = MESSAGES[code];
   if (!text) {

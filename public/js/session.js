@@ -25,7 +25,7 @@
  * - The client adds x-device-fingerprint to login, MFA verify, the passkey
  *   sign-in and every /devices call (the tokens are bound to it).
  */
-import { createTrustedDevicesClient, fingerprintHeader, webStorage, webStorageTokenStore } from './vendor/trusted-devices-browser.js';
+import { createTrustedDevicesClient, fingerprintHeader, signedOutReason, webStorage, webStorageTokenStore } from './vendor/trusted-devices-browser.js';
 
 const USER_KEY = 'td.user';
 const SIGNED_IN_HINT = 'td.signed_in';
@@ -35,8 +35,10 @@ const shared = webStorage('localStorage');
 store.remove('td.refresh_token'); // earlier versions kept it here
 const tokens = webStorageTokenStore('sessionStorage', 'td.');
 
-/** @type {() => void} */
+/** @type {(reason?: {cause: string, ended_at?: string, ended_by?: string|null}) => void} */
 let onSessionExpired = () => {};
+/** Why the session found at start-up was over, if the server said (docs/sessions.md, "Signed-out reasons"). */
+let startupReason;
 
 export const client = createTrustedDevicesClient({
   baseUrl: location.origin,
@@ -45,9 +47,9 @@ export const client = createTrustedDevicesClient({
   fingerprint: fingerprintHeader,
   // Device keys are handled by device-key.js (the proof is sent as an extra header).
   deviceKeys: false,
-  onSessionExpired: () => {
+  onSessionExpired: (reason) => {
     clearSession();
-    onSessionExpired();
+    onSessionExpired(reason);
   },
 });
 
@@ -106,8 +108,9 @@ export async function restoreSession() {
   if (shared.get(SIGNED_IN_HINT) !== '1') return false;
   try {
     saveSession(await client.refresh());
-  } catch {
+  } catch (error) {
     shared.remove(SIGNED_IN_HINT);
+    startupReason = signedOutReason(error);
     return false;
   }
   try {
@@ -116,6 +119,13 @@ export async function restoreSession() {
     // The profile only labels the header; the session itself is fine.
   }
   return true;
+}
+
+/** Why the session this page found at start-up had ended (once), or undefined. */
+export function takeStartupReason() {
+  const reason = startupReason;
+  startupReason = undefined;
+  return reason;
 }
 
 /** Sign out: the server ends the session and clears the td_refresh cookie. */

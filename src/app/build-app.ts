@@ -53,6 +53,7 @@ import { opsRoutes } from '../features/ops/ops.routes.ts';
 import { createRevocation } from '../domain/ledger.ts';
 import { createSessionsRepository, type SessionsRepository } from '../store/sessions.repository.ts';
 import { sessionsRoutes } from '../features/sessions/sessions.routes.ts';
+import { DBSC_PREFIX, dbscRoutes } from '../features/sessions/dbsc.routes.ts';
 import { createSessionsService } from '../features/sessions/sessions.service.ts';
 import { accessTokenKeysFor, createAccessTokens } from '../platform/crypto/access-tokens.ts';
 import { createEncryptor } from '../platform/crypto/encryption.ts';
@@ -95,6 +96,9 @@ export const LOG_REDACT_PATHS = [
   'req.headers["x-device-token"]',
   'req.headers["x-device-fingerprint"]',
   'req.headers["x-device-proof"]',
+  'req.headers["x-session-proof"]',
+  'req.headers["secure-session-response"]',
+  'req.headers["sec-secure-session-id"]',
   'res.headers["set-cookie"]',
 ];
 
@@ -233,6 +237,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     sessionMaxAgeDays: config.sessionMaxAgeDays,
     sessionIdleDays: config.sessionIdleDays,
+    boundAccessTokenTtlSeconds: config.boundAccessTokenTtlSeconds,
+    // The devices feature owns the proof challenges (one table, one consumption for device and session proofs).
+    challenges: { issueChallenge: () => devices.issueChallenge(), consume: (challenge) => devices.consumeChallenge(challenge) },
+    alerts: { sessionProofFailed: (userId, context) => accountMail.sessionProofFailed(userId, context) },
     log: app.log,
   });
   // Session activity recorded in memory is written before storage closes (src/app/main.ts closes it after the app).
@@ -305,6 +313,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });
+  await app.register(dbscRoutes, { ...http, sessions, prefix: DBSC_PREFIX });
   const admin = createAdminService({
     history,
     db: database.db,

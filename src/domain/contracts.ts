@@ -7,7 +7,7 @@
  */
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Actor, RequestDevice } from '../platform/context.ts';
-import type { Db, MfaMethod, TrustFactor } from '../store/schema.ts';
+import type { Db, MfaMethod, SessionBindingKind, TrustFactor } from '../store/schema.ts';
 import type { StoredEvent } from '../store/history.ts';
 
 export type TrustDecision =
@@ -121,6 +121,31 @@ export interface DeviceAlerts {
   deviceTokenReused(userId: string, context: AlertRequest & { deviceId: string; deviceName: string }): Promise<void>;
 }
 
+/** Security alerts about sessions (queued, never throw). */
+export interface SessionAlerts {
+  /** A bound session's refresh came with another key's proof: the session was ended (docs/sessions.md). */
+  sessionProofFailed(userId: string, context: AlertRequest & { deviceId: string | null; deviceName: string }): Promise<void>;
+}
+
+/** How a session is bound to a key of its browser (docs/sessions.md); absent: unbound. */
+export interface SessionBinding {
+  kind: SessionBindingKind;
+  /** The normalised public JWK (text). */
+  jwk: string;
+  thumbprint: string;
+}
+
+/**
+ * The single-use proof challenges (POST /auth/device-challenge), shared by
+ * every check of a device or session proof: a challenge is accepted once
+ * across all of them (one conditional UPDATE consumes it).
+ */
+export interface ProofChallenges {
+  issueChallenge(): Promise<{ challenge: string; expiresIn: number }>;
+  /** True exactly once for an issued, unexpired challenge. */
+  consume(challenge: string): Promise<boolean>;
+}
+
 /** The tokens of a session, as the API returns them. */
 export interface SessionTokens {
   access_token: string;
@@ -135,6 +160,8 @@ export interface OpenSession {
   mfaMethod: MfaMethod;
   /** The trusted device that bypassed MFA (or that the verified device already is). */
   trustedDevice?: { id: string; name: string } | undefined;
+  /** The browser key the session is bound to (`session_key` at sign-in); undefined: unbound. */
+  binding?: SessionBinding | undefined;
 }
 
 export interface SessionView {
@@ -152,6 +179,10 @@ export interface SessionView {
   is_current: boolean;
   /** Whether the session's device is trusted now (skips the second factor). */
   device_trusted: boolean;
+  /** Whether a refresh needs a proof of a key of the browser that signed in (docs/sessions.md). */
+  bound: boolean;
+  /** How: 'webcrypto' (session_key), 'dbsc' (Device Bound Session Credentials), or null (unbound). */
+  binding: SessionBindingKind | null;
 }
 
 export type SecondFactor = { code: string } | { backupCode: string };
@@ -176,7 +207,12 @@ export interface SessionOpener {
 
 /** What the sign-in routes need of the sessions feature: rotate a refresh token, end the caller's session. */
 export interface SessionTokenRotation {
-  refresh(refreshToken: string): Promise<SessionTokens>;
+  /** `proof`: the x-session-proof header (bound sessions); `actor`: who asked (named in the events of a failed proof). */
+  /** `boundCookie`: the DBSC bound cookie (td_bound); `skipped`: the reasons of a Secure-Session-Skipped header. */
+  refresh(
+    refreshToken: string,
+    request?: { proof?: string | undefined; actor?: Actor; boundCookie?: string | undefined; skipped?: readonly string[] },
+  ): Promise<SessionTokens>;
   logout(userId: string, sessionId: string, refreshToken: string | undefined, actor: Actor): Promise<void>;
 }
 

@@ -46,7 +46,8 @@ export type SecurityEvent =
   | { kind: 'session_ended'; userId: string; sessionId: string; actor: Actor; reason?: 'logout' | 'refresh_token_reuse' }
   | { kind: 'sessions_ended'; userId: string; exceptSessionId?: string | undefined; actor: Actor }
   | { kind: 'not_me'; userId: string; deviceId: string; actor: Actor }
-  | { kind: 'device_token_reuse'; userId: string; deviceId: string; actor: Actor };
+  | { kind: 'device_token_reuse'; userId: string; deviceId: string; actor: Actor }
+  | { kind: 'session_proof_failed'; userId: string; sessionId: string; actor: Actor };
 
 export type SecurityEventKind = SecurityEvent['kind'];
 
@@ -75,6 +76,8 @@ export const TABLE: Readonly<Record<SecurityEventKind, Row>> = {
   sessions_ended: { devices: 'none', pending: 'of_ended_sessions', sessions: 'all_others', cause: 'actor' },
   not_me: { devices: 'one', pending: 'all', sessions: 'on_ended_devices', cause: 'not_me' },
   device_token_reuse: { devices: 'one', pending: 'none', sessions: 'on_ended_devices', cause: 'reuse_detected' },
+  // A bound session's refresh with another key's proof (docs/sessions.md, "Bound sessions").
+  session_proof_failed: { devices: 'none', pending: 'of_ended_sessions', sessions: 'one', cause: 'proof_failed' },
 };
 
 /** The credential a row's event changed, for the Shared Signals `credential-change` (src/store/ssf-events.ts). */
@@ -148,9 +151,10 @@ export function createRevocation(options: RevocationOptions) {
       all: { all: true as const },
       all_others: { all: true as const, exceptId: event.kind === 'sessions_ended' ? event.exceptSessionId : actorSessionId },
       on_ended_devices: { deviceIds: endedDevices.map((d) => d.id) },
-      one: { ids: event.kind === 'session_ended' ? [event.sessionId] : [] },
+      one: { ids: event.kind === 'session_ended' || event.kind === 'session_proof_failed' ? [event.sessionId] : [] },
     }[row.sessions];
-    const endedSessions = selector ? await sessions.end(trx, userId, selector, now, sessionCause) : [];
+    const endedBy = actor.type === 'admin' ? actor.name : actorName;
+    const endedSessions = selector ? await sessions.end(trx, userId, selector, now, sessionCause, endedBy) : [];
     if (row.sessions === 'one' && endedSessions.length === 0) throw new NothingToEnd('session');
     const sessionEventType = sessionCause === 'logout' ? 'signed_out' : 'session_revoked';
     for (const s of endedSessions) {

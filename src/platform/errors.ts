@@ -74,6 +74,9 @@ export const ERRORS = {
 
   // Sessions (docs/sessions.md)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
+  SESSION_CHALLENGE_REQUIRED: { status: 403, message: 'Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response.' },
+  INVALID_SESSION_RESPONSE: { status: 400, message: 'Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service).' },
+  SESSION_PROOF_REQUIRED: { status: 401, message: 'This session is bound to a key of its browser: sign details.challenge with it and send x-session-proof.' },
 
   // Admin API (docs/admin-and-webhooks.md)
   USER_NOT_FOUND: { status: 404, message: 'No such user.' },
@@ -122,8 +125,8 @@ export class ValidationError extends AppError {
 }
 
 export class UnauthorizedError extends AppError {
-  constructor(message?: string) {
-    super('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' } });
+  constructor(message?: string, details?: unknown) {
+    super('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' }, details });
   }
 }
 

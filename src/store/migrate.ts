@@ -11,6 +11,7 @@ import * as email from './migrations/004_email.ts';
 import * as webauthn from './migrations/005_webauthn.ts';
 import * as deviceKeys from './migrations/007_device_keys.ts';
 import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
+import * as sessionBinding from './migrations/009_session_binding.ts';
 import * as sharedSignals from './migrations/013_shared_signals.ts';
 import type { Database } from './schema.ts';
 
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '005_webauthn': webauthn,
   '007_device_keys': deviceKeys,
   '008_admin_webhooks': adminWebhooks,
+  '009_session_binding': sessionBinding,
   '013_shared_signals': sharedSignals,
 };
 

@@ -162,7 +162,12 @@ export type DeviceEventType =
   | 'webauthn_counter_error'
   // Device-bound keys and rotation (migration 007, docs/trust-model.md)
   | 'proof_failed'
-  | 'reuse_detected';
+  | 'reuse_detected'
+  // Device-bound sessions (migration 009, docs/sessions.md)
+  /** A retired device token came back with a valid proof of the device's own key: a lost cookie update, re-issued, no alarm. */
+  | 'token_resynced'
+  /** A bound session's refresh came with a proof by another key: the session ended. */
+  | 'session_proof_failed';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =
@@ -179,7 +184,9 @@ export type EventCause =
   | 'not_me'
   | 'reuse_detected'
   | 'refresh_token_reuse'
-  | 'max_devices';
+  | 'max_devices'
+  /** A bound session's refresh came with another key's proof (docs/sessions.md). */
+  | 'proof_failed';
 
 export type ActorType = 'user' | 'admin' | 'system';
 
@@ -207,7 +214,20 @@ export interface SessionsTable {
   idle_expires_at: number;
   ended_at: number | null;
   end_cause: EventCause | null;
+  /** How the session is bound to a key of its browser (migration 009, docs/sessions.md); null: unbound. */
+  binding_kind: SessionBindingKind | null;
+  /** The bound key, a normalised public P-256 JWK: every refresh proof is checked against it. */
+  binding_key_jwk: string | null;
+  /** RFC 7638 SHA-256 thumbprint of the bound key (base64url). */
+  binding_thumbprint: string | null;
+  /** DBSC: SHA-256 of the current short-lived bound cookie, and when it ends. */
+  dbsc_cookie_hash: string | null;
+  dbsc_cookie_expires_at: number | null;
+  /** Who ended it: the name of the session (its device) or admin key that did (docs/sessions.md, "Signed-out reasons"). */
+  end_actor_name: string | null;
 }
+
+export type SessionBindingKind = 'webcrypto' | 'dbsc';
 
 export interface DeviceEventsTable {
   /** UUIDv7: sorts by time, then by write order within one process. */
@@ -316,7 +336,8 @@ export type MailKind =
   | 'alert_backup_codes_regenerated'
   | 'alert_fingerprint_mismatch'
   | 'alert_proof_failed'
-  | 'alert_token_reused';
+  | 'alert_token_reused'
+  | 'alert_session_proof_failed';
 
 export type MailStatus = 'pending' | 'sent' | 'failed' | 'dropped';
 

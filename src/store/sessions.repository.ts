@@ -13,7 +13,7 @@
  */
 import { createQueryId, type Kysely, PostgresAdapter, sql } from 'kysely';
 import { directSqlite } from './connect.ts';
-import type { Database, Db, EventCause, RefreshTokensTable, SessionsTable } from './schema.ts';
+import type { Database, Db, EventCause, RefreshTokensTable, SessionBindingKind, SessionsTable } from './schema.ts';
 
 export type SessionRow = SessionsTable;
 
@@ -29,9 +29,35 @@ export interface EndedSession {
   device_name: string;
 }
 
+/** What the bearer check reads of a session: enough to say whether it is live and, when not, why. */
 export interface LiveSession {
   user_id: string;
   last_active_at: number;
+  ended_at: number | null;
+  end_cause: EventCause | null;
+  end_actor_name: string | null;
+  expires_at: number;
+  idle_expires_at: number;
+}
+
+/** What a refresh reads before it rotates: the token's session, its binding and its state. */
+export interface RefreshContext {
+  session_id: string;
+  user_id: string;
+  rotated_at: number | null;
+  token_expires_at: number;
+  device_id: string | null;
+  device_name: string;
+  ended_at: number | null;
+  end_cause: EventCause | null;
+  end_actor_name: string | null;
+  expires_at: number;
+  idle_expires_at: number;
+  binding_kind: SessionBindingKind | null;
+  binding_key_jwk: string | null;
+  binding_thumbprint: string | null;
+  dbsc_cookie_hash: string | null;
+  dbsc_cookie_expires_at: number | null;
 }
 
 /** Which of a user's live sessions to end. */
@@ -46,14 +72,12 @@ export type RotationResult =
   | { kind: 'invalid' };
 
 export function createSessionsRepository(db: Kysely<Database>) {
-  // The bearer check runs on every authenticated request: compiled once, bound per call (id, now, now).
+  // The bearer check runs on every authenticated request: compiled once, bound per call (id).
+  // It reads the row whatever its state, so a refused token can be told why (docs/sessions.md, "Signed-out reasons").
   const liveQuery = db
     .selectFrom('sessions')
-    .select(['user_id', 'last_active_at'])
+    .select(['user_id', 'last_active_at', 'ended_at', 'end_cause', 'end_actor_name', 'expires_at', 'idle_expires_at'])
     .where('id', '=', '')
-    .where('ended_at', 'is', null)
-    .where('expires_at', '>', 0)
-    .where('idle_expires_at', '>', 0)
     .compile();
   // SQLite: the same SQL as a prepared statement run directly when no transaction holds the connection (src/store/connect.ts).
   const direct = directSqlite(db);
@@ -68,12 +92,38 @@ export function createSessionsRepository(db: Kysely<Database>) {
       await trx.insertInto('refresh_tokens').values(row).execute();
     },
 
-    /** The bearer check: one primary-key lookup. */
-    async findLive(id: string, now: number): Promise<LiveSession | undefined> {
+    /** The bearer check: one primary-key lookup of the session, live or not (the caller decides). */
+    async findForBearer(id: string): Promise<LiveSession | undefined> {
       const statement = direct?.statement(liveQuery.sql);
-      if (statement) return statement.get(id, now, now) as LiveSession | undefined;
-      const result = await db.executeQuery<LiveSession>({ ...liveQuery, queryId: createQueryId(), parameters: [id, now, now] });
-      return result.rows[0];
+      if (statement) return statement.get(id) as LiveSession | undefined;
+      return (await db.executeQuery<LiveSession>({ ...liveQuery, queryId: createQueryId(), parameters: [id] })).rows[0];
+    },
+
+    /** A refresh token's session, with its binding and state (the token by its unique hash, the session by primary key). */
+    async refreshContext(tokenHash: string): Promise<RefreshContext | undefined> {
+      return db
+        .selectFrom('refresh_tokens as r')
+        .innerJoin('sessions as s', 's.id', 'r.family_id')
+        .select([
+          'r.family_id as session_id',
+          'r.user_id',
+          'r.rotated_at',
+          'r.expires_at as token_expires_at',
+          's.device_id',
+          's.device_name',
+          's.ended_at',
+          's.end_cause',
+          's.end_actor_name',
+          's.expires_at',
+          's.idle_expires_at',
+          's.binding_kind',
+          's.binding_key_jwk',
+          's.binding_thumbprint',
+          's.dbsc_cookie_hash',
+          's.dbsc_cookie_expires_at',
+        ])
+        .where('r.token_hash', '=', tokenHash)
+        .executeTakeFirst();
     },
 
     /**
@@ -142,18 +192,62 @@ export function createSessionsRepository(db: Kysely<Database>) {
      * row (its lock is what a concurrent end waits for). Returns the absolute
      * end, or undefined when the session is no longer live.
      */
-    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number): Promise<{ expires_at: number } | undefined> {
+    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number, boundTo: string | null): Promise<{ expires_at: number } | undefined> {
       const idleEnd = now + idleMs;
       return trx
         .updateTable('sessions')
         .set({ last_active_at: now, idle_expires_at: sql<number>`case when expires_at < ${idleEnd} then expires_at else ${idleEnd} end` })
         .where('id', '=', id)
         .where('user_id', '=', userId)
+        // The binding the proof was checked against is still the session's (a binding made meanwhile needs its own proof).
+        .where('binding_thumbprint', boundTo === null ? 'is' : '=', boundTo)
         .where('ended_at', 'is', null)
         .where('expires_at', '>', now)
         .where('idle_expires_at', '>', now)
         .returning('expires_at')
         .executeTakeFirst();
+    },
+
+    /** A session's state and binding by primary key (the DBSC refresh endpoint names the session). */
+    findBinding(id: string) {
+      return db
+        .selectFrom('sessions')
+        .select(['id as session_id', 'user_id', 'device_id', 'device_name', 'ended_at', 'end_cause', 'end_actor_name', 'expires_at', 'idle_expires_at', 'binding_kind', 'binding_key_jwk', 'binding_thumbprint'])
+        .where('id', '=', id)
+        .executeTakeFirst();
+    },
+
+    /**
+     * DBSC registration: binds a live, unbound session to the browser's key and
+     * sets its first bound cookie, in one conditional UPDATE (false: it ended,
+     * or was bound meanwhile).
+     */
+    async bindDbsc(id: string, key: { jwk: string; thumbprint: string }, cookieHash: string, cookieExpiresAt: number, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('sessions')
+        .set({ binding_kind: 'dbsc', binding_key_jwk: key.jwk, binding_thumbprint: key.thumbprint, dbsc_cookie_hash: cookieHash, dbsc_cookie_expires_at: cookieExpiresAt })
+        .where('id', '=', id)
+        .where('binding_kind', 'is', null)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** DBSC refresh: a new bound cookie for a live session still bound to `thumbprint` (one conditional UPDATE). */
+    async rotateDbscCookie(id: string, thumbprint: string, cookieHash: string, cookieExpiresAt: number, now: number): Promise<boolean> {
+      const result = await db
+        .updateTable('sessions')
+        .set({ dbsc_cookie_hash: cookieHash, dbsc_cookie_expires_at: cookieExpiresAt })
+        .where('id', '=', id)
+        .where('binding_kind', '=', 'dbsc')
+        .where('binding_thumbprint', '=', thumbprint)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
 
     /** The session a refresh token belongs to, only if it is the user's. */
@@ -184,12 +278,12 @@ export function createSessionsRepository(db: Kysely<Database>) {
     },
 
     /** Ends the selected live sessions of the user in one UPDATE; returns what it ended. */
-    async end(trx: Db, userId: string, selector: SessionSelector, now: number, cause: EventCause): Promise<EndedSession[]> {
+    async end(trx: Db, userId: string, selector: SessionSelector, now: number, cause: EventCause, actorName: string | null = null): Promise<EndedSession[]> {
       if ('ids' in selector && selector.ids.length === 0) return [];
       if ('deviceIds' in selector && selector.deviceIds.length === 0) return [];
       let query = trx
         .updateTable('sessions')
-        .set({ ended_at: now, end_cause: cause })
+        .set({ ended_at: now, end_cause: cause, end_actor_name: actorName })
         .where('user_id', '=', userId)
         .where('ended_at', 'is', null)
         .where('expires_at', '>', now)

@@ -57,6 +57,13 @@ async function history(t: TestApp, token: string): Promise<any[]> {
 /** A live access token of the user, from a fresh MFA sign-in on another browser. */
 const freshToken = async (t: TestApp, user: TestUser) => (await loginWithMfa(t, user, laptop({ userAgent: FIREFOX_WINDOWS, ip: '198.51.100.40' }))).access_token as string;
 
+/** The security alerts queued for the user (the mail outbox). */
+const alertKinds = async (t: TestApp, user: TestUser) =>
+  (await t.db.handle.db.selectFrom('mail_outbox').innerJoin('users', 'users.id', 'mail_outbox.user_id').select('mail_outbox.kind').where('users.email', '=', user.email).execute())
+    .map((r) => r.kind)
+    .filter((k) => k.startsWith('alert_') && k !== 'alert_device_trusted')
+    .sort();
+
 const deviceStatus = async (t: TestApp, id: string) =>
   (await t.db.handle.db.selectFrom('trusted_devices').select(['status', 'revoked_at']).where('id', '=', id).executeTakeFirstOrThrow()).status;
 
@@ -338,20 +345,76 @@ for (const kind of databaseKinds()) {
       assert.equal(await deviceStatus(t, trusted.device.id), 'revoked');
     });
 
-    test('a key-bound device: the retired token within the grace still needs a proof; after it, reuse is reuse', async () => {
+    test('a key-bound device: the retired token within the grace still needs a proof; after it, without a proof (or with another key’s), reuse is reuse', async () => {
+      for (const copyProof of [undefined, 'another key'] as const) {
+        const user = await mfaUser(t);
+        const key = await makeDeviceKey();
+        const trusted = await trust(t, user, laptop(), key);
+        const first = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
+        assert.equal(first.body.data.mfa_bypassed, true);
+        const withinNoProof = await login(t, user, laptop({ deviceToken: trusted.deviceToken }));
+        assert.equal(withinNoProof.body.data.mfa_required, true);
+        const withinProof = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
+        assert.equal(withinProof.body.data.mfa_bypassed, true);
+        t.clock.advance(31 * SECOND);
+        const proof = copyProof === undefined ? undefined : await proofHeader(t.app, await makeDeviceKey());
+        const after = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), proof);
+        assert.equal(after.body.data.mfa_required, true);
+        assert.equal(await deviceStatus(t, trusted.device.id), 'revoked');
+      }
+    });
+
+    test('a crash is not theft: a retired token after the grace with the device’s own proof → resynced (new token, token_resynced), nothing revoked, no alert', async () => {
       const user = await mfaUser(t);
       const key = await makeDeviceKey();
       const trusted = await trust(t, user, laptop(), key);
-      const first = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
-      assert.equal(first.body.data.mfa_bypassed, true);
-      const withinNoProof = await login(t, user, laptop({ deviceToken: trusted.deviceToken }));
-      assert.equal(withinNoProof.body.data.mfa_required, true);
-      const withinProof = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
-      assert.equal(withinProof.body.data.mfa_bypassed, true);
+      // The sign-in rotated the token, but the browser died before it stored the new cookie.
+      const lost = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
+      assert.equal(lost.body.data.mfa_bypassed, true);
+      const lostToken: string = lost.body.data.device_token;
+      const lostSession = lost.body.data.refresh_token as string;
+      t.clock.advance(3600 * SECOND);
+      const mailsBefore = await alertKinds(t, user);
+      const reopened = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
+      assert.equal(reopened.res.statusCode, 200, reopened.res.body);
+      assert.equal(reopened.body.data.mfa_bypassed, true, reopened.res.body);
+      assert.equal(reopened.body.data.trusted_device_id, trusted.device.id);
+      const fresh: string = reopened.body.data.device_token;
+      assert.match(fresh, /^tdd_/);
+      assert.notEqual(fresh, lostToken);
+      assert.notEqual(fresh, trusted.deviceToken);
+      assert.match(String(reopened.res.headers['set-cookie']), new RegExp(`^td_device=${fresh};`));
+      assert.equal(await deviceStatus(t, trusted.device.id), 'active');
+      // The sessions opened on the device live on.
+      assert.equal((await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: lostSession })).res.statusCode, 200);
+      const events = await history(t, reopened.body.data.access_token);
+      const resynced = events.filter((e) => e.type === 'token_resynced');
+      assert.equal(resynced.length, 1);
+      assert.equal(resynced[0].device_id, trusted.device.id);
+      assert.equal(events.filter((e) => e.type === 'reuse_detected' || e.type === 'revoked').length, 0);
+      assert.deepEqual(await alertKinds(t, user), mailsBefore, 'no alert mail');
+      // The fresh token is the device's current one; the never-stored one is now retired like any other.
+      assert.equal((await login(t, user, laptop({ deviceToken: fresh }), await proofHeader(t.app, key))).body.data.mfa_bypassed, true);
+    });
+
+    test('resync: the same proof cannot be replayed, and a device without a key is never resynced', async () => {
+      const user = await mfaUser(t);
+      const key = await makeDeviceKey();
+      const trusted = await trust(t, user, laptop(), key);
+      await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
       t.clock.advance(31 * SECOND);
-      const after = await login(t, user, laptop({ deviceToken: trusted.deviceToken }), await proofHeader(t.app, key));
-      assert.equal(after.body.data.mfa_required, true);
+      const proof = await proofHeader(t.app, key);
+      assert.equal((await login(t, user, laptop({ deviceToken: trusted.deviceToken }), proof)).body.data.mfa_bypassed, true);
+      // The same proof again (a copy that captured it): the challenge is spent → reuse.
+      t.clock.advance(31 * SECOND);
+      assert.equal((await login(t, user, laptop({ deviceToken: trusted.deviceToken }), proof)).body.data.mfa_required, true);
       assert.equal(await deviceStatus(t, trusted.device.id), 'revoked');
+
+      const plain = await trust(t, user, laptop({ userAgent: FIREFOX_WINDOWS }));
+      await login(t, user, laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: plain.deviceToken }), await proofHeader(t.app, key));
+      t.clock.advance(31 * SECOND);
+      assert.equal((await login(t, user, laptop({ userAgent: FIREFOX_WINDOWS, deviceToken: plain.deviceToken }), await proofHeader(t.app, key))).body.data.mfa_required, true);
+      assert.equal(await deviceStatus(t, plain.device.id), 'revoked');
     });
 
     test('a retired token of another user is an unknown token: nothing is revoked', async () => {

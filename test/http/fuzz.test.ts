@@ -255,6 +255,92 @@ for (const kind of databaseKinds()) {
       assert.ok(sent > 200, `sent ${sent}`);
     });
 
+    // docs/sessions.md "Bound sessions": session_key JWKs of every shape, and x-session-proof of every shape on a bound session's refresh.
+    const b64 = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((bytes) => Buffer.from(bytes).toString('base64url'));
+    const sessionKey = fc.record(
+      {
+        kty: fc.oneof(fc.constantFrom('EC', 'RSA', 'OKP', 'oct', '', 'ec'), oddStrings, fc.integer()),
+        crv: fc.oneof(fc.constantFrom('P-256', 'P-384', 'P-521', 'secp256k1', 'Ed25519', 'X25519', 'p-256'), oddStrings),
+        x: fc.oneof(b64(32), b64(48), b64(31), oddStrings, fc.constant(null)),
+        y: fc.oneof(b64(32), b64(48), b64(33), oddStrings, fc.integer()),
+        d: b64(32),
+        alg: fc.constantFrom('ES256', 'ES384', 'RS256', 'none', 'HS256'),
+        use: fc.constantFrom('sig', 'enc', ''),
+        key_ops: fc.oneof(fc.constant(['verify']), fc.constant(['sign']), fc.constant('verify'), fc.array(oddStrings, { maxLength: 2 })),
+        n: b64(256),
+        e: fc.constant('AQAB'),
+      },
+      { requiredKeys: [] },
+    );
+    test('session_key JWKs of other curves and types, with private parts, malformed: 4xx in the envelope (422 INVALID_PUBLIC_KEY or VALIDATION_ERROR), never 5xx, never bound', async () => {
+      const { webcrypto } = await import('node:crypto');
+      await fc.assert(
+        fc.asyncProperty(sessionKey, fc.constantFrom('/api/v1/auth/login', '/api/v1/auth/mfa/verify', '/api/v1/auth/passkey/verify'), async (jwk, path) => {
+          const body = path === '/api/v1/auth/login' ? { email: user.email, password: PASSWORD, session_key: jwk } : path === '/api/v1/auth/mfa/verify' ? { temporary_token: 'tdm_x', code: '123456', session_key: jwk } : { attempt_token: 'x', response: {}, session_key: jwk };
+          const res = await t.app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json', 'user-agent': laptop().userAgent }, payload: JSON.stringify(body) });
+          assertAnswer(`POST ${path} ${JSON.stringify(jwk).slice(0, 200)}`, res, 'POST');
+          // A private part, another curve or key type is never accepted (the login answers 200 only for a real public P-256 point).
+          if (res.statusCode === 200) assert.ok(!('d' in jwk) && jwk.kty === 'EC' && jwk.crv === 'P-256', `accepted ${JSON.stringify(jwk)}`);
+        }),
+        { numRuns: 300, seed },
+      );
+      // And a real P-256 public key with a private part added: refused, the private part not echoed.
+      const pair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+      const privateJwk = await webcrypto.subtle.exportKey('jwk', pair.privateKey);
+      // Only the members of a public key plus `d` (no key_ops to give it away).
+      const res = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD, session_key: { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y, d: privateJwk.d } });
+      assert.equal(res.res.statusCode, 422);
+      assert.equal(res.body.error.code, 'INVALID_PUBLIC_KEY');
+      assert.ok(!res.res.body.includes(String(privateJwk.d)));
+    });
+
+    test('x-session-proof of every shape on a bound session’s refresh: 401 SESSION_PROOF_REQUIRED (or a 4xx) in the envelope, never 5xx', async () => {
+      const { webcrypto } = await import('node:crypto');
+      const pair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+      const { x, y } = (await webcrypto.subtle.exportKey('jwk', pair.publicKey)) as { x: string; y: string };
+      const login = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD, session_key: { kty: 'EC', crv: 'P-256', x, y } });
+      assert.equal(login.res.statusCode, 200, login.res.body);
+      const refreshToken = login.body.data.refresh_token;
+      const proof = fc.oneof(
+        oddStrings,
+        fc.tuple(fc.constantFrom('tdc_', 'tdc', ''), oddStrings, fc.constantFrom('.', '..', ''), oddStrings).map((parts) => parts.join('')),
+        b64(64).map((sig) => `tdc_${'A'.repeat(43)}.${sig}`),
+      );
+      await fc.assert(
+        fc.asyncProperty(proof, async (header) => {
+          const safe = header.replace(/[^\x20-\x7e]/g, '?').slice(0, 600);
+          const res = await t.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', headers: { 'content-type': 'application/json', 'x-session-proof': safe }, payload: JSON.stringify({ refresh_token: refreshToken }) });
+          assertAnswer(`refresh x-session-proof: ${safe.slice(0, 100)}`, res, 'POST');
+          assert.ok([401, 422].includes(res.statusCode), `${res.statusCode} ${res.body.slice(0, 200)}`);
+        }),
+        { numRuns: 200, seed },
+      );
+    });
+
+    test('malformed Secure-Session-Response and Sec-Secure-Session-Id on the DBSC endpoints: 4xx in the envelope, never 5xx', async () => {
+      const b64json = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+      const jwtLike = fc
+        .tuple(
+          fc.oneof(fc.constant({ alg: 'ES256', typ: 'dbsc+jwt' }), fc.record({ alg: fc.constantFrom('ES256', 'none', 'RS256', 'HS256', ''), typ: fc.constantFrom('dbsc+jwt', 'JWT', ''), jwk: fc.oneof(fc.constant(undefined), fc.record({ kty: fc.constantFrom('EC', 'RSA'), crv: fc.constantFrom('P-256', 'P-384'), x: oddStrings, y: oddStrings, d: fc.constant('AAAA') })) }), oddStrings),
+          fc.oneof(fc.record({ jti: fc.oneof(oddStrings, fc.integer(), fc.constant(null)), authorization: fc.oneof(oddStrings, fc.constant(undefined)) }), oddStrings, fc.constant('null')),
+          fc.oneof(fc.uint8Array({ minLength: 64, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64url')), oddStrings, fc.constant('')),
+        )
+        .map(([header, payload, signature]) => `${b64json(header)}.${b64json(payload)}.${signature}`);
+      const value = fc.oneof(jwtLike.map((jwt) => `"${jwt}"`), jwtLike, oddStrings, fc.constantFrom('"', '""', '"\\"', '"a";id=1', '"a"garbage', '?1', '(ES256)'));
+      const sessionId = fc.oneof(fc.uuid().map((id) => `"${id}"`), oddStrings, fc.constant(undefined));
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom('/api/v1/auth/dbsc/register', '/api/v1/auth/dbsc/refresh'), value, sessionId, async (path, response, id) => {
+          const clean = (text: string) => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 9000);
+          const headers: Record<string, string> = { 'secure-session-response': clean(response), cookie: 'td_refresh=tdr_' + 'A'.repeat(43) };
+          if (id !== undefined) headers['sec-secure-session-id'] = clean(id);
+          const res = await t.app.inject({ method: 'POST', url: path, headers });
+          assertAnswer(`POST ${path} ${clean(response).slice(0, 120)}`, res, 'POST');
+          assert.ok(res.statusCode >= 400, `${path}: ${res.statusCode} for a malformed response`);
+        }),
+        { numRuns: 300, seed },
+      );
+    });
+
     test(`${RUNS} generated requests over every operation: no 5xx, errors in the envelope with no-store and nosniff`, async () => {
       await fc.assert(
         fc.asyncProperty(request, async (r) => {

@@ -260,6 +260,17 @@ for (const kind of databaseKinds()) {
       });
     }
 
+    test('a bound session’s refresh with another key’s proof (through the module): that session and the pending tokens issued from it', async () => {
+      const s = await scenario();
+      const db = t.db.handle.db;
+      const phoneSession = await db.selectFrom('sessions').select('id').where('user_id', '=', s.user.userId).where('browser', '=', 'Safari').executeTakeFirstOrThrow();
+      const revocation = createRevocation({ db, history: createHistory({ webhooks: false }), devices: createDevicesRepository(db, createHistory({ webhooks: false })), sessions: createSessionsRepository(db), mfa: createMfaRepository(db), clock: t.clock });
+      await revocation.run({ kind: 'session_proof_failed', userId: s.user.userId, sessionId: phoneSession.id, actor: SYSTEM });
+      const row = await db.selectFrom('sessions').select(['end_cause']).where('id', '=', phoneSession.id).executeTakeFirstOrThrow();
+      assert.equal(row.end_cause, 'proof_failed');
+      await assertRow(s, { deviceA: 'trusted', pendingB: 'ended', pendingX: 'alive', challengeC: 'alive', ended: ['B'] });
+    });
+
     test('MFA turned on: pending ended, every other session ended (a session opened while MFA was off cannot outlive it)', async () => {
       const user = await signupAndLogin(t.app, laptop());
       const other = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: user.password }, { device: actor });

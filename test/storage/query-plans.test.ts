@@ -37,7 +37,7 @@ import { createDevicesRepository } from '../../src/store/devices.repository.ts';
 const EDGE_LINUX = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import { runAdminCommand } from '../../src/app/admin-cli.ts';
 import { loadConfig } from '../../src/platform/config.ts';
 import { createSessionsRepository } from '../../src/store/sessions.repository.ts';
@@ -89,6 +89,47 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: proved.body.data.device_token })); // no proof
     t.clock.advance(31_000);
     await loginStep(t, user, laptop({ userAgent: EDGE_LINUX, deviceToken: bound.body.data.device_token })); // reuse → revoked
+    // docs/trust-model.md "A crash is not theft": a retired token after the grace with the device's own proof → resynced.
+    const keyed2 = await loginWithMfa(t, user, laptop({ userAgent: EDGE_LINUX }));
+    const bound2 = await call(t.app, 'POST', '/api/v1/devices/activate', { activation_token: keyed2.trusted_device.activation_token, public_key: key.publicJwk }, { token: keyed2.access_token, device: laptop({ userAgent: EDGE_LINUX }) });
+    await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: bound2.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    t.clock.advance(31_000);
+    const resynced = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: bound2.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    assert.equal(resynced.body.data.mfa_bypassed, true, resynced.res.body);
+    // docs/sessions.md "Bound sessions": a bound session, a refresh without a proof (challenge), with one, with another key's (the proof_failed row); an ended session's 401 says why.
+    const boundSession = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD, session_key: key.publicJwk }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: resynced.body.data.device_token }), headers: { 'x-device-proof': await proofHeader(t.app, key) } });
+    assert.equal(boundSession.body.data.expires_in, 300, boundSession.res.body);
+    const asked = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: boundSession.body.data.refresh_token });
+    const challenge: string = asked.body.error.details.challenge;
+    const boundRefresh = await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: boundSession.body.data.refresh_token }, { headers: { 'x-session-proof': `${challenge}.${await key.sign(challenge)}` } });
+    assert.equal(boundRefresh.res.statusCode, 200, boundRefresh.res.body);
+    const otherKey = await makeDeviceKey();
+    await call(t.app, 'POST', '/api/v1/auth/refresh', { refresh_token: boundRefresh.body.data.refresh_token }, { headers: { 'x-session-proof': await proofHeader(t.app, otherKey) } });
+    const endedMe = await call(t.app, 'GET', '/api/v1/auth/me', undefined, { token: boundRefresh.body.data.access_token });
+    assert.equal(endedMe.body.error.details.cause, 'proof_failed');
+    // docs/sessions.md "Device Bound Session Credentials": registration (the refresh cookie's session bound), the bound cookie's refresh, /auth/refresh with it.
+    const dbscPair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    const dbscJwk = (await webcrypto.subtle.exportKey('jwk', dbscPair.publicKey)) as Record<string, string>;
+    const jwt = async (header: object, payload: object) => {
+      const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+      return `${input}.${Buffer.from(await webcrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, dbscPair.privateKey, Buffer.from(input))).toString('base64url')}`;
+    };
+    const cookieLogin = await call(t.app, 'POST', '/api/v1/auth/login', { email: user.email, password: PASSWORD }, { device: laptop({ userAgent: EDGE_LINUX, deviceToken: boundSession.body.data.device_token }), headers: { 'x-refresh-cookie': '1', 'x-device-proof': await proofHeader(t.app, key) } });
+    const offered = String(cookieLogin.res.headers['secure-session-registration']);
+    const refreshCookie = String(cookieLogin.res.headers['set-cookie']).match(/td_refresh=([^;]+)/)![1]!;
+    const registration = await call(t.app, 'POST', '/api/v1/auth/dbsc/register', undefined, {
+      cookies: { td_refresh: refreshCookie },
+      headers: { 'secure-session-response': `"${await jwt({ alg: 'ES256', typ: 'dbsc+jwt', jwk: { kty: 'EC', crv: 'P-256', x: dbscJwk.x, y: dbscJwk.y } }, { jti: offered.match(/challenge="([^"]+)"/)![1] })}"` },
+    });
+    assert.equal(registration.res.statusCode, 200, registration.res.body);
+    const sid = registration.body.session_identifier;
+    const asked403 = await call(t.app, 'POST', '/api/v1/auth/dbsc/refresh', undefined, { headers: { 'sec-secure-session-id': `"${sid}"` } });
+    const dbscChallenge = String(asked403.res.headers['secure-session-challenge']).match(/^"([^"]+)"/)![1]!;
+    const renewed = await call(t.app, 'POST', '/api/v1/auth/dbsc/refresh', undefined, { headers: { 'sec-secure-session-id': `"${sid}"`, 'secure-session-response': `"${await jwt({ alg: 'ES256', typ: 'dbsc+jwt' }, { jti: dbscChallenge })}"` } });
+    assert.equal(renewed.res.statusCode, 200, renewed.res.body);
+    const boundCookie = String(renewed.res.headers['set-cookie']).match(/td_bound=([^;]+)/)![1]!;
+    const viaBound = await call(t.app, 'POST', '/api/v1/auth/refresh', undefined, { cookies: { td_refresh: refreshCookie, td_bound: boundCookie }, headers: { 'x-refresh-cookie': '1' } });
+    assert.equal(viaBound.res.statusCode, 200, viaBound.res.body);
     // The housekeeping of the two device-key tables (docs/trust-model.md) (the rest of pruneExpired is not part of this walk).
     const repository = createDevicesRepository(t.db.handle.db, createHistory({ webhooks: false }));
     await repository.deleteExpiredChallenges(t.clock.now(), 500);

@@ -43,7 +43,7 @@
 import type { TokenName, TokenStore } from './index.ts';
 
 export { createDeviceKey, deviceKeyAccount, type DeviceKeyPair, type DeviceKeyStore, deviceKeysSupported, type PublicDeviceJwk, signChallenge } from './device-key.ts';
-export { DEVICE_KEY_DATABASE, indexedDbAvailable, indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
+export { DEVICE_KEY_DATABASE, indexedDbAvailable, indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore, indexedDbSessionKeyStore, SESSION_KEY_RECORD } from './indexeddb-device-keys.ts';
 // The client itself, for apps that load this one module (the service's web app: cookie-refresh mode, `request()`).
 export {
   type ClientOptions,
@@ -53,6 +53,8 @@ export {
   memoryTokenStore,
   type RequestOptions,
   sessionOpeningPath,
+  type SignedOutReason,
+  signedOutReason,
   type TokenName,
   type TokenStore,
   type TrustedDevicesClient,

@@ -57,6 +57,25 @@ export interface DeviceKeyStore {
   readonly needsExtractableKey?: boolean;
 }
 
+/**
+ * Where the client keeps the key its session is bound to (docs/sessions.md,
+ * "Bound sessions"): one per client (a browser holds one session, in its
+ * refresh cookie). A fresh key is made at every sign-in, its public JWK goes
+ * with it as `session_key`, and refreshes sign the service's challenge with
+ * it (`x-session-proof`). Browsers: IndexedDB (survives reloads, other tabs,
+ * a restart of a persistent profile); Node: memory.
+ */
+export interface SessionKeyStore {
+  get(): DeviceKeyPair | undefined | Promise<DeviceKeyPair | undefined>;
+  set(pair: DeviceKeyPair | undefined): void | Promise<void>;
+}
+
+/** A session key held for the life of this client object (Node's default). */
+export function memorySessionKeyStore(): SessionKeyStore {
+  let current: DeviceKeyPair | undefined;
+  return { get: () => current, set: (pair) => void (current = pair) };
+}
+
 /** Keys held for the life of this client object (the default). */
 export function memoryDeviceKeyStore(): DeviceKeyStore {
   const pairs = new Map<string, DeviceKeyPair>();

@@ -27,6 +27,13 @@
  * and send it as `x-device-token`. Fingerprint signals: pass `fingerprint`
  * (in a browser, `fingerprintHeader` from ./browser.ts).
  *
+ * Session key (docs/sessions.md, "Bound sessions"): every sign-in makes a
+ * fresh non-extractable P-256 key, sends its public JWK as `session_key` and
+ * keeps the pair in a SessionKeyStore (IndexedDB in browsers, memory in
+ * Node); `refresh()` answers the service's 401 SESSION_PROOF_REQUIRED by
+ * signing its challenge (`x-session-proof`). A copied refresh token is then
+ * worthless without this client's key.
+ *
  * Device key (docs/trust-model.md, ./device-key.ts): `trustThisDevice()` binds the
  * trust to a new WebCrypto key pair (the public JWK goes with the
  * activation), and `login()` proves possession with `x-device-proof` when a
@@ -36,13 +43,24 @@
  * uses), memory elsewhere (Node).
  */
 import createClient, { type Client } from 'openapi-fetch';
-import { createDeviceKey, deviceKeyAccount, type DeviceKeyPair, type DeviceKeyStore, deviceKeysSupported, memoryDeviceKeyStore, type PublicDeviceJwk, signChallenge } from './device-key.ts';
+import {
+  createDeviceKey,
+  deviceKeyAccount,
+  type DeviceKeyPair,
+  type DeviceKeyStore,
+  deviceKeysSupported,
+  memoryDeviceKeyStore,
+  memorySessionKeyStore,
+  type PublicDeviceJwk,
+  type SessionKeyStore,
+  signChallenge,
+} from './device-key.ts';
 import type { components, paths } from './generated/api.ts';
-import { indexedDbAvailable, indexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
+import { indexedDbAvailable, indexedDbDeviceKeyStore, indexedDbSessionKeyStore } from './indexeddb-device-keys.ts';
 
 export type { components, paths } from './generated/api.ts';
-export { type DeviceKeyPair, type DeviceKeyStore, memoryDeviceKeyStore, type PublicDeviceJwk } from './device-key.ts';
-export { indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore } from './indexeddb-device-keys.ts';
+export { type DeviceKeyPair, type DeviceKeyStore, memoryDeviceKeyStore, memorySessionKeyStore, type PublicDeviceJwk, type SessionKeyStore } from './device-key.ts';
+export { indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore, indexedDbSessionKeyStore } from './indexeddb-device-keys.ts';
 type Schemas = components['schemas'];
 export type Device = Schemas['Device'];
 export type DeviceEvent = Schemas['DeviceEvent'];
@@ -52,6 +70,22 @@ export type MfaChallenge = Schemas['MfaChallenge'];
 export type TokenPair = Schemas['TokenPair'];
 export type User = Schemas['User'];
 export type ErrorEnvelope = Schemas['ErrorEnvelope'];
+
+/** Why a session is over, as the service's 401 says (docs/sessions.md, "Signed-out reasons"). */
+export interface SignedOutReason {
+  /** device_revoked, password_reset, password_changed, not_me, proof_failed, reuse_detected, signed_out_elsewhere, signed_out, expired, … */
+  cause: string;
+  /** ISO time it ended. */
+  ended_at?: string;
+  /** The name of the device (session) or admin that ended it, when one did. */
+  ended_by?: string | null;
+}
+
+/** The signed-out reason in an error of the service, if it carries one. */
+export function signedOutReason(error: unknown): SignedOutReason | undefined {
+  const details = error instanceof TrustedDevicesError ? (error.details as Partial<SignedOutReason> | undefined) : undefined;
+  return typeof details?.cause === 'string' ? (details as SignedOutReason) : undefined;
+}
 
 /** Where the client keeps its tokens. Implement it over localStorage, a keychain, a file… */
 export interface TokenStore {
@@ -91,6 +125,17 @@ export interface ClientOptions {
    */
   deviceKeys?: DeviceKeyStore | false;
   /**
+   * Bound sessions (docs/sessions.md): every sign-in (login, MFA verify,
+   * passkey sign-in) makes a fresh non-extractable P-256 key and sends its
+   * public JWK as `session_key`; the service then refreshes the session only
+   * with a proof of it, which `refresh()` gives by itself (it signs the
+   * challenge of the 401 SESSION_PROOF_REQUIRED and retries once). A copied
+   * refresh token or cookie is then worthless. Default:
+   * `indexedDbSessionKeyStore()` in browsers, memory in Node. `false`:
+   * unbound sessions (as before).
+   */
+  sessionKeys?: SessionKeyStore | false;
+  /**
    * Cookie-refresh mode, for a browser app served by the service itself
    * (same origin): login, MFA verify, passkey verify and refresh send
    * `x-refresh-cookie: 1`, so the refresh token lives only in the HttpOnly
@@ -104,8 +149,10 @@ export interface ClientOptions {
    * Called when a call got 401 UNAUTHORIZED and the session could not be
    * refreshed (it ended: logout elsewhere, device revoked, password
    * changed…). The tokens are already forgotten; the call still rejects.
+   * `reason`: why, when the service said (`details` of its 401:
+   * `{cause, ended_at, ended_by}`, docs/sessions.md "Signed-out reasons").
    */
-  onSessionExpired?: () => void;
+  onSessionExpired?: (reason?: SignedOutReason) => void;
   /** Extra headers on every request (a User-Agent for a native client, …). */
   headers?: Record<string, string>;
   fetch?: typeof globalThis.fetch;
@@ -198,6 +245,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
   const tokens = options.tokens ?? memoryTokenStore();
   const keepDeviceToken = options.keepDeviceToken ?? typeof document === 'undefined';
   const deviceKeys = options.deviceKeys === false ? undefined : (options.deviceKeys ?? defaultDeviceKeyStore());
+  const sessionKeys = options.sessionKeys === false ? undefined : (options.sessionKeys ?? (indexedDbAvailable() ? indexedDbSessionKeyStore() : memorySessionKeyStore()));
   /** The account being signed in (the key store's key): set by login() and verifyMfa(). */
   let account: string | undefined;
   const cookieMode = options.refreshCookie === true;
@@ -236,8 +284,12 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     return { authorization: `Bearer ${access}` };
   }
 
+  /** Why the last session ended, as the service said; forgotten when a new one starts. */
+  let lastSignedOut: SignedOutReason | undefined;
+
   // refresh_token is absent when the refresh token went into the td_refresh cookie (cookie-refresh mode).
   async function storeTokens(pair: { access_token: string; refresh_token?: string }) {
+    lastSignedOut = undefined;
     await tokens.set('access_token', pair.access_token);
     if (pair.refresh_token !== undefined) await tokens.set('refresh_token', pair.refresh_token);
   }
@@ -278,11 +330,16 @@ export function createTrustedDevicesClient(options: ClientOptions) {
           await refresh();
         } catch (refreshError) {
           const ended = refreshError instanceof TrustedDevicesError && refreshError.status === 401;
+          // A concurrent call whose refresh came after the session was forgotten keeps the reason the first one was told.
+          const reason = signedOutReason(refreshError) ?? signedOutReason(error) ?? lastSignedOut;
+          lastSignedOut = reason;
           if (cookieMode || ended) {
             await forgetTokens();
-            options.onSessionExpired?.();
+            options.onSessionExpired?.(reason);
           }
-          // In cookie-refresh mode any failed refresh ends the session (the app signs in again): the call's own 401 is the answer.
+          // In cookie-refresh mode any failed refresh ends the session (the app signs in again): the call's own 401 is the answer,
+          // carrying the reason the refresh was told (docs/sessions.md, "Signed-out reasons").
+          if (cookieMode && reason && !signedOutReason(error)) throw new TrustedDevicesError(error.status, error.code, error.message, reason, error.requestId);
           throw cookieMode ? error : refreshError;
         }
       }
@@ -308,10 +365,29 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       const refreshToken = cookieMode ? undefined : await tokens.get('refresh_token');
       if (!cookieMode && !refreshToken) throw new TrustedDevicesError(401, 'UNAUTHORIZED', 'No refresh token: sign in again.');
       let pair: TokenPair;
+      // Cookie mode: no body at all, the service reads the td_refresh cookie.
+      const body = refreshToken === undefined ? undefined : { refresh_token: refreshToken };
+      const post = async (proof?: string) =>
+        unwrap(await api.POST('/api/v1/auth/refresh', { body: body as never, headers: { ...refreshCookieHeader(), ...(proof ? { 'x-session-proof': proof } : {}) } }));
+      // A bound session (this client holds its key): sign a fresh challenge up front, so one refresh is one POST.
+      const key = await sessionKeyPair();
+      let proof: string | undefined;
+      if (key) {
+        try {
+          proof = await signChallenge(key, unwrap(await api.POST('/api/v1/auth/device-challenge')).challenge);
+        } catch {
+          proof = undefined; // the 401 below brings a challenge
+        }
+      }
       try {
-        // Cookie mode: no body at all, the service reads the td_refresh cookie.
-        const body = refreshToken === undefined ? undefined : { refresh_token: refreshToken };
-        pair = unwrap(await api.POST('/api/v1/auth/refresh', { body: body as never, headers: refreshCookieHeader() }));
+        try {
+          pair = await post(proof);
+        } catch (error) {
+          // The service asked for a proof (none sent, or its challenge was spent): sign the challenge of the answer, once.
+          const challenge = (error as TrustedDevicesError).details as { challenge?: unknown } | undefined;
+          if (!(error instanceof TrustedDevicesError) || error.code !== 'SESSION_PROOF_REQUIRED' || typeof challenge?.challenge !== 'string' || !key) throw error;
+          pair = await post(await signChallenge(key, challenge.challenge));
+        }
       } catch (error) {
         // The session ended (logout elsewhere, device revoked, password changed…): forget it.
         if (error instanceof TrustedDevicesError && error.status === 401) await forgetTokens();
@@ -345,6 +421,32 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     }
   }
 
+  /** This client's session key, or undefined (none, keys off, a store error). */
+  async function sessionKeyPair(): Promise<DeviceKeyPair | undefined> {
+    try {
+      return sessionKeys ? await sessionKeys.get() : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A fresh session key for a sign-in: `{ publicJwk, save }` (send the JWK as
+   * `session_key`, call save() once the session opened), or undefined (keys
+   * off, no WebCrypto, a store that cannot keep one): the session is then
+   * unbound, which never blocks a sign-in.
+   */
+  async function newSessionKey(): Promise<{ publicJwk: PublicDeviceJwk; save: () => Promise<void> } | undefined> {
+    if (!sessionKeys || !deviceKeysSupported()) return undefined;
+    try {
+      await sessionKeys.get(); // probe: a private mode may have IndexedDB and refuse it
+      const { pair, publicJwk } = await createDeviceKey(false);
+      return { publicJwk, save: async () => void (await sessionKeys.set(pair)) };
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * A key for the device about to be trusted, or undefined (keys off, no
    * WebCrypto, an unusable store, generation failed): the device is then
@@ -366,11 +468,14 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     const headers = await deviceHeaders();
     const proof = await deviceProof(credentials.email, headers);
     if (proof) headers['x-device-proof'] = proof;
-    const data = unwrap(await api.POST('/api/v1/auth/login', { body: credentials, headers: { ...headers, ...refreshCookieHeader() } }));
+    const sessionKey = await newSessionKey();
+    const body = { ...credentials, ...(sessionKey ? { session_key: sessionKey.publicJwk } : {}) };
+    const data = unwrap(await api.POST('/api/v1/auth/login', { body, headers: { ...headers, ...refreshCookieHeader() } }));
     account = deviceKeyAccount(credentials.email);
     if ('mfa_required' in data) {
       return { kind: 'mfa_required', temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1000) };
     }
+    await sessionKey?.save();
     await storeTokens(data);
     // docs/trust-model.md: a bypass rotates the device token; keep the successor (null: a parallel login rotated it, keep ours).
     if (keepDeviceToken && data.device_token) await tokens.set('device_token', data.device_token);
@@ -378,8 +483,13 @@ export function createTrustedDevicesClient(options: ClientOptions) {
   }
 
   async function verifyMfa(step: MfaStep, factor: { code: string } | { backupCode: string }): Promise<VerifiedMfa> {
-    const body = 'code' in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode };
+    const sessionKey = await newSessionKey();
+    const body = {
+      ...('code' in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode }),
+      ...(sessionKey ? { session_key: sessionKey.publicJwk } : {}),
+    };
     const data = unwrap(await api.POST('/api/v1/auth/mfa/verify', { body, headers: { ...(await deviceHeaders()), ...refreshCookieHeader() } }));
+    await sessionKey?.save();
     await storeTokens(data);
     account = deviceKeyAccount(data.email);
     const { trusted_device: pendingDevice, ...session } = data;
@@ -429,6 +539,8 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       });
     } finally {
       await forgetTokens();
+      // The session's key goes with it (the next sign-in makes a fresh one).
+      await Promise.resolve(sessionKeys?.set(undefined)).catch(() => undefined);
     }
   }
 
@@ -443,7 +555,12 @@ export function createTrustedDevicesClient(options: ClientOptions) {
    * token is sent, and a 401 UNAUTHORIZED refreshes once and retries.
    */
   async function request<T = any>(method: HttpMethod, path: string, init: RequestOptions = {}): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    const { body, auth = true, headers: extra } = init;
+    const { auth = true, headers: extra } = init;
+    let { body } = init;
+    // A sign-in through here (the web app's login, MFA verify, passkey sign-in) binds its session too, unless the caller chose a key.
+    const opensSession = sessionOpeningPath(path) && path !== '/auth/refresh' && typeof body === 'object' && body !== null && !Array.isArray(body);
+    const sessionKey = opensSession && !('session_key' in (body as object)) ? await newSessionKey() : undefined;
+    if (sessionKey) body = { ...(body as object), session_key: sessionKey.publicJwk };
     const send = async (authorization: Record<string, string>): Promise<T> => {
       const headers: Record<string, string> = { accept: 'application/json', ...extra, ...authorization };
       if (deviceBoundPath(path)) Object.assign(headers, await deviceHeaders());
@@ -454,7 +571,10 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       const data = (result as { data?: { data?: T } }).data?.data ?? null;
       // A session opened or rotated here (login, MFA verify, passkey sign-in…): keep its tokens, as the flows do.
       const pair = data as { access_token?: unknown; refresh_token?: string } | null;
-      if (sessionOpeningPath(path) && typeof pair?.access_token === 'string') await storeTokens(pair as { access_token: string; refresh_token?: string });
+      if (sessionOpeningPath(path) && typeof pair?.access_token === 'string') {
+        await sessionKey?.save();
+        await storeTokens(pair as { access_token: string; refresh_token?: string });
+      }
       return data as T;
     };
     return auth ? authed(send) : send({});

@@ -20,7 +20,7 @@
  * type-checks and imports anywhere (Node has no indexedDB: the client keeps
  * keys in memory there).
  */
-import type { DeviceKeyPair, DeviceKeyStore } from './device-key.ts';
+import type { DeviceKeyPair, DeviceKeyStore, SessionKeyStore } from './device-key.ts';
 
 export const DEVICE_KEY_DATABASE = { name: 'trusted-devices', version: 1, objectStore: 'device-keys' } as const;
 
@@ -63,6 +63,22 @@ export function indexedDbDeviceKeyStore(): IndexedDbDeviceKeyStore {
       return (Array.isArray(keys) ? keys : [])
         .filter((key): key is string => typeof key === 'string' && key.startsWith(RECORD_PREFIX))
         .map((key) => key.slice(RECORD_PREFIX.length));
+    },
+  };
+}
+
+/** The record of the session key, beside the device keys (`accounts()` lists only `key:` records). */
+export const SESSION_KEY_RECORD = 'session:current';
+
+/** The session key of this browser profile in IndexedDB: one, for the session of the td_refresh cookie. */
+export function indexedDbSessionKeyStore(): SessionKeyStore {
+  return {
+    async get() {
+      const value: Any = await withStore('readonly', (store) => store.get(SESSION_KEY_RECORD));
+      return value?.privateKey && value?.publicKey ? (value as DeviceKeyPair) : undefined;
+    },
+    async set(pair) {
+      await withStore('readwrite', (store) => (pair === undefined ? store.delete(SESSION_KEY_RECORD) : store.put(pair, SESSION_KEY_RECORD)));
     },
   };
 }

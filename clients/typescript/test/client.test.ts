@@ -131,6 +131,28 @@ for (const kind of databaseKinds()) {
       assert.equal((await client.me()).user_id, user.userId);
     });
 
+    test('session keys: the client binds every sign-in and refreshes with a proof; its refresh token copied into a client without the key is refused', async () => {
+      const user = await signupAndLogin(t.app);
+      const tokens = memoryTokenStore();
+      const client = createTrustedDevicesClient({ baseUrl, tokens, headers: { 'user-agent': CHROME_MAC } });
+      const result = await client.login({ email: user.email, password: PASSWORD });
+      assert.equal(result.kind, 'session');
+      if (result.kind === 'session') assert.equal(result.session.expires_in, 300, 'a bound session’s access token');
+      const [current] = (await client.request('GET', '/sessions')).sessions.filter((s: any) => s.is_current);
+      assert.equal(current.bound, true);
+      assert.equal(current.binding, 'webcrypto');
+      t.clock.advance(301_000);
+      assert.equal((await client.me()).user_id, user.userId, 'refreshed with a proof of its key');
+      const copied = await tokens.get('refresh_token');
+      const thief = createTrustedDevicesClient({ baseUrl, tokens: memoryTokenStore({ refresh_token: copied! }), headers: { 'user-agent': CHROME_MAC } });
+      await assert.rejects(thief.refresh(), (error: unknown) => error instanceof TrustedDevicesError && error.code === 'SESSION_PROOF_REQUIRED');
+      // The real client still refreshes (nothing was rotated or ended by the refused copy).
+      await client.refresh();
+      const unbound = createTrustedDevicesClient({ baseUrl, sessionKeys: false, headers: { 'user-agent': CHROME_MAC } });
+      const plain = await unbound.login({ email: user.email, password: PASSWORD });
+      if (plain.kind === 'session') assert.equal(plain.session.expires_in, 900, 'sessionKeys: false → unbound');
+    });
+
     test('errors arrive as TrustedDevicesError with the envelope code; logout forgets the tokens', async () => {
       const user = await signupAndLogin(t.app);
       const client = laptopClient();

@@ -7,6 +7,10 @@
  */
 
 // clients/typescript/src/device-key.ts
+function memorySessionKeyStore() {
+  let current;
+  return { get: () => current, set: (pair) => void (current = pair) };
+}
 function memoryDeviceKeyStore() {
   const pairs = /* @__PURE__ */ new Map();
   return { get: (account) => pairs.get(account), set: (account, pair) => void pairs.set(account, pair) };
@@ -53,6 +57,18 @@ function indexedDbDeviceKeyStore() {
     async accounts() {
       const keys = await withStore("readonly", (store) => store.getAllKeys());
       return (Array.isArray(keys) ? keys : []).filter((key) => typeof key === "string" && key.startsWith(RECORD_PREFIX)).map((key) => key.slice(RECORD_PREFIX.length));
+    }
+  };
+}
+var SESSION_KEY_RECORD = "session:current";
+function indexedDbSessionKeyStore() {
+  return {
+    async get() {
+      const value = await withStore("readonly", (store) => store.get(SESSION_KEY_RECORD));
+      return value?.privateKey && value?.publicKey ? value : void 0;
+    },
+    async set(pair) {
+      await withStore("readwrite", (store) => pair === void 0 ? store.delete(SESSION_KEY_RECORD) : store.put(pair, SESSION_KEY_RECORD));
     }
   };
 }
@@ -561,6 +577,10 @@ function removeTrailingSlash(url) {
 }
 
 // clients/typescript/src/index.ts
+function signedOutReason(error) {
+  const details = error instanceof TrustedDevicesError ? error.details : void 0;
+  return typeof details?.cause === "string" ? details : void 0;
+}
 function memoryTokenStore(initial = {}) {
   const values = new Map(Object.entries(initial));
   return {
@@ -600,6 +620,7 @@ function createTrustedDevicesClient(options) {
   const tokens = options.tokens ?? memoryTokenStore();
   const keepDeviceToken = options.keepDeviceToken ?? typeof document === "undefined";
   const deviceKeys = options.deviceKeys === false ? void 0 : options.deviceKeys ?? defaultDeviceKeyStore();
+  const sessionKeys = options.sessionKeys === false ? void 0 : options.sessionKeys ?? (indexedDbAvailable() ? indexedDbSessionKeyStore() : memorySessionKeyStore());
   let account;
   const cookieMode = options.refreshCookie === true;
   const api = createClient({
@@ -632,7 +653,9 @@ function createTrustedDevicesClient(options) {
     if (!access) throw new TrustedDevicesError(401, "UNAUTHORIZED", "Not signed in.");
     return { authorization: `Bearer ${access}` };
   }
+  let lastSignedOut;
   async function storeTokens(pair) {
+    lastSignedOut = void 0;
     await tokens.set("access_token", pair.access_token);
     if (pair.refresh_token !== void 0) await tokens.set("refresh_token", pair.refresh_token);
   }
@@ -663,10 +686,13 @@ function createTrustedDevicesClient(options) {
           await refresh();
         } catch (refreshError) {
           const ended = refreshError instanceof TrustedDevicesError && refreshError.status === 401;
+          const reason = signedOutReason(refreshError) ?? signedOutReason(error) ?? lastSignedOut;
+          lastSignedOut = reason;
           if (cookieMode || ended) {
             await forgetTokens();
-            options.onSessionExpired?.();
+            options.onSessionExpired?.(reason);
           }
+          if (cookieMode && reason && !signedOutReason(error)) throw new TrustedDevicesError(error.status, error.code, error.message, reason, error.requestId);
           throw cookieMode ? error : refreshError;
         }
       }
@@ -683,9 +709,25 @@ function createTrustedDevicesClient(options) {
       const refreshToken = cookieMode ? void 0 : await tokens.get("refresh_token");
       if (!cookieMode && !refreshToken) throw new TrustedDevicesError(401, "UNAUTHORIZED", "No refresh token: sign in again.");
       let pair;
+      const body = refreshToken === void 0 ? void 0 : { refresh_token: refreshToken };
+      const post = async (proof2) => unwrap(await api.POST("/api/v1/auth/refresh", { body, headers: { ...refreshCookieHeader(), ...proof2 ? { "x-session-proof": proof2 } : {} } }));
+      const key = await sessionKeyPair();
+      let proof;
+      if (key) {
+        try {
+          proof = await signChallenge(key, unwrap(await api.POST("/api/v1/auth/device-challenge")).challenge);
+        } catch {
+          proof = void 0;
+        }
+      }
       try {
-        const body = refreshToken === void 0 ? void 0 : { refresh_token: refreshToken };
-        pair = unwrap(await api.POST("/api/v1/auth/refresh", { body, headers: refreshCookieHeader() }));
+        try {
+          pair = await post(proof);
+        } catch (error) {
+          const challenge = error.details;
+          if (!(error instanceof TrustedDevicesError) || error.code !== "SESSION_PROOF_REQUIRED" || typeof challenge?.challenge !== "string" || !key) throw error;
+          pair = await post(await signChallenge(key, challenge.challenge));
+        }
       } catch (error) {
         if (error instanceof TrustedDevicesError && error.status === 401) await forgetTokens();
         throw error;
@@ -709,6 +751,23 @@ function createTrustedDevicesClient(options) {
       return void 0;
     }
   }
+  async function sessionKeyPair() {
+    try {
+      return sessionKeys ? await sessionKeys.get() : void 0;
+    } catch {
+      return void 0;
+    }
+  }
+  async function newSessionKey() {
+    if (!sessionKeys || !deviceKeysSupported()) return void 0;
+    try {
+      await sessionKeys.get();
+      const { pair, publicJwk } = await createDeviceKey(false);
+      return { publicJwk, save: async () => void await sessionKeys.set(pair) };
+    } catch {
+      return void 0;
+    }
+  }
   async function newDeviceKey(owner) {
     if (!deviceKeys || !deviceKeysSupported()) return void 0;
     try {
@@ -722,18 +781,26 @@ function createTrustedDevicesClient(options) {
     const headers = await deviceHeaders();
     const proof = await deviceProof(credentials.email, headers);
     if (proof) headers["x-device-proof"] = proof;
-    const data = unwrap(await api.POST("/api/v1/auth/login", { body: credentials, headers: { ...headers, ...refreshCookieHeader() } }));
+    const sessionKey = await newSessionKey();
+    const body = { ...credentials, ...sessionKey ? { session_key: sessionKey.publicJwk } : {} };
+    const data = unwrap(await api.POST("/api/v1/auth/login", { body, headers: { ...headers, ...refreshCookieHeader() } }));
     account = deviceKeyAccount(credentials.email);
     if ("mfa_required" in data) {
       return { kind: "mfa_required", temporaryToken: data.temporary_token, methods: data.methods, expiresAt: new Date(Date.now() + data.expires_in * 1e3) };
     }
+    await sessionKey?.save();
     await storeTokens(data);
     if (keepDeviceToken && data.device_token) await tokens.set("device_token", data.device_token);
     return { kind: "session", session: data, mfaBypassed: data.mfa_bypassed };
   }
   async function verifyMfa(step, factor) {
-    const body = "code" in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode };
+    const sessionKey = await newSessionKey();
+    const body = {
+      ..."code" in factor ? { temporary_token: step.temporaryToken, code: factor.code } : { temporary_token: step.temporaryToken, backup_code: factor.backupCode },
+      ...sessionKey ? { session_key: sessionKey.publicJwk } : {}
+    };
     const data = unwrap(await api.POST("/api/v1/auth/mfa/verify", { body, headers: { ...await deviceHeaders(), ...refreshCookieHeader() } }));
+    await sessionKey?.save();
     await storeTokens(data);
     account = deviceKeyAccount(data.email);
     const { trusted_device: pendingDevice, ...session } = data;
@@ -771,10 +838,15 @@ function createTrustedDevicesClient(options) {
       });
     } finally {
       await forgetTokens();
+      await Promise.resolve(sessionKeys?.set(void 0)).catch(() => void 0);
     }
   }
   async function request(method, path, init = {}) {
-    const { body, auth = true, headers: extra } = init;
+    const { auth = true, headers: extra } = init;
+    let { body } = init;
+    const opensSession = sessionOpeningPath(path) && path !== "/auth/refresh" && typeof body === "object" && body !== null && !Array.isArray(body);
+    const sessionKey = opensSession && !("session_key" in body) ? await newSessionKey() : void 0;
+    if (sessionKey) body = { ...body, session_key: sessionKey.publicJwk };
     const send = async (authorization) => {
       const headers = { accept: "application/json", ...extra, ...authorization };
       if (deviceBoundPath(path)) Object.assign(headers, await deviceHeaders());
@@ -784,7 +856,10 @@ function createTrustedDevicesClient(options) {
       if (!response.ok) return unwrap(result);
       const data = result.data?.data ?? null;
       const pair = data;
-      if (sessionOpeningPath(path) && typeof pair?.access_token === "string") await storeTokens(pair);
+      if (sessionOpeningPath(path) && typeof pair?.access_token === "string") {
+        await sessionKey?.save();
+        await storeTokens(pair);
+      }
       return data;
     };
     return auth ? authed(send) : send({});
@@ -973,6 +1048,7 @@ async function hashHex(text) {
 export {
   DEVICE_KEY_DATABASE,
   FINGERPRINT_LIMITS,
+  SESSION_KEY_RECORD,
   TrustedDevicesError,
   collectFingerprint,
   createDeviceKey,
@@ -984,9 +1060,11 @@ export {
   fingerprintHeader,
   indexedDbAvailable,
   indexedDbDeviceKeyStore,
+  indexedDbSessionKeyStore,
   memoryTokenStore,
   sessionOpeningPath,
   signChallenge,
+  signedOutReason,
   webStorage,
   webStorageTokenStore
 };

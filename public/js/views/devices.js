@@ -114,7 +114,15 @@ function deviceCard(device) {
     metaRow('IP address', h('span', { class: 'mono', text: ip })),
     metaRow('Trusted since', timeEl(device.trusted_at || device.created_at, formatDate(device.trusted_at || device.created_at))),
     metaRow('Expires', [timeEl(device.expires_at, formatDate(device.expires_at)), h('span', { class: 'sub', text: formatRelative(device.expires_at) })]),
-    metaRow('Key', device.key_bound ? 'Bound to a key stored in this browser' : 'Not bound to this browser (a copied cookie could be used)'),
+    // "This browser" only on this browser's own card: another device's key lives in that device's browser.
+    metaRow(
+      'Key',
+      device.key_bound
+        ? device.is_current
+          ? 'Bound to a key stored in this browser'
+          : 'Bound to a key stored in that device’s browser'
+        : 'Not bound to a key (a copied cookie could be used)',
+    ),
   );
 
   const titleId = `device-${device.id}-name`;
@@ -333,6 +341,8 @@ function sessionRow(session) {
         timeEl(session.created_at, formatDateTime(session.created_at)),
         ` (${METHOD_LABEL[session.mfa_method] ?? session.mfa_method}) · active `,
         timeEl(session.last_active_at, formatRelative(session.last_active_at)),
+        // docs/sessions.md "Bound sessions": a bound session cannot be refreshed from a copy of its cookie.
+        session.bound ? ' · bound to its browser’s key' : ' · not bound to a key',
       ),
     ),
   );
@@ -393,6 +403,8 @@ export const EVENT_LABELS = {
   fingerprint_mismatch: 'Device didn’t match its record; a code was required',
   proof_failed: 'Device couldn’t prove it holds its key; a code was required',
   reuse_detected: 'An old copy of the device’s token was used; device revoked',
+  token_resynced: 'Signed in with an older cookie after a crash; the device proved its key, nothing was revoked',
+  session_proof_failed: 'A copy of this browser’s session was used; that session was signed out',
   fingerprint_updated: 'Code entered on a trusted device; its record was updated',
   activation_revoked: 'Offer to remember the device withdrawn',
   signed_in: 'Signed in',

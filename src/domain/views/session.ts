@@ -23,6 +23,10 @@ export const SessionSchema = Type.Object({
   expires_at: Type.String({ format: 'date-time', description: 'When it ends unless refreshed (idle limit), never past its absolute limit' }),
   mfa_method: Type.Union([Type.Literal('none'), Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('trusted_device'), Type.Literal('webauthn')]),
   is_current: Type.Boolean({ description: 'True for the session of the access token of this request' }),
+  bound: Type.Boolean({ description: 'Whether a refresh needs a proof of a key that never leaves the browser that signed in (a copied cookie is worthless)' }),
+  binding: Type.Union([Type.Literal('webcrypto'), Type.Literal('dbsc'), Type.Null()], {
+    description: "How it is bound: 'webcrypto' (a non-extractable key sent as session_key), 'dbsc' (the browser's Device Bound Session Credentials), or null (unbound: a native client or script)",
+  }),
 }, { $id: 'Session', description: 'A place where the account is signed in.' });
 export const Session = ref(SessionSchema);
 

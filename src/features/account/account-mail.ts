@@ -85,6 +85,8 @@ export function createAccountMail(options: { db: Kysely<Database>; clock: Clock;
     deviceProofFailed: (userId: string, context: AlertContext) =>
       alert('alert_proof_failed', userId, context, `proof:${facts(context).deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
     deviceTokenReused: (userId: string, context: AlertContext) => alert('alert_token_reused', userId, context),
+    /** A bound session's refresh came with another key's proof: the session was ended (docs/sessions.md). */
+    sessionProofFailed: (userId: string, context: AlertContext) => alert('alert_session_proof_failed', userId, context),
     fingerprintMismatch: (userId: string, context: AlertContext) =>
       alert('alert_fingerprint_mismatch', userId, context, `mismatch:${facts(context).deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
   };
@@ -210,6 +212,19 @@ export function createAccountMailComposer(options: { repository: AccountReposito
           ],
           facts: deviceFacts,
           footnotes: [resetHint, 'If you restored that device from a backup, sign in on it again: nothing else is needed.'],
+        };
+        break;
+      }
+      case 'alert_session_proof_failed': {
+        content = {
+          subject: 'A copy of one of your sessions was used, and signed out',
+          greeting,
+          paragraphs: [
+            'A browser tried to keep one of your sessions going with a copy of its cookie, but could not prove it was the browser that signed in (that browser holds a key that never leaves it). We signed that session out.',
+            'If you did not copy your browser profile yourself, something on that computer may have read its cookies.',
+          ],
+          facts: deviceFacts,
+          footnotes: [resetHint, 'Your other sessions and trusted devices are unchanged.'],
         };
         break;
       }

@@ -9,8 +9,13 @@ import { clientNetwork, RATE_LIMITS, rateLimitConfig } from '../../platform/http
 import { requestActor, requestDeviceToken } from '../../platform/http/request-device.ts';
 import { pendingDeviceJson } from '../../domain/views/device.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
-import { ValidationError } from '../../platform/errors.ts';
+import { BOUND_COOKIE, deliverRefreshToken as deliverRefreshCookie, REFRESH_COOKIE, refreshCookieOptions, setDeviceCookie, wantsRefreshCookie } from '../../platform/http/cookies.ts';
+import { AppError, ValidationError } from '../../platform/errors.ts';
+import { attemptActor } from '../../platform/context.ts';
+import { parseSkipped, registrationHeader } from '../../platform/crypto/dbsc.ts';
+
+/** docs/sessions.md, "Bound sessions". */
+const SESSION_PROOF_HEADER = 'x-session-proof';
 import { PASSWORD_POLICY } from '../../platform/crypto/passwords.ts';
 import type { LoginResult } from '../../platform/metrics.ts';
 import * as S from './auth.schemas.ts';
@@ -40,6 +45,15 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     deliverRefreshCookie(config, request, reply, session);
   const clearRefreshCookie = (request: FastifyRequest, reply: FastifyReply) => reply.clearCookie(REFRESH_COOKIE, refreshCookieOptions(config.cookieSecure, request));
   /** The body's refresh token, else (only with `x-refresh-cookie: 1`) the cookie's. */
+  /**
+   * DBSC (docs/sessions.md): a browser sign-in (cookie mode) that opened an unbound session is offered
+   * the draft's registration; browsers without DBSC ignore the header.
+   */
+  const offerDbsc = async (request: FastifyRequest, reply: FastifyReply, opened: boolean, sessionKey: unknown) => {
+    if (!opened || sessionKey !== undefined || !wantsRefreshCookie(request)) return;
+    const { challenge } = await devices.issueChallenge();
+    reply.header('secure-session-registration', registrationHeader('/api/v1/auth/dbsc/register', challenge));
+  };
   const presentedRefreshToken = (request: FastifyRequest, body: { refresh_token?: string } | null | undefined) =>
     body?.refresh_token ?? (wantsRefreshCookie(request) ? request.cookies?.[REFRESH_COOKIE] || undefined : undefined);
 
@@ -82,7 +96,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     },
   }, async (request, reply) => {
     const seen = recognitions.get(request);
-    const result = await auth.login(request.body, seen?.device ?? requestDevice(request), { client: clientNetwork(request.ip), recognition: seen?.recognition });
+    const result = await auth.login(request.body, seen?.device ?? requestDevice(request), { client: clientNetwork(request.ip), recognition: seen?.recognition, sessionKey: request.body.session_key });
     loginOutcomes.set(request, result.kind === 'mfa_required' ? 'mfa_required' : result.mfa_bypassed ? 'bypassed' : 'signed_in');
     if (result.kind === 'mfa_required') {
       return ok(
@@ -90,6 +104,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
         'A second factor is required.',
       );
     }
+    await offerDbsc(request, reply, true, request.body.session_key);
     const { kind: _kind, deviceCookieMaxAge, ...session } = deliverRefreshToken(request, reply, result);
     // docs/trust-model.md: the presented device token is retired; the browser gets its successor.
     if (session.device_token) setDeviceCookie(reply, request, config.cookieSecure, session.device_token, deviceCookieMaxAge ?? 0);
@@ -120,12 +135,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       response: withErrors({ 200: success(S.MfaVerifyData) }),
     },
   }, async (request, reply) => {
-    const { temporary_token, code, backup_code, webauthn } = request.body;
+    const { temporary_token, code, backup_code, webauthn, session_key } = request.body;
     if ([code, backup_code, webauthn].filter((f) => f !== undefined).length !== 1) {
       throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code or webauthn' }]);
     }
     const factor = code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : { webauthn: webauthn! };
-    const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request)));
+    const result = deliverRefreshToken(request, reply, await auth.verifyMfa(temporary_token, factor, requestDevice(request), session_key));
+    await offerDbsc(request, reply, true, session_key);
     return ok(
       { ...result, trusted_device: result.trusted_device && pendingDeviceJson(result.trusted_device, config.deviceTrustTtlDays) },
       'Second factor verified.',
@@ -133,14 +149,30 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
   });
 
   app.post('/refresh', {
-    schema: { operationId: 'refreshTokens', security: [], tags, summary: 'Rotate a refresh token', body: S.RefreshBody, response: withErrors({ 200: success(S.SessionData) }) },
+    schema: {
+      operationId: 'refreshTokens',
+      security: [],
+      tags,
+      summary: 'Rotate a refresh token; a bound session needs x-session-proof (401 SESSION_PROOF_REQUIRED gives the challenge to sign)',
+      body: S.RefreshBody,
+      headers: S.RefreshHeaders,
+      response: withErrors({ 200: success(S.SessionData) }),
+    },
   }, async (request, reply) => {
     const token = presentedRefreshToken(request, request.body);
     if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
     try {
-      return ok(deliverRefreshToken(request, reply, await sessions.refresh(token)), 'Tokens refreshed.');
+      const proof = request.headers[SESSION_PROOF_HEADER];
+      const refreshed = await sessions.refresh(token, {
+        proof: typeof proof === 'string' ? proof : undefined,
+        actor: attemptActor(requestDevice(request)),
+        boundCookie: request.cookies?.[BOUND_COOKIE] || undefined,
+        skipped: parseSkipped(request.headers['secure-session-skipped']),
+      });
+      return ok(deliverRefreshToken(request, reply, refreshed), 'Tokens refreshed.');
     } catch (error) {
-      if (request.body?.refresh_token === undefined) clearRefreshCookie(request, reply);
+      // A bound session asking for its proof keeps its cookie: the next try, with the proof, uses it.
+      if (request.body?.refresh_token === undefined && !(error instanceof AppError && error.code === 'SESSION_PROOF_REQUIRED')) clearRefreshCookie(request, reply);
       throw error;
     }
   });
@@ -210,7 +242,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       response: withErrors({ 200: success(S.PasskeySignInData) }),
     },
   }, async (request, reply) => {
-    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request)));
+    const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request), request.body.session_key));
+    await offerDbsc(request, reply, true, request.body.session_key);
     // On a trusted device the token was rotated (docs/trust-model.md): hand the browser its successor.
     if (result.device_token) setDeviceCookie(reply, request, config.cookieSecure, result.device_token, deviceCookieMaxAge ?? 0);
     const pending = result.trusted_device && { ...result.trusted_device, expires_at: iso(result.trusted_device.expires_at), trust_ttl_days: config.deviceTrustTtlDays };

@@ -16,7 +16,24 @@ export const SignupBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const LoginBody = Type.Object({ email: Email, password: Password }, { additionalProperties: false });
+/** docs/sessions.md, "Bound sessions": checked strictly by src/platform/crypto/device-keys.ts (422 INVALID_PUBLIC_KEY). */
+const SessionKey = Type.Optional(
+  Type.Object(
+    {
+      kty: Type.String({ description: '"EC"' }),
+      crv: Type.String({ description: '"P-256"' }),
+      x: Type.String({ description: '32 bytes, base64url' }),
+      y: Type.String({ description: '32 bytes, base64url' }),
+    },
+    {
+      additionalProperties: true,
+      description:
+        'Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS.',
+    },
+  ),
+);
+
+export const LoginBody = Type.Object({ email: Email, password: Password, session_key: SessionKey }, { additionalProperties: false });
 
 export const MfaVerifyBody = Type.Object(
   {
@@ -24,12 +41,18 @@ export const MfaVerifyBody = Type.Object(
     code: Type.Optional(Type.String({ pattern: '^[0-9]{6}$', description: 'A TOTP code.' })),
     backup_code: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
     webauthn: Type.Optional(AuthenticationResponse),
+    session_key: SessionKey,
   },
   { additionalProperties: false },
 );
 
 /** refresh_token may be left out when it comes in the td_refresh cookie (with `x-refresh-cookie: 1`). */
 export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
+export const RefreshHeaders = Type.Object({
+  'x-session-proof': Type.Optional(
+    Type.String({ maxLength: 512, description: 'Bound sessions: <challenge>.<base64url ES256 (P1363) signature over the challenge string> by the key given as session_key at sign-in.' }),
+  ),
+});
 export const LogoutBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
 
 export const PasswordChangeBody = Type.Object(
@@ -132,7 +155,7 @@ export const PasswordPolicyData = Type.Object({
 export const SecondFactorOptionsBody = Type.Object({ temporary_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
 export const PasskeyOptionsBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
 export const PasskeyVerifyBody = Type.Object(
-  { attempt_token: Type.String({ minLength: 1, maxLength: 512 }), response: AuthenticationResponse },
+  { attempt_token: Type.String({ minLength: 1, maxLength: 512 }), response: AuthenticationResponse, session_key: SessionKey },
   { additionalProperties: false },
 );
 

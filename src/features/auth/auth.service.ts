@@ -18,7 +18,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
 import type { Db } from '../../store/schema.ts';
-import type { DeviceTrust, PendingDevice, RecognisedDevice, SecondFactor, SecondFactorGate, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import type { DeviceTrust, PendingDevice, RecognisedDevice, SecondFactor, SecondFactorGate, SessionBinding, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import { parsePublicKey } from '../../platform/crypto/device-keys.ts';
 import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
 import type { Actor } from '../../store/history.ts';
@@ -74,6 +75,8 @@ export interface LoginRecognition {
 export interface LoginContext {
   client: string;
   recognition?: LoginRecognition | undefined;
+  /** The browser's public session key (a bound session), as sent; checked here. */
+  sessionKey?: unknown;
 }
 
 export type LoginResult =
@@ -155,6 +158,13 @@ export function createAuthService(options: AuthServiceOptions) {
     return challenge;
   }
 
+  /** The session's binding from a `session_key` (docs/sessions.md, "Bound sessions"): the checks of a device key; 422 INVALID_PUBLIC_KEY otherwise. */
+  const bindingOf = async (sessionKey: unknown): Promise<SessionBinding | undefined> => {
+    if (sessionKey === undefined) return undefined;
+    const key = await parsePublicKey(sessionKey, 'session_key');
+    return { kind: 'webcrypto', jwk: key.stored, thumbprint: key.thumbprint };
+  };
+
   const noWebauthn = () => new AppError('WEBAUTHN_NOT_REGISTERED', 'Passkeys are not available on this service.');
 
   return {
@@ -196,6 +206,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
     },
 
     async login(input: { email: string; password: string }, device: RequestDevice, context: LoginContext = { client: '-' }): Promise<LoginResult> {
+      const binding = await bindingOf(context.sessionKey);
       const user = await users.findByEmail(normaliseEmail(input.email));
       // A known device of this account is hashed in the priority lane; everyone else shares the line per client.
       const recognition = user && context.recognition?.userId === user.id ? context.recognition : undefined;
@@ -204,14 +215,14 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!user || !passwordOk) throw invalidCredentials();
 
       if (!(await mfa.isEnabled(user.id))) {
-        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none' });
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none', binding });
         return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
       const { decision: trust, session } = await checkTrust(
         user.id,
         device,
-        (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice }),
+        (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice, binding }),
         recognition?.device,
       );
       if (trust.trusted && session) {
@@ -250,7 +261,9 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       return webauthn.secondFactorOptions(challenge.user_id, challenge.id);
     },
 
-    async verifyMfa(temporaryToken: string, factor: LoginFactor, device: RequestDevice): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
+    async verifyMfa(temporaryToken: string, factor: LoginFactor, device: RequestDevice, sessionKey?: unknown): Promise<SessionTokens & Profile & { trusted_device: PendingDevice | null }> {
+      // A refused key is answered before the code is checked: the temporary token and the code stay usable.
+      const binding = await bindingOf(sessionKey);
       const challenge = await openChallenge(temporaryToken, device);
       const now = clock.now();
       const userId = challenge.user_id;
@@ -289,7 +302,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!user) throw invalidToken('The temporary token');
       const trustedDevice = await trustedDeviceAfterMfa(userId, device);
       const { tokens, extra: pending } = await sessions.open(
-        { userId, device, mfaMethod: grant.factor, trustedDevice },
+        { userId, device, mfaMethod: grant.factor, trustedDevice, binding },
         async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),
       );
       return { ...tokens, ...profile(user), trusted_device: pending };
@@ -308,19 +321,20 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
      * (and recorded) and the session is opened on it; elsewhere a pending
      * device, granted by this credential, waits to be activated.
      */
-    async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice) {
+    async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice, sessionKey?: unknown) {
       if (!webauthn) throw noWebauthn();
+      const binding = await bindingOf(sessionKey);
       const { userId, credentialId } = await webauthn.verifyPasswordless(attemptToken, response, device);
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The passkey sign-in attempt');
       // On a trusted device the session opens in the trust check's transaction; elsewhere with a pending device, granted by this credential.
       const { decision: trust, session } = await checkTrust(userId, device, (trx, trustedDevice) =>
-        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', trustedDevice }),
+        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', trustedDevice, binding }),
       );
       const trustedDevice = trust.trusted && session ? { id: trust.deviceId, name: trust.deviceName } : undefined;
       const { tokens, extra: pending } = session
         ? { tokens: session.tokens, extra: null }
-        : await sessions.open({ userId, device, mfaMethod: 'webauthn' }, (trx, sessionId) =>
+        : await sessions.open({ userId, device, mfaMethod: 'webauthn', binding }, (trx, sessionId) =>
             deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId }),
           );
       return {

@@ -33,6 +33,11 @@
  *   the browser holding the token retired last. After the grace a retired
  *   token means a copy exists: the what-ends-what row `device_token_reuse` revokes the
  *   device (cause `reuse_detected`) and ends its sessions.
+ * - A crash is not theft: a retired token after the grace that comes with a
+ *   valid proof of the device's own key is the same device whose cookie
+ *   update was lost; it is resynced (a fresh token, `token_resynced`, no
+ *   alarm). Reuse detection fires only for a retired token without a valid
+ *   proof, or for a device without a key.
  */
 import type { Clock } from '../../platform/clock.ts';
 import { DAY } from '../../platform/clock.ts';
@@ -171,7 +176,14 @@ export function createDevicesService(options: DevicesServiceOptions) {
 
   async function evaluate(userId: string, device: RequestDevice): Promise<TrustDecision> {
     const c = await classify(userId, device);
-    if (!c.ok) return c.decision;
+    if (!c.ok) {
+      // A retired token with the device's own valid proof would be resynced (see resync), not treated as a copy.
+      if (c.decision.trusted || c.decision.reason !== 'reuse_detected' || c.row === undefined || c.row.public_key_jwk === null) return c.decision;
+      if ((await proofFailure(c.row, device.proof)) !== undefined) return c.decision;
+      const match = similarity(JSON.parse(c.row.components) as Record<string, string>, device.fingerprint.components);
+      if (!match.matches) return { trusted: false, reason: 'fingerprint_mismatch', deviceId: c.row.id, deviceName: c.row.device_name, differing: match.differing };
+      return trustedDecision(c.row);
+    }
     const failure = await proofFailure(c.row, device.proof);
     if (failure !== undefined) return { trusted: false, reason: 'proof_failed', deviceId: c.row.id, why: failure };
     return trustedDecision(c.row);
@@ -189,6 +201,50 @@ export function createDevicesService(options: DevicesServiceOptions) {
     const c = await classify(userId, device);
     if (!c.ok) return undefined;
     return { deviceId: c.row.id, proof: await proofFailure(c.row, device.proof) };
+  }
+
+  /**
+   * A retired token after the grace, from a key-bound device, with a valid
+   * proof of its own key (consumed here): the same device, whose cookie
+   * update was lost (a crash, a killed tab). It is trusted as with its
+   * current token: one transaction under the user's lock rotates the
+   * CURRENT token (the one the browser never stored) to a fresh one, records
+   * `trust_used` and `token_resynced`, and opens the session. No alarm.
+   * Undefined when the proof is missing or fails (reuse detection then runs),
+   * or when the device is not key-bound. A fingerprint that no longer
+   * matches asks for the second factor (fingerprint_mismatch), still without
+   * an alarm about a copy.
+   */
+  async function resync<T>(
+    userId: string,
+    row: TrustedDevice,
+    device: RequestDevice,
+    openSession: (trx: Db, trusted: { id: string; name: string }) => Promise<T>,
+  ): Promise<{ decision: TrustDecision; session?: T } | undefined> {
+    if (row.public_key_jwk === null || device.proof === undefined) return undefined;
+    if ((await proofFailure(row, device.proof)) !== undefined) return undefined;
+    const actor = attemptActor(device);
+    const now = clock.now();
+    const match = similarity(JSON.parse(row.components) as Record<string, string>, device.fingerprint.components);
+    if (!match.matches) {
+      await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: row.id, actor }], now);
+      await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: row.id });
+      return { decision: { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, deviceName: row.device_name, differing: match.differing } };
+    }
+    const outcome = await repository.transaction(async (trx) => {
+      await lockUser(trx, userId);
+      const newToken = generateToken('device');
+      const rotated = await repository.rotateToken(
+        trx,
+        { userId, deviceId: row.id, presentedHash: row.device_token_hash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
+        event(userId, 'trust_used', row, actor),
+      );
+      if (!rotated) return undefined;
+      await history.append(trx, [event(userId, 'token_resynced', row, actor)], now);
+      return { decision: trustedDecision(row, newToken), session: await openSession(trx, { id: row.id, name: row.device_name }) };
+    });
+    // Revoked, or rotated by another login, between the read and the UPDATE: not trusted now (the second factor is asked).
+    return outcome ?? { decision: { trusted: false, reason: 'inactive' } };
   }
 
   /** A retired token after the grace: the what-ends-what row `device_token_reuse`, with the `reuse_detected` event in its transaction. */
@@ -258,6 +314,9 @@ export function createDevicesService(options: DevicesServiceOptions) {
           await repository.recordEvents([{ userId, type: 'fingerprint_mismatch', deviceId: decision.deviceId, actor }], now);
           await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: decision.deviceId });
         } else if (decision.reason === 'reuse_detected' && c.row) {
+          // A crash is not theft: the device's own key settles whether this is a copy.
+          const resynced = await resync(userId, c.row, device, openSession);
+          if (resynced !== undefined) return resynced;
           await reuseDetected(userId, c.row, actor);
         }
         return { decision };
@@ -423,6 +482,12 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const now = clock.now();
       await repository.insertChallenge(hashToken(challenge), now, now + DEVICE_CHALLENGE_TTL_SECONDS * 1000);
       return { challenge, expiresIn: DEVICE_CHALLENGE_TTL_SECONDS };
+    },
+
+    /** Consumes a proof challenge (one conditional UPDATE): true exactly once for an issued, unexpired one. */
+    async consumeChallenge(challenge: string): Promise<boolean> {
+      if (!looksLike('deviceChallenge', challenge)) return false;
+      return repository.consumeChallenge(hashToken(challenge), clock.now());
     },
 
     async list(userId: string, currentDeviceToken: string | undefined): Promise<DeviceView[]> {

@@ -51,7 +51,8 @@ export type AccessTokenKeys =
 
 export interface AccessTokens {
   readonly ttlSeconds: number;
-  issue(subject: AccessTokenSubject): string;
+  /** `ttlSeconds` overrides the lifetime of this one token (a bound session's are shorter: docs/sessions.md). */
+  issue(subject: AccessTokenSubject, ttlSeconds?: number): string;
   /** The subject, or null for anything that is not a currently valid access token. */
   verify(token: string): AccessTokenSubject | null;
   /** The public keys tokens are checked with (current first), for GET /.well-known/jwks.json. */
@@ -112,7 +113,7 @@ export function createAccessTokens(options: {
 
   return {
     ttlSeconds,
-    issue({ userId, sessionId }) {
+    issue({ userId, sessionId }, lifetime = ttlSeconds) {
       const now = Math.floor(clock.now() / 1000);
       const claims: AccessTokenClaims = {
         sub: userId,
@@ -120,7 +121,7 @@ export function createAccessTokens(options: {
         jti: randomUUID(),
         iat: now,
         nbf: now,
-        exp: now + ttlSeconds,
+        exp: now + lifetime,
         iss: issuer,
         aud: audience,
         typ: 'access',

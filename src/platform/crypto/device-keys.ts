@@ -20,7 +20,7 @@
  * live 60 s: src/features/devices/devices.service.ts consumes them); a client that
  * smuggles a private key to us (refused, so we never hold one).
  */
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { AppError } from '../errors.ts';
 import { looksLike } from './tokens.ts';
 
@@ -40,14 +40,15 @@ export interface PublicJwk {
   y: string;
 }
 
-const invalidKey = (message: string) =>
-  new AppError('INVALID_PUBLIC_KEY', `public_key ${message}`, { details: [{ field: 'public_key', message }] });
+const invalidKeyOf = (field: string) => (message: string) =>
+  new AppError('INVALID_PUBLIC_KEY', `${field} ${message}`, { details: [{ field, message }] });
 
 /**
  * Checks a client-supplied JWK strictly and imports it (which also checks
  * that the point is on the curve). Returns the normalised JWK as stored.
  */
-export async function parsePublicKey(jwk: unknown): Promise<{ jwk: PublicJwk; stored: string }> {
+export async function parsePublicKey(jwk: unknown, field = 'public_key'): Promise<{ jwk: PublicJwk; stored: string; thumbprint: string }> {
+  const invalidKey = invalidKeyOf(field);
   if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalidKey('must be a JWK object');
   const k = jwk as Record<string, unknown>;
   if ('d' in k) throw invalidKey('must be a public key: a private key (d) is never accepted');
@@ -66,7 +67,12 @@ export async function parsePublicKey(jwk: unknown): Promise<{ jwk: PublicJwk; st
   } catch {
     throw invalidKey('is not a point on P-256');
   }
-  return { jwk: normalised, stored: JSON.stringify(normalised) };
+  return { jwk: normalised, stored: JSON.stringify(normalised), thumbprint: thumbprintOf(normalised) };
+}
+
+/** The RFC 7638 JWK thumbprint (SHA-256, base64url) of a P-256 public key: its required members in lexicographic order. */
+export function thumbprintOf(jwk: PublicJwk): string {
+  return createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest('base64url');
 }
 
 export function importPublicKey(jwk: PublicJwk): Promise<webcrypto.CryptoKey> {

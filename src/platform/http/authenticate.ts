@@ -16,14 +16,18 @@ declare module 'fastify' {
   }
 }
 
-/** `isLive(sessionId, userId)`: the sessions feature's check that the session has not ended and is the subject's. */
-export function createAuthenticate(accessTokens: AccessTokens, sessions: { isLive(sessionId: string, userId: string): Promise<boolean> }) {
+/**
+ * `isLive(sessionId, userId)`: the sessions feature's check that the session has not ended and is the subject's:
+ * true, false (not the subject's, or gone), or why it is over (`details` of the 401: docs/sessions.md, "Signed-out reasons").
+ */
+export function createAuthenticate(accessTokens: AccessTokens, sessions: { isLive(sessionId: string, userId: string): Promise<true | false | Record<string, unknown>> }) {
   return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization;
     if (typeof header !== 'string' || !/^Bearer [^\s]+$/i.test(header)) throw new UnauthorizedError();
     const subject = accessTokens.verify(header.slice(7));
     if (subject === null) throw new UnauthorizedError('The access token is not valid or has expired.');
-    if (!(await sessions.isLive(subject.sessionId, subject.userId))) throw new UnauthorizedError('This session has ended. Sign in again.');
+    const live = await sessions.isLive(subject.sessionId, subject.userId);
+    if (live !== true) throw new UnauthorizedError('This session has ended. Sign in again.', live === false ? undefined : live);
     request.auth = subject;
   };
 }

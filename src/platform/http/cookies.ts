@@ -62,6 +62,12 @@ export function refreshCookieOptions(mode: CookieSecure, request: FastifyRequest
   return { httpOnly: true, sameSite: 'strict', secure: cookieSecureFor(mode, request), path: REFRESH_COOKIE_PATH };
 }
 
+/** DBSC (docs/sessions.md): the short-lived bound cookie a DBSC session's refresh needs; the browser renews it with its key. */
+export const BOUND_COOKIE = 'td_bound';
+export function boundCookieOptions(mode: CookieSecure, request: FastifyRequest): CookieSerializeOptions {
+  return { httpOnly: true, sameSite: 'strict', secure: cookieSecureFor(mode, request), path: REFRESH_COOKIE_PATH };
+}
+
 export function wantsRefreshCookie(request: FastifyRequest): boolean {
   return request.headers[REFRESH_COOKIE_HEADER] === '1';
 }

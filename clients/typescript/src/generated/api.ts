@@ -99,7 +99,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate a refresh token */
+        /** Rotate a refresh token; a bound session needs x-session-proof (401 SESSION_PROOF_REQUIRED gives the challenge to sign) */
         post: operations["refreshTokens"];
         delete?: never;
         options?: never;
@@ -411,6 +411,40 @@ export interface paths {
         post?: never;
         /** End one session */
         delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/dbsc/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** DBSC registration: bind this session (its td_refresh cookie) to the browser key of the Secure-Session-Response JWT */
+        post: operations["dbscRegister"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/dbsc/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** DBSC refresh: a new short-lived bound cookie for a proof of the session key (403 + Secure-Session-Challenge asks for one) */
+        post: operations["dbscRefresh"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1095,6 +1129,10 @@ export interface components {
             mfa_method: "none" | "totp" | "backup_code" | "trusted_device" | "webauthn";
             /** @description True for the session of the access token of this request */
             is_current: boolean;
+            /** @description Whether a refresh needs a proof of a key that never leaves the browser that signed in (a copied cookie is worthless) */
+            bound: boolean;
+            /** @description How it is bound: 'webcrypto' (a non-extractable key sent as session_key), 'dbsc' (the browser's Device Bound Session Credentials), or null (unbound: a native client or script) */
+            binding: "webcrypto" | "dbsc" | (never | null);
         };
         /** @description A public signing key (RFC 7517). */
         Jwk: {
@@ -1295,6 +1333,19 @@ export interface operations {
                     /** @description An email address; trimmed and lower-cased. */
                     email: string;
                     password: string;
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    session_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -1413,6 +1464,19 @@ export interface operations {
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
                     };
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    session_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -1467,7 +1531,10 @@ export interface operations {
     refreshTokens: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Bound sessions: <challenge>.<base64url ES256 (P1363) signature over the challenge string> by the key given as session_key at sign-in. */
+                "x-session-proof"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1793,6 +1860,19 @@ export interface operations {
                             [key: string]: unknown;
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
+                    };
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    session_key?: {
+                        /** @description "EC" */
+                        kty: string;
+                        /** @description "P-256" */
+                        crv: string;
+                        /** @description 32 bytes, base64url */
+                        x: string;
+                        /** @description 32 bytes, base64url */
+                        y: string;
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };
@@ -2602,6 +2682,162 @@ export interface operations {
                             revoked: true;
                         };
                         message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    dbscRegister: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256). */
+                "secure-session-response"?: string;
+                /** @description sf-string: the session identifier (refresh). */
+                "sec-secure-session-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The envelope; the DBSC session instructions are repeated at the root for the browser */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            session_identifier: string;
+                            refresh_url: string;
+                            continue: boolean;
+                            scope: {
+                                origin: string;
+                                include_site: boolean;
+                            };
+                            credentials: {
+                                /** @enum {string} */
+                                type: "cookie";
+                                name: string;
+                                attributes: string;
+                            }[];
+                        } | {
+                            /** @enum {boolean} */
+                            continue: false;
+                        };
+                        message: string;
+                        session_identifier?: string;
+                        refresh_url?: string;
+                        continue: boolean;
+                        scope?: {
+                            origin: string;
+                            include_site: boolean;
+                        };
+                        credentials?: {
+                            /** @enum {string} */
+                            type: "cookie";
+                            name: string;
+                            attributes: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    dbscRefresh: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256). */
+                "secure-session-response"?: string;
+                /** @description sf-string: the session identifier (refresh). */
+                "sec-secure-session-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The envelope; the DBSC session instructions are repeated at the root for the browser */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            session_identifier: string;
+                            refresh_url: string;
+                            continue: boolean;
+                            scope: {
+                                origin: string;
+                                include_site: boolean;
+                            };
+                            credentials: {
+                                /** @enum {string} */
+                                type: "cookie";
+                                name: string;
+                                attributes: string;
+                            }[];
+                        } | {
+                            /** @enum {boolean} */
+                            continue: false;
+                        };
+                        message: string;
+                        session_identifier?: string;
+                        refresh_url?: string;
+                        continue: boolean;
+                        scope?: {
+                            origin: string;
+                            include_site: boolean;
+                        };
+                        credentials?: {
+                            /** @enum {string} */
+                            type: "cookie";
+                            name: string;
+                            attributes: string;
+                        }[];
                     };
                 };
             };
