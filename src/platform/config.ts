@@ -47,6 +47,8 @@ export interface Config {
   redisUrl: string | undefined;
   keys: Partial<Keys>;
   accessTokenTtlSeconds: number;
+  /** How recent a factor the sensitive operations need (docs/step-up.md). */
+  stepUpMaxAgeSeconds: number;
   refreshTokenTtlSeconds: number;
   activationTokenTtlSeconds: number;
   mfaChallengeTtlSeconds: number;
@@ -238,6 +240,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       dataEncryptionKey: key('DATA_ENCRYPTION_KEY', 32, 32),
     },
     accessTokenTtlSeconds: integer('ACCESS_TOKEN_TTL_SECONDS', 900, 30, 86_400),
+    stepUpMaxAgeSeconds: integer('STEP_UP_MAX_AGE_SECONDS', 600, 30, 86_400),
     refreshTokenTtlSeconds: integer('REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
     activationTokenTtlSeconds: integer('ACTIVATION_TOKEN_TTL_SECONDS', 300, 30, 3600),
     mfaChallengeTtlSeconds: integer('MFA_CHALLENGE_TTL_SECONDS', 300, 30, 3600),

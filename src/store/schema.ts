@@ -162,7 +162,9 @@ export type DeviceEventType =
   | 'webauthn_counter_error'
   // Device-bound keys and rotation (migration 007, docs/trust-model.md)
   | 'proof_failed'
-  | 'reuse_detected';
+  | 'reuse_detected'
+  // Step-up (migration 011, docs/step-up.md): a factor performed again in a live session.
+  | 'step_up';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =
@@ -207,6 +209,10 @@ export interface SessionsTable {
   idle_expires_at: number;
   ended_at: number | null;
   end_cause: EventCause | null;
+  /** When the last factor was actually performed (the sign-in, or the latest step-up; docs/step-up.md). */
+  auth_time: number;
+  /** RFC 8176 methods of that authentication, space-separated (src/platform/authn-methods.ts). */
+  amr: string;
 }
 
 export interface DeviceEventsTable {
@@ -336,7 +342,7 @@ export interface WebauthnCredentialsTable {
   last_used_at: number | null;
 }
 
-export type WebauthnChallengePurpose = 'registration' | 'second_factor' | 'passwordless';
+export type WebauthnChallengePurpose = 'registration' | 'second_factor' | 'passwordless' | 'step_up';
 
 /** One issued WebAuthn challenge: single use, 5 minutes, stored as SHA-256. */
 export interface WebauthnChallengesTable {
@@ -344,7 +350,7 @@ export interface WebauthnChallengesTable {
   purpose: WebauthnChallengePurpose;
   /** The user it is bound to (registration, second factor); null for passwordless. */
   user_id: string | null;
-  /** Second factor: the MFA challenge (temporary token) it belongs to. */
+  /** Second factor: the MFA challenge (temporary token) it belongs to; step-up: the session it belongs to. */
   mfa_challenge_id: string | null;
   /** Passwordless: SHA-256 of the attempt token handed to the client. */
   attempt_hash: string | null;

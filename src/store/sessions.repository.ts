@@ -32,6 +32,9 @@ export interface EndedSession {
 export interface LiveSession {
   user_id: string;
   last_active_at: number;
+  /** How and when the person last authenticated in this session (docs/step-up.md). */
+  auth_time: number;
+  amr: string;
 }
 
 /** Which of a user's live sessions to end. */
@@ -49,7 +52,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
   // The bearer check runs on every authenticated request: compiled once, bound per call (id, now, now).
   const liveQuery = db
     .selectFrom('sessions')
-    .select(['user_id', 'last_active_at'])
+    .select(['user_id', 'last_active_at', 'auth_time', 'amr'])
     .where('id', '=', '')
     .where('ended_at', 'is', null)
     .where('expires_at', '>', 0)
@@ -142,7 +145,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
      * row (its lock is what a concurrent end waits for). Returns the absolute
      * end, or undefined when the session is no longer live.
      */
-    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number): Promise<{ expires_at: number } | undefined> {
+    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number): Promise<{ expires_at: number; auth_time: number; amr: string } | undefined> {
       const idleEnd = now + idleMs;
       return trx
         .updateTable('sessions')
@@ -152,7 +155,25 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('ended_at', 'is', null)
         .where('expires_at', '>', now)
         .where('idle_expires_at', '>', now)
-        .returning('expires_at')
+        .returning(['expires_at', 'auth_time', 'amr'])
+        .executeTakeFirst();
+    },
+
+    /**
+     * A factor performed again in a live session (a step-up, docs/step-up.md):
+     * one conditional UPDATE by primary key; undefined when the session is
+     * no longer live (or not the user's).
+     */
+    async recordAuthentication(trx: Db, id: string, userId: string, now: number, amr: string): Promise<{ device_name: string } | undefined> {
+      return trx
+        .updateTable('sessions')
+        .set({ auth_time: now, amr })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .returning('device_name')
         .executeTakeFirst();
     },
 
