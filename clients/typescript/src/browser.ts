@@ -53,6 +53,8 @@ export {
   memoryTokenStore,
   type RequestOptions,
   sessionOpeningPath,
+  type StepUpFactor,
+  StepUpRequiredError,
   type TokenName,
   type TokenStore,
   type TrustedDevicesClient,
