@@ -34,7 +34,7 @@ for (let round = 0; round < rounds; round++) {
     const accessTokens = createAccessTokens({ keys, issuer: 'bench', audience: 'bench-api', ttlSeconds: 900, clock });
     const issued: string[] = [];
     let start = process.hrtime.bigint();
-    for (let i = 0; i < tokens; i++) issued.push(accessTokens.issue({ userId: `user-${i}`, sessionId: `session-${i}` }));
+    for (let i = 0; i < tokens; i++) issued.push(accessTokens.issue({ userId: `user-${i}`, sessionId: `session-${i}`, authTime: clock.now(), amr: ['pwd'] }));
     r.signs.push(perOp(start, tokens));
     r.length = issued[0]!.length;
     start = process.hrtime.bigint();

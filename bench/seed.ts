@@ -379,7 +379,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
           shape.userAgent, shape.ip, shape.ip, trustedAt - randomInt(300_000), trustedAt, lastUsedAt, trustedAt + trustTtlMs, null,
         ]);
       }
-      if (revoke) fixtures.revokeSets.push({ accessToken: accessTokens.issue({ userId, sessionId }), deviceIds });
+      if (revoke) fixtures.revokeSets.push({ accessToken: accessTokens.issue({ userId, sessionId, authTime: now, amr: ['pwd'] }), deviceIds });
     }
     await sink.write(batch);
     devicesWritten += batch.devices.length;
@@ -391,7 +391,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   const tokens: string[] = [];
   for (let t = 0; t < options.tokenCount; t++) {
     const i = randomInt(userCount);
-    tokens.push(accessTokens.issue({ userId: userIds[i]!, sessionId: sessionIds[i]! }));
+    tokens.push(accessTokens.issue({ userId: userIds[i]!, sessionId: sessionIds[i]!, authTime: Date.now(), amr: ['pwd'] }));
   }
   if (options.tokensFile) {
     mkdirSync(dirname(options.tokensFile), { recursive: true });

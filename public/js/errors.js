@@ -32,6 +32,7 @@ const MESSAGES = {
   DEVICE_NOT_FOUND: 'That device was not found. It may already have been revoked or have expired.',
   DEVICE_NOT_REMEMBERED:
     'This browser did not keep the device cookie, so it will not be recognised at your next sign-in (it is listed under Your devices, but never as this device). This happens when the site is opened over plain http on an address other than localhost while the server only sets Secure cookies: open it over https or on localhost, or set COOKIE_SECURE=auto on the server.',
+  STEP_UP_REQUIRED: 'For your safety, confirm it’s you first: enter a code from your app (or your password).',
   NOT_FOUND: 'That wasn’t found.',
   UNAUTHORIZED: 'Your session has ended. Please sign in again.',
   FORBIDDEN: 'You are not allowed to do that.',

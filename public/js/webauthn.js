@@ -62,6 +62,13 @@ export async function signInWithPasskey() {
   return api('POST', '/auth/passkey/verify', { body: { attempt_token, response }, auth: false, headers: proof ? { 'x-device-proof': proof } : {} });
 }
 
+/** A step-up of this session with a passkey or security key (docs/step-up.md); the client keeps the new access token. */
+export async function stepUpWithPasskey() {
+  const { options } = await api('POST', '/auth/step-up/webauthn/options');
+  const webauthn = await inBrowser(() => startAuthentication({ optionsJSON: options }));
+  return api('POST', '/auth/step-up', { body: { webauthn } });
+}
+
 export const listPasskeys = async () => (await api('GET', '/mfa/webauthn/credentials')).credentials;
 export const renamePasskey = async (id, name) => (await api('PATCH', `/mfa/webauthn/credentials/${encodeURIComponent(id)}`, { body: { name } })).credential;
 export const removePasskey = (id) => api('DELETE', `/mfa/webauthn/credentials/${encodeURIComponent(id)}`);

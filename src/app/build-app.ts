@@ -67,6 +67,8 @@ import { createHistory, historyOptionsFor } from '../store/history.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
+import { installStepUp } from '../platform/http/step-up.ts';
+import { SENSITIVE_OPERATION_IDS } from '../domain/step-up.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -283,6 +285,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mfa,
     deviceTrust: devices.trust,
     sessions,
+    sessionAuthentication: sessions,
     revocation,
     passwords,
     clock,
@@ -309,8 +312,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticate: createAuthenticate(accessTokens, sessions),
   };
 
+  // Step-up (docs/step-up.md): the gate on every sensitive operation of the one list, before their routes are registered.
+  installStepUp(app, SENSITIVE_OPERATION_IDS, { maxAgeSeconds: config.stepUpMaxAgeSeconds, clock, secondFactorMethods: (userId) => mfa.methods(userId) });
+
   await app.register(authRoutes, { ...http, auth, sessions, devices, onLoginOutcome: metrics.loginOutcome, prefix: `${API_PREFIX}/auth` });
-  await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, prefix: `${API_PREFIX}/mfa` });
+  await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, sessionAuthentication: sessions, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });
   await app.register(dbscRoutes, { ...http, sessions, prefix: DBSC_PREFIX });

@@ -12,7 +12,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
-import { LoginSession, MfaChallenge, PendingDevice, TokenPair, User } from '../features/auth/auth.schemas.ts';
+import { LoginSession, MfaChallenge, PendingDevice, StepUpResult, TokenPair, User } from '../features/auth/auth.schemas.ts';
 import { DeviceEvent, DeviceSchema } from '../domain/views/device.ts';
 import { MfaStatus } from '../features/mfa/mfa.schemas.ts';
 import { SessionSchema } from '../domain/views/session.ts';
@@ -20,7 +20,7 @@ import { openApiWebhooks } from '../features/webhooks/webhooks.schemas.ts';
 import { ErrorEnvelope } from '../platform/http/envelope.ts';
 
 /** Every named schema of the document. A feature adds its own here (Session, …). */
-export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, User, MfaStatus, SessionSchema];
+export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, StepUpResult, User, MfaStatus, SessionSchema];
 
 export function registerComponentSchemas(app: FastifyInstance): void {
   for (const schema of COMPONENT_SCHEMAS) app.addSchema(schema);

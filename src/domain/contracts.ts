@@ -7,6 +7,7 @@
  */
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Actor, RequestDevice } from '../platform/context.ts';
+import type { Acr, Amr } from '../platform/authn-methods.ts';
 import type { Db, MfaMethod, SessionBindingKind, TrustFactor } from '../store/schema.ts';
 import type { StoredEvent } from '../store/history.ts';
 
@@ -158,6 +159,8 @@ export interface OpenSession {
   userId: string;
   device: RequestDevice;
   mfaMethod: MfaMethod;
+  /** RFC 8176 methods the person performed to open it (`device` when a trusted device stood in for the second factor; docs/step-up.md). */
+  amr: Amr[];
   /** The trusted device that bypassed MFA (or that the verified device already is). */
   trustedDevice?: { id: string; name: string } | undefined;
   /** The browser key the session is bound to (`session_key` at sign-in); undefined: unbound. */
@@ -190,11 +193,15 @@ export type SecondFactor = { code: string } | { backupCode: string };
 /** The seam the authentication service calls at /auth/mfa/* and /auth/passkey/*. */
 export interface WebauthnFactor {
   secondFactorOptions(userId: string, mfaChallengeId: string): Promise<unknown>;
-  /** Checks an assertion against a challenge of this MFA challenge; null when refused. */
-  checkSecondFactor(userId: string, mfaChallengeId: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ credentialId: string } | null>;
+  /** Checks an assertion against a challenge of this MFA challenge; null when refused. `amr`: hwk or swk (src/platform/authn-methods.ts). */
+  checkSecondFactor(userId: string, mfaChallengeId: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ credentialId: string; amr: Amr } | null>;
   passwordlessOptions(device: RequestDevice): Promise<{ options: unknown; attempt_token: string; expires_in: number }>;
   /** Throws 401 INVALID_TOKEN / 400 WEBAUTHN_VERIFICATION_FAILED; on success, whose credential answered. */
-  verifyPasswordless(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ userId: string; credentialId: string }>;
+  verifyPasswordless(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ userId: string; credentialId: string; amr: Amr }>;
+  /** Assertion options for a step-up of this session (docs/step-up.md), bound to the user and the session. */
+  stepUpOptions(userId: string, sessionId: string): Promise<unknown>;
+  /** Checks a step-up assertion against a challenge of this session; null when refused. */
+  checkStepUp(userId: string, sessionId: string, response: AuthenticationResponseJSON, device: RequestDevice): Promise<{ credentialId: string; amr: Amr } | null>;
 }
 
 
@@ -203,6 +210,27 @@ export interface SessionOpener {
   /** Opens a session inside the caller's transaction (the trusted sign-in's). */
   openIn(trx: Db, input: OpenSession): Promise<{ sessionId: string; tokens: SessionTokens }>;
   open<T>(input: OpenSession, within?: (trx: Db, sessionId: string) => Promise<T>): Promise<{ sessionId: string; tokens: SessionTokens; extra: T }>;
+}
+
+/** What a step-up answers: a new access token of the same session, and the session's new authentication. */
+export interface StepUpResult {
+  access_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+  /** Epoch milliseconds. */
+  auth_time: number;
+  amr: Amr[];
+  acr: Acr;
+}
+
+/** A factor performed again in a live session (docs/step-up.md). */
+export interface SessionAuthentication {
+  /**
+   * Moves the session's auth_time to now and its amr to `earlier` plus
+   * `performed`; writes a `step_up` event unless `event` is false. 401 when
+   * the session has ended.
+   */
+  stepUp(input: { userId: string; sessionId: string; earlier: readonly Amr[]; performed: Amr; actor: Actor; event?: boolean }): Promise<StepUpResult>;
 }
 
 /** What the sign-in routes need of the sessions feature: rotate a refresh token, end the caller's session. */

@@ -49,6 +49,8 @@ export interface Config {
   accessTokenTtlSeconds: number;
   /** BOUND_ACCESS_TOKEN_TTL_SECONDS: access tokens of sessions bound to a browser key (docs/sessions.md). */
   boundAccessTokenTtlSeconds: number;
+  /** How recent a factor the sensitive operations need (docs/step-up.md). */
+  stepUpMaxAgeSeconds: number;
   refreshTokenTtlSeconds: number;
   activationTokenTtlSeconds: number;
   mfaChallengeTtlSeconds: number;
@@ -241,6 +243,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     accessTokenTtlSeconds: integer('ACCESS_TOKEN_TTL_SECONDS', 900, 30, 86_400),
     boundAccessTokenTtlSeconds: integer('BOUND_ACCESS_TOKEN_TTL_SECONDS', 300, 10, 86_400),
+    stepUpMaxAgeSeconds: integer('STEP_UP_MAX_AGE_SECONDS', 600, 30, 86_400),
     refreshTokenTtlSeconds: integer('REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
     activationTokenTtlSeconds: integer('ACTIVATION_TOKEN_TTL_SECONDS', 300, 30, 3600),
     mfaChallengeTtlSeconds: integer('MFA_CHALLENGE_TTL_SECONDS', 300, 30, 3600),

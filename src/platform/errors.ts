@@ -72,6 +72,9 @@ export const ERRORS = {
   WEBAUTHN_CREDENTIAL_EXISTS: { status: 409, message: 'This passkey or security key is already registered.' },
   WEBAUTHN_CREDENTIAL_LIMIT: { status: 409, message: 'Too many passkeys and security keys: remove one first.' },
 
+  // Step-up (docs/step-up.md)
+  STEP_UP_REQUIRED: { status: 401, message: 'Confirm it is you: this action needs a recent second factor (or your password, on an account without one).' },
+
   // Sessions (docs/sessions.md)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
   SESSION_CHALLENGE_REQUIRED: { status: 403, message: 'Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response.' },
@@ -127,6 +130,24 @@ export class ValidationError extends AppError {
 export class UnauthorizedError extends AppError {
   constructor(message?: string, details?: unknown) {
     super('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' }, details });
+  }
+}
+
+/**
+ * RFC 9470: the access token is good but the authentication behind it is not
+ * recent or strong enough for this operation (docs/step-up.md). The client
+ * steps up (POST /auth/step-up) and retries.
+ */
+export class StepUpRequiredError extends AppError {
+  readonly maxAge: number;
+  constructor(options: { maxAge: number; acrValues?: string | undefined; methods: readonly string[]; description: string }) {
+    const params = [`error="insufficient_user_authentication"`, `error_description="${options.description.replace(/["\\]/g, '')}"`, `max_age=${options.maxAge}`];
+    if (options.acrValues !== undefined) params.push(`acr_values="${options.acrValues}"`);
+    super('STEP_UP_REQUIRED', undefined, {
+      headers: { 'www-authenticate': `Bearer ${params.join(', ')}` },
+      details: { max_age: options.maxAge, ...(options.acrValues !== undefined ? { acr_values: options.acrValues } : {}), methods: [...options.methods], reason: options.description },
+    });
+    this.maxAge = options.maxAge;
   }
 }
 

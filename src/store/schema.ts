@@ -167,7 +167,9 @@ export type DeviceEventType =
   /** A retired device token came back with a valid proof of the device's own key: a lost cookie update, re-issued, no alarm. */
   | 'token_resynced'
   /** A bound session's refresh came with a proof by another key: the session ended. */
-  | 'session_proof_failed';
+  | 'session_proof_failed'
+  // Step-up (migration 011, docs/step-up.md): a factor performed again in a live session.
+  | 'step_up';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =
@@ -225,6 +227,10 @@ export interface SessionsTable {
   dbsc_cookie_expires_at: number | null;
   /** Who ended it: the name of the session (its device) or admin key that did (docs/sessions.md, "Signed-out reasons"). */
   end_actor_name: string | null;
+  /** When the last factor was actually performed (the sign-in, or the latest step-up; docs/step-up.md). */
+  auth_time: number;
+  /** RFC 8176 methods of that authentication, space-separated (src/platform/authn-methods.ts). */
+  amr: string;
 }
 
 export type SessionBindingKind = 'webcrypto' | 'dbsc';
@@ -398,7 +404,7 @@ export interface WebauthnCredentialsTable {
   last_used_at: number | null;
 }
 
-export type WebauthnChallengePurpose = 'registration' | 'second_factor' | 'passwordless';
+export type WebauthnChallengePurpose = 'registration' | 'second_factor' | 'passwordless' | 'step_up';
 
 /** One issued WebAuthn challenge: single use, 5 minutes, stored as SHA-256. */
 export interface WebauthnChallengesTable {
@@ -406,7 +412,7 @@ export interface WebauthnChallengesTable {
   purpose: WebauthnChallengePurpose;
   /** The user it is bound to (registration, second factor); null for passwordless. */
   user_id: string | null;
-  /** Second factor: the MFA challenge (temporary token) it belongs to. */
+  /** Second factor: the MFA challenge (temporary token) it belongs to; step-up: the session it belongs to. */
   mfa_challenge_id: string | null;
   /** Passwordless: SHA-256 of the attempt token handed to the client. */
   attempt_hash: string | null;

@@ -38,6 +38,9 @@ export interface LiveSession {
   end_actor_name: string | null;
   expires_at: number;
   idle_expires_at: number;
+  /** How and when the person last authenticated in this session (docs/step-up.md). */
+  auth_time: number;
+  amr: string;
 }
 
 /** What a refresh reads before it rotates: the token's session, its binding and its state. */
@@ -76,7 +79,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
   // It reads the row whatever its state, so a refused token can be told why (docs/sessions.md, "Signed-out reasons").
   const liveQuery = db
     .selectFrom('sessions')
-    .select(['user_id', 'last_active_at', 'ended_at', 'end_cause', 'end_actor_name', 'expires_at', 'idle_expires_at'])
+    .select(['user_id', 'last_active_at', 'ended_at', 'end_cause', 'end_actor_name', 'expires_at', 'idle_expires_at', 'auth_time', 'amr'])
     .where('id', '=', '')
     .compile();
   // SQLite: the same SQL as a prepared statement run directly when no transaction holds the connection (src/store/connect.ts).
@@ -192,7 +195,7 @@ export function createSessionsRepository(db: Kysely<Database>) {
      * row (its lock is what a concurrent end waits for). Returns the absolute
      * end, or undefined when the session is no longer live.
      */
-    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number, boundTo: string | null): Promise<{ expires_at: number } | undefined> {
+    async extend(trx: Db, id: string, userId: string, now: number, idleMs: number, boundTo: string | null): Promise<{ expires_at: number; auth_time: number; amr: string } | undefined> {
       const idleEnd = now + idleMs;
       return trx
         .updateTable('sessions')
@@ -204,7 +207,25 @@ export function createSessionsRepository(db: Kysely<Database>) {
         .where('ended_at', 'is', null)
         .where('expires_at', '>', now)
         .where('idle_expires_at', '>', now)
-        .returning('expires_at')
+        .returning(['expires_at', 'auth_time', 'amr'])
+        .executeTakeFirst();
+    },
+
+    /**
+     * A factor performed again in a live session (a step-up, docs/step-up.md):
+     * one conditional UPDATE by primary key; undefined when the session is
+     * no longer live (or not the user's).
+     */
+    async recordAuthentication(trx: Db, id: string, userId: string, now: number, amr: string): Promise<{ device_name: string } | undefined> {
+      return trx
+        .updateTable('sessions')
+        .set({ auth_time: now, amr })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('idle_expires_at', '>', now)
+        .returning('device_name')
         .executeTakeFirst();
     },
 

@@ -17,6 +17,8 @@ export type WebauthnChallenge = WebauthnChallengesTable;
 export type ChallengeBinding =
   | { purpose: 'registration'; challengeHash: string; userId: string }
   | { purpose: 'second_factor'; challengeHash: string; userId: string; mfaChallengeId: string }
+  /** A step-up (docs/step-up.md): bound to the user and the session (kept in mfa_challenge_id). */
+  | { purpose: 'step_up'; challengeHash: string; userId: string; sessionId: string }
   /** Found by its attempt token; the caller compares the challenge (the attempt is burnt either way). */
   | { purpose: 'passwordless'; attemptHash: string };
 
@@ -47,6 +49,7 @@ export function createWebauthnRepository(db: Kysely<Database>, history: History)
       } else {
         query = query.where('challenge_hash', '=', binding.challengeHash).where('user_id', '=', binding.userId);
         if (binding.purpose === 'second_factor') query = query.where('mfa_challenge_id', '=', binding.mfaChallengeId);
+        if (binding.purpose === 'step_up') query = query.where('mfa_challenge_id', '=', binding.sessionId);
       }
       return query.returningAll().executeTakeFirst();
     },

@@ -8,7 +8,7 @@
 import { iso } from '../platform/http/envelope.ts';
 import type { DeviceEventsTable, DeviceEventType } from './schema.ts';
 
-const SESSION_TYPES: ReadonlySet<string> = new Set<DeviceEventType>(['signed_in', 'signed_out', 'session_revoked', 'sessions_revoked_all']);
+const SESSION_TYPES: ReadonlySet<string> = new Set<DeviceEventType>(['signed_in', 'signed_out', 'session_revoked', 'sessions_revoked_all', 'step_up']);
 
 /** `device.<type>`, `session.<type>`, `webauthn.<type>` or `admin.<type>`: receivers filter on the group; `data.type` is the history's own type. */
 export function webhookType(type: string): string {

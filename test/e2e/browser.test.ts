@@ -531,6 +531,12 @@ test('web app: sign up, TOTP, trust / not now / revoke a device, in a real brows
       // Leave no trusted device behind for the steps below (this also signs this browser out).
       await otherPage.getByRole('button', { name: 'Revoke all' }).click();
       await otherPage.getByRole('dialog').getByRole('button', { name: 'Revoke all' }).click();
+      // The trusted device stood in for the second factor: revoking every device asks for a code first (docs/step-up.md).
+      const confirmItsYou = otherPage.getByRole('form', { name: 'Confirm it’s you' });
+      // (A backup code: no wait for the next TOTP step.)
+      await confirmItsYou.getByRole('button', { name: 'Use a backup code instead' }).click();
+      await confirmItsYou.getByLabel('Backup code').fill(backupCodes[7]!);
+      await confirmItsYou.getByRole('button', { name: 'Confirm' }).click();
       await visible(view(otherPage, 'Sign in'));
     } finally {
       await other.close();

@@ -153,6 +153,9 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     const backup = await loginStep(t, user, laptop({ userAgent: FIREFOX_WINDOWS }));
     const viaBackup = await call(t.app, 'POST', '/api/v1/auth/mfa/verify', { temporary_token: backup.body.data.temporary_token, backup_code: backupCodes[0] }, { device: laptop({ userAgent: FIREFOX_WINDOWS }) });
     const live = viaBackup.body.data.access_token;
+    // docs/step-up.md: a step-up moves the session's auth_time and amr (one UPDATE by primary key) and writes its event.
+    const stepped = await call(t.app, 'POST', '/api/v1/auth/step-up', { code: nextCode(t, user.totpSecret!) }, { token: live });
+    assert.equal(stepped.res.statusCode, 200, stepped.res.body);
     const sessions = (await call(t.app, 'GET', '/api/v1/sessions', undefined, { token: live })).body.data.sessions;
     await call(t.app, 'DELETE', `/api/v1/sessions/${sessions.find((s: any) => !s.is_current).id}`, undefined, { token: live });
     await call(t.app, 'DELETE', `/api/v1/devices/${trusted.device.id}`, undefined, { token: live });

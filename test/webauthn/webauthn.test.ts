@@ -45,8 +45,31 @@ for (const kind of databaseKinds()) {
     const eventTypes = async (user: TestUser) =>
       (await call(t.app, 'GET', `${API}/devices/events?limit=100`, undefined, { token: user.accessToken })).body.data.events.map((e: any) => e.type);
 
+    /** The first key registered for each user: the one its sessions step up with (docs/step-up.md). */
+    const firstKeyOf = new Map<string, SoftAuthenticator>();
+    async function stepUpWithKey(user: TestUser) {
+      const key = firstKeyOf.get(user.userId);
+      assert.ok(key, 'a key to step up with');
+      const options = await call(t.app, 'POST', `${API}/auth/step-up/webauthn/options`, {}, { token: user.accessToken });
+      assert.equal(options.res.statusCode, 200, options.res.body);
+      const res = await call(t.app, 'POST', `${API}/auth/step-up`, { webauthn: key.assert(options.body.data.options) }, { token: user.accessToken });
+      assert.equal(res.res.statusCode, 200, res.res.body);
+      user.accessToken = res.body.data.access_token;
+    }
+    /**
+     * A sensitive operation (adding or removing a key once the account has a
+     * second factor): when the gate asks for a step-up, the test steps up
+     * with the user's first key and retries — the setup a person would go through.
+     */
+    async function sensitive(user: TestUser, request: () => ReturnType<typeof call>) {
+      const first = await request();
+      if (first.body?.error?.code !== 'STEP_UP_REQUIRED') return first;
+      await stepUpWithKey(user);
+      return request();
+    }
+
     async function registrationOptions(user: TestUser) {
-      const res = await call(t.app, 'POST', `${API}/mfa/webauthn/register/options`, {}, { token: user.accessToken });
+      const res = await sensitive(user, () => call(t.app, 'POST', `${API}/mfa/webauthn/register/options`, {}, { token: user.accessToken }));
       assert.equal(res.res.statusCode, 200, res.res.body);
       return res.body.data.options;
     }
@@ -55,10 +78,13 @@ for (const kind of databaseKinds()) {
     async function register(user: TestUser, authenticator = new SoftAuthenticator(), overrides: RegisterOverrides = {}, name?: string) {
       const options = await registrationOptions(user);
       const { response, credential } = authenticator.register(options, overrides);
-      const res = await call(t.app, 'POST', `${API}/mfa/webauthn/register/verify`, { response, ...(name ? { name } : {}) }, { token: user.accessToken });
+      const res = await sensitive(user, () => call(t.app, 'POST', `${API}/mfa/webauthn/register/verify`, { response, ...(name ? { name } : {}) }, { token: user.accessToken }));
       assert.equal(res.res.statusCode, 200, res.res.body);
+      if (!firstKeyOf.has(user.userId)) firstKeyOf.set(user.userId, authenticator);
       return { api: res.body.data.credential, soft: credential, authenticator };
     }
+    const removeCredential = (user: TestUser, id: string) =>
+      sensitive(user, () => call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${id}`, undefined, { token: user.accessToken }));
 
     /** Login with the password from `device`; returns the temporary token. */
     async function challenge(user: TestUser, device: Device = laptop()): Promise<string> {
@@ -170,7 +196,9 @@ for (const kind of databaseKinds()) {
         // Replayed: the first use registers, the second is refused.
         const good = auth.register(await registrationOptions(user)).response;
         assert.equal((await verify(good)).res.statusCode, 200);
-        const replay = await verify(good);
+        // MFA is on now: the replay gets past the step-up gate first (with the key just registered), then meets the spent challenge.
+        firstKeyOf.set(user.userId, auth);
+        const replay = await sensitive(user, () => verify(good));
         assert.equal(replay.res.statusCode, 400, replay.res.body);
         assert.equal((await listCredentials(user)).length, 1);
       });
@@ -515,7 +543,7 @@ for (const kind of databaseKinds()) {
           [bDevice.id]: ['webauthn', keyB.api.id],
         });
 
-        const removed = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${keyA.api.id}`, undefined, { token: user.accessToken });
+        const removed = await removeCredential(user, keyA.api.id);
         assert.equal(removed.res.statusCode, 200, removed.res.body);
         assert.deepEqual(removed.body.data, { removed: true, devices_revoked: 1, sessions_ended: 0, mfa_enabled: true });
         assert.deepEqual((await listDevices(user)).map((d: any) => d.id).sort(), [totpDevice.id, backupDevice.id, bDevice.id].sort());
@@ -541,12 +569,12 @@ for (const kind of databaseKinds()) {
         // A trust whose factor was not recorded (granted before migration 005): only the MFA-off row reaches it.
         await t.db.handle.db.updateTable('trusted_devices').set({ granted_by: null, granted_by_credential_id: null }).where('id', '=', bDevice.id).execute();
 
-        const first = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${keyA.api.id}`, undefined, { token: user.accessToken });
+        const first = await removeCredential(user, keyA.api.id);
         assert.deepEqual(first.body.data, { removed: true, devices_revoked: 1, sessions_ended: 0, mfa_enabled: true });
         assert.deepEqual((await listDevices(user)).map((d: any) => d.id), [bDevice.id]);
         assert.equal(aDevice.granted_by_credential_id, keyA.api.id);
 
-        const last = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${keyB.api.id}`, undefined, { token: user.accessToken });
+        const last = await removeCredential(user, keyB.api.id);
         assert.equal(last.res.statusCode, 200, last.res.body);
         assert.deepEqual({ ...last.body.data, sessions_ended: undefined }, { removed: true, devices_revoked: 1, sessions_ended: undefined, mfa_enabled: false });
         assert.ok(last.body.data.sessions_ended >= 1, 'the "MFA turned off" row ends the other sessions');
@@ -563,12 +591,12 @@ for (const kind of databaseKinds()) {
         const user = await signupAndLogin(t.app);
         const { secret } = await enableMfa(t, user);
         const key = await register(user);
-        const removed = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${key.api.id}`, undefined, { token: user.accessToken });
+        const removed = await removeCredential(user, key.api.id);
         assert.deepEqual(removed.body.data, { removed: true, devices_revoked: 0, sessions_ended: 0, mfa_enabled: true });
         assert.deepEqual((await status(user)).methods, ['totp', 'backup_code']);
 
         await register(user);
-        const off = await call(t.app, 'POST', `${API}/mfa/deactivate`, { code: nextCode(t, secret) }, { token: user.accessToken });
+        const off = await sensitive(user, () => call(t.app, 'POST', `${API}/mfa/deactivate`, { code: nextCode(t, secret) }, { token: user.accessToken }));
         assert.equal(off.res.statusCode, 200, off.res.body);
         assert.equal(off.body.data.mfa_enabled, true);
         assert.deepEqual(await status(user), { mfa_enabled: true, methods: ['webauthn'], backup_codes_remaining: 0 });

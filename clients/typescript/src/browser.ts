@@ -55,6 +55,8 @@ export {
   sessionOpeningPath,
   type SignedOutReason,
   signedOutReason,
+  type StepUpFactor,
+  StepUpRequiredError,
   type TokenName,
   type TokenStore,
   type TrustedDevicesClient,

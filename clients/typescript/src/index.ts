@@ -10,6 +10,11 @@
  *   `logout()`, `devices.list()` / `devices.revoke()` / `devices.revokeAll()`
  *   / `devices.rename()`. Tokens live in a TokenStore (memory by default);
  *   a call that gets 401 UNAUTHORIZED refreshes once and is retried.
+ * - Step-up (docs/step-up.md): a sensitive operation answered 401
+ *   STEP_UP_REQUIRED rejects with a `StepUpRequiredError` (its `maxAge`,
+ *   `acrValues`, `methods`); `stepUp(factor)` performs a factor again and
+ *   keeps the new access token of the same session; retry the operation.
+ *   That 401 is not a dead session: nothing is refreshed for it.
  * - `request(method, path, …)`: any other operation under /api/v1, for apps
  *   written in plain JavaScript (the service's own web app): the same
  *   envelope handling, device headers, refresh and retry as the flows.
@@ -168,7 +173,7 @@ export interface ClientOptions {
  * Retry-After header.
  */
 export class TrustedDevicesError extends Error {
-  override readonly name = 'TrustedDevicesError';
+  override readonly name: string = 'TrustedDevicesError';
   constructor(
     readonly status: number,
     readonly code: string,
@@ -179,6 +184,35 @@ export class TrustedDevicesError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * 401 STEP_UP_REQUIRED (docs/step-up.md; RFC 9470): the operation needs a
+ * factor performed within `maxAge` seconds. `methods`: what the account can
+ * step up with (`totp`, `backup_code`, `webauthn`, or `password`);
+ * `acrValues`: the class asked for, when a second factor is due.
+ */
+export class StepUpRequiredError extends TrustedDevicesError {
+  override readonly name = 'StepUpRequiredError';
+  constructor(
+    message: string,
+    readonly maxAge: number,
+    readonly methods: string[],
+    readonly acrValues: string | undefined,
+    details?: unknown,
+    requestId?: string,
+  ) {
+    super(401, 'STEP_UP_REQUIRED', message, details, requestId);
+  }
+}
+
+/** A factor for `stepUp()`: a TOTP code, a backup code, a WebAuthn assertion, or the password (accounts without a second factor). */
+export type StepUpFactor = { code: string } | { backupCode: string } | { webauthn: unknown } | { password: string };
+
+/** max_age of an RFC 9470 challenge header (the envelope's details carry it too). */
+function maxAgeOf(header: string | null): number | undefined {
+  const match = header === null ? null : /max_age="?(\d+)"?/.exec(header);
+  return match ? Number(match[1]) : undefined;
 }
 
 function fallbackCode(status: number): string {
@@ -303,6 +337,12 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     const details = error?.details as { retry_after_seconds?: unknown } | undefined;
     const header = Number.parseInt(headers.get('retry-after') ?? '', 10);
     const retryAfter = typeof details?.retry_after_seconds === 'number' ? details.retry_after_seconds : Number.isFinite(header) ? header : undefined;
+    if (status === 401 && error?.code === 'STEP_UP_REQUIRED') {
+      const stepUp = error.details as { max_age?: unknown; methods?: unknown; acr_values?: unknown } | undefined;
+      const maxAge = typeof stepUp?.max_age === 'number' ? stepUp.max_age : (maxAgeOf(headers.get('www-authenticate')) ?? 0);
+      const methods = Array.isArray(stepUp?.methods) ? stepUp.methods.filter((m): m is string => typeof m === 'string') : [];
+      throw new StepUpRequiredError(error.message ?? 'A recent second factor is required.', maxAge, methods, typeof stepUp?.acr_values === 'string' ? stepUp.acr_values : undefined, error.details, error.request_id);
+    }
     throw new TrustedDevicesError(status, error?.code ?? fallbackCode(status), error?.message ?? `HTTP ${status}`, error?.details, error?.request_id, retryAfter);
   }
 
@@ -575,9 +615,30 @@ export function createTrustedDevicesClient(options: ClientOptions) {
         await sessionKey?.save();
         await storeTokens(pair as { access_token: string; refresh_token?: string });
       }
+      // A step-up: a new access token of the same session (the refresh token is unchanged).
+      if (path === '/auth/step-up' && typeof pair?.access_token === 'string') await tokens.set('access_token', pair.access_token);
       return data as T;
     };
     return auth ? authed(send) : send({});
+  }
+
+  /**
+   * Step-up (docs/step-up.md): performs a factor again in this session and
+   * keeps the new access token (fresh auth_time); then retry the operation
+   * that answered StepUpRequiredError. A wrong factor rejects (400, or 429
+   * once the second factor is locked).
+   */
+  async function stepUp(factor: StepUpFactor): Promise<Schemas['StepUpResult']> {
+    const body =
+      'code' in factor ? { code: factor.code } : 'backupCode' in factor ? { backup_code: factor.backupCode } : 'password' in factor ? { password: factor.password } : { webauthn: factor.webauthn };
+    const data = await authed(async (headers) => unwrap(await api.POST('/api/v1/auth/step-up', { body: body as never, headers })));
+    await tokens.set('access_token', data.access_token);
+    return data;
+  }
+
+  /** Assertion options for a step-up with a passkey or security key (pass them to navigator.credentials.get, then `stepUp({ webauthn })`). */
+  async function stepUpWebauthnOptions(): Promise<unknown> {
+    return authed(async (headers) => unwrap(await api.POST('/api/v1/auth/step-up/webauthn/options', { headers })).options);
   }
 
   const withDeviceToken = async (headers: Record<string, string>) => {
@@ -612,5 +673,5 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     },
   };
 
-  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, devices };
+  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices };
 }

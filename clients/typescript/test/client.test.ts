@@ -18,7 +18,7 @@ import { closeQuietly } from '../../../test/helpers/teardown.ts';
 import { CHROME_MAC, createTestApp, databaseKinds, enableMfa, PASSWORD, SIGNALS, signupAndLogin, type TestApp, type TestUser } from '../../../test/helpers/app.ts';
 import { encodeFingerprint } from '../src/browser.ts';
 import { createDeviceKey, type DeviceKeyPair } from '../src/device-key.ts';
-import { createTrustedDevicesClient, type DeviceKeyStore, memoryDeviceKeyStore, memoryTokenStore, type MfaStep, TrustedDevicesError } from '../src/index.ts';
+import { createTrustedDevicesClient, type DeviceKeyStore, memoryDeviceKeyStore, memoryTokenStore, type MfaStep, StepUpRequiredError, TrustedDevicesError } from '../src/index.ts';
 
 for (const kind of databaseKinds()) {
   describe(`TypeScript client against a live server (${kind.name})`, () => {
@@ -172,6 +172,36 @@ for (const kind of databaseKinds()) {
       assert.equal(health.data?.data.status, 'ok');
       // @ts-expect-error: not a path of the document
       void (() => client.api.GET('/api/v1/no-such-route'));
+    });
+
+    test('step-up: STEP_UP_REQUIRED arrives as StepUpRequiredError with maxAge (no refresh); stepUp() keeps the new token and the retry passes', async () => {
+      const user = await mfaUser();
+      const client = laptopClient();
+      const step = await client.login({ email: user.email, password: PASSWORD });
+      assert.equal(step.kind, 'mfa_required');
+      await client.verifyMfa(step as MfaStep, { code: code(user) });
+      const refreshToken = await client.tokens.get('refresh_token');
+      t.clock.advance(601_000);
+      const revokeAll = () => client.request('DELETE', '/devices');
+      for (const attempt of [() => client.devices.revokeAll(), revokeAll]) {
+        await assert.rejects(attempt(), (error: unknown) => {
+          assert.ok(error instanceof StepUpRequiredError, String(error));
+          assert.ok(error instanceof TrustedDevicesError);
+          assert.equal(error.status, 401);
+          assert.equal(error.code, 'STEP_UP_REQUIRED');
+          assert.equal(error.maxAge, 600);
+          assert.deepEqual(error.methods, ['totp', 'backup_code']);
+          assert.equal(error.acrValues, 'urn:trusted-devices:acr:multi-factor');
+          return true;
+        });
+      }
+      assert.equal(await client.tokens.get('refresh_token'), refreshToken, 'a step-up 401 is not a dead session: nothing was refreshed');
+      const before = await client.tokens.get('access_token');
+      const result = await client.stepUp({ code: code(user) });
+      assert.notEqual(await client.tokens.get('access_token'), before);
+      assert.equal(await client.tokens.get('access_token'), result.access_token);
+      assert.deepEqual(result.amr, ['pwd', 'otp', 'mfa']);
+      assert.equal(await client.devices.revokeAll(), 0);
     });
 
     test('device proof: trusting binds a non-extractable key; the next login fetches a challenge, signs it and bypasses MFA', async () => {

@@ -25,6 +25,13 @@
  *
  * `subscribe()` creates the push stream with the relying service's admin key
  * (scope `ssf:streams`).
+ *
+ * It also reads how the person signed in (docs/step-up.md): `auth_time`
+ * (when the last factor was actually performed), `amr` (RFC 8176 values;
+ * `device` when a trusted device stood in for the second factor) and `acr`,
+ * and guards its own sensitive action the RFC 9470 way: `POST /sensitive`
+ * needs a multi-factor sign-in at most STEP_UP_MAX_AGE seconds old, else
+ * 401 with `WWW-Authenticate: Bearer error="insufficient_user_authentication"`.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
@@ -57,6 +64,8 @@ export interface RelyingServiceOptions {
   audience: string;
   /** Least time between two JWKS fetches caused by unknown kids (jose's cooldown; default 30 s). */
   jwksCooldownMs?: number;
+  /** How recent a factor POST /sensitive needs (seconds; default 600, the service's default). */
+  stepUpMaxAgeSeconds?: number;
   /** Receive revocations (push) from the Trusted Devices service. */
   sharedSignals?: SharedSignalsOptions;
 }
@@ -98,9 +107,12 @@ export async function takeSecurityEvent(set: string, jwks: JWTVerifyGetKey, opti
   }
 }
 
+/** The service's acr for a sign-in that performed a second factor (docs/step-up.md). */
+export const MULTI_FACTOR_ACR = 'urn:trusted-devices:acr:multi-factor';
+
 declare module 'fastify' {
   interface FastifyRequest {
-    user: { id: string; sessionId: string } | null;
+    user: { id: string; sessionId: string; authTime: number; amr: string[]; acr: string } | null;
   }
 }
 
@@ -126,13 +138,17 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
         audience: options.audience,
         algorithms: ['ES256', 'EdDSA'],
         typ: 'at+jwt',
-        requiredClaims: ['sub', 'sid', 'exp'],
+        requiredClaims: ['sub', 'sid', 'exp', 'auth_time', 'amr', 'acr'],
         clockTolerance: 5,
       });
       if (payload.typ !== 'access' || typeof payload.sid !== 'string') throw new errors.JWTClaimValidationFailed('not an access token', payload);
       // Revoked at the service, pushed here: refused though unexpired.
       if (revoked.has(payload.sid)) throw new errors.JWTClaimValidationFailed('the session was revoked', payload, 'sid', 'revoked');
-      request.user = { id: payload.sub!, sessionId: payload.sid };
+      const { auth_time: authTime, amr, acr } = payload;
+      if (typeof authTime !== 'number' || !Array.isArray(amr) || !amr.every((m) => typeof m === 'string') || typeof acr !== 'string') {
+        throw new errors.JWTClaimValidationFailed('auth_time, amr or acr malformed', payload);
+      }
+      request.user = { id: payload.sub!, sessionId: payload.sid, authTime, amr: amr as string[], acr };
     } catch (error) {
       // A JWKS that cannot be fetched is the relying service's outage, not the caller's fault.
       if (error instanceof errors.JWKSTimeout || (error instanceof Error && /fetch failed|ECONNREFUSED/.test(error.message))) {
@@ -160,7 +176,27 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
       return reply.code(202).send();
     });
   }
-  app.get('/whoami', async (request) => ({ user_id: request.user!.id, session_id: request.user!.sessionId }));
+  app.get('/whoami', async (request) => {
+    const user = request.user!;
+    return { user_id: user.id, session_id: user.sessionId, auth_time: user.authTime, amr: user.amr, acr: user.acr };
+  });
+
+  // RFC 9470 on this side: a sensitive action of the relying service itself. A trusted-device
+  // sign-in (amr "device", acr single-factor) never passes; the user steps up at the service
+  // (POST /api/v1/auth/step-up), and the new access token does.
+  const maxAge = options.stepUpMaxAgeSeconds ?? 600;
+  app.post('/sensitive', async (request, reply) => {
+    const user = request.user!;
+    const recent = Date.now() / 1000 - user.authTime <= maxAge;
+    if (user.acr !== MULTI_FACTOR_ACR || !recent) {
+      const description = recent ? 'A second factor is required' : 'More recent authentication is required';
+      return reply
+        .code(401)
+        .header('www-authenticate', `Bearer error="insufficient_user_authentication", error_description="${description}", max_age=${maxAge}, acr_values="${MULTI_FACTOR_ACR}"`)
+        .send({ error: { code: 'STEP_UP_REQUIRED', message: description } });
+    }
+    return { done: true };
+  });
 
   await app.ready();
   return app;

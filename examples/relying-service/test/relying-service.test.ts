@@ -3,7 +3,8 @@
  * listening on 127.0.0.1, port 0): a valid access token is accepted through
  * the JWK set alone; a forged one (another key, a tampered payload, HS256
  * keyed with the public key, none), a token for another audience, and a token
- * whose key was rotated out are refused.
+ * whose key was rotated out are refused. It reads auth_time, amr and acr,
+ * and its own sensitive action asks for a step-up the RFC 9470 way.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -12,9 +13,11 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { decodeProtectedHeader, SignJWT } from 'jose';
 import { generateSigningKeyPem, parseSigningKey } from '../../../src/platform/crypto/signing-keys.ts';
-import { createTestApp, databaseKinds, signupAndLogin, type TestApp } from '../../../test/helpers/app.ts';
+import { parse as parseAuthHeader } from 'auth-header';
+import { call, createTestApp, databaseKinds, laptop, loginStep, signupAndLogin, type TestApp } from '../../../test/helpers/app.ts';
+import { SoftAuthenticator } from '../../../test/helpers/webauthn.ts';
 import { closeAtEnd, closeQuietly } from '../../../test/helpers/teardown.ts';
-import { buildRelyingService } from '../src/app.ts';
+import { buildRelyingService, MULTI_FACTOR_ACR } from '../src/app.ts';
 
 const [sqlite] = databaseKinds();
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -52,6 +55,49 @@ describe('relying-service example', () => {
     assert.equal(res.json().user_id, user.userId);
     assert.equal(typeof res.json().session_id, 'string');
     assert.equal(decodeProtectedHeader(user.accessToken).kid, signingKey.kid);
+  });
+
+  test('it reads how the person signed in, and its sensitive action asks for a step-up (RFC 9470) until a second factor is fresh', async () => {
+    const sensitive = (token: string) => relying.inject({ method: 'POST', url: '/sensitive', headers: { authorization: `Bearer ${token}` } });
+    const user = await signupAndLogin(auth.app, laptop());
+    const me = (await whoami(user.accessToken)).json();
+    assert.deepEqual(me.amr, ['pwd']);
+    assert.equal(me.acr, 'urn:trusted-devices:acr:single-factor');
+    assert.ok(Math.abs(me.auth_time - Date.now() / 1000) < 60, 'auth_time is the sign-in');
+
+    const refused = await sensitive(user.accessToken);
+    assert.equal(refused.statusCode, 401);
+    const challenge = parseAuthHeader(String(refused.headers['www-authenticate']));
+    assert.equal(challenge.params.error, 'insufficient_user_authentication');
+    assert.equal(challenge.params.max_age, '600');
+    assert.equal(challenge.params.acr_values, MULTI_FACTOR_ACR);
+
+    // A passkey (the account's second factor): a passwordless sign-in is multi-factor.
+    const key = new SoftAuthenticator('http://127.0.0.1:3000');
+    const options = await call(auth.app, 'POST', '/api/v1/mfa/webauthn/register/options', {}, { token: user.accessToken });
+    const registered = await call(auth.app, 'POST', '/api/v1/mfa/webauthn/register/verify', { response: key.register(options.body.data.options).response }, { token: user.accessToken });
+    assert.equal(registered.res.statusCode, 200, registered.res.body);
+    const attempt = await call(auth.app, 'POST', '/api/v1/auth/passkey/options', {}, { device: laptop() });
+    const passkey = await call(auth.app, 'POST', '/api/v1/auth/passkey/verify', { attempt_token: attempt.body.data.attempt_token, response: key.assert(attempt.body.data.options) }, { device: laptop() });
+    assert.equal(passkey.res.statusCode, 200, passkey.res.body);
+    assert.ok((await whoami(passkey.body.data.access_token)).json().amr.includes('mfa'));
+    assert.equal((await sensitive(passkey.body.data.access_token)).statusCode, 200);
+
+    // Trust this device, then sign in on it with the password: the device stands in for the second factor.
+    const activated = await call(auth.app, 'POST', '/api/v1/devices/activate', { activation_token: passkey.body.data.trusted_device.activation_token }, { token: passkey.body.data.access_token, device: laptop() });
+    const bypass = await loginStep(auth, user, laptop({ deviceToken: activated.body.data.device_token }));
+    assert.equal(bypass.body.data.mfa_bypassed, true, bypass.res.body);
+    assert.deepEqual((await whoami(bypass.body.data.access_token)).json().amr, ['pwd', 'device']);
+    assert.equal((await sensitive(bypass.body.data.access_token)).statusCode, 401, 'a trusted device never counts as the second factor');
+
+    // Step up at the service with the passkey: the new token of the same session passes.
+    const stepUpOptions = await call(auth.app, 'POST', '/api/v1/auth/step-up/webauthn/options', undefined, { token: bypass.body.data.access_token });
+    const stepped = await call(auth.app, 'POST', '/api/v1/auth/step-up', { webauthn: key.assert(stepUpOptions.body.data.options) }, { token: bypass.body.data.access_token });
+    assert.equal(stepped.res.statusCode, 200, stepped.res.body);
+    const after = (await whoami(stepped.body.data.access_token)).json();
+    assert.equal(after.session_id, (await whoami(bypass.body.data.access_token)).json().session_id);
+    assert.equal(after.acr, MULTI_FACTOR_ACR);
+    assert.equal((await sensitive(stepped.body.data.access_token)).statusCode, 200);
   });
 
   test('forged tokens are refused', async () => {

@@ -604,6 +604,22 @@ var TrustedDevicesError = class extends Error {
   retryAfter;
   name = "TrustedDevicesError";
 };
+var StepUpRequiredError = class extends TrustedDevicesError {
+  constructor(message, maxAge, methods, acrValues, details, requestId) {
+    super(401, "STEP_UP_REQUIRED", message, details, requestId);
+    this.maxAge = maxAge;
+    this.methods = methods;
+    this.acrValues = acrValues;
+  }
+  maxAge;
+  methods;
+  acrValues;
+  name = "StepUpRequiredError";
+};
+function maxAgeOf(header) {
+  const match = header === null ? null : /max_age="?(\d+)"?/.exec(header);
+  return match ? Number(match[1]) : void 0;
+}
 function fallbackCode(status) {
   if (status === 401) return "UNAUTHORIZED";
   if (status === 429) return "RATE_LIMITED";
@@ -667,6 +683,12 @@ function createTrustedDevicesClient(options) {
     const details = error?.details;
     const header = Number.parseInt(headers.get("retry-after") ?? "", 10);
     const retryAfter = typeof details?.retry_after_seconds === "number" ? details.retry_after_seconds : Number.isFinite(header) ? header : void 0;
+    if (status === 401 && error?.code === "STEP_UP_REQUIRED") {
+      const stepUp2 = error.details;
+      const maxAge = typeof stepUp2?.max_age === "number" ? stepUp2.max_age : maxAgeOf(headers.get("www-authenticate")) ?? 0;
+      const methods = Array.isArray(stepUp2?.methods) ? stepUp2.methods.filter((m) => typeof m === "string") : [];
+      throw new StepUpRequiredError(error.message ?? "A recent second factor is required.", maxAge, methods, typeof stepUp2?.acr_values === "string" ? stepUp2.acr_values : void 0, error.details, error.request_id);
+    }
     throw new TrustedDevicesError(status, error?.code ?? fallbackCode(status), error?.message ?? `HTTP ${status}`, error?.details, error?.request_id, retryAfter);
   }
   async function forgetTokens() {
@@ -860,9 +882,19 @@ function createTrustedDevicesClient(options) {
         await sessionKey?.save();
         await storeTokens(pair);
       }
+      if (path === "/auth/step-up" && typeof pair?.access_token === "string") await tokens.set("access_token", pair.access_token);
       return data;
     };
     return auth ? authed(send) : send({});
+  }
+  async function stepUp(factor) {
+    const body = "code" in factor ? { code: factor.code } : "backupCode" in factor ? { backup_code: factor.backupCode } : "password" in factor ? { password: factor.password } : { webauthn: factor.webauthn };
+    const data = await authed(async (headers) => unwrap(await api.POST("/api/v1/auth/step-up", { body, headers })));
+    await tokens.set("access_token", data.access_token);
+    return data;
+  }
+  async function stepUpWebauthnOptions() {
+    return authed(async (headers) => unwrap(await api.POST("/api/v1/auth/step-up/webauthn/options", { headers })).options);
   }
   const withDeviceToken = async (headers) => {
     const deviceToken = keepDeviceToken ? await tokens.get("device_token") : void 0;
@@ -892,7 +924,7 @@ function createTrustedDevicesClient(options) {
       return { events: data.events, nextBefore: data.next_before };
     }
   };
-  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, devices };
+  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices };
 }
 
 // clients/typescript/src/browser.ts
@@ -1049,6 +1081,7 @@ export {
   DEVICE_KEY_DATABASE,
   FINGERPRINT_LIMITS,
   SESSION_KEY_RECORD,
+  StepUpRequiredError,
   TrustedDevicesError,
   collectFingerprint,
   createDeviceKey,

@@ -18,6 +18,7 @@ import { browserVersion, deviceTypeOf, formatDate, formatDateTime, formatRelativ
 import { currentRoute, go } from '../router.js';
 import { resetState, state, stillOn } from '../state.js';
 import { announce, confirmDialog, deviceIcon, deviceKind, flash } from '../ui.js';
+import { stepUpCancelled, withStepUp } from '../step-up.js';
 
 const EVENTS_PAGE = 20;
 
@@ -244,12 +245,13 @@ async function onRevokeAll() {
   if (!ok) return button.focus();
   await withBusy(button, async () => {
     try {
-      const data = await api('DELETE', '/devices/');
+      // A sensitive action (docs/step-up.md): without a recent second factor, one is asked for inline first.
+      const data = await withStepUp(button, () => api('DELETE', '/devices/'));
       const n = Number(data?.revoked_count ?? 0);
       if (here) return signedOutHere(`Revoked ${n} device${n === 1 ? '' : 's'}, this one included, and signed them out.`);
       announce(`Revoked ${n} device${n === 1 ? '' : 's'} and signed ${n === 1 ? 'it' : 'them'} out.`);
     } catch (error) {
-      $('#devices-error').replaceChildren(h('p', { text: describeError(error) }));
+      if (!stepUpCancelled(error)) $('#devices-error').replaceChildren(h('p', { text: describeError(error) }));
       return;
     }
     await refreshDevicesPage();
@@ -379,11 +381,11 @@ async function onSignOutOthers() {
   if (!ok) return button.focus();
   await withBusy(button, async () => {
     try {
-      const data = await api('DELETE', '/sessions?except_current=true');
+      const data = await withStepUp(button, () => api('DELETE', '/sessions?except_current=true'));
       const n = Number(data?.revoked_count ?? 0);
       announce(`Signed out ${n} other session${n === 1 ? '' : 's'}.`);
     } catch (error) {
-      $('#sessions-error').replaceChildren(h('p', { text: describeError(error) }));
+      if (!stepUpCancelled(error)) $('#sessions-error').replaceChildren(h('p', { text: describeError(error) }));
       return;
     }
     await refreshDevicesPage();
@@ -410,6 +412,7 @@ export const EVENT_LABELS = {
   signed_in: 'Signed in',
   signed_out: 'Signed out',
   session_revoked: 'Signed out remotely',
+  step_up: 'Confirmed it’s you for a sensitive change',
   revoked: 'Device revoked',
   revoked_all: 'All devices revoked',
   evicted: 'Removed to make room for a newer device',

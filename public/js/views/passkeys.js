@@ -14,6 +14,7 @@
 import { describeError } from '../errors.js';
 import { $, clearFormError, h, showFormError, withBusy } from '../dom.js';
 import { formatDate, formatRelative } from '../format.js';
+import { stepUpCancelled, withStepUp } from '../step-up.js';
 import { addPasskey, listPasskeys, removePasskey, renamePasskey, signInWithPasskey, verifySecondFactor, webauthnSupported } from '../webauthn.js';
 
 /**
@@ -184,7 +185,8 @@ function item(credential) {
     if (!ok) return;
     await withBusy(remove, async () => {
       try {
-        const result = await removePasskey(credential.id);
+        // A sensitive action (docs/step-up.md): without a recent second factor, one is asked for inline first.
+        const result = await withStepUp(remove, () => removePasskey(credential.id));
         hooks.announce(
           result.mfa_enabled
             ? `Removed. ${result.devices_revoked} trusted device${result.devices_revoked === 1 ? '' : 's'} revoked.`
@@ -193,7 +195,7 @@ function item(credential) {
         await loadList();
         hooks.onFactorsChanged();
       } catch (error) {
-        $('#passkeys-error').replaceChildren(h('p', { text: describeError(error) }));
+        if (!stepUpCancelled(error)) $('#passkeys-error').replaceChildren(h('p', { text: describeError(error) }));
       }
     });
   });
@@ -206,12 +208,13 @@ async function onAdd(event) {
   clearFormError(form);
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
-      const credential = await addPasskey(form.elements.namedItem('name').value.trim());
+      const credential = await withStepUp(form, () => addPasskey(form.elements.namedItem('name').value.trim()));
       form.reset();
       hooks.announce(`${credential.name} added. You can use it at the second step${credential.discoverable === false ? '' : ', or to sign in without your password'}.`);
       await loadList();
       hooks.onFactorsChanged();
     } catch (error) {
+      if (stepUpCancelled(error)) return;
       showFormError(form, error, { field: /** @type {any} */ (error)?.code === 'VALIDATION_ERROR' ? 'name' : undefined });
     }
   });

@@ -11,6 +11,7 @@ import { state, stillOn } from '../state.js';
 import { announce, APP_NAME, confirmDialog } from '../ui.js';
 import { totpCodeFrom } from './mfa.js';
 import { passkeysSecurityEntered } from './passkeys.js';
+import { stepUpCancelled, withStepUp } from '../step-up.js';
 
 export const securityView = {
   title: 'Security',
@@ -210,14 +211,15 @@ async function onRegenerate(event) {
   if (code === null) return;
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
-      const data = await api('POST', '/mfa/backup-codes/regenerate', { body: { code } });
+      // A sensitive action (docs/step-up.md): without a recent second factor, one is asked for inline first.
+      const data = await withStepUp(form, () => api('POST', '/mfa/backup-codes/regenerate', { body: { code } }));
       form.reset();
       form.closest('details')?.removeAttribute('open');
       announce('New backup codes created; the old ones no longer work. Your trusted devices were revoked.');
       showBackupCodes(data?.backup_codes ?? []);
       void loadMfaStatus();
     } catch (error) {
-      showFormError(form, error, { field: 'code' });
+      if (!stepUpCancelled(error)) showFormError(form, error, { field: 'code' });
     }
   });
 }
@@ -237,14 +239,14 @@ async function onDeactivate(event) {
   if (!ok) return submit.focus();
   await withBusy(submit, async () => {
     try {
-      await api('POST', '/mfa/deactivate', { body: { password } });
+      await withStepUp(form, () => api('POST', '/mfa/deactivate', { body: { password } }));
       form.reset();
       form.closest('details')?.removeAttribute('open');
       announce('Two-step verification is off, and your trusted devices were revoked.');
       $('#mfa-manage').hidden = true;
       void loadMfaStatus();
     } catch (error) {
-      showFormError(form, error, { field: 'password' });
+      if (!stepUpCancelled(error)) showFormError(form, error, { field: 'password' });
     }
   });
 }
@@ -262,10 +264,11 @@ async function onPasswordChange(event) {
   if (next !== confirm) return showFormError(form, 'The new passwords don’t match.', { field: 'confirm_password' });
   await withBusy(form.querySelector('[type=submit]'), async () => {
     try {
-      await api('POST', '/auth/password/change', { body: { current_password: current, new_password: next } });
+      await withStepUp(form, () => api('POST', '/auth/password/change', { body: { current_password: current, new_password: next } }));
       form.reset();
       announce('Password changed. Your other sessions were signed out and every trusted device was revoked.');
     } catch (error) {
+      if (stepUpCancelled(error)) return;
       const field = error?.code === 'INVALID_PASSWORD' ? 'new_password' : FIELD_OF_CODE[error?.code];
       showFormError(form, error, { field });
     }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
 import type { DeviceChallenges, SessionTokenRotation } from '../../domain/contracts.ts';
+import type { StepUpFactor } from './auth.service.ts';
 import type { HttpTools } from '../../platform/http/context.ts';
 import type { AuthService, LoginRecognition } from './auth.service.ts';
 import type { RequestDevice } from '../../platform/context.ts';
@@ -209,6 +210,45 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     const { current_password, new_password } = request.body;
     const result = await auth.changePassword(request.auth.userId, current_password, new_password, requestActor(request));
     return ok(result, 'Password changed. Trusted devices were revoked and your other sessions were signed out.');
+  });
+
+  app.post('/step-up', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'stepUp',
+      tags,
+      security: bearerSecurity,
+      summary: 'Step up: perform a factor again (TOTP, backup code, passkey, or the password on an account without a second factor); a new access token of the same session with a fresh auth_time',
+      description:
+        'Answers a 401 STEP_UP_REQUIRED (docs/step-up.md). Send exactly one of code, backup_code, webauthn (from /auth/step-up/webauthn/options) or password. ' +
+        'Attempts count toward the second-factor limit of sign-in (10 wrong in 15 minutes lock it for 15 minutes). The refresh token is unchanged; refreshing keeps the new auth_time and amr.',
+      body: S.StepUpBody,
+      response: withErrors({ 200: success(S.StepUpData) }),
+    },
+  }, async (request) => {
+    const { code, backup_code, webauthn, password } = request.body;
+    if ([code, backup_code, webauthn, password].filter((f) => f !== undefined).length !== 1) {
+      throw new ValidationError([{ field: 'code', message: 'send exactly one of code, backup_code, webauthn or password' }]);
+    }
+    const factor: StepUpFactor =
+      code !== undefined ? { code } : backup_code !== undefined ? { backupCode: backup_code } : webauthn !== undefined ? { webauthn: webauthn as never } : { password: password! };
+    const result = await auth.stepUp(request.auth, factor, requestDevice(request), requestActor(request));
+    return ok({ ...result, auth_time: iso(result.auth_time) }, 'Confirmed. Retry the action with the new access token.');
+  });
+
+  app.post('/step-up/webauthn/options', {
+    onRequest: authenticate,
+    config: rateLimitConfig(RATE_LIMITS.webauthn),
+    schema: {
+      operationId: 'stepUpWebauthnOptions',
+      tags: ['auth', 'webauthn'],
+      security: bearerSecurity,
+      summary: 'Assertion options for a step-up with a passkey or security key (bound to this session, 5 minutes, once)',
+      response: withErrors({ 200: success(S.WebauthnOptionsData) }),
+    },
+  }, async (request) => {
+    const options = await auth.stepUpWebauthnOptions(request.auth);
+    return ok({ options }, 'Sign the challenge, then send the answer to /auth/step-up as webauthn.');
   });
 
   app.post('/mfa/webauthn/options', {

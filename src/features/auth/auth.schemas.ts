@@ -161,3 +161,27 @@ export const PasskeyVerifyBody = Type.Object(
 
 export const WebauthnOptionsData = Type.Object({ options: PublicKeyOptions });
 export const PasskeyOptionsData = Type.Object({ options: PublicKeyOptions, attempt_token: Type.String(), expires_in: Type.Integer() });
+
+/** Step-up (docs/step-up.md): exactly one factor. */
+export const StepUpBody = Type.Object(
+  {
+    code: Type.Optional(Type.String({ pattern: '^[0-9]{6}$', description: 'A TOTP code.' })),
+    backup_code: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'An unused backup code (it is used up).' })),
+    webauthn: Type.Optional(AuthenticationResponse),
+    password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Only for an account without a second factor.' })),
+  },
+  { additionalProperties: false, examples: [{ code: '123456' }] },
+);
+
+export const StepUpResult = Type.Object(
+  {
+    access_token: Type.String({ description: 'A new access token of the same session, with the fresh auth_time, amr and acr claims.' }),
+    token_type: Type.Literal('bearer'),
+    expires_in: Type.Integer(),
+    auth_time: IsoTime,
+    amr: Type.Array(Type.String(), { description: 'RFC 8176 methods: pwd, otp, hwk, swk, mfa (docs/step-up.md).' }),
+    acr: Type.String(),
+  },
+  { $id: 'StepUpResult', description: 'The session stepped up: the refresh token is unchanged.' },
+);
+export const StepUpData = ref(StepUpResult);

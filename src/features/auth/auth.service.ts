@@ -18,8 +18,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
 import type { Db } from '../../store/schema.ts';
-import type { DeviceTrust, PendingDevice, RecognisedDevice, SecondFactor, SecondFactorGate, SessionBinding, SessionOpener, SessionTokens, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import type { DeviceTrust, PendingDevice, RecognisedDevice, SecondFactor, SecondFactorGate, SessionAuthentication, SessionBinding, SessionOpener, SessionTokens, StepUpResult, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
 import { parsePublicKey } from '../../platform/crypto/device-keys.ts';
+import { type Amr, amrAfter } from '../../platform/authn-methods.ts';
 import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
 import type { Actor } from '../../store/history.ts';
@@ -37,6 +38,8 @@ export interface AuthServiceOptions {
   mfa: SecondFactorGate;
   deviceTrust: DeviceTrust;
   sessions: SessionOpener;
+  /** Step-up (docs/step-up.md): a factor performed again in the caller's session. */
+  sessionAuthentication: SessionAuthentication;
   revocation: Revocation;
   passwords: PasswordHasher;
   clock: Clock;
@@ -53,6 +56,16 @@ export interface AuthServiceOptions {
 
 /** A second factor at /auth/mfa/verify: a TOTP code, a backup code, or a WebAuthn assertion. */
 export type LoginFactor = SecondFactor | { webauthn: AuthenticationResponseJSON };
+
+/** A factor at /auth/step-up: a second factor, or the password on an account without one. */
+export type StepUpFactor = LoginFactor | { password: string };
+
+/** The caller of a step-up: its session and that session's authentication (from the bearer check). */
+export interface StepUpCaller {
+  userId: string;
+  sessionId: string;
+  amr: readonly Amr[];
+}
 
 export interface Profile {
   user_id: string;
@@ -97,7 +110,7 @@ const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
 const invalidToken = (what = 'The token') => new AppError('INVALID_TOKEN', `${what} is not valid or has expired.`);
 
 export function createAuthService(options: AuthServiceOptions) {
-  const { users, mfaRepository, mfa, deviceTrust, sessions, revocation, passwords, clock, log, webauthn } = options;
+  const { users, mfaRepository, mfa, deviceTrust, sessions, sessionAuthentication, revocation, passwords, clock, log, webauthn } = options;
   const challengeTtlMs = options.mfaChallengeTtlSeconds * 1000;
 
   const profile = (user: User): Profile => ({ user_id: user.id, email: user.email, display_name: user.display_name });
@@ -215,14 +228,15 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!user || !passwordOk) throw invalidCredentials();
 
       if (!(await mfa.isEnabled(user.id))) {
-        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none', binding });
+        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none', amr: ['pwd'], binding });
         return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
       const { decision: trust, session } = await checkTrust(
         user.id,
         device,
-        (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', trustedDevice, binding }),
+        // The password was performed; the device stood in for the second factor (never counted as one, docs/step-up.md).
+        (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', amr: ['pwd', 'device'], trustedDevice, binding }),
         recognition?.device,
       );
       if (trust.trusted && session) {
@@ -275,9 +289,12 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
 
       // The trust this factor would grant remembers it (docs/passkeys.md); null when the factor is refused.
       let grant: TrustGrantInput | null;
+      // The method the factor was (RFC 8176): otp for a TOTP or backup code, hwk/swk for a key.
+      let performed: Amr = 'otp';
       if ('webauthn' in factor) {
         const verified = webauthn ? await webauthn.checkSecondFactor(userId, challenge.id, factor.webauthn, device) : null;
         grant = verified && { factor: 'webauthn', credentialId: verified.credentialId };
+        if (verified) performed = verified.amr;
       } else {
         grant = (await mfa.checkSecondFactor(userId, factor)) ? { factor: 'code' in factor ? 'totp' : 'backup_code' } : null;
       }
@@ -302,7 +319,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!user) throw invalidToken('The temporary token');
       const trustedDevice = await trustedDeviceAfterMfa(userId, device);
       const { tokens, extra: pending } = await sessions.open(
-        { userId, device, mfaMethod: grant.factor, trustedDevice, binding },
+        { userId, device, mfaMethod: grant.factor, amr: amrAfter(['pwd'], performed), trustedDevice, binding },
         async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),
       );
       return { ...tokens, ...profile(user), trusted_device: pending };
@@ -324,17 +341,19 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
     async passkeySignIn(attemptToken: string, response: AuthenticationResponseJSON, device: RequestDevice, sessionKey?: unknown) {
       if (!webauthn) throw noWebauthn();
       const binding = await bindingOf(sessionKey);
-      const { userId, credentialId } = await webauthn.verifyPasswordless(attemptToken, response, device);
+      const { userId, credentialId, amr: keyAmr } = await webauthn.verifyPasswordless(attemptToken, response, device);
+      // A passkey with user verification (required here): possession and the PIN or biometric, two factors; on a trusted device too.
+      const amr: Amr[] = [keyAmr, 'mfa'];
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The passkey sign-in attempt');
       // On a trusted device the session opens in the trust check's transaction; elsewhere with a pending device, granted by this credential.
       const { decision: trust, session } = await checkTrust(userId, device, (trx, trustedDevice) =>
-        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', trustedDevice, binding }),
+        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', amr, trustedDevice, binding }),
       );
       const trustedDevice = trust.trusted && session ? { id: trust.deviceId, name: trust.deviceName } : undefined;
       const { tokens, extra: pending } = session
         ? { tokens: session.tokens, extra: null }
-        : await sessions.open({ userId, device, mfaMethod: 'webauthn', binding }, (trx, sessionId) =>
+        : await sessions.open({ userId, device, mfaMethod: 'webauthn', amr, binding }, (trx, sessionId) =>
             deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId }),
           );
       return {
@@ -346,6 +365,50 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         // The trust check rotated the device token (docs/trust-model.md): the client must get the new one.
         ...(trust.trusted && session ? { device_token: trust.newDeviceToken ?? null, deviceCookieMaxAge: (trust.expiresAt - clock.now()) / 1000 } : {}),
       };
+    },
+
+    /** WebAuthn options for a step-up of the caller's session (docs/step-up.md). */
+    async stepUpWebauthnOptions(caller: StepUpCaller) {
+      await mfa.assertNotLocked(caller.userId);
+      if (!webauthn) throw noWebauthn();
+      return webauthn.stepUpOptions(caller.userId, caller.sessionId);
+    },
+
+    /**
+     * Step-up (docs/step-up.md): a factor performed again in the caller's
+     * session. A second factor (TOTP, backup code, WebAuthn) on an account
+     * that has one; the password on an account without one. Every attempt
+     * counts toward the user's second-factor limit (10 wrong in 15 minutes
+     * lock it for 15 minutes, as at sign-in) before it is checked. On
+     * success the session's auth_time and amr move (with a `step_up` event)
+     * and a new access token of the same session carries them.
+     */
+    async stepUp(caller: StepUpCaller, factor: StepUpFactor, device: RequestDevice, actor: Actor): Promise<StepUpResult> {
+      const { userId, sessionId } = caller;
+      const methods = await mfa.methods(userId);
+      if ('password' in factor && methods.length > 0) {
+        throw new ValidationError([{ field: 'password', message: `this account has a second factor: step up with it (${methods.join(', ')})` }]);
+      }
+      if (!('password' in factor) && methods.length === 0) {
+        throw new ValidationError([{ field: 'password', message: 'this account has no second factor: step up with the password' }]);
+      }
+      const { lockedUntil } = await mfa.beginAttempt(userId);
+      let performed: Amr | null = null;
+      if ('password' in factor) {
+        const user = await users.findById(userId);
+        if (user && (await passwords.verify(user.password_hash, factor.password))) performed = 'pwd';
+      } else if ('webauthn' in factor) {
+        const verified = webauthn ? await webauthn.checkStepUp(userId, sessionId, factor.webauthn, device) : null;
+        performed = verified?.amr ?? null;
+      } else if (await mfa.checkSecondFactor(userId, factor)) {
+        performed = 'otp';
+      }
+      if (performed === null) {
+        if (lockedUntil !== null) throw mfa.lockedError(lockedUntil);
+        throw new AppError('password' in factor ? 'INVALID_CURRENT_PASSWORD' : 'webauthn' in factor ? 'WEBAUTHN_VERIFICATION_FAILED' : 'INVALID_MFA_CODE');
+      }
+      await mfa.attemptSucceeded(userId);
+      return sessionAuthentication.stepUp({ userId, sessionId, earlier: caller.amr, performed, actor });
     },
 
     async me(userId: string) {

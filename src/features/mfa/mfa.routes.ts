@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ValidationError } from '../../platform/errors.ts';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { AccountAlerts, AccountLookup } from '../../domain/contracts.ts';
+import type { AccountAlerts, AccountLookup, SessionAuthentication } from '../../domain/contracts.ts';
 import type { HttpTools } from '../../platform/http/context.ts';
 import type { MfaService } from './mfa.service.ts';
 import { ok, success, withErrors } from '../../platform/http/envelope.ts';
@@ -11,8 +11,8 @@ import * as S from './mfa.schemas.ts';
 
 const tags = ['mfa'];
 
-export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService; accounts: AccountLookup; alerts: AccountAlerts }> = async (app, ctx) => {
-  const { mfa, accounts, authenticate, alerts } = ctx;
+export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService; accounts: AccountLookup; alerts: AccountAlerts; sessionAuthentication: SessionAuthentication }> = async (app, ctx) => {
+  const { mfa, accounts, authenticate, alerts, sessionAuthentication } = ctx;
   app.addHook('onRequest', authenticate);
   const security = bearerSecurity;
 
@@ -27,6 +27,8 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService;
     schema: { operationId: 'confirmTotp', tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
   }, async (request) => {
     const { backupCodes, sessionsEnded } = await mfa.confirmSetup(request.auth.userId, request.body.code, requestActor(request));
+    // The code just checked is a second factor performed in this session (docs/step-up.md): the session is multi-factor from now on.
+    await sessionAuthentication.stepUp({ ...request.auth, earlier: request.auth.amr, performed: 'otp', actor: requestActor(request), event: false });
     return ok(
       { mfa_enabled: true as const, backup_codes: backupCodes, sessions_ended: sessionsEnded },
       'Two-factor authentication is on. Your other sessions were signed out. Keep the backup codes somewhere safe.',

@@ -38,12 +38,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type Clock, DAY, MINUTE } from '../../platform/clock.ts';
 import type { Database, MfaMethod, Db } from '../../store/schema.ts';
-import type { OpenSession, ProofChallenges, SessionAlerts, SessionTokens, SessionView } from '../../domain/contracts.ts';
+import type { OpenSession, ProofChallenges, SessionAlerts, SessionAuthentication, SessionTokens, SessionView, StepUpResult } from '../../domain/contracts.ts';
 import { parseProof, parsePublicKey, type PublicJwk, verifyProof } from '../../platform/crypto/device-keys.ts';
 import { type DbscProof, parseDbscProof, verifyDbscProof } from '../../platform/crypto/dbsc.ts';
 import type { EventCause } from '../../store/schema.ts';
 import { defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, UnauthorizedError } from '../../platform/errors.ts';
+import { acrOf, type Amr, amrAfter, formatAmr, parseAmr } from '../../platform/authn-methods.ts';
+import { lockUser } from '../../store/locks.ts';
 import { type Actor, type History, SYSTEM } from '../../store/history.ts';
 import { NothingToEnd, type Revocation } from '../../domain/ledger.ts';
 import type { AccessTokens } from '../../platform/crypto/access-tokens.ts';
@@ -177,7 +179,10 @@ export function createSessionsService(options: SessionsServiceOptions) {
   }
   const notFound = () => new AppError('SESSION_NOT_FOUND');
 
-  async function issueTokens(trx: Db, userId: string, sessionId: string, sessionEnd: number, now: number, bound: boolean): Promise<SessionTokens> {
+  /** The session's authentication (docs/step-up.md): the time of its last performed factor, and its methods. */
+  type Authentication = { authTime: number; amr: readonly Amr[] };
+
+  async function issueTokens(trx: Db, userId: string, sessionId: string, sessionEnd: number, now: number, authentication: Authentication, bound: boolean): Promise<SessionTokens> {
     const refreshToken = generateToken('refresh');
     await repository.insertRefreshToken(trx, {
       id: newId(),
@@ -190,7 +195,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
     });
     const ttl = bound ? options.boundAccessTokenTtlSeconds : accessTokens.ttlSeconds;
     return {
-      access_token: accessTokens.issue({ userId, sessionId }, ttl),
+      access_token: accessTokens.issue({ userId, sessionId, ...authentication }, ttl),
       refresh_token: refreshToken,
       token_type: 'bearer',
       expires_in: ttl,
@@ -248,12 +253,45 @@ export function createSessionsService(options: SessionsServiceOptions) {
       binding_thumbprint: input.binding?.thumbprint ?? null,
       dbsc_cookie_hash: null,
       dbsc_cookie_expires_at: null,
+      auth_time: now,
+      amr: formatAmr(input.amr),
     });
-    const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now, input.binding !== undefined);
+    const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now, { authTime: now, amr: input.amr }, input.binding !== undefined);
     const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
     await history.append(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
     return { sessionId, tokens };
   }
+
+  /**
+   * A factor performed again in a live session (docs/step-up.md): the row's
+   * auth_time and amr move, in one transaction under the user's lock with the
+   * `step_up` event (unless `event: false`, for a factor performed as part of
+   * another change, the TOTP enrolment's code); a new access token of the
+   * same session carries them. The refresh token is untouched. An ended
+   * session is 401.
+   */
+  const stepUp: SessionAuthentication['stepUp'] = async ({ userId, sessionId, earlier, performed, actor, event = true }): Promise<StepUpResult> => {
+    const now = clock.now();
+    const amr = amrAfter(earlier, performed);
+    const session = await db.transaction().execute(async (trx) => {
+      await lockUser(trx, userId);
+      const row = await repository.recordAuthentication(trx, sessionId, userId, now, formatAmr(amr));
+      if (row === undefined) return undefined;
+      if (event) {
+        await history.append(trx, [{ userId, type: 'step_up', sessionId, subjectName: row.device_name, actor, actorName: row.device_name }], now);
+      }
+      return row;
+    });
+    if (session === undefined) throw new UnauthorizedError('This session has ended. Sign in again.');
+    return {
+      access_token: accessTokens.issue({ userId, sessionId, authTime: now, amr }),
+      token_type: 'bearer',
+      expires_in: accessTokens.ttlSeconds,
+      auth_time: now,
+      amr,
+      acr: acrOf(amr),
+    };
+  };
 
   return {
     /**
@@ -272,17 +310,21 @@ export function createSessionsService(options: SessionsServiceOptions) {
 
     /**
      * The bearer check's second half: the token's session is live and the
-     * user's. One primary-key read; a storage error propagates (503), never "live".
+     * user's, and how the person last authenticated in it (the step-up gate
+     * reads that, docs/step-up.md). One primary-key read; a storage error
+     * propagates (503), never "live". Null when the session is not live.
      */
-    async isLive(sessionId: string, userId: string): Promise<true | { cause: SignedOutCause; ended_at: string; ended_by: string | null } | false> {
+    async live(sessionId: string, userId: string): Promise<{ authTime: number; amr: Amr[] } | { ended: ReturnType<typeof signedOutDetails> } | null> {
       const now = clock.now();
       const row = await repository.findForBearer(sessionId);
-      if (row === undefined || row.user_id !== userId) return false;
-      if (row.ended_at !== null || row.expires_at <= now || row.idle_expires_at <= now) return signedOutDetails(row);
+      if (row === undefined || row.user_id !== userId) return null;
+      if (row.ended_at !== null || row.expires_at <= now || row.idle_expires_at <= now) return { ended: signedOutDetails(row) };
       const lastActive = Math.max(row.last_active_at, activity.pending(sessionId) ?? 0);
       if (now - lastActive >= ACTIVITY_RESOLUTION_MS) activity.record(sessionId, now);
-      return true;
+      return { authTime: Number(row.auth_time), amr: parseAmr(row.amr) };
     },
+
+    stepUp,
 
     /**
      * Rotates a refresh token. The rotation, the session's liveness check
@@ -315,7 +357,9 @@ export function createSessionsService(options: SessionsServiceOptions) {
         if (rotation.kind !== 'rotated') return rotation;
         const live = await repository.extend(trx, rotation.sessionId, rotation.userId, now, idleMs, boundTo);
         if (live === undefined) throw invalidRefreshToken();
-        return { kind: 'rotated' as const, tokens: await issueTokens(trx, rotation.userId, rotation.sessionId, live.expires_at, now, boundTo !== null) };
+        // The refreshed token keeps the session's authentication: a refresh is no factor.
+        const authentication = { authTime: Number(live.auth_time), amr: parseAmr(live.amr) };
+        return { kind: 'rotated' as const, tokens: await issueTokens(trx, rotation.userId, rotation.sessionId, Number(live.expires_at), now, authentication, boundTo !== null) };
       });
       if (outcome.kind === 'rotated') return outcome.tokens;
       if (outcome.kind === 'reused') {

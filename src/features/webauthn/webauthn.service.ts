@@ -38,6 +38,7 @@ import { lockUser } from '../../store/locks.ts';
 import type { Database, Db, DeviceEventType } from '../../store/schema.ts';
 import type { WebauthnFactor } from '../../domain/contracts.ts';
 import { attemptActor, type RequestDevice } from '../../platform/context.ts';
+import { webauthnAmr } from '../../platform/authn-methods.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Actor, EventInput } from '../../store/history.ts';
 import type { Revocation } from '../../domain/ledger.ts';
@@ -209,7 +210,34 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       // Another user's credential is refused exactly like an unknown one.
       if (credential === undefined || credential.user_id !== userId) return refused('credential unknown or not this user\'s', { userId });
       if (!(await verifyAssertion(credential, response, challenge, false, attemptActor(device)))) return null;
-      return { credentialId: credential.id };
+      return { credentialId: credential.id, amr: webauthnAmr(credential.device_type) };
+    },
+
+    async stepUpOptions(userId, sessionId) {
+      const credentials = await repository.listForUser(userId);
+      if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
+      const publicKey = await generateAuthenticationOptions({
+        rpID: rpId,
+        challenge: newChallenge(),
+        timeout: PROMPT_TIMEOUT_MS,
+        // As at the second step of a sign-in: the session's first factor is done; the key is the second.
+        userVerification: 'preferred',
+        allowCredentials: credentials.map((c) => ({ id: c.credential_id, transports: JSON.parse(c.transports) as string[] })),
+      });
+      // Bound to the user and to the session (kept in mfa_challenge_id): another session cannot use it.
+      await storeChallenge(publicKey.challenge, { purpose: 'step_up', user_id: userId, mfa_challenge_id: sessionId, attempt_hash: null, fingerprint: null });
+      return publicKey;
+    },
+
+    async checkStepUp(userId, sessionId, response, device) {
+      const challenge = clientChallenge(response.response.clientDataJSON);
+      if (challenge === undefined) return refused('clientDataJSON not decodable', { userId });
+      const consumed = await repository.consumeChallenge({ purpose: 'step_up', challengeHash: hashToken(challenge), userId, sessionId }, clock.now());
+      if (consumed === undefined) return refused('step-up challenge unknown, used, expired or issued to another session', { userId });
+      const credential = await repository.findByCredentialId(response.id);
+      if (credential === undefined || credential.user_id !== userId) return refused('credential unknown or not this user\'s', { userId });
+      if (!(await verifyAssertion(credential, response, challenge, false, attemptActor(device)))) return null;
+      return { credentialId: credential.id, amr: webauthnAmr(credential.device_type) };
     },
 
     async passwordlessOptions(device) {
@@ -249,7 +277,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
         throw verificationFailed();
       }
       if (!(await verifyAssertion(credential, response, challenge, true, attemptActor(device)))) throw verificationFailed();
-      return { userId: credential.user_id, credentialId: credential.id };
+      return { userId: credential.user_id, credentialId: credential.id, amr: webauthnAmr(credential.device_type) };
     },
   };
 

@@ -5,6 +5,10 @@
  * chosen explicitly (JWT_ALGORITHM=HS256). Claims: iss, aud, sub (user id),
  * jti, sid (the session), iat, nbf, exp and `typ: "access"`; the header
  * carries `typ: at+jwt` (RFC 9068) and, for asymmetric keys, the `kid`.
+ * How the person signed in (docs/step-up.md): `auth_time` (seconds: when
+ * the last factor was actually performed), `amr` (RFC 8176 values) and
+ * `acr` (src/platform/authn-methods.ts), copied from the session's record so
+ * a refreshed token keeps them and a step-up moves them.
  * Lifetime ACCESS_TOKEN_TTL_SECONDS (default 15 min). They are stateless:
  * verification is a signature check plus claim checks against the injected
  * clock, with no storage access. This module alone does not decide whether
@@ -25,6 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Clock } from '../clock.ts';
+import { type Acr, acrOf, type Amr } from '../authn-methods.ts';
 import { type AsymmetricAlgorithm, publicJwks, type PublicJwk, type SigningKey, type VerificationKey } from './signing-keys.ts';
 
 export interface AccessTokenClaims {
@@ -38,11 +43,22 @@ export interface AccessTokenClaims {
   iss: string;
   aud: string;
   typ: 'access';
+  /** Seconds since the epoch: the last factor the person performed in this session. */
+  auth_time: number;
+  amr: Amr[];
+  acr: Acr;
 }
 
 export interface AccessTokenSubject {
   userId: string;
   sessionId: string;
+}
+
+/** What the issuer needs besides the subject: the session's authentication (its row's auth_time and amr). */
+export interface AccessTokenGrant extends AccessTokenSubject {
+  /** Epoch milliseconds. */
+  authTime: number;
+  amr: readonly Amr[];
 }
 
 export type AccessTokenKeys =
@@ -52,7 +68,7 @@ export type AccessTokenKeys =
 export interface AccessTokens {
   readonly ttlSeconds: number;
   /** `ttlSeconds` overrides the lifetime of this one token (a bound session's are shorter: docs/sessions.md). */
-  issue(subject: AccessTokenSubject, ttlSeconds?: number): string;
+  issue(grant: AccessTokenGrant, ttlSeconds?: number): string;
   /** The subject, or null for anything that is not a currently valid access token. */
   verify(token: string): AccessTokenSubject | null;
   /** The public keys tokens are checked with (current first), for GET /.well-known/jwks.json. */
@@ -113,9 +129,12 @@ export function createAccessTokens(options: {
 
   return {
     ttlSeconds,
-    issue({ userId, sessionId }, lifetime = ttlSeconds) {
+    issue({ userId, sessionId, authTime, amr }, lifetime = ttlSeconds) {
       const now = Math.floor(clock.now() / 1000);
       const claims: AccessTokenClaims = {
+        auth_time: Math.floor(authTime / 1000),
+        amr: [...amr],
+        acr: acrOf(amr),
         sub: userId,
         sid: sessionId,
         jti: randomUUID(),

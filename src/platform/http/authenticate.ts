@@ -9,26 +9,33 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../errors.ts';
 import type { AccessTokens } from '../crypto/access-tokens.ts';
+import type { Amr } from '../authn-methods.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    auth: { userId: string; sessionId: string };
+    /** The access token's subject, and how the person last authenticated in its session (the session row's, docs/step-up.md). */
+    auth: { userId: string; sessionId: string; authTime: number; amr: Amr[] };
   }
 }
 
 /**
- * `isLive(sessionId, userId)`: the sessions feature's check that the session has not ended and is the subject's:
- * true, false (not the subject's, or gone), or why it is over (`details` of the 401: docs/sessions.md, "Signed-out reasons").
+ * `live(sessionId, userId)`: the sessions feature's check that the session has not ended and is the subject's,
+ * with its authentication (docs/step-up.md); `{ ended }` says why it is over (`details` of the 401: docs/sessions.md,
+ * "Signed-out reasons"); null when it is not the subject's or gone.
  */
-export function createAuthenticate(accessTokens: AccessTokens, sessions: { isLive(sessionId: string, userId: string): Promise<true | false | Record<string, unknown>> }) {
+export function createAuthenticate(
+  accessTokens: AccessTokens,
+  sessions: { live(sessionId: string, userId: string): Promise<{ authTime: number; amr: Amr[] } | { ended: Record<string, unknown> } | null> },
+) {
   return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization;
     if (typeof header !== 'string' || !/^Bearer [^\s]+$/i.test(header)) throw new UnauthorizedError();
     const subject = accessTokens.verify(header.slice(7));
     if (subject === null) throw new UnauthorizedError('The access token is not valid or has expired.');
-    const live = await sessions.isLive(subject.sessionId, subject.userId);
-    if (live !== true) throw new UnauthorizedError('This session has ended. Sign in again.', live === false ? undefined : live);
-    request.auth = subject;
+    const session = await sessions.live(subject.sessionId, subject.userId);
+    if (session === null) throw new UnauthorizedError('This session has ended. Sign in again.');
+    if ('ended' in session) throw new UnauthorizedError('This session has ended. Sign in again.', session.ended);
+    request.auth = { ...subject, ...session };
   };
 }
 

@@ -158,6 +158,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/step-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Step up: perform a factor again (TOTP, backup code, passkey, or the password on an account without a second factor); a new access token of the same session with a fresh auth_time
+         * @description Answers a 401 STEP_UP_REQUIRED (docs/step-up.md). Send exactly one of code, backup_code, webauthn (from /auth/step-up/webauthn/options) or password. Attempts count toward the second-factor limit of sign-in (10 wrong in 15 minutes lock it for 15 minutes). The refresh token is unchanged; refreshing keeps the new auth_time and amr.
+         */
+        post: operations["stepUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/step-up/webauthn/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Assertion options for a step-up with a passkey or security key (bound to this session, 5 minutes, once) */
+        post: operations["stepUpWebauthnOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/mfa/webauthn/options": {
         parameters: {
             query?: never;
@@ -1080,6 +1117,22 @@ export interface components {
             /** @description Access-token lifetime in seconds. */
             expires_in: number;
         };
+        /** @description The session stepped up: the refresh token is unchanged. */
+        StepUpResult: {
+            /** @description A new access token of the same session, with the fresh auth_time, amr and acr claims. */
+            access_token: string;
+            /** @enum {string} */
+            token_type: "bearer";
+            expires_in: number;
+            /**
+             * Format: date-time
+             * @example 2026-01-01T12:00:00.000Z
+             */
+            auth_time: string;
+            /** @description RFC 8176 methods: pwd, otp, hwk, swk, mfa (docs/step-up.md). */
+            amr: string[];
+            acr: string;
+        };
         /** @description The signed-in user. */
         User: {
             /** Format: uuid */
@@ -1700,6 +1753,144 @@ export interface operations {
                     };
                 };
             };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    stepUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description A TOTP code. */
+                    code?: string;
+                    /** @description An unused backup code (it is used up). */
+                    backup_code?: string;
+                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). */
+                    webauthn?: {
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string;
+                        };
+                        /** @description clientExtensionResults, as the browser returned them. */
+                        clientExtensionResults: {
+                            [key: string]: unknown;
+                        };
+                        authenticatorAttachment?: "platform" | "cross-platform";
+                    };
+                    /** @description Only for an account without a second factor. */
+                    password?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: components["schemas"]["StepUpResult"];
+                        message: string;
+                    };
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Every error, including 404, 429 and 500. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    stepUpWebauthnOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @description Hand to startRegistration / startAuthentication of @simplewebauthn/browser. */
+                            options: {
+                                challenge: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
             /** @description Every error, including 404, 429 and 500. */
             "4XX": {
                 headers: {
@@ -2120,6 +2311,17 @@ export interface operations {
                     };
                 };
             };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Every error, including 404, 429 and 500. */
             "4XX": {
                 headers: {
@@ -2175,6 +2377,17 @@ export interface operations {
                         };
                         message: string;
                     };
+                };
+            };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Every error, including 404, 429 and 500. */
@@ -2387,6 +2600,17 @@ export interface operations {
                         };
                         message: string;
                     };
+                };
+            };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Every error, including 404, 429 and 500. */
@@ -2635,6 +2859,17 @@ export interface operations {
                         };
                         message: string;
                     };
+                };
+            };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Every error, including 404, 429 and 500. */
@@ -3353,6 +3588,17 @@ export interface operations {
                     };
                 };
             };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Every error, including 404, 429 and 500. */
             "4XX": {
                 headers: {
@@ -3442,6 +3688,17 @@ export interface operations {
                         };
                         message: string;
                     };
+                };
+            };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Every error, including 404, 429 and 500. */
@@ -3561,6 +3818,17 @@ export interface operations {
                         };
                         message: string;
                     };
+                };
+            };
+            /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
+            401: {
+                headers: {
+                    /** @description Bearer error="insufficient_user_authentication", error_description="…", max_age=600 (and acr_values="urn:trusted-devices:acr:multi-factor" when a second factor is due) — RFC 9470 */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Every error, including 404, 429 and 500. */
