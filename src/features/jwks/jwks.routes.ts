@@ -45,7 +45,7 @@ export const jwksRoutes: FastifyPluginAsyncTypebox<JwksOptions> = async (app, { 
       tags: ['integration'],
       summary: 'Public keys that verify access tokens (JWK set)',
       security: [],
-      response: withErrors({ 200: Type.Ref('JwkSet') }),
+      response: withErrors({ 200: Type.Ref('JwkSet') }, [], { storage: false }),
     },
   }, async (_request, reply) => {
     reply.header('cache-control', JWKS_CACHE_CONTROL);

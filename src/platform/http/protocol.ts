@@ -47,6 +47,8 @@ export function rawErrorResponse(headers: Headers, code: ErrorCode, message?: st
 }
 
 const PARSER_ERRORS: Record<string, [ErrorCode, string]> = {
+  // A method Node's parser does not know at all: no route can have it.
+  HPE_INVALID_METHOD: ['METHOD_NOT_ALLOWED', 'This method is not allowed.'],
   ERR_HTTP_REQUEST_TIMEOUT: ['REQUEST_TIMEOUT', ERRORS.REQUEST_TIMEOUT.message],
   HPE_HEADER_OVERFLOW: ['HEADERS_TOO_LARGE', ERRORS.HEADERS_TOO_LARGE.message],
 };
@@ -75,6 +77,8 @@ export function createExpectationHandler(headers: Headers) {
 /** Which methods the routes answer on a path (for 405 + Allow and OPTIONS). */
 export interface RouteTable {
   allowed(path: string): string[];
+  /** The methods of a route whose path has no parameter and matches exactly (`/devices/activate`), or []. */
+  staticAllowed(path: string): string[];
 }
 
 const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -82,21 +86,20 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&
 
 /** Collects every route registered after this call (onRoute). OPTIONS routes (CORS's `OPTIONS *`) are left out. */
 export function createRouteTable(app: FastifyInstance): RouteTable {
-  const routes: Array<{ pattern: RegExp; methods: string[] }> = [];
+  const routes: Array<{ pattern: RegExp; methods: string[]; exact: boolean }> = [];
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat().map(String).filter((m) => m !== 'OPTIONS');
     if (methods.length === 0) return;
     const segments = route.url.split('/').map((segment) => (segment.startsWith(':') ? '[^/]+' : segment === '*' ? '.*' : escapeRegExp(segment)));
-    routes.push({ pattern: new RegExp(`^${segments.join('/')}$`), methods });
+    routes.push({ pattern: new RegExp(`^${segments.join('/')}$`), methods, exact: !/[:*]/.test(route.url) });
   });
-  return {
-    allowed(path) {
-      const methods = new Set<string>();
-      for (const route of routes) if (route.pattern.test(path)) for (const m of route.methods) methods.add(m);
-      if (methods.has('GET')) methods.add('HEAD');
-      return [...methods].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
-    },
+  const collect = (path: string, exactOnly: boolean) => {
+    const methods = new Set<string>();
+    for (const route of routes) if ((!exactOnly || route.exact) && route.pattern.test(path)) for (const m of route.methods) methods.add(m);
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
   };
+  return { allowed: (path) => collect(path, false), staticAllowed: (path) => collect(path, true) };
 }
 
 /**
@@ -114,6 +117,21 @@ export function installProtocolRules(app: FastifyInstance, routes: RouteTable): 
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       reply.header('accept-encoding', 'identity');
       return done(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Compressed request bodies are not accepted: send the JSON without Content-Encoding.'));
+    }
+    if (request.method !== 'OPTIONS') {
+      const path = request.url.split('?')[0]!;
+      const route = request.routeOptions.url;
+      // No route for this method (QUERY, PUT, …): 405 (or 404) before any body is read, so an empty or
+      // unparsable body never turns it into a 400.
+      // A parameter route that caught a fixed path of another route (PATCH /devices/activate read as
+      // /devices/{device_id}): that path is the fixed route's, and this method is not one of its.
+      const fixed = route === undefined ? [] : route.includes(':') ? routes.staticAllowed(path) : [];
+      if (route === undefined || fixed.length > 0) {
+        const allowed = route === undefined ? routes.allowed(path) : fixed;
+        if (allowed.length === 0) return done(new AppError('NOT_FOUND', `No route for ${request.method} ${path.slice(0, 200)}.`));
+        const allow = allowed.join(', ');
+        return done(new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path.slice(0, 200)}; use ${allow}.`, { headers: { allow } }));
+      }
     }
     if (request.method === 'OPTIONS') {
       const preflight = request.headers['access-control-request-method'] !== undefined;
