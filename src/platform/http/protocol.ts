@@ -47,18 +47,24 @@ export function rawErrorResponse(headers: Headers, code: ErrorCode, message?: st
 }
 
 const PARSER_ERRORS: Record<string, [ErrorCode, string]> = {
-  // A method Node's parser does not know at all: no route can have it.
-  HPE_INVALID_METHOD: ['METHOD_NOT_ALLOWED', 'This method is not allowed.'],
   ERR_HTTP_REQUEST_TIMEOUT: ['REQUEST_TIMEOUT', ERRORS.REQUEST_TIMEOUT.message],
   HPE_HEADER_OVERFLOW: ['HEADERS_TOO_LARGE', ERRORS.HEADERS_TOO_LARGE.message],
 };
+
+/** A well-formed request line: a method token (RFC 9110 tchar), a target, the HTTP version. */
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s]+ HTTP\/\d\.\d\r?\n/;
 
 /** For Fastify's `clientErrorHandler` option (Node's 'clientError' event). */
 export function createClientErrorHandler(headers: Headers) {
   return function handleClientError(error: Error & { code?: string }, socket: Socket): void {
     // A reset connection has nobody left to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    const [code, message] = PARSER_ERRORS[error.code ?? ''] ?? ['BAD_REQUEST', 'The request is not valid HTTP.'];
+    // A well-formed method Node's parser does not know (FOO, BREW): no route can have it, 405. A malformed one (G@T) stays 400.
+    const rawPacket = (error as { rawPacket?: unknown }).rawPacket;
+    const unknownMethod = error.code === 'HPE_INVALID_METHOD' && Buffer.isBuffer(rawPacket) && METHOD_TOKEN.test(rawPacket.subarray(0, 64).toString('latin1'));
+    const [code, message] = unknownMethod
+      ? (['METHOD_NOT_ALLOWED', 'This method is not allowed.'] as const)
+      : (PARSER_ERRORS[error.code ?? ''] ?? ['BAD_REQUEST', 'The request is not valid HTTP.']);
     // Only before anything of a response was written (a keep-alive connection may be mid-answer).
     if (socket.writable && socket.bytesWritten === 0) socket.write(rawErrorResponse(headers, code, message));
     socket.destroy(error);
