@@ -43,7 +43,8 @@ import { createMemoryCounterStore, createRedisCounterStore } from '../platform/h
 import { installRateLimits, NO_LOGIN_FAILURES } from '../platform/http/rate-limits.ts';
 import { createRequestDeviceReader } from '../platform/http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from '../platform/http/security-headers.ts';
-import { createValidatorFactory } from '../platform/http/validation.ts';
+import { documentErrorResponses } from '../platform/http/error-responses.ts';
+import { createValidatorFactory, refuseLoneSurrogates } from '../platform/http/validation.ts';
 import { createClientErrorHandler, createExpectationHandler, createRouteTable, installProtocolRules } from '../platform/http/protocol.ts';
 import { createMfaRepository } from '../store/mfa.repository.ts';
 import { mfaRoutes } from '../features/mfa/mfa.routes.ts';
@@ -143,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app, routes, headers);
   app.server.on('checkExpectation', createExpectationHandler(headers));
   registerComponentSchemas(app);
+  documentErrorResponses(app);
   // JSON only: a text/plain (or any other) body is 415, not a string to validate.
   app.removeContentTypeParser(['text/plain']);
 
@@ -151,6 +153,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done();
   });
   installProtocolRules(app, routes);
+  refuseLoneSurrogates(app);
 
   // Graceful shutdown: requests in flight at close time finish, and their
   // keep-alive connections are closed after the answer instead of holding

@@ -77,6 +77,7 @@ describe('HTTP parser errors over a socket', () => {
   const cases: Array<[string, string, number, string]> = [
     ['duplicate Content-Length', 'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'BAD_REQUEST'],
     ['a bad method', 'G@T /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BAD_REQUEST'],
+    ['a well-formed method Node does not know', 'BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'METHOD_NOT_ALLOWED'],
     ['a bad request line', 'this is not http\r\n\r\n', 400, 'BAD_REQUEST'],
     ['Content-Length and Transfer-Encoding together', 'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'BAD_REQUEST'],
     ['headers over the limit', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
@@ -135,6 +136,24 @@ describe('methods, CORS and content coding', () => {
     const { res, response } = await inject(t, 'GET', '/api/v1/nope');
     assertErrorResponse(response, 404, 'NOT_FOUND');
     assert.equal(res.headers.allow, undefined);
+  });
+
+  test('QUERY (no body, or a body) → 405 before the body is read; a fixed path is not a parameter of its neighbour', async () => {
+    for (const payload of [undefined, '{"a":1}', 'not json']) {
+      const { res, response } = await inject(t, 'QUERY', '/api/v1/devices', payload === undefined ? {} : { 'content-type': 'application/json' }, payload);
+      assertErrorResponse(response, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(res.headers.allow, 'GET, HEAD, DELETE');
+    }
+    // Without a token: the 405 comes first (a rename of a device called "activate" would be 401).
+    for (const [method, url, allow] of [
+      ['PATCH', '/api/v1/devices/activate', 'POST'],
+      ['DELETE', '/api/v1/devices/skip', 'POST'],
+      ['DELETE', '/api/v1/devices/events', 'GET, HEAD'],
+    ] as const) {
+      const { res, response } = await inject(t, method, url, { 'content-type': 'application/json' }, '{"device_name":"x"}');
+      assertErrorResponse(response, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(res.headers.allow, allow, `${method} ${url}`);
+    }
   });
 
   test('OPTIONS without CORS says which methods a path has', async () => {

@@ -47,7 +47,7 @@
  * scope has it (browsers: ./indexeddb-device-keys.ts, the layout the web app
  * uses), memory elsewhere (Node).
  */
-import createClient, { type Client } from 'openapi-fetch';
+import createClient, { type Client, type Middleware } from 'openapi-fetch';
 import {
   createDeviceKey,
   deviceKeyAccount,
@@ -60,12 +60,52 @@ import {
   type SessionKeyStore,
   signChallenge,
 } from './device-key.ts';
-import type { components, paths } from './generated/api.ts';
+import type { components, operations, paths } from './generated/api.ts';
+import { ERROR_CODES, OPERATIONS } from './generated/operations.ts';
 import { indexedDbAvailable, indexedDbDeviceKeyStore, indexedDbSessionKeyStore } from './indexeddb-device-keys.ts';
 
-export type { components, paths } from './generated/api.ts';
+export type { components, operations, paths } from './generated/api.ts';
+export { ERROR_CODES, OPERATIONS } from './generated/operations.ts';
 export { type DeviceKeyPair, type DeviceKeyStore, memoryDeviceKeyStore, memorySessionKeyStore, type PublicDeviceJwk, type SessionKeyStore } from './device-key.ts';
 export { indexedDbDeviceKeyStore, type IndexedDbDeviceKeyStore, indexedDbSessionKeyStore } from './indexeddb-device-keys.ts';
+
+/** Every operation, by its operationId in the OpenAPI document. */
+export type OperationId = keyof typeof OPERATIONS;
+/** Every error code the document lists. */
+export type ApiErrorCode = (typeof ERROR_CODES)[number];
+/** What the client itself adds: no answer (NETWORK_ERROR), an answer without the envelope (HTTP_ERROR). */
+export type ClientErrorCode = ApiErrorCode | 'NETWORK_ERROR' | 'HTTP_ERROR';
+/** The error codes the document lists for one operation (plus the client's own). */
+export type ErrorCodeOf<K extends OperationId> = (typeof OPERATIONS)[K]['errors'][number] | 'NETWORK_ERROR' | 'HTTP_ERROR';
+
+type Op<K extends OperationId> = operations[K];
+type Params<K extends OperationId> = Op<K>['parameters'];
+type JsonBody<K extends OperationId> = Op<K> extends { requestBody: { content: { 'application/json': infer B } } }
+  ? { body: B }
+  : Op<K> extends { requestBody?: { content: { 'application/json': infer B } } }
+    ? { body?: B }
+    : { body?: undefined };
+/** What `call(id, init)` takes: path and query parameters, the JSON body, extra headers. */
+export type CallInit<K extends OperationId> = { headers?: Record<string, string> } & (Params<K> extends { path: infer P } ? { path: P } : { path?: undefined }) &
+  (Params<K> extends { query: infer Q } ? { query: Q } : { query?: Params<K>['query'] }) &
+  JsonBody<K>;
+type Responses<K extends OperationId> = Op<K>['responses'];
+/** What `call(id)` resolves to: the success envelope's `data` (the JWK set as it is, the metrics text, null for 204/303). */
+export type DataOf<K extends OperationId> = {
+  [S in keyof Responses<K>]: S extends 200 | 201 | 202
+    ? Responses<K>[S] extends { content: { 'application/json': infer E } }
+      ? E extends { success: true; data: infer D }
+        ? D
+        : E
+      : Responses<K>[S] extends { content: { 'text/plain': infer T } }
+        ? T
+        : never
+    : S extends 204 | 303
+      ? null
+      : never;
+}[keyof Responses<K>];
+/** True when an operation's `init` may be left out (no path parameter, no required query or body). */
+type InitOptional<K extends OperationId> = {} extends CallInit<K> ? true : false;
 type Schemas = components['schemas'];
 export type Device = Schemas['Device'];
 export type DeviceEvent = Schemas['DeviceEvent'];
@@ -172,11 +212,11 @@ export interface ClientOptions {
  * `retryAfter`: seconds to wait, from `details.retry_after_seconds` or the
  * Retry-After header.
  */
-export class TrustedDevicesError extends Error {
+export class TrustedDevicesError<C extends string = ClientErrorCode> extends Error {
   override readonly name: string = 'TrustedDevicesError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: C,
     message: string,
     readonly details?: unknown,
     readonly requestId?: string,
@@ -215,7 +255,18 @@ function maxAgeOf(header: string | null): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-function fallbackCode(status: number): string {
+/** One TrustedDevicesError per code: narrowing on `code` narrows the type (a discriminated union). */
+export type ApiError<C extends string = ClientErrorCode> = { [K in C]: TrustedDevicesError<K> }[C];
+
+/**
+ * Whether `error` is an error of this service, optionally one of the codes an
+ * operation documents: `if (isApiError(e, 'signup') && e.code === 'EMAIL_TAKEN')`.
+ */
+export function isApiError<K extends OperationId = OperationId>(error: unknown, _operation?: K): error is ApiError<ErrorCodeOf<K>> {
+  return error instanceof TrustedDevicesError;
+}
+
+function fallbackCode(status: number): ClientErrorCode {
   if (status === 401) return 'UNAUTHORIZED';
   if (status === 429) return 'RATE_LIMITED';
   if (status === 503) return 'SERVICE_UNAVAILABLE';
@@ -343,7 +394,7 @@ export function createTrustedDevicesClient(options: ClientOptions) {
       const methods = Array.isArray(stepUp?.methods) ? stepUp.methods.filter((m): m is string => typeof m === 'string') : [];
       throw new StepUpRequiredError(error.message ?? 'A recent second factor is required.', maxAge, methods, typeof stepUp?.acr_values === 'string' ? stepUp.acr_values : undefined, error.details, error.request_id);
     }
-    throw new TrustedDevicesError(status, error?.code ?? fallbackCode(status), error?.message ?? `HTTP ${status}`, error?.details, error?.request_id, retryAfter);
+    throw new TrustedDevicesError(status, (error?.code as ClientErrorCode | undefined) ?? fallbackCode(status), error?.message ?? `HTTP ${status}`, error?.details, error?.request_id, retryAfter);
   }
 
   async function forgetTokens() {
@@ -641,6 +692,88 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     return authed(async (headers) => unwrap(await api.POST('/api/v1/auth/step-up/webauthn/options', { headers })).options);
   }
 
+  /**
+   * openapi-fetch middleware: the access token on every operation the document
+   * secures with bearerAuth (unless the caller set Authorization), and on 401
+   * UNAUTHORIZED one refresh and one retry of the same request. A refresh that
+   * fails forgets the session (onSessionExpired) and the 401 is the answer.
+   */
+  const secured = new Set(Object.values(OPERATIONS).filter((op) => op.auth === 'bearerAuth').map((op) => `${op.method.toUpperCase()} ${op.path}`));
+  const retries = new Map<string, Request>();
+  const bearerMiddleware: Middleware = {
+    async onRequest({ request, schemaPath, id }) {
+      if (!secured.has(`${request.method} ${schemaPath}`) || request.headers.has('authorization')) return undefined;
+      const access = await tokens.get('access_token');
+      if (!access) return undefined;
+      request.headers.set('authorization', `Bearer ${access}`);
+      request.headers.set('x-td-bearer', access);
+      retries.set(id, request.clone());
+      request.headers.delete('x-td-bearer');
+      return request;
+    },
+    async onResponse({ response, id }) {
+      const retry = retries.get(id);
+      retries.delete(id);
+      if (retry === undefined || response.status !== 401) return undefined;
+      const code = ((await response.clone().json().catch(() => null)) as { error?: { code?: string } } | null)?.error?.code;
+      if (code !== 'UNAUTHORIZED' || (!cookieMode && !(await tokens.get('refresh_token')))) return undefined;
+      const tokenUsed = retry.headers.get('x-td-bearer');
+      retry.headers.delete('x-td-bearer');
+      const current = await tokens.get('access_token');
+      if (current === undefined || current === tokenUsed) {
+        try {
+          await refresh();
+        } catch (refreshError) {
+          if (cookieMode || (refreshError instanceof TrustedDevicesError && refreshError.status === 401)) {
+            await forgetTokens();
+            options.onSessionExpired?.();
+          }
+          return undefined;
+        }
+      }
+      retry.headers.set('authorization', `Bearer ${await tokens.get('access_token')}`);
+      return (options.fetch ?? globalThis.fetch)(retry);
+    },
+    onError({ id }) {
+      retries.delete(id);
+    },
+  };
+  api.use(bearerMiddleware);
+
+  /**
+   * Any operation by its operationId, typed from the document: `init` holds its
+   * path and query parameters and its JSON body; resolves to the success
+   * envelope's `data`, rejects with a TrustedDevicesError whose `code` is one
+   * the document lists for the operation (`isApiError(e, id)` narrows it).
+   * The access token is sent where the document asks for it (middleware), a
+   * 401 refreshes once and retries; device headers go with device-bound paths.
+   */
+  async function call<K extends OperationId>(id: K, ...args: InitOptional<K> extends true ? [init?: CallInit<K>] : [init: CallInit<K>]): Promise<DataOf<K>> {
+    const init = (args[0] ?? {}) as { path?: Record<string, string>; query?: Record<string, unknown>; body?: unknown; headers?: Record<string, string> };
+    const operation = OPERATIONS[id];
+    const apiPath = operation.path.replace(/^\/api\/v1/, '');
+    const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
+    if (deviceBoundPath(apiPath)) Object.assign(headers, await deviceHeaders());
+    if (sessionOpeningPath(apiPath)) Object.assign(headers, refreshCookieHeader());
+    const result = await (api as unknown as Client<Record<string, never>>).request(operation.method as never, operation.path as never, {
+      params: { path: init.path, query: init.query },
+      ...(init.body !== undefined ? { body: init.body } : {}),
+      headers,
+      parseAs: 'text',
+    } as never);
+    const { response } = result as { response: Response };
+    // openapi-fetch hands an error answer over already parsed (when it is JSON).
+    if (!response.ok && response.status !== 303) return unwrap({ error: (result as { error?: unknown }).error, response } as never);
+    const text = (result as { data?: string }).data ?? '';
+    const json = /json/.test(response.headers.get('content-type') ?? '') && text !== '' ? (JSON.parse(text) as unknown) : undefined;
+    if (json === undefined) return (text === '' ? null : text) as DataOf<K>;
+    const envelope = json as { success?: unknown; data?: unknown };
+    const data = envelope.success === true && 'data' in envelope ? envelope.data : json;
+    const pair = data as { access_token?: unknown; refresh_token?: string } | null;
+    if (sessionOpeningPath(apiPath) && typeof pair?.access_token === 'string') await storeTokens(pair as { access_token: string; refresh_token?: string });
+    return data as DataOf<K>;
+  }
+
   const withDeviceToken = async (headers: Record<string, string>) => {
     const deviceToken = keepDeviceToken ? await tokens.get('device_token') : undefined;
     return deviceToken ? { ...headers, 'x-device-token': deviceToken } : headers;
@@ -673,5 +806,39 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     },
   };
 
-  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices };
+  /** Named, typed methods for the rest of the API (each is `call(operationId, …)`). */
+  const accountApi = {
+    signup: (body: CallInit<'signup'>['body']) => call('signup', { body }),
+    passwordPolicy: () => call('getPasswordPolicy'),
+    changePassword: (body: CallInit<'changePassword'>['body']) => call('changePassword', { body }),
+    forgotPassword: (email: string) => call('forgotPassword', { body: { email } }),
+    resetPassword: (token: string, newPassword: string) => call('resetPassword', { body: { token, new_password: newPassword } }),
+    verifyEmail: (token: string) => call('verifyEmail', { body: { token } }),
+    resendVerificationEmail: () => call('resendVerificationEmail'),
+    reportNotMe: (token: string) => call('reportNotMe', { body: { token } }),
+  };
+  const totp = {
+    setup: (deviceName?: string) => call('setupTotp', { body: deviceName === undefined ? null : { device_name: deviceName } }),
+    confirm: (code: string) => call('confirmTotp', { body: { code } }),
+    status: () => call('getMfaStatus'),
+    regenerateBackupCodes: (code: string) => call('regenerateBackupCodes', { body: { code } }),
+    disable: (factor: { code: string } | { password: string }) => call('disableMfa', { body: factor }),
+  };
+  const sessions = {
+    list: () => call('listSessions'),
+    end: (sessionId: string) => call('endSession', { path: { session_id: sessionId } }),
+    endAll: (exceptCurrent = false) => call('endSessions', { query: { except_current: exceptCurrent } }),
+  };
+  const passkeys = {
+    registrationOptions: () => call('webauthnRegisterOptions', { body: null }),
+    register: (body: CallInit<'webauthnRegisterVerify'>['body']) => call('webauthnRegisterVerify', { body }),
+    list: () => call('listWebauthnCredentials'),
+    rename: (credentialId: string, name: string) => call('renameWebauthnCredential', { path: { credential_id: credentialId }, body: { name } }),
+    remove: (credentialId: string) => call('removeWebauthnCredential', { path: { credential_id: credentialId } }),
+    signInOptions: () => call('passkeyOptions', { body: null }),
+    signIn: (body: CallInit<'passkeyVerify'>['body']) => call('passkeyVerify', { body }),
+    secondFactorOptions: (step: MfaStep) => call('webauthnMfaOptions', { body: { temporary_token: step.temporaryToken } }),
+  };
+
+  return { api, tokens, call, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices, account: accountApi, totp, sessions, passkeys };
 }

@@ -18,10 +18,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { BROWSER_MODULE_FILE, generateBrowserModule } from '../scripts/browser-module.ts';
-import { DOCUMENT_FILE, generate, TYPES_FILE } from '../scripts/generate.ts';
+import { DOCUMENT_FILE, generate, OPERATIONS_FILE, TYPES_FILE } from '../scripts/generate.ts';
 
 test('clients/typescript/openapi.json and src/generated/api.ts match the current app (run npm run client:generate)', async () => {
-  const { document, types } = await generate();
+  const { document, types, operations } = await generate();
+  assert.ok(operations === readFileSync(OPERATIONS_FILE, 'utf8'), 'src/generated/operations.ts is stale: run npm run client:generate');
   assert.ok(document === readFileSync(DOCUMENT_FILE, 'utf8'), 'openapi.json is stale: run npm run client:generate');
   assert.ok(types === readFileSync(TYPES_FILE, 'utf8'), 'src/generated/api.ts is stale: run npm run client:generate');
   // The generated types carry the named schemas.

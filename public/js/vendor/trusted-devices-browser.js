@@ -576,6 +576,74 @@ function removeTrailingSlash(url) {
   return url;
 }
 
+// clients/typescript/src/generated/operations.ts
+var OPERATIONS = {
+  signup: { method: "post", path: "/api/v1/auth/signup", auth: null, errors: ["BAD_REQUEST", "EMAIL_TAKEN", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_PASSWORD", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVER_BUSY", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  getPasswordPolicy: { method: "get", path: "/api/v1/auth/password-policy", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  login: { method: "post", path: "/api/v1/auth/login", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_CREDENTIALS", "INVALID_FINGERPRINT", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVER_BUSY", "SERVICE_UNAVAILABLE", "TOO_MANY_ATTEMPTS", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  createDeviceChallenge: { method: "post", path: "/api/v1/auth/device-challenge", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  verifyMfa: { method: "post", path: "/api/v1/auth/mfa/verify", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_FINGERPRINT", "INVALID_MFA_CODE", "INVALID_TOKEN", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "TOO_MANY_ATTEMPTS", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_NOT_REGISTERED", "WEBAUTHN_VERIFICATION_FAILED"] },
+  refreshTokens: { method: "post", path: "/api/v1/auth/refresh", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_SESSION_RESPONSE", "INVALID_TOKEN", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "SESSION_CHALLENGE_REQUIRED", "SESSION_PROOF_REQUIRED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  logout: { method: "post", path: "/api/v1/auth/logout", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  getCurrentUser: { method: "get", path: "/api/v1/auth/me", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  changePassword: { method: "post", path: "/api/v1/auth/password/change", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_CURRENT_PASSWORD", "INVALID_PASSWORD", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVER_BUSY", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  stepUp: { method: "post", path: "/api/v1/auth/step-up", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  stepUpWebauthnOptions: { method: "post", path: "/api/v1/auth/step-up/webauthn/options", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  webauthnMfaOptions: { method: "post", path: "/api/v1/auth/mfa/webauthn/options", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_FINGERPRINT", "INVALID_TOKEN", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_NOT_REGISTERED"] },
+  passkeyOptions: { method: "post", path: "/api/v1/auth/passkey/options", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_FINGERPRINT", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  passkeyVerify: { method: "post", path: "/api/v1/auth/passkey/verify", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_FINGERPRINT", "INVALID_TOKEN", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_VERIFICATION_FAILED"] },
+  setupTotp: { method: "post", path: "/api/v1/mfa/totp/setup", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "TOTP_ALREADY_ENABLED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  confirmTotp: { method: "post", path: "/api/v1/mfa/totp/verify", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_CODE", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "NO_PENDING_SETUP", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "TOO_MANY_ATTEMPTS", "TOTP_ALREADY_ENABLED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  getMfaStatus: { method: "get", path: "/api/v1/mfa/status", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  regenerateBackupCodes: { method: "post", path: "/api/v1/mfa/backup-codes/regenerate", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_CODE", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "MFA_NOT_ENABLED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "TOO_MANY_ATTEMPTS", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  disableMfa: { method: "post", path: "/api/v1/mfa/deactivate", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_CODE", "INVALID_CURRENT_PASSWORD", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "MFA_NOT_ENABLED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVER_BUSY", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "TOO_MANY_ATTEMPTS", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  activateDevice: { method: "post", path: "/api/v1/devices/activate", auth: "bearerAuth", errors: ["ACTIVATION_TOKEN_EXPIRED", "ACTIVATION_TOKEN_NOT_FOUND", "ACTIVATION_TOKEN_USED", "BAD_REQUEST", "EXPECTATION_FAILED", "FINGERPRINT_MISMATCH", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_FINGERPRINT", "INVALID_PUBLIC_KEY", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  skipDevice: { method: "post", path: "/api/v1/devices/skip", auth: "bearerAuth", errors: ["ACTIVATION_TOKEN_EXPIRED", "ACTIVATION_TOKEN_NOT_FOUND", "ACTIVATION_TOKEN_USED", "BAD_REQUEST", "EXPECTATION_FAILED", "FINGERPRINT_MISMATCH", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_FINGERPRINT", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  listDevices: { method: "get", path: "/api/v1/devices", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  revokeAllDevices: { method: "delete", path: "/api/v1/devices", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  listDeviceEvents: { method: "get", path: "/api/v1/devices/events", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  revokeDevice: { method: "delete", path: "/api/v1/devices/{device_id}", auth: "bearerAuth", errors: ["BAD_REQUEST", "DEVICE_NOT_FOUND", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  renameDevice: { method: "patch", path: "/api/v1/devices/{device_id}", auth: "bearerAuth", errors: ["BAD_REQUEST", "DEVICE_NOT_FOUND", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  listSessions: { method: "get", path: "/api/v1/sessions", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  endSessions: { method: "delete", path: "/api/v1/sessions", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  endSession: { method: "delete", path: "/api/v1/sessions/{session_id}", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "SESSION_NOT_FOUND", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  dbscRegister: { method: "post", path: "/api/v1/auth/dbsc/register", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  dbscRefresh: { method: "post", path: "/api/v1/auth/dbsc/refresh", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  adminFindUser: { method: "get", path: "/api/v1/admin/users", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminGetUser: { method: "get", path: "/api/v1/admin/users/{user_id}", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminListDevices: { method: "get", path: "/api/v1/admin/users/{user_id}/devices", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminRevokeDevices: { method: "delete", path: "/api/v1/admin/users/{user_id}/devices", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminRevokeDevice: { method: "delete", path: "/api/v1/admin/users/{user_id}/devices/{device_id}", auth: "adminKey", errors: ["BAD_REQUEST", "DEVICE_NOT_FOUND", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminListSessions: { method: "get", path: "/api/v1/admin/users/{user_id}/sessions", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminEndSessions: { method: "delete", path: "/api/v1/admin/users/{user_id}/sessions", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminEndSession: { method: "delete", path: "/api/v1/admin/users/{user_id}/sessions/{session_id}", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "SESSION_NOT_FOUND", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  adminListEvents: { method: "get", path: "/api/v1/admin/users/{user_id}/events", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
+  webauthnRegisterOptions: { method: "post", path: "/api/v1/mfa/webauthn/register/options", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_CREDENTIAL_LIMIT"] },
+  webauthnRegisterVerify: { method: "post", path: "/api/v1/mfa/webauthn/register/verify", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_CREDENTIAL_EXISTS", "WEBAUTHN_CREDENTIAL_LIMIT", "WEBAUTHN_VERIFICATION_FAILED"] },
+  listWebauthnCredentials: { method: "get", path: "/api/v1/mfa/webauthn/credentials", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  renameWebauthnCredential: { method: "patch", path: "/api/v1/mfa/webauthn/credentials/{credential_id}", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_CREDENTIAL_NOT_FOUND"] },
+  removeWebauthnCredential: { method: "delete", path: "/api/v1/mfa/webauthn/credentials/{credential_id}", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR", "WEBAUTHN_CREDENTIAL_NOT_FOUND"] },
+  verifyEmail: { method: "post", path: "/api/v1/auth/email/verify", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "LINK_EXPIRED", "LINK_INVALID", "LINK_USED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  resendVerificationEmail: { method: "post", path: "/api/v1/auth/email/resend", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  forgotPassword: { method: "post", path: "/api/v1/auth/password/forgot", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  resetPassword: { method: "post", path: "/api/v1/auth/password/reset", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_PASSWORD", "LENGTH_REQUIRED", "LINK_EXPIRED", "LINK_INVALID", "LINK_USED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVER_BUSY", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  reportNotMe: { method: "post", path: "/api/v1/security/report", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "LINK_EXPIRED", "LINK_INVALID", "LINK_USED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  openReportLink: { method: "get", path: "/security/report", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  getHealth: { method: "get", path: "/healthz", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  getReadiness: { method: "get", path: "/readyz", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  getMetrics: { method: "get", path: "/metrics", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  getJwks: { method: "get", path: "/.well-known/jwks.json", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  getSsfConfiguration: { method: "get", path: "/.well-known/ssf-configuration", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
+  createSsfStream: { method: "post", path: "/ssf/streams", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  getSsfStreams: { method: "get", path: "/ssf/streams", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  updateSsfStream: { method: "patch", path: "/ssf/streams", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  replaceSsfStream: { method: "put", path: "/ssf/streams", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  deleteSsfStream: { method: "delete", path: "/ssf/streams", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  getSsfStreamStatus: { method: "get", path: "/ssf/streams/status", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  verifySsfStream: { method: "post", path: "/ssf/streams/verify", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  pollSsfStream: { method: "post", path: "/ssf/poll/{stream_id}", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] }
+};
+
 // clients/typescript/src/index.ts
 function signedOutReason(error) {
   const details = error instanceof TrustedDevicesError ? error.details : void 0;
@@ -695,10 +763,10 @@ function createTrustedDevicesClient(options) {
     await tokens.set("access_token", void 0);
     await tokens.set("refresh_token", void 0);
   }
-  async function authed(call) {
+  async function authed(call2) {
     const tokenUsed = await tokens.get("access_token");
     try {
-      return await call(await bearer());
+      return await call2(await bearer());
     } catch (error) {
       if (!(error instanceof TrustedDevicesError) || error.status !== 401 || error.code !== "UNAUTHORIZED") throw error;
       if (!cookieMode && !await tokens.get("refresh_token")) throw error;
@@ -718,7 +786,7 @@ function createTrustedDevicesClient(options) {
           throw cookieMode ? error : refreshError;
         }
       }
-      return call(await bearer());
+      return call2(await bearer());
     }
   }
   function withRefreshLock(fn) {
@@ -896,6 +964,71 @@ function createTrustedDevicesClient(options) {
   async function stepUpWebauthnOptions() {
     return authed(async (headers) => unwrap(await api.POST("/api/v1/auth/step-up/webauthn/options", { headers })).options);
   }
+  const secured = new Set(Object.values(OPERATIONS).filter((op) => op.auth === "bearerAuth").map((op) => `${op.method.toUpperCase()} ${op.path}`));
+  const retries = /* @__PURE__ */ new Map();
+  const bearerMiddleware = {
+    async onRequest({ request: request2, schemaPath, id }) {
+      if (!secured.has(`${request2.method} ${schemaPath}`) || request2.headers.has("authorization")) return void 0;
+      const access = await tokens.get("access_token");
+      if (!access) return void 0;
+      request2.headers.set("authorization", `Bearer ${access}`);
+      request2.headers.set("x-td-bearer", access);
+      retries.set(id, request2.clone());
+      request2.headers.delete("x-td-bearer");
+      return request2;
+    },
+    async onResponse({ response, id }) {
+      const retry = retries.get(id);
+      retries.delete(id);
+      if (retry === void 0 || response.status !== 401) return void 0;
+      const code = (await response.clone().json().catch(() => null))?.error?.code;
+      if (code !== "UNAUTHORIZED" || !cookieMode && !await tokens.get("refresh_token")) return void 0;
+      const tokenUsed = retry.headers.get("x-td-bearer");
+      retry.headers.delete("x-td-bearer");
+      const current = await tokens.get("access_token");
+      if (current === void 0 || current === tokenUsed) {
+        try {
+          await refresh();
+        } catch (refreshError) {
+          if (cookieMode || refreshError instanceof TrustedDevicesError && refreshError.status === 401) {
+            await forgetTokens();
+            options.onSessionExpired?.();
+          }
+          return void 0;
+        }
+      }
+      retry.headers.set("authorization", `Bearer ${await tokens.get("access_token")}`);
+      return (options.fetch ?? globalThis.fetch)(retry);
+    },
+    onError({ id }) {
+      retries.delete(id);
+    }
+  };
+  api.use(bearerMiddleware);
+  async function call(id, ...args) {
+    const init = args[0] ?? {};
+    const operation = OPERATIONS[id];
+    const apiPath = operation.path.replace(/^\/api\/v1/, "");
+    const headers = { accept: "application/json", ...init.headers };
+    if (deviceBoundPath(apiPath)) Object.assign(headers, await deviceHeaders());
+    if (sessionOpeningPath(apiPath)) Object.assign(headers, refreshCookieHeader());
+    const result = await api.request(operation.method, operation.path, {
+      params: { path: init.path, query: init.query },
+      ...init.body !== void 0 ? { body: init.body } : {},
+      headers,
+      parseAs: "text"
+    });
+    const { response } = result;
+    if (!response.ok && response.status !== 303) return unwrap({ error: result.error, response });
+    const text = result.data ?? "";
+    const json = /json/.test(response.headers.get("content-type") ?? "") && text !== "" ? JSON.parse(text) : void 0;
+    if (json === void 0) return text === "" ? null : text;
+    const envelope = json;
+    const data = envelope.success === true && "data" in envelope ? envelope.data : json;
+    const pair = data;
+    if (sessionOpeningPath(apiPath) && typeof pair?.access_token === "string") await storeTokens(pair);
+    return data;
+  }
   const withDeviceToken = async (headers) => {
     const deviceToken = keepDeviceToken ? await tokens.get("device_token") : void 0;
     return deviceToken ? { ...headers, "x-device-token": deviceToken } : headers;
@@ -924,7 +1057,39 @@ function createTrustedDevicesClient(options) {
       return { events: data.events, nextBefore: data.next_before };
     }
   };
-  return { api, tokens, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices };
+  const accountApi = {
+    signup: (body) => call("signup", { body }),
+    passwordPolicy: () => call("getPasswordPolicy"),
+    changePassword: (body) => call("changePassword", { body }),
+    forgotPassword: (email) => call("forgotPassword", { body: { email } }),
+    resetPassword: (token, newPassword) => call("resetPassword", { body: { token, new_password: newPassword } }),
+    verifyEmail: (token) => call("verifyEmail", { body: { token } }),
+    resendVerificationEmail: () => call("resendVerificationEmail"),
+    reportNotMe: (token) => call("reportNotMe", { body: { token } })
+  };
+  const totp = {
+    setup: (deviceName) => call("setupTotp", { body: deviceName === void 0 ? null : { device_name: deviceName } }),
+    confirm: (code) => call("confirmTotp", { body: { code } }),
+    status: () => call("getMfaStatus"),
+    regenerateBackupCodes: (code) => call("regenerateBackupCodes", { body: { code } }),
+    disable: (factor) => call("disableMfa", { body: factor })
+  };
+  const sessions = {
+    list: () => call("listSessions"),
+    end: (sessionId) => call("endSession", { path: { session_id: sessionId } }),
+    endAll: (exceptCurrent = false) => call("endSessions", { query: { except_current: exceptCurrent } })
+  };
+  const passkeys = {
+    registrationOptions: () => call("webauthnRegisterOptions", { body: null }),
+    register: (body) => call("webauthnRegisterVerify", { body }),
+    list: () => call("listWebauthnCredentials"),
+    rename: (credentialId, name) => call("renameWebauthnCredential", { path: { credential_id: credentialId }, body: { name } }),
+    remove: (credentialId) => call("removeWebauthnCredential", { path: { credential_id: credentialId } }),
+    signInOptions: () => call("passkeyOptions", { body: null }),
+    signIn: (body) => call("passkeyVerify", { body }),
+    secondFactorOptions: (step) => call("webauthnMfaOptions", { body: { temporary_token: step.temporaryToken } })
+  };
+  return { api, tokens, call, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices, account: accountApi, totp, sessions, passkeys };
 }
 
 // clients/typescript/src/browser.ts

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { normaliseEmail } from '../../platform/context.ts';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
 import type { HttpTools } from '../../platform/http/context.ts';
@@ -17,7 +18,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
   const linkLimit = rateLimitConfig(RATE_LIMITS.emailLink);
 
   app.post('/auth/email/verify', {
-    schema: { operationId: 'verifyEmail', tags, security: [], summary: 'Confirm the email address with the token from the verification mail', body: S.TokenBody, response: withErrors({ 200: success(S.VerifiedData) }) },
+    schema: { operationId: 'verifyEmail', tags, security: [], summary: 'Confirm the email address with the token from the verification mail', body: S.TokenBody, response: withErrors({ 200: success(S.VerifiedData) }, ['LINK_INVALID', 'LINK_USED', 'LINK_EXPIRED']) },
     config: linkLimit,
   }, async (request) => {
     await account.verifyEmail(request.body.token);
@@ -42,7 +43,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
   });
 
   app.post('/auth/password/reset', {
-    schema: { operationId: 'resetPassword', tags, security: [], summary: 'Set a new password with the token from the reset mail; ends every session and un-trusts every device', body: S.ResetBody, response: withErrors({ 200: success(S.ResetData) }) },
+    schema: { operationId: 'resetPassword', tags, security: [], summary: 'Set a new password with the token from the reset mail; ends every session and un-trusts every device', body: S.ResetBody, response: withErrors({ 200: success(S.ResetData) }, ['LINK_INVALID', 'LINK_USED', 'LINK_EXPIRED', 'INVALID_PASSWORD', 'SERVER_BUSY']) },
     config: linkLimit,
   }, async (request) => {
     const { devicesRevoked, sessionsEnded } = await account.resetPassword(request.body.token, request.body.new_password, requestActor(request));
@@ -50,7 +51,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
   });
 
   app.post('/security/report', {
-    schema: { operationId: 'reportNotMe', tags: ['devices'], security: [], summary: '"This wasn\'t me": un-trust the device of a security alert and end its sessions', body: S.TokenBody, response: withErrors({ 200: success(S.ReportData) }) },
+    schema: { operationId: 'reportNotMe', tags: ['devices'], security: [], summary: '"This wasn\'t me": un-trust the device of a security alert and end its sessions', body: S.TokenBody, response: withErrors({ 200: success(S.ReportData) }, ['LINK_INVALID', 'LINK_USED', 'LINK_EXPIRED']) },
     config: linkLimit,
   }, async (request) => {
     const result = await account.report(request.body.token, requestActor(request));
@@ -66,7 +67,16 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
  * links revoke nothing).
  */
 export const accountPages: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/security/report', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/security/report', {
+    schema: {
+      operationId: 'openReportLink',
+      tags: ['devices'],
+      security: [],
+      summary: 'The "This wasn\'t me" link of a security alert: a 303 to the web app\'s confirmation page (acts on nothing; the page POSTs /api/v1/security/report)',
+      querystring: Type.Object({ token: Type.Optional(Type.String({ description: 'The token from the mail; moved into the fragment of the Location, never logged.' })) }),
+      response: withErrors({ 303: Type.Null({ description: 'See Other: Location is /#/report?token=… (or /#/report when the token has not the shape of one). No body.' }) }, [], { storage: false }),
+    },
+  }, async (request, reply) => {
     const token = (request.query as { token?: unknown } | undefined)?.token;
     const fragment = typeof token === 'string' && REPORT_TOKEN_SHAPE.test(token) ? `?token=${token}` : '';
     return reply.code(303).header('location', `/#/report${fragment}`).header('referrer-policy', 'no-referrer').send();

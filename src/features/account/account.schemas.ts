@@ -3,12 +3,15 @@ import { PRINTABLE } from '../../platform/http/envelope.ts';
 
 const Token = Type.String({ minLength: 1, maxLength: 512, description: 'The token from the link in the mail.' });
 
-export const TokenBody = Type.Object({ token: Token }, { additionalProperties: false });
+export const TokenBody = Type.Object({ token: Token }, { additionalProperties: false, examples: [{ token: 'tdx_from-the-link-in-the-mail' }] });
 export const ForgotBody = Type.Object(
   { email: Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'The account’s address; trimmed and lower-cased.' }) },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ email: 'ann@example.com' }] },
 );
-export const ResetBody = Type.Object({ token: Token, new_password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false });
+export const ResetBody = Type.Object(
+  { token: Token, new_password: Type.String({ maxLength: 1024 }) },
+  { additionalProperties: false, examples: [{ token: 'tdx_from-the-link-in-the-mail', new_password: 'Battery-Staple-8' }] },
+);
 
 export const VerifiedData = Type.Object({ email_verified: Type.Literal(true) });
 export const ResendData = Type.Object({ email_verified: Type.Boolean({ description: 'True when there was nothing to send: the address is already verified.' }) });

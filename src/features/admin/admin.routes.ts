@@ -50,17 +50,17 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.get('/users', {
-    schema: { ...doc('adminFindUser', 'Find a user by email', 'users:read'), querystring: S.EmailQuery, response: withErrors({ 200: success(S.UserData) }) },
+    schema: { ...doc('adminFindUser', 'Find a user by email', 'users:read'), querystring: S.EmailQuery, response: withErrors({ 200: success(S.UserData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('users:read'),
   }, async (request) => ok({ user: userJson(await admin.findUserByEmail(caller(request), request.query.email)) }));
 
   app.get('/users/:user_id', {
-    schema: { ...doc('adminGetUser', 'A user by id', 'users:read'), params: S.UserId, response: withErrors({ 200: success(S.UserData) }) },
+    schema: { ...doc('adminGetUser', 'A user by id', 'users:read'), params: S.UserId, response: withErrors({ 200: success(S.UserData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('users:read'),
   }, async (request) => ok({ user: userJson(await admin.getUser(caller(request), request.params.user_id.toLowerCase())) }));
 
   app.get('/users/:user_id/devices', {
-    schema: { ...doc('adminListDevices', "The user's trusted devices", 'devices:read'), params: S.UserId, response: withErrors({ 200: success(S.DevicesData) }) },
+    schema: { ...doc('adminListDevices', "The user's trusted devices", 'devices:read'), params: S.UserId, response: withErrors({ 200: success(S.DevicesData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('devices:read'),
   }, async (request) => {
     const views = await admin.listDevices(caller(request), request.params.user_id.toLowerCase());
@@ -68,7 +68,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/devices/:device_id', {
-    schema: { ...doc('adminRevokeDevice', 'Revoke one device and end its sessions', 'devices:write'), params: S.UserDeviceId, response: withErrors({ 200: success(S.DeviceRevokedData) }) },
+    schema: { ...doc('adminRevokeDevice', 'Revoke one device and end its sessions', 'devices:write'), params: S.UserDeviceId, response: withErrors({ 200: success(S.DeviceRevokedData) }, ['FORBIDDEN', 'USER_NOT_FOUND', 'DEVICE_NOT_FOUND']) },
     ...needs('devices:write'),
   }, async (request) => {
     const { sessionsEnded } = await admin.revokeDevice(caller(request), request.params.user_id.toLowerCase(), request.params.device_id.toLowerCase());
@@ -76,7 +76,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/devices', {
-    schema: { ...doc('adminRevokeDevices', 'Revoke every device and end their sessions', 'devices:write'), params: S.UserId, response: withErrors({ 200: success(S.DevicesRevokedData) }) },
+    schema: { ...doc('adminRevokeDevices', 'Revoke every device and end their sessions', 'devices:write'), params: S.UserId, response: withErrors({ 200: success(S.DevicesRevokedData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('devices:write'),
   }, async (request) => {
     const { revoked, sessionsEnded } = await admin.revokeAllDevices(caller(request), request.params.user_id.toLowerCase());
@@ -84,7 +84,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.get('/users/:user_id/sessions', {
-    schema: { ...doc('adminListSessions', "The user's live sessions", 'sessions:read'), params: S.UserId, response: withErrors({ 200: success(S.SessionsData) }) },
+    schema: { ...doc('adminListSessions', "The user's live sessions", 'sessions:read'), params: S.UserId, response: withErrors({ 200: success(S.SessionsData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('sessions:read'),
   }, async (request) => {
     const views = await admin.listSessions(caller(request), request.params.user_id.toLowerCase());
@@ -92,7 +92,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/sessions/:session_id', {
-    schema: { ...doc('adminEndSession', 'End one session', 'sessions:write'), params: S.UserSessionId, response: withErrors({ 200: success(S.SessionRevokedData) }) },
+    schema: { ...doc('adminEndSession', 'End one session', 'sessions:write'), params: S.UserSessionId, response: withErrors({ 200: success(S.SessionRevokedData) }, ['FORBIDDEN', 'USER_NOT_FOUND', 'SESSION_NOT_FOUND']) },
     ...needs('sessions:write'),
   }, async (request) => {
     await admin.endSession(caller(request), request.params.user_id.toLowerCase(), request.params.session_id.toLowerCase());
@@ -100,7 +100,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.delete('/users/:user_id/sessions', {
-    schema: { ...doc('adminEndSessions', 'End every session of the user', 'sessions:write'), params: S.UserId, response: withErrors({ 200: success(S.SessionsRevokedData) }) },
+    schema: { ...doc('adminEndSessions', 'End every session of the user', 'sessions:write'), params: S.UserId, response: withErrors({ 200: success(S.SessionsRevokedData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('sessions:write'),
   }, async (request) => {
     const count = await admin.endAllSessions(caller(request), request.params.user_id.toLowerCase());
@@ -108,7 +108,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRouteContext> = async (
   });
 
   app.get('/users/:user_id/events', {
-    schema: { ...doc('adminListEvents', "The user's history, newest first", 'events:read'), params: S.UserId, querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }) },
+    schema: { ...doc('adminListEvents', "The user's history, newest first", 'events:read'), params: S.UserId, querystring: S.EventsQuery, response: withErrors({ 200: success(S.EventsData) }, ['FORBIDDEN', 'USER_NOT_FOUND']) },
     ...needs('events:read'),
   }, async (request) => {
     const { limit: pageSize = 20, before } = request.query;

@@ -59,7 +59,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     body?.refresh_token ?? (wantsRefreshCookie(request) ? request.cookies?.[REFRESH_COOKIE] || undefined : undefined);
 
   app.post('/signup', {
-    schema: { operationId: 'signup', security: [], tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }) },
+    schema: { operationId: 'signup', security: [], tags, summary: 'Create an account', body: S.SignupBody, response: withErrors({ 201: success(S.SignupData) }, ['EMAIL_TAKEN', 'INVALID_PASSWORD', 'SERVER_BUSY']) },
     config: rateLimitConfig(RATE_LIMITS.signup),
   }, async (request, reply) => {
     const user = await auth.signup(request.body);
@@ -67,7 +67,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
   });
 
   app.get('/password-policy', {
-    schema: { operationId: 'getPasswordPolicy', security: [], tags, summary: 'The password policy that signup and password change enforce', response: withErrors({ 200: success(S.PasswordPolicyData) }) },
+    schema: { operationId: 'getPasswordPolicy', security: [], tags, summary: 'The password policy that signup and password change enforce', response: withErrors({ 200: success(S.PasswordPolicyData) }, [], { storage: false }) },
   }, async () => ok({ ...PASSWORD_POLICY }));
 
   app.post('/login', {
@@ -77,7 +77,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       tags,
       summary: 'Log in; bypasses MFA on a trusted device, otherwise returns an MFA challenge',
       body: S.LoginBody,
-      response: withErrors({ 200: success(S.LoginResponse) }),
+      response: withErrors({ 200: success(S.LoginResponse) }, ['INVALID_CREDENTIALS', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT', 'SERVER_BUSY']),
     },
     config: rateLimitConfig(RATE_LIMITS.login),
     // After the answer, whatever answered it (the rate limit's 429 comes before the handler).
@@ -133,7 +133,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       tags,
       summary: 'Verify the second factor of a login; returns tokens and a pending device to activate or skip',
       body: S.MfaVerifyBody,
-      response: withErrors({ 200: success(S.MfaVerifyData) }),
+      response: withErrors({ 200: success(S.MfaVerifyData) }, ['INVALID_TOKEN', 'INVALID_MFA_CODE', 'WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_NOT_REGISTERED', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT']),
     },
   }, async (request, reply) => {
     const { temporary_token, code, backup_code, webauthn, session_key } = request.body;
@@ -157,11 +157,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       summary: 'Rotate a refresh token; a bound session needs x-session-proof (401 SESSION_PROOF_REQUIRED gives the challenge to sign)',
       body: S.RefreshBody,
       headers: S.RefreshHeaders,
-      response: withErrors({ 200: success(S.SessionData) }),
+      response: withErrors({ 200: success(S.SessionData) }, ['INVALID_TOKEN', 'SESSION_PROOF_REQUIRED', 'SESSION_CHALLENGE_REQUIRED', 'INVALID_SESSION_RESPONSE']),
     },
   }, async (request, reply) => {
     const token = presentedRefreshToken(request, request.body);
-    if (token === undefined) throw new ValidationError([{ field: 'refresh_token', message: 'is required (in the body, or the td_refresh cookie with x-refresh-cookie: 1)' }]);
+    // The body is valid (`{}` and null are the cookie mode's bodies): what is missing is the credential, so 401 like a wrong one.
+    if (token === undefined) throw new AppError('INVALID_TOKEN', 'No refresh token: send refresh_token, or the td_refresh cookie with x-refresh-cookie: 1.');
     try {
       const proof = request.headers[SESSION_PROOF_HEADER];
       const refreshed = await sessions.refresh(token, {
@@ -203,7 +204,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       summary: 'Change the password; revokes every trusted device, pending activation and other session',
       security: bearerSecurity,
       body: S.PasswordChangeBody,
-      response: withErrors({ 200: success(S.PasswordChangeData) }),
+      response: withErrors({ 200: success(S.PasswordChangeData) }, ['INVALID_CURRENT_PASSWORD', 'INVALID_PASSWORD', 'SERVER_BUSY']),
     },
     config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
@@ -259,7 +260,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       security: [],
       summary: 'Second step of a login with a passkey or security key: assertion options for this temporary token',
       body: S.SecondFactorOptionsBody,
-      response: withErrors({ 200: success(S.WebauthnOptionsData) }),
+      response: withErrors({ 200: success(S.WebauthnOptionsData) }, ['INVALID_TOKEN', 'WEBAUTHN_NOT_REGISTERED', 'INVALID_FINGERPRINT']),
     },
   }, async (request) => {
     const options = await auth.webauthnSecondFactorOptions(request.body.temporary_token, requestDevice(request));
@@ -268,7 +269,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
 
   app.post('/passkey/options', {
     config: rateLimitConfig(RATE_LIMITS.webauthnAnonymous),
-    schema: { operationId: 'passkeyOptions', security: [], tags: ['auth', 'webauthn'], summary: 'Start a passwordless sign-in with a passkey', body: S.PasskeyOptionsBody, response: withErrors({ 200: success(S.PasskeyOptionsData) }) },
+    schema: { operationId: 'passkeyOptions', security: [], tags: ['auth', 'webauthn'], summary: 'Start a passwordless sign-in with a passkey', body: S.PasskeyOptionsBody, response: withErrors({ 200: success(S.PasskeyOptionsData) }, ['INVALID_FINGERPRINT']) },
   }, async (request) => ok(await auth.passkeyOptions(requestDevice(request)), 'Sign in with a passkey, then send the answer with the attempt token.'));
 
   app.post('/passkey/verify', {
@@ -279,7 +280,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       security: [],
       summary: 'Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted',
       body: S.PasskeyVerifyBody,
-      response: withErrors({ 200: success(S.PasskeySignInData) }),
+      response: withErrors({ 200: success(S.PasskeySignInData) }, ['INVALID_TOKEN', 'WEBAUTHN_VERIFICATION_FAILED', 'INVALID_FINGERPRINT']),
     },
   }, async (request, reply) => {
     const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request), request.body.session_key));

@@ -1,19 +1,21 @@
 import { Type } from 'typebox';
 import { IsoTime, PRINTABLE, ref } from '../../platform/http/envelope.ts';
-import { AuthenticationResponse, PublicKeyOptions } from '../../platform/http/webauthn-json.ts';
+import { AUTHENTICATION_EXAMPLE, AuthenticationResponse, PublicKeyOptions } from '../../platform/http/webauthn-json.ts';
 
 
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
+/** A new account's address: an email address (`format: email`, checked by the server exactly as written). */
+const NewEmail = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'An email address (format: email); stored lower-cased.' });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });
 const Token = Type.String({ minLength: 1, maxLength: 512 });
 
 export const SignupBody = Type.Object(
   {
-    email: Email,
+    email: NewEmail,
     password: Type.String({ maxLength: 1024, description: '8–128 characters with an upper-case letter, a lower-case letter and a digit.' }),
     display_name: Type.Optional(Type.String({ maxLength: 100, pattern: PRINTABLE })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ email: 'ann@example.com', password: 'Correct-Horse-7', display_name: 'Ann' }] },
 );
 
 /** docs/sessions.md, "Bound sessions": checked strictly by src/platform/crypto/device-keys.ts (422 INVALID_PUBLIC_KEY). */
@@ -33,7 +35,7 @@ const SessionKey = Type.Optional(
   ),
 );
 
-export const LoginBody = Type.Object({ email: Email, password: Password, session_key: SessionKey }, { additionalProperties: false });
+export const LoginBody = Type.Object({ email: Email, password: Password, session_key: SessionKey }, { additionalProperties: false, examples: [{ email: 'ann@example.com', password: 'Correct-Horse-7' }] });
 
 export const MfaVerifyBody = Type.Object(
   {
@@ -43,21 +45,36 @@ export const MfaVerifyBody = Type.Object(
     webauthn: Type.Optional(AuthenticationResponse),
     session_key: SessionKey,
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'Exactly one second factor: a TOTP code, a backup code or a WebAuthn answer.',
+    oneOf: [{ required: ['code'] }, { required: ['backup_code'] }, { required: ['webauthn'] }],
+    examples: [{ temporary_token: 'tdm_from-the-login-answer', code: '123456' }],
+  },
 );
 
-/** refresh_token may be left out when it comes in the td_refresh cookie (with `x-refresh-cookie: 1`). */
-export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
+/**
+ * refresh_token may be left out (`{}` or `null`) when it comes in the td_refresh cookie (with
+ * `x-refresh-cookie: 1`). Every body of this schema is accepted as a body; a request that carries no refresh
+ * token at all (neither in the body nor in the cookie) is 401 INVALID_TOKEN, like a wrong one.
+ */
+export const RefreshBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()], {
+  description: 'The refresh token, or `{}`/`null` with `x-refresh-cookie: 1` and the td_refresh cookie. No token at all: 401 INVALID_TOKEN.',
+  examples: [{ refresh_token: 'tdr_from-the-last-answer' }],
+});
 export const RefreshHeaders = Type.Object({
   'x-session-proof': Type.Optional(
     Type.String({ maxLength: 512, description: 'Bound sessions: <challenge>.<base64url ES256 (P1363) signature over the challenge string> by the key given as session_key at sign-in.' }),
   ),
 });
-export const LogoutBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()]);
+export const LogoutBody = Type.Union([Type.Object({ refresh_token: Type.Optional(Token) }, { additionalProperties: false }), Type.Null()], {
+  description: 'Optionally the refresh token of this session (it is revoked with the session either way).',
+  examples: [{ refresh_token: 'tdr_from-the-last-answer' }],
+});
 
 export const PasswordChangeBody = Type.Object(
   { current_password: Password, new_password: Type.String({ maxLength: 1024 }) },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ current_password: 'Correct-Horse-7', new_password: 'Battery-Staple-8' }] },
 );
 
 const Profile = {
@@ -152,11 +169,14 @@ export const PasswordPolicyData = Type.Object({
 });
 
 // Passkey sign-in and the WebAuthn second step of a login (docs/passkeys.md).
-export const SecondFactorOptionsBody = Type.Object({ temporary_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
-export const PasskeyOptionsBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
+export const SecondFactorOptionsBody = Type.Object(
+  { temporary_token: Type.String({ minLength: 1, maxLength: 512 }) },
+  { additionalProperties: false, examples: [{ temporary_token: 'tdm_from-the-login-answer' }] },
+);
+export const PasskeyOptionsBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()], { examples: [{}] });
 export const PasskeyVerifyBody = Type.Object(
   { attempt_token: Type.String({ minLength: 1, maxLength: 512 }), response: AuthenticationResponse, session_key: SessionKey },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ attempt_token: 'tdp_from-the-options-answer', response: AUTHENTICATION_EXAMPLE }] },
 );
 
 export const WebauthnOptionsData = Type.Object({ options: PublicKeyOptions });

@@ -18,7 +18,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<HttpTools & { devices: Dev
   const limit = rateLimitConfig(RATE_LIMITS.userApi);
 
   app.post('/activate', {
-    schema: { operationId: 'activateDevice', tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }) },
+    schema: { operationId: 'activateDevice', tags, security, summary: 'Trust this device (consumes the activation token)', body: S.ActivateBody, response: withErrors({ 200: success(S.ActivateData) }, ['ACTIVATION_TOKEN_NOT_FOUND', 'ACTIVATION_TOKEN_EXPIRED', 'ACTIVATION_TOKEN_USED', 'FINGERPRINT_MISMATCH', 'INVALID_FINGERPRINT', 'INVALID_PUBLIC_KEY']) },
     config: limit,
   }, async (request, reply) => {
     const { activation_token, device_name, public_key } = request.body;
@@ -28,7 +28,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<HttpTools & { devices: Dev
   });
 
   app.post('/skip', {
-    schema: { operationId: 'skipDevice', tags, security, summary: 'Do not trust this device (consumes the activation token)', body: S.SkipBody, response: withErrors({ 200: success(S.SkipData) }) },
+    schema: { operationId: 'skipDevice', tags, security, summary: 'Do not trust this device (consumes the activation token)', body: S.SkipBody, response: withErrors({ 200: success(S.SkipData) }, ['ACTIVATION_TOKEN_NOT_FOUND', 'ACTIVATION_TOKEN_EXPIRED', 'ACTIVATION_TOKEN_USED', 'FINGERPRINT_MISMATCH', 'INVALID_FINGERPRINT']) },
     config: limit,
   }, async (request) => {
     await devices.skip(request.auth.userId, request.body.activation_token, requestDevice(request), requestActor(request));
@@ -54,7 +54,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<HttpTools & { devices: Dev
   });
 
   app.delete('/:device_id', {
-    schema: { operationId: 'revokeDevice', tags, security, summary: 'Revoke one device and sign it out (ends its sessions)', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }) },
+    schema: { operationId: 'revokeDevice', tags, security, summary: 'Revoke one device and sign it out (ends its sessions)', params: S.DeviceId, response: withErrors({ 200: success(S.RevokedData) }, ['DEVICE_NOT_FOUND']) },
     config: limit,
   }, async (request, reply) => {
     const id = request.params.device_id.toLowerCase();
@@ -73,7 +73,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<HttpTools & { devices: Dev
   });
 
   app.patch('/:device_id', {
-    schema: { operationId: 'renameDevice', tags, security, summary: 'Rename a device', params: S.DeviceId, body: S.RenameBody, response: withErrors({ 200: success(S.DeviceData) }) },
+    schema: { operationId: 'renameDevice', tags, security, summary: 'Rename a device', params: S.DeviceId, body: S.RenameBody, response: withErrors({ 200: success(S.DeviceData) }, ['DEVICE_NOT_FOUND']) },
     config: limit,
   }, async (request) => {
     const id = request.params.device_id.toLowerCase();

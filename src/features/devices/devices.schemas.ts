@@ -18,12 +18,17 @@ const ActivationToken = Type.String({ minLength: 1, maxLength: 1024 });
  */
 export const PublicKeyJwk = Type.Object(
   {
-    kty: Type.String({ description: '"EC"' }),
-    crv: Type.String({ description: '"P-256"' }),
-    x: Type.String({ description: '32 bytes, base64url' }),
-    y: Type.String({ description: '32 bytes, base64url' }),
+    kty: Type.Unsafe<'EC'>({ type: 'string', enum: ['EC'] }),
+    crv: Type.Unsafe<'P-256'>({ type: 'string', enum: ['P-256'] }),
+    x: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: '32 bytes, base64url without padding' }),
+    y: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: '32 bytes, base64url without padding' }),
   },
-  { additionalProperties: true, description: 'The public half of the device key: an EC P-256 JWK for ES256. Never the private key.' },
+  {
+    additionalProperties: true,
+    description:
+      'The public half of the device key: an EC P-256 JWK for ES256. Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; ' +
+      'the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY.',
+  },
 );
 
 export const ActivateBody = Type.Object(
@@ -32,10 +37,19 @@ export const ActivateBody = Type.Object(
     device_name: Type.Optional(DeviceName),
     public_key: Type.Optional(PublicKeyJwk),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        activation_token: 'tda_from-the-mfa-answer',
+        device_name: 'Work laptop',
+        public_key: { kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' },
+      },
+    ],
+  },
 );
-export const SkipBody = Type.Object({ activation_token: ActivationToken }, { additionalProperties: false });
-export const RenameBody = Type.Object({ device_name: DeviceName }, { additionalProperties: false });
+export const SkipBody = Type.Object({ activation_token: ActivationToken }, { additionalProperties: false, examples: [{ activation_token: 'tda_from-the-mfa-answer' }] });
+export const RenameBody = Type.Object({ device_name: DeviceName }, { additionalProperties: false, examples: [{ device_name: 'Work laptop' }] });
 
 
 export const ActivateData = Type.Object({ device: Device, device_token: Type.String({ description: 'Shown once; browsers also get it as an HttpOnly cookie.' }) });

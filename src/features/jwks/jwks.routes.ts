@@ -74,7 +74,7 @@ export const jwksRoutes: FastifyPluginAsyncTypebox<JwksOptions> = async (app, { 
       summary: 'Public keys that verify access tokens (JWK set)',
       security: [],
       description: 'Cacheable (`Cache-Control`, `ETag`, `Last-Modified`; 304 on `If-None-Match` or `If-Modified-Since`) and readable from any origin (`Access-Control-Allow-Origin: *`).',
-      response: withErrors({ 200: Type.Ref('JwkSet'), 304: { description: 'Not modified: the cached set is current.', type: 'null' } }),
+      response: withErrors({ 200: Type.Ref('JwkSet'), 304: { description: 'Not modified: the cached set is current.', type: 'null' } }, [], { storage: false }),
     },
   }, async (request, reply) => {
     reply.headers({

@@ -17,14 +17,14 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService;
   const security = bearerSecurity;
 
   app.post('/totp/setup', {
-    schema: { operationId: 'setupTotp', tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }) },
+    schema: { operationId: 'setupTotp', tags, security, summary: 'Start TOTP enrolment (MFA stays off until verified)', body: S.SetupBody, response: withErrors({ 200: success(S.SetupData) }, ['TOTP_ALREADY_ENABLED']) },
   }, async (request) => {
     const me = await accounts.me(request.auth.userId);
     return ok(await mfa.setup(request.auth.userId, me.email, request.body?.device_name), 'Scan the QR code, then confirm with a code.');
   });
 
   app.post('/totp/verify', {
-    schema: { operationId: 'confirmTotp', tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
+    schema: { operationId: 'confirmTotp', tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }, ['NO_PENDING_SETUP', 'INVALID_CODE', 'TOTP_ALREADY_ENABLED', 'TOO_MANY_ATTEMPTS']) },
   }, async (request) => {
     const { backupCodes, sessionsEnded } = await mfa.confirmSetup(request.auth.userId, request.body.code, requestActor(request));
     // The code just checked is a second factor performed in this session (docs/step-up.md): the session is multi-factor from now on.
@@ -40,7 +40,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService;
   }, async (request) => ok(await mfa.status(request.auth.userId)));
 
   app.post('/backup-codes/regenerate', {
-    schema: { operationId: 'regenerateBackupCodes', tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }) },
+    schema: { operationId: 'regenerateBackupCodes', tags, security, summary: 'New backup codes (old ones stop working); revokes trusted devices', body: S.CodeBody, response: withErrors({ 200: success(S.RegeneratedData) }, ['MFA_NOT_ENABLED', 'INVALID_CODE', 'TOO_MANY_ATTEMPTS']) },
   }, async (request) => {
     const { backupCodes, devicesRevoked } = await mfa.regenerateBackupCodes(request.auth.userId, request.body.code, requestActor(request));
     await alerts.backupCodesRegenerated(request.auth.userId, requestActor(request));
@@ -48,7 +48,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService;
   });
 
   app.post('/deactivate', {
-    schema: { operationId: 'disableMfa', tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }) },
+    schema: { operationId: 'disableMfa', tags, security, summary: 'Turn MFA off with a TOTP code or the password; revokes trusted devices', body: S.DeactivateBody, response: withErrors({ 200: success(S.DeactivatedData) }, ['MFA_NOT_ENABLED', 'INVALID_CODE', 'INVALID_CURRENT_PASSWORD', 'TOO_MANY_ATTEMPTS', 'SERVER_BUSY']) },
     config: rateLimitConfig(RATE_LIMITS.passwordCheck),
   }, async (request) => {
     const userId = request.auth.userId;

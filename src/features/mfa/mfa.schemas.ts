@@ -6,11 +6,11 @@ const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: 'A current 6-
 export const SetupBody = Type.Union([
   Type.Object({ device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NAME })) }, { additionalProperties: false }),
   Type.Null(),
-]);
-export const CodeBody = Type.Object({ code: TotpCode }, { additionalProperties: false });
+], { examples: [{ device_name: 'Ann’s phone' }] });
+export const CodeBody = Type.Object({ code: TotpCode }, { additionalProperties: false, examples: [{ code: '123456' }] });
 export const DeactivateBody = Type.Object(
   { code: Type.Optional(TotpCode), password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })) },
-  { additionalProperties: false, description: 'Either a current TOTP code or the account password.' },
+  { additionalProperties: false, description: 'Either a current TOTP code or the account password (exactly one).', oneOf: [{ required: ['code'] }, { required: ['password'] }], examples: [{ code: '123456' }] },
 );
 
 export const SetupData = Type.Object({

@@ -13,7 +13,7 @@ export interface OpsOptions {
 
 export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { ping, registry }) => {
   app.get('/healthz', {
-    schema: { operationId: 'getHealth', security: [], tags, summary: 'The process is up', response: withErrors({ 200: success(Type.Object({ status: Type.Literal('ok') })) }) },
+    schema: { operationId: 'getHealth', security: [], tags, summary: 'The process is up', response: withErrors({ 200: success(Type.Object({ status: Type.Literal('ok') })) }, [], { storage: false }) },
   }, async () => ok({ status: 'ok' as const }));
 
   app.get('/readyz', {
@@ -29,7 +29,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { pi
   });
 
   app.get('/metrics', {
-    schema: { operationId: 'getMetrics', security: [], tags, summary: 'Prometheus metrics (text format)', response: withErrors({ 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } } }) },
+    schema: { operationId: 'getMetrics', security: [], tags, summary: 'Prometheus metrics (text format)', response: withErrors({ 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } } }, [], { storage: false }) },
   }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();

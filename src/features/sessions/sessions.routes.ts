@@ -26,7 +26,7 @@ export const sessionsRoutes: FastifyPluginAsyncTypebox<HttpTools & { sessions: S
   });
 
   app.delete('/:session_id', {
-    schema: { operationId: 'endSession', tags, security, summary: 'End one session', params: S.SessionId, response: withErrors({ 200: success(S.RevokedData) }) },
+    schema: { operationId: 'endSession', tags, security, summary: 'End one session', params: S.SessionId, response: withErrors({ 200: success(S.RevokedData) }, ['SESSION_NOT_FOUND']) },
     config: limit,
   }, async (request) => {
     await sessions.end(request.auth.userId, request.params.session_id.toLowerCase(), requestActor(request));

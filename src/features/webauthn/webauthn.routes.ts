@@ -30,7 +30,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.post('/mfa/webauthn/register/options', {
     ...signedIn,
-    schema: { operationId: 'webauthnRegisterOptions', tags, security, summary: 'Options to register a passkey or security key (challenge valid 5 minutes, once)', body: S.RegisterOptionsBody, response: withErrors({ 200: success(S.OptionsData) }) },
+    schema: { operationId: 'webauthnRegisterOptions', tags, security, summary: 'Options to register a passkey or security key (challenge valid 5 minutes, once)', body: S.RegisterOptionsBody, response: withErrors({ 200: success(S.OptionsData) }, ['WEBAUTHN_CREDENTIAL_LIMIT']) },
   }, async (request) => {
     const me = await accounts.me(request.auth.userId);
     const options = await webauthn.registrationOptions({ userId: request.auth.userId, email: me.email, displayName: me.display_name });
@@ -39,7 +39,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.post('/mfa/webauthn/register/verify', {
     ...signedIn,
-    schema: { operationId: 'webauthnRegisterVerify', tags, security, summary: 'Register the credential the browser created', body: S.RegisterVerifyBody, response: withErrors({ 200: success(S.CredentialData) }) },
+    schema: { operationId: 'webauthnRegisterVerify', tags, security, summary: 'Register the credential the browser created', body: S.RegisterVerifyBody, response: withErrors({ 200: success(S.CredentialData) }, ['WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_CREDENTIAL_EXISTS', 'WEBAUTHN_CREDENTIAL_LIMIT']) },
   }, async (request) => {
     const credential = await webauthn.verifyRegistration(request.auth.userId, request.body.response as never, request.body.name, requestActor(request));
     return ok({ credential: credentialJson(credential) }, 'Passkey or security key registered.');
@@ -55,7 +55,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
 
   app.patch('/mfa/webauthn/credentials/:credential_id', {
     ...signedIn,
-    schema: { operationId: 'renameWebauthnCredential', tags, security, summary: 'Rename a passkey or security key', params: S.CredentialIdParams, body: S.RenameBody, response: withErrors({ 200: success(S.CredentialData) }) },
+    schema: { operationId: 'renameWebauthnCredential', tags, security, summary: 'Rename a passkey or security key', params: S.CredentialIdParams, body: S.RenameBody, response: withErrors({ 200: success(S.CredentialData) }, ['WEBAUTHN_CREDENTIAL_NOT_FOUND']) },
   }, async (request) => {
     const credential = await webauthn.rename(request.auth.userId, request.params.credential_id, request.body.name);
     return ok({ credential: credentialJson(credential) }, 'Renamed.');
@@ -69,7 +69,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
       security,
       summary: 'Remove a passkey or security key; revokes the trust it granted (the last second factor turns MFA off)',
       params: S.CredentialIdParams,
-      response: withErrors({ 200: success(S.RemovedData) }),
+      response: withErrors({ 200: success(S.RemovedData) }, ['WEBAUTHN_CREDENTIAL_NOT_FOUND']),
     },
   }, async (request) => {
     const result = await webauthn.remove(request.auth.userId, request.params.credential_id, requestActor(request));

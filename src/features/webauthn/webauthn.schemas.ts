@@ -5,13 +5,16 @@
  */
 import { Type } from 'typebox';
 import { IsoTime, PRINTABLE } from '../../platform/http/envelope.ts';
-import { PublicKeyOptions, RegistrationResponse } from '../../platform/http/webauthn-json.ts';
+import { PublicKeyOptions, REGISTRATION_EXAMPLE, RegistrationResponse } from '../../platform/http/webauthn-json.ts';
 
 const CredentialName = Type.String({ minLength: 1, maxLength: 100, pattern: PRINTABLE });
 
-export const RegisterOptionsBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
-export const RegisterVerifyBody = Type.Object({ response: RegistrationResponse, name: Type.Optional(CredentialName) }, { additionalProperties: false });
-export const RenameBody = Type.Object({ name: CredentialName }, { additionalProperties: false });
+export const RegisterOptionsBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()], { examples: [{}] });
+export const RegisterVerifyBody = Type.Object(
+  { response: RegistrationResponse, name: Type.Optional(CredentialName) },
+  { additionalProperties: false, examples: [{ response: REGISTRATION_EXAMPLE, name: 'YubiKey' }] },
+);
+export const RenameBody = Type.Object({ name: CredentialName }, { additionalProperties: false, examples: [{ name: 'YubiKey' }] });
 // Any string: an id that is not a credential's is 404, like an unknown one.
 export const CredentialIdParams = Type.Object({ credential_id: Type.String({ maxLength: 100 }) });
 

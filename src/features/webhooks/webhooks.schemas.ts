@@ -6,8 +6,8 @@
  */
 import { Type } from 'typebox';
 
-// Documentation only (never used to validate): OpenAPI 3.0's `nullable`, as the document is 3.0.
-const Nullable = (description: string) => Type.String({ nullable: true, description });
+// Documentation only (never used to validate): a string or null, in the document's OpenAPI 3.1 (JSON Schema 2020-12) words.
+const Nullable = (description: string) => Type.Unsafe<string | null>({ type: ['string', 'null'], description });
 
 export const WebhookEvent = Type.Object(
   {
@@ -51,7 +51,7 @@ export const openApiWebhooks = {
         { in: 'header', name: 'webhook-signature', ...signatureHeader('v1,<base64 HMAC-SHA-256 of "id.timestamp.body">') },
       ],
       requestBody: { required: true, content: { 'application/json': { schema: WebhookEvent } } },
-      responses: { '2XX': { description: 'Acknowledged' } },
+      responses: { '2XX': { description: 'Acknowledged' }, '4XX': { description: 'Not acknowledged (as any other answer, or none): retried with backoff' } },
     },
   },
 };

@@ -4,7 +4,8 @@
  * compiles one serializer per status, which also guarantees that no field
  * outside the schema (a hash, a secret) can ever reach a client.
  */
-import { type Static, Type, type TSchema } from 'typebox';
+import { type Static, Type, type TSchema, type TUnknown } from 'typebox';
+import type { ErrorCode } from '../errors.ts';
 
 export const ErrorEnvelope = Type.Object(
   {
@@ -36,9 +37,28 @@ export function ref<T extends TSchema>(schema: T) {
 
 export const NoContent = Type.Null({ description: 'No content' });
 
-export function withErrors<R extends Record<number, TSchema>>(responses: R) {
-  const errorRef = Type.Ref('ErrorEnvelope');
-  return { ...responses, '4xx': errorRef, '5xx': errorRef };
+/** Where withErrors() leaves a route's declaration for ./error-responses.ts (a symbol: Fastify and the document never see it). */
+export const DECLARED_ERRORS = Symbol('declared error codes');
+
+export interface ErrorDeclaration {
+  /** The route's own codes (EMAIL_TAKEN, DEVICE_NOT_FOUND, …); the generic ones are added from the route itself. */
+  codes?: readonly ErrorCode[];
+  /** False for the few routes that never touch storage (no 503 SERVICE_UNAVAILABLE). */
+  storage?: boolean;
+}
+
+/**
+ * A route's responses: its success responses plus, per status, the error
+ * codes it can answer with. The route names only its own codes; the generic
+ * ones (VALIDATION_ERROR for any input, UNAUTHORIZED for a bearer route,
+ * RATE_LIMITED for a limited one, the body's 400/413/415, 500 and 503) are
+ * added by ./error-responses.ts from the route's schema and config, and every
+ * status becomes one documented response whose `code` is an enum of exactly
+ * those codes (messages from the ERRORS catalogue).
+ */
+export function withErrors<R extends Record<number, TSchema>>(responses: R, codes: readonly ErrorCode[] = [], options: Omit<ErrorDeclaration, 'codes'> = {}) {
+  // For the handlers' types, error replies stay what they were (any envelope, sent by the error handler); the real statuses are written at onRoute.
+  return { ...responses, [DECLARED_ERRORS]: { codes, ...options } satisfies ErrorDeclaration } as unknown as R & { '4xx': TUnknown; '5xx': TUnknown };
 }
 
 export function ok<T>(data: T, message = 'OK'): { success: true; data: T; message: string } {
@@ -48,15 +68,17 @@ export function ok<T>(data: T, message = 'OK'): { success: true; data: T; messag
 /**
  * No control characters (NUL included) in text that is stored or looked up:
  * PostgreSQL refuses NUL in text, SQLite would store it; both databases must
- * answer alike. No lone UTF-16 surrogate either (JSON allows "\ud800"): it
- * is not text, cannot be encoded as UTF-8 (encodeURIComponent throws) and
- * would be stored as U+FFFD. ajv compiles patterns with the `u` flag, so a
- * well-formed pair (an emoji) is one code point and passes.
+ * answer alike. The patterns are portable (no lookaround, no surrogate
+ * ranges, which validators outside JavaScript refuse). A lone UTF-16
+ * surrogate (JSON allows "\ud800") is not text either: it cannot be encoded
+ * as UTF-8 and would be stored as U+FFFD. That rule is not a pattern but
+ * code, for every string of every body (`refuseLoneSurrogates` in
+ * ./validation.ts), and the document says so in its description.
  */
-export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
+export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
 
 /** A name people read (device names, the authenticator label): printable and not only white space. */
-export const NAME = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
+export const NAME = '^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$';
 
 export const IsoTime = Type.String({ format: 'date-time', examples: ['2026-01-01T12:00:00.000Z'] });
 const DAY_MS = 86_400_000;

@@ -35,16 +35,38 @@ const FRAMEWORK_MESSAGES: Record<string, string> = {
 };
 
 interface ValidationItem {
+  keyword?: string;
+  schemaPath?: string;
+  /** The keyword's value (ajv's `verbose`): for oneOf, the alternatives. */
+  schema?: unknown;
   instancePath?: string;
   message?: string;
   params?: Record<string, unknown>;
 }
 
+/** One problem per field; an unknown field is named itself ("displayName": is not a known field). */
 export function toFieldProblems(items: readonly ValidationItem[], context: string | undefined): FieldProblem[] {
-  return items.map((item) => {
-    const path = (item.instancePath ?? '').split('/').filter(Boolean);
+  // A body that may be an object or null (`anyOf`): the object branch's problems say it all, not "must be null" or "must match a schema in anyOf".
+  const specific = items.filter((item) => item.keyword !== 'anyOf' && !(item.keyword === 'type' && item.params?.type === 'null'));
+  // "Exactly one of" (oneOf of `required` alternatives): one problem naming the alternatives, not each branch's "must have required property".
+  const oneOfPaths = specific.filter((item) => item.keyword === 'oneOf').map((item) => `${item.schemaPath}/`);
+  const kept = specific.filter((item) => !oneOfPaths.some((path) => item.schemaPath?.startsWith(path)));
+  return (kept.length > 0 ? kept : items).map((item) => {
+    if (item.keyword === 'oneOf' && Array.isArray(item.schema)) {
+      const names = item.schema.flatMap((branch: { required?: unknown }) => (Array.isArray(branch?.required) ? branch.required.map(String) : []));
+      if (names.length > 0) {
+        const prefix = (item.instancePath ?? '').split('/').filter(Boolean);
+        return { field: [...prefix, names[0]].join('.'), message: `send exactly one of ${names.join(', ')}` };
+      }
+    }
+    const path = (item.instancePath ?? '').split('/').filter(Boolean).map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
     const missing = item.params?.missingProperty;
     if (typeof missing === 'string') path.push(missing);
+    const unknown = item.params?.additionalProperty;
+    if (typeof unknown === 'string') {
+      path.push(unknown);
+      return { field: path.join('.'), message: 'is not a known field' };
+    }
     const field = path.join('.') || context || 'body';
     return { field, message: item.message ?? 'is invalid' };
   });

@@ -51,12 +51,20 @@ const PARSER_ERRORS: Record<string, [ErrorCode, string]> = {
   HPE_HEADER_OVERFLOW: ['HEADERS_TOO_LARGE', ERRORS.HEADERS_TOO_LARGE.message],
 };
 
+/** A well-formed request line: a method token (RFC 9110 tchar), a target, the HTTP version. */
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s]+ HTTP\/\d\.\d\r?\n/;
+
 /** For Fastify's `clientErrorHandler` option (Node's 'clientError' event). */
 export function createClientErrorHandler(headers: Headers) {
   return function handleClientError(error: Error & { code?: string }, socket: Socket): void {
     // A reset connection has nobody left to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    const [code, message] = PARSER_ERRORS[error.code ?? ''] ?? ['BAD_REQUEST', 'The request is not valid HTTP.'];
+    // A well-formed method Node's parser does not know (FOO, BREW): no route can have it, 405. A malformed one (G@T) stays 400.
+    const rawPacket = (error as { rawPacket?: unknown }).rawPacket;
+    const unknownMethod = error.code === 'HPE_INVALID_METHOD' && Buffer.isBuffer(rawPacket) && METHOD_TOKEN.test(rawPacket.subarray(0, 64).toString('latin1'));
+    const [code, message] = unknownMethod
+      ? (['METHOD_NOT_ALLOWED', 'This method is not allowed.'] as const)
+      : (PARSER_ERRORS[error.code ?? ''] ?? ['BAD_REQUEST', 'The request is not valid HTTP.']);
     // Only before anything of a response was written (a keep-alive connection may be mid-answer).
     if (socket.writable && socket.bytesWritten === 0) socket.write(rawErrorResponse(headers, code, message));
     socket.destroy(error);
@@ -75,6 +83,8 @@ export function createExpectationHandler(headers: Headers) {
 /** Which methods the routes answer on a path (for 405 + Allow and OPTIONS). */
 export interface RouteTable {
   allowed(path: string): string[];
+  /** The methods of a route whose path has no parameter and matches exactly (`/devices/activate`), or []. */
+  staticAllowed(path: string): string[];
 }
 
 const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -82,21 +92,20 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&
 
 /** Collects every route registered after this call (onRoute). OPTIONS routes (CORS's `OPTIONS *`) are left out. */
 export function createRouteTable(app: FastifyInstance): RouteTable {
-  const routes: Array<{ pattern: RegExp; methods: string[] }> = [];
+  const routes: Array<{ pattern: RegExp; methods: string[]; exact: boolean }> = [];
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat().map(String).filter((m) => m !== 'OPTIONS');
     if (methods.length === 0) return;
     const segments = route.url.split('/').map((segment) => (segment.startsWith(':') ? '[^/]+' : segment === '*' ? '.*' : escapeRegExp(segment)));
-    routes.push({ pattern: new RegExp(`^${segments.join('/')}$`), methods });
+    routes.push({ pattern: new RegExp(`^${segments.join('/')}$`), methods, exact: !/[:*]/.test(route.url) });
   });
-  return {
-    allowed(path) {
-      const methods = new Set<string>();
-      for (const route of routes) if (route.pattern.test(path)) for (const m of route.methods) methods.add(m);
-      if (methods.has('GET')) methods.add('HEAD');
-      return [...methods].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
-    },
+  const collect = (path: string, exactOnly: boolean) => {
+    const methods = new Set<string>();
+    for (const route of routes) if ((!exactOnly || route.exact) && route.pattern.test(path)) for (const m of route.methods) methods.add(m);
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
   };
+  return { allowed: (path) => collect(path, false), staticAllowed: (path) => collect(path, true) };
 }
 
 /**
@@ -114,6 +123,21 @@ export function installProtocolRules(app: FastifyInstance, routes: RouteTable): 
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       reply.header('accept-encoding', 'identity');
       return done(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Compressed request bodies are not accepted: send the JSON without Content-Encoding.'));
+    }
+    if (request.method !== 'OPTIONS') {
+      const path = request.url.split('?')[0]!;
+      const route = request.routeOptions.url;
+      // No route for this method (QUERY, PUT, …): 405 (or 404) before any body is read, so an empty or
+      // unparsable body never turns it into a 400.
+      // A parameter route that caught a fixed path of another route (PATCH /devices/activate read as
+      // /devices/{device_id}): that path is the fixed route's, and this method is not one of its.
+      const fixed = route === undefined ? [] : route.includes(':') ? routes.staticAllowed(path) : [];
+      if (route === undefined || fixed.length > 0) {
+        const allowed = route === undefined ? routes.allowed(path) : fixed;
+        if (allowed.length === 0) return done(new AppError('NOT_FOUND', `No route for ${request.method} ${path.slice(0, 200)}.`));
+        const allow = allowed.join(', ');
+        return done(new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path.slice(0, 200)}; use ${allow}.`, { headers: { allow } }));
+      }
     }
     if (request.method === 'OPTIONS') {
       const preflight = request.headers['access-control-request-method'] !== undefined;

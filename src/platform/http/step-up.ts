@@ -21,7 +21,8 @@
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler, RouteOptions } from 'fastify';
 import type { Clock } from '../clock.ts';
 import { ACR } from '../authn-methods.ts';
-import { StepUpRequiredError } from '../errors.ts';
+import { ERRORS, type ErrorCode, StepUpRequiredError } from '../errors.ts';
+import { errorResponse } from './error-responses.ts';
 
 export interface StepUpPolicy {
   maxAgeSeconds: number;
@@ -84,8 +85,14 @@ export function installStepUp(app: FastifyInstance, operationIds: readonly strin
     gated.add(id);
     const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
     route.preHandler = [...existing, gate];
+    // The 401 the document already lists (UNAUTHORIZED, built from the error catalogue) gains
+    // STEP_UP_REQUIRED in its codes, and the RFC 9470 header.
     const schema = route.schema as { response?: Record<string, unknown> };
-    schema.response = { ...schema.response, 401: stepUpResponse(policy.maxAgeSeconds) };
+    const listed = schema.response?.['401'] as { allOf?: Array<{ properties?: { error?: { properties?: { code?: { enum?: string[] } } } } }> } | undefined;
+    const codes = listed?.allOf?.[1]?.properties?.error?.properties?.code?.enum ?? [];
+    const gatedCodes = [...new Set([...codes, 'STEP_UP_REQUIRED'])].filter((code): code is ErrorCode => code in ERRORS);
+    const { content: _envelope, ...described } = stepUpResponse(policy.maxAgeSeconds);
+    schema.response = { ...schema.response, 401: { ...errorResponse(gatedCodes), ...described } };
   });
   app.addHook('onReady', async () => {
     const missing = [...wanted].filter((id) => !gated.has(id));

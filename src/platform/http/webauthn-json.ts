@@ -9,8 +9,31 @@ import { PRINTABLE } from './envelope.ts';
 
 const B64URL = '^[A-Za-z0-9_-]*$';
 const b64url = (maxLength: number) => Type.String({ pattern: B64URL, minLength: 1, maxLength });
+/**
+ * The credential JSON is written by the browser, not by the caller: members a
+ * newer WebAuthn level adds are accepted and ignored (the one exception to
+ * "unknown fields are refused", docs/integration.md), so a browser update
+ * never breaks sign-in.
+ */
+const BROWSER_MEMBERS = 'Written by the browser: members this version does not know are accepted and ignored.';
 const ExtensionResults = Type.Object({}, { additionalProperties: true, description: 'clientExtensionResults, as the browser returned them.' });
 const Attachment = Type.Optional(Type.Union([Type.Literal('platform'), Type.Literal('cross-platform')]));
+
+/** Example answers of the browser (the document's request examples); their signatures verify nothing. */
+export const AUTHENTICATION_EXAMPLE = {
+  id: 'q83vEjRWeJA',
+  rawId: 'q83vEjRWeJA',
+  type: 'public-key',
+  response: { clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0', authenticatorData: 'SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ', signature: 'MEUCIQ' },
+  clientExtensionResults: {},
+};
+export const REGISTRATION_EXAMPLE = {
+  id: 'q83vEjRWeJA',
+  rawId: 'q83vEjRWeJA',
+  type: 'public-key',
+  response: { clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0', attestationObject: 'o2NmbXRkbm9uZQ', transports: ['internal'] },
+  clientExtensionResults: {},
+};
 
 export const AuthenticationResponse = Type.Object(
   {
@@ -24,12 +47,12 @@ export const AuthenticationResponse = Type.Object(
         signature: b64url(1024),
         userHandle: Type.Optional(Type.String({ pattern: B64URL, maxLength: 128 })),
       },
-      { additionalProperties: false },
+      { additionalProperties: true },
     ),
     clientExtensionResults: ExtensionResults,
     authenticatorAttachment: Attachment,
   },
-  { additionalProperties: false, description: 'AuthenticationResponseJSON (navigator.credentials.get(), as JSON).' },
+  { additionalProperties: true, description: `AuthenticationResponseJSON (navigator.credentials.get(), as JSON). ${BROWSER_MEMBERS}` },
 );
 
 export const RegistrationResponse = Type.Object(
@@ -46,12 +69,12 @@ export const RegistrationResponse = Type.Object(
         publicKeyAlgorithm: Type.Optional(Type.Integer()),
         publicKey: Type.Optional(b64url(2048)),
       },
-      { additionalProperties: false },
+      { additionalProperties: true },
     ),
     clientExtensionResults: ExtensionResults,
     authenticatorAttachment: Attachment,
   },
-  { additionalProperties: false, description: 'RegistrationResponseJSON (navigator.credentials.create(), as JSON).' },
+  { additionalProperties: true, description: `RegistrationResponseJSON (navigator.credentials.create(), as JSON). ${BROWSER_MEMBERS}` },
 );
 
 /** PublicKeyCredentialCreationOptionsJSON / RequestOptionsJSON: passed to the browser as is. */

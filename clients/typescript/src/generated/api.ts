@@ -789,6 +789,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/security/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The "This wasn't me" link of a security alert: a 303 to the web app's confirmation page (acts on nothing; the page POSTs /api/v1/security/report) */
+        get: operations["openReportLink"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -974,7 +991,28 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A device, session, security or admin event (POSTed to WEBHOOK_URL)
+         * @description Answer 2xx to acknowledge. Anything else (or no answer within WEBHOOK_TIMEOUT_SECONDS) is retried with exponential backoff, up to WEBHOOK_MAX_ATTEMPTS attempts.
+         */
+        post: operations["webhookEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** @description Every error, including 404, 429 and 500. */
@@ -1029,7 +1067,7 @@ export interface components {
             /** @description True when each login from this device must prove possession of its key. */
             key_bound: boolean;
             /** @description The second factor that granted this trust; null for trust granted before it was recorded. */
-            granted_by: "totp" | "backup_code" | "webauthn" | (never | null);
+            granted_by: "totp" | "backup_code" | "webauthn" | null;
             /** @description The WebAuthn credential that granted it, when granted_by is webauthn. */
             granted_by_credential_id: string | null;
         };
@@ -1185,7 +1223,7 @@ export interface components {
             /** @description Whether a refresh needs a proof of a key that never leaves the browser that signed in (a copied cookie is worthless) */
             bound: boolean;
             /** @description How it is bound: 'webcrypto' (a non-extractable key sent as session_key), 'dbsc' (the browser's Device Bound Session Credentials), or null (unbound: a native client or script) */
-            binding: "webcrypto" | "dbsc" | (never | null);
+            binding: "webcrypto" | "dbsc" | null;
         };
         /** @description A public signing key (RFC 7517). */
         Jwk: {
@@ -1265,8 +1303,18 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ann@example.com",
+                 *       "password": "Correct-Horse-7",
+                 *       "display_name": "Ann"
+                 *     }
+                 */
                 "application/json": {
-                    /** @description An email address; trimmed and lower-cased. */
+                    /**
+                     * Format: email
+                     * @description An email address (format: email); stored lower-cased.
+                     */
                     email: string;
                     /** @description 8–128 characters with an upper-case letter, a lower-case letter and a digit. */
                     password: string;
@@ -1299,22 +1347,130 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `EMAIL_TAKEN`: An account with this email already exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "EMAIL_TAKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_PASSWORD`: The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_PASSWORD" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVER_BUSY`: Too many sign-ins are being checked right now. Try again in a moment. `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVER_BUSY" | "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1353,22 +1509,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1382,6 +1548,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ann@example.com",
+                 *       "password": "Correct-Horse-7"
+                 *     }
+                 */
                 "application/json": {
                     /** @description An email address; trimmed and lower-cased. */
                     email: string;
@@ -1417,22 +1589,130 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_CREDENTIALS`: The email or password is not correct. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_CREDENTIALS";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED" | "TOO_MANY_ATTEMPTS";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVER_BUSY`: Too many sign-ins are being checked right now. Try again in a moment. `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVER_BUSY" | "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1465,22 +1745,60 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1492,14 +1810,21 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description Exactly one second factor: a TOTP code, a backup code or a WebAuthn answer. */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "temporary_token": "tdm_from-the-login-answer",
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json": {
                     temporary_token: string;
                     /** @description A TOTP code. */
                     code?: string;
                     backup_code?: string;
-                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). */
+                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). Written by the browser: members this version does not know are accepted and ignored. */
                     webauthn?: {
                         id: string;
                         rawId: string;
@@ -1510,12 +1835,16 @@ export interface operations {
                             authenticatorData: string;
                             signature: string;
                             userHandle?: string;
+                        } & {
+                            [key: string]: unknown;
                         };
                         /** @description clientExtensionResults, as the browser returned them. */
                         clientExtensionResults: {
                             [key: string]: unknown;
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
+                    } & {
+                        [key: string]: unknown;
                     };
                     /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
                     session_key?: {
@@ -1530,7 +1859,7 @@ export interface operations {
                     } & {
                         [key: string]: unknown;
                     };
-                };
+                } & (unknown | unknown | unknown);
             };
         };
         responses: {
@@ -1555,28 +1884,136 @@ export interface operations {
                             user_id: string;
                             email: string;
                             display_name: string | null;
-                            trusted_device: components["schemas"]["PendingDevice"] | (never | null);
+                            trusted_device: components["schemas"]["PendingDevice"] | null;
                         };
                         message: string;
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `WEBAUTHN_NOT_REGISTERED`: No passkey or security key is registered for this account. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "WEBAUTHN_NOT_REGISTERED" | "WEBAUTHN_VERIFICATION_FAILED";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOO_MANY_ATTEMPTS";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1591,8 +2028,14 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description The refresh token, or `{}`/`null` with `x-refresh-cookie: 1` and the td_refresh cookie. No token at all: 401 INVALID_TOKEN. */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "tdr_from-the-last-answer"
+                 *     }
+                 */
                 "application/json": {
                     refresh_token?: string;
                 } | null;
@@ -1613,22 +2056,130 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_SESSION_RESPONSE" | "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. `SESSION_PROOF_REQUIRED`: This session is bound to a key of its browser: sign details.challenge with it and send x-session-proof. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN" | "SESSION_PROOF_REQUIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_CHALLENGE_REQUIRED`: Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_CHALLENGE_REQUIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1640,8 +2191,14 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description Optionally the refresh token of this session (it is revoked with the session either way). */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "tdr_from-the-last-answer"
+                 *     }
+                 */
                 "application/json": {
                     refresh_token?: string;
                 } | null;
@@ -1655,22 +2212,116 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1698,22 +2349,60 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1727,6 +2416,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "current_password": "Correct-Horse-7",
+                 *       "new_password": "Battery-Staple-8"
+                 *     }
+                 */
                 "application/json": {
                     current_password: string;
                     new_password: string;
@@ -1753,6 +2448,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description `INVALID_CURRENT_PASSWORD`: The current password is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_CURRENT_PASSWORD" | "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
             401: {
                 headers: {
@@ -1761,25 +2470,110 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_PASSWORD`: The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_PASSWORD" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVER_BUSY`: Too many sign-ins are being checked right now. Try again in a moment. `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVER_BUSY" | "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1803,7 +2597,7 @@ export interface operations {
                     code?: string;
                     /** @description An unused backup code (it is used up). */
                     backup_code?: string;
-                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). */
+                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). Written by the browser: members this version does not know are accepted and ignored. */
                     webauthn?: {
                         id: string;
                         rawId: string;
@@ -1814,12 +2608,16 @@ export interface operations {
                             authenticatorData: string;
                             signature: string;
                             userHandle?: string;
+                        } & {
+                            [key: string]: unknown;
                         };
                         /** @description clientExtensionResults, as the browser returned them. */
                         clientExtensionResults: {
                             [key: string]: unknown;
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
+                    } & {
+                        [key: string]: unknown;
                     };
                     /** @description Only for an account without a second factor. */
                     password?: string;
@@ -1841,22 +2639,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1891,22 +2783,74 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1920,6 +2864,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "temporary_token": "tdm_from-the-login-answer"
+                 *     }
+                 */
                 "application/json": {
                     temporary_token: string;
                 };
@@ -1947,22 +2896,130 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. `WEBAUTHN_NOT_REGISTERED`: No passkey or security key is registered for this account. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST" | "WEBAUTHN_NOT_REGISTERED";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -1976,6 +3033,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never> | null;
             };
         };
@@ -2003,22 +3061,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2032,9 +3184,25 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "attempt_token": "tdp_from-the-options-answer",
+                 *       "response": {
+                 *         "id": "q83vEjRWeJA",
+                 *         "rawId": "q83vEjRWeJA",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0",
+                 *           "authenticatorData": "SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ",
+                 *           "signature": "MEUCIQ"
+                 *         },
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
                 "application/json": {
                     attempt_token: string;
-                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). */
+                    /** @description AuthenticationResponseJSON (navigator.credentials.get(), as JSON). Written by the browser: members this version does not know are accepted and ignored. */
                     response: {
                         id: string;
                         rawId: string;
@@ -2045,12 +3213,16 @@ export interface operations {
                             authenticatorData: string;
                             signature: string;
                             userHandle?: string;
+                        } & {
+                            [key: string]: unknown;
                         };
                         /** @description clientExtensionResults, as the browser returned them. */
                         clientExtensionResults: {
                             [key: string]: unknown;
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
+                    } & {
+                        [key: string]: unknown;
                     };
                     /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
                     session_key?: {
@@ -2095,7 +3267,7 @@ export interface operations {
                             /** @description The trusted device this sign-in came from, if any. */
                             trusted_device_id: string | null;
                             /** @description A pending device to activate or skip; null on a trusted device. */
-                            trusted_device: components["schemas"]["PendingDevice"] | (never | null);
+                            trusted_device: components["schemas"]["PendingDevice"] | null;
                             /** @description When a trusted device was used: its NEW device token (the presented one is retired; browsers get it as the cookie too), or null when the presented token was rotated out moments ago by a parallel login (keep the one you have). Absent otherwise. */
                             device_token?: string | null;
                         };
@@ -2103,22 +3275,130 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST" | "WEBAUTHN_VERIFICATION_FAILED";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2132,6 +3412,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "device_name": "Ann’s phone"
+                 *     }
+                 */
                 "application/json": {
                     device_name?: string;
                 } | null;
@@ -2159,22 +3444,130 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `TOTP_ALREADY_ENABLED`: Two-factor authentication is already on. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOTP_ALREADY_ENABLED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2188,6 +3581,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json": {
                     /** @description A current 6-digit TOTP code. */
                     code: string;
@@ -2215,22 +3613,144 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INVALID_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `NO_PENDING_SETUP`: Start the setup first. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_CODE" | "MALFORMED_REQUEST" | "NO_PENDING_SETUP";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `TOTP_ALREADY_ENABLED`: Two-factor authentication is already on. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOTP_ALREADY_ENABLED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOO_MANY_ATTEMPTS";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2258,22 +3778,60 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2287,6 +3845,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json": {
                     /** @description A current 6-digit TOTP code. */
                     code: string;
@@ -2311,6 +3874,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description `INVALID_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `MFA_NOT_ENABLED`: Two-factor authentication is not turned on. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_CODE" | "MALFORMED_REQUEST" | "MFA_NOT_ENABLED";
+                        };
+                    };
+                };
+            };
             /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
             401: {
                 headers: {
@@ -2319,25 +3896,110 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOO_MANY_ATTEMPTS";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2349,14 +4011,19 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description Either a current TOTP code or the account password. */
+        /** @description Either a current TOTP code or the account password (exactly one). */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json": {
                     /** @description A current 6-digit TOTP code. */
                     code?: string;
                     password?: string;
-                };
+                } & (unknown | unknown);
             };
         };
         responses: {
@@ -2379,6 +4046,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description `INVALID_CODE`: That code is not correct. `INVALID_CURRENT_PASSWORD`: The current password is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `MFA_NOT_ENABLED`: Two-factor authentication is not turned on. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_CODE" | "INVALID_CURRENT_PASSWORD" | "MALFORMED_REQUEST" | "MFA_NOT_ENABLED";
+                        };
+                    };
+                };
+            };
             /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
             401: {
                 headers: {
@@ -2387,25 +4068,110 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED" | "TOO_MANY_ATTEMPTS";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVER_BUSY`: Too many sign-ins are being checked right now. Try again in a moment. `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVER_BUSY" | "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2419,19 +4185,31 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "activation_token": "tda_from-the-mfa-answer",
+                 *       "device_name": "Work laptop",
+                 *       "public_key": {
+                 *         "kty": "EC",
+                 *         "crv": "P-256",
+                 *         "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                 *         "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+                 *       }
+                 *     }
+                 */
                 "application/json": {
                     activation_token: string;
                     /** @description Printable, not only white space. */
                     device_name?: string;
-                    /** @description The public half of the device key: an EC P-256 JWK for ES256. Never the private key. */
+                    /** @description The public half of the device key: an EC P-256 JWK for ES256. Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     public_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -2458,22 +4236,186 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FINGERPRINT_MISMATCH`: This device does not match the one that passed the second factor. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FINGERPRINT_MISMATCH";
+                        };
+                    };
+                };
+            };
+            /** @description `ACTIVATION_TOKEN_NOT_FOUND`: This activation token does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "ACTIVATION_TOKEN_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `ACTIVATION_TOKEN_USED`: This activation token has already been used. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "ACTIVATION_TOKEN_USED";
+                        };
+                    };
+                };
+            };
+            /** @description `ACTIVATION_TOKEN_EXPIRED`: This activation token has expired. Verify your second factor again. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "ACTIVATION_TOKEN_EXPIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2487,6 +4429,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "activation_token": "tda_from-the-mfa-answer"
+                 *     }
+                 */
                 "application/json": {
                     activation_token: string;
                 };
@@ -2510,22 +4457,186 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FINGERPRINT_MISMATCH`: This device does not match the one that passed the second factor. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FINGERPRINT_MISMATCH";
+                        };
+                    };
+                };
+            };
+            /** @description `ACTIVATION_TOKEN_NOT_FOUND`: This activation token does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "ACTIVATION_TOKEN_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `ACTIVATION_TOKEN_USED`: This activation token has already been used. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "ACTIVATION_TOKEN_USED";
+                        };
+                    };
+                };
+            };
+            /** @description `ACTIVATION_TOKEN_EXPIRED`: This activation token has expired. Verify your second factor again. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "ACTIVATION_TOKEN_EXPIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2556,22 +4667,74 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2610,25 +4773,68 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2663,22 +4869,88 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2713,22 +4985,102 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `DEVICE_NOT_FOUND`: No such trusted device. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "DEVICE_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2744,6 +5096,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "device_name": "Work laptop"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Printable, not only white space. */
                     device_name: string;
@@ -2767,22 +5124,144 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `DEVICE_NOT_FOUND`: No such trusted device. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "DEVICE_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2813,22 +5292,74 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2869,25 +5400,82 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2920,22 +5508,102 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_NOT_FOUND`: No such session. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -2998,22 +5666,60 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3076,22 +5782,60 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3134,22 +5878,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3192,22 +6030,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3240,22 +6172,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3288,22 +6314,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3338,22 +6458,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `DEVICE_NOT_FOUND`: No such trusted device. `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "DEVICE_NOT_FOUND" | "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3386,22 +6600,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3433,22 +6741,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3482,22 +6884,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_NOT_FOUND`: No such session. `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_NOT_FOUND" | "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3534,22 +7030,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `USER_NOT_FOUND`: No such user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "USER_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3563,6 +7153,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never> | null;
             };
         };
@@ -3588,6 +7179,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description STEP_UP_REQUIRED: the session's last factor is older than 600 s, or a trusted device stood in for the second factor (docs/step-up.md). Step up with POST /api/v1/auth/step-up, then retry. (Also UNAUTHORIZED for a missing or ended session.) */
             401: {
                 headers: {
@@ -3596,25 +7201,124 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `WEBAUTHN_CREDENTIAL_LIMIT`: Too many passkeys and security keys: remove one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "WEBAUTHN_CREDENTIAL_LIMIT";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3628,8 +7332,26 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "response": {
+                 *         "id": "q83vEjRWeJA",
+                 *         "rawId": "q83vEjRWeJA",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0",
+                 *           "attestationObject": "o2NmbXRkbm9uZQ",
+                 *           "transports": [
+                 *             "internal"
+                 *           ]
+                 *         },
+                 *         "clientExtensionResults": {}
+                 *       },
+                 *       "name": "YubiKey"
+                 *     }
+                 */
                 "application/json": {
-                    /** @description RegistrationResponseJSON (navigator.credentials.create(), as JSON). */
+                    /** @description RegistrationResponseJSON (navigator.credentials.create(), as JSON). Written by the browser: members this version does not know are accepted and ignored. */
                     response: {
                         id: string;
                         rawId: string;
@@ -3642,12 +7364,16 @@ export interface operations {
                             transports?: string[];
                             publicKeyAlgorithm?: number;
                             publicKey?: string;
+                        } & {
+                            [key: string]: unknown;
                         };
                         /** @description clientExtensionResults, as the browser returned them. */
                         clientExtensionResults: {
                             [key: string]: unknown;
                         };
                         authenticatorAttachment?: "platform" | "cross-platform";
+                    } & {
+                        [key: string]: unknown;
                     };
                     name?: string;
                 };
@@ -3679,14 +7405,24 @@ export interface operations {
                                  * @example 2026-01-01T12:00:00.000Z
                                  */
                                 created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @example 2026-01-01T12:00:00.000Z
-                                 */
                                 last_used_at: string | null;
                             };
                         };
                         message: string;
+                    };
+                };
+            };
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST" | "WEBAUTHN_VERIFICATION_FAILED";
+                        };
                     };
                 };
             };
@@ -3698,25 +7434,124 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `WEBAUTHN_CREDENTIAL_EXISTS`: This passkey or security key is already registered. `WEBAUTHN_CREDENTIAL_LIMIT`: Too many passkeys and security keys: remove one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "WEBAUTHN_CREDENTIAL_EXISTS" | "WEBAUTHN_CREDENTIAL_LIMIT";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3755,10 +7590,6 @@ export interface operations {
                                  * @example 2026-01-01T12:00:00.000Z
                                  */
                                 created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @example 2026-01-01T12:00:00.000Z
-                                 */
                                 last_used_at: string | null;
                             }[];
                             total_count: number;
@@ -3767,22 +7598,74 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3828,25 +7711,96 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "STEP_UP_REQUIRED" | "UNAUTHORIZED";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `WEBAUTHN_CREDENTIAL_NOT_FOUND`: No such passkey or security key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "WEBAUTHN_CREDENTIAL_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3862,6 +7816,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "YubiKey"
+                 *     }
+                 */
                 "application/json": {
                     name: string;
                 };
@@ -3893,10 +7852,6 @@ export interface operations {
                                  * @example 2026-01-01T12:00:00.000Z
                                  */
                                 created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @example 2026-01-01T12:00:00.000Z
-                                 */
                                 last_used_at: string | null;
                             };
                         };
@@ -3904,22 +7859,144 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `WEBAUTHN_CREDENTIAL_NOT_FOUND`: No such passkey or security key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "WEBAUTHN_CREDENTIAL_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -3933,6 +8010,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "tdx_from-the-link-in-the-mail"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The token from the link in the mail. */
                     token: string;
@@ -3957,22 +8039,144 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `LINK_INVALID`: This link is not valid. Use the latest link we sent you. `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_INVALID" | "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `LINK_USED`: This link has already been used. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_USED";
+                        };
+                    };
+                };
+            };
+            /** @description `LINK_EXPIRED`: This link has expired. Ask for a new one. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_EXPIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4003,22 +8207,74 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4032,6 +8288,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ann@example.com"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The account’s address; trimmed and lower-cased. */
                     email: string;
@@ -4056,22 +8317,116 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4085,6 +8440,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "tdx_from-the-link-in-the-mail",
+                 *       "new_password": "Battery-Staple-8"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The token from the link in the mail. */
                     token: string;
@@ -4112,22 +8473,144 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `LINK_INVALID`: This link is not valid. Use the latest link we sent you. `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_INVALID" | "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `LINK_USED`: This link has already been used. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_USED";
+                        };
+                    };
+                };
+            };
+            /** @description `LINK_EXPIRED`: This link has expired. Ask for a new one. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_EXPIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_PASSWORD`: The password is too weak: use 8 to 128 characters with an upper-case letter, a lower-case letter and a digit. `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_PASSWORD" | "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVER_BUSY`: Too many sign-ins are being checked right now. Try again in a moment. `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVER_BUSY" | "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4141,6 +8624,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "tdx_from-the-link-in-the-mail"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The token from the link in the mail. */
                     token: string;
@@ -4168,22 +8656,207 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `LINK_INVALID`: This link is not valid. Use the latest link we sent you. `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_INVALID" | "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `LINK_USED`: This link has already been used. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_USED";
+                        };
+                    };
+                };
+            };
+            /** @description `LINK_EXPIRED`: This link has expired. Ask for a new one. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_EXPIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
+        };
+    };
+    openReportLink: {
+        parameters: {
+            query?: {
+                /** @description The token from the mail; moved into the fragment of the Location, never logged. */
+                token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description See Other: Location is /#/report?token=… (or /#/report when the token has not the shape of one). No body. */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4214,22 +8887,32 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4260,22 +8943,46 @@ export interface operations {
                     };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4298,22 +9005,32 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4343,22 +9060,32 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4381,22 +9108,46 @@ export interface operations {
                     "application/json": components["schemas"]["SsfTransmitterMetadata"];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4422,22 +9173,88 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"] | components["schemas"]["SsfStreamConfig"][];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4481,22 +9298,130 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4534,22 +9459,130 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4573,22 +9606,88 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4632,22 +9731,130 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4673,22 +9880,88 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamStatus"];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4717,22 +9990,130 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
         };
@@ -4774,23 +10155,207 @@ export interface operations {
                     "application/json": components["schemas"]["SsfPollResponse"];
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
                 };
             };
-            /** @description Every error, including 404, 429 and 500. */
-            "5XX": {
+        };
+    };
+    webhookEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id (stable across retries) */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+                /** @description v1,<base64 HMAC-SHA-256 of "id.timestamp.body"> */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description device.<event type>, session.<event type>, webauthn.<event type> or admin.<event type>
+                     * @example device.revoked
+                     */
+                    type: string;
+                    /**
+                     * Format: date-time
+                     * @description When the event happened
+                     */
+                    timestamp: string;
+                    data: {
+                        /** @description The event id; also the webhook-id header (deduplicate by it: delivery is at least once) */
+                        id: string;
+                        user_id: string;
+                        /** @description The event type of the history (GET /api/v1/devices/events) */
+                        type: string;
+                        /** @description The device the event is about */
+                        device_id: string | null;
+                        /** @description The session the event is about */
+                        session_id: string | null;
+                        /** @description The name of the device or session the event is about, at the time */
+                        device_name: string | null;
+                        /** @description Why something ended (user, admin, password_changed, …) */
+                        cause: string | null;
+                        actor: {
+                            /** @description user, admin or system */
+                            type: string;
+                            /** @description The actor's session */
+                            session_id: string | null;
+                            /** @description The actor session's device name, or the admin key's name */
+                            name: string | null;
+                            /** @description The actor's IP address */
+                            ip_address: string | null;
+                            /** @description The actor's User-Agent */
+                            user_agent: string | null;
+                        };
+                        /** Format: date-time */
+                        created_at: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged */
+            "2XX": {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                content?: never;
+            };
+            /** @description Not acknowledged (as any other answer, or none): retried with backoff */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
                 };
+                content?: never;
             };
         };
     };
