@@ -57,6 +57,7 @@ import { createEncryptor } from '../platform/crypto/encryption.ts';
 import { createPasswordHasher, type PasswordHasher } from '../platform/crypto/passwords.ts';
 import { webPlugin } from '../features/web/web.plugin.ts';
 import { createHistory } from '../store/history.ts';
+import { createGeoLocator, type GeoLocator } from '../platform/geo.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
@@ -75,6 +76,8 @@ export interface AppDeps {
   wrapDevicesRepository?: (repository: DevicesRepository) => DevicesRepository;
   /** Test seam: wrap the sessions repository (inject faults, or delays between statements to open race windows). */
   wrapSessionsRepository?: (repository: SessionsRepository) => SessionsRepository;
+  /** The offline location lookup; by default the shipped database (or GEOIP_MMDB_PATH), loaded on first use. */
+  geo?: GeoLocator;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -93,9 +96,21 @@ export const LOG_REDACT_PATHS = [
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys } = deps;
   const database = deps.database;
-  // The one event writer: with webhooks on, every event also writes its outbox row.
-  const history = createHistory({ webhooks: config.webhook !== undefined });
   const clock = deps.clock ?? systemClock;
+  // Locations (docs/security-center.md): offline, a database file read on the first lookup of a public address.
+  let geoErrorLogged = false;
+  const geo =
+    deps.geo ??
+    createGeoLocator({
+      mmdbPath: config.geoipMmdbPath,
+      onError: (error, path) => {
+        if (geoErrorLogged) return;
+        geoErrorLogged = true;
+        app.log.error({ err: { message: error instanceof Error ? error.message : String(error) }, path }, 'location database unreadable; locations are unknown');
+      },
+    });
+  // The one event writer: with webhooks on, every event also writes its outbox row; every event records its actor's location.
+  const history = createHistory({ webhooks: config.webhook !== undefined, geo });
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
 
@@ -221,6 +236,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     sessionMaxAgeDays: config.sessionMaxAgeDays,
     sessionIdleDays: config.sessionIdleDays,
     log: app.log,
+    geo,
   });
   // Session activity recorded in memory is written before storage closes (src/app/main.ts closes it after the app).
   app.addHook('onClose', () => sessions.flushActivity());
@@ -233,7 +249,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     webauthnCredentials: webauthnRepository,
   });
   // Account email: requests only queue mail (src/store/mail-outbox.repository.ts); src/app/main.ts runs the sender.
-  const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
+  const accountMail = createAccountMail({ db: database.db, clock, log: app.log, geo });
   const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({
     history,
@@ -246,6 +262,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deviceTrustTtlDays: config.deviceTrustTtlDays,
     maxTrustedDevices: config.maxTrustedDevices,
     deviceTokenReuseGraceSeconds: config.deviceTokenReuseGraceSeconds,
+    geo,
   });
   const webauthn = createWebauthnService({
     repository: webauthnRepository,
@@ -269,6 +286,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: app.log,
     webauthn: webauthn.factor,
     accountMail,
+    securityCenter: { db: database.db, history, geo, signIns: sessions, impossibleTravelKmh: config.impossibleTravelKmh },
   });
   const account = createAccountService({
     repository: createAccountRepository(database.db),
@@ -303,7 +321,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
   });
   await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
-  await app.register(webauthnRoutes, { ...http, webauthn, accounts: auth, prefix: API_PREFIX });
+  await app.register(webauthnRoutes, { ...http, webauthn, accounts: auth, alerts: accountMail, prefix: API_PREFIX });
   await app.register(accountRoutes, { ...http, account, prefix: API_PREFIX });
   await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });

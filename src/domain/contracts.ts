@@ -9,6 +9,7 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Actor, RequestDevice } from '../platform/context.ts';
 import type { Db, MfaMethod, TrustFactor } from '../store/schema.ts';
 import type { StoredEvent } from '../store/history.ts';
+import type { Location, StoredLocation } from '../platform/geo.ts';
 
 export type TrustDecision =
   | {
@@ -24,6 +25,22 @@ export type TrustDecision =
   | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
   | { trusted: false; reason: 'reuse_detected'; deviceId: string }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
+
+/**
+ * Why a sign-in asks for the second factor (`mfa_reason`, docs/security-center.md).
+ * `trust_check_failed`: the trust check could not complete (storage), so it failed closed.
+ */
+export const MFA_REASONS = [
+  'new_device',
+  'trust_expired',
+  'device_revoked',
+  'proof_missing',
+  'proof_failed',
+  'fingerprint_mismatch',
+  'unusual_location',
+  'trust_check_failed',
+] as const;
+export type MfaReason = (typeof MFA_REASONS)[number];
 
 export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
 
@@ -83,6 +100,8 @@ export interface DeviceView {
   key_bound: boolean;
   granted_by: TrustFactor | null;
   granted_by_credential_id: string | null;
+  /** Approximate location of last_ip_address (docs/security-center.md), looked up when it was recorded. */
+  location: Location | null;
 }
 
 /** Where the request that caused an alert came from. */
@@ -115,6 +134,8 @@ export interface OpenSession {
   mfaMethod: MfaMethod;
   /** The trusted device that bypassed MFA (or that the verified device already is). */
   trustedDevice?: { id: string; name: string } | undefined;
+  /** Why the second factor was asked, recorded on the `signed_in` event (`mfa_reason`; `unusual_location` also without one). */
+  reason?: string | null | undefined;
 }
 
 export interface SessionView {
@@ -132,6 +153,8 @@ export interface SessionView {
   is_current: boolean;
   /** Whether the session's device is trusted now (skips the second factor). */
   device_trusted: boolean;
+  /** Approximate location of ip_address (docs/security-center.md). */
+  location: Location | null;
 }
 
 export type SecondFactor = { code: string } | { backupCode: string };
@@ -152,6 +175,12 @@ export interface SessionOpener {
   /** Opens a session inside the caller's transaction (the trusted sign-in's). */
   openIn(trx: Db, input: OpenSession): Promise<{ sessionId: string; tokens: SessionTokens }>;
   open<T>(input: OpenSession, within?: (trx: Db, sessionId: string) => Promise<T>): Promise<{ sessionId: string; tokens: SessionTokens; extra: T }>;
+}
+
+/** What the sign-in needs to know of earlier sign-ins (docs/security-center.md): impossible travel and new-device alerts. */
+export interface SignInHistory {
+  latestSignIn(userId: string): Promise<{ at: number; location: StoredLocation | null } | undefined>;
+  hasSignedInFrom(userId: string, fingerprint: string): Promise<boolean>;
 }
 
 /** What the sign-in routes need of the sessions feature: rotate a refresh token, end the caller's session. */
@@ -206,4 +235,11 @@ export interface AccountLookup {
 export interface AccountAlerts {
   backupCodesRegenerated(userId: string, actor: Actor): Promise<void>;
   mfaDisabled(userId: string, actor: Actor): Promise<void>;
+  mfaEnabled(userId: string, actor: Actor): Promise<void>;
+}
+
+/** Mail about passkeys (docs/security-center.md): a passkey signs in with no password at all. */
+export interface PasskeyAlerts {
+  passkeyAdded(userId: string, actor: Actor, passkeyName: string): Promise<void>;
+  passkeyRemoved(userId: string, actor: Actor, passkeyName: string): Promise<void>;
 }

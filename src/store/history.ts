@@ -18,6 +18,7 @@ import type { ActorType, Db, DeviceEventsTable, DeviceEventType, EventCause } fr
 import { newTimeOrderedId } from '../platform/crypto/tokens.ts';
 import { insertOutbox } from './webhook-outbox.repository.ts';
 import { webhookPayload } from './webhook-payload.ts';
+import { type GeoLocator, serialiseLocation } from '../platform/geo.ts';
 
 export type StoredEvent = DeviceEventsTable;
 export { type Actor, SYSTEM } from '../platform/context.ts';
@@ -33,11 +34,18 @@ export interface EventInput {
   actor: Actor;
   /** The actor's display name (its session's device name); filled in by the caller when known. */
   actorName?: string | null;
+  /** Why a second factor was asked, or a sign-in's flag (docs/security-center.md). */
+  reason?: string | null;
 }
 
 export interface HistoryOptions {
   /** WEBHOOK_URL is set: every event also gets a webhook outbox row. */
   webhooks: boolean;
+  /**
+   * The offline location lookup (src/platform/geo.ts): each event records the
+   * approximate location of its actor's address. Without one, none is recorded.
+   */
+  geo?: GeoLocator;
 }
 
 export interface History {
@@ -49,6 +57,14 @@ export function createHistory(options: HistoryOptions): History {
   return {
     async append(db, events, now) {
       if (events.length === 0) return;
+      // One lookup per address (an event batch is usually one actor); private addresses answer at once.
+      const locations = new Map<string, string | null>();
+      if (options.geo) {
+        for (const e of events) {
+          const ip = e.actor.type === 'system' ? null : e.actor.ipAddress;
+          if (ip !== null && !locations.has(ip)) locations.set(ip, serialiseLocation(await options.geo.locate(ip)));
+        }
+      }
       const rows: StoredEvent[] = events.map((e) => ({
         id: newTimeOrderedId(now),
         user_id: e.userId,
@@ -63,6 +79,8 @@ export function createHistory(options: HistoryOptions): History {
         actor_type: e.actor.type satisfies ActorType,
         actor_session_id: e.actor.type === 'user' ? e.actor.sessionId : null,
         actor_name: e.actor.type === 'admin' ? e.actor.name : (e.actorName ?? null),
+        location: e.actor.type === 'system' || e.actor.ipAddress === null ? null : (locations.get(e.actor.ipAddress) ?? null),
+        reason: e.reason ?? null,
       }));
       if (!options.webhooks) {
         await db.insertInto('device_events').values(rows).execute();

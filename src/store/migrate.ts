@@ -11,6 +11,7 @@ import * as email from './migrations/004_email.ts';
 import * as webauthn from './migrations/005_webauthn.ts';
 import * as deviceKeys from './migrations/007_device_keys.ts';
 import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
+import * as securityCenter from './migrations/010_security_center.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   '005_webauthn': webauthn,
   '007_device_keys': deviceKeys,
   '008_admin_webhooks': adminWebhooks,
+  '010_security_center': securityCenter,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -56,6 +56,8 @@ export interface MfaChallengesTable {
   expires_at: number;
   consumed_at: number | null;
   failed_attempts: number;
+  /** Why the second factor was asked (migration 010, docs/security-center.md): the mfa_reason of the answer. */
+  reason: string | null;
 }
 
 export interface MfaLockoutsTable {
@@ -77,6 +79,8 @@ export interface DeviceDescription {
   device_type: string;
   user_agent: string;
   ip_address: string;
+  /** JSON of src/platform/geo.ts StoredLocation (migration 010): of ip_address for a pending device, of last_ip_address for a trusted one. */
+  location: string | null;
 }
 
 /** Which second factor granted a device's trust (migration 005); null for trust granted before it was recorded. */
@@ -162,7 +166,10 @@ export type DeviceEventType =
   | 'webauthn_counter_error'
   // Device-bound keys and rotation (migration 007, docs/trust-model.md)
   | 'proof_failed'
-  | 'reuse_detected';
+  | 'reuse_detected'
+  // Security center (migration 010, docs/security-center.md)
+  /** A sign-in (the right password, or a passkey) came from farther than IMPOSSIBLE_TRAVEL_KMH allows since the previous one. */
+  | 'impossible_travel';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =
@@ -207,6 +214,10 @@ export interface SessionsTable {
   idle_expires_at: number;
   ended_at: number | null;
   end_cause: EventCause | null;
+  /** JSON of the sign-in address's location (migration 010). */
+  location: string | null;
+  /** The stable fingerprint of the sign-in (migration 010): whether the account has seen this device. */
+  fingerprint: string | null;
 }
 
 export interface DeviceEventsTable {
@@ -229,6 +240,10 @@ export interface DeviceEventsTable {
   actor_session_id: string | null;
   /** The actor's name at the time: its session's device name, or an admin key's name. */
   actor_name: string | null;
+  /** JSON of the actor address's location (migration 010), looked up when the event was written. */
+  location: string | null;
+  /** Why a second factor was asked (`mfa_requested`), or a sign-in's flag (`impossible_travel`). */
+  reason: string | null;
 }
 
 /** An admin API key (src/admin): only its SHA-256 is stored. */
@@ -275,7 +290,12 @@ export type MailKind =
   | 'alert_backup_codes_regenerated'
   | 'alert_fingerprint_mismatch'
   | 'alert_proof_failed'
-  | 'alert_token_reused';
+  | 'alert_token_reused'
+  | 'alert_new_sign_in'
+  | 'alert_passkey_added'
+  | 'alert_passkey_removed'
+  | 'alert_mfa_enabled'
+  | 'alert_backup_code_used';
 
 export type MailStatus = 'pending' | 'sent' | 'failed' | 'dropped';
 
@@ -311,6 +331,8 @@ export interface EmailTokensTable {
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
+  /** A report link of a new-sign-in alert (migration 010): the session it ends. */
+  session_id: string | null;
 }
 
 /** A registered WebAuthn credential (passkey or security key; docs/passkeys.md). */

@@ -6,6 +6,7 @@
 import { Type } from 'typebox';
 import type { SessionView } from '../contracts.ts';
 import { iso, ref } from '../../platform/http/envelope.ts';
+import { NullableLocation } from './location.ts';
 
 const IsoTime = Type.String({ format: 'date-time' });
 
@@ -23,6 +24,7 @@ export const SessionSchema = Type.Object({
   expires_at: Type.String({ format: 'date-time', description: 'When it ends unless refreshed (idle limit), never past its absolute limit' }),
   mfa_method: Type.Union([Type.Literal('none'), Type.Literal('totp'), Type.Literal('backup_code'), Type.Literal('trusted_device'), Type.Literal('webauthn')]),
   is_current: Type.Boolean({ description: 'True for the session of the access token of this request' }),
+  location: NullableLocation,
 }, { $id: 'Session', description: 'A place where the account is signed in.' });
 export const Session = ref(SessionSchema);
 

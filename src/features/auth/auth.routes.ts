@@ -58,7 +58,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     const result = await auth.login(request.body, requestDevice(request));
     if (result.kind === 'mfa_required') {
       return ok(
-        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
+        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in, mfa_reason: result.mfa_reason },
         'A second factor is required.',
       );
     }

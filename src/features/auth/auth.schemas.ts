@@ -1,3 +1,4 @@
+import { MFA_REASONS } from '../../domain/contracts.ts';
 import { Type } from 'typebox';
 import { IsoTime, PRINTABLE, ref } from '../../platform/http/envelope.ts';
 import { AuthenticationResponse, PublicKeyOptions } from '../../platform/http/webauthn-json.ts';
@@ -83,6 +84,10 @@ export const MfaChallenge = Type.Object({
   temporary_token: Type.String(),
   methods: Type.Array(Type.String()),
   expires_in: Type.Integer(),
+  mfa_reason: Type.Union(MFA_REASONS.map((r) => Type.Literal(r)), {
+    description:
+      'Why the second factor is asked: new_device (no valid device token: a browser or app this account has not trusted), trust_expired (the device was trusted, and its trust ran out), device_revoked (the device was un-trusted: removed, evicted, or after a security change), proof_missing (a key-bound device sent no proof of its key), proof_failed (its proof was wrong or reused), fingerprint_mismatch (the device token came from another browser or system), unusual_location (farther from the previous sign-in than anyone could travel in the time between: a trusted device does not skip the code), trust_check_failed (the trust check could not complete; the service fails closed). More values may be added: show a generic sentence for an unknown one.',
+  }),
 }, { $id: 'MfaChallenge', description: 'Login needs a second factor: send temporary_token to /auth/mfa/verify.' });
 export const MfaRequiredData = ref(MfaChallenge);
 

@@ -27,6 +27,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService;
     schema: { operationId: 'confirmTotp', tags, security, summary: 'Confirm TOTP enrolment; returns 10 backup codes, shown once', body: S.CodeBody, response: withErrors({ 200: success(S.BackupCodesData) }) },
   }, async (request) => {
     const { backupCodes, sessionsEnded } = await mfa.confirmSetup(request.auth.userId, request.body.code, requestActor(request));
+    await alerts.mfaEnabled(request.auth.userId, requestActor(request));
     return ok(
       { mfa_enabled: true as const, backup_codes: backupCodes, sessions_ended: sessionsEnded },
       'Two-factor authentication is on. Your other sessions were signed out. Keep the backup codes somewhere safe.',

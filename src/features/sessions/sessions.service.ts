@@ -31,6 +31,7 @@ import type { AccessTokens } from '../../platform/crypto/access-tokens.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import { createActivityRecorder } from './activity.ts';
 import type { SessionListRow, SessionsRepository } from '../../store/sessions.repository.ts';
+import { type GeoLocator, NO_GEO, parseStoredLocation, publicLocation, serialiseLocation } from '../../platform/geo.ts';
 
 export interface SessionsServiceOptions {
   /** The one event writer (it also fills the outboxes). */
@@ -44,6 +45,8 @@ export interface SessionsServiceOptions {
   sessionMaxAgeDays: number;
   sessionIdleDays: number;
   log: FastifyBaseLogger;
+  /** The offline location lookup (src/platform/geo.ts): a session records where it was opened from. */
+  geo?: GeoLocator;
 }
 
 /** last_active_at moves at most this often (docs/sessions.md). */
@@ -52,6 +55,7 @@ export const ACTIVITY_RESOLUTION_MS = MINUTE;
 
 export function createSessionsService(options: SessionsServiceOptions) {
   const { db, repository, revocation, accessTokens, clock, log, history } = options;
+  const geo = options.geo ?? NO_GEO;
   const refreshTtlMs = options.refreshTokenTtlSeconds * 1000;
   const maxAgeMs = options.sessionMaxAgeDays * DAY;
   const idleMs = options.sessionIdleDays * DAY;
@@ -96,6 +100,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
       mfa_method: row.mfa_method,
       is_current: row.id === currentSessionId,
       device_trusted: trusted,
+      location: publicLocation(parseStoredLocation(row.location)),
     };
   };
 
@@ -106,6 +111,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
     const sessionId = newId();
     const expiresAt = now + maxAgeMs;
     const deviceName = input.trustedDevice?.name ?? defaultDeviceName(fp.browser, fp.os);
+    const location = serialiseLocation(await geo.locate(fp.ipAddress));
     await repository.insert(trx, {
       id: sessionId,
       user_id: input.userId,
@@ -123,10 +129,16 @@ export function createSessionsService(options: SessionsServiceOptions) {
       idle_expires_at: Math.min(now + idleMs, expiresAt),
       ended_at: null,
       end_cause: null,
+      location,
+      fingerprint: fp.fingerprint,
     });
     const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now);
     const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
-    await history.append(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
+    await history.append(
+      trx,
+      [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName, reason: input.reason ?? null }],
+      now,
+    );
     return { sessionId, tokens };
   }
 
@@ -144,6 +156,15 @@ export function createSessionsService(options: SessionsServiceOptions) {
     },
 
     openIn,
+
+    /** The account's latest sign-in: when, and where from (impossible travel, docs/security-center.md). */
+    async latestSignIn(userId: string) {
+      const row = await repository.latestSignIn(userId);
+      return row === undefined ? undefined : { at: row.created_at, location: parseStoredLocation(row.location) };
+    },
+
+    /** Whether the account has signed in from this device (its stable fingerprint) before. */
+    hasSignedInFrom: (userId: string, fingerprint: string) => repository.hasSignedInFrom(userId, fingerprint),
 
     /**
      * The bearer check's second half: the token's session is live and the
