@@ -241,6 +241,8 @@ export function createAuthService(options: AuthServiceOptions) {
   async function seenBefore(userId: string, device: RequestDevice): Promise<boolean> {
     if (center === undefined) return true;
     try {
+      // The account's very first sign-in is no news to its owner.
+      if ((await center.signIns.latestSignIn(userId)) === undefined) return true;
       return await center.signIns.hasSignedInFrom(userId, device.fingerprint.fingerprint);
     } catch (error) {
       log.warn({ err: error }, 'new-device check failed; no alert');
