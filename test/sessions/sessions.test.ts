@@ -54,7 +54,7 @@ for (const kind of databaseKinds()) {
       const { sessions, total_count } = list.body.data;
       assert.equal(total_count, 2);
       assert.deepEqual(Object.keys(sessions[0]).sort(), [
-        'browser', 'created_at', 'device_id', 'device_name', 'device_trusted', 'device_type', 'expires_at', 'id', 'ip_address', 'is_current', 'last_active_at', 'mfa_method', 'os',
+        'browser', 'created_at', 'device_id', 'device_name', 'device_trusted', 'device_type', 'expires_at', 'id', 'ip_address', 'is_current', 'last_active_at', 'location', 'mfa_method', 'os',
       ]);
       // This very request is activity of the Chrome session (two minutes after its last): it comes first.
       assert.deepEqual(sessions.map((s: any) => s.browser), ['Chrome', 'Safari'], 'most recently active first');
