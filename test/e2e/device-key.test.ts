@@ -183,7 +183,7 @@ test('a copied device cookie does not skip MFA without the browser key', { timeo
   await mfaC.getByRole('button', { name: 'Verify' }).click();
   await pageC.locator('#trust-yes').click();
   await pageC.getByRole('heading', { level: 1, name: 'Your devices' }).waitFor({ state: 'visible' });
-  await pageC.getByText('Not bound to this browser').first().waitFor({ state: 'visible' });
+  await pageC.getByText('Not bound to a key (a copied cookie could be used)').first().waitFor({ state: 'visible' });
   const afterPlain = await history();
   assert.equal(afterPlain.devices.filter((d) => d.key_bound === false).length, 1, 'one plain device');
   const tabC = await freshTab(contextC);
