@@ -109,3 +109,24 @@ export function deviceTypeOf(ua) {
   if (/Mobi|iPhone|iPod|Android/.test(ua)) return 'mobile';
   return 'desktop';
 }
+
+/** "Amsterdam, North Holland, Netherlands" from an API location (docs/security-center.md); null when unknown. */
+export function formatLocation(location) {
+  if (!location) return null;
+  const parts = [location.city, location.region, location.country || location.country_code].filter(Boolean);
+  const unique = parts.filter((p, i) => parts.indexOf(p) === i);
+  return unique.length ? unique.join(', ') : null;
+}
+
+/** Why the code is asked, as a sentence (the mfa_reason of the sign-in answer). */
+export const MFA_REASON_SENTENCES = {
+  new_device: 'We ask because this browser isn’t one of your trusted devices.',
+  trust_expired: 'We ask because this device’s trust has expired. You can trust it again after the code.',
+  device_revoked: 'We ask because this device is no longer trusted (it was removed, or your account’s security changed).',
+  proof_missing: 'We ask because this device could not prove it holds its key (was its browser data cleared?).',
+  proof_failed: 'We ask because this device’s key check failed.',
+  fingerprint_mismatch: 'We ask because this browser doesn’t match the trusted device its cookie belongs to.',
+  unusual_location: 'We ask because this sign-in comes from far away from your previous one — farther than anyone could travel in between. Your trusted device doesn’t skip the code this time.',
+  trust_check_failed: 'We ask because we couldn’t check this device’s trust just now.',
+};
+export const mfaReasonSentence = (reason) => MFA_REASON_SENTENCES[reason] ?? (reason ? 'We ask for a code to keep your account safe.' : null);

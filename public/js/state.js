@@ -4,7 +4,7 @@
  * activation token) never touch storage.
  */
 export const state = {
-  /** @type {{temporary_token: string, methods: string[]}|null} */
+  /** @type {{temporary_token: string, methods: string[], mfa_reason?: string|null, email?: string}|null} */
   pendingMfa: null,
   /** @type {any} the trusted_device object from /auth/mfa/verify */
   pendingTrust: null,

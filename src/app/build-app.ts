@@ -65,6 +65,7 @@ import { createSsfService } from '../features/ssf/ssf.service.ts';
 import { createSetSigner } from '../platform/crypto/security-event-tokens.ts';
 import { createSsfRepository } from '../store/ssf.repository.ts';
 import { createHistory, historyOptionsFor } from '../store/history.ts';
+import { createGeoLocator, type GeoLocator } from '../platform/geo.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
@@ -87,6 +88,8 @@ export interface AppDeps {
   metrics?: ServiceMetrics;
   /** Test seam: wrap the sessions repository (inject faults, or delays between statements to open race windows). */
   wrapSessionsRepository?: (repository: SessionsRepository) => SessionsRepository;
+  /** The offline location lookup; by default the shipped database (or GEOIP_MMDB_PATH), loaded on first use. */
+  geo?: GeoLocator;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -108,9 +111,22 @@ export const LOG_REDACT_PATHS = [
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, keys } = deps;
   const database = deps.database;
-  // The one event writer: with webhooks on, every event also writes its outbox row.
-  const history = createHistory(historyOptionsFor(config));
   const clock = deps.clock ?? systemClock;
+  // Locations (docs/security-center.md): offline, a database file read on the first lookup of a public address.
+  let geoErrorLogged = false;
+  const geo =
+    deps.geo ??
+    createGeoLocator({
+      mmdbPath: config.geoipMmdbPath,
+      onError: (error, path) => {
+        if (geoErrorLogged) return;
+        geoErrorLogged = true;
+        app.log.error({ err: { message: error instanceof Error ? error.message : String(error) }, path }, 'location database unreadable; locations are unknown');
+      },
+    });
+  // The one event writer: with webhooks on, every event also writes its outbox row; every event records its actor's location.
+  // The one event writer: with webhooks on, every event also writes its outbox row (and its SETs with Shared Signals); events record the location.
+  const history = createHistory({ ...historyOptionsFor(config), geo });
   // Security headers and no-store on every answer: a constant, set in one step.
   const headers = computeSecurityHeaders(securityHeaderOptions(config.cookieSecure === true));
 
@@ -247,6 +263,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     challenges: { issueChallenge: () => devices.issueChallenge(), consume: (challenge) => devices.consumeChallenge(challenge) },
     alerts: { sessionProofFailed: (userId, context) => accountMail.sessionProofFailed(userId, context) },
     log: app.log,
+    geo,
   });
   // Session activity recorded in memory is written before storage closes (src/app/main.ts closes it after the app).
   app.addHook('onClose', () => sessions.flushActivity());
@@ -259,7 +276,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     webauthnCredentials: webauthnRepository,
   });
   // Account email: requests only queue mail (src/store/mail-outbox.repository.ts); src/app/main.ts runs the sender.
-  const accountMail = createAccountMail({ db: database.db, clock, log: app.log });
+  const accountMail = createAccountMail({ db: database.db, clock, log: app.log, geo });
   const passwords = deps.passwordHasher ?? createPasswordHasher();
   const devices = createDevicesService({
     history,
@@ -272,6 +289,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deviceTrustTtlDays: config.deviceTrustTtlDays,
     maxTrustedDevices: config.maxTrustedDevices,
     deviceTokenReuseGraceSeconds: config.deviceTokenReuseGraceSeconds,
+    geo,
   });
   const webauthn = createWebauthnService({
     repository: webauthnRepository,
@@ -296,6 +314,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: app.log,
     webauthn: webauthn.factor,
     accountMail,
+    securityCenter: { db: database.db, history, geo, signIns: sessions, impossibleTravelKmh: config.impossibleTravelKmh },
   });
   const account = createAccountService({
     repository: createAccountRepository(database.db),
@@ -335,7 +354,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock,
   });
   await app.register(adminRoutes, { admin, prefix: `${API_PREFIX}/admin` });
-  await app.register(webauthnRoutes, { ...http, webauthn, accounts: auth, prefix: API_PREFIX });
+  await app.register(webauthnRoutes, { ...http, webauthn, accounts: auth, alerts: accountMail, prefix: API_PREFIX });
   await app.register(accountRoutes, { ...http, account, prefix: API_PREFIX });
   await app.register(accountPages);
   await app.register(opsRoutes, { ping: database.ping, registry });

@@ -16,11 +16,12 @@ import { LoginSession, MfaChallenge, PendingDevice, StepUpResult, TokenPair, Use
 import { DeviceEvent, DeviceSchema } from '../domain/views/device.ts';
 import { MfaStatus } from '../features/mfa/mfa.schemas.ts';
 import { SessionSchema } from '../domain/views/session.ts';
+import { LocationSchema } from '../domain/views/location.ts';
 import { openApiWebhooks } from '../features/webhooks/webhooks.schemas.ts';
 import { ErrorEnvelope } from '../platform/http/envelope.ts';
 
 /** Every named schema of the document. A feature adds its own here (Session, …). */
-export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, StepUpResult, User, MfaStatus, SessionSchema];
+export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, StepUpResult, User, MfaStatus, SessionSchema, LocationSchema];
 
 export function registerComponentSchemas(app: FastifyInstance): void {
   for (const schema of COMPONENT_SCHEMAS) app.addSchema(schema);

@@ -10,6 +10,7 @@ import type { Actor, RequestDevice } from '../platform/context.ts';
 import type { Acr, Amr } from '../platform/authn-methods.ts';
 import type { Db, MfaMethod, SessionBindingKind, TrustFactor } from '../store/schema.ts';
 import type { StoredEvent } from '../store/history.ts';
+import type { Location, StoredLocation } from '../platform/geo.ts';
 
 export type TrustDecision =
   | {
@@ -25,6 +26,22 @@ export type TrustDecision =
   | { trusted: false; reason: 'proof_failed'; deviceId: string; why: ProofFailure }
   | { trusted: false; reason: 'reuse_detected'; deviceId: string }
   | { trusted: false; reason: 'no_token' | 'unknown_token' | 'inactive' | 'expired' };
+
+/**
+ * Why a sign-in asks for the second factor (`mfa_reason`, docs/security-center.md).
+ * `trust_check_failed`: the trust check could not complete (storage), so it failed closed.
+ */
+export const MFA_REASONS = [
+  'new_device',
+  'trust_expired',
+  'device_revoked',
+  'proof_missing',
+  'proof_failed',
+  'fingerprint_mismatch',
+  'unusual_location',
+  'trust_check_failed',
+] as const;
+export type MfaReason = (typeof MFA_REASONS)[number];
 
 export type ProofFailure = 'missing' | 'malformed' | 'unusable_challenge' | 'bad_signature';
 
@@ -104,6 +121,8 @@ export interface DeviceView {
   key_bound: boolean;
   granted_by: TrustFactor | null;
   granted_by_credential_id: string | null;
+  /** Approximate location of last_ip_address (docs/security-center.md), looked up when it was recorded. */
+  location: Location | null;
 }
 
 /** Where the request that caused an alert came from. */
@@ -165,6 +184,8 @@ export interface OpenSession {
   trustedDevice?: { id: string; name: string } | undefined;
   /** The browser key the session is bound to (`session_key` at sign-in); undefined: unbound. */
   binding?: SessionBinding | undefined;
+  /** Why the second factor was asked, recorded on the `signed_in` event (`mfa_reason`; `unusual_location` also without one). */
+  reason?: string | null | undefined;
 }
 
 export interface SessionView {
@@ -186,6 +207,8 @@ export interface SessionView {
   bound: boolean;
   /** How: 'webcrypto' (session_key), 'dbsc' (Device Bound Session Credentials), or null (unbound). */
   binding: SessionBindingKind | null;
+  /** Approximate location of ip_address (docs/security-center.md). */
+  location: Location | null;
 }
 
 export type SecondFactor = { code: string } | { backupCode: string };
@@ -231,6 +254,12 @@ export interface SessionAuthentication {
    * the session has ended.
    */
   stepUp(input: { userId: string; sessionId: string; earlier: readonly Amr[]; performed: Amr; actor: Actor; event?: boolean }): Promise<StepUpResult>;
+}
+
+/** What the sign-in needs to know of earlier sign-ins (docs/security-center.md): impossible travel and new-device alerts. */
+export interface SignInHistory {
+  latestSignIn(userId: string): Promise<{ at: number; location: StoredLocation | null } | undefined>;
+  hasSignedInFrom(userId: string, fingerprint: string): Promise<boolean>;
 }
 
 /** What the sign-in routes need of the sessions feature: rotate a refresh token, end the caller's session. */
@@ -290,6 +319,13 @@ export interface AccountLookup {
 export interface AccountAlerts {
   backupCodesRegenerated(userId: string, actor: Actor): Promise<void>;
   mfaDisabled(userId: string, actor: Actor): Promise<void>;
+  mfaEnabled(userId: string, actor: Actor): Promise<void>;
+}
+
+/** Mail about passkeys (docs/security-center.md): a passkey signs in with no password at all. */
+export interface PasskeyAlerts {
+  passkeyAdded(userId: string, actor: Actor, passkeyName: string): Promise<void>;
+  passkeyRemoved(userId: string, actor: Actor, passkeyName: string): Promise<void>;
 }
 
 /** An admin API key, for features other than admin that take one (the Shared Signals streams). */

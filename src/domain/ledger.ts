@@ -47,18 +47,20 @@ export type SecurityEvent =
   | { kind: 'sessions_ended'; userId: string; exceptSessionId?: string | undefined; actor: Actor }
   | { kind: 'not_me'; userId: string; deviceId: string; actor: Actor }
   | { kind: 'device_token_reuse'; userId: string; deviceId: string; actor: Actor }
-  | { kind: 'session_proof_failed'; userId: string; sessionId: string; actor: Actor };
+  | { kind: 'session_proof_failed'; userId: string; sessionId: string; actor: Actor }
+  /** "This wasn't me" on an alert about a sign-in (docs/security-center.md): that session, and the device trusted from it. */
+  | { kind: 'not_me_session'; userId: string; sessionId: string; actor: Actor };
 
 export type SecurityEventKind = SecurityEvent['kind'];
 
 /** One row of what ends what (docs/sessions.md), as data: what the event ends. */
 interface Row {
-  /** Trusted devices: none, all of the user's, or the one the event names. */
-  devices: 'none' | 'all' | 'one';
+  /** Trusted devices: none, all of the user's, the one the event names, or the one the named session is on. */
+  devices: 'none' | 'all' | 'one' | 'of_session';
   /** Pending activation tokens and MFA challenges: none, all, or those issued from the ended sessions. */
   pending: 'none' | 'all' | 'of_ended_sessions';
-  /** Sessions: none, all, all but the actor's, those opened on the ended devices, or the one named. */
-  sessions: 'none' | 'all' | 'all_others' | 'on_ended_devices' | 'one';
+  /** Sessions: none, all, all but the actor's, those opened on the ended devices, the one named, or both of the last two. */
+  sessions: 'none' | 'all' | 'all_others' | 'on_ended_devices' | 'one' | 'one_and_on_ended_devices';
   /** The cause written on what the row ends (a user's own revoke is `user`, an admin's `admin`). */
   cause: EventCause | 'actor';
 }
@@ -75,6 +77,7 @@ export const TABLE: Readonly<Record<SecurityEventKind, Row>> = {
   // "Sign out everywhere (else)": the "end one session" row for each of them.
   sessions_ended: { devices: 'none', pending: 'of_ended_sessions', sessions: 'all_others', cause: 'actor' },
   not_me: { devices: 'one', pending: 'all', sessions: 'on_ended_devices', cause: 'not_me' },
+  not_me_session: { devices: 'of_session', pending: 'all', sessions: 'one_and_on_ended_devices', cause: 'not_me' },
   device_token_reuse: { devices: 'one', pending: 'none', sessions: 'on_ended_devices', cause: 'reuse_detected' },
   // A bound session's refresh with another key's proof (docs/sessions.md, "Bound sessions").
   session_proof_failed: { devices: 'none', pending: 'of_ended_sessions', sessions: 'one', cause: 'proof_failed' },
@@ -136,6 +139,12 @@ export function createRevocation(options: RevocationOptions) {
       const revoked = await devices.revoke(trx, userId, event.deviceId, now);
       if (revoked === undefined) throw new NothingToEnd('device');
       endedDevices = [revoked];
+    } else if (row.devices === 'of_session' && 'sessionId' in event) {
+      const deviceId = await sessions.deviceOf(trx, userId, event.sessionId);
+      if (deviceId === undefined) throw new NothingToEnd('session');
+      // Its device, if it trusted itself and is still trusted (an already revoked one is simply not ended again).
+      const revoked = deviceId === null ? undefined : await devices.revoke(trx, userId, deviceId, now);
+      endedDevices = revoked === undefined ? [] : [revoked];
     } else if (row.devices === 'all') {
       endedDevices = await devices.revokeAll(trx, userId, now);
       if (event.kind === 'all_devices_revoked' || endedDevices.length > 0) events.push({ ...base, type: 'revoked_all' });
@@ -152,10 +161,16 @@ export function createRevocation(options: RevocationOptions) {
       all_others: { all: true as const, exceptId: event.kind === 'sessions_ended' ? event.exceptSessionId : actorSessionId },
       on_ended_devices: { deviceIds: endedDevices.map((d) => d.id) },
       one: { ids: event.kind === 'session_ended' || event.kind === 'session_proof_failed' ? [event.sessionId] : [] },
+      one_and_on_ended_devices: { ids: event.kind === 'not_me_session' ? [event.sessionId] : [] },
     }[row.sessions];
     const endedBy = actor.type === 'admin' ? actor.name : actorName;
     const endedSessions = selector ? await sessions.end(trx, userId, selector, now, sessionCause, endedBy) : [];
+    if (row.sessions === 'one_and_on_ended_devices' && endedDevices.length > 0) {
+      endedSessions.push(...(await sessions.end(trx, userId, { deviceIds: endedDevices.map((d) => d.id) }, now, sessionCause, endedBy)));
+    }
     if (row.sessions === 'one' && endedSessions.length === 0) throw new NothingToEnd('session');
+    // Nothing left to end (the session ended and its device was not trusted): the report says so.
+    if (row.sessions === 'one_and_on_ended_devices' && endedSessions.length === 0 && endedDevices.length === 0) throw new NothingToEnd('session');
     const sessionEventType = sessionCause === 'logout' ? 'signed_out' : 'session_revoked';
     for (const s of endedSessions) {
       events.push({ ...base, cause: sessionCause, type: sessionEventType, sessionId: s.id, deviceId: s.device_id, subjectName: s.device_name });

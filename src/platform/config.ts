@@ -6,6 +6,7 @@
  * three keys must be set explicitly; in development a missing key is left
  * `undefined` here and src/platform/keys.ts generates it once into the data directory.
  */
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import {
   ASYMMETRIC_ALGORITHMS,
@@ -85,6 +86,10 @@ export interface Config {
   jwtAlgorithm: JwtAlgorithm;
   /** Webhooks (docs/admin-and-webhooks.md): both set, or neither. */
   webhook: WebhookConfig | undefined;
+  /** docs/security-center.md: another MMDB file for locations; unset → the shipped DB-IP lite city database. */
+  geoipMmdbPath: string | undefined;
+  /** docs/security-center.md: sign-ins farther apart than this speed allows are impossible travel; 0 turns the check off. */
+  impossibleTravelKmh: number;
 }
 
 export interface WebhookConfig {
@@ -205,7 +210,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
   }
 
-  const publicUrl = (read('PUBLIC_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  const publicUrl = (read('PUBLIC_URL') ?? 'http://localhost:3000').replace(/\/+$/, '');
   let publicOrigin: URL | undefined;
   try {
     publicOrigin = new URL(publicUrl);
@@ -269,7 +274,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     webhook: undefined,
     webauthn: { rpId: webauthnRpId, rpName: read('WEBAUTHN_RP_NAME') ?? 'Trusted Devices', origins: webauthnOrigins },
     jwtAlgorithm: jwt.algorithm,
+    geoipMmdbPath: read('GEOIP_MMDB_PATH'),
+    impossibleTravelKmh: integer('IMPOSSIBLE_TRAVEL_KMH', 1000, 0, 100_000),
   };
+  if (config.geoipMmdbPath !== undefined && !existsSync(config.geoipMmdbPath)) problems.push(`GEOIP_MMDB_PATH names no file ("${config.geoipMmdbPath}")`);
 
   const webhookUrl = read('WEBHOOK_URL');
   const webhookSecret = read('WEBHOOK_SECRET');

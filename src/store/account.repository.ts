@@ -38,7 +38,7 @@ export function createAccountRepository(db: Kysely<Database>) {
     },
 
     /** Consumes a token; returns its owner (and device) only to the one caller that won. */
-    async consumeToken(trx: Db, purpose: EmailTokenPurpose, tokenHash: string, now: number): Promise<{ user_id: string; device_id: string | null } | undefined> {
+    async consumeToken(trx: Db, purpose: EmailTokenPurpose, tokenHash: string, now: number): Promise<{ user_id: string; device_id: string | null; session_id: string | null } | undefined> {
       return trx
         .updateTable('email_tokens')
         .set({ consumed_at: now })
@@ -46,15 +46,15 @@ export function createAccountRepository(db: Kysely<Database>) {
         .where('purpose', '=', purpose)
         .where('consumed_at', 'is', null)
         .where('expires_at', '>', now)
-        .returning(['user_id', 'device_id'])
+        .returning(['user_id', 'device_id', 'session_id'])
         .executeTakeFirst();
     },
 
     /** Whose token it is (to lock that user first), or why a consume failed (unknown, used or expired). */
-    findToken(purpose: EmailTokenPurpose, tokenHash: string): Promise<Pick<EmailToken, 'user_id' | 'device_id' | 'consumed_at' | 'expires_at'> | undefined> {
+    findToken(purpose: EmailTokenPurpose, tokenHash: string): Promise<Pick<EmailToken, 'user_id' | 'device_id' | 'session_id' | 'consumed_at' | 'expires_at'> | undefined> {
       return db
         .selectFrom('email_tokens')
-        .select(['user_id', 'device_id', 'consumed_at', 'expires_at'])
+        .select(['user_id', 'device_id', 'session_id', 'consumed_at', 'expires_at'])
         .where('token_hash', '=', tokenHash)
         .where('purpose', '=', purpose)
         .executeTakeFirst();
@@ -92,6 +92,11 @@ export function createAccountRepository(db: Kysely<Database>) {
     findRecipient(to: { userId: string } | { email: string }) {
       const query = db.selectFrom('users').select(['id', 'email', 'display_name', 'email_verified_at']);
       return ('userId' in to ? query.where('id', '=', to.userId) : query.where('email', '=', to.email)).executeTakeFirst();
+    },
+
+    /** A session's device name and the trusted device it is on now (a new-sign-in alert; docs/security-center.md). By primary key. */
+    session(sessionId: string): Promise<{ device_name: string; device_id: string | null; ended_at: number | null } | undefined> {
+      return db.selectFrom('sessions').select(['device_name', 'device_id', 'ended_at']).where('id', '=', sessionId).executeTakeFirst();
     },
 
     /** A device's current name, for a mail that knows only its id. */

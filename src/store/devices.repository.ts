@@ -34,6 +34,7 @@ const LIST_COLUMNS = [
   'public_key_jwk',
   'granted_by',
   'granted_by_credential_id',
+  'location',
 ] as const;
 export type DeviceSummary = Pick<TrustedDevice, (typeof LIST_COLUMNS)[number]>;
 
@@ -57,6 +58,7 @@ const summaryFromColumns = (r: unknown[]): DeviceSummary =>
     public_key_jwk: r[14],
     granted_by: r[15],
     granted_by_credential_id: r[16],
+    location: r[17],
   }) as DeviceSummary;
 // The literal above and LIST_COLUMNS must agree, position by position: checked once, at load.
 if (Object.keys(summaryFromColumns([...LIST_COLUMNS])).join() !== LIST_COLUMNS.join() || Object.values(summaryFromColumns([...LIST_COLUMNS])).join() !== LIST_COLUMNS.join()) {
@@ -185,14 +187,14 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
     /** In the caller's transaction (the trusted login's, which also opens the session): one conditional UPDATE retires the presented token. */
     async rotateToken(
       trx: Transaction<Database>,
-      rotation: { userId: string; deviceId: string; presentedHash: string; newHash: string; ipAddress: string; now: number },
+      rotation: { userId: string; deviceId: string; presentedHash: string; newHash: string; ipAddress: string; location: string | null; now: number },
       event: EventInput,
     ): Promise<{ expires_at: number } | undefined> {
-      const { userId, deviceId, presentedHash, newHash, ipAddress, now } = rotation;
+      const { userId, deviceId, presentedHash, newHash, ipAddress, location, now } = rotation;
       {
         const rotated = await trx
           .updateTable('trusted_devices')
-          .set({ device_token_hash: newHash, last_used_at: now, last_ip_address: ipAddress })
+          .set({ device_token_hash: newHash, last_used_at: now, last_ip_address: ipAddress, location })
           .where('user_id', '=', userId)
           .where('id', '=', deviceId)
           .where('device_token_hash', '=', presentedHash)
@@ -259,7 +261,7 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
       userId: string,
       id: string,
       now: number,
-      update: { fingerprint: string; components: string; browser: string; os: string; device_type: string; user_agent: string; last_ip_address: string },
+      update: { fingerprint: string; components: string; browser: string; os: string; device_type: string; user_agent: string; last_ip_address: string; location: string | null },
     ): Promise<boolean> {
       const result = await trx
         .updateTable('trusted_devices')
@@ -272,10 +274,10 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async touch(trx: Db, userId: string, id: string, now: number, ipAddress: string): Promise<boolean> {
+    async touch(trx: Db, userId: string, id: string, now: number, ipAddress: string, location: string | null): Promise<boolean> {
       const result = await trx
         .updateTable('trusted_devices')
-        .set({ last_used_at: now, last_ip_address: ipAddress })
+        .set({ last_used_at: now, last_ip_address: ipAddress, location })
         .where('user_id', '=', userId)
         .where('id', '=', id)
         .where('status', '=', 'active')

@@ -31,6 +31,7 @@ import { type CredentialChange, setClaims, signalOfCredentialChange, signalOfEve
 import { fanoutStreams, insertSsfOutbox, SSF_PUSH, type SsfOutboxRow } from './ssf.repository.ts';
 
 export type { CredentialChange } from './ssf-events.ts';
+import { type GeoLocator, serialiseLocation } from '../platform/geo.ts';
 
 export type StoredEvent = DeviceEventsTable;
 export { type Actor, SYSTEM } from '../platform/context.ts';
@@ -46,6 +47,8 @@ export interface EventInput {
   actor: Actor;
   /** The actor's display name (its session's device name); filled in by the caller when known. */
   actorName?: string | null;
+  /** Why a second factor was asked, or a sign-in's flag (docs/security-center.md). */
+  reason?: string | null;
 }
 
 export interface HistoryOptions {
@@ -53,6 +56,11 @@ export interface HistoryOptions {
   webhooks: boolean;
   /** The Shared Signals transmitter is on (an asymmetric signing key): its issuer (PUBLIC_URL). */
   ssf?: { issuer: string } | undefined;
+  /**
+   * The offline location lookup (src/platform/geo.ts): each event records the
+   * approximate location of its actor's address. Without one, none is recorded.
+   */
+  geo?: GeoLocator;
 }
 
 /** What the caller reports besides events: a change of a credential (the ledger's password and second-factor rows). */
@@ -94,6 +102,14 @@ export function createHistory(options: HistoryOptions): History {
   return {
     async append(db, events, now, signals) {
       if (events.length === 0 && signals?.credentialChange === undefined) return;
+      // One lookup per address (an event batch is usually one actor); private addresses answer at once.
+      const locations = new Map<string, string | null>();
+      if (options.geo) {
+        for (const e of events) {
+          const ip = e.actor.type === 'system' ? null : e.actor.ipAddress;
+          if (ip !== null && !locations.has(ip)) locations.set(ip, serialiseLocation(await options.geo.locate(ip)));
+        }
+      }
       const rows: StoredEvent[] = events.map((e) => ({
         id: newTimeOrderedId(now),
         user_id: e.userId,
@@ -108,6 +124,8 @@ export function createHistory(options: HistoryOptions): History {
         actor_type: e.actor.type satisfies ActorType,
         actor_session_id: e.actor.type === 'user' ? e.actor.sessionId : null,
         actor_name: e.actor.type === 'admin' ? e.actor.name : (e.actorName ?? null),
+        location: e.actor.type === 'system' || e.actor.ipAddress === null ? null : (locations.get(e.actor.ipAddress) ?? null),
+        reason: e.reason ?? null,
       }));
       const ssf = options.ssf;
       const ssfSignals: SsfSignal[] = [];

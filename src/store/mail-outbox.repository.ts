@@ -24,6 +24,8 @@ export interface NewMail {
   recipient: string | null;
   payload: Record<string, string | number | null>;
   dedupeKey?: string;
+  /** Not sent before this time (a new-sign-in alert waits a minute: docs/security-center.md). */
+  notBefore?: number;
 }
 
 export async function enqueueMail(db: Db, mail: NewMail, now: number): Promise<boolean> {
@@ -38,7 +40,7 @@ export async function enqueueMail(db: Db, mail: NewMail, now: number): Promise<b
       dedupe_key: mail.dedupeKey ?? null,
       status: 'pending',
       attempts: 0,
-      next_attempt_at: now,
+      next_attempt_at: Math.max(now, mail.notBefore ?? now),
       claimed_by: null,
       claimed_until: null,
       last_error: null,

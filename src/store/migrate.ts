@@ -13,6 +13,7 @@ import * as deviceKeys from './migrations/007_device_keys.ts';
 import * as adminWebhooks from './migrations/008_admin_webhooks.ts';
 import * as sessionBinding from './migrations/009_session_binding.ts';
 import * as stepUp from './migrations/011_step_up.ts';
+import * as securityCenter from './migrations/010_security_center.ts';
 import * as sharedSignals from './migrations/013_shared_signals.ts';
 import type { Database } from './schema.ts';
 
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   '007_device_keys': deviceKeys,
   '008_admin_webhooks': adminWebhooks,
   '009_session_binding': sessionBinding,
+  '010_security_center': securityCenter,
   '011_step_up': stepUp,
   '013_shared_signals': sharedSignals,
 };

@@ -56,6 +56,8 @@ export interface MfaChallengesTable {
   expires_at: number;
   consumed_at: number | null;
   failed_attempts: number;
+  /** Why the second factor was asked (migration 010, docs/security-center.md): the mfa_reason of the answer. */
+  reason: string | null;
 }
 
 export interface MfaLockoutsTable {
@@ -77,6 +79,8 @@ export interface DeviceDescription {
   device_type: string;
   user_agent: string;
   ip_address: string;
+  /** JSON of src/platform/geo.ts StoredLocation (migration 010): of ip_address for a pending device, of last_ip_address for a trusted one. */
+  location: string | null;
 }
 
 /** Which second factor granted a device's trust (migration 005); null for trust granted before it was recorded. */
@@ -169,7 +173,10 @@ export type DeviceEventType =
   /** A bound session's refresh came with a proof by another key: the session ended. */
   | 'session_proof_failed'
   // Step-up (migration 011, docs/step-up.md): a factor performed again in a live session.
-  | 'step_up';
+  | 'step_up'
+  // Security center (migration 010, docs/security-center.md)
+  /** A sign-in (the right password, or a passkey) came from farther than IMPOSSIBLE_TRAVEL_KMH allows since the previous one. */
+  | 'impossible_travel';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =
@@ -231,6 +238,10 @@ export interface SessionsTable {
   auth_time: number;
   /** RFC 8176 methods of that authentication, space-separated (src/platform/authn-methods.ts). */
   amr: string;
+  /** JSON of the sign-in address's location (migration 010). */
+  location: string | null;
+  /** The stable fingerprint of the sign-in (migration 010): whether the account has seen this device. */
+  fingerprint: string | null;
 }
 
 export type SessionBindingKind = 'webcrypto' | 'dbsc';
@@ -255,6 +266,10 @@ export interface DeviceEventsTable {
   actor_session_id: string | null;
   /** The actor's name at the time: its session's device name, or an admin key's name. */
   actor_name: string | null;
+  /** JSON of the actor address's location (migration 010), looked up when the event was written. */
+  location: string | null;
+  /** Why a second factor was asked (`mfa_requested`), or a sign-in's flag (`impossible_travel`). */
+  reason: string | null;
 }
 
 /** An admin API key (src/admin): only its SHA-256 is stored. */
@@ -343,7 +358,12 @@ export type MailKind =
   | 'alert_fingerprint_mismatch'
   | 'alert_proof_failed'
   | 'alert_token_reused'
-  | 'alert_session_proof_failed';
+  | 'alert_session_proof_failed'
+  | 'alert_new_sign_in'
+  | 'alert_passkey_added'
+  | 'alert_passkey_removed'
+  | 'alert_mfa_enabled'
+  | 'alert_backup_code_used';
 
 export type MailStatus = 'pending' | 'sent' | 'failed' | 'dropped';
 
@@ -379,6 +399,8 @@ export interface EmailTokensTable {
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
+  /** A report link of a new-sign-in alert (migration 010): the session it ends. */
+  session_id: string | null;
 }
 
 /** A registered WebAuthn credential (passkey or security key; docs/passkeys.md). */

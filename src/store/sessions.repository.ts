@@ -91,6 +91,29 @@ export function createSessionsRepository(db: Kysely<Database>) {
       await trx.insertInto('sessions').values(row).execute();
     },
 
+    /** The account's latest sign-in (index sessions_user_created): when, and from where (impossible travel). */
+    latestSignIn(userId: string): Promise<{ created_at: number; location: string | null } | undefined> {
+      return db
+        .selectFrom('sessions')
+        .select(['created_at', 'location'])
+        .where('user_id', '=', userId)
+        .orderBy('created_at', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+    },
+
+    /** Whether the account has signed in from this fingerprint before (index sessions_user_fingerprint). */
+    async hasSignedInFrom(userId: string, fingerprint: string): Promise<boolean> {
+      const row = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('fingerprint', '=', fingerprint).limit(1).executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** A live session's device (the "This wasn't me" of a sign-in alert ends it too, when it is still trusted). */
+    async deviceOf(trx: Db, userId: string, sessionId: string): Promise<string | null | undefined> {
+      const row = await trx.selectFrom('sessions').select('device_id').where('id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
+      return row?.device_id;
+    },
+
     async insertRefreshToken(trx: Db, row: RefreshTokensTable): Promise<void> {
       await trx.insertInto('refresh_tokens').values(row).execute();
     },

@@ -26,7 +26,7 @@ test('backoff doubles from 30 s up to an hour, with at most 10 % jitter', () => 
 
 test('mail configuration: defaults, and bad values named', () => {
   const config = loadConfig({});
-  assert.equal(config.publicUrl, 'http://127.0.0.1:3000');
+  assert.equal(config.publicUrl, 'http://localhost:3000');
   assert.equal(config.smtpUrl, undefined);
   assert.equal(config.mailFrom, 'Trusted Devices <no-reply@localhost>');
   assert.equal(loadConfig({ PUBLIC_URL: 'https://auth.example.com/' }).publicUrl, 'https://auth.example.com');

@@ -43,6 +43,7 @@ for (const kind of databaseKinds()) {
           device_type: 'desktop',
           user_agent: 'ua',
           ip_address: '127.0.0.1',
+          location: null,
           device_name: 'Chrome on macOS',
           created_at: now,
           expires_at: expiresAt,

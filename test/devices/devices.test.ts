@@ -433,7 +433,7 @@ for (const kind of databaseKinds()) {
       const text = list.res.body;
       for (const secret of [a.deviceToken, b.deviceToken, 'device_token_hash', 'components', 'token_hash']) assert.ok(!text.includes(secret), secret);
       const fields = Object.keys(list.body.data.devices[0]).sort();
-      assert.deepEqual(fields, ['browser', 'created_at', 'device_fingerprint', 'device_name', 'device_type', 'expires_at', 'granted_by', 'granted_by_credential_id', 'id', 'ip_address', 'is_active', 'is_current', 'key_bound', 'last_ip_address', 'last_used_at', 'os', 'trusted_at', 'user_agent']);
+      assert.deepEqual(fields, ['browser', 'created_at', 'device_fingerprint', 'device_name', 'device_type', 'expires_at', 'granted_by', 'granted_by_credential_id', 'id', 'ip_address', 'is_active', 'is_current', 'key_bound', 'last_ip_address', 'last_used_at', 'location', 'os', 'trusted_at', 'user_agent']);
     });
 
     test('events: newest first, cursor pagination with next_before', async () => {
@@ -453,7 +453,7 @@ for (const kind of databaseKinds()) {
       assert.deepEqual(seen, all.map((e) => e.id));
       const times = all.map((e) => new Date(e.created_at).getTime());
       assert.deepEqual([...times].sort((x, y) => y - x), times);
-      assert.deepEqual(Object.keys(all[0]).sort(), ['actor', 'cause', 'created_at', 'device_id', 'device_name', 'id', 'ip_address', 'session_id', 'type', 'user_agent']);
+      assert.deepEqual(Object.keys(all[0]).sort(), ['actor', 'cause', 'created_at', 'device_id', 'device_name', 'id', 'ip_address', 'location', 'reason', 'session_id', 'type', 'user_agent']);
       assert.deepEqual(Object.keys(all[0].actor).sort(), ['ip_address', 'name', 'session_id', 'type', 'user_agent']);
       const bad = await call(t.app, 'GET', '/api/v1/devices/events?limit=0&before=nope', undefined, { token: accessToken });
       assert.equal(bad.res.statusCode, 422);

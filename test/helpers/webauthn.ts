@@ -54,8 +54,8 @@ export class SoftAuthenticator {
   readonly credentials: SoftCredential[] = [];
 
   constructor(
-    readonly origin = 'http://127.0.0.1:3000',
-    readonly rpId = '127.0.0.1',
+    readonly origin = 'http://localhost:3000',
+    readonly rpId = 'localhost',
   ) {}
 
   /** navigator.credentials.create() for `options` (PublicKeyCredentialCreationOptionsJSON), as RegistrationResponseJSON. */

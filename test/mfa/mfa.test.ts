@@ -334,7 +334,8 @@ for (const kind of databaseKinds()) {
         assert.equal(res.headers['cache-control'], 'no-store');
         assert.equal(body.success, true);
         assert.equal(typeof body.message, 'string');
-        assert.deepEqual(Object.keys(body.data).sort(), ['expires_in', 'methods', 'mfa_required', 'temporary_token']);
+        assert.deepEqual(Object.keys(body.data).sort(), ['expires_in', 'methods', 'mfa_reason', 'mfa_required', 'temporary_token']);
+        assert.equal(body.data.mfa_reason, 'new_device');
         assert.equal(body.data.mfa_required, true);
         assert.match(body.data.temporary_token, /^tdm_[A-Za-z0-9_-]{43}$/);
         assert.deepEqual(body.data.methods, ['totp', 'backup_code']);

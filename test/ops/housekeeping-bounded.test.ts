@@ -38,6 +38,7 @@ function device(userId: string, overrides: Partial<TrustedDevicesTable>): Truste
     device_type: 'desktop',
     user_agent: 'ua',
     ip_address: '192.0.2.1',
+    location: null,
     last_ip_address: '192.0.2.1',
     created_at: NOW - 40 * DAY,
     trusted_at: NOW - 40 * DAY,

@@ -54,7 +54,7 @@ for (const kind of databaseKinds()) {
       const { sessions, total_count } = list.body.data;
       assert.equal(total_count, 2);
       assert.deepEqual(Object.keys(sessions[0]).sort(), [
-        'binding', 'bound', 'browser', 'created_at', 'device_id', 'device_name', 'device_trusted', 'device_type', 'expires_at', 'id', 'ip_address', 'is_current', 'last_active_at', 'mfa_method', 'os',
+        'binding', 'bound', 'browser', 'created_at', 'device_id', 'device_name', 'device_trusted', 'device_type', 'expires_at', 'id', 'ip_address', 'is_current', 'last_active_at', 'location', 'mfa_method', 'os',
       ]);
       // Signed in without a session_key: unbound, and the view says so.
       assert.ok(sessions.every((s: any) => s.bound === false && s.binding === null));

@@ -31,6 +31,7 @@ import {
   trustDevice,
 } from '../helpers/app.ts';
 import { type PlanRecorder, recordingSqlite } from '../helpers/query-plans.ts';
+import { drain, testSender } from '../helpers/mail.ts';
 import { makeDeviceKey, proofHeader } from '../helpers/device-keys.ts';
 import { createDevicesRepository } from '../../src/store/devices.repository.ts';
 
@@ -226,6 +227,19 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     const scraped = statements.size;
     assert.equal((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200);
     assert.ok(statements.size >= scraped + 6, 'the backlog of each outbox was read');
+
+    // docs/security-center.md: a new sign-in alert from a public address (travel, first-seen checks), its mail and its report link.
+    const owner = await signupAndLogin(t.app, laptop({ ip: '193.0.6.139' }));
+    t.clock.advance(60_000);
+    await loginStep(t, owner, laptop({ userAgent: FIREFOX_WINDOWS, ip: '193.0.6.140' }));
+    t.clock.advance(61_000);
+    const sent: string[] = [];
+    const mailer = testSender(t, { kind: 'file', send: async (mail) => void sent.push(mail.text), close: () => undefined });
+    await drain(mailer);
+    const alert = sent.find((text) => text.includes('not seen before'));
+    assert.ok(alert, 'a new sign-in alert');
+    const report = await call(t.app, 'POST', '/api/v1/security/report', { token: /token=([A-Za-z0-9_-]+)/.exec(alert)![1] });
+    assert.equal(report.res.statusCode, 200, report.res.body);
     assert.ok(statements.size > 40, `collected ${statements.size} statements`);
 
     const scans = recorder.fullScans();

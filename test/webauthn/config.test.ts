@@ -17,10 +17,10 @@ const problemsOf = (env: Record<string, string>): string[] => {
   return assert.fail('accepted');
 };
 
-test('defaults: PUBLIC_URL http://127.0.0.1:3000, relying party derived from it', () => {
+test('defaults: PUBLIC_URL http://localhost:3000, relying party derived from it', () => {
   const config = loadConfig({});
-  assert.equal(config.publicUrl, 'http://127.0.0.1:3000');
-  assert.deepEqual(config.webauthn, { rpId: '127.0.0.1', rpName: 'Trusted Devices', origins: ['http://127.0.0.1:3000'] });
+  assert.equal(config.publicUrl, 'http://localhost:3000');
+  assert.deepEqual(config.webauthn, { rpId: 'localhost', rpName: 'Trusted Devices', origins: ['http://localhost:3000'] });
 });
 
 test('PUBLIC_URL alone sets the RP ID (host name) and the one origin', () => {

@@ -136,7 +136,7 @@ for (const kind of databaseKinds()) {
       test('registers a credential; MFA is then on with methods ["webauthn"] and login asks for it', async () => {
         const user = await signupAndLogin(t.app);
         const options = await registrationOptions(user);
-        assert.equal(options.rp.id, '127.0.0.1');
+        assert.equal(options.rp.id, 'localhost');
         assert.equal(options.rp.name, 'Trusted Devices');
         assert.equal(options.user.name, user.email);
         assert.equal(Buffer.from(options.user.id, 'base64url').toString(), user.userId, 'the user handle is the user id, not the email');
@@ -275,7 +275,7 @@ for (const kind of databaseKinds()) {
         const login = await loginStep(t, user, laptop());
         assert.deepEqual(login.body.data.methods, ['totp', 'backup_code', 'webauthn']);
         const options = await assertionOptions(token);
-        assert.equal(options.rpId, '127.0.0.1');
+        assert.equal(options.rpId, 'localhost');
         assert.deepEqual(options.allowCredentials.map((c: any) => c.id), [authenticator.credentials[0]!.id]);
         const verified = await verifyWith(token, authenticator.assert(options));
         assert.equal(verified.res.statusCode, 200, verified.res.body);

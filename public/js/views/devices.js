@@ -14,7 +14,7 @@
 import { api, clearSession, isSignedIn } from '../session.js';
 import { $, clearFormError, h, showFormError, srOnly, withBusy } from '../dom.js';
 import { describeError } from '../errors.js';
-import { browserVersion, deviceTypeOf, formatDate, formatDateTime, formatRelative, osVersion, summarizeUserAgent, timeEl } from '../format.js';
+import { browserVersion, deviceTypeOf, formatDate, formatDateTime, formatLocation, formatRelative, osVersion, summarizeUserAgent, timeEl } from '../format.js';
 import { currentRoute, go } from '../router.js';
 import { resetState, state, stillOn } from '../state.js';
 import { announce, confirmDialog, deviceIcon, deviceKind, flash } from '../ui.js';
@@ -67,7 +67,8 @@ async function loadDevices(seq = state.renderSeq) {
   try {
     const data = await api('GET', '/devices');
     if (!stillOn(seq)) return;
-    state.devices = Array.isArray(data?.devices) ? data.devices : [];
+    // This device first, then the most recently used.
+    state.devices = (Array.isArray(data?.devices) ? data.devices : []).sort((a, b) => Number(Boolean(b.is_current)) - Number(Boolean(a.is_current)));
     renderDevices();
     $('#devices-error').replaceChildren();
   } catch (error) {
@@ -112,6 +113,7 @@ function deviceCard(device) {
     { class: 'device-meta' },
     metaRow('Browser and OS', [browserOs, h('span', { class: 'sub', text: TYPE_LABEL[kind] })]),
     metaRow('Last used', device.last_used_at ? timeEl(device.last_used_at, formatRelative(device.last_used_at)) : 'Not used yet'),
+    metaRow('Approximate location', formatLocation(device.location) ?? 'Unknown'),
     metaRow('IP address', h('span', { class: 'mono', text: ip })),
     metaRow('Trusted since', timeEl(device.trusted_at || device.created_at, formatDate(device.trusted_at || device.created_at))),
     metaRow('Expires', [timeEl(device.expires_at, formatDate(device.expires_at)), h('span', { class: 'sub', text: formatRelative(device.expires_at) })]),
@@ -323,12 +325,12 @@ function sessionGroup(sessions) {
         trusted ? h('span', { class: 'badge badge-trusted', text: 'Skips the code' }) : h('span', { class: 'badge badge-plain', text: 'Asks for a code' }),
       ),
     ),
-    h('ul', { class: 'session-list' }, sessions.map(sessionRow)),
+    h('ul', { class: 'session-list' }, [...sessions].sort((a, b) => Number(Boolean(b.is_current)) - Number(Boolean(a.is_current))).map(sessionRow)),
   );
 }
 
 function sessionRow(session) {
-  const where = [[session.browser, session.os].filter(Boolean).join(' on '), session.ip_address].filter(Boolean).join(' · ');
+  const where = [[session.browser, session.os].filter(Boolean).join(' on '), formatLocation(session.location), session.ip_address].filter(Boolean).join(' · ');
   const row = h(
     'li',
     { class: 'session-row' },
@@ -417,6 +419,19 @@ export const EVENT_LABELS = {
   revoked_all: 'All devices revoked',
   evicted: 'Removed to make room for a newer device',
   expired: 'Trust expired',
+  impossible_travel: 'Sign-in from an unusual location (too far from the previous one); a code was required',
+};
+
+/** Why a sign-in asked for the code (the event's reason), appended to "Signed in". */
+const SIGNED_IN_REASON = {
+  new_device: 'with a code (new browser)',
+  trust_expired: 'with a code (trust had expired)',
+  device_revoked: 'with a code (device no longer trusted)',
+  proof_missing: 'with a code (device key missing)',
+  proof_failed: 'with a code (device key check failed)',
+  fingerprint_mismatch: 'with a code (browser didn’t match)',
+  unusual_location: '— unusual location',
+  trust_check_failed: 'with a code',
 };
 
 async function loadEvents(seq, { reset = false } = {}) {
@@ -448,7 +463,8 @@ async function loadEvents(seq, { reset = false } = {}) {
 }
 
 function eventItem(event) {
-  const label = EVENT_LABELS[event.type] ?? String(event.type ?? 'Event').replace(/_/g, ' ');
+  const base = EVENT_LABELS[event.type] ?? String(event.type ?? 'Event').replace(/_/g, ' ');
+  const label = event.type === 'signed_in' && SIGNED_IN_REASON[event.reason] ? `${base} ${SIGNED_IN_REASON[event.reason]}` : base;
   const device = state.devices.find((d) => d.id === event.device_id);
   // What it was about (its name at the time), and who did it when that was someone else.
   const subject = event.device_name || (device ? deviceName(device) : summarizeUserAgent(event.user_agent));
@@ -459,7 +475,7 @@ function eventItem(event) {
     : actorName && actorName !== subject ? `by ${actorName}`
     : null;
   const type = device?.device_type ?? (event.user_agent ? deviceTypeOf(event.user_agent) : null);
-  const meta = [subject, by, event.ip_address].filter(Boolean).join(' · ');
+  const meta = [subject, by, formatLocation(event.location), event.ip_address].filter(Boolean).join(' · ');
   return h(
     'li',
     { class: `event event-${String(event.type).replace(/[^a-z_]/g, '')}`, tabindex: -1 },

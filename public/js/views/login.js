@@ -32,6 +32,8 @@ async function onSubmit(event) {
       const data = await api('POST', '/auth/login', { body: { email, password }, auth: false, headers });
       form.password.value = '';
       afterPasswordStep(data);
+      // The code step proves the device key again (an unusual location asks for a code even on a trusted device).
+      if (state.pendingMfa) state.pendingMfa.email = email;
     } catch (error) {
       showFormError(form, error);
     }
@@ -41,7 +43,7 @@ async function onSubmit(event) {
 /** Continue after a successful /auth/login answer: the code page, or signed in. */
 export function afterPasswordStep(data) {
   if (data?.mfa_required) {
-    state.pendingMfa = { temporary_token: data.temporary_token, methods: data.methods ?? ['totp', 'backup_code'] };
+    state.pendingMfa = { temporary_token: data.temporary_token, methods: data.methods ?? ['totp', 'backup_code'], mfa_reason: data.mfa_reason ?? null };
     state.useBackupCode = false;
     go('mfa');
     return;

@@ -11,6 +11,8 @@ import { go } from '../router.js';
 import { state } from '../state.js';
 import { flash } from '../ui.js';
 import { passkeyMfaEntered } from './passkeys.js';
+import { mfaReasonSentence } from '../format.js';
+import { deviceProof } from '../device-key.js';
 
 export const mfaView = {
   title: 'Two-step verification',
@@ -22,6 +24,10 @@ export const mfaView = {
     form.backup_code.value = '';
     const canBackup = state.pendingMfa?.methods?.includes('backup_code') ?? true;
     $('#mfa-switch').hidden = !canBackup;
+    // Why the code is asked (docs/security-center.md).
+    const reason = mfaReasonSentence(state.pendingMfa?.mfa_reason);
+    $('#mfa-reason').textContent = reason ?? '';
+    $('#mfa-reason').hidden = reason === null;
     setRestart(false);
     setBackupMode(false);
     passkeyMfaEntered(state.pendingMfa); // offers the passkey / security key when this sign-in allows it
@@ -91,7 +97,9 @@ async function onSubmit(event) {
   await withBusy(form.querySelector('[type=submit]'), async () => {
     let data;
     try {
-      data = await api('POST', '/auth/mfa/verify', { body, auth: false });
+      // A key-bound device proves itself here too, so the code counts on it (it stays trusted: docs/security-center.md).
+      const proof = pending.email ? await deviceProof(pending.email, () => api('POST', '/auth/device-challenge', { auth: false })) : undefined;
+      data = await api('POST', '/auth/mfa/verify', { body, auth: false, headers: proof ? { 'x-device-proof': proof } : {} });
     } catch (error) {
       if (mustRestartSignIn(error)) {
         state.pendingMfa = null;

@@ -9,6 +9,8 @@ import { Type } from 'typebox';
 import type { DeviceView, PendingDevice } from '../contracts.ts';
 import type { StoredEvent } from '../../store/history.ts';
 import { IsoTime, iso, ref } from '../../platform/http/envelope.ts';
+import { parseStoredLocation, publicLocation } from '../../platform/geo.ts';
+import { NullableLocation } from './location.ts';
 
 export const EventsQuery = Type.Object(
   {
@@ -39,6 +41,7 @@ export const DeviceSchema = Type.Object({
     description: 'The second factor that granted this trust; null for trust granted before it was recorded.',
   }),
   granted_by_credential_id: Type.Union([Type.String(), Type.Null()], { description: 'The WebAuthn credential that granted it, when granted_by is webauthn.' }),
+  location: NullableLocation,
 }, { $id: 'Device', description: 'A trusted device.' });
 export const Device = ref(DeviceSchema);
 
@@ -62,6 +65,10 @@ export const DeviceEvent = Type.Object({
   ),
   ip_address: Type.Union([Type.String(), Type.Null()], { description: "The actor's IP address" }),
   user_agent: Type.Union([Type.String(), Type.Null()], { description: "The actor's User-Agent" }),
+  location: NullableLocation,
+  reason: Type.Union([Type.String(), Type.Null()], {
+    description: 'mfa_requested: why the second factor was asked (the mfa_reason of the answer); signed_in and impossible_travel: impossible_travel when the sign-in came from farther than IMPOSSIBLE_TRAVEL_KMH allows since the previous one',
+  }),
   created_at: IsoTime,
 }, { $id: 'DeviceEvent', description: 'One entry of the device history.' });
 export const Event = ref(DeviceEvent);
@@ -87,5 +94,7 @@ export const eventJson = (e: StoredEvent) => ({
   actor: { type: e.actor_type ?? 'user', session_id: e.actor_session_id, name: e.actor_name, ip_address: e.ip_address, user_agent: e.user_agent },
   ip_address: e.ip_address,
   user_agent: e.user_agent,
+  location: publicLocation(parseStoredLocation(e.location)),
+  reason: e.reason,
   created_at: iso(e.created_at),
 });

@@ -6,6 +6,7 @@
 import { Type } from 'typebox';
 import type { SessionView } from '../contracts.ts';
 import { iso, ref } from '../../platform/http/envelope.ts';
+import { NullableLocation } from './location.ts';
 
 const IsoTime = Type.String({ format: 'date-time' });
 
@@ -27,6 +28,7 @@ export const SessionSchema = Type.Object({
   binding: Type.Union([Type.Literal('webcrypto'), Type.Literal('dbsc'), Type.Null()], {
     description: "How it is bound: 'webcrypto' (a non-extractable key sent as session_key), 'dbsc' (the browser's Device Bound Session Credentials), or null (unbound: a native client or script)",
   }),
+  location: NullableLocation,
 }, { $id: 'Session', description: 'A place where the account is signed in.' });
 export const Session = ref(SessionSchema);
 

@@ -28,6 +28,7 @@ import { type MailContent, renderMail } from '../../platform/mail/templates.ts';
 import { enqueueMail, type OutboxRow } from '../../store/mail-outbox.repository.ts';
 import { generateToken, hashToken, newId, type TokenKind } from '../../platform/crypto/tokens.ts';
 import type { AccountRepository } from '../../store/account.repository.ts';
+import { describeLocation, GEO_ATTRIBUTION, type GeoLocator, NO_GEO, publicLocation } from '../../platform/geo.ts';
 
 export const VERIFICATION_TTL_MS = DAY;
 export const RESET_TTL_MS = 30 * MINUTE;
@@ -35,39 +36,69 @@ export const REPORT_TTL_MS = 7 * DAY;
 /** Mismatch alerts an attacker holding the password and a copied token could repeat: one per device per hour. */
 const MISMATCH_ALERT_BUCKET_MS = 60 * MINUTE;
 
-/** What an alert says about the device and request it concerns (an Actor of src/events will do). */
+/**
+ * A new-sign-in alert waits this long before it is sent: when the person
+ * trusts the device on the same page meanwhile, the "device trusted" alert
+ * says it all and this one is dropped (docs/security-center.md).
+ */
+export const NEW_SIGN_IN_ALERT_DELAY_MS = MINUTE;
+
+/** What an alert says about the device and request it concerns (an Actor will do: its session is the one "This wasn't me" ends). */
 export type AlertContext =
-  | { ipAddress: string | null; userAgent: string | null; deviceId?: string | null; deviceName?: string | null }
+  | { ipAddress: string | null; userAgent: string | null; deviceId?: string | null; deviceName?: string | null; sessionId?: string | null }
   | { type: 'system' };
 
 const facts = (context: AlertContext) =>
   'ipAddress' in context
-    ? { ipAddress: context.ipAddress, userAgent: context.userAgent, deviceId: context.deviceId ?? null, deviceName: context.deviceName ?? null }
-    : { ipAddress: null, userAgent: null, deviceId: null, deviceName: null };
+    ? { ipAddress: context.ipAddress, userAgent: context.userAgent, deviceId: context.deviceId ?? null, deviceName: context.deviceName ?? null, sessionId: context.sessionId ?? null }
+    : { ipAddress: null, userAgent: null, deviceId: null, deviceName: null, sessionId: null };
+
+/** A sign-in the owner is told about (docs/security-center.md). */
+export interface NewSignInAlert {
+  sessionId: string;
+  ipAddress: string;
+  userAgent: string;
+  deviceName: string;
+  /** The account had not seen this device (no valid device token, unknown fingerprint). */
+  newDevice: boolean;
+  /** Impossible travel: where the previous sign-in was and how far. */
+  travel: { from: string | null; km: number } | null;
+}
 
 type Payload = Record<string, string | number | null>;
 
-export function createAccountMail(options: { db: Kysely<Database>; clock: Clock; log: FastifyBaseLogger }) {
+export function createAccountMail(options: { db: Kysely<Database>; clock: Clock; log: FastifyBaseLogger; geo?: GeoLocator }) {
   const { db, clock, log } = options;
-
-  async function enqueue(kind: MailKind, userId: string | null, recipient: string | null, payload: Payload, dedupeKey?: string): Promise<void> {
+  const geo = options.geo ?? NO_GEO;
+  const whereIs = async (ip: string | null) => {
     try {
-      await enqueueMail(db, { id: newId(), kind, userId, recipient, payload, dedupeKey }, clock.now());
+      return describeLocation(publicLocation(await geo.locate(ip)));
+    } catch {
+      return null;
+    }
+  };
+
+  async function enqueue(kind: MailKind, userId: string | null, recipient: string | null, payload: Payload, dedupeKey?: string, notBefore?: number): Promise<void> {
+    try {
+      await enqueueMail(db, { id: newId(), kind, userId, recipient, payload, ...(dedupeKey !== undefined ? { dedupeKey } : {}), ...(notBefore !== undefined ? { notBefore } : {}) }, clock.now());
     } catch (error) {
       log.warn({ err: { message: error instanceof Error ? error.message : String(error) }, kind }, 'mail not queued');
     }
   }
 
-  const alert = (kind: MailKind, userId: string, source: AlertContext, dedupeKey?: string) => {
+  const alert = async (kind: MailKind, userId: string, source: AlertContext, dedupeKey?: string, extra: Payload = {}) => {
     const context = facts(source);
     const { browser, os } = describeDevice(context.userAgent ?? undefined);
     return enqueue(kind, userId, null, {
       at: clock.now(),
       ip: context.ipAddress,
+      location: await whereIs(context.ipAddress),
       browser,
       os,
       device_id: context.deviceId,
       device_name: context.deviceName,
+      session_id: context.sessionId,
+      ...extra,
     }, dedupeKey);
   };
 
@@ -89,6 +120,36 @@ export function createAccountMail(options: { db: Kysely<Database>; clock: Clock;
     sessionProofFailed: (userId: string, context: AlertContext) => alert('alert_session_proof_failed', userId, context),
     fingerprintMismatch: (userId: string, context: AlertContext) =>
       alert('alert_fingerprint_mismatch', userId, context, `mismatch:${facts(context).deviceId}:${Math.floor(clock.now() / MISMATCH_ALERT_BUCKET_MS)}`),
+    mfaEnabled: (userId: string, context: AlertContext) => alert('alert_mfa_enabled', userId, context),
+    backupCodeUsed: (userId: string, context: AlertContext) => alert('alert_backup_code_used', userId, context),
+    passkeyAdded: (userId: string, context: AlertContext, passkeyName: string) => alert('alert_passkey_added', userId, context, undefined, { passkey_name: passkeyName }),
+    passkeyRemoved: (userId: string, context: AlertContext, passkeyName: string) => alert('alert_passkey_removed', userId, context, undefined, { passkey_name: passkeyName }),
+    /** A sign-in from a device the account had not seen, or from impossibly far: one mail per session. */
+    async newSignIn(userId: string, signIn: NewSignInAlert): Promise<void> {
+      const now = clock.now();
+      const { browser, os } = describeDevice(signIn.userAgent);
+      await enqueue(
+        'alert_new_sign_in',
+        userId,
+        null,
+        {
+          at: now,
+          ip: signIn.ipAddress,
+          location: await whereIs(signIn.ipAddress),
+          browser,
+          os,
+          device_id: null,
+          device_name: signIn.deviceName,
+          session_id: signIn.sessionId,
+          new_device: signIn.newDevice ? 1 : 0,
+          travel_from: signIn.travel?.from ?? null,
+          travel_km: signIn.travel === null ? null : Math.round(signIn.travel.km),
+        },
+        `sign-in:${signIn.sessionId}`,
+        // Impossible travel is told at once; a new device waits a minute (it may be trusted on the same page).
+        signIn.travel === null ? now + NEW_SIGN_IN_ALERT_DELAY_MS : undefined,
+      );
+    },
   };
 }
 
@@ -106,12 +167,23 @@ const str = (value: unknown, fallback = 'unknown'): string => (typeof value === 
 export function createAccountMailComposer(options: { repository: AccountRepository; clock: Clock; publicUrl: string }): Composer {
   const { repository, clock, publicUrl } = options;
 
-  async function mint(row: OutboxRow, userId: string, purpose: EmailTokenPurpose, deviceId: string | null): Promise<string> {
+  async function mint(row: OutboxRow, userId: string, purpose: EmailTokenPurpose, deviceId: string | null, sessionId: string | null = null): Promise<string> {
     const spec = PURPOSE[purpose];
     const token = generateToken(spec.kind);
     const now = clock.now();
     await repository.insertToken(
-      { id: newId(), user_id: userId, purpose, token_hash: hashToken(token), device_id: deviceId, mail_id: row.id, created_at: now, expires_at: now + spec.ttlMs, consumed_at: null },
+      {
+        id: newId(),
+        user_id: userId,
+        purpose,
+        token_hash: hashToken(token),
+        device_id: deviceId,
+        session_id: sessionId,
+        mail_id: row.id,
+        created_at: now,
+        expires_at: now + spec.ttlMs,
+        consumed_at: null,
+      },
       spec.retireOthers,
     );
     return token;
@@ -131,12 +203,24 @@ export function createAccountMailComposer(options: { repository: AccountReposito
     if (typeof payload.device_id === 'string' && payload.device_name == null) {
       payload.device_name = await repository.deviceName(payload.device_id);
     }
+    const sessionId = typeof payload.session_id === 'string' ? payload.session_id : null;
+    const session = sessionId === null ? undefined : await repository.session(sessionId);
+    // The name of the device that acted: its session's (a trusted device's name once it has one).
+    if (payload.device_name == null && session !== undefined) payload.device_name = session.device_name;
+    const location = typeof payload.location === 'string' && payload.location !== '' ? payload.location : null;
     const requestFacts: Array<[string, string]> = [
       ['Browser', `${str(payload.browser)} on ${str(payload.os)}`],
+      ...(location !== null ? [['Approximate location', location] as [string, string]] : []),
       ['IP address', str(payload.ip)],
       ['Time', when(payload.at)],
     ];
     const deviceFacts: Array<[string, string]> = [['Device', str(payload.device_name, 'unnamed device')], ...requestFacts];
+    // The DB-IP lite licence: its attribution wherever a location is shown.
+    const attribution = location !== null ? [`Locations are approximate: ${GEO_ATTRIBUTION.text} (${GEO_ATTRIBUTION.url}).`] : [];
+    // "This wasn't me" on an alert about something a session did: ends that session, and the device trusted from it.
+    const sessionReport = async () =>
+      sessionId !== null ? { action: { label: 'This wasn’t me', url: link('/security/report?token=', await mint(row, user.id, 'report', null, sessionId)) } } : {};
+    const sessionReportNote = '“This wasn’t me” signs that session out, and un-trusts its device if it was trusted (the link works once, for 7 days). Then change your password.';
     const resetHint = `If this wasn't you, reset your password now: ${publicUrl}/#/forgot-password`;
     let content: MailContent;
 
@@ -239,9 +323,42 @@ export function createAccountMailComposer(options: { repository: AccountReposito
         content = { subject: what[0]!, greeting, paragraphs: [what[1]!], facts: requestFacts, footnotes: [resetHint, 'If it was you, there is nothing to do.'] };
         break;
       }
+      case 'alert_new_sign_in': {
+        const travelled = typeof payload.travel_km === 'number';
+        // Trusted on the same page within the minute: the "device trusted" mail said it all.
+        if (!travelled && session?.device_id != null) return null;
+        content = {
+          subject: travelled ? 'Sign-in from an unusual location' : 'New sign-in to your account',
+          greeting,
+          paragraphs: [
+            travelled
+              ? `Your account was signed in to from ${location ?? 'an unknown place'}, ${payload.travel_km} km from your previous sign-in${typeof payload.travel_from === 'string' ? ` (${payload.travel_from})` : ''} — farther than anyone could travel in the time between. We asked for your second factor even on a trusted device.`
+              : 'Your account was just signed in to from a device it had not seen before.',
+          ],
+          facts: deviceFacts,
+          ...(await sessionReport()),
+          footnotes: [sessionReportNote, 'If it was you, there is nothing to do.'],
+        };
+        break;
+      }
+      case 'alert_passkey_added':
+      case 'alert_passkey_removed':
+      case 'alert_mfa_enabled':
+      case 'alert_backup_code_used': {
+        const passkey = str(payload.passkey_name, 'unnamed');
+        const what = {
+          alert_passkey_added: [`A passkey was added: ${passkey}`, `A passkey or security key named “${passkey}” was added to your account. A passkey can sign in without your password.`],
+          alert_passkey_removed: [`A passkey was removed: ${passkey}`, `The passkey or security key named “${passkey}” was removed from your account; devices it made trusted were un-trusted.`],
+          alert_mfa_enabled: ['Two-step verification was turned on', 'Two-step verification was just turned on for your account: signing in now needs a code from your authenticator app (or a passkey) after your password.'],
+          alert_backup_code_used: ['A backup code was used to sign in', 'One of your backup codes was just used to sign in; it cannot be used again.'],
+        }[row.kind];
+        content = { subject: what[0]!, greeting, paragraphs: [what[1]!], facts: deviceFacts, ...(await sessionReport()), footnotes: [sessionReportNote, 'If it was you, there is nothing to do.'] };
+        break;
+      }
       default:
         return null;
     }
+    content.footnotes = [...(content.footnotes ?? []), ...attribution];
     return { to: user.email, ...renderMail(content) };
   };
 }

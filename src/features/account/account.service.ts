@@ -70,7 +70,7 @@ export function createAccountService(options: AccountServiceOptions) {
   async function usableToken(purpose: EmailTokenPurpose, hash: string | null) {
     const row = hash === null ? undefined : await repository.findToken(purpose, hash);
     if (hash === null || row === undefined || row.consumed_at !== null || row.expires_at <= clock.now()) throw await refusal(purpose, hash);
-    return { hash, userId: row.user_id, deviceId: row.device_id };
+    return { hash, userId: row.user_id, deviceId: row.device_id, sessionId: row.session_id };
   }
 
   return {
@@ -132,11 +132,16 @@ export function createAccountService(options: AccountServiceOptions) {
 
     /** "This wasn't me": the `not_me` row of what ends what (docs/sessions.md) for the alert's device. */
     async report(token: string, actor: Actor): Promise<{ deviceId: string | null; deviceRevoked: boolean; sessionsEnded: number }> {
-      const { hash, userId, deviceId } = await usableToken('report', hashIfShaped('report', token));
+      const { hash, userId, deviceId, sessionId } = await usableToken('report', hashIfShaped('report', token));
       const consume = async (trx: Parameters<typeof repository.consumeToken>[0]) => {
         if ((await repository.consumeToken(trx, 'report', hash, clock.now())) === undefined) throw new LostRace();
       };
       try {
+        if (sessionId !== null) {
+          // A sign-in alert's report (docs/security-center.md): that session, and the device trusted from it.
+          const ended = await revocation.run({ kind: 'not_me_session', userId, sessionId, actor }, consume);
+          return { deviceId: ended.devices[0] ?? null, deviceRevoked: ended.devices.length > 0, sessionsEnded: ended.sessions.length };
+        }
         if (deviceId === null) throw new NothingToEnd('device');
         const ended = await revocation.run({ kind: 'not_me', userId, deviceId, actor }, consume);
         return { deviceId, deviceRevoked: true, sessionsEnded: ended.sessions.length };

@@ -101,7 +101,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
     loginOutcomes.set(request, result.kind === 'mfa_required' ? 'mfa_required' : result.mfa_bypassed ? 'bypassed' : 'signed_in');
     if (result.kind === 'mfa_required') {
       return ok(
-        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in },
+        { mfa_required: true as const, temporary_token: result.temporary_token, methods: result.methods, expires_in: result.expires_in, mfa_reason: result.mfa_reason },
         'A second factor is required.',
       );
     }

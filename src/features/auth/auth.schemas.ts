@@ -1,3 +1,4 @@
+import { MFA_REASONS } from '../../domain/contracts.ts';
 import { Type } from 'typebox';
 import { IsoTime, PRINTABLE, ref } from '../../platform/http/envelope.ts';
 import { AUTHENTICATION_EXAMPLE, AuthenticationResponse, PublicKeyOptions } from '../../platform/http/webauthn-json.ts';
@@ -5,7 +6,15 @@ import { AUTHENTICATION_EXAMPLE, AuthenticationResponse, PublicKeyOptions } from
 
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: PRINTABLE, description: 'An email address; trimmed and lower-cased.' });
 /** A new account's address: an email address (`format: email`, checked by the server exactly as written). */
-const NewEmail = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'An email address (format: email); stored lower-cased.' });
+// Signup trims and lower-cases the address (surrounding white space is not a mistake worth a 422), so the
+// schema says exactly that: one @, a dot in the domain, no inner white space, optional white space around it.
+const NewEmail = Type.String({
+  minLength: 3,
+  maxLength: 254,
+  pattern: '^\\s*[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+\\.[^\\s@\\u0000-\\u001f\\u007f]+\\s*$',
+  description: 'An email address: one @, a dot in the domain, no white space inside; trimmed and stored lower-cased.',
+  examples: ['ann@example.com'],
+});
 const Password = Type.String({ minLength: 1, maxLength: 1024 });
 const Token = Type.String({ minLength: 1, maxLength: 512 });
 
@@ -123,6 +132,10 @@ export const MfaChallenge = Type.Object({
   temporary_token: Type.String(),
   methods: Type.Array(Type.String()),
   expires_in: Type.Integer(),
+  mfa_reason: Type.Union(MFA_REASONS.map((r) => Type.Literal(r)), {
+    description:
+      'Why the second factor is asked: new_device (no valid device token: a browser or app this account has not trusted), trust_expired (the device was trusted, and its trust ran out), device_revoked (the device was un-trusted: removed, evicted, or after a security change), proof_missing (a key-bound device sent no proof of its key), proof_failed (its proof was wrong or reused), fingerprint_mismatch (the device token came from another browser or system), unusual_location (farther from the previous sign-in than anyone could travel in the time between: a trusted device does not skip the code), trust_check_failed (the trust check could not complete; the service fails closed). More values may be added: show a generic sentence for an unknown one.',
+  }),
 }, { $id: 'MfaChallenge', description: 'Login needs a second factor: send temporary_token to /auth/mfa/verify.' });
 export const MfaRequiredData = ref(MfaChallenge);
 

@@ -18,10 +18,29 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError, TooManyAttemptsError, UnauthorizedError, ValidationError } from '../../platform/errors.ts';
 import type { Db } from '../../store/schema.ts';
-import type { DeviceTrust, PendingDevice, RecognisedDevice, SecondFactor, SecondFactorGate, SessionAuthentication, SessionBinding, SessionOpener, SessionTokens, StepUpResult, TrustGrantInput, WebauthnFactor } from '../../domain/contracts.ts';
+import type {
+  DeviceTrust,
+  MfaReason,
+  PendingDevice,
+  RecognisedDevice,
+  SecondFactor,
+  SecondFactorGate,
+  SessionAuthentication,
+  SessionBinding,
+  SessionOpener,
+  SessionTokens,
+  SignInHistory,
+  StepUpResult,
+  TrustDecision,
+  TrustGrantInput,
+  WebauthnFactor,
+} from '../../domain/contracts.ts';
 import { parsePublicKey } from '../../platform/crypto/device-keys.ts';
 import { type Amr, amrAfter } from '../../platform/authn-methods.ts';
-import { EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
+import { attemptActor, defaultDeviceName, EMAIL_SHAPE, normaliseEmail, type RequestDevice } from '../../platform/context.ts';
+import { HOUR } from '../../platform/clock.ts';
+import { CITY_ACCURACY_KM, describeLocation, distanceKm, type GeoLocator, NO_GEO, publicLocation, type StoredLocation } from '../../platform/geo.ts';
+import type { History } from '../../store/history.ts';
 import { GATE_COMPONENTS } from '../../platform/crypto/fingerprint.ts';
 import type { Actor } from '../../store/history.ts';
 import type { MfaRepository } from '../../store/mfa.repository.ts';
@@ -49,6 +68,25 @@ export interface AuthServiceOptions {
   accountMail?: {
     verifyEmail(userId: string): Promise<void>;
     passwordChanged(userId: string, actor: Actor): Promise<void>;
+    backupCodeUsed(userId: string, context: { ipAddress: string | null; userAgent: string | null; sessionId: string | null }): Promise<void>;
+    newSignIn(
+      userId: string,
+      signIn: { sessionId: string; ipAddress: string; userAgent: string; deviceName: string; newDevice: boolean; travel: { from: string | null; km: number } | null },
+    ): Promise<void>;
+  };
+  /**
+   * The security center (docs/security-center.md): where sign-ins come from
+   * (offline lookup), earlier sign-ins, and the one event writer for the
+   * `impossible_travel` events. Without them no travel is checked and no
+   * new-sign-in alert is sent.
+   */
+  securityCenter?: {
+    db: Db;
+    history: History;
+    geo: GeoLocator;
+    signIns: SignInHistory;
+    /** IMPOSSIBLE_TRAVEL_KMH; 0 turns the check off. */
+    impossibleTravelKmh: number;
   };
   /** Passkeys and security keys (docs/passkeys.md): a second factor and passwordless sign-in. */
   webauthn?: WebauthnFactor;
@@ -103,7 +141,34 @@ export type LoginResult =
       deviceCookieMaxAge?: number;
     } & SessionTokens &
       Profile)
-  | { kind: 'mfa_required'; temporary_token: string; methods: string[]; expires_in: number };
+  | { kind: 'mfa_required'; temporary_token: string; methods: string[]; expires_in: number; mfa_reason: MfaReason };
+
+/** Why the second factor is asked, from the trust check's answer (docs/security-center.md). */
+export function mfaReasonOf(decision: Exclude<TrustDecision, { trusted: true }> | { trusted: false; reason: 'error' }): MfaReason {
+  switch (decision.reason) {
+    case 'no_token':
+    case 'unknown_token':
+      return 'new_device';
+    case 'expired':
+      return 'trust_expired';
+    case 'inactive':
+    case 'reuse_detected':
+      return 'device_revoked';
+    case 'fingerprint_mismatch':
+      return 'fingerprint_mismatch';
+    case 'proof_failed':
+      return decision.why === 'missing' ? 'proof_missing' : 'proof_failed';
+    case 'error':
+      return 'trust_check_failed';
+  }
+}
+
+/** Impossible travel: the previous sign-in's place and how far it is from this one. */
+export interface Travel {
+  from: StoredLocation;
+  here: StoredLocation;
+  km: number;
+}
 
 
 const invalidCredentials = () => new AppError('INVALID_CREDENTIALS');
@@ -180,6 +245,74 @@ export function createAuthService(options: AuthServiceOptions) {
 
   const noWebauthn = () => new AppError('WEBAUTHN_NOT_REGISTERED', 'Passkeys are not available on this service.');
 
+  const center = options.securityCenter;
+  const geo = center?.geo ?? NO_GEO;
+
+  /**
+   * Impossible travel (docs/security-center.md): this sign-in's place is
+   * farther from the previous sign-in's than IMPOSSIBLE_TRAVEL_KMH allows in
+   * the time between. Skipped (null) when the check is off, when either
+   * place is unknown, private or only a country (no point), and measured
+   * minus both places' accuracy, so two ends of one metropolitan area never
+   * count. A failure to check is logged and counts as no travel: the check
+   * adds a second factor, its absence never removes one.
+   */
+  async function impossibleTravel(userId: string, device: RequestDevice): Promise<Travel | null> {
+    if (center === undefined || center.impossibleTravelKmh <= 0) return null;
+    try {
+      const here = await geo.locate(device.fingerprint.ipAddress);
+      if (here === null || here.latitude === null || here.longitude === null) return null;
+      const previous = await center.signIns.latestSignIn(userId);
+      const from = previous?.location;
+      if (previous === undefined || from == null || from.latitude === null || from.longitude === null) return null;
+      const km = distanceKm({ latitude: from.latitude, longitude: from.longitude }, { latitude: here.latitude, longitude: here.longitude });
+      const margin = (here.accuracy_km ?? CITY_ACCURACY_KM) + (from.accuracy_km ?? CITY_ACCURACY_KM);
+      const hours = Math.max(0, clock.now() - previous.at) / HOUR;
+      return km - margin > center.impossibleTravelKmh * hours ? { from, here, km } : null;
+    } catch (error) {
+      log.warn({ err: error }, 'impossible-travel check failed; not flagged');
+      return null;
+    }
+  }
+
+  /** The `impossible_travel` event: the attempt, where it came from (the event's location), and the flag. */
+  async function recordTravel(userId: string, device: RequestDevice): Promise<void> {
+    if (center === undefined) return;
+    const fp = device.fingerprint;
+    await center.history.append(
+      center.db,
+      [{ userId, type: 'impossible_travel', actor: attemptActor(device), subjectName: defaultDeviceName(fp.browser, fp.os), reason: 'impossible_travel' }],
+      clock.now(),
+    );
+  }
+
+  /** Before the session opens (it records the fingerprint): has the account signed in from this device before? */
+  async function seenBefore(userId: string, device: RequestDevice): Promise<boolean> {
+    if (center === undefined) return true;
+    try {
+      // The account's very first sign-in is no news to its owner.
+      if ((await center.signIns.latestSignIn(userId)) === undefined) return true;
+      return await center.signIns.hasSignedInFrom(userId, device.fingerprint.fingerprint);
+    } catch (error) {
+      log.warn({ err: error }, 'new-device check failed; no alert');
+      return true;
+    }
+  }
+
+  /** The new-sign-in alert (docs/security-center.md): a device the account had not seen, or impossible travel. Never throws. */
+  async function announce(userId: string, device: RequestDevice, sessionId: string, newDevice: boolean, travel: Travel | null): Promise<void> {
+    if (!newDevice && travel === null) return;
+    const fp = device.fingerprint;
+    await options.accountMail?.newSignIn(userId, {
+      sessionId,
+      ipAddress: fp.ipAddress,
+      userAgent: device.userAgent,
+      deviceName: defaultDeviceName(fp.browser, fp.os),
+      newDevice,
+      travel: travel === null ? null : { from: describeLocation(publicLocation(travel.from)), km: travel.km },
+    });
+  }
+
   return {
     async signup(input: { email: string; password: string; display_name?: string }) {
       const email = normaliseEmail(input.email);
@@ -227,19 +360,28 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const passwordOk = user ? await passwords.verify(user.password_hash, input.password, lane) : await passwords.verifyDummy(input.password, lane);
       if (!user || !passwordOk) throw invalidCredentials();
 
+      const travel = await impossibleTravel(user.id, device);
+      if (travel !== null) await recordTravel(user.id, device);
+
       if (!(await mfa.isEnabled(user.id))) {
-        const { tokens } = await sessions.open({ userId: user.id, device, mfaMethod: 'none', amr: ['pwd'], binding });
+        const seen = await seenBefore(user.id, device);
+        const { tokens, sessionId } = await sessions.open({ userId: user.id, device, mfaMethod: 'none', amr: ['pwd'], binding, reason: travel ? 'unusual_location' : null });
+        await announce(user.id, device, sessionId, !seen, travel);
         return { kind: 'session', ...tokens, ...profile(user), mfa_bypassed: false, trusted_device_id: null };
       }
 
-      const { decision: trust, session } = await checkTrust(
-        user.id,
-        device,
-        // The password was performed; the device stood in for the second factor (never counted as one, docs/step-up.md).
-        (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', amr: ['pwd', 'device'], trustedDevice, binding }),
-        recognition?.device,
-      );
-      if (trust.trusted && session) {
+      // Impossible travel: a trusted device does not stand in for the second factor (no trust check, nothing rotated).
+      const { decision: trust, session } =
+        travel !== null
+          ? { decision: undefined, session: undefined }
+          : await checkTrust(
+              user.id,
+              device,
+              // The password was performed; the device stood in for the second factor (never counted as one, docs/step-up.md).
+              (trx, trustedDevice) => sessions.openIn(trx, { userId: user.id, device, mfaMethod: 'trusted_device', amr: ['pwd', 'device'], trustedDevice, binding }),
+              recognition?.device,
+            );
+      if (trust?.trusted && session) {
         const { tokens } = session;
         return {
           kind: 'session',
@@ -252,6 +394,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         };
       }
 
+      const mfaReason: MfaReason = travel !== null || trust === undefined || trust.trusted ? 'unusual_location' : mfaReasonOf(trust);
       const now = clock.now();
       const temporaryToken = generateToken('mfaChallenge');
       await mfaRepository.insertChallenge({
@@ -263,8 +406,9 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
         expires_at: now + challengeTtlMs,
         consumed_at: null,
         failed_attempts: 0,
+        reason: mfaReason,
       });
-      return { kind: 'mfa_required', temporary_token: temporaryToken, methods: await mfa.methods(user.id), expires_in: options.mfaChallengeTtlSeconds };
+      return { kind: 'mfa_required', temporary_token: temporaryToken, methods: await mfa.methods(user.id), expires_in: options.mfaChallengeTtlSeconds, mfa_reason: mfaReason };
     },
 
     /** WebAuthn options for the second step of a login (docs/passkeys.md), bound to its MFA challenge. */
@@ -318,10 +462,15 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The temporary token');
       const trustedDevice = await trustedDeviceAfterMfa(userId, device);
-      const { tokens, extra: pending } = await sessions.open(
-        { userId, device, mfaMethod: grant.factor, amr: amrAfter(['pwd'], performed), trustedDevice, binding },
+      // A new device: no valid device token of the account, and a fingerprint the account never signed in from.
+      const newDevice = trustedDevice === undefined && challenge.reason === 'new_device' && !(await seenBefore(userId, device));
+      const travel = challenge.reason === 'unusual_location' ? await impossibleTravel(userId, device) : null;
+      const { tokens, sessionId, extra: pending } = await sessions.open(
+        { userId, device, mfaMethod: grant.factor, amr: amrAfter(['pwd'], performed), trustedDevice, binding, reason: challenge.reason },
         async (trx, sessionId) => (trustedDevice ? null : deviceTrust.createPendingDevice(trx, userId, device, sessionId, grant)),
       );
+      await announce(userId, device, sessionId, newDevice, travel);
+      if (grant.factor === 'backup_code') await options.accountMail?.backupCodeUsed(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, sessionId });
       return { ...tokens, ...profile(user), trusted_device: pending };
     },
 
@@ -346,16 +495,23 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const amr: Amr[] = [keyAmr, 'mfa'];
       const user = await users.findById(userId);
       if (!user) throw invalidToken('The passkey sign-in attempt');
+      // A passkey with user verification is itself the second factor: impossible travel is recorded and told, not asked again.
+      const travel = await impossibleTravel(userId, device);
+      if (travel !== null) await recordTravel(userId, device);
+      const reason = travel !== null ? 'unusual_location' : null;
+      const seen = await seenBefore(userId, device);
       // On a trusted device the session opens in the trust check's transaction; elsewhere with a pending device, granted by this credential.
       const { decision: trust, session } = await checkTrust(userId, device, (trx, trustedDevice) =>
-        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', amr, trustedDevice, binding }),
+        sessions.openIn(trx, { userId, device, mfaMethod: 'webauthn', amr, trustedDevice, binding, reason }),
       );
       const trustedDevice = trust.trusted && session ? { id: trust.deviceId, name: trust.deviceName } : undefined;
-      const { tokens, extra: pending } = session
-        ? { tokens: session.tokens, extra: null }
-        : await sessions.open({ userId, device, mfaMethod: 'webauthn', amr, binding }, (trx, sessionId) =>
+      const { tokens, sessionId, extra: pending } = session
+        ? { tokens: session.tokens, sessionId: session.sessionId, extra: null }
+        : await sessions.open({ userId, device, mfaMethod: 'webauthn', amr, binding, reason }, (trx, sessionId) =>
             deviceTrust.createPendingDevice(trx, userId, device, sessionId, { factor: 'webauthn', credentialId }),
           );
+      const newDevice = !trust.trusted && (trust.reason === 'no_token' || trust.reason === 'unknown_token') && !seen;
+      await announce(userId, device, sessionId, newDevice, travel);
       return {
         ...tokens,
         ...profile(user),

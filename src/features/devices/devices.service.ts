@@ -54,6 +54,7 @@ import type { DeviceSummary, DevicesRepository, TrustedDevice } from '../../stor
 import { type DeviceFingerprint, similarity } from '../../platform/crypto/fingerprint.ts';
 import type { DeviceAlerts, DeviceTrust, DeviceView, PendingDevice, ProofFailure, RecognisedDevice, TrustDecision } from '../../domain/contracts.ts';
 import { attemptActor, defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
+import { type GeoLocator, NO_GEO, parseStoredLocation, publicLocation, serialiseLocation } from '../../platform/geo.ts';
 
 export interface DevicesServiceOptions {
   /** The one event writer (it also fills the outboxes). */
@@ -68,6 +69,8 @@ export interface DevicesServiceOptions {
   maxTrustedDevices: number;
   /** DEVICE_TOKEN_REUSE_GRACE_SECONDS (docs/trust-model.md). */
   deviceTokenReuseGraceSeconds: number;
+  /** The offline location lookup (src/platform/geo.ts): a device records the location of its last address. */
+  geo?: GeoLocator;
 }
 
 /** What an alert about a device says about the request (the mail feature queues it; it never throws). */
@@ -83,6 +86,8 @@ export const DEVICE_CHALLENGE_TTL_SECONDS = 60;
 
 export function createDevicesService(options: DevicesServiceOptions) {
   const { repository, sessions, revocation, clock, maxTrustedDevices, history } = options;
+  const geo = options.geo ?? NO_GEO;
+  const locationOf = async (ip: string) => serialiseLocation(await geo.locate(ip));
   const trustTtlMs = options.deviceTrustTtlDays * DAY;
   const graceMs = options.deviceTokenReuseGraceSeconds * 1000;
   const activationTtlMs = options.activationTokenTtlSeconds * 1000;
@@ -118,6 +123,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     key_bound: row.public_key_jwk !== null,
     granted_by: row.granted_by,
     granted_by_credential_id: row.granted_by_credential_id,
+    location: publicLocation(parseStoredLocation(row.location)),
   });
 
   const hashOfDeviceToken = (token: string | undefined) => (token !== undefined && looksLike('device', token) ? hashToken(token) : undefined);
@@ -145,6 +151,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
     }
     if (row === undefined || row.user_id !== userId) return { ok: false, decision: { trusted: false, reason: 'unknown_token' } };
     const now = clock.now();
+    // A device whose trust ran out (housekeeping marked it) says so: the sign-in tells the person "trust expired".
+    if (row.status === 'expired') return { ok: false, decision: { trusted: false, reason: 'expired' } };
     if (row.status !== 'active') return { ok: false, decision: { trusted: false, reason: 'inactive' } };
     if (row.expires_at <= now) return { ok: false, decision: { trusted: false, reason: 'expired' } };
     // Before the fingerprint: a copy is a copy whichever browser presents it.
@@ -231,12 +239,14 @@ export function createDevicesService(options: DevicesServiceOptions) {
       await options.alerts?.fingerprintMismatch(userId, { ipAddress: device.fingerprint.ipAddress, userAgent: device.userAgent, deviceId: row.id });
       return { decision: { trusted: false, reason: 'fingerprint_mismatch', deviceId: row.id, deviceName: row.device_name, differing: match.differing } };
     }
+    // Looked up before the transaction: a first lookup may read the database file.
+    const location = await locationOf(device.fingerprint.ipAddress);
     const outcome = await repository.transaction(async (trx) => {
       await lockUser(trx, userId);
       const newToken = generateToken('device');
       const rotated = await repository.rotateToken(
         trx,
-        { userId, deviceId: row.id, presentedHash: row.device_token_hash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
+        { userId, deviceId: row.id, presentedHash: row.device_token_hash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, location, now },
         event(userId, 'trust_used', row, actor),
       );
       if (!rotated) return undefined;
@@ -331,6 +341,8 @@ export function createDevicesService(options: DevicesServiceOptions) {
       }
       const used = event(userId, 'trust_used', row, actor);
       const trusted = { id: row.id, name: row.device_name };
+      // Looked up before the transaction: the first lookup of an address family reads the database file.
+      const location = await locationOf(device.fingerprint.ipAddress);
       const outcome = await repository.transaction(async (trx) => {
         // The user's row first, as every revocation does: the two run one after the other.
         await lockUser(trx, userId);
@@ -338,7 +350,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
           const newToken = generateToken('device');
           const rotated = await repository.rotateToken(
             trx,
-            { userId, deviceId: row.id, presentedHash: tokenHash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, now },
+            { userId, deviceId: row.id, presentedHash: tokenHash, newHash: hashToken(newToken), ipAddress: device.fingerprint.ipAddress, location, now },
             used,
           );
           if (rotated) return { decision: trustedDecision(row, newToken), session: await openSession(trx, trusted) };
@@ -357,7 +369,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return (
         (await repository.transaction(async (trx) => {
           await lockUser(trx, userId);
-          if (!(await repository.touch(trx, userId, row.id, now, device.fingerprint.ipAddress))) return undefined;
+          if (!(await repository.touch(trx, userId, row.id, now, device.fingerprint.ipAddress, location))) return undefined;
           await history.append(trx, [used], now);
           return { decision: trustedDecision(row), session: await openSession(trx, trusted) };
         })) ?? { decision: { trusted: false, reason: 'inactive' } }
@@ -368,6 +380,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const now = clock.now();
       const token = generateToken('activation');
       const fp = device.fingerprint;
+      const location = await locationOf(fp.ipAddress);
       const row = {
         id: newId(),
         user_id: userId,
@@ -388,6 +401,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
         revoked_at: null,
         granted_by: grant.factor,
         granted_by_credential_id: grant.factor === 'webauthn' ? grant.credentialId : null,
+        location,
       };
       await repository.insertActivation(trx, row, event(userId, 'activation_created', row, { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: device.userAgent }));
       return {
@@ -403,6 +417,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
     async reanchor(userId, known, request) {
       const now = clock.now();
       const fp = request.fingerprint;
+      const location = await locationOf(fp.ipAddress);
       return repository.transaction(async (trx) => {
         const updated = await repository.reanchor(trx, userId, known.id, now, {
           fingerprint: fp.fingerprint,
@@ -412,6 +427,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
           device_type: fp.deviceType,
           user_agent: request.userAgent.slice(0, MAX_USER_AGENT_STORED),
           last_ip_address: fp.ipAddress,
+          location,
         });
         if (updated) await history.append(trx, [event(userId, 'fingerprint_updated', known, attemptActor(request))], now);
         return updated;
@@ -431,6 +447,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       const tokenHash = hashToken(deviceToken);
       const now = clock.now();
       const fp = device.fingerprint;
+      const location = await locationOf(fp.ipAddress);
       const summary = await repository.transaction(async (trx) => {
         // The user's row first (the lock order of every security change, src/store/locks.ts).
         await lockUser(trx, userId);
@@ -444,6 +461,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
           status: 'active' as const,
           device_token_hash: tokenHash,
           last_ip_address: fp.ipAddress,
+          location,
           trusted_at: now,
           last_used_at: now,
           expires_at: now + trustTtlMs,

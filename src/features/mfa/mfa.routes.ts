@@ -29,6 +29,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<HttpTools & { mfa: MfaService;
     const { backupCodes, sessionsEnded } = await mfa.confirmSetup(request.auth.userId, request.body.code, requestActor(request));
     // The code just checked is a second factor performed in this session (docs/step-up.md): the session is multi-factor from now on.
     await sessionAuthentication.stepUp({ ...request.auth, earlier: request.auth.amr, performed: 'otp', actor: requestActor(request), event: false });
+    await alerts.mfaEnabled(request.auth.userId, requestActor(request));
     return ok(
       { mfa_enabled: true as const, backup_codes: backupCodes, sessions_ended: sessionsEnded },
       'Two-factor authentication is on. Your other sessions were signed out. Keep the backup codes somewhere safe.',

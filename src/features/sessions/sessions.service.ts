@@ -52,6 +52,7 @@ import type { AccessTokens } from '../../platform/crypto/access-tokens.ts';
 import { generateToken, hashToken, isId, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import { createActivityRecorder } from './activity.ts';
 import type { SessionListRow, SessionsRepository } from '../../store/sessions.repository.ts';
+import { type GeoLocator, NO_GEO, parseStoredLocation, publicLocation, serialiseLocation } from '../../platform/geo.ts';
 
 export interface SessionsServiceOptions {
   /** The one event writer (it also fills the outboxes). */
@@ -70,6 +71,8 @@ export interface SessionsServiceOptions {
   challenges: ProofChallenges;
   alerts?: SessionAlerts;
   log: FastifyBaseLogger;
+  /** The offline location lookup (src/platform/geo.ts): a session records where it was opened from. */
+  geo?: GeoLocator;
 }
 
 /** Why a session is no longer usable, in the words a client shows (docs/sessions.md, "Signed-out reasons"). */
@@ -117,6 +120,7 @@ export const ACTIVITY_RESOLUTION_MS = MINUTE;
 
 export function createSessionsService(options: SessionsServiceOptions) {
   const { db, repository, revocation, accessTokens, clock, log, history } = options;
+  const geo = options.geo ?? NO_GEO;
   const refreshTtlMs = options.refreshTokenTtlSeconds * 1000;
   const maxAgeMs = options.sessionMaxAgeDays * DAY;
   const idleMs = options.sessionIdleDays * DAY;
@@ -220,6 +224,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
       device_trusted: trusted,
       bound: row.binding_kind !== null,
       binding: row.binding_kind,
+      location: publicLocation(parseStoredLocation(row.location)),
     };
   };
 
@@ -230,6 +235,7 @@ export function createSessionsService(options: SessionsServiceOptions) {
     const sessionId = newId();
     const expiresAt = now + maxAgeMs;
     const deviceName = input.trustedDevice?.name ?? defaultDeviceName(fp.browser, fp.os);
+    const location = serialiseLocation(await geo.locate(fp.ipAddress));
     await repository.insert(trx, {
       id: sessionId,
       user_id: input.userId,
@@ -255,10 +261,16 @@ export function createSessionsService(options: SessionsServiceOptions) {
       dbsc_cookie_expires_at: null,
       auth_time: now,
       amr: formatAmr(input.amr),
+      location,
+      fingerprint: fp.fingerprint,
     });
     const tokens = await issueTokens(trx, input.userId, sessionId, expiresAt, now, { authTime: now, amr: input.amr }, input.binding !== undefined);
     const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
-    await history.append(trx, [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName }], now);
+    await history.append(
+      trx,
+      [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName, reason: input.reason ?? null }],
+      now,
+    );
     return { sessionId, tokens };
   }
 
@@ -307,6 +319,15 @@ export function createSessionsService(options: SessionsServiceOptions) {
     },
 
     openIn,
+
+    /** The account's latest sign-in: when, and where from (impossible travel, docs/security-center.md). */
+    async latestSignIn(userId: string) {
+      const row = await repository.latestSignIn(userId);
+      return row === undefined ? undefined : { at: row.created_at, location: parseStoredLocation(row.location) };
+    },
+
+    /** Whether the account has signed in from this device (its stable fingerprint) before. */
+    hasSignedInFrom: (userId: string, fingerprint: string) => repository.hasSignedInFrom(userId, fingerprint),
 
     /**
      * The bearer check's second half: the token's session is live and the

@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerSecurity } from '../../platform/http/authenticate.ts';
-import type { AccountLookup } from '../../domain/contracts.ts';
+import type { AccountLookup, PasskeyAlerts } from '../../domain/contracts.ts';
 import type { HttpTools } from '../../platform/http/context.ts';
 import { iso, ok, success, withErrors } from '../../platform/http/envelope.ts';
 import { RATE_LIMITS, rateLimitConfig } from '../../platform/http/rate-limits.ts';
@@ -19,12 +19,13 @@ const tags = ['webauthn'];
 export interface WebauthnRouteContext extends HttpTools {
   webauthn: WebauthnService;
   accounts: AccountLookup;
+  alerts?: PasskeyAlerts;
 }
 
 const credentialJson = (c: CredentialView) => ({ ...c, created_at: iso(c.created_at), last_used_at: c.last_used_at === null ? null : iso(c.last_used_at) });
 
 export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = async (app, ctx) => {
-  const { accounts, webauthn, authenticate } = ctx;
+  const { accounts, webauthn, authenticate, alerts } = ctx;
   const security = bearerSecurity;
   const signedIn = { onRequest: authenticate, config: rateLimitConfig(RATE_LIMITS.webauthn) };
 
@@ -42,6 +43,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
     schema: { operationId: 'webauthnRegisterVerify', tags, security, summary: 'Register the credential the browser created', body: S.RegisterVerifyBody, response: withErrors({ 200: success(S.CredentialData) }, ['WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_CREDENTIAL_EXISTS', 'WEBAUTHN_CREDENTIAL_LIMIT']) },
   }, async (request) => {
     const credential = await webauthn.verifyRegistration(request.auth.userId, request.body.response as never, request.body.name, requestActor(request));
+    await alerts?.passkeyAdded(request.auth.userId, requestActor(request), credential.name);
     return ok({ credential: credentialJson(credential) }, 'Passkey or security key registered.');
   });
 
@@ -72,7 +74,10 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
       response: withErrors({ 200: success(S.RemovedData) }, ['WEBAUTHN_CREDENTIAL_NOT_FOUND']),
     },
   }, async (request) => {
+    // Its name, for the mail (read before it is gone).
+    const name = (await webauthn.list(request.auth.userId)).find((c) => c.id === request.params.credential_id)?.name;
     const result = await webauthn.remove(request.auth.userId, request.params.credential_id, requestActor(request));
+    if (name !== undefined) await alerts?.passkeyRemoved(request.auth.userId, requestActor(request), name);
     return ok(
       { removed: true as const, devices_revoked: result.devicesRevoked, sessions_ended: result.sessionsEnded, mfa_enabled: result.mfaEnabled },
       result.mfaEnabled ? 'Removed. Devices trusted with it were revoked.' : 'Removed. That was your last second factor: two-factor authentication is off, trusted devices were revoked and your other sessions were signed out.',

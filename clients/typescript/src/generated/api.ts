@@ -1070,6 +1070,7 @@ export interface components {
             granted_by: "totp" | "backup_code" | "webauthn" | null;
             /** @description The WebAuthn credential that granted it, when granted_by is webauthn. */
             granted_by_credential_id: string | null;
+            location: components["schemas"]["Location"] | null;
         };
         /** @description One entry of the device history. */
         DeviceEvent: {
@@ -1096,6 +1097,9 @@ export interface components {
             ip_address: string | null;
             /** @description The actor's User-Agent */
             user_agent: string | null;
+            location: components["schemas"]["Location"] | null;
+            /** @description mfa_requested: why the second factor was asked (the mfa_reason of the answer); signed_in and impossible_travel: impossible_travel when the sign-in came from farther than IMPOSSIBLE_TRAVEL_KMH allows since the previous one */
+            reason: string | null;
             /**
              * Format: date-time
              * @example 2026-01-01T12:00:00.000Z
@@ -1144,6 +1148,8 @@ export interface components {
             temporary_token: string;
             methods: string[];
             expires_in: number;
+            /** @description Why the second factor is asked: new_device (no valid device token: a browser or app this account has not trusted), trust_expired (the device was trusted, and its trust ran out), device_revoked (the device was un-trusted: removed, evicted, or after a security change), proof_missing (a key-bound device sent no proof of its key), proof_failed (its proof was wrong or reused), fingerprint_mismatch (the device token came from another browser or system), unusual_location (farther from the previous sign-in than anyone could travel in the time between: a trusted device does not skip the code), trust_check_failed (the trust check could not complete; the service fails closed). More values may be added: show a generic sentence for an unknown one. */
+            mfa_reason: "new_device" | "trust_expired" | "device_revoked" | "proof_missing" | "proof_failed" | "fingerprint_mismatch" | "unusual_location" | "trust_check_failed";
         };
         /** @description A new access token and refresh token. */
         TokenPair: {
@@ -1224,6 +1230,17 @@ export interface components {
             bound: boolean;
             /** @description How it is bound: 'webcrypto' (a non-extractable key sent as session_key), 'dbsc' (the browser's Device Bound Session Credentials), or null (unbound: a native client or script) */
             binding: "webcrypto" | "dbsc" | null;
+            location: components["schemas"]["Location"] | null;
+        };
+        /** @description Approximate location of an IP address, looked up offline when it was recorded; null for private, reserved or unknown addresses. IP Geolocation by DB-IP (https://db-ip.com): show this attribution wherever a location is shown. */
+        Location: {
+            city: string | null;
+            /** @description State, province or region */
+            region: string | null;
+            /** @description Country name in English */
+            country: string | null;
+            /** @description ISO 3166-1 alpha-2 */
+            country_code: string | null;
         };
         /** @description A public signing key (RFC 7517). */
         Jwk: {
