@@ -1312,8 +1312,8 @@ export interface operations {
                  */
                 "application/json": {
                     /**
-                     * Format: email
-                     * @description An email address (format: email); stored lower-cased.
+                     * @description An email address: one @, a dot in the domain, no white space inside; trimmed and stored lower-cased.
+                     * @example ann@example.com
                      */
                     email: string;
                     /** @description 8–128 characters with an upper-case letter, a lower-case letter and a digit. */
@@ -1558,15 +1558,15 @@ export interface operations {
                     /** @description An email address; trimmed and lower-cased. */
                     email: string;
                     password: string;
-                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md). Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     session_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -1645,7 +1645,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1654,7 +1654,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
                         };
                     };
                 };
@@ -1846,15 +1846,15 @@ export interface operations {
                     } & {
                         [key: string]: unknown;
                     };
-                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md). Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     session_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -1946,7 +1946,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1955,7 +1955,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
                         };
                     };
                 };
@@ -2585,6 +2585,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description Exactly one factor: a TOTP code, a backup code or a WebAuthn answer; the password only on an account without a second factor. */
         requestBody: {
             content: {
                 /**
@@ -2621,7 +2622,7 @@ export interface operations {
                     };
                     /** @description Only for an account without a second factor. */
                     password?: string;
-                };
+                } & (unknown | unknown | unknown | unknown);
             };
         };
         responses: {
@@ -2639,7 +2640,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `STEP_UP_METHOD_NOT_AVAILABLE`: This account cannot confirm it is you this way: use its second factor, or the password on an account without one. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2648,12 +2649,12 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "STEP_UP_METHOD_NOT_AVAILABLE" | "WEBAUTHN_VERIFICATION_FAILED";
                         };
                     };
                 };
             };
-            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            /** @description `INVALID_CREDENTIALS`: The email or password is not correct. `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2662,7 +2663,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "UNAUTHORIZED";
+                            code: "INVALID_CREDENTIALS" | "UNAUTHORIZED";
                         };
                     };
                 };
@@ -2705,6 +2706,20 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOO_MANY_ATTEMPTS";
                         };
                     };
                 };
@@ -2783,6 +2798,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description `WEBAUTHN_NOT_REGISTERED`: No passkey or security key is registered for this account. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "WEBAUTHN_NOT_REGISTERED";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -2797,7 +2826,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2806,7 +2835,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "RATE_LIMITED";
+                            code: "RATE_LIMITED" | "TOO_MANY_ATTEMPTS";
                         };
                     };
                 };
@@ -3224,15 +3253,15 @@ export interface operations {
                     } & {
                         [key: string]: unknown;
                     };
-                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md). Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     session_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -3331,7 +3360,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3340,7 +3369,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
                         };
                     };
                 };
@@ -5666,6 +5695,76 @@ export interface operations {
                     };
                 };
             };
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_SESSION_RESPONSE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_CHALLENGE_REQUIRED`: Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_CHALLENGE_REQUIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_NOT_FOUND`: No such session. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
             /** @description `RATE_LIMITED`: Too many requests. Try again later. */
             429: {
                 headers: {
@@ -5779,6 +5878,76 @@ export interface operations {
                             name: string;
                             attributes: string;
                         }[];
+                    };
+                };
+            };
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_SESSION_RESPONSE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_CHALLENGE_REQUIRED`: Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_CHALLENGE_REQUIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_NOT_FOUND`: No such session. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
                     };
                 };
             };
@@ -9108,6 +9277,20 @@ export interface operations {
                     "application/json": components["schemas"]["SsfTransmitterMetadata"];
                 };
             };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
             /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
             500: {
                 headers: {
@@ -9173,6 +9356,20 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"] | components["schemas"]["SsfStreamConfig"][];
                 };
             };
+            /** @description `BAD_REQUEST`: The request could not be processed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -9183,6 +9380,34 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
                         };
                     };
                 };
@@ -9268,6 +9493,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "description": "Example relying service"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The stream_id the transmitter gave. */
                     stream_id: string;
@@ -9298,7 +9529,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9307,7 +9538,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -9322,6 +9553,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9435,6 +9708,14 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "delivery": {
+                 *         "method": "urn:ietf:rfc:8936"
+                 *       },
+                 *       "description": "Example relying service"
+                 *     }
+                 */
                 "application/json": {
                     delivery?: {
                         /** @description Push (RFC 8935) or poll (RFC 8936). */
@@ -9459,7 +9740,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9468,7 +9749,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -9483,6 +9764,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9606,6 +9929,20 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `BAD_REQUEST`: The request could not be processed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -9616,6 +9953,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9701,6 +10080,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "description": "Example relying service"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The stream_id the transmitter gave. */
                     stream_id: string;
@@ -9731,7 +10116,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9740,7 +10125,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -9755,6 +10140,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9880,6 +10307,20 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamStatus"];
                 };
             };
+            /** @description `BAD_REQUEST`: The request could not be processed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -9890,6 +10331,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9975,6 +10458,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "state": "check-1"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The stream_id the transmitter gave. */
                     stream_id: string;
@@ -9990,7 +10479,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9999,7 +10488,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -10014,6 +10503,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -10130,6 +10661,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "maxEvents": 10,
+                 *       "returnImmediately": true
+                 *     }
+                 */
                 "application/json": {
                     /** @description At most this many SETs (default 20; 0: acknowledge only). */
                     maxEvents?: number;
@@ -10155,7 +10692,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfPollResponse"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10164,7 +10701,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -10179,6 +10716,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
