@@ -322,10 +322,12 @@ for (const kind of databaseKinds()) {
           assert.equal(res.res.statusCode, 422, res.res.body);
         }
         const byPassword = await stepUp(user.accessToken, { password: user.password });
-        assert.equal(byPassword.res.statusCode, 422, 'the password does not step up an account that has a second factor');
+        assert.equal(byPassword.res.statusCode, 400, 'the password does not step up an account that has a second factor');
+        assert.equal(byPassword.body.error.code, 'STEP_UP_METHOD_NOT_AVAILABLE');
         const plain = await signupAndLogin(t.app);
         const byCode = await stepUp(plain.accessToken, { code: '123456' });
-        assert.equal(byCode.res.statusCode, 422, byCode.res.body);
+        assert.equal(byCode.res.statusCode, 400, byCode.res.body);
+        assert.equal(byCode.body.error.code, 'STEP_UP_METHOD_NOT_AVAILABLE');
         assert.equal((await call(t.app, 'POST', `${API}/auth/step-up`, { code: '123456' })).res.statusCode, 401, 'a session is needed');
       });
 

@@ -38,6 +38,8 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'retired_device_tokens',
   'admin_keys',
   'webhook_outbox',
+  'ssf_outbox',
+  'ssf_streams',
   'webauthn_credentials',
   'webauthn_challenges',
 ];

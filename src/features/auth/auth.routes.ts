@@ -77,7 +77,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       tags,
       summary: 'Log in; bypasses MFA on a trusted device, otherwise returns an MFA challenge',
       body: S.LoginBody,
-      response: withErrors({ 200: success(S.LoginResponse) }, ['INVALID_CREDENTIALS', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT', 'SERVER_BUSY']),
+      response: withErrors({ 200: success(S.LoginResponse) }, ['INVALID_CREDENTIALS', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT', 'SERVER_BUSY', 'INVALID_PUBLIC_KEY']),
     },
     config: rateLimitConfig(RATE_LIMITS.login),
     // After the answer, whatever answered it (the rate limit's 429 comes before the handler).
@@ -133,7 +133,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       tags,
       summary: 'Verify the second factor of a login; returns tokens and a pending device to activate or skip',
       body: S.MfaVerifyBody,
-      response: withErrors({ 200: success(S.MfaVerifyData) }, ['INVALID_TOKEN', 'INVALID_MFA_CODE', 'WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_NOT_REGISTERED', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT']),
+      response: withErrors({ 200: success(S.MfaVerifyData) }, ['INVALID_TOKEN', 'INVALID_MFA_CODE', 'WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_NOT_REGISTERED', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT', 'INVALID_PUBLIC_KEY']),
     },
   }, async (request, reply) => {
     const { temporary_token, code, backup_code, webauthn, session_key } = request.body;
@@ -224,7 +224,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
         'Answers a 401 STEP_UP_REQUIRED (docs/step-up.md). Send exactly one of code, backup_code, webauthn (from /auth/step-up/webauthn/options) or password. ' +
         'Attempts count toward the second-factor limit of sign-in (10 wrong in 15 minutes lock it for 15 minutes). The refresh token is unchanged; refreshing keeps the new auth_time and amr.',
       body: S.StepUpBody,
-      response: withErrors({ 200: success(S.StepUpData) }),
+      response: withErrors({ 200: success(S.StepUpData) }, ['INVALID_MFA_CODE', 'STEP_UP_METHOD_NOT_AVAILABLE', 'TOO_MANY_ATTEMPTS', 'WEBAUTHN_VERIFICATION_FAILED', 'INVALID_CREDENTIALS']),
     },
   }, async (request) => {
     const { code, backup_code, webauthn, password } = request.body;
@@ -245,7 +245,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       tags: ['auth', 'webauthn'],
       security: bearerSecurity,
       summary: 'Assertion options for a step-up with a passkey or security key (bound to this session, 5 minutes, once)',
-      response: withErrors({ 200: success(S.WebauthnOptionsData) }),
+      response: withErrors({ 200: success(S.WebauthnOptionsData) }, ['WEBAUTHN_NOT_REGISTERED', 'TOO_MANY_ATTEMPTS']),
     },
   }, async (request) => {
     const options = await auth.stepUpWebauthnOptions(request.auth);
@@ -280,7 +280,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       security: [],
       summary: 'Finish a passwordless sign-in (user verification required); a pending device to activate unless this device is trusted',
       body: S.PasskeyVerifyBody,
-      response: withErrors({ 200: success(S.PasskeySignInData) }, ['INVALID_TOKEN', 'WEBAUTHN_VERIFICATION_FAILED', 'INVALID_FINGERPRINT']),
+      response: withErrors({ 200: success(S.PasskeySignInData) }, ['INVALID_TOKEN', 'WEBAUTHN_VERIFICATION_FAILED', 'INVALID_FINGERPRINT', 'INVALID_PUBLIC_KEY']),
     },
   }, async (request, reply) => {
     const { deviceCookieMaxAge, ...result } = deliverRefreshToken(request, reply, await auth.passkeySignIn(request.body.attempt_token, request.body.response as never, requestDevice(request), request.body.session_key));

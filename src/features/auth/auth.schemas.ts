@@ -1,5 +1,6 @@
 import { MFA_REASONS } from '../../domain/contracts.ts';
 import { Type } from 'typebox';
+import { p256PublicJwk } from '../../platform/http/jwk.ts';
 import { IsoTime, PRINTABLE, ref } from '../../platform/http/envelope.ts';
 import { AUTHENTICATION_EXAMPLE, AuthenticationResponse, PublicKeyOptions } from '../../platform/http/webauthn-json.ts';
 
@@ -29,18 +30,9 @@ export const SignupBody = Type.Object(
 
 /** docs/sessions.md, "Bound sessions": checked strictly by src/platform/crypto/device-keys.ts (422 INVALID_PUBLIC_KEY). */
 const SessionKey = Type.Optional(
-  Type.Object(
-    {
-      kty: Type.String({ description: '"EC"' }),
-      crv: Type.String({ description: '"P-256"' }),
-      x: Type.String({ description: '32 bytes, base64url' }),
-      y: Type.String({ description: '32 bytes, base64url' }),
-    },
-    {
-      additionalProperties: true,
-      description:
-        'Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS.',
-    },
+  p256PublicJwk(
+    'Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). ' +
+      'Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md).',
   ),
 );
 
@@ -203,7 +195,12 @@ export const StepUpBody = Type.Object(
     webauthn: Type.Optional(AuthenticationResponse),
     password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Only for an account without a second factor.' })),
   },
-  { additionalProperties: false, examples: [{ code: '123456' }] },
+  {
+    additionalProperties: false,
+    description: 'Exactly one factor: a TOTP code, a backup code or a WebAuthn answer; the password only on an account without a second factor.',
+    oneOf: [{ required: ['code'] }, { required: ['backup_code'] }, { required: ['webauthn'] }, { required: ['password'] }],
+    examples: [{ code: '123456' }],
+  },
 );
 
 export const StepUpResult = Type.Object(

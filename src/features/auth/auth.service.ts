@@ -543,10 +543,10 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const { userId, sessionId } = caller;
       const methods = await mfa.methods(userId);
       if ('password' in factor && methods.length > 0) {
-        throw new ValidationError([{ field: 'password', message: `this account has a second factor: step up with it (${methods.join(', ')})` }]);
+        throw new AppError('STEP_UP_METHOD_NOT_AVAILABLE', `This account has a second factor: confirm it is you with it (${methods.join(', ')}).`, { details: { methods } });
       }
       if (!('password' in factor) && methods.length === 0) {
-        throw new ValidationError([{ field: 'password', message: 'this account has no second factor: step up with the password' }]);
+        throw new AppError('STEP_UP_METHOD_NOT_AVAILABLE', 'This account has no second factor: confirm it is you with the password.', { details: { methods: ['password'] } });
       }
       const { lockedUntil } = await mfa.beginAttempt(userId);
       let performed: Amr | null = null;

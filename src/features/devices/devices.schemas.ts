@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { p256PublicJwk } from '../../platform/http/jwk.ts';
 import { NAME } from '../../platform/http/envelope.ts';
 import { Device, EventsData, EventsQuery } from '../../domain/views/device.ts';
 
@@ -16,20 +17,7 @@ const ActivationToken = Type.String({ minLength: 1, maxLength: 1024 });
  * refuse a private key (`d`) instead of silently storing its public half;
  * src/platform/crypto/device-keys.ts checks the shape strictly.
  */
-export const PublicKeyJwk = Type.Object(
-  {
-    kty: Type.Unsafe<'EC'>({ type: 'string', enum: ['EC'] }),
-    crv: Type.Unsafe<'P-256'>({ type: 'string', enum: ['P-256'] }),
-    x: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: '32 bytes, base64url without padding' }),
-    y: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: '32 bytes, base64url without padding' }),
-  },
-  {
-    additionalProperties: true,
-    description:
-      'The public half of the device key: an EC P-256 JWK for ES256. Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; ' +
-      'the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY.',
-  },
-);
+export const PublicKeyJwk = p256PublicJwk('The public half of the device key: an EC P-256 JWK for ES256.');
 
 export const ActivateBody = Type.Object(
   {

@@ -71,7 +71,7 @@ export const dbscRoutes: FastifyPluginAsyncTypebox<HttpTools & { sessions: Sessi
       tags,
       summary: 'DBSC registration: bind this session (its td_refresh cookie) to the browser key of the Secure-Session-Response JWT',
       headers: DbscHeaders,
-      response: withErrors({ 200: DbscResponse }),
+      response: withErrors({ 200: DbscResponse }, ['INVALID_SESSION_RESPONSE', 'SESSION_CHALLENGE_REQUIRED', 'INVALID_TOKEN', 'SESSION_NOT_FOUND', 'VALIDATION_ERROR']),
     },
     config: rateLimitConfig(RATE_LIMITS.deviceChallenge),
   }, async (request, reply) => {
@@ -89,7 +89,7 @@ export const dbscRoutes: FastifyPluginAsyncTypebox<HttpTools & { sessions: Sessi
       tags,
       summary: 'DBSC refresh: a new short-lived bound cookie for a proof of the session key (403 + Secure-Session-Challenge asks for one)',
       headers: DbscHeaders,
-      response: withErrors({ 200: DbscResponse }),
+      response: withErrors({ 200: DbscResponse }, ['INVALID_SESSION_RESPONSE', 'SESSION_CHALLENGE_REQUIRED', 'INVALID_TOKEN', 'SESSION_NOT_FOUND', 'VALIDATION_ERROR']),
     },
     config: rateLimitConfig(RATE_LIMITS.deviceChallenge),
   }, async (request, reply) => {

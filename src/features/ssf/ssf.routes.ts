@@ -38,7 +38,7 @@ export const ssfRoutes: FastifyPluginAsyncTypebox<SsfRouteContext> = async (app,
   const limit = rateLimitConfig(RATE_LIMITS.admin);
 
   app.get(SSF_CONFIGURATION_PATH, {
-    schema: { operationId: 'getSsfConfiguration', tags, security: [], summary: 'Shared Signals transmitter metadata', response: withErrors({ 200: Type.Ref('SsfTransmitterMetadata') }) },
+    schema: { operationId: 'getSsfConfiguration', tags, security: [], summary: 'Shared Signals transmitter metadata', response: withErrors({ 200: Type.Ref('SsfTransmitterMetadata') }, ['NOT_FOUND']) },
   }, async (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300');
     return ssf.metadata();
@@ -57,7 +57,7 @@ export const ssfRoutes: FastifyPluginAsyncTypebox<SsfRouteContext> = async (app,
     const doc = (operationId: string, summary: string) => ({ operationId, tags, security, summary, description: `Needs an admin API key with the \`${SSF_SCOPE}\` scope.` });
 
     managed.post('/ssf/streams', {
-      schema: { ...doc('createSsfStream', 'Create an event stream (push or poll)'), body: S.CreateStreamBody, response: withErrors({ 201: Type.Ref('SsfStreamConfig') }) },
+      schema: { ...doc('createSsfStream', 'Create an event stream (push or poll)'), body: S.CreateStreamBody, response: withErrors({ 201: Type.Ref('SsfStreamConfig') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request, reply) => reply.code(201).send(await ssf.create(receiver(request), request.body)));
 
@@ -65,23 +65,23 @@ export const ssfRoutes: FastifyPluginAsyncTypebox<SsfRouteContext> = async (app,
       schema: {
         ...doc('getSsfStreams', "A stream's configuration (with stream_id), or every stream of this key"),
         querystring: S.StreamQuery,
-        response: withErrors({ 200: Type.Union([Type.Ref('SsfStreamConfig'), Type.Array(Type.Ref('SsfStreamConfig'))]) }),
+        response: withErrors({ 200: Type.Union([Type.Ref('SsfStreamConfig'), Type.Array(Type.Ref('SsfStreamConfig'))]) }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST']),
       },
       config: limit,
     }, async (request) => ssf.read(receiver(request), request.query.stream_id));
 
     managed.patch('/ssf/streams', {
-      schema: { ...doc('updateSsfStream', "Change some of a stream's configuration"), body: S.UpdateStreamBody, response: withErrors({ 200: Type.Ref('SsfStreamConfig') }) },
+      schema: { ...doc('updateSsfStream', "Change some of a stream's configuration"), body: S.UpdateStreamBody, response: withErrors({ 200: Type.Ref('SsfStreamConfig') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request) => ssf.update(receiver(request), request.body, false));
 
     managed.put('/ssf/streams', {
-      schema: { ...doc('replaceSsfStream', "Replace a stream's configuration"), body: S.UpdateStreamBody, response: withErrors({ 200: Type.Ref('SsfStreamConfig') }) },
+      schema: { ...doc('replaceSsfStream', "Replace a stream's configuration"), body: S.UpdateStreamBody, response: withErrors({ 200: Type.Ref('SsfStreamConfig') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request) => ssf.update(receiver(request), request.body, true));
 
     managed.delete('/ssf/streams', {
-      schema: { ...doc('deleteSsfStream', 'Delete a stream and the SETs still queued on it'), querystring: S.RequiredStreamQuery, response: withErrors({ 204: { description: 'Deleted', type: 'null' } }) },
+      schema: { ...doc('deleteSsfStream', 'Delete a stream and the SETs still queued on it'), querystring: S.RequiredStreamQuery, response: withErrors({ 204: { description: 'Deleted', type: 'null' } }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request, reply) => {
       await ssf.remove(receiver(request), request.query.stream_id);
@@ -89,12 +89,12 @@ export const ssfRoutes: FastifyPluginAsyncTypebox<SsfRouteContext> = async (app,
     });
 
     managed.get('/ssf/streams/status', {
-      schema: { ...doc('getSsfStreamStatus', "A stream's status (always enabled: pausing is not offered)"), querystring: S.RequiredStreamQuery, response: withErrors({ 200: Type.Ref('SsfStreamStatus') }) },
+      schema: { ...doc('getSsfStreamStatus', "A stream's status (always enabled: pausing is not offered)"), querystring: S.RequiredStreamQuery, response: withErrors({ 200: Type.Ref('SsfStreamStatus') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request) => ssf.status(receiver(request), request.query.stream_id));
 
     managed.post('/ssf/streams/verify', {
-      schema: { ...doc('verifySsfStream', 'Send a verification event on the stream'), body: S.VerifyBody, response: withErrors({ 204: { description: 'Queued', type: 'null' } }) },
+      schema: { ...doc('verifySsfStream', 'Send a verification event on the stream'), body: S.VerifyBody, response: withErrors({ 204: { description: 'Queued', type: 'null' } }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request, reply) => {
       await ssf.verify(receiver(request), request.body.stream_id, request.body.state);
@@ -102,7 +102,7 @@ export const ssfRoutes: FastifyPluginAsyncTypebox<SsfRouteContext> = async (app,
     });
 
     managed.post('/ssf/poll/:stream_id', {
-      schema: { ...doc('pollSsfStream', 'Poll a stream (RFC 8936): acknowledge SETs and receive the next ones'), params: S.PollParams, body: S.PollBody, response: withErrors({ 200: Type.Ref('SsfPollResponse') }) },
+      schema: { ...doc('pollSsfStream', 'Poll a stream (RFC 8936): acknowledge SETs and receive the next ones'), params: S.PollParams, body: S.PollBody, response: withErrors({ 200: Type.Ref('SsfPollResponse') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request) => ssf.poll(receiver(request), request.params.stream_id, request.body));
   });

@@ -62,12 +62,12 @@ const transmitterFields = {
   events_delivered: Type.Optional(Type.Array(Uri, { maxItems: 20 })),
 };
 
-export const CreateStreamBody = Type.Object(receiverFields, { additionalProperties: false });
-export const UpdateStreamBody = Type.Object({ stream_id: StreamId, ...receiverFields, ...transmitterFields }, { additionalProperties: false });
+export const CreateStreamBody = Type.Object(receiverFields, { additionalProperties: false, examples: [{ delivery: { method: 'urn:ietf:rfc:8936' }, description: 'Example relying service' }] });
+export const UpdateStreamBody = Type.Object({ stream_id: StreamId, ...receiverFields, ...transmitterFields }, { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', description: 'Example relying service' }] });
 export const StreamQuery = Type.Object({ stream_id: Type.Optional(StreamId) }, { additionalProperties: false });
 export const RequiredStreamQuery = Type.Object({ stream_id: StreamId }, { additionalProperties: false });
 export const StreamStatus = Type.Object({ stream_id: Type.String(), status: Type.Literal('enabled') }, { $id: 'SsfStreamStatus' });
-export const VerifyBody = Type.Object({ stream_id: StreamId, state: Type.Optional(Type.String({ maxLength: 200, pattern: PRINTABLE })) }, { additionalProperties: false });
+export const VerifyBody = Type.Object({ stream_id: StreamId, state: Type.Optional(Type.String({ maxLength: 200, pattern: PRINTABLE })) }, { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', state: 'check-1' }] });
 export const PollParams = Type.Object({ stream_id: StreamId });
 
 const Jti = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
@@ -80,7 +80,7 @@ export const PollBody = Type.Object(
       Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.Object({ err: Type.String({ maxLength: 100, pattern: PRINTABLE }), description: Type.Optional(Type.String({ maxLength: 500, pattern: PRINTABLE })) }), { maxProperties: 100 }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ maxEvents: 10, returnImmediately: true }] },
 );
 export const PollResponse = Type.Object(
   { sets: Type.Record(Type.String(), Type.String(), { description: 'jti → the signed SET.' }), moreAvailable: Type.Boolean() },

@@ -1329,8 +1329,8 @@ export interface operations {
                  */
                 "application/json": {
                     /**
-                     * Format: email
-                     * @description An email address (format: email); stored lower-cased.
+                     * @description An email address: one @, a dot in the domain, no white space inside; trimmed and stored lower-cased.
+                     * @example ann@example.com
                      */
                     email: string;
                     /** @description 8–128 characters with an upper-case letter, a lower-case letter and a digit. */
@@ -1575,15 +1575,15 @@ export interface operations {
                     /** @description An email address; trimmed and lower-cased. */
                     email: string;
                     password: string;
-                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md). Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     session_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -1662,7 +1662,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1671,7 +1671,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
                         };
                     };
                 };
@@ -1863,15 +1863,15 @@ export interface operations {
                     } & {
                         [key: string]: unknown;
                     };
-                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md). Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     session_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -1963,7 +1963,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1972,7 +1972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
                         };
                     };
                 };
@@ -2602,6 +2602,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description Exactly one factor: a TOTP code, a backup code or a WebAuthn answer; the password only on an account without a second factor. */
         requestBody: {
             content: {
                 /**
@@ -2638,7 +2639,7 @@ export interface operations {
                     };
                     /** @description Only for an account without a second factor. */
                     password?: string;
-                };
+                } & (unknown | unknown | unknown | unknown);
             };
         };
         responses: {
@@ -2656,7 +2657,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `STEP_UP_METHOD_NOT_AVAILABLE`: This account cannot confirm it is you this way: use its second factor, or the password on an account without one. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2665,12 +2666,12 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "STEP_UP_METHOD_NOT_AVAILABLE" | "WEBAUTHN_VERIFICATION_FAILED";
                         };
                     };
                 };
             };
-            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            /** @description `INVALID_CREDENTIALS`: The email or password is not correct. `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2679,7 +2680,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "UNAUTHORIZED";
+                            code: "INVALID_CREDENTIALS" | "UNAUTHORIZED";
                         };
                     };
                 };
@@ -2722,6 +2723,20 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "TOO_MANY_ATTEMPTS";
                         };
                     };
                 };
@@ -2800,6 +2815,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description `WEBAUTHN_NOT_REGISTERED`: No passkey or security key is registered for this account. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "WEBAUTHN_NOT_REGISTERED";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -2814,7 +2843,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. `TOO_MANY_ATTEMPTS`: Too many attempts. Try again later. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2823,7 +2852,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "RATE_LIMITED";
+                            code: "RATE_LIMITED" | "TOO_MANY_ATTEMPTS";
                         };
                     };
                 };
@@ -3241,15 +3270,15 @@ export interface operations {
                     } & {
                         [key: string]: unknown;
                     };
-                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (a JWK, never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS. */
+                    /** @description Binds the session this request opens to a key of this browser: the public half of a non-extractable WebCrypto P-256 key (never the private key). Its refreshes then need x-session-proof, and its access tokens live BOUND_ACCESS_TOKEN_TTL_SECONDS (docs/sessions.md). Other JWK members (ext, key_ops, alg, kid, as WebCrypto exports them) are allowed; the server refuses a private key (`d`), key_ops other than verify, an alg other than ES256 and a point off the curve with 422 INVALID_PUBLIC_KEY. */
                     session_key?: {
-                        /** @description "EC" */
-                        kty: string;
-                        /** @description "P-256" */
-                        crv: string;
-                        /** @description 32 bytes, base64url */
+                        /** @enum {string} */
+                        kty: "EC";
+                        /** @enum {string} */
+                        crv: "P-256";
+                        /** @description 32 bytes, base64url without padding */
                         x: string;
-                        /** @description 32 bytes, base64url */
+                        /** @description 32 bytes, base64url without padding */
                         y: string;
                     } & {
                         [key: string]: unknown;
@@ -3348,7 +3377,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `VALIDATION_ERROR`: The request is not valid. */
+            /** @description `INVALID_FINGERPRINT`: The x-device-fingerprint header is not valid. `INVALID_PUBLIC_KEY`: public_key must be a public EC P-256 JWK. `VALIDATION_ERROR`: The request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3357,7 +3386,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_FINGERPRINT" | "VALIDATION_ERROR";
+                            code: "INVALID_FINGERPRINT" | "INVALID_PUBLIC_KEY" | "VALIDATION_ERROR";
                         };
                     };
                 };
@@ -5683,6 +5712,76 @@ export interface operations {
                     };
                 };
             };
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_SESSION_RESPONSE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_CHALLENGE_REQUIRED`: Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_CHALLENGE_REQUIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_NOT_FOUND`: No such session. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
             /** @description `RATE_LIMITED`: Too many requests. Try again later. */
             429: {
                 headers: {
@@ -5796,6 +5895,76 @@ export interface operations {
                             name: string;
                             attributes: string;
                         }[];
+                    };
+                };
+            };
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_SESSION_RESPONSE";
+                        };
+                    };
+                };
+            };
+            /** @description `INVALID_TOKEN`: The token is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INVALID_TOKEN";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_CHALLENGE_REQUIRED`: Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_CHALLENGE_REQUIRED";
+                        };
+                    };
+                };
+            };
+            /** @description `SESSION_NOT_FOUND`: No such session. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SESSION_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
                     };
                 };
             };
@@ -9125,6 +9294,20 @@ export interface operations {
                     "application/json": components["schemas"]["SsfTransmitterMetadata"];
                 };
             };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
             /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
             500: {
                 headers: {
@@ -9190,6 +9373,20 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"] | components["schemas"]["SsfStreamConfig"][];
                 };
             };
+            /** @description `BAD_REQUEST`: The request could not be processed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -9200,6 +9397,34 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
                         };
                     };
                 };
@@ -9285,6 +9510,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "description": "Example relying service"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The stream_id the transmitter gave. */
                     stream_id: string;
@@ -9315,7 +9546,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9324,7 +9555,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -9339,6 +9570,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9452,6 +9725,14 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "delivery": {
+                 *         "method": "urn:ietf:rfc:8936"
+                 *       },
+                 *       "description": "Example relying service"
+                 *     }
+                 */
                 "application/json": {
                     delivery?: {
                         /** @description Push (RFC 8935) or poll (RFC 8936). */
@@ -9476,7 +9757,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9485,7 +9766,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -9500,6 +9781,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9623,6 +9946,20 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `BAD_REQUEST`: The request could not be processed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -9633,6 +9970,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9718,6 +10097,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "description": "Example relying service"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The stream_id the transmitter gave. */
                     stream_id: string;
@@ -9748,7 +10133,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamConfig"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9757,7 +10142,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -9772,6 +10157,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9897,6 +10324,20 @@ export interface operations {
                     "application/json": components["schemas"]["SsfStreamStatus"];
                 };
             };
+            /** @description `BAD_REQUEST`: The request could not be processed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST";
+                        };
+                    };
+                };
+            };
             /** @description `UNAUTHORIZED`: A valid access token is required. */
             401: {
                 headers: {
@@ -9907,6 +10348,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -9992,6 +10475,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "state": "check-1"
+                 *     }
+                 */
                 "application/json": {
                     /** @description The stream_id the transmitter gave. */
                     stream_id: string;
@@ -10007,7 +10496,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10016,7 +10505,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -10031,6 +10520,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
@@ -10147,6 +10678,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "maxEvents": 10,
+                 *       "returnImmediately": true
+                 *     }
+                 */
                 "application/json": {
                     /** @description At most this many SETs (default 20; 0: acknowledge only). */
                     maxEvents?: number;
@@ -10172,7 +10709,7 @@ export interface operations {
                     "application/json": components["schemas"]["SsfPollResponse"];
                 };
             };
-            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `BAD_REQUEST`: The request could not be processed. `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10181,7 +10718,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "MALFORMED_REQUEST";
+                            code: "BAD_REQUEST" | "MALFORMED_REQUEST";
                         };
                     };
                 };
@@ -10196,6 +10733,48 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_STREAM_LIMIT`: The deployment has as many event streams as it allows; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_STREAM_LIMIT";
                         };
                     };
                 };
