@@ -347,7 +347,7 @@ test('the OpenAPI document describes the webhook payload', async () => {
   const t = await createTestApp(kind!);
   try {
     const doc = (await call(t.app, 'GET', '/openapi.json')).body;
-    const post = doc['x-webhooks'].event.post;
+    const post = doc.webhooks.event.post; // OpenAPI 3.1: the document's own webhooks field
     const data = post.requestBody.content['application/json'].schema.properties.data;
     assert.deepEqual(Object.keys(data.properties).sort(), ['actor', 'cause', 'created_at', 'device_id', 'device_name', 'id', 'session_id', 'type', 'user_id']);
     assert.deepEqual(post.parameters.map((p: any) => p.name), ['webhook-id', 'webhook-timestamp', 'webhook-signature']);
