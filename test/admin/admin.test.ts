@@ -186,6 +186,17 @@ for (const kind of databaseKinds()) {
       assert.equal(byAdmin.find((e: any) => e.type === 'session_revoked').cause, 'admin');
     });
 
+    test('the admin API needs no step-up: its key\'s scope stands for it, while the user\'s own stale session is asked to step up', async () => {
+      const user = await signupAndLogin(t.app, laptop());
+      const { key } = await createKey(t, ['devices:write', 'sessions:write']);
+      t.clock.advance(601_000); // past STEP_UP_MAX_AGE_SECONDS, within the access token's lifetime
+      const own = await call(t.app, 'DELETE', '/api/v1/devices', undefined, { token: user.accessToken });
+      assert.equal(own.res.statusCode, 401);
+      assert.equal(own.body.error.code, 'STEP_UP_REQUIRED');
+      assert.equal((await admin(t, 'DELETE', `/users/${user.userId}/devices`, key)).res.statusCode, 200);
+      assert.equal((await admin(t, 'DELETE', `/users/${user.userId}/sessions`, key)).res.statusCode, 200);
+    });
+
     test('admin routes are rate-limited per key', async () => {
       const limited = await createTestApp(kind, { env: { RATE_LIMITS: 'on' } });
       try {
