@@ -73,7 +73,7 @@ describe('relying-service example', () => {
     assert.equal(challenge.params.acr_values, MULTI_FACTOR_ACR);
 
     // A passkey (the account's second factor): a passwordless sign-in is multi-factor.
-    const key = new SoftAuthenticator('http://127.0.0.1:3000');
+    const key = new SoftAuthenticator();
     const options = await call(auth.app, 'POST', '/api/v1/mfa/webauthn/register/options', {}, { token: user.accessToken });
     const registered = await call(auth.app, 'POST', '/api/v1/mfa/webauthn/register/verify', { response: key.register(options.body.data.options).response }, { token: user.accessToken });
     assert.equal(registered.res.statusCode, 200, registered.res.body);
