@@ -180,7 +180,8 @@ for (const kind of databaseKinds()) {
     test('passkey added and removed: mail with its name, device and location', async () => {
       const user = await newUser();
       const options = (await call(t.app, 'POST', `${API}/mfa/webauthn/register/options`, {}, { token: user.accessToken, device: laptop, headers: via(AMSTERDAM) })).body.data.options;
-      const { response } = new SoftAuthenticator().register(options);
+      const key = new SoftAuthenticator();
+      const { response } = key.register(options);
       const registered = await call(t.app, 'POST', `${API}/mfa/webauthn/register/verify`, { response, name: 'Blue key' }, { token: user.accessToken, device: laptop, headers: via(AMSTERDAM) });
       assert.equal(registered.res.statusCode, 200, registered.res.body);
       const [added] = await mails(user, /passkey was added/);
@@ -190,6 +191,12 @@ for (const kind of databaseKinds()) {
       assertWhere(added, /Amsterdam/, AMSTERDAM);
       assert.ok(linkUrl(added).startsWith(`${TEST_PUBLIC_URL}/security/report?token=`));
 
+      // The account has a second factor now (this key): removing one is a sensitive operation, so step up with the key first (docs/step-up.md).
+      const stepOptions = await call(t.app, 'POST', `${API}/auth/step-up/webauthn/options`, {}, { token: user.accessToken });
+      assert.equal(stepOptions.res.statusCode, 200, stepOptions.res.body);
+      const stepped = await call(t.app, 'POST', `${API}/auth/step-up`, { webauthn: key.assert(stepOptions.body.data.options) }, { token: user.accessToken });
+      assert.equal(stepped.res.statusCode, 200, stepped.res.body);
+      user.accessToken = stepped.body.data.access_token;
       const removed = await call(t.app, 'DELETE', `${API}/mfa/webauthn/credentials/${registered.body.data.credential.id}`, undefined, { token: user.accessToken, device: laptop, headers: via(AMSTERDAM) });
       assert.equal(removed.res.statusCode, 200, removed.res.body);
       const [gone] = await mails(user, /passkey was removed/);
