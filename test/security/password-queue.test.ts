@@ -59,9 +59,12 @@ describe('bounded password hashing', () => {
       run('light', { client: 'light' }),
       run('known', { priority: true }),
     ]);
-    // heavy-1 was running and the known device ran beside it (its lane's own slot); then the client that had used the line least.
-    assert.deepEqual(order.slice(2), ['light', 'heavy-2', 'heavy-3']);
-    assert.deepEqual(new Set(order.slice(0, 2)), new Set(['heavy-1', 'known']));
+    // The shared lane has one slot, so its completions are its start order: heavy-1 was running, then the
+    // client that had used the line least, then the rest of heavy's. The known device ran beside them in
+    // its lane's own slot, from the start: done long before the last shared waiter (completion order of
+    // two parallel hashes is the machine's, so only this much of it is asserted).
+    assert.deepEqual(order.filter((name) => name !== 'known'), ['heavy-1', 'light', 'heavy-2', 'heavy-3']);
+    assert.ok(order.indexOf('known') < order.indexOf('heavy-3'), order.join(', '));
   });
 
   test('the priority lane has one slot of its own: a known device runs while the shared lane is full and refusing', async () => {
