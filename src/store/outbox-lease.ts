@@ -66,3 +66,21 @@ export async function claimDueRows<T extends LeasedTable>(
     .returningAll()
     .execute() as Promise<Array<Selectable<Database[T]>>>;
 }
+
+/**
+ * Housekeeping of an outbox whose rows end as delivered or dead (webhooks,
+ * Shared Signals), at most `limit` rows: delivered rows before
+ * `deliveredBefore`, dead ones before `deadBefore`. Each DELETE picks its rows
+ * through the table's delivered_at / dead_at index in a bounded subquery.
+ */
+export async function pruneFinishedRows(typed: Kysely<Database>, table: 'webhook_outbox' | 'ssf_outbox', deliveredBefore: number, deadBefore: number, limit: number): Promise<number> {
+  const db = typed as unknown as Kysely<any>;
+  const prune = async (column: 'delivered_at' | 'dead_at', before: number, most: number) =>
+    Number(
+      (await db.deleteFrom(table).where('id', 'in', (eb: any) => eb.selectFrom(table).select('id').where(column, '<', before).limit(most)).executeTakeFirst())
+        .numDeletedRows,
+    );
+  const delivered = await prune('delivered_at', deliveredBefore, limit);
+  if (delivered >= limit) return limit;
+  return delivered + (await prune('dead_at', deadBefore, limit - delivered));
+}

@@ -14,7 +14,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, Db, SsfOutboxTable, SsfStreamsTable } from './schema.ts';
-import { claimDueRows } from './outbox-lease.ts';
+import { claimDueRows, pruneFinishedRows } from './outbox-lease.ts';
 
 /** Streams per deployment: relying services, not users. */
 export const SSF_MAX_STREAMS = 50;
@@ -146,18 +146,8 @@ export function createSsfRepository(db: Kysely<Database>) {
     },
 
     /** Housekeeping, at most `limit` rows: delivered rows after a day, dead ones after the event retention. */
-    async pruneFinished(deliveredBefore: number, deadBefore: number, limit = 10_000): Promise<number> {
-      const delivered = await db
-        .deleteFrom('ssf_outbox')
-        .where('id', 'in', (eb) => eb.selectFrom('ssf_outbox').select('id').where('delivered_at', '<', deliveredBefore).limit(limit))
-        .executeTakeFirst();
-      const left = limit - Number(delivered.numDeletedRows);
-      if (left <= 0) return limit;
-      const dead = await db
-        .deleteFrom('ssf_outbox')
-        .where('id', 'in', (eb) => eb.selectFrom('ssf_outbox').select('id').where('dead_at', '<', deadBefore).limit(left))
-        .executeTakeFirst();
-      return Number(delivered.numDeletedRows) + Number(dead.numDeletedRows);
+    pruneFinished(deliveredBefore: number, deadBefore: number, limit = 10_000): Promise<number> {
+      return pruneFinishedRows(db, 'ssf_outbox', deliveredBefore, deadBefore, limit);
     },
   };
 }

@@ -18,7 +18,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, Db, WebhookOutboxTable } from './schema.ts';
-import { claimDueRows } from './outbox-lease.ts';
+import { claimDueRows, pruneFinishedRows } from './outbox-lease.ts';
 
 export type OutboxRow = Pick<WebhookOutboxTable, 'id' | 'type' | 'payload' | 'created_at'>;
 
@@ -76,18 +76,8 @@ export function createWebhooksRepository(db: Kysely<Database>) {
     },
 
     /** Housekeeping, at most `limit` rows: delivered rows after a day, dead ones after the event retention. */
-    async pruneFinished(deliveredBefore: number, deadBefore: number, limit = 10_000): Promise<number> {
-      const delivered = await db
-        .deleteFrom('webhook_outbox')
-        .where('id', 'in', (eb) => eb.selectFrom('webhook_outbox').select('id').where('delivered_at', '<', deliveredBefore).limit(limit))
-        .executeTakeFirst();
-      const left = limit - Number(delivered.numDeletedRows);
-      if (left <= 0) return limit;
-      const dead = await db
-        .deleteFrom('webhook_outbox')
-        .where('id', 'in', (eb) => eb.selectFrom('webhook_outbox').select('id').where('dead_at', '<', deadBefore).limit(left))
-        .executeTakeFirst();
-      return Number(delivered.numDeletedRows) + Number(dead.numDeletedRows);
+    pruneFinished(deliveredBefore: number, deadBefore: number, limit = 10_000): Promise<number> {
+      return pruneFinishedRows(db, 'webhook_outbox', deliveredBefore, deadBefore, limit);
     },
   };
 }
