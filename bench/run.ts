@@ -183,7 +183,7 @@ function buildService(): void {
   log(`built ${SERVICE_SCRIPT} in ${((performance.now() - started) / 1000).toFixed(1)} s (node scripts/build.mjs, as npm start)`);
 }
 
-async function startServer(name: string, script: string, env: Record<string, string>): Promise<Server> {
+async function startServer(name: string, script: string, env: Record<string, string>, pin = PIN): Promise<Server> {
   const port = await freePort();
   // The service runs as in production (the bundle, plain Node), the references (plain .mjs) too.
   const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx'] : script === SERVICE_SCRIPT ? [...START_NODE_FLAGS] : [];
@@ -191,8 +191,8 @@ async function startServer(name: string, script: string, env: Record<string, str
     mkdirSync(CPU_PROF_DIR, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR); // node flags before the script
   }
-  const command = PIN ? 'taskset' : process.execPath;
-  const commandArgs = PIN ? ['-c', SERVER_CORE, process.execPath, ...nodeArgs, script] : [...nodeArgs, script];
+  const command = pin ? 'taskset' : process.execPath;
+  const commandArgs = pin ? ['-c', SERVER_CORE, process.execPath, ...nodeArgs, script] : [...nodeArgs, script];
   const child = spawn(command, commandArgs, {
     cwd: ROOT,
     env: {
@@ -503,10 +503,10 @@ async function autocannonLoad(server: Server, options: AutocannonLoad): Promise<
 const HAS_WRK = process.env.BENCH_LOAD_GENERATOR !== 'autocannon' && spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
 
 /** wrk (when installed) for the high-rate GET cases: one thread, a different token per request (bench/wrk-list.lua). */
-async function wrkLoad(server: Server, tokensFile: string, duration: number): Promise<LoadOutcome> {
+async function wrkLoad(server: Server, tokensFile: string, duration: number, connections = CONNECTIONS): Promise<LoadOutcome> {
   const child = spawn(
     'wrk',
-    ['-t1', `-c${CONNECTIONS}`, `-d${duration}s`, '--timeout', '30s', '-s', join(ROOT, 'bench/wrk-list.lua'), `http://127.0.0.1:${server.port}`, '--', tokensFile],
+    ['-t1', `-c${connections}`, `-d${duration}s`, '--timeout', '30s', '-s', join(ROOT, 'bench/wrk-list.lua'), `http://127.0.0.1:${server.port}`, '--', tokensFile],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.add(child);
@@ -528,6 +528,28 @@ async function wrkLoad(server: Server, tokensFile: string, duration: number): Pr
     seconds: r.durationUs! / 1e6,
     p50Ms: r.p50Us! / 1000,
     p99Ms: r.p99Us! / 1000,
+  };
+}
+
+/**
+ * The list load split over several instances at once (half the connections each, one
+ * generator per instance): requests add up; p50/p99 are the worst instance's (an upper bound).
+ */
+async function listLoadAcross(servers: Server[], tokens: { list: string[]; file: string }, duration = DURATION): Promise<LoadOutcome> {
+  const per = Math.max(1, Math.floor(CONNECTIONS / servers.length));
+  const outcomes = await Promise.all(
+    servers.map((server) =>
+      HAS_WRK ? wrkLoad(server, tokens.file, duration, per) : autocannonLoad(server, { requests: listRequests(tokens.list), duration, connections: per }),
+    ),
+  );
+  return {
+    tool: outcomes[0]!.tool,
+    completed: outcomes.reduce((sum, o) => sum + o.completed, 0),
+    errors: outcomes.reduce((sum, o) => sum + o.errors, 0),
+    seconds: Math.max(...outcomes.map((o) => o.seconds)),
+    p50Ms: Math.max(...outcomes.map((o) => o.p50Ms)),
+    p99Ms: Math.max(...outcomes.map((o) => o.p99Ms)),
+    notes: `${servers.length} instances, ${per} connections each; p50/p99 of the slower instance; per instance ${outcomes.map((o) => Math.round(o.completed / o.seconds)).join(' + ')} req/s`,
   };
 }
 
@@ -727,6 +749,9 @@ async function hashRate(seconds: number): Promise<{ verifiesPerSecond: number; m
 // ---------------------------------------------------------------------------
 // Main
 
+/** Issue 27's floor (bench/reference-server.mjs REFERENCE=floor). */
+const FLOOR = 'reference: floor (jose CryptoKey + 1 SELECT + schema)';
+
 interface Target {
   name: string;
   goal: string;
@@ -893,10 +918,12 @@ async function main(): Promise<void> {
     };
     const bigPath = join(dir, 'big.db');
     await runReference('reference: jose + 1 SELECT', { REFERENCE: 'jose', DATABASE_PATH: bigPath, ...referenceJwtEnv }, big);
+    await runReference(FLOOR, { REFERENCE: 'floor', DATABASE_PATH: bigPath, ...referenceJwtEnv }, big);
     const bigName = `sqlite ${big.devices.toLocaleString('en-US')} devices${big.devices === small.devices ? ' (large)' : ''}`;
     await runService(bigName, bigUrl, big);
 
     let pgName: string | undefined;
+    let pgPairName: string | undefined;
     if (PG_URL !== undefined) {
       const schema = `bench_${randomBytes(4).toString('hex')}`;
       const admin = new pg.Client({ connectionString: PG_URL });
@@ -914,6 +941,27 @@ async function main(): Promise<void> {
       const pgSeeded = await seedInto('seed postgres', url.toString(), USERS);
       pgName = `postgres ${pgSeeded.devices.toLocaleString('en-US')} devices`;
       await runService(pgName, url.toString(), pgSeeded);
+      // Two instances against the one PostgreSQL (unpinned: two servers, PostgreSQL and the load share the machine).
+      log('service on PostgreSQL, two instances…');
+      pgPairName = `postgres ${pgSeeded.devices.toLocaleString('en-US')} devices, 2 instances`;
+      const pair = [
+        await startServer(`${pgPairName} #1`, SERVICE_SCRIPT, serviceEnv(url.toString()), false),
+        await startServer(`${pgPairName} #2`, SERVICE_SCRIPT, serviceEnv(url.toString()), false),
+      ];
+      servers.push(...pair);
+      for (const server of pair) await autocannonLoad(server, { requests: listRequests(pgSeeded.tokens), amount: pgSeeded.tokens.length });
+      const backends = (await Promise.all(pair.map((server) => postgresBackendPids(server.pid, url.toString()).catch(() => [])))).flat();
+      const pgCpuBefore = cpuOf(backends);
+      const serversCpuBefore = pair.reduce((sum, server) => sum + (processCpuSeconds(server.pid) ?? 0), 0);
+      const result = await measure('GET /api/v1/devices', { ...pair[0]!, name: pgPairName }, () => listLoadAcross(pair, tokensOf(pgSeeded)));
+      const pgCpu = cpuOf(backends) - pgCpuBefore;
+      const serversCpu = pair.reduce((sum, server) => sum + (processCpuSeconds(server.pid) ?? 0), 0) - serversCpuBefore;
+      result.serverCpuUsPerRequest = result.requests > 0 ? round((serversCpu * 1e6) / result.requests, 0) : Number.NaN;
+      result.postgresCpuUsPerRequest = result.requests > 0 ? round((pgCpu * 1e6) / result.requests, 0) : Number.NaN;
+      result.postgresCpuSharePercent = round((pgCpu / Math.max(pgCpu + serversCpu, 1e-9)) * 100, 0);
+      result.notes = `${result.notes ?? ''}; servers' CPU summed; PostgreSQL backends (${backends.length}): ${result.postgresCpuUsPerRequest} µs CPU/request, ${result.postgresCpuSharePercent}% of services + PostgreSQL CPU`;
+      report(result);
+      for (const server of pair) await server.stop();
     }
 
     // -----------------------------------------------------------------------
@@ -921,6 +969,7 @@ async function main(): Promise<void> {
     const find = (name: string, target: string) => cases.find((c) => c.case === name && c.target === target);
     const ref = find('GET /api/v1/devices', 'reference: jose + 1 SELECT')!;
     const bare = find('GET /api/v1/devices', 'reference: bare Fastify')!;
+    const floor = find('GET /api/v1/devices', FLOOR)!;
     const smallList = find('GET /api/v1/devices', smallServer.name)!;
     const bigList = find('GET /api/v1/devices', bigName)!;
     const login = find('login on a trusted device', bigName);
@@ -929,6 +978,8 @@ async function main(): Promise<void> {
     const ratios = {
       listVsReference: round(bigList.requestsPerSecond / ref.requestsPerSecond, 3),
       listVsBare: round(bigList.requestsPerSecond / bare.requestsPerSecond, 3),
+      listVsFloor: round(bigList.requestsPerSecond / floor.requestsPerSecond, 3),
+      p99VsFloor: round(bigList.p99Ms / floor.p99Ms, 3),
       p99VsReference: round(bigList.p99Ms / ref.p99Ms, 3),
       p50LargeVsSmall: round(bigList.p50Ms / smallList.p50Ms, 3),
       p99LargeVsSmall: round(bigList.p99Ms / smallList.p99Ms, 3),
@@ -943,6 +994,18 @@ async function main(): Promise<void> {
     };
     const loopMax = Math.max(bigList.eventLoopMaxMs ?? Number.NaN, bigIdle?.eventLoopMaxMs ?? Number.NaN);
     const targets: Target[] = [
+      {
+        name: `GET /api/v1/devices at ${big.devices.toLocaleString('en-US')} devices vs the floor (${JWT_ALGORITHM}: CryptoKey once, 1 SELECT, response schema)`,
+        goal: '≥ 1.0×, 0 errors',
+        measured: `${bigList.requestsPerSecond} / ${floor.requestsPerSecond} req/s = ${ratios.listVsFloor}×, ${bigList.errors} errors`,
+        met: ratios.listVsFloor >= 1.0 && bigList.errors === 0,
+      },
+      {
+        name: "p99 vs the floor's p99 (housekeeping running)",
+        goal: '≤ 2×',
+        measured: `${bigList.p99Ms} / ${floor.p99Ms} ms = ${ratios.p99VsFloor}×`,
+        met: ratios.p99VsFloor <= 2,
+      },
       {
         name: `GET /api/v1/devices at ${big.devices.toLocaleString('en-US')} devices vs the reference (jose + 1 SELECT)`,
         goal: '≥ 1.2×, 0 errors',
@@ -980,6 +1043,15 @@ async function main(): Promise<void> {
         goal: '0 errors',
         measured: `${pgList.requestsPerSecond} req/s, p50 ${pgList.p50Ms} ms, p99 ${pgList.p99Ms} ms, ${pgList.errors} errors`,
         met: pgList.errors === 0,
+      });
+    }
+    if (pgPairName !== undefined) {
+      const pair = find('GET /api/v1/devices', pgPairName)!;
+      targets.push({
+        name: 'PostgreSQL, two instances (measured and reported)',
+        goal: '0 errors',
+        measured: `${pair.requestsPerSecond} req/s, p50 ${pair.p50Ms} ms, p99 ${pair.p99Ms} ms, PostgreSQL ${pair.postgresCpuSharePercent}% of the CPU, ${pair.errors} errors`,
+        met: pair.errors === 0,
       });
     }
     const output = {
@@ -1047,7 +1119,7 @@ function printTables(output: {
   for (const idle of output.idleEventLoop) out.push(`Idle ${idle.seconds} s with housekeeping running [${idle.target}]: max event-loop delay ${idle.eventLoopMaxMs ?? '?'} ms`);
   const r = output.ratios;
   out.push(
-    `Ratios: list / reference (jose + 1 SELECT) ${r.listVsReference}×, list p99 / reference p99 ${r.p99VsReference}×, list / bare Fastify ${r.listVsBare}×, ` +
+    `Ratios: list / floor ${r.listVsFloor}×, list p99 / floor p99 ${r.p99VsFloor}×, list / reference (jose + 1 SELECT) ${r.listVsReference}×, list p99 / reference p99 ${r.p99VsReference}×, list / bare Fastify ${r.listVsBare}×, ` +
       `p50 large/small ${r.p50LargeVsSmall}, p99 large/small ${r.p99LargeVsSmall}` +
       `${r.loginVsHash !== undefined ? `, trusted login/hash ${r.loginVsHash} (per CPU ${r.loginCpuVsHash})` : ''}`,
   );

@@ -10,13 +10,30 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createPasswordHasher } from '../../src/platform/crypto/passwords.ts';
+import { createPasswordHasher, createUsage } from '../../src/platform/crypto/passwords.ts';
 import { call, createTestApp, databaseKinds, PASSWORD, uniqueEmail } from '../helpers/app.ts';
 
 const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
 const kind = databaseKinds()[0]!;
 
 describe('bounded password hashing', () => {
+  test('the per-client use is bounded: at the bound the client quiet the longest is forgotten, the others keep their count', () => {
+    let t = 0;
+    const usage = createUsage(30_000, 3, () => t);
+    for (const client of ['a', 'b', 'c']) usage.add(client);
+    t = 10;
+    usage.add('a'); // a is seen again: b is now the one quiet the longest
+    usage.add('d');
+    assert.equal(usage.size, 3);
+    assert.equal(usage.score('b'), 0, 'b forgotten: it counts as new');
+    assert.ok(usage.score('a') > 1.9, 'a kept its two attempts');
+    assert.ok(usage.score('c') > 0.9 && usage.score('d') > 0.9);
+    // A spray of new clients never grows it, and never stops new clients from being counted.
+    for (let i = 0; i < 100; i++) usage.add(`spray-${i}`);
+    assert.equal(usage.size, 3);
+    assert.ok(usage.score('spray-99') > 0.9, 'the newest client is counted even at the bound');
+  });
+
   test('distinct clients beyond the running hash and the waiting ones are refused at once with SERVER_BUSY', async () => {
     const hasher = createPasswordHasher(CHEAP, 1, 2);
     const hashed = await hasher.hash(PASSWORD);

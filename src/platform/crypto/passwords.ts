@@ -80,11 +80,21 @@ export const overShare = (seconds = 1) =>
     details: { retry_after_seconds: seconds },
   });
 
-/** A decaying count of attempts per client (half-life USAGE_HALF_LIFE_MS), bounded in size. */
-function createUsage(halfLifeMs: number, maxClients: number, now: () => number) {
+/**
+ * A decaying count of attempts per client (half-life USAGE_HALF_LIFE_MS), bounded in size.
+ * Kept in least-recently-seen order (a Map iterates in insertion order; a client seen again
+ * moves to the end), so at the bound the client forgotten is the one quiet the longest, in
+ * O(1). An earlier version scanned every entry for decayed ones whenever the map was full:
+ * a flood from a new address per request kept it full, and every sign-in then paid a
+ * 10,000-entry scan on the event loop (`npm run bench:login-flood`, flood 3).
+ */
+export function createUsage(halfLifeMs: number, maxClients: number, now: () => number) {
   const clients = new Map<string, { score: number; at: number }>();
   const decayed = (entry: { score: number; at: number }, t: number) => entry.score * 2 ** (-(t - entry.at) / halfLifeMs);
   return {
+    get size() {
+      return clients.size;
+    },
     score(client: string, t = now()): number {
       const entry = clients.get(client);
       return entry === undefined ? 0 : decayed(entry, t);
@@ -93,14 +103,11 @@ function createUsage(halfLifeMs: number, maxClients: number, now: () => number) 
       const t = now();
       const entry = clients.get(client);
       if (entry !== undefined) {
-        entry.score = decayed(entry, t) + 1;
-        entry.at = t;
+        clients.delete(client);
+        clients.set(client, { score: decayed(entry, t) + 1, at: t });
         return;
       }
-      if (clients.size >= maxClients) {
-        for (const [key, e] of clients) if (decayed(e, t) < 0.5) clients.delete(key);
-        if (clients.size >= maxClients) return;
-      }
+      if (clients.size >= maxClients) clients.delete(clients.keys().next().value!);
       clients.set(client, { score: 1, at: t });
     },
   };
