@@ -44,6 +44,7 @@ import { installRateLimits, NO_LOGIN_FAILURES } from '../platform/http/rate-limi
 import { createRequestDeviceReader } from '../platform/http/request-device.ts';
 import { computeSecurityHeaders, securityHeaderOptions } from '../platform/http/security-headers.ts';
 import { documentErrorResponses } from '../platform/http/error-responses.ts';
+import { createSerializerFactory } from '../platform/http/serialization.ts';
 import { createValidatorFactory, refuseLoneSurrogates } from '../platform/http/validation.ts';
 import { createClientErrorHandler, createExpectationHandler, createRouteTable, installProtocolRules } from '../platform/http/protocol.ts';
 import { createMfaRepository } from '../store/mfa.repository.ts';
@@ -152,7 +153,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Node's own missing-Host answer is a bare 400; the check is made in the envelope instead.
     http: { requireHostHeader: false },
     // Bodies are validated as typed; only the query string and path parameters are coerced (src/platform/http/validation.ts).
-    schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
+    schemaController: { compilersFactory: { buildValidator: createValidatorFactory(), buildSerializer: createSerializerFactory() as never } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('auth', null as never);

@@ -6,10 +6,11 @@
  * parse each statement once per process.
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Database } from './schema.ts';
 import { startCheckpointer } from './sqlite-checkpointer.ts';
 
@@ -33,8 +34,19 @@ export interface ConnectOptions {
   onBackgroundError?: (error: Error) => void;
 }
 
-// bigint columns hold epoch milliseconds, well inside Number's safe range.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+/**
+ * pg is loaded for a PostgreSQL URL only: an embedded SQLite process does not
+ * carry its ~1.5 MB of heap (docs/performance.md, "Memory").
+ */
+let pgModule: typeof pg | undefined;
+function loadPg(): typeof pg {
+  if (pgModule === undefined) {
+    pgModule = createRequire(import.meta.url)('pg') as typeof pg;
+    // bigint columns hold epoch milliseconds, well inside Number's safe range.
+    pgModule.types.setTypeParser(pgModule.types.builtins.INT8, (value) => Number(value));
+  }
+  return pgModule;
+}
 
 /**
  * The SQLite connection behind a Kysely instance, for the few reads that run on
@@ -128,7 +140,7 @@ function connectSqlite(path: string): DatabaseHandle {
 }
 
 function connectPostgres(url: string, options: ConnectOptions): DatabaseHandle {
-  const pool = new pg.Pool({
+  const pool = new (loadPg().Pool)({
     connectionString: url,
     max: options.poolSize ?? 10,
     statement_timeout: options.statementTimeoutMs ?? 5000,

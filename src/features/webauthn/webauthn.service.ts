@@ -21,15 +21,7 @@
  * verification REQUIRED for passwordless).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-} from '@simplewebauthn/server';
-import { decodeClientDataJSON, isoBase64URL } from '@simplewebauthn/server/helpers';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { MINUTE } from '../../platform/clock.ts';
@@ -44,6 +36,26 @@ import type { Actor, EventInput } from '../../store/history.ts';
 import type { Revocation } from '../../domain/ledger.ts';
 import { generateToken, hashToken, looksLike, newId } from '../../platform/crypto/tokens.ts';
 import type { WebauthnChallenge, WebauthnCredential, WebauthnRepository } from '../../store/webauthn.repository.ts';
+
+
+/**
+ * @simplewebauthn/server (and its ASN.1 and CBOR parsers) is loaded on the first passkey
+ * operation, not at start: a process that never sees one (an API serving device lists)
+ * does not carry its ~4 MB of heap and code (docs/performance.md, "Memory").
+ */
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const simpleWebAuthn = () => (library ??= import('@simplewebauthn/server'));
+/** base64url without padding, as WebAuthn's JSON encodes bytes. */
+const base64url = {
+  toBuffer: (text: string) => new Uint8Array(Buffer.from(text, 'base64url')),
+  fromBuffer: (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url'),
+};
+/** clientDataJSON (base64url of a JSON object) decoded; throws when it is not. */
+const decodeClientDataJSON = (clientDataJSON: string): { challenge?: unknown } => {
+  const decoded: unknown = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8'));
+  if (decoded === null || typeof decoded !== 'object') throw new TypeError('clientDataJSON is not an object');
+  return decoded as { challenge?: unknown };
+};
 
 export const CHALLENGE_TTL_MS = 5 * MINUTE;
 /** How long the browser may keep its prompt open; shorter than the challenge's life. */
@@ -156,14 +168,14 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
   ): Promise<boolean> {
     let result;
     try {
-      result = await verifyAuthenticationResponse({
+      result = await (await simpleWebAuthn()).verifyAuthenticationResponse({
         response,
         expectedChallenge,
         expectedOrigin: origins,
         expectedRPID: rpId,
         credential: {
           id: credential.credential_id,
-          publicKey: isoBase64URL.toBuffer(credential.public_key),
+          publicKey: base64url.toBuffer(credential.public_key),
           counter: 0,
           transports: JSON.parse(credential.transports) as string[],
         },
@@ -189,7 +201,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     async secondFactorOptions(userId, mfaChallengeId) {
       const credentials = await repository.listForUser(userId);
       if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
-      const publicKey = await generateAuthenticationOptions({
+      const publicKey = await (await simpleWebAuthn()).generateAuthenticationOptions({
         rpID: rpId,
         challenge: newChallenge(),
         timeout: PROMPT_TIMEOUT_MS,
@@ -216,7 +228,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     async stepUpOptions(userId, sessionId) {
       const credentials = await repository.listForUser(userId);
       if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
-      const publicKey = await generateAuthenticationOptions({
+      const publicKey = await (await simpleWebAuthn()).generateAuthenticationOptions({
         rpID: rpId,
         challenge: newChallenge(),
         timeout: PROMPT_TIMEOUT_MS,
@@ -242,7 +254,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
 
     async passwordlessOptions(device) {
       const attemptToken = generateToken('passkeyAttempt');
-      const publicKey = await generateAuthenticationOptions({
+      const publicKey = await (await simpleWebAuthn()).generateAuthenticationOptions({
         rpID: rpId,
         challenge: newChallenge(),
         timeout: PROMPT_TIMEOUT_MS,
@@ -272,7 +284,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       }
       // A passkey names its user: the handle it returns must be the one we registered it with.
       const handle = response.response.userHandle;
-      if (handle === undefined || handle !== isoBase64URL.fromBuffer(userHandle(credential.user_id))) {
+      if (handle === undefined || handle !== base64url.fromBuffer(userHandle(credential.user_id))) {
         refused('user handle missing or not the credential\'s user', { userId: credential.user_id });
         throw verificationFailed();
       }
@@ -287,7 +299,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     async registrationOptions(user: { userId: string; email: string; displayName: string | null }) {
       const existing = await repository.listForUser(user.userId);
       if (existing.length >= MAX_CREDENTIALS_PER_USER) throw new AppError('WEBAUTHN_CREDENTIAL_LIMIT');
-      const publicKey = await generateRegistrationOptions({
+      const publicKey = await (await simpleWebAuthn()).generateRegistrationOptions({
         rpName,
         rpID: rpId,
         userName: user.email,
@@ -315,7 +327,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
       }
       let verification;
       try {
-        verification = await verifyRegistrationResponse({
+        verification = await (await simpleWebAuthn()).verifyRegistrationResponse({
           response,
           expectedChallenge: challenge,
           expectedOrigin: origins,
@@ -340,7 +352,7 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
         id: newId(),
         user_id: userId,
         credential_id: info.credential.id,
-        public_key: isoBase64URL.fromBuffer(info.credential.publicKey),
+        public_key: base64url.fromBuffer(info.credential.publicKey),
         counter: info.credential.counter,
         transports: JSON.stringify((response.response.transports ?? []).filter((t) => typeof t === 'string').slice(0, 8)),
         name: name ?? (info.credentialDeviceType === 'multiDevice' ? 'Passkey' : 'Security key'),

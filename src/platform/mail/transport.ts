@@ -13,9 +13,14 @@
  * so a hung server cannot make two instances send one message.
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import nodemailer from 'nodemailer';
+import type nodemailerModule from 'nodemailer';
+
+/** nodemailer is loaded when the first transport is made: a process that never mails does not carry its ~2 MB of heap. */
+let loaded: typeof nodemailerModule | undefined;
+const nodemailer = () => (loaded ??= createRequire(import.meta.url)('nodemailer') as typeof nodemailerModule);
 
 export interface OutgoingMail {
   /** The outbox id, also sent as the X-Mail-Id header (not a secret). */
@@ -45,7 +50,7 @@ const message = (from: string, mail: OutgoingMail) => ({
 
 export function createSmtpTransport(smtpUrl: string, from: string): MailTransport {
   // No pooling: the sender sends small batches every few seconds; a fresh connection each time survives server restarts.
-  const transporter = nodemailer.createTransport({ url: smtpUrl, ...SMTP_TIMEOUTS } as never);
+  const transporter = nodemailer().createTransport({ url: smtpUrl, ...SMTP_TIMEOUTS } as never);
   return {
     kind: 'smtp',
     async send(mail) {
@@ -56,13 +61,15 @@ export function createSmtpTransport(smtpUrl: string, from: string): MailTranspor
 }
 
 export function createFileTransport(directory: string, from: string, log: FastifyBaseLogger): MailTransport {
-  const builder = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  // Made on the first mail: the embedded default starts without nodemailer in memory.
+  let builder: ReturnType<typeof nodemailerModule.createTransport> | undefined;
   let ready: Promise<unknown> | undefined;
   return {
     kind: 'file',
     async send(mail) {
       ready ??= mkdir(directory, { recursive: true, mode: 0o700 });
       await ready;
+      builder ??= nodemailer().createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
       const info = await builder.sendMail(message(from, mail));
       const file = join(directory, `${mail.id}.eml`);
       const temporary = `${file}.tmp`;
@@ -70,7 +77,7 @@ export function createFileTransport(directory: string, from: string, log: Fastif
       await rename(temporary, file);
       log.info({ mailId: mail.id, to: mail.to, subject: mail.subject }, 'mail written to the outbox directory');
     },
-    close: () => builder.close(),
+    close: () => builder?.close(),
   };
 }
 
