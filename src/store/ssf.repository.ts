@@ -112,7 +112,6 @@ export function createSsfRepository(db: Kysely<Database>) {
         .set({ next_attempt_at: due ? now : null, claimed_until: null })
         .where('stream_id', '=', streamId)
         .where('delivered_at', 'is', null)
-        .where('dead_at', 'is', null)
         .execute();
     },
 
