@@ -87,6 +87,7 @@ export const ERRORS = {
 
   // Shared Signals (docs/integration.md)
   SSF_STREAM_LIMIT: { status: 409, message: 'The deployment has as many event streams as it allows; delete one first.' },
+  SSF_SUBJECT_LIMIT: { status: 409, message: 'This event stream has removed as many subjects as it allows; add some back first.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -18,8 +18,10 @@
  * (a session ended, a trusted device ended, a passkey added or removed) and a
  * credential change the ledger reports (`append`'s last argument) write one
  * ssf_outbox row per stream that asked for its event type, in the same
- * transaction (src/store/ssf-events.ts says which and how). The SETs of one
- * call share one `txn`: one cause.
+ * transaction (src/store/ssf-events.ts says which and how), except on
+ * disabled streams and streams that removed the event's user; a paused push
+ * stream's rows are written held. The SETs of one call share one `txn`: one
+ * cause.
  */
 import { type Actor, MAX_USER_AGENT_STORED } from '../platform/context.ts';
 import type { Config } from '../platform/config.ts';
@@ -28,7 +30,7 @@ import { newTimeOrderedId } from '../platform/crypto/tokens.ts';
 import { insertOutbox } from './webhook-outbox.repository.ts';
 import { webhookPayload } from './webhook-payload.ts';
 import { type CredentialChange, setClaims, signalOfCredentialChange, signalOfEvent, type SsfSignal } from './ssf-events.ts';
-import { fanoutStreams, insertSsfOutbox, SSF_PUSH, type SsfOutboxRow } from './ssf.repository.ts';
+import { fanoutStreams, insertSsfOutbox, removedSubjects, SSF_PUSH, type SsfOutboxRow } from './ssf.repository.ts';
 
 export type { CredentialChange } from './ssf-events.ts';
 import { type GeoLocator, serialiseLocation } from '../platform/geo.ts';
@@ -76,17 +78,21 @@ export interface History {
 /** The SET rows of these signals: one per (signal, stream that asked for its type). */
 async function ssfRows(db: Db, issuer: string, signals: readonly SsfSignal[], now: number): Promise<SsfOutboxRow[]> {
   if (signals.length === 0) return [];
-  const streams = await fanoutStreams(db);
+  // A disabled stream keeps nothing; a paused one holds its SETs (written, not due).
+  const streams = (await fanoutStreams(db)).filter((stream) => stream.status !== 'disabled');
+  if (streams.length === 0) return [];
+  const removed = await removedSubjects(db, signals.map((signal) => signal.userId));
   const txn = newTimeOrderedId(now);
   const rows: SsfOutboxRow[] = [];
   for (const stream of streams) {
-    if (stream.status !== 'enabled') continue;
     const wanted = new Set(JSON.parse(stream.events_delivered) as string[]);
+    const due = stream.delivery_method === SSF_PUSH && stream.status === 'enabled';
     for (const signal of signals) {
       if (!wanted.has(signal.eventType)) continue;
+      if (removed.has(`${stream.id} ${signal.userId}`)) continue;
       const jti = newTimeOrderedId(now);
       const claims = setClaims(issuer, stream.audience, jti, txn, now, signal);
-      rows.push({ id: jti, stream_id: stream.id, payload: JSON.stringify(claims), created_at: now, next_attempt_at: stream.delivery_method === SSF_PUSH ? now : null });
+      rows.push({ id: jti, stream_id: stream.id, payload: JSON.stringify(claims), created_at: now, next_attempt_at: due ? now : null });
     }
   }
   return rows;

@@ -326,11 +326,20 @@ export interface SsfStreamsTable {
   description: string | null;
   /** `enabled`, `paused` (events kept, not sent) or `disabled` (events not kept). */
   status: string;
+  /** The receiver's reason for the current status, when it gave one. */
+  status_reason: string | null;
   created_at: number;
   updated_at: number;
 }
 
 /** One Security Event Token to deliver on one stream; written in the event's transaction. */
+/** A user a receiver removed from its stream (streams start with every user; these are the exceptions). */
+export interface SsfRemovedSubjectsTable {
+  stream_id: string;
+  user_id: string;
+  created_at: number;
+}
+
 export interface SsfOutboxTable {
   /** The SET's `jti`: receivers deduplicate by it, poll receivers acknowledge it. */
   id: string;
@@ -465,6 +474,7 @@ export interface Database {
   webhook_outbox: WebhookOutboxTable;
   ssf_streams: SsfStreamsTable;
   ssf_outbox: SsfOutboxTable;
+  ssf_removed_subjects: SsfRemovedSubjectsTable;
   webauthn_credentials: WebauthnCredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;
 }

@@ -49,6 +49,8 @@ export interface CredentialChange {
 /** One signal before it is addressed to a stream: the event type, its subject and its claims. */
 export interface SsfSignal {
   eventType: string;
+  /** The user the signal is about (a stream that removed this user does not get it). */
+  userId: string;
   subId: Record<string, unknown>;
   event: Record<string, unknown>;
 }
@@ -66,6 +68,7 @@ export function signalOfEvent(issuer: string, row: DeviceEventsTable): SsfSignal
       if (row.session_id === null) return null;
       return {
         eventType: SSF_EVENT_TYPES.sessionRevoked,
+        userId: row.user_id,
         subId: { format: 'complex', user: user(issuer, row.user_id), session: { format: 'opaque', id: row.session_id } },
         event: common,
       };
@@ -74,6 +77,7 @@ export function signalOfEvent(issuer: string, row: DeviceEventsTable): SsfSignal
       if (row.device_id === null) return null;
       return {
         eventType: SSF_EVENT_TYPES.deviceComplianceChange,
+        userId: row.user_id,
         subId: { format: 'complex', user: user(issuer, row.user_id), device: { format: 'opaque', id: row.device_id } },
         event: { ...common, previous_status: 'compliant', current_status: 'not-compliant' },
       };
@@ -81,6 +85,7 @@ export function signalOfEvent(issuer: string, row: DeviceEventsTable): SsfSignal
     case 'webauthn_removed':
       return {
         eventType: SSF_EVENT_TYPES.credentialChange,
+        userId: row.user_id,
         subId: user(issuer, row.user_id),
         event: { ...common, credential_type: 'fido2-platform', change_type: row.type === 'webauthn_registered' ? 'create' : 'delete' },
       };
@@ -92,6 +97,7 @@ export function signalOfEvent(issuer: string, row: DeviceEventsTable): SsfSignal
 export function signalOfCredentialChange(issuer: string, change: CredentialChange, now: number): SsfSignal {
   return {
     eventType: SSF_EVENT_TYPES.credentialChange,
+    userId: change.userId,
     subId: user(issuer, change.userId),
     event: {
       event_timestamp: Math.floor(now / 1000),
@@ -103,6 +109,6 @@ export function signalOfCredentialChange(issuer: string, change: CredentialChang
 }
 
 /** The SET claims of one signal on one stream. */
-export function setClaims(issuer: string, audience: string, jti: string, txn: string, now: number, signal: SsfSignal) {
+export function setClaims(issuer: string, audience: string, jti: string, txn: string, now: number, signal: Omit<SsfSignal, 'userId'>) {
   return { iss: issuer, aud: audience, iat: Math.floor(now / 1000), jti, txn, sub_id: signal.subId, events: { [signal.eventType]: signal.event } };
 }

@@ -11,6 +11,12 @@
  * rows inserted in the event's transaction; push rows claimed with a lease
  * (src/store/outbox-lease.ts), outcomes fenced by `attempts`. Poll rows wait,
  * in jti order, until the receiver acknowledges them.
+ *
+ * Status: a paused push stream's rows are held (`next_attempt_at` null, like
+ * a poll row) and released, oldest first, when it is enabled again; a
+ * disabled stream's waiting rows are deleted and none are written for it.
+ * Removed subjects: at most SSF_MAX_REMOVED_SUBJECTS rows per stream, read
+ * by the event writer through the (user_id, stream_id) index.
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, Db, SsfOutboxTable, SsfStreamsTable } from './schema.ts';
@@ -18,10 +24,14 @@ import { claimDueRows, pruneFinishedRows } from './outbox-lease.ts';
 
 /** Streams per deployment: relying services, not users. */
 export const SSF_MAX_STREAMS = 50;
+/** Users one stream may have removed (the exceptions to "every user"). */
+export const SSF_MAX_REMOVED_SUBJECTS = 10_000;
 export const SSF_PUSH = 'urn:ietf:rfc:8935';
 export const SSF_POLL = 'urn:ietf:rfc:8936';
 
 export type SsfStream = Selectable<SsfStreamsTable>;
+export type SsfStatus = 'enabled' | 'paused' | 'disabled';
+export const SSF_STATUSES: readonly SsfStatus[] = ['enabled', 'paused', 'disabled'];
 export type SsfOutboxRow = Pick<SsfOutboxTable, 'id' | 'stream_id' | 'payload' | 'created_at' | 'next_attempt_at'>;
 
 export interface ClaimedSet {
@@ -34,6 +44,13 @@ export interface ClaimedSet {
 /** The streams an event fans out to (every one, bounded by the cap). */
 export function fanoutStreams(db: Db): Promise<Array<Pick<SsfStream, 'id' | 'audience' | 'delivery_method' | 'events_delivered' | 'status'>>> {
   return db.selectFrom('ssf_streams').select(['id', 'audience', 'delivery_method', 'events_delivered', 'status']).orderBy('id').limit(SSF_MAX_STREAMS).execute();
+}
+
+/** Of these users, which each stream removed: `${stream_id} ${user_id}` (at most users × SSF_MAX_STREAMS rows). */
+export async function removedSubjects(db: Db, userIds: readonly string[]): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set();
+  const rows = await db.selectFrom('ssf_removed_subjects').select(['stream_id', 'user_id']).where('user_id', 'in', [...new Set(userIds)]).execute();
+  return new Set(rows.map((r) => `${r.stream_id} ${r.user_id}`));
 }
 
 export async function insertSsfOutbox(db: Db, rows: readonly SsfOutboxRow[]): Promise<void> {
@@ -73,24 +90,88 @@ export function createSsfRepository(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    /** The stream and every SET still queued on it, in one transaction. */
+    /** The stream, every SET still queued on it and its removed subjects, in one transaction. */
     async deleteOwned(ownerId: string, id: string): Promise<boolean> {
       return db.transaction().execute(async (trx) => {
         const result = await trx.deleteFrom('ssf_streams').where('id', '=', id).where('admin_key_id', '=', ownerId).executeTakeFirst();
         if (Number(result.numDeletedRows) !== 1) return false;
         await trx.deleteFrom('ssf_outbox').where('stream_id', '=', id).execute();
+        await trx.deleteFrom('ssf_removed_subjects').where('stream_id', '=', id).execute();
         return true;
       });
     },
 
-    /** A stream's delivery method changed: its queued SETs follow (push rows become due now; poll rows stop being pushed). */
-    async retarget(streamId: string, push: boolean, now: number): Promise<void> {
+    /**
+     * A stream's delivery method changed: its queued SETs follow (`due`: an
+     * enabled push stream, its rows become due now; otherwise they wait: poll
+     * rows, or the held rows of a paused stream).
+     */
+    async retarget(streamId: string, due: boolean, now: number): Promise<void> {
       await db
         .updateTable('ssf_outbox')
-        .set({ next_attempt_at: push ? now : null, claimed_until: null })
+        .set({ next_attempt_at: due ? now : null, claimed_until: null })
         .where('stream_id', '=', streamId)
         .where('delivered_at', 'is', null)
         .execute();
+    },
+
+    /**
+     * Sets the status and applies it to the waiting SETs, in one transaction:
+     * paused → held (not due); disabled → deleted; enabled (a push stream) →
+     * due again at their creation time, so the oldest goes first. A row in
+     * flight keeps its lease; its outcome is still recorded (fenced by attempts).
+     */
+    async setStatus(ownerId: string, id: string, status: SsfStatus, reason: string | null, now: number): Promise<SsfStream | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx.updateTable('ssf_streams').set({ status, status_reason: reason, updated_at: now }).where('id', '=', id).where('admin_key_id', '=', ownerId).executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return undefined;
+        const stream = await trx.selectFrom('ssf_streams').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+        const waiting = trx.updateTable('ssf_outbox').where('stream_id', '=', id).where('delivered_at', 'is', null).where('dead_at', 'is', null);
+        if (status === 'disabled') {
+          await trx.deleteFrom('ssf_outbox').where('stream_id', '=', id).where('delivered_at', 'is', null).where('dead_at', 'is', null).execute();
+        } else if (status === 'paused') {
+          await waiting.set({ next_attempt_at: null }).execute();
+        } else if (stream.delivery_method === SSF_PUSH) {
+          await waiting.set((eb) => ({ next_attempt_at: eb.ref('created_at'), claimed_until: null })).execute();
+        }
+        return stream;
+      });
+    },
+
+    /**
+     * The sender found the stream paused after claiming a row: back to held,
+     * the attempt not counted. Only if nothing touched the row since the
+     * claim (`next_attempt_at` still the lease end): a resume that released
+     * it meanwhile wins, and the row stays due.
+     */
+    async hold(id: string, attempts: number): Promise<void> {
+      await db
+        .updateTable('ssf_outbox')
+        .set({ next_attempt_at: null, claimed_until: null, attempts: attempts - 1 })
+        .where('id', '=', id)
+        .where('attempts', '=', attempts)
+        .where('delivered_at', 'is', null)
+        .whereRef('next_attempt_at', '=', 'claimed_until')
+        .execute();
+    },
+
+    /** The sender found the stream disabled (a SET written while it was being disabled): dropped, as the stream's others were. */
+    async drop(id: string, attempts: number): Promise<void> {
+      await db.deleteFrom('ssf_outbox').where('id', '=', id).where('attempts', '=', attempts).where('delivered_at', 'is', null).execute();
+    },
+
+    // Subjects: every stream has every user except those it removed.
+    async countRemoved(streamId: string): Promise<number> {
+      const row = await db.selectFrom('ssf_removed_subjects').select((eb) => eb.fn.countAll<number | string>().as('n')).where('stream_id', '=', streamId).executeTakeFirst();
+      return Number(row?.n ?? 0);
+    },
+
+    async removeSubject(streamId: string, userId: string, now: number): Promise<void> {
+      await db.insertInto('ssf_removed_subjects').values({ stream_id: streamId, user_id: userId, created_at: now }).onConflict((oc) => oc.columns(['stream_id', 'user_id']).doNothing()).execute();
+    },
+
+    async addSubject(streamId: string, userId: string): Promise<void> {
+      await db.deleteFrom('ssf_removed_subjects').where('stream_id', '=', streamId).where('user_id', '=', userId).execute();
     },
 
     /** One SET written outside an event (the verification event). */

@@ -13,7 +13,7 @@
 import { createHistory } from '../../src/store/history.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import type { Database } from '../../src/store/schema.ts';
 import {
   call,
@@ -200,7 +200,7 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     const ssf = async (method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', url: string, body?: unknown) => {
       const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${ssfKey[0]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { payload: JSON.stringify(body) } : {}) });
       assert.ok(res.statusCode < 300, `${method} ${url}: ${res.body}`);
-      return res.statusCode === 204 ? undefined : res.json();
+      return res.statusCode === 204 || res.body === '' ? undefined : res.json();
     };
     receiverStatus = 202;
     const pushStream = await ssf('POST', '/ssf/streams', { delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: webhookEnv.WEBHOOK_URL, authorization_header: 'Bearer x' } });
@@ -209,7 +209,24 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await ssf('GET', `/ssf/streams?stream_id=${pollStream.stream_id}`);
     await ssf('GET', `/ssf/streams/status?stream_id=${pollStream.stream_id}`);
     await ssf('PATCH', '/ssf/streams', { stream_id: pollStream.stream_id, description: 'plans' });
+    // Status and subjects: the writer reads the removed subjects; pause holds, enable releases, disable drops.
     const signalled = await signupAndLogin(t.app);
+    const issuer = (await ssf('GET', '/.well-known/ssf-configuration')).issuer as string;
+    await ssf('POST', '/ssf/streams/subjects/remove', { stream_id: pollStream.stream_id, subject: { format: 'iss_sub', iss: issuer, sub: signalled.userId } });
+    await ssf('POST', '/ssf/streams/subjects/add', { stream_id: pollStream.stream_id, subject: { format: 'iss_sub', iss: issuer, sub: signalled.userId } });
+    await ssf('POST', '/ssf/streams/subjects/remove', { stream_id: pushStream.stream_id, subject: { format: 'iss_sub', iss: issuer, sub: randomUUID() } });
+    await ssf('POST', '/ssf/streams/status', { stream_id: pushStream.stream_id, status: 'paused', reason: 'plans' });
+    const heldUser = await signupAndLogin(t.app);
+    await call(t.app, 'POST', '/api/v1/auth/logout', {}, { token: heldUser.accessToken });
+    await ssf('POST', '/ssf/streams/status', { stream_id: pushStream.stream_id, status: 'enabled' });
+    await ssf('POST', '/ssf/streams/status', { stream_id: pollStream.stream_id, status: 'disabled' });
+    await ssf('POST', '/ssf/streams/status', { stream_id: pollStream.stream_id, status: 'enabled' });
+    {
+      // The sender meeting a paused stream (hold) and a disabled one (drop).
+      const repo = createSsfRepository(db);
+      await repo.hold('00000000-0000-0000-0000-000000000000', 1);
+      await repo.drop('00000000-0000-0000-0000-000000000000', 1);
+    }
     await call(t.app, 'POST', '/api/v1/auth/logout', {}, { token: signalled.accessToken });
     await ssf('POST', '/ssf/streams/verify', { stream_id: pollStream.stream_id, state: 's' });
     const ssfSender = createSsfSender({ repository: createSsfRepository(db), encryptor: createEncryptor(t.keys.dataEncryptionKey), signer: createSetSigner(t.keys.jwtSigningKey!), clock: t.clock, log: t.app.log });
@@ -244,5 +261,15 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
 
     const scans = recorder.fullScans();
     assert.deepEqual(scans, [], `full table scans:\n${scans.join('\n')}`);
+
+    // The event writer's read of the removed subjects runs with every event worth a SET; a walk of its
+    // (user_id) index is no bounded scan, so it must be a SEARCH (fullScans lets an index-ordered SCAN pass).
+    const removedReads = [...statements].filter(([text]) => text.includes('from "ssf_removed_subjects"'));
+    assert.ok(removedReads.some(([text]) => text.includes('"user_id" in')), 'the writer read the removed subjects');
+    for (const [text, parameters] of removedReads) {
+      const plan = await db.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${text}`, [...parameters]));
+      const details = plan.rows.map((row) => row.detail);
+      assert.ok(details.every((detail) => !detail.startsWith('SCAN ')), `${text}\n    → ${details.join(' | ')}`);
+    }
   });
 });

@@ -1,10 +1,12 @@
 /**
  * The client as an outsider gets it (clients/typescript/README.md): built
- * with its own tsconfig, `npm pack`ed, installed from the tarball into a fresh
- * project, compiled there with `tsc --strict` under NodeNext and under
- * Bundler resolution (with `lib: ["ES2022"]`, no DOM, and
- * `exactOptionalPropertyTypes`: the consumer's settings must not break it),
- * run on this Node against a live server, and imported in Chromium.
+ * with its own tsconfigs (ES modules, and the CommonJS twin in dist/cjs),
+ * `npm pack`ed, installed from the tarball into a fresh project, compiled
+ * there with `tsc --strict` under NodeNext and under Bundler resolution (with
+ * `lib: ["ES2022"]`, no DOM, and `exactOptionalPropertyTypes`: the consumer's
+ * settings must not break it), run on this Node against a live server —
+ * imported as an ES module and `require()`d from CommonJS — and imported in
+ * Chromium.
  *
  * The install is offline: openapi-fetch (the one runtime dependency) and its
  * types package are copied from this repository's node_modules into the fresh
@@ -57,6 +59,34 @@ const again = await client.call('getCurrentUser');
 console.log(JSON.stringify({ created: created.email, me: me.email, sessions: sessions.total_count, secret: setup.secret.length > 0, code, again: again.user_id === me.user_id, operations: Object.keys(OPERATIONS).length }));
 `;
 
+/** The same client from CommonJS (a .cts file compiles to require()). */
+const REQUIRING = `
+import { createTrustedDevicesClient, isApiError, memoryTokenStore, TrustedDevicesError } from '@trusted-devices/client';
+import { collectFingerprint } from '@trusted-devices/client/browser';
+
+async function main(): Promise<void> {
+  const baseUrl = process.argv[2]!;
+  const client = createTrustedDevicesClient({ baseUrl, tokens: memoryTokenStore(), deviceKeys: false });
+  const email = \`cjs-\${Date.now()}@example.com\`;
+  await client.account.signup({ email, password: 'Correct-Horse-7' });
+  let code = '';
+  let errorClass = false;
+  try {
+    await client.account.signup({ email, password: 'Correct-Horse-7' });
+  } catch (error) {
+    errorClass = error instanceof TrustedDevicesError;
+    if (isApiError(error, 'signup')) code = error.code;
+  }
+  const step = await client.login({ email, password: 'Correct-Horse-7' });
+  const me = await client.call('getCurrentUser');
+  console.log(JSON.stringify({ kind: step.kind, me: me.email === email, code, errorClass, module: typeof module, resolved: require.resolve('@trusted-devices/client'), browser: typeof collectFingerprint }));
+}
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
+`;
+
 const tsconfig = (resolution: 'NodeNext' | 'Bundler') => ({
   compilerOptions: {
     strict: true,
@@ -83,7 +113,12 @@ describe('the client package', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'td-client-package-'));
+    // The package's build script, step by step (npm pack runs it as prepack; here --ignore-scripts, and this tsc).
+    rmSync(join(CLIENT, 'dist'), { recursive: true, force: true });
     execFileSync(process.execPath, [TSC, '-p', join(CLIENT, 'tsconfig.build.json')], { cwd: CLIENT, stdio: 'pipe' });
+    execFileSync(process.execPath, [TSC, '-p', join(CLIENT, 'tsconfig.cjs.json')], { cwd: CLIENT, stdio: 'pipe' });
+    execFileSync(process.execPath, [join(CLIENT, 'scripts/mark-commonjs.mjs')], { cwd: CLIENT, stdio: 'pipe' });
+    assert.match(JSON.parse(readFileSync(join(CLIENT, 'package.json'), 'utf8')).scripts.prepack, /tsconfig\.build\.json && tsc -p tsconfig\.cjs\.json && node scripts\/mark-commonjs\.mjs/, 'the same steps as the package\'s own build');
     const packed = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: CLIENT, encoding: 'utf8' });
     tarball = join(dir, JSON.parse(packed)[0].filename);
     t = await createTestApp(sqlite!);
@@ -119,12 +154,14 @@ describe('the client package', () => {
   test('the tarball holds the build, the document and the README; no sources of tests or scripts', () => {
     const list = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean);
     assert.ok(list.includes('package/dist/index.js') && list.includes('package/dist/index.d.ts') && list.includes('package/README.md'), list.join(' '));
+    for (const cjs of ['index.js', 'index.d.ts', 'browser.js', 'package.json']) assert.ok(list.includes(`package/dist/cjs/${cjs}`), `dist/cjs/${cjs}`);
     assert.deepEqual(list.filter((f) => /\/(test|scripts|src)\//.test(f)), []);
     const manifest = JSON.parse(readFileSync(join(CLIENT, 'package.json'), 'utf8'));
     assert.equal(manifest.private, undefined);
     assert.ok(manifest.engines.node);
     assert.deepEqual(Object.keys(manifest.dependencies), ['openapi-fetch']);
-    assert.equal(manifest.exports['.'].types, './dist/index.d.ts');
+    assert.deepEqual(manifest.exports['.'], { import: { types: './dist/index.d.ts', default: './dist/index.js' }, require: { types: './dist/cjs/index.d.ts', default: './dist/cjs/index.js' } });
+    assert.equal(manifest.main, './dist/cjs/index.js');
   });
 
   test('installed from the tarball, it compiles (tsc --strict, NodeNext and Bundler) and runs on Node against a live server', async () => {
@@ -156,6 +193,19 @@ describe('the client package', () => {
     assert.equal(out.code, 'EMAIL_TAKEN 409 string');
     assert.equal(out.again, true, 'a 401 was refreshed and retried');
     assert.ok(out.operations >= 45);
+  });
+
+  test('from CommonJS: a .cts program compiles against the require types (tsc --strict, NodeNext) and require()s the package on Node', async () => {
+    const consumer = join(dir, 'consumer');
+    writeFileSync(join(consumer, 'required.cts'), REQUIRING);
+    writeFileSync(join(consumer, 'tsconfig.cjs.json'), JSON.stringify({ ...tsconfig('NodeNext'), compilerOptions: { ...tsconfig('NodeNext').compilerOptions, outDir: 'dist-cjs' }, include: ['required.cts'] }));
+    const compiled = spawnSync(process.execPath, [TSC, '-p', 'tsconfig.cjs.json'], { cwd: consumer, encoding: 'utf8' });
+    assert.equal(compiled.status, 0, `${compiled.stdout}${compiled.stderr}`);
+    const emitted = readFileSync(join(consumer, 'dist-cjs/required.cjs'), 'utf8');
+    assert.match(emitted, /require\("@trusted-devices\/client"\)/, 'compiled to a require()');
+    const run = await execFileAsync(process.execPath, [join(consumer, 'dist-cjs/required.cjs'), origin], { cwd: consumer, encoding: 'utf8', timeout: 60_000 });
+    const out = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    assert.deepEqual(out, { kind: 'session', me: true, code: 'EMAIL_TAKEN', errorClass: true, module: 'object', resolved: join(consumer, 'node_modules/@trusted-devices/client/dist/cjs/index.js'), browser: 'function' });
   });
 
   test('imported in Chromium (ES module, openapi-fetch by an import map), it calls the API', async () => {

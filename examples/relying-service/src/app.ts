@@ -23,8 +23,21 @@
  * that, the tokens expire by themselves). Without `sharedSignals` it cannot
  * see a session ended less than one access-token lifetime ago.
  *
- * `subscribe()` creates the push stream with the relying service's admin key
- * (scope `ssf:streams`).
+ * Or, with `sharedSignals.poll`, it is a poll receiver (RFC 8936) instead:
+ * no endpoint of its own, it long-polls the transmitter's poll URL with its
+ * admin key (`returnImmediately: false`: the transmitter answers as soon as
+ * a SET is written, or after a few seconds with none), checks each SET the
+ * same way, and acknowledges it on the next poll (`ack`; a SET it refuses
+ * goes back in `setErrs`). Nothing has to reach the relying service from
+ * outside, at the price of one open request at a time.
+ *
+ * `subscribe()` creates the stream (push or poll) with the relying service's
+ * admin key (scope `ssf:streams`).
+ *
+ * Webhooks (docs/integration.md "Webhooks"): with `webhooks.secret` (the
+ * service's WEBHOOK_SECRET) it takes the service's webhooks at
+ * `POST /webhooks`, each verified with the `standardwebhooks` package
+ * (signature, timestamp within 5 minutes) before it is read.
  *
  * It also reads how the person signed in (docs/step-up.md): `auth_time`
  * (when the last factor was actually performed), `amr` (RFC 8176 values;
@@ -35,6 +48,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 
 export const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 export const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
@@ -46,10 +60,24 @@ export interface SharedSignalsOptions {
   issuer: string;
   /** This receiver's audience: the name of its admin key (the stream's `aud`). */
   audience: string;
-  /** The Authorization header the transmitter must send (given when subscribing). */
-  authorization: string;
+  /** Push: the Authorization header the transmitter must send (given when subscribing). */
+  authorization?: string;
+  /** Poll instead of push: the stream's poll URL (its `delivery.endpoint_url`) and the admin key that owns the stream. */
+  poll?: PollOptions;
   /** How long a revoked session id is remembered: the access-token lifetime (default 15 min). */
   accessTokenTtlSeconds?: number;
+}
+
+export interface PollOptions {
+  endpointUrl: string;
+  adminKey: string;
+  /** Wait after a failed poll (default 1 s). */
+  retryMs?: number;
+}
+
+/** What the example took from the webhooks (for its own tests and logs). */
+export interface WebhookLog {
+  events: Array<{ id: string; type: string; data: { type: string; user_id: string; session_id: string | null } }>;
 }
 
 /** What a receiver learned from the SETs it took (for the example's own tests and logs). */
@@ -66,8 +94,10 @@ export interface RelyingServiceOptions {
   jwksCooldownMs?: number;
   /** How recent a factor POST /sensitive needs (seconds; default 600, the service's default). */
   stepUpMaxAgeSeconds?: number;
-  /** Receive revocations (push) from the Trusted Devices service. */
+  /** Receive revocations (push, or poll with `poll`) from the Trusted Devices service. */
   sharedSignals?: SharedSignalsOptions;
+  /** Take the service's webhooks at POST /webhooks, verified with this secret (the service's WEBHOOK_SECRET, whsec_…). */
+  webhooks?: { secret: string };
 }
 
 /** The sessions a relying service has been told are over, each until its last access token has expired. */
@@ -124,11 +154,13 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
   const revoked = new RevokedSessions((signals?.accessTokenTtlSeconds ?? 900) * 1000 + 10_000);
   const signalLog: SignalLog = { events: [] };
   app.decorate('signalLog', signalLog);
+  const webhookLog: WebhookLog = { events: [] };
+  app.decorate('webhookLog', webhookLog);
 
   const unauthorized = { error: { code: 'UNAUTHORIZED', message: 'A valid access token of the Trusted Devices service is required.' } };
 
   app.addHook('onRequest', async (request, reply) => {
-    if (request.url === '/healthz' || request.url === '/ssf/events') return;
+    if (request.url === '/healthz' || request.url === '/ssf/events' || request.url === '/webhooks') return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
     if (!match) return reply.code(401).header('www-authenticate', 'Bearer').send(unauthorized);
@@ -160,11 +192,36 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  if (signals) {
+  if (signals?.poll) {
+    const stop = startPolling(signals.poll, (set) => takeSecurityEvent(set, jwks, signals, revoked, signalLog), app.log);
+    app.addHook('onClose', stop);
+  }
+
+  if (options.webhooks) {
+    // Standard Webhooks signs the exact bytes: the body is read as a string, in this route's own scope.
+    const verifier = new Webhook(options.webhooks.secret);
+    await app.register(async (scope) => {
+      scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_request, body, done) => done(null, body));
+      scope.post('/webhooks', async (request, reply) => {
+        let payload: WebhookLog['events'][number];
+        try {
+          payload = verifier.verify(String(request.body), request.headers as Record<string, string>) as typeof payload;
+        } catch (error) {
+          if (error instanceof WebhookVerificationError) return reply.code(401).send({ error: { code: 'INVALID_SIGNATURE', message: error.message } });
+          throw error;
+        }
+        webhookLog.events.push({ id: String(request.headers['webhook-id']), type: payload.type, data: payload.data });
+        return reply.code(204).send();
+      });
+    });
+  }
+
+  if (signals?.authorization !== undefined) {
+    const authorization = signals.authorization;
     // RFC 8935: the body is the SET itself.
     app.addContentTypeParser('application/secevent+jwt', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_request, body, done) => done(null, body));
     app.post('/ssf/events', async (request, reply) => {
-      if (request.headers.authorization !== signals.authorization) return reply.code(401).send({ err: 'authentication_failed', description: 'Unknown transmitter.' });
+      if (request.headers.authorization !== authorization) return reply.code(401).send({ err: 'authentication_failed', description: 'Unknown transmitter.' });
       if (request.headers['content-type'] !== 'application/secevent+jwt' || typeof request.body !== 'string') {
         return reply.code(400).send({ err: 'invalid_request', description: 'A SET is sent as application/secevent+jwt.' });
       }
@@ -205,32 +262,87 @@ export async function buildRelyingService(options: RelyingServiceOptions): Promi
 declare module 'fastify' {
   interface FastifyInstance {
     signalLog: SignalLog;
+    webhookLog: WebhookLog;
   }
+}
+
+/**
+ * The poll receiver's loop (RFC 8936): one long poll at a time, each
+ * acknowledging what the previous one returned and this receiver took, and
+ * reporting what it refused (`setErrs`). A SET is acknowledged only after it
+ * was applied, so a crash in between means it comes again (at least once;
+ * applying a revocation twice is harmless). Returns stop().
+ */
+export function startPolling(poll: PollOptions, take: (set: string) => Promise<void>, log: FastifyInstance['log']): () => Promise<void> {
+  const stopping = new AbortController();
+  let ack: string[] = [];
+  let setErrs: Record<string, { err: string; description: string }> = {};
+  const loop = (async () => {
+    while (!stopping.signal.aborted) {
+      try {
+        const res = await fetch(poll.endpointUrl, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${poll.adminKey}`, 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify({ ack, ...(Object.keys(setErrs).length > 0 ? { setErrs } : {}), maxEvents: 50, returnImmediately: false }),
+          signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(30_000)]),
+        });
+        if (res.status !== 200) throw new Error(`poll: HTTP ${res.status}`);
+        const { sets } = (await res.json()) as { sets: Record<string, string>; moreAvailable: boolean };
+        // Sent with the request just answered: settled at the transmitter.
+        ack = [];
+        setErrs = {};
+        for (const [jti, set] of Object.entries(sets)) {
+          try {
+            await take(set);
+            ack.push(jti);
+          } catch (problem) {
+            setErrs[jti] = problem as { err: string; description: string };
+          }
+        }
+      } catch (error) {
+        if (stopping.signal.aborted) break;
+        log.warn({ err: error }, 'Shared Signals poll failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, poll.retryMs ?? 1000));
+      }
+    }
+  })();
+  return async () => {
+    stopping.abort();
+    await loop;
+  };
 }
 
 /** The transmitter's metadata, checked: its issuer is the one this receiver trusts. */
 async function metadata(transmitterUrl: string, issuer: string) {
   const res = await fetch(`${transmitterUrl}/.well-known/ssf-configuration`);
   if (!res.ok) throw new Error(`ssf-configuration: HTTP ${res.status}`);
-  const meta = (await res.json()) as { issuer: string; configuration_endpoint: string };
+  const meta = (await res.json()) as { issuer: string; configuration_endpoint: string; delivery_methods_supported: string[] };
   if (meta.issuer !== issuer) throw new Error(`the transmitter says its issuer is ${meta.issuer}, not ${issuer}`);
   return meta;
 }
 
-/** Creates a push stream of session-revoked events to `endpointUrl` (this service's POST /ssf/events). Returns the stream. */
-export async function subscribe(options: { transmitterUrl: string; issuer: string; adminKey: string; endpointUrl: string; authorization: string }) {
+export const PUSH = 'urn:ietf:rfc:8935';
+export const POLL = 'urn:ietf:rfc:8936';
+
+/**
+ * Creates a stream of the revocation events: pushed to `endpointUrl` (this
+ * service's POST /ssf/events, with `authorization`), or, with `poll: true`,
+ * waiting to be polled at the URL the answer's `delivery.endpoint_url` names.
+ */
+export async function subscribe(options: { transmitterUrl: string; issuer: string; adminKey: string } & ({ endpointUrl: string; authorization: string; poll?: false } | { poll: true })) {
   const meta = await metadata(options.transmitterUrl, options.issuer);
+  if (!meta.delivery_methods_supported.includes(options.poll ? POLL : PUSH)) throw new Error('the transmitter does not offer that delivery method');
   const res = await fetch(meta.configuration_endpoint, {
     method: 'POST',
     headers: { authorization: `Bearer ${options.adminKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({
-      delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: options.endpointUrl, authorization_header: options.authorization },
+      delivery: options.poll ? { method: POLL } : { method: PUSH, endpoint_url: options.endpointUrl, authorization_header: options.authorization },
       events_requested: [SESSION_REVOKED, CREDENTIAL_CHANGE, DEVICE_COMPLIANCE_CHANGE],
       description: 'relying-service example',
     }),
   });
   if (res.status !== 201) throw new Error(`create stream: HTTP ${res.status}`);
-  const stream = (await res.json()) as { stream_id: string; iss: string; aud: string };
+  const stream = (await res.json()) as { stream_id: string; iss: string; aud: string; delivery: { method: string; endpoint_url: string } };
   if (stream.iss !== options.issuer) throw new Error('the stream names another issuer');
   return stream;
 }

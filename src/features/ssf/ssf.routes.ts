@@ -1,7 +1,8 @@
 /**
  * The Shared Signals transmitter's HTTP side (docs/integration.md "Shared
  * Signals"): `GET /.well-known/ssf-configuration` (public), the stream
- * management endpoints under `/ssf/streams` and the poll endpoint
+ * management endpoints under `/ssf/streams` (configuration, status,
+ * subjects, verification) and the poll endpoint
  * `/ssf/poll/{stream_id}`, each with `Authorization: Bearer <admin API key>`
  * carrying the `ssf:streams` scope. Bodies are the SSF JSON, not the API's
  * envelope (an SSF receiver reads them as the specification writes them);
@@ -89,9 +90,30 @@ export const ssfRoutes: FastifyPluginAsyncTypebox<SsfRouteContext> = async (app,
     });
 
     managed.get('/ssf/streams/status', {
-      schema: { ...doc('getSsfStreamStatus', "A stream's status (always enabled: pausing is not offered)"), querystring: S.RequiredStreamQuery, response: withErrors({ 200: Type.Ref('SsfStreamStatus') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
+      schema: { ...doc('getSsfStreamStatus', "A stream's status (enabled, paused or disabled) and the receiver's reason"), querystring: S.RequiredStreamQuery, response: withErrors({ 200: Type.Ref('SsfStreamStatus') }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },
       config: limit,
     }, async (request) => ssf.status(receiver(request), request.query.stream_id));
+
+    managed.post('/ssf/streams/status', {
+      schema: { ...doc('updateSsfStreamStatus', 'Enable, pause (SETs held) or disable (SETs dropped) a stream'), body: S.UpdateStatusBody, response: withErrors({ 200: Type.Ref('SsfStreamStatus') }, ['FORBIDDEN', 'NOT_FOUND']) },
+      config: limit,
+    }, async (request) => ssf.setStatus(receiver(request), request.body.stream_id, request.body.status, request.body.reason));
+
+    managed.post('/ssf/streams/subjects/add', {
+      schema: { ...doc('addSsfSubject', 'Add a user back to a stream (streams start with every user)'), body: S.AddSubjectBody, response: withErrors({ 200: { description: 'Added (or had it already)', type: 'null' } }, ['FORBIDDEN', 'NOT_FOUND']) },
+      config: limit,
+    }, async (request, reply) => {
+      await ssf.addSubject(receiver(request), request.body.stream_id, request.body.subject);
+      return reply.code(200).send();
+    });
+
+    managed.post('/ssf/streams/subjects/remove', {
+      schema: { ...doc('removeSsfSubject', 'Remove a user from a stream: no SET about that user is sent on it from then on'), body: S.RemoveSubjectBody, response: withErrors({ 204: { description: 'Removed', type: 'null' } }, ['FORBIDDEN', 'NOT_FOUND', 'SSF_SUBJECT_LIMIT']) },
+      config: limit,
+    }, async (request, reply) => {
+      await ssf.removeSubject(receiver(request), request.body.stream_id, request.body.subject);
+      return reply.code(204).send();
+    });
 
     managed.post('/ssf/streams/verify', {
       schema: { ...doc('verifySsfStream', 'Send a verification event on the stream'), body: S.VerifyBody, response: withErrors({ 204: { description: 'Queued', type: 'null' } }, ['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'SSF_STREAM_LIMIT']) },

@@ -19,6 +19,8 @@ export const TransmitterMetadata = Type.Object(
     delivery_methods_supported: Type.Array(Type.String()),
     configuration_endpoint: Type.String(),
     status_endpoint: Type.String(),
+    add_subject_endpoint: Type.String(),
+    remove_subject_endpoint: Type.String(),
     verification_endpoint: Type.String(),
     authorization_schemes: Type.Array(Type.Object({ spec_urn: Type.String() })),
     default_subjects: Type.Literal('ALL'),
@@ -66,7 +68,34 @@ export const CreateStreamBody = Type.Object(receiverFields, { additionalProperti
 export const UpdateStreamBody = Type.Object({ stream_id: StreamId, ...receiverFields, ...transmitterFields }, { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', description: 'Example relying service' }] });
 export const StreamQuery = Type.Object({ stream_id: Type.Optional(StreamId) }, { additionalProperties: false });
 export const RequiredStreamQuery = Type.Object({ stream_id: StreamId }, { additionalProperties: false });
-export const StreamStatus = Type.Object({ stream_id: Type.String(), status: Type.Literal('enabled') }, { $id: 'SsfStreamStatus' });
+const Status = Type.Union([Type.Literal('enabled'), Type.Literal('paused'), Type.Literal('disabled')], {
+  description: 'enabled: SETs are delivered. paused: SETs are held and delivered once enabled again. disabled: SETs are dropped.',
+});
+const Reason = Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE, description: "The receiver's reason for the status." });
+export const StreamStatus = Type.Object({ stream_id: Type.String(), status: Status, reason: Type.Optional(Type.String()) }, { $id: 'SsfStreamStatus' });
+export const UpdateStatusBody = Type.Object(
+  { stream_id: StreamId, status: Status, reason: Type.Optional(Reason) },
+  { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', status: 'paused', reason: 'maintenance' }] },
+);
+
+// A subject this transmitter knows: a user of this issuer (RFC 9493 iss_sub; sub = the access tokens' sub).
+const IssSub = Type.Object(
+  {
+    format: Type.Literal('iss_sub'),
+    iss: Type.String({ minLength: 1, maxLength: 2000, pattern: PRINTABLE, description: 'This transmitter\'s issuer.' }),
+    sub: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'The user id.' }),
+  },
+  { additionalProperties: false },
+);
+const Subject = Type.Union([IssSub, Type.Object({ format: Type.Literal('complex'), user: IssSub }, { additionalProperties: false })], {
+  description: 'A user: iss_sub with this issuer, alone or as the user of a complex subject.',
+});
+const subjectExample = { format: 'iss_sub', iss: 'https://auth.example.com', sub: '0190a8a2-7f3c-7c2e-9a51-3c5d2b1e4f60' };
+export const AddSubjectBody = Type.Object(
+  { stream_id: StreamId, subject: Subject, verified: Type.Optional(Type.Boolean({ description: 'Accepted and ignored: every user of this issuer is known to it.' })) },
+  { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', subject: subjectExample }] },
+);
+export const RemoveSubjectBody = Type.Object({ stream_id: StreamId, subject: Subject }, { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', subject: subjectExample }] });
 export const VerifyBody = Type.Object({ stream_id: StreamId, state: Type.Optional(Type.String({ maxLength: 200, pattern: PRINTABLE })) }, { additionalProperties: false, examples: [{ stream_id: 'from-the-create-answer', state: 'check-1' }] });
 export const PollParams = Type.Object({ stream_id: StreamId });
 

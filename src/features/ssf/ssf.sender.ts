@@ -14,6 +14,10 @@
  * the operator, counted in /metrics). A receiver that was down gets every SET
  * once it is up: the rows wait in storage, so a restart loses nothing.
  *
+ * A stream paused or disabled after its row became due: the attempt sends
+ * nothing; the row goes back to held (not counted as an attempt) or is
+ * dropped. A SET already on the wire when the status changes still arrives.
+ *
  * At least once, like the webhooks: a receiver deduplicates by `jti`.
  * Logged: the stream id, the jti, the status or error name; never the SET,
  * the authorization header or a response body.
@@ -49,7 +53,9 @@ const describeFailure = (cause: unknown): string =>
 export function createSsfSender(options: SsfSenderOptions) {
   const { repository, encryptor, signer, clock, log } = options;
 
-  const runner = createOutboxRunner<ClaimedSet, true>({
+  /** What an attempt came to: sent, or not sent because the stream is paused (held) or disabled (dropped). */
+  type Outcome = 'sent' | 'held' | 'dropped';
+  const runner = createOutboxRunner<ClaimedSet, Outcome>({
     clock,
     leaseMs: SSF_TIMEOUT_MS + MINUTE,
     batchSize: SSF_BATCH_SIZE,
@@ -61,6 +67,9 @@ export function createSsfSender(options: SsfSenderOptions) {
     async deliver(row) {
       const stream = await repository.find(row.stream_id);
       if (!stream || stream.delivery_method !== SSF_PUSH || stream.endpoint_url === null) throw new Error('the stream is no longer a push stream');
+      // Paused or disabled since the row was written or claimed: nothing goes out (read per attempt, like the URL).
+      if (stream.status === 'paused') return 'held';
+      if (stream.status === 'disabled') return 'dropped';
       const headers: Record<string, string> = { 'content-type': 'application/secevent+jwt', accept: 'application/json', 'user-agent': 'trusted-devices-ssf/1' };
       if (stream.authorization_header !== null) headers.authorization = encryptor.decrypt(stream.authorization_header, `ssf:${stream.id}`);
       let response: Response;
@@ -71,10 +80,12 @@ export function createSsfSender(options: SsfSenderOptions) {
         throw new Error(describeFailure(cause));
       }
       if (response.status < 200 || response.status >= 300) throw new Error(`HTTP ${response.status}`);
-      return true;
+      return 'sent';
     },
-    async markDone(row, _done, now) {
-      await repository.markDelivered(row.id, row.attempts, now);
+    async markDone(row, outcome, now) {
+      if (outcome === 'held') await repository.hold(row.id, row.attempts);
+      else if (outcome === 'dropped') await repository.drop(row.id, row.attempts);
+      else await repository.markDelivered(row.id, row.attempts, now);
     },
     async markFailed(row, error, retryAt, now) {
       await repository.markFailed(row.id, row.attempts, now, retryAt, error);

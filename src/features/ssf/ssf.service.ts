@@ -10,16 +10,28 @@
  * stream id answers 404 as if it did not exist. The SETs' `aud` is the
  * owning key's name (unique forever, like the actor names of the history).
  *
- * Subjects: every stream gets the events of every user (`default_subjects`
- * ALL): the relying services are the operator's own. There is no add/remove
- * subject endpoint.
+ * Subjects: every stream starts with every user (`default_subjects` ALL):
+ * the relying services are the operator's own. A receiver removes a user
+ * (`iss_sub` of this issuer, alone or as the `user` of a complex subject)
+ * and its stream gets no SET about that user from then on; adding the user
+ * back undoes it, and adding a user never removed changes nothing (the
+ * stream had it). SETs written before the removal are still delivered. The
+ * user id is not looked up: the answer is the same for any well-formed id,
+ * so the endpoints tell nothing about who has an account.
+ *
+ * Status (the receiver's to set): `enabled` delivers; `paused` holds every
+ * SET written meanwhile (push: not sent; poll: not returned) and delivers
+ * them, oldest first, once enabled again; `disabled` drops the waiting SETs
+ * and keeps none. The transmitter never changes a status on its own, so it
+ * sends no stream-updated event.
  *
  * Threats: a receiver reading another's events (ownership above; the SET
  * names only ids, never an email, IP or device name); the push
  * authorization header leaking (encrypted at rest with DATA_ENCRYPTION_KEY,
  * bound to the stream id, never returned or logged); a flood of streams (at
- * most SSF_MAX_STREAMS); a poll receiver acknowledging what is not its own
- * (an ack names jtis of the polled stream only).
+ * most SSF_MAX_STREAMS, each with at most SSF_MAX_REMOVED_SUBJECTS removed
+ * users); a poll receiver acknowledging what is not its own (an ack names
+ * jtis of the polled stream only).
  */
 import { type Clock, SECOND } from '../../platform/clock.ts';
 import type { Encryptor } from '../../platform/crypto/encryption.ts';
@@ -27,7 +39,7 @@ import type { SetSigner } from '../../platform/crypto/security-event-tokens.ts';
 import { newTimeOrderedId } from '../../platform/crypto/tokens.ts';
 import { AppError } from '../../platform/errors.ts';
 import { setClaims, SSF_EVENT_TYPES, SSF_EVENTS_SUPPORTED } from '../../store/ssf-events.ts';
-import { SSF_MAX_STREAMS, SSF_POLL, SSF_PUSH, type SsfRepository, type SsfStream } from '../../store/ssf.repository.ts';
+import { SSF_MAX_REMOVED_SUBJECTS, SSF_MAX_STREAMS, SSF_POLL, SSF_PUSH, type SsfRepository, type SsfStatus, type SsfStream } from '../../store/ssf.repository.ts';
 
 export const SSF_SCOPE = 'ssf:streams';
 export const POLL_DEFAULT_MAX_EVENTS = 20;
@@ -72,6 +84,9 @@ export interface StreamUpdate extends StreamInput {
   events_delivered?: string[] | undefined;
 }
 
+/** A subject as a receiver names it: a user of this issuer (RFC 9493 `iss_sub`), alone or in a complex subject. */
+export type SubjectInput = { format: 'iss_sub'; iss: string; sub: string } | { format: 'complex'; user: { format: 'iss_sub'; iss: string; sub: string } };
+
 export interface PollInput {
   maxEvents?: number | undefined;
   returnImmediately?: boolean | undefined;
@@ -114,6 +129,19 @@ export function createSsfService(options: SsfServiceOptions) {
   /** Requested URIs the transmitter does not know are ignored (SSF); none asked for: all of them. */
   const delivered = (requested: readonly string[] | undefined) => (requested === undefined ? [...SSF_EVENTS_SUPPORTED] : SSF_EVENTS_SUPPORTED.filter((uri) => requested.includes(uri)));
 
+  const statusOf = (stream: SsfStream) => ({
+    stream_id: stream.id,
+    status: stream.status as SsfStatus,
+    ...(stream.status_reason !== null ? { reason: stream.status_reason } : {}),
+  });
+
+  /** The user a subject names; another issuer's subject is none of ours (404, as SSF asks for an unrecognised subject). */
+  function userOf(subject: SubjectInput): string {
+    const user = subject.format === 'complex' ? subject.user : subject;
+    if (user.iss !== issuer) throw new AppError('NOT_FOUND', 'This transmitter does not know subjects of that issuer.');
+    return user.sub;
+  }
+
   async function owned(receiver: Receiver, streamId: string): Promise<SsfStream> {
     const stream = await repository.findOwned(receiver.keyId, streamId);
     if (!stream) throw notFound();
@@ -129,6 +157,8 @@ export function createSsfService(options: SsfServiceOptions) {
         delivery_methods_supported: [SSF_PUSH, SSF_POLL],
         configuration_endpoint: `${issuer}/ssf/streams`,
         status_endpoint: `${issuer}/ssf/streams/status`,
+        add_subject_endpoint: `${issuer}/ssf/streams/subjects/add`,
+        remove_subject_endpoint: `${issuer}/ssf/streams/subjects/remove`,
         verification_endpoint: `${issuer}/ssf/streams/verify`,
         authorization_schemes: [{ spec_urn: 'urn:ietf:rfc:6750' }],
         default_subjects: 'ALL' as const,
@@ -148,6 +178,7 @@ export function createSsfService(options: SsfServiceOptions) {
         events_delivered: JSON.stringify(delivered(input.events_requested)),
         description: input.description ?? null,
         status: 'enabled',
+        status_reason: null,
         created_at: now,
         updated_at: now,
       };
@@ -178,7 +209,9 @@ export function createSsfService(options: SsfServiceOptions) {
       }
       if (replace || input.description !== undefined) patch.description = input.description ?? null;
       if (!(await repository.updateOwned(receiver.keyId, stream.id, patch))) throw notFound();
-      if (patch.delivery_method !== undefined && patch.delivery_method !== stream.delivery_method) await repository.retarget(stream.id, patch.delivery_method === SSF_PUSH, clock.now());
+      if (patch.delivery_method !== undefined && patch.delivery_method !== stream.delivery_method) {
+        await repository.retarget(stream.id, patch.delivery_method === SSF_PUSH && stream.status === 'enabled', clock.now());
+      }
       return configOf((await repository.findOwned(receiver.keyId, stream.id)) ?? stream);
     },
 
@@ -187,13 +220,33 @@ export function createSsfService(options: SsfServiceOptions) {
     },
 
     async status(receiver: Receiver, streamId: string) {
-      const stream = await owned(receiver, streamId);
-      return { stream_id: stream.id, status: 'enabled' as const };
+      return statusOf(await owned(receiver, streamId));
     },
 
-    /** Queues a verification SET on the stream (pushed or polled like any other). */
+    async setStatus(receiver: Receiver, streamId: string, status: SsfStatus, reason: string | undefined) {
+      const stream = await repository.setStatus(receiver.keyId, streamId, status, reason ?? null, clock.now());
+      if (!stream) throw notFound();
+      return statusOf(stream);
+    },
+
+    /** Adds a user back to the stream (only undoes a removal: a stream starts with every user). */
+    async addSubject(receiver: Receiver, streamId: string, subject: SubjectInput): Promise<void> {
+      const stream = await owned(receiver, streamId);
+      await repository.addSubject(stream.id, userOf(subject));
+    },
+
+    /** Removes a user: the stream gets no SET about it from now on. */
+    async removeSubject(receiver: Receiver, streamId: string, subject: SubjectInput): Promise<void> {
+      const stream = await owned(receiver, streamId);
+      const userId = userOf(subject);
+      if ((await repository.countRemoved(stream.id)) >= SSF_MAX_REMOVED_SUBJECTS) throw new AppError('SSF_SUBJECT_LIMIT');
+      await repository.removeSubject(stream.id, userId, clock.now());
+    },
+
+    /** Queues a verification SET on the stream (pushed or polled like any other; held while paused, dropped while disabled). */
     async verify(receiver: Receiver, streamId: string, state: string | undefined): Promise<void> {
       const stream = await owned(receiver, streamId);
+      if (stream.status === 'disabled') return;
       const now = clock.now();
       const jti = newTimeOrderedId(now);
       const claims = setClaims(issuer, stream.audience, jti, jti, now, {
@@ -201,7 +254,8 @@ export function createSsfService(options: SsfServiceOptions) {
         subId: { format: 'opaque', id: stream.id },
         event: state === undefined ? {} : { state },
       });
-      await repository.insertSet({ id: jti, stream_id: stream.id, payload: JSON.stringify(claims), created_at: now, next_attempt_at: stream.delivery_method === SSF_PUSH ? now : null });
+      const due = stream.delivery_method === SSF_PUSH && stream.status === 'enabled';
+      await repository.insertSet({ id: jti, stream_id: stream.id, payload: JSON.stringify(claims), created_at: now, next_attempt_at: due ? now : null });
     },
 
     /**
@@ -216,12 +270,14 @@ export function createSsfService(options: SsfServiceOptions) {
       const now = clock.now();
       await repository.acknowledge(stream.id, [...(input.ack ?? []), ...Object.keys(input.setErrs ?? {})], now);
       const max = input.maxEvents ?? POLL_DEFAULT_MAX_EVENTS;
-      if (max === 0) return { sets: {}, moreAvailable: (await repository.waiting(stream.id, 1)).length > 0 };
-      let rows = await repository.waiting(stream.id, max + 1);
+      // Paused or disabled: nothing is transmitted (acknowledgements are still taken above).
+      const next = async (current: SsfStream, limit: number) => (current.status === 'enabled' ? repository.waiting(current.id, limit) : []);
+      if (max === 0) return { sets: {}, moreAvailable: (await next(stream, 1)).length > 0 };
+      let rows = await next(stream, max + 1);
       const deadline = Date.now() + POLL_WAIT_MS;
       while (rows.length === 0 && input.returnImmediately === false && Date.now() < deadline) {
         await sleep(POLL_RECHECK_MS);
-        rows = await repository.waiting(stream.id, max + 1);
+        rows = await next((await repository.findOwned(receiver.keyId, stream.id)) ?? { ...stream, status: 'disabled' }, max + 1);
       }
       const sets: Record<string, string> = {};
       for (const row of rows.slice(0, max)) sets[row.id] = signer.sign(row.payload);
