@@ -938,12 +938,56 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A stream's status (always enabled: pausing is not offered)
+         * A stream's status (enabled, paused or disabled) and the receiver's reason
          * @description Needs an admin API key with the `ssf:streams` scope.
          */
         get: operations["getSsfStreamStatus"];
         put?: never;
-        post?: never;
+        /**
+         * Enable, pause (SETs held) or disable (SETs dropped) a stream
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        post: operations["updateSsfStreamStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams/subjects/add": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a user back to a stream (streams start with every user)
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        post: operations["addSsfSubject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams/subjects/remove": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove a user from a stream: no SET about that user is sent on it from then on
+         * @description Needs an admin API key with the `ssf:streams` scope.
+         */
+        post: operations["removeSsfSubject"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1269,6 +1313,8 @@ export interface components {
             delivery_methods_supported: string[];
             configuration_endpoint: string;
             status_endpoint: string;
+            add_subject_endpoint: string;
+            remove_subject_endpoint: string;
             verification_endpoint: string;
             authorization_schemes: {
                 spec_urn: string;
@@ -1292,8 +1338,9 @@ export interface components {
         };
         SsfStreamStatus: {
             stream_id: string;
-            /** @enum {string} */
-            status: "enabled";
+            /** @description enabled: SETs are delivered. paused: SETs are held and delivered once enabled again. disabled: SETs are dropped. */
+            status: "enabled" | "paused" | "disabled";
+            reason?: string;
         };
         SsfPollResponse: {
             /** @description jti → the signed SET. */
@@ -10390,6 +10437,632 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "SSF_STREAM_LIMIT";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
+                };
+            };
+        };
+    };
+    updateSsfStreamStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "status": "paused",
+                 *       "reason": "maintenance"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The stream_id the transmitter gave. */
+                    stream_id: string;
+                    /** @description enabled: SETs are delivered. paused: SETs are held and delivered once enabled again. disabled: SETs are dropped. */
+                    status: "enabled" | "paused" | "disabled";
+                    /** @description The receiver's reason for the status. */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsfStreamStatus"];
+                };
+            };
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
+                };
+            };
+        };
+    };
+    addSsfSubject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "subject": {
+                 *         "format": "iss_sub",
+                 *         "iss": "https://auth.example.com",
+                 *         "sub": "0190a8a2-7f3c-7c2e-9a51-3c5d2b1e4f60"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The stream_id the transmitter gave. */
+                    stream_id: string;
+                    /** @description A user: iss_sub with this issuer, alone or as the user of a complex subject. */
+                    subject: {
+                        /** @enum {string} */
+                        format: "iss_sub";
+                        /** @description This transmitter's issuer. */
+                        iss: string;
+                        /** @description The user id. */
+                        sub: string;
+                    } | {
+                        /** @enum {string} */
+                        format: "complex";
+                        user: {
+                            /** @enum {string} */
+                            format: "iss_sub";
+                            /** @description This transmitter's issuer. */
+                            iss: string;
+                            /** @description The user id. */
+                            sub: string;
+                        };
+                    };
+                    /** @description Accepted and ignored: every user of this issuer is known to it. */
+                    verified?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Added (or had it already) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
+                };
+            };
+        };
+    };
+    removeSsfSubject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "stream_id": "from-the-create-answer",
+                 *       "subject": {
+                 *         "format": "iss_sub",
+                 *         "iss": "https://auth.example.com",
+                 *         "sub": "0190a8a2-7f3c-7c2e-9a51-3c5d2b1e4f60"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The stream_id the transmitter gave. */
+                    stream_id: string;
+                    /** @description A user: iss_sub with this issuer, alone or as the user of a complex subject. */
+                    subject: {
+                        /** @enum {string} */
+                        format: "iss_sub";
+                        /** @description This transmitter's issuer. */
+                        iss: string;
+                        /** @description The user id. */
+                        sub: string;
+                    } | {
+                        /** @enum {string} */
+                        format: "complex";
+                        user: {
+                            /** @enum {string} */
+                            format: "iss_sub";
+                            /** @description This transmitter's issuer. */
+                            iss: string;
+                            /** @description The user id. */
+                            sub: string;
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: This is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            /** @description `NOT_FOUND`: Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `SSF_SUBJECT_LIMIT`: This event stream has removed as many subjects as it allows; add some back first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SSF_SUBJECT_LIMIT";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
                         };
                     };
                 };
