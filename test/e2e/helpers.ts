@@ -35,8 +35,8 @@ const CHROMIUM_ARGS = [
   `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`,
 ];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ headless: true, executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({ headless: true, executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /**
