@@ -168,7 +168,7 @@ for (const kind of databaseKinds()) {
       for (const [k, v] of b.jar) copy.jar.set(k, v);
 
       t.clock.advance(301_000); // the bound cookie's server-side end
-      const stale = await copy.fetch('/api/v1/auth/refresh', { headers: { 'x-refresh-cookie': '1', 'secure-session-skipped': `unreachable;session_identifier=${sf(sid)}` } });
+      const stale = await copy.fetch('/api/v1/auth/refresh', { headers: { 'x-refresh-cookie': '1', 'secure-session-skipped': `unreachable;session_identifier=${sf(sid)}, made_up;session_identifier=${sf(sid)}` } });
       assert.equal(stale.status, 401);
       assert.equal(stale.body.error.code, 'SESSION_PROOF_REQUIRED');
       assert.deepEqual(stale.body.error.details, { dbsc: true, skipped: ['unreachable'] });

@@ -88,13 +88,16 @@ export const registrationHeader = (path: string, challenge: string) => `(${DBSC_
 /** `Secure-Session-Challenge: "<challenge>";id="<session id>"`. */
 export const challengeHeader = (challenge: string, sessionId: string) => `${sfString(challenge)};id=${sfString(sessionId)}`;
 
-/** The reasons of a `Secure-Session-Skipped` header (tokens), at most 8; [] when absent or malformed. */
+/** The draft's only reasons for a skipped refresh; any other token is dropped. */
+const SKIPPED_REASONS = new Set(['unreachable', 'server_error', 'quota_exceeded']);
+
+/** The reasons of a `Secure-Session-Skipped` header (the draft's tokens only), at most 8; [] when absent or malformed. */
 export function parseSkipped(header: string | string[] | undefined): string[] {
   if (typeof header !== 'string' || header.length > 1024) return [];
   return header
     .split(',')
     .map((item) => item.trim().split(';')[0]!.trim())
-    .filter((token) => /^[a-z_]{1,32}$/.test(token))
+    .filter((token) => SKIPPED_REASONS.has(token))
     .slice(0, 8);
 }
 
