@@ -68,7 +68,12 @@ test('Chromium killed right after a trusted sign-in: the reopened profile signs 
     await startService({ DEVICE_TOKEN_REUSE_GRACE_SECONDS: String(GRACE_SECONDS), SMTP_URL: smtp.url }, t.signal),
     (s) => s.stop(),
   );
-  const profile = closeAtEnd(t, mkdtempSync(join(tmpdir(), 'td-e2e-profile-')), (dir) => rmSync(dir, { recursive: true, force: true }));
+  // The profile goes last: a browser still open on it (a failed run) is closed first, or it would write into the removed directory.
+  const contexts: BrowserContext[] = [];
+  const profile = closeAtEnd(t, mkdtempSync(join(tmpdir(), 'td-e2e-profile-')), async (dir) => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const api = async (method: string, path: string, body?: unknown, token?: string) => {
     const res = await fetch(`${service.baseUrl}/api/v1${path}`, {
       method,
@@ -93,6 +98,7 @@ test('Chromium killed right after a trusted sign-in: the reopened profile signs 
   const problems: string[] = [];
   const launch = async (): Promise<{ context: BrowserContext; page: Page }> => {
     const context = await launchPersistentChromium(profile, { baseURL: service.baseUrl });
+    contexts.push(context);
     closeAtEnd(t, context, (c) => c.close());
     context.setDefaultTimeout(WAIT);
     const page = context.pages()[0] ?? (await context.newPage());
