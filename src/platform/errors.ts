@@ -79,7 +79,7 @@ export const ERRORS = {
   // Sessions (docs/sessions.md)
   SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
   SESSION_CHALLENGE_REQUIRED: { status: 403, message: 'Sign the challenge of the Secure-Session-Challenge header and send it as Secure-Session-Response.' },
-  INVALID_SESSION_RESPONSE: { status: 400, message: 'Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service).' },
+  INVALID_SESSION_RESPONSE: { status: 400, message: 'Secure-Session-Response is not a DBSC proof (an ES256 or RS256 dbsc+jwt over a challenge of this service).' },
   SESSION_PROOF_REQUIRED: { status: 401, message: 'This session is bound to a key of its browser: sign details.challenge with it and send x-session-proof.' },
 
   // Admin API (docs/admin-and-webhooks.md)

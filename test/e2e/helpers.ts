@@ -7,13 +7,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as OTPAuth from 'otpauth';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -24,21 +24,59 @@ export const chromiumInstalled = (): boolean => existsSync(CHROMIUM_PATH);
 /** A host name that is not localhost but resolves to the service (Chromium's --host-resolver-rules). */
 export const OTHER_HOST = 'app.test';
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`,
+];
+
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({ headless: true, executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, ...extraArgs] });
+}
+
+/**
+ * Chromium on a profile directory that outlives the browser (cookies in its
+ * SQLite store, IndexedDB, localStorage), as a user's browser restarts.
+ */
+export function launchPersistentChromium(userDataDir: string, options: { baseURL: string }): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, {
     headless: true,
     executablePath: CHROMIUM_PATH,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`,
-    ],
+    args: CHROMIUM_ARGS,
+    baseURL: options.baseURL,
+    locale: 'en-US',
+    viewport: { width: 1280, height: 900 },
   });
+}
+
+/**
+ * The processes running on a profile directory, read from /proc: the browser
+ * process (its command line names the directory and has no `--type=`, which
+ * every helper process has) and all of them. Playwright does not expose the
+ * process of a persistent context; a test that must kill the browser the way
+ * a crash does finds it here. Linux only.
+ */
+export function profileProcesses(userDataDir: string): { browser: number | undefined; all: number[] } {
+  const all: number[] = [];
+  let browser: number | undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (!args.some((a) => a === `--user-data-dir=${userDataDir}`)) continue;
+    all.push(Number(entry));
+    if (!args.some((a) => a.startsWith('--type='))) browser = Number(entry);
+  }
+  return { browser, all };
 }
 
 /** A port that was free a moment ago (the service binds it right after). */

@@ -18,6 +18,7 @@
  * The seed is printed on failure by fast-check; set FUZZ_SEED to replay.
  */
 import assert from 'node:assert/strict';
+import type { webcrypto as WebCrypto } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -337,6 +338,99 @@ for (const kind of databaseKinds()) {
           assertAnswer(`POST ${path} ${clean(response).slice(0, 120)}`, res, 'POST');
           assert.ok(res.statusCode >= 400, `${path}: ${res.statusCode} for a malformed response`);
         }),
+        { numRuns: 300, seed },
+      );
+    });
+
+    test('RS256 DBSC keys too short, too long, malformed or private, and RS256/ES256 proofs on an RSA-bound session: 4xx in the envelope, never 5xx', async () => {
+      const { webcrypto } = await import('node:crypto');
+      const { subtle } = webcrypto;
+      const b64json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const rsaParams = (modulusLength: number) => ({ name: 'RSASSA-PKCS1-v1_5', modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' });
+      const rsa = (await subtle.generateKey(rsaParams(2048), true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+      const small = (await subtle.generateKey(rsaParams(1024), true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+      const ec = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+      const jwkOf = async (key: WebCrypto.CryptoKey) => (await subtle.exportKey('jwk', key)) as Record<string, unknown>;
+      const rsaPublic = await jwkOf(rsa.publicKey);
+      const rsaPrivate = await jwkOf(rsa.privateKey);
+      const smallPublic = await jwkOf(small.publicKey);
+      const ecPublic = await jwkOf(ec.publicKey);
+      const signers = {
+        rsa: (input: string) => subtle.sign({ name: 'RSASSA-PKCS1-v1_5' }, rsa.privateKey, Buffer.from(input)),
+        small: (input: string) => subtle.sign({ name: 'RSASSA-PKCS1-v1_5' }, small.privateKey, Buffer.from(input)),
+        ec: (input: string) => subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, Buffer.from(input)),
+      };
+      const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max }).map((b) => Buffer.from(b).toString('base64url'));
+      // Keys: the real ones, each member replaced or joined by private parts, moduli of every size (a 2048-bit key's n cut or padded).
+      const n = Buffer.from(rsaPublic.n as string, 'base64url');
+      const b64jsonless = (buffer: Buffer) => buffer.toString('base64url');
+      // Weighted towards what gets past the JWT's own checks (RS256, a signature of an RSA size, a jwk of kty RSA), so the key checks run.
+      const weighted = <T,>(likely: fc.Arbitrary<T>, other: fc.Arbitrary<T>) => fc.oneof({ arbitrary: likely, weight: 5 }, { arbitrary: other, weight: 1 });
+      const jwk = fc.oneof(
+        { arbitrary: fc.constantFrom<unknown>(rsaPublic, rsaPrivate, smallPublic, ecPublic, {}, null, [], 'AQAB', { kty: 'RSA' }), weight: 1 },
+        {
+          arbitrary: fc.record(
+            {
+              kty: weighted(fc.constant<unknown>('RSA'), fc.oneof(fc.constantFrom<unknown>('EC', 'oct', 'rsa', '', 1), oddStrings)),
+              n: fc.oneof(
+                fc.constantFrom<unknown>(undefined, null, 12345, ['AQAB'], rsaPublic.n, b64jsonless(n.subarray(0, 128)), b64jsonless(Buffer.concat([Buffer.from([0]), n])), b64jsonless(Buffer.concat([n, n]))),
+                bytes(0, 700),
+                oddStrings,
+              ),
+              e: fc.oneof(fc.constantFrom<unknown>('AQAB', 'Aw', 'AQAB=', 'AAEAAQ', '', 'AQ', undefined, 65537), oddStrings),
+              d: fc.oneof(fc.constant(undefined), bytes(1, 300)),
+              p: fc.constantFrom(undefined, 'AQAB'),
+              alg: fc.constantFrom(undefined, 'RS256', 'RS512', 'PS256', 'ES256', 'none'),
+              use: fc.constantFrom(undefined, 'sig', 'enc'),
+              key_ops: fc.constantFrom<unknown>(undefined, ['verify'], ['sign'], 'verify', []),
+            },
+            { requiredKeys: ['kty', 'n', 'e'] },
+          ),
+          weight: 6,
+        },
+      );
+      const alg = weighted(fc.constant('RS256'), fc.constantFrom('ES256', 'rs256', 'RS384', 'none'));
+      const signer = weighted(fc.constantFrom('rsa' as const, 'random256' as const, 'random512' as const), fc.constantFrom('small' as const, 'ec' as const, 'random100' as const));
+      const sign = async (how: string, input: string) => {
+        if (how === 'random256') return Buffer.alloc(256, 7).toString('base64url');
+        if (how === 'random512') return Buffer.alloc(512, 9).toString('base64url');
+        if (how === 'random100') return Buffer.alloc(100, 3).toString('base64url');
+        return Buffer.from(await signers[how as keyof typeof signers](input)).toString('base64url');
+      };
+
+      // A live session bound through DBSC with the 2048-bit key, so the refresh reaches its verification.
+      const user = await signupAndLogin(t.app);
+      const login = await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/json', 'x-refresh-cookie': '1' }, payload: JSON.stringify({ email: user.email, password: PASSWORD }) });
+      const refreshCookie = String(login.headers['set-cookie'] instanceof Array ? login.headers['set-cookie'].find((c) => c.startsWith('td_refresh=')) : login.headers['set-cookie']).split(';')[0]!;
+      const challenge = /challenge="([^"]+)"/.exec(String(login.headers['secure-session-registration']))![1]!;
+      const regInput = `${b64json({ alg: 'RS256', typ: 'dbsc+jwt', jwk: { kty: 'RSA', n: rsaPublic.n, e: rsaPublic.e } })}.${b64json({ jti: challenge })}`;
+      const reg = await t.app.inject({ method: 'POST', url: '/api/v1/auth/dbsc/register', headers: { cookie: refreshCookie, 'secure-session-response': `"${regInput}.${await sign('rsa', regInput)}"` } });
+      assert.equal(reg.statusCode, 200, reg.body);
+      const sessionId: string = JSON.parse(reg.body).session_identifier;
+
+      await fc.assert(
+        fc.asyncProperty(
+          weighted(fc.constant('/api/v1/auth/dbsc/register'), fc.constant('/api/v1/auth/dbsc/refresh')),
+          alg,
+          jwk,
+          weighted(fc.constant(true), fc.constant(false)),
+          signer,
+          fc.boolean(),
+          async (path, algorithm, key, withJwk, how, realChallenge) => {
+            // A real challenge now and then, so the checks after its consumption run too.
+            const jti = realChallenge ? JSON.parse((await t.app.inject({ method: 'POST', url: '/api/v1/auth/device-challenge' })).body).data.challenge : `tdc_${'B'.repeat(43)}`;
+            // On refresh the draft's proof carries no jwk: send one only at registration (a jwk on refresh is refused before any key check).
+            const input = `${b64json({ alg: algorithm, typ: 'dbsc+jwt', ...(withJwk && path.endsWith('/register') ? { jwk: key } : {}) })}.${b64json({ jti })}`;
+            const response = `"${input}.${await sign(how, input)}"`.slice(0, 9000);
+            const res = await t.app.inject({ method: 'POST', url: path, headers: { cookie: refreshCookie, 'secure-session-response': response, 'sec-secure-session-id': `"${sessionId}"` } });
+            assertAnswer(`POST ${path} alg=${algorithm} signer=${how} jwk=${JSON.stringify(key)?.slice(0, 120)}`, res, 'POST');
+            // Success only where it is due: a real proof of the bound key refreshes; a valid registration for the already bound session answers continue: false.
+            if (res.statusCode < 400) {
+              const body = JSON.parse(res.body);
+              assert.ok(path.endsWith('/refresh') ? how === 'rsa' && algorithm === 'RS256' && realChallenge : body.continue === false, res.body);
+            }
+          },
+        ),
         { numRuns: 300, seed },
       );
     });

@@ -18,17 +18,22 @@ import { closeQuietly } from '../helpers/teardown.ts';
 const { subtle } = webcrypto;
 const b64 = (data: ArrayBuffer | Uint8Array | string) => Buffer.from(typeof data === 'string' ? Buffer.from(data) : new Uint8Array(data)).toString('base64url');
 
-/** A DBSC key pair and the proof JWTs the draft describes. */
-async function dbscKey() {
-  const pair = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
-  const { kty, crv, x, y } = (await subtle.exportKey('jwk', pair.publicKey)) as Record<string, string>;
+/** A DBSC key pair and the proof JWTs the draft describes: ES256 (P-256) or RS256 (RSASSA-PKCS1-v1_5, SHA-256; 2048 bits unless told). */
+async function dbscKey(alg: 'ES256' | 'RS256' = 'ES256', modulusLength = 2048) {
+  const params = alg === 'ES256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'RSASSA-PKCS1-v1_5', modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+  const pair = (await subtle.generateKey(params, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const exported = (await subtle.exportKey('jwk', pair.publicKey)) as Record<string, string>;
+  const jwk: Record<string, unknown> = alg === 'ES256' ? { kty: exported.kty, crv: exported.crv, x: exported.x, y: exported.y } : { kty: exported.kty, n: exported.n, e: exported.e };
+  const signAlg = alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' };
   const sign = async (header: Record<string, unknown>, payload: Record<string, unknown>) => {
     const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(payload))}`;
-    return `${input}.${b64(await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, Buffer.from(input)))}`;
+    return `${input}.${b64(await subtle.sign(signAlg, pair.privateKey, Buffer.from(input)))}`;
   };
   return {
-    registration: (challenge: string) => sign({ alg: 'ES256', typ: 'dbsc+jwt', jwk: { kty, crv, x, y } }, { jti: challenge }),
-    refresh: (challenge: string) => sign({ alg: 'ES256', typ: 'dbsc+jwt' }, { jti: challenge }),
+    jwk,
+    sign,
+    registration: (challenge: string, headerJwk: Record<string, unknown> = jwk) => sign({ alg, typ: 'dbsc+jwt', jwk: headerJwk }, { jti: challenge }),
+    refresh: (challenge: string) => sign({ alg, typ: 'dbsc+jwt' }, { jti: challenge }),
   };
 }
 /** An sf-string. */
@@ -39,6 +44,31 @@ function parseItem(header: string | null): { value: string; params: Record<strin
   const [head, ...rest] = header.split(';');
   const params = Object.fromEntries(rest.map((p) => p.trim().split('=')).map(([k, v]) => [k!, (v ?? '').replace(/^"|"$/g, '')]));
   return { value: head!.trim().replace(/^"|"$/g, ''), params };
+}
+
+/** The draft's "identify if a URL is in scope" for an origin-scoped session: the refresh URL never; rules from last to first; otherwise include. */
+function inScope(instructions: any, base: string, path: string): 'include' | 'exclude' {
+  const url = new URL(path, base);
+  if (url.origin !== new URL(instructions.scope.origin).origin) return 'exclude';
+  if (url.href === new URL(instructions.refresh_url, base).href) return 'exclude';
+  for (const rule of [...(instructions.scope.scope_specification ?? [])].reverse()) {
+    const domain: string = rule.domain ?? '*';
+    const pattern: string = rule.path ?? '/';
+    const hostMatches = domain === '*' || (domain.startsWith('*.') ? url.hostname.endsWith(domain.slice(1)) : url.hostname === domain);
+    if (!hostMatches) continue;
+    if (url.pathname === pattern || (pattern.endsWith('/') && url.pathname.startsWith(pattern)) || url.pathname.startsWith(`${pattern}/`)) return rule.type;
+  }
+  return 'include';
+}
+/** The attributes the draft compares between a credential and a cookie (Domain, Path, Secure, HttpOnly, SameSite), from a cookie-attribute string. */
+function comparedAttributes(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(';').map((p) => p.trim()).filter(Boolean)) {
+    const [name, value = ''] = part.split('=');
+    const key = name!.toLowerCase();
+    if (['domain', 'path', 'secure', 'httponly', 'samesite'].includes(key)) out[key] = key === 'samesite' ? value.toLowerCase() : value;
+  }
+  return out;
 }
 
 for (const kind of databaseKinds()) {
@@ -69,20 +99,20 @@ for (const kind of databaseKinds()) {
             else jar.set(name!, value!);
           }
           const text = await res.text();
-          return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+          return { status: res.status, headers: res.headers, setCookies: res.headers.getSetCookie(), body: text ? JSON.parse(text) : undefined };
         },
       };
     }
 
     /** Sign in as a browser in cookie mode and register DBSC from the header, as the draft's user agent would. */
-    async function registered() {
+    async function registered(alg: 'ES256' | 'RS256' = 'ES256') {
       const user = await signupAndLogin(t.app);
       const b = browser();
-      const key = await dbscKey();
+      const key = await dbscKey(alg);
       const login = await b.fetch('/api/v1/auth/login', { body: { email: user.email, password: PASSWORD }, headers: { 'x-refresh-cookie': '1' } });
       assert.equal(login.status, 200);
       const offer = parseItem(login.headers.get('secure-session-registration'));
-      assert.equal(offer.value, '(ES256)');
+      assert.equal(offer.value, '(ES256 RS256)', 'both algorithms of the draft are offered');
       assert.equal(offer.params.path, '/api/v1/auth/dbsc/register');
       const reg = await b.fetch(offer.params.path!, { headers: { 'secure-session-response': sf(await key.registration(offer.params.challenge!)) } });
       return { user, b, key, login, reg };
@@ -99,6 +129,24 @@ for (const kind of databaseKinds()) {
       assert.deepEqual([reg.body.credentials[0].type, reg.body.credentials[0].name], ['cookie', 'td_bound']);
       assert.match(reg.body.credentials[0].attributes, /^Path=\/api\/v1\/auth; HttpOnly; SameSite=Strict(; Secure)?$/);
       assert.equal(reg.body.scope.origin, base);
+      // The draft's optional parts: an origin scope narrowed to the one URL that needs the bound cookie; no outside initiators.
+      assert.equal(reg.body.scope.include_site, false);
+      assert.deepEqual(reg.body.scope.scope_specification, [
+        { type: 'exclude', domain: '*', path: '/' },
+        { type: 'include', domain: '*', path: '/api/v1/auth/refresh' },
+      ]);
+      assert.deepEqual(reg.body.allowed_refresh_initiators, []);
+      assert.deepEqual(reg.body.data.scope, reg.body.scope);
+      assert.deepEqual(reg.body.data.allowed_refresh_initiators, []);
+      assert.equal(inScope(reg.body, base, '/api/v1/auth/refresh'), 'include');
+      for (const path of ['/api/v1/auth/login', '/api/v1/auth/device-challenge', '/api/v1/auth/refreshed', '/api/v1/auth/dbsc/refresh', '/', '/api/v1/sessions']) {
+        assert.equal(inScope(reg.body, base, path), 'exclude', path);
+      }
+      // The credential's attributes are those of the td_bound Set-Cookie, as the browser compares them (no Domain: host-only).
+      const setBound = reg.setCookies.find((line: string) => line.startsWith('td_bound='));
+      assert.ok(setBound);
+      assert.deepEqual(comparedAttributes(reg.body.credentials[0].attributes), comparedAttributes(setBound.slice(setBound.indexOf(';') + 1)));
+      assert.equal(comparedAttributes(reg.body.credentials[0].attributes).domain, undefined);
       assert.ok(b.jar.get('td_bound'));
       const sessions = await b.fetch('/api/v1/sessions', { method: 'GET', headers: { authorization: `Bearer ${login.body.data.access_token}` } });
       const current = sessions.body.data.sessions.find((s: any) => s.is_current);
@@ -120,7 +168,7 @@ for (const kind of databaseKinds()) {
       for (const [k, v] of b.jar) copy.jar.set(k, v);
 
       t.clock.advance(301_000); // the bound cookie's server-side end
-      const stale = await copy.fetch('/api/v1/auth/refresh', { headers: { 'x-refresh-cookie': '1', 'secure-session-skipped': `unreachable;session_identifier=${sf(sid)}` } });
+      const stale = await copy.fetch('/api/v1/auth/refresh', { headers: { 'x-refresh-cookie': '1', 'secure-session-skipped': `unreachable;session_identifier=${sf(sid)}, made_up;session_identifier=${sf(sid)}` } });
       assert.equal(stale.status, 401);
       assert.equal(stale.body.error.code, 'SESSION_PROOF_REQUIRED');
       assert.deepEqual(stale.body.error.details, { dbsc: true, skipped: ['unreachable'] });
@@ -160,6 +208,76 @@ for (const kind of databaseKinds()) {
       const refresh = await b.fetch('/api/v1/auth/refresh', { headers: { 'x-refresh-cookie': '1' } });
       assert.equal(refresh.status, 401);
       assert.equal(refresh.body.error.details.cause, 'proof_failed');
+    });
+
+    test('RS256, the draft\'s second algorithm: an RSA 2048 key registers and refreshes; a proof in another algorithm or by another RSA key ends the session', async () => {
+      const { b, key, login, reg } = await registered('RS256');
+      assert.equal(reg.status, 200, JSON.stringify(reg.body));
+      const sid: string = reg.body.session_identifier;
+      const sessions = await b.fetch('/api/v1/sessions', { method: 'GET', headers: { authorization: `Bearer ${login.body.data.access_token}` } });
+      assert.deepEqual(
+        sessions.body.data.sessions.filter((x: any) => x.is_current).map((x: any) => [x.id, x.bound, x.binding]),
+        [[sid, true, 'dbsc']],
+      );
+      const challengeOf = async () => parseItem((await b.fetch('/api/v1/auth/dbsc/refresh', { headers: { 'sec-secure-session-id': sf(sid) } })).headers.get('secure-session-challenge')).value;
+      const renewed = await b.fetch('/api/v1/auth/dbsc/refresh', { headers: { 'sec-secure-session-id': sf(sid), 'secure-session-response': sf(await key.refresh(await challengeOf())) } });
+      assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+      assert.equal((await b.fetch('/api/v1/auth/refresh', { headers: { 'x-refresh-cookie': '1' } })).status, 200);
+      // Another RSA key: the session ends.
+      const thief = await dbscKey('RS256');
+      const stolen = await b.fetch('/api/v1/auth/dbsc/refresh', { headers: { 'sec-secure-session-id': sf(sid), 'secure-session-response': sf(await thief.refresh(await challengeOf())) } });
+      assert.equal(stolen.status, 401);
+      assert.equal(stolen.body.error.details.cause, 'proof_failed');
+
+      // An ES256 proof for an RS256 session (algorithm confusion) is another key's proof too.
+      const other = await registered('RS256');
+      const otherSid: string = other.reg.body.session_identifier;
+      const challenge = parseItem((await other.b.fetch('/api/v1/auth/dbsc/refresh', { headers: { 'sec-secure-session-id': sf(otherSid) } })).headers.get('secure-session-challenge')).value;
+      const confused = await other.b.fetch('/api/v1/auth/dbsc/refresh', { headers: { 'sec-secure-session-id': sf(otherSid), 'secure-session-response': sf(await (await dbscKey('ES256')).refresh(challenge)) } });
+      assert.equal(confused.status, 401);
+      assert.equal(confused.body.error.details.cause, 'proof_failed');
+    });
+
+    test('RS256 registration keys are checked: too short, too long, a private member, another exponent, a leading zero, the wrong kty for the alg, signed by another key → 400 INVALID_SESSION_RESPONSE, nothing bound', async () => {
+      const user = await signupAndLogin(t.app);
+      const b = browser();
+      const login = await b.fetch('/api/v1/auth/login', { body: { email: user.email, password: PASSWORD }, headers: { 'x-refresh-cookie': '1' } });
+      assert.equal(login.status, 200);
+      const rsa = await dbscKey('RS256');
+      const ec = await dbscKey('ES256');
+      const short = await dbscKey('RS256', 1024);
+      const n = Buffer.from(rsa.jwk.n as string, 'base64url');
+      const cases: Array<[string, (challenge: string) => Promise<string>, RegExp]> = [
+        ['a 1024-bit key (its signature has the wrong size)', (c) => short.registration(c), /not a DBSC proof/],
+        ['a 1024-bit modulus in the header', (c) => rsa.registration(c, { ...rsa.jwk, n: b64(n.subarray(0, 128)) }), /2048 to 4096 bits \(it is 1024\)/],
+        ['a 4160-bit modulus', (c) => rsa.registration(c, { ...rsa.jwk, n: b64(Buffer.concat([Buffer.from([0xff]), Buffer.alloc(519, 0x55), Buffer.from([0x01])])) }), /2048 to 4096 bits \(it is 4168\)/],
+        ['a private member d', (c) => rsa.registration(c, { ...rsa.jwk, d: rsa.jwk.n }), /private RSA member/],
+        ['a private member p', (c) => rsa.registration(c, { ...rsa.jwk, p: 'AQAB' }), /private RSA member/],
+        ['exponent 3', (c) => rsa.registration(c, { ...rsa.jwk, e: 'Aw' }), /65537/],
+        ['a leading zero byte', (c) => rsa.registration(c, { ...rsa.jwk, n: b64(Buffer.concat([Buffer.from([0]), n])) }), /leading zero/],
+        ['an even modulus', (c) => rsa.registration(c, { ...rsa.jwk, n: b64(Buffer.concat([n.subarray(0, n.length - 1), Buffer.from([n[n.length - 1]! & 0xfe])])) }), /odd/],
+        ['not base64url', (c) => rsa.registration(c, { ...rsa.jwk, n: 'not base64!' }), /modulus/],
+        ['alg ES256 in the jwk', (c) => rsa.registration(c, { ...rsa.jwk, alg: 'ES256' }), /RS256/],
+        ['an EC jwk under RS256', (c) => rsa.sign({ alg: 'RS256', typ: 'dbsc+jwt', jwk: ec.jwk }, { jti: c }), /kty "RSA"/],
+        ['an RSA jwk under ES256', (c) => ec.sign({ alg: 'ES256', typ: 'dbsc+jwt', jwk: rsa.jwk }, { jti: c }), /kty "EC"/],
+        ['no jwk', (c) => rsa.sign({ alg: 'RS256', typ: 'dbsc+jwt' }, { jti: c }), /RSA JWK/],
+        ['signed by another RSA key', async (c) => (await dbscKey('RS256')).registration(c, rsa.jwk), /not signed by the key it carries/],
+      ];
+      for (const [what, make, message] of cases) {
+        const challenge = (await b.fetch('/api/v1/auth/device-challenge')).body.data.challenge;
+        const res = await b.fetch('/api/v1/auth/dbsc/register', { headers: { 'secure-session-response': sf(await make(challenge)) } });
+        assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.success, false, what);
+        assert.equal(res.body.error.code, 'INVALID_SESSION_RESPONSE', what);
+        assert.match(res.body.error.message, message, what);
+      }
+      const sessions = await b.fetch('/api/v1/sessions', { method: 'GET', headers: { authorization: `Bearer ${login.body.data.access_token}` } });
+      assert.deepEqual(sessions.body.data.sessions.filter((x: any) => x.is_current).map((x: any) => x.bound), [false], 'nothing was bound');
+      // The same session still registers with the good key.
+      const challenge = (await b.fetch('/api/v1/auth/device-challenge')).body.data.challenge;
+      const good = await b.fetch('/api/v1/auth/dbsc/register', { headers: { 'secure-session-response': sf(await rsa.registration(challenge)) } });
+      assert.equal(good.status, 200, JSON.stringify(good.body));
+      assert.equal(good.body.continue, true);
     });
 
     test('a session bound with session_key is not offered DBSC, and keeps its binding if a registration comes anyway', async () => {

@@ -40,7 +40,7 @@ import { type Clock, DAY, MINUTE } from '../../platform/clock.ts';
 import type { Database, MfaMethod, Db } from '../../store/schema.ts';
 import type { OpenSession, ProofChallenges, SessionAlerts, SessionAuthentication, SessionTokens, SessionView, StepUpResult } from '../../domain/contracts.ts';
 import { parseProof, parsePublicKey, type PublicJwk, verifyProof } from '../../platform/crypto/device-keys.ts';
-import { type DbscProof, parseDbscProof, verifyDbscProof } from '../../platform/crypto/dbsc.ts';
+import { type DbscProof, type DbscPublicJwk, parseDbscKey, parseDbscProof, verifyDbscProof } from '../../platform/crypto/dbsc.ts';
 import type { EventCause } from '../../store/schema.ts';
 import { defaultDeviceName, MAX_USER_AGENT_STORED, type RequestDevice } from '../../platform/context.ts';
 import { AppError, UnauthorizedError } from '../../platform/errors.ts';
@@ -407,9 +407,9 @@ export function createSessionsService(options: SessionsServiceOptions) {
     async dbscRegister(refreshToken: string | undefined, response: string | undefined): Promise<{ continue: false } | { continue: true; sessionId: string; cookie: string; ttlSeconds: number }> {
       const proof = parseDbscProof(response);
       if (proof === undefined) throw new AppError('INVALID_SESSION_RESPONSE');
-      const key = await parsePublicKey(proof.jwk, 'jwk').catch(() => {
-        throw new AppError('INVALID_SESSION_RESPONSE', 'The registration JWT must carry a public P-256 JWK in its header.');
-      });
+      // The key must be of the JWT's algorithm (ES256: P-256; RS256: RSA 2048–4096 bits, e = 65537).
+      const key = await parseDbscKey(proof.alg, proof.jwk);
+      if ('problem' in key) throw new AppError('INVALID_SESSION_RESPONSE', key.problem);
       if (!(await verifyDbscProof(proof, key.jwk))) throw new AppError('INVALID_SESSION_RESPONSE', 'The registration JWT is not signed by the key it carries.');
       if (!(await options.challenges.consume(proof.jti))) throw new AppError('INVALID_SESSION_RESPONSE', 'The registration JWT signs no challenge of this service (unknown, used or expired).');
       if (refreshToken === undefined || !looksLike('refresh', refreshToken)) throw invalidRefreshToken();
@@ -443,7 +443,8 @@ export function createSessionsService(options: SessionsServiceOptions) {
       if (proof === undefined || proof.jwk !== undefined) throw new AppError('INVALID_SESSION_RESPONSE', proof ? 'A refresh proof carries no jwk.' : undefined);
       // An old or spent challenge (network races, a retry) is answered with a new one, as the draft expects.
       if (!(await options.challenges.consume(proof.jti))) return askAgain();
-      if (!(await verifyDbscProof(proof, JSON.parse(row.binding_key_jwk) as PublicJwk))) await proofFailed(row, actor);
+      // Signed by another key, or in another algorithm than the session key's (which no holder of that key would do): a copy.
+      if (!(await verifyDbscProof(proof, JSON.parse(row.binding_key_jwk) as DbscPublicJwk))) await proofFailed(row, actor);
       const cookie = generateToken('refresh');
       const ttlSeconds = options.boundAccessTokenTtlSeconds;
       if (!(await repository.rotateDbscCookie(sessionId, row.binding_thumbprint, hashToken(cookie), now + ttlSeconds * 1000, now))) throw invalidRefreshToken();
