@@ -15,6 +15,7 @@ import * as sessionBinding from './migrations/009_session_binding.ts';
 import * as stepUp from './migrations/011_step_up.ts';
 import * as securityCenter from './migrations/010_security_center.ts';
 import * as sharedSignals from './migrations/013_shared_signals.ts';
+import * as securityHistory from './migrations/014_security_history.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '010_security_center': securityCenter,
   '011_step_up': stepUp,
   '013_shared_signals': sharedSignals,
+  '014_security_history': securityHistory,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
