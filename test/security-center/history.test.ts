@@ -164,11 +164,11 @@ for (const kind of databaseKinds()) {
       // The wording: calm for ordinary causes, the cause kept.
       assert.equal(one('passkey_renamed').summary, 'Passkey renamed to “Spare key”');
       assert.equal(one('passkey_added').summary, 'Passkey “YubiKey” added');
-      assert.equal(one('device_trusted').summary, '“Work laptop” is now a trusted device');
+      assert.equal(one('device_trusted').summary, 'Device trusted: “Work laptop”');
       assert.equal(one('device_renamed').summary, 'Device renamed to “My laptop”');
       const revoked = one('device_revoked');
       assert.equal(revoked.cause, 'backup_codes_regenerated');
-      assert.equal(revoked.summary, '“My laptop” is no longer trusted because new backup codes were generated');
+      assert.equal(revoked.summary, 'Device revoked: “My laptop”, because new backup codes were generated');
       const signOuts = of('sign_out');
       const logout = signOuts.find((e) => e.cause === 'logout');
       assert.ok(logout, lines);

@@ -125,8 +125,8 @@ const BECAUSE: Partial<Record<string, string>> = {
   refresh_token_reuse: 'for safety: an old copy of its sign-in was used',
   proof_failed: 'for safety: it could not prove its key',
   max_devices: 'because the trusted-device limit was reached',
-  expired: 'after its trusted period ended',
-  idle: 'after a period of inactivity',
+  // A session that ended by itself (not recorded as an event today; the wording is ready for it).
+  expired: 'after a period of inactivity',
 };
 
 const SIGN_IN_REASON: Partial<Record<string, string>> = {
@@ -159,7 +159,7 @@ export function summarise(kind: SecurityEventKind, e: StoredEvent, actor: ActorV
   const subject = e.subject_name;
   switch (kind) {
     case 'sign_in':
-      return (e.reason !== null ? SIGN_IN_REASON[e.reason] : undefined) ?? (e.device_id !== null ? 'Signed in on a trusted device' : 'Signed in');
+      return (e.reason !== null ? SIGN_IN_REASON[e.reason] : undefined) ?? (e.device_id !== null ? 'Signed in without a code (trusted device)' : 'Signed in');
     case 'sign_out': {
       if (cause === 'logout') return 'Signed out';
       if (cause === 'admin') return 'Signed out by an administrator';
@@ -188,15 +188,18 @@ export function summarise(kind: SecurityEventKind, e: StoredEvent, actor: ActorV
     case 'email_verified':
       return 'Email address confirmed';
     case 'device_trusted':
-      return `${quoted(subject, 'A device')} is now a trusted device`;
+      return `Device trusted: ${quoted(subject, 'a new device')}`;
     case 'device_renamed':
       return `Device renamed to ${quoted(subject, 'a new name')}`;
     case 'device_revoked': {
-      const name = quoted(subject, 'A device');
-      if (cause === 'user') return `${name} was removed from your trusted devices`;
-      if (cause === 'admin') return `${name} was removed from your trusted devices by an administrator`;
+      const name = quoted(subject, 'a device');
+      // Its trusted period simply ended: nothing was done to it.
+      if (cause === 'expired') return `Trust of ${name} ended after its trusted period`;
+      if (cause === 'max_devices') return `Device revoked: ${name}, to make room for a newer device`;
+      if (cause === 'user') return `Device revoked: ${name}`;
+      if (cause === 'admin') return `Device revoked: ${name}, by an administrator`;
       const because = cause !== null ? BECAUSE[cause] : undefined;
-      return `${name} is no longer trusted${because ? ` ${because}` : ''}`;
+      return `Device revoked: ${name}${because ? `, ${because}` : ''}`;
     }
     case 'device_resynced':
       return 'This device’s sign-in was restored after an interrupted update';
@@ -205,7 +208,7 @@ export function summarise(kind: SecurityEventKind, e: StoredEvent, actor: ActorV
       return about ? `Security email sent: ${about}` : 'Security email sent';
     }
     case 'step_up':
-      return 'Confirmed it was you before a sensitive change';
+      return 'Confirmed it’s you for a sensitive change';
     case 'unusual_location':
       return 'Sign-in attempt from an unusual location; a code was asked';
     case 'device_key_mismatch':
