@@ -1,6 +1,8 @@
 /**
- * The account's history (docs/trust-model.md, `GET /devices/events`): device, session
- * and security events. Each names its subject (device or session id and the
+ * The account's history (docs/trust-model.md, `GET /devices/events`; read as
+ * the security history by `GET /security/events`, docs/security-center.md): device, session
+ * and security events, and the account changes themselves (password, MFA,
+ * backup codes, passkeys, email, device names, alerts sent). Each names its subject (device or session id and the
  * name at the time), the cause and the actor (the session, IP and User-Agent
  * that caused it, an admin key, or the system). Written inside the
  * transaction of the change it records; ids are UUIDv7, so (user_id, id) is
