@@ -54,10 +54,16 @@ export async function enqueueMail(db: Db, mail: NewMail, now: number): Promise<b
   return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
 }
 
-/** The facts of a sent alert that its `alert_sent` event keeps: the kind, the user, the session and device it was about. Never the token or the link (they are minted at send time and exist only in the mail). */
+/** A payload fact that names a session or device, if it is one. */
 const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
-/** `history`: when given, every alert (`alert_*`) marked sent records `alert_sent` in the same transaction (docs/security-center.md, "History"). */
+/**
+ * `history`: when given, every alert (`alert_*`) marked sent records
+ * `alert_sent` in the same transaction (docs/security-center.md, "History"):
+ * the mail kind and the session and device it was about, never its token or
+ * link (they are minted at send time and exist only in the mail). A mail
+ * dropped before sending (a new-sign-in alert made moot) records nothing.
+ */
 export function createOutboxRepository(db: Kysely<Database>, history?: History) {
   return {
     enqueue: (mail: NewMail, now: number) => enqueueMail(db, mail, now),
