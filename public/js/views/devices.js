@@ -456,8 +456,11 @@ function eventItem(event) {
   const actor = event.actor ?? {};
   // Who did it, by the name of their device (the service falls back to browser and system); nothing for the service itself.
   const by = actor.type === 'admin' ? `by an administrator${actor.name ? ` (${actor.name})` : ''}` : actor.type === 'user' && actor.name ? `by ${actor.name}` : null;
+  // What it was about when the sentence does not say and it was not the actor itself (the session another one signed out).
+  const subject = event.subject?.name;
+  const about = subject && event.kind !== 'alert_sent' && subject !== actor.name && !label.includes(subject) ? subject : null;
   const device = state.devices.find((d) => d.id === (actor.device_id ?? event.subject?.device_id));
-  const meta = [by, formatLocation(event.location), event.ip_address].filter(Boolean).join(' · ');
+  const meta = [about, by, formatLocation(event.location), event.ip_address].filter(Boolean).join(' · ');
   return h(
     'li',
     { class: `event event-${String(event.kind).replace(/[^a-z_]/g, '')}`, tabindex: -1 },
