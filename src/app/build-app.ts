@@ -69,6 +69,8 @@ import { createHistory, historyOptionsFor } from '../store/history.ts';
 import { createGeoLocator, type GeoLocator } from '../platform/geo.ts';
 import { createWebauthnRepository } from '../store/webauthn.repository.ts';
 import { webauthnRoutes } from '../features/webauthn/webauthn.routes.ts';
+import { securityRoutes } from '../features/security/security.routes.ts';
+import { createSecurityService } from '../features/security/security.service.ts';
 import { createWebauthnService } from '../features/webauthn/webauthn.service.ts';
 import { installStepUp } from '../platform/http/step-up.ts';
 import { SENSITIVE_OPERATION_IDS } from '../domain/step-up.ts';
@@ -318,7 +320,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     securityCenter: { db: database.db, history, geo, signIns: sessions, impossibleTravelKmh: config.impossibleTravelKmh },
   });
   const account = createAccountService({
-    repository: createAccountRepository(database.db),
+    repository: createAccountRepository(database.db, history),
     revocation,
     users,
     mail: accountMail,
@@ -342,6 +344,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mfaRoutes, { ...http, mfa, accounts: auth, alerts: accountMail, sessionAuthentication: sessions, prefix: `${API_PREFIX}/mfa` });
   await app.register(devicesRoutes, { ...http, devices, prefix: `${API_PREFIX}/devices` });
   await app.register(sessionsRoutes, { ...http, sessions, prefix: `${API_PREFIX}/sessions` });
+  await app.register(securityRoutes, { ...http, security: createSecurityService({ db: database.db }), prefix: `${API_PREFIX}/security` });
   await app.register(dbscRoutes, { ...http, sessions, prefix: DBSC_PREFIX });
   const admin = createAdminService({
     history,

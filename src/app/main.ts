@@ -17,6 +17,7 @@ import { systemClock } from '../platform/clock.ts';
 import { createMailSender } from '../features/account/mail.sender.ts';
 import { createMailTransport } from '../platform/mail/transport.ts';
 import { createOutboxRepository } from '../store/mail-outbox.repository.ts';
+import { createHistory, historyOptionsFor } from '../store/history.ts';
 import { createServiceMetrics } from '../platform/metrics.ts';
 import { createSsfSender } from '../features/ssf/ssf.sender.ts';
 import { createEncryptor } from '../platform/crypto/encryption.ts';
@@ -88,7 +89,8 @@ async function main(): Promise<void> {
   // Account mail: requests only queue it; this instance's sender delivers its share.
   const mailTransport = createMailTransport(config, app.log);
   const stopMail = createMailSender({
-    outbox: createOutboxRepository(database.db),
+    // A sent alert is a line of the account's history (`alert_sent`), written with the row marked sent.
+    outbox: createOutboxRepository(database.db, createHistory(historyOptionsFor(config))),
     transport: mailTransport,
     compose: createAccountMailComposer({ repository: createAccountRepository(database.db), clock: systemClock, publicUrl: config.publicUrl }),
     clock: systemClock,

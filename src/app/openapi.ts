@@ -17,11 +17,12 @@ import { DeviceEvent, DeviceSchema } from '../domain/views/device.ts';
 import { MfaStatus } from '../features/mfa/mfa.schemas.ts';
 import { SessionSchema } from '../domain/views/session.ts';
 import { LocationSchema } from '../domain/views/location.ts';
+import { SecurityEventSchema } from '../features/security/security.schemas.ts';
 import { openApiWebhooks } from '../features/webhooks/webhooks.schemas.ts';
 import { ErrorEnvelope } from '../platform/http/envelope.ts';
 
 /** Every named schema of the document. A feature adds its own here (Session, …). */
-export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, StepUpResult, User, MfaStatus, SessionSchema, LocationSchema];
+export const COMPONENT_SCHEMAS: TSchema[] = [ErrorEnvelope, DeviceSchema, DeviceEvent, PendingDevice, LoginSession, MfaChallenge, TokenPair, StepUpResult, User, MfaStatus, SessionSchema, LocationSchema, SecurityEventSchema];
 
 export function registerComponentSchemas(app: FastifyInstance): void {
   for (const schema of COMPONENT_SCHEMAS) app.addSchema(schema);
@@ -32,6 +33,7 @@ export const TAGS = [
   { name: 'mfa', description: 'TOTP and backup codes' },
   { name: 'devices', description: 'Trusted devices' },
   { name: 'sessions', description: 'Where the account is signed in' },
+  { name: 'security', description: 'The security history: every security change, with who, where and why' },
   { name: 'webauthn', description: 'Passkeys and security keys' },
   { name: 'integration', description: 'Keys that verify access tokens (JWKS)' },
   { name: 'operations', description: 'Health, readiness, metrics' },

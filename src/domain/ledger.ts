@@ -92,6 +92,10 @@ const CREDENTIAL_CHANGES: Partial<Record<SecurityEventKind, Pick<CredentialChang
   backup_codes_regenerated: { credentialType: 'backup-codes', changeType: 'update' },
 };
 
+/** The rows whose event is itself a line of the history (the others are told by what they ended). */
+type RecordedChange = 'password_changed' | 'password_reset' | 'mfa_enabled' | 'mfa_disabled' | 'backup_codes_regenerated';
+const RECORDED_CHANGES: ReadonlySet<SecurityEventKind> = new Set<RecordedChange>(['password_changed', 'password_reset', 'mfa_enabled', 'mfa_disabled', 'backup_codes_regenerated']);
+
 export interface Ended {
   devices: string[];
   sessions: string[];
@@ -187,6 +191,9 @@ export function createRevocation(options: RevocationOptions) {
       activations = await devices.revokeActivations(trx, userId, { sessionIds: endedSessions.map((s) => s.id) }, now);
     }
     for (const a of activations) events.push({ ...base, type: 'activation_revoked', deviceId: a.id, subjectName: a.device_name });
+
+    // The change itself, last: newest first, it heads the lines of what it ended (docs/security-center.md, "History").
+    if (RECORDED_CHANGES.has(event.kind)) events.push({ userId, actor, actorName, type: event.kind as RecordedChange });
 
     const credential = CREDENTIAL_CHANGES[event.kind];
     await history.append(trx, events, now, credential ? { credentialChange: { userId, actor, ...credential } } : undefined);

@@ -8,11 +8,13 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, EmailTokenPurpose, EmailTokensTable } from './schema.ts';
+import type { Actor, History } from './history.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 export type EmailToken = EmailTokensTable;
 
-export function createAccountRepository(db: Kysely<Database>) {
+/** `history`: the one event writer, for `email_verified` (omitted by readers that never verify: the mail composer, housekeeping). */
+export function createAccountRepository(db: Kysely<Database>, history?: History) {
   return {
     transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
       return db.transaction().execute(work);
@@ -71,8 +73,12 @@ export function createAccountRepository(db: Kysely<Database>) {
         .execute();
     },
 
-    async markVerified(trx: Db, userId: string, now: number): Promise<void> {
-      await trx.updateTable('users').set({ email_verified_at: now }).where('id', '=', userId).where('email_verified_at', 'is', null).execute();
+    /** Marks the address verified; the first time, `email_verified` is recorded in the same transaction (when an actor is given). */
+    async markVerified(trx: Db, userId: string, now: number, actor?: Actor): Promise<void> {
+      const result = await trx.updateTable('users').set({ email_verified_at: now }).where('id', '=', userId).where('email_verified_at', 'is', null).executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 1 && actor !== undefined && history !== undefined) {
+        await history.append(trx, [{ userId, type: 'email_verified', actor }], now);
+      }
     },
 
     async setPassword(trx: Db, userId: string, passwordHash: string, now: number): Promise<void> {

@@ -10,7 +10,7 @@
 import { createQueryId, type Kysely, sql, type Transaction } from 'kysely';
 import { directSqlite } from './connect.ts';
 import type { ActivationTokensTable, Database, Db, DeviceStatus, RetiredDeviceTokensTable, TrustedDevicesTable } from './schema.ts';
-import { type EventInput, type History, SYSTEM } from './history.ts';
+import { type Actor, type EventInput, type History, SYSTEM } from './history.ts';
 
 export type ActivationToken = ActivationTokensTable;
 export type TrustedDevice = TrustedDevicesTable;
@@ -329,16 +329,21 @@ export function createDevicesRepository(db: Kysely<Database>, history: History) 
       return rows.map((row) => row.id);
     },
 
-    rename(userId: string, id: string, name: string, now: number): Promise<DeviceSummary | undefined> {
-      return db
-        .updateTable('trusted_devices')
-        .set({ device_name: name })
-        .where('user_id', '=', userId)
-        .where('id', '=', id)
-        .where('status', '=', 'active')
-        .where('expires_at', '>', now)
-        .returning(LIST_COLUMNS)
-        .executeTakeFirst();
+    /** Renames an active device and records `device_renamed` (its new name) in the same transaction. */
+    rename(userId: string, id: string, name: string, now: number, actor: Actor): Promise<DeviceSummary | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('trusted_devices')
+          .set({ device_name: name })
+          .where('user_id', '=', userId)
+          .where('id', '=', id)
+          .where('status', '=', 'active')
+          .where('expires_at', '>', now)
+          .returning(LIST_COLUMNS)
+          .executeTakeFirst();
+        if (row !== undefined) await history.append(trx, [{ userId, type: 'device_renamed', deviceId: id, subjectName: name, actor }], now);
+        return row;
+      });
     },
 
     /**

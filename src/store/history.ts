@@ -1,6 +1,8 @@
 /**
- * The account's history (docs/trust-model.md, `GET /devices/events`): device, session
- * and security events. Each names its subject (device or session id and the
+ * The account's history (docs/trust-model.md, `GET /devices/events`; read as
+ * the security history by `GET /security/events`, docs/security-center.md): device, session
+ * and security events, and the account changes themselves (password, MFA,
+ * backup codes, passkeys, email, device names, alerts sent). Each names its subject (device or session id and the
  * name at the time), the cause and the actor (the session, IP and User-Agent
  * that caused it, an admin key, or the system). Written inside the
  * transaction of the change it records; ids are UUIDv7, so (user_id, id) is
@@ -168,4 +170,41 @@ export function listEvents(db: Db, userId: string, limit: number, before: string
   let query = db.selectFrom('device_events').selectAll().where('user_id', '=', userId);
   if (before !== undefined) query = query.where('id', '<', before);
   return query.orderBy('id', 'desc').limit(limit).execute();
+}
+
+/**
+ * The security history's page (docs/security-center.md, "History"): the
+ * user's events of the given types, or of every type but `hidden`, newest
+ * first, before the cursor. Served by `device_events_user_type` (user_id,
+ * type, id) when filtered by type, by `device_events_user_id` (user_id, id)
+ * otherwise (test/storage/query-plans.test.ts).
+ */
+export function listSecurityEvents(
+  db: Db,
+  userId: string,
+  filter: { types: readonly DeviceEventType[] } | { hidden: readonly DeviceEventType[] },
+  limit: number,
+  before: string | undefined,
+): Promise<StoredEvent[]> {
+  let query = db.selectFrom('device_events').selectAll().where('user_id', '=', userId);
+  if ('types' in filter) query = query.where('type', 'in', filter.types);
+  else if (filter.hidden.length > 0) query = query.where('type', 'not in', filter.hidden);
+  if (before !== undefined) query = query.where('id', '<', before);
+  return query.orderBy('id', 'desc').limit(limit).execute();
+}
+
+/** The device each of these sessions (of this user) is on: its id and current name (null when the session never had a trusted device), and the session's own name. */
+export function actorDevices(
+  db: Db,
+  userId: string,
+  sessionIds: readonly string[],
+): Promise<Array<{ session_id: string; device_id: string | null; device_name: string | null; session_name: string }>> {
+  if (sessionIds.length === 0) return Promise.resolve([]);
+  return db
+    .selectFrom('sessions as s')
+    .leftJoin('trusted_devices as d', (join) => join.onRef('d.id', '=', 's.device_id').onRef('d.user_id', '=', 's.user_id'))
+    .select(['s.id as session_id', 's.device_id as device_id', 'd.device_name as device_name', 's.device_name as session_name'])
+    .where('s.id', 'in', sessionIds)
+    .where('s.user_id', '=', userId)
+    .execute();
 }

@@ -13,6 +13,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { claimDueRows } from './outbox-lease.ts';
 import type { Database, MailKind, MailOutboxTable } from './schema.ts';
+import { type History, SYSTEM } from './history.ts';
 
 export type OutboxRow = MailOutboxTable;
 type Db = Kysely<Database> | Transaction<Database>;
@@ -53,7 +54,17 @@ export async function enqueueMail(db: Db, mail: NewMail, now: number): Promise<b
   return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
 }
 
-export function createOutboxRepository(db: Kysely<Database>) {
+/** A payload fact that names a session or device, if it is one. */
+const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
+/**
+ * `history`: when given, every alert (`alert_*`) marked sent records
+ * `alert_sent` in the same transaction (docs/security-center.md, "History"):
+ * the mail kind and the session and device it was about, never its token or
+ * link (they are minted at send time and exist only in the mail). A mail
+ * dropped before sending (a new-sign-in alert made moot) records nothing.
+ */
+export function createOutboxRepository(db: Kysely<Database>, history?: History) {
   return {
     enqueue: (mail: NewMail, now: number) => enqueueMail(db, mail, now),
 
@@ -64,14 +75,25 @@ export function createOutboxRepository(db: Kysely<Database>) {
 
     /** Only the owner of a live claim may finish the row. */
     async markSent(id: string, owner: string, subject: string, now: number): Promise<boolean> {
-      const result = await db
-        .updateTable('mail_outbox')
-        .set({ status: 'sent', subject, finished_at: now, claimed_by: null, claimed_until: null, last_error: null })
-        .where('id', '=', id)
-        .where('claimed_by', '=', owner)
-        .where('status', '=', 'pending')
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      const mark = (trx: Db) =>
+        trx
+          .updateTable('mail_outbox')
+          .set({ status: 'sent', subject, finished_at: now, claimed_by: null, claimed_until: null, last_error: null })
+          .where('id', '=', id)
+          .where('claimed_by', '=', owner)
+          .where('status', '=', 'pending')
+          .returning(['kind', 'user_id', 'payload'])
+          .executeTakeFirst();
+      if (history === undefined) return (await mark(db)) !== undefined;
+      return db.transaction().execute(async (trx) => {
+        const sent = await mark(trx);
+        if (sent === undefined) return false;
+        if (sent.kind.startsWith('alert_') && sent.user_id !== null) {
+          const payload = JSON.parse(sent.payload) as Record<string, unknown>;
+          await history.append(trx, [{ userId: sent.user_id, type: 'alert_sent', subjectName: sent.kind, sessionId: str(payload.session_id), deviceId: str(payload.device_id), actor: SYSTEM }], now);
+        }
+        return true;
+      });
     },
 
     async markDropped(id: string, owner: string, reason: string, now: number): Promise<void> {

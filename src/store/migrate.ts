@@ -16,6 +16,7 @@ import * as stepUp from './migrations/011_step_up.ts';
 import * as securityCenter from './migrations/010_security_center.ts';
 import * as sharedSignals from './migrations/013_shared_signals.ts';
 import * as ssfStatusSubjects from './migrations/014_ssf_status_subjects.ts';
+import * as securityHistory from './migrations/015_security_history.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   '011_step_up': stepUp,
   '013_shared_signals': sharedSignals,
   '014_ssf_status_subjects': ssfStatusSubjects,
+  '015_security_history': securityHistory,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

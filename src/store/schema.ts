@@ -176,7 +176,20 @@ export type DeviceEventType =
   | 'step_up'
   // Security center (migration 010, docs/security-center.md)
   /** A sign-in (the right password, or a passkey) came from farther than IMPOSSIBLE_TRAVEL_KMH allows since the previous one. */
-  | 'impossible_travel';
+  | 'impossible_travel'
+  // The security history (docs/security-center.md, "History"): the account changes themselves, not only what they ended.
+  | 'password_changed'
+  | 'password_reset'
+  | 'mfa_enabled'
+  | 'mfa_disabled'
+  | 'backup_codes_regenerated'
+  /** A sign-in spent a backup code (the sign-in's own line is `signed_in`). */
+  | 'backup_code_used'
+  | 'webauthn_renamed'
+  | 'email_verified'
+  | 'device_renamed'
+  /** A security alert was mailed: the mail kind is the subject name; never its token or link. */
+  | 'alert_sent';
 
 /** Why something ended (what ends what, docs/sessions.md): the security event, or the person who asked. */
 export type EventCause =

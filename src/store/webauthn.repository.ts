@@ -8,7 +8,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, Db, WebauthnChallengesTable, WebauthnCredentialsTable } from './schema.ts';
-import { type EventInput, type History } from './history.ts';
+import { type Actor, type EventInput, type History } from './history.ts';
 
 export type WebauthnCredential = WebauthnCredentialsTable;
 export type WebauthnChallenge = WebauthnChallengesTable;
@@ -100,8 +100,13 @@ export function createWebauthnRepository(db: Kysely<Database>, history: History)
       return Number(result.numUpdatedRows) === 1;
     },
 
-    rename(userId: string, id: string, name: string): Promise<WebauthnCredential | undefined> {
-      return db.updateTable('webauthn_credentials').set({ name }).where('id', '=', id).where('user_id', '=', userId).returningAll().executeTakeFirst();
+    /** Renames a credential and records `webauthn_renamed` (its new name) in the same transaction. */
+    rename(userId: string, id: string, name: string, actor: Actor, now: number): Promise<WebauthnCredential | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx.updateTable('webauthn_credentials').set({ name }).where('id', '=', id).where('user_id', '=', userId).returningAll().executeTakeFirst();
+        if (row !== undefined) await history.append(trx, [{ userId, type: 'webauthn_renamed', subjectName: name, actor }], now);
+        return row;
+      });
     },
 
     /**

@@ -9,10 +9,22 @@ import { iso } from '../platform/http/envelope.ts';
 import type { DeviceEventsTable, DeviceEventType } from './schema.ts';
 
 const SESSION_TYPES: ReadonlySet<string> = new Set<DeviceEventType>(['signed_in', 'signed_out', 'session_revoked', 'sessions_revoked_all', 'step_up']);
+/** Changes of the account itself (docs/security-center.md, "History"), not of one device or session. */
+const ACCOUNT_TYPES: ReadonlySet<string> = new Set<DeviceEventType>([
+  'password_changed',
+  'password_reset',
+  'mfa_enabled',
+  'mfa_disabled',
+  'backup_codes_regenerated',
+  'backup_code_used',
+  'email_verified',
+  'alert_sent',
+]);
 
-/** `device.<type>`, `session.<type>`, `webauthn.<type>` or `admin.<type>`: receivers filter on the group; `data.type` is the history's own type. */
+/** `device.<type>`, `session.<type>`, `account.<type>`, `webauthn.<type>` or `admin.<type>`: receivers filter on the group; `data.type` is the history's own type. */
 export function webhookType(type: string): string {
   if (SESSION_TYPES.has(type)) return `session.${type}`;
+  if (ACCOUNT_TYPES.has(type)) return `account.${type}`;
   if (type.startsWith('admin_')) return `admin.${type.slice('admin_'.length)}`;
   if (type.startsWith('webauthn_')) return `webauthn.${type.slice('webauthn_'.length)}`;
   return `device.${type}`;

@@ -11,6 +11,7 @@ import { createAccountRepository } from '../../src/store/account.repository.ts';
 import { createMailSender } from '../../src/features/account/mail.sender.ts';
 import { createSmtpTransport, type MailTransport } from '../../src/platform/mail/transport.ts';
 import { createOutboxRepository } from '../../src/store/mail-outbox.repository.ts';
+import { createHistory } from '../../src/store/history.ts';
 import type { TestApp } from './app.ts';
 
 export const TEST_PUBLIC_URL = 'http://app.test:8080';
@@ -88,7 +89,8 @@ export class TestSmtpServer {
 export function testSender(t: TestApp, transport: MailTransport, instanceId?: string) {
   const db = t.db.handle.db;
   return createMailSender({
-    outbox: createOutboxRepository(db),
+    // As src/app/main.ts: sent alerts are recorded (`alert_sent`); no webhook outbox here.
+    outbox: createOutboxRepository(db, createHistory({ webhooks: false })),
     transport,
     compose: createAccountMailComposer({ repository: createAccountRepository(db), clock: t.clock, publicUrl: TEST_PUBLIC_URL }),
     clock: t.clock,

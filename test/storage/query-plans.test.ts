@@ -142,6 +142,13 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await call(t.app, 'GET', '/api/v1/devices/events?limit=5', undefined, { token });
     const events = await call(t.app, 'GET', '/api/v1/devices/events?limit=2', undefined, { token });
     await call(t.app, 'GET', `/api/v1/devices/events?limit=2&before=${events.body.data.next_before}`, undefined, { token });
+    // The security history: unfiltered (user_id, id), by kind (user_id, type, id), each with the cursor; the actors' devices by primary key.
+    const history = await call(t.app, 'GET', '/api/v1/security/events?limit=2', undefined, { token });
+    assert.equal(history.res.statusCode, 200, history.res.body);
+    await call(t.app, 'GET', `/api/v1/security/events?limit=2&before=${history.body.data.next_before}`, undefined, { token });
+    const signIns = await call(t.app, 'GET', '/api/v1/security/events?limit=1&kind=sign_in', undefined, { token });
+    assert.equal(signIns.body.data.events.length, 1, signIns.res.body);
+    await call(t.app, 'GET', `/api/v1/security/events?limit=1&kind=sign_in,sign_out&before=${signIns.body.data.next_before}`, undefined, { token });
     await call(t.app, 'PATCH', `/api/v1/devices/${trusted.device.id}`, { device_name: 'Laptop' }, { token });
     await call(t.app, 'GET', '/api/v1/sessions', undefined, { token });
     await call(t.app, 'GET', '/api/v1/mfa/status', undefined, { token });

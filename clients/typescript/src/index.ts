@@ -109,6 +109,7 @@ type InitOptional<K extends OperationId> = {} extends CallInit<K> ? true : false
 type Schemas = components['schemas'];
 export type Device = Schemas['Device'];
 export type DeviceEvent = Schemas['DeviceEvent'];
+export type SecurityEvent = Schemas['SecurityEvent'];
 export type PendingDevice = Schemas['PendingDevice'];
 export type LoginSession = Schemas['LoginSession'];
 export type MfaChallenge = Schemas['MfaChallenge'];
@@ -829,6 +830,17 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     end: (sessionId: string) => call('endSession', { path: { session_id: sessionId } }),
     endAll: (exceptCurrent = false) => call('endSessions', { query: { except_current: exceptCurrent } }),
   };
+  const security = {
+    /**
+     * The security history, newest first (docs/security-center.md, "History"):
+     * pass `before` = the previous page's nextBefore; `kind` narrows it
+     * (an unknown kind is a 422). Show `summary` for a kind you do not know.
+     */
+    async events(page: { limit?: number; before?: string; kind?: string[] } = {}): Promise<{ events: SecurityEvent[]; nextBefore: string | null; locationAttribution: { text: string; url: string } }> {
+      const data = await call('listSecurityEvents', { query: page });
+      return { events: data.events, nextBefore: data.next_before, locationAttribution: data.location_attribution };
+    },
+  };
   const passkeys = {
     registrationOptions: () => call('webauthnRegisterOptions', { body: null }),
     register: (body: CallInit<'webauthnRegisterVerify'>['body']) => call('webauthnRegisterVerify', { body }),
@@ -840,5 +852,5 @@ export function createTrustedDevicesClient(options: ClientOptions) {
     secondFactorOptions: (step: MfaStep) => call('webauthnMfaOptions', { body: { temporary_token: step.temporaryToken } }),
   };
 
-  return { api, tokens, call, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices, account: accountApi, totp, sessions, passkeys };
+  return { api, tokens, call, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices, account: accountApi, totp, sessions, passkeys, security };
 }

@@ -607,6 +607,7 @@ var OPERATIONS = {
   listSessions: { method: "get", path: "/api/v1/sessions", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG"] },
   endSessions: { method: "delete", path: "/api/v1/sessions", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "STEP_UP_REQUIRED", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
   endSession: { method: "delete", path: "/api/v1/sessions/{session_id}", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "SESSION_NOT_FOUND", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
+  listSecurityEvents: { method: "get", path: "/api/v1/security/events", auth: "bearerAuth", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
   dbscRegister: { method: "post", path: "/api/v1/auth/dbsc/register", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_SESSION_RESPONSE", "INVALID_TOKEN", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "SESSION_CHALLENGE_REQUIRED", "SESSION_NOT_FOUND", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
   dbscRefresh: { method: "post", path: "/api/v1/auth/dbsc/refresh", auth: null, errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "INVALID_SESSION_RESPONSE", "INVALID_TOKEN", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "SESSION_CHALLENGE_REQUIRED", "SESSION_NOT_FOUND", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "VALIDATION_ERROR"] },
   adminFindUser: { method: "get", path: "/api/v1/admin/users", auth: "adminKey", errors: ["BAD_REQUEST", "EXPECTATION_FAILED", "FORBIDDEN", "HEADERS_TOO_LARGE", "INTERNAL_ERROR", "LENGTH_REQUIRED", "METHOD_NOT_ALLOWED", "NOT_ACCEPTABLE", "RATE_LIMITED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "URI_TOO_LONG", "USER_NOT_FOUND", "VALIDATION_ERROR"] },
@@ -1082,6 +1083,17 @@ function createTrustedDevicesClient(options) {
     end: (sessionId) => call("endSession", { path: { session_id: sessionId } }),
     endAll: (exceptCurrent = false) => call("endSessions", { query: { except_current: exceptCurrent } })
   };
+  const security = {
+    /**
+     * The security history, newest first (docs/security-center.md, "History"):
+     * pass `before` = the previous page's nextBefore; `kind` narrows it
+     * (an unknown kind is a 422). Show `summary` for a kind you do not know.
+     */
+    async events(page = {}) {
+      const data = await call("listSecurityEvents", { query: page });
+      return { events: data.events, nextBefore: data.next_before, locationAttribution: data.location_attribution };
+    }
+  };
   const passkeys = {
     registrationOptions: () => call("webauthnRegisterOptions", { body: null }),
     register: (body) => call("webauthnRegisterVerify", { body }),
@@ -1092,7 +1104,7 @@ function createTrustedDevicesClient(options) {
     signIn: (body) => call("passkeyVerify", { body }),
     secondFactorOptions: (step) => call("webauthnMfaOptions", { body: { temporary_token: step.temporaryToken } })
   };
-  return { api, tokens, call, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices, account: accountApi, totp, sessions, passkeys };
+  return { api, tokens, call, request, login, verifyMfa, trustThisDevice, notNow, refresh, me, logout, stepUp, stepUpWebauthnOptions, devices, account: accountApi, totp, sessions, passkeys, security };
 }
 
 // clients/typescript/src/browser.ts

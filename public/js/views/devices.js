@@ -14,7 +14,7 @@
 import { api, clearSession, isSignedIn } from '../session.js';
 import { $, clearFormError, h, showFormError, srOnly, withBusy } from '../dom.js';
 import { describeError } from '../errors.js';
-import { browserVersion, deviceTypeOf, formatDate, formatDateTime, formatLocation, formatRelative, osVersion, summarizeUserAgent, timeEl } from '../format.js';
+import { browserVersion, formatDate, formatDateTime, formatLocation, formatRelative, osVersion, timeEl } from '../format.js';
 import { currentRoute, go } from '../router.js';
 import { resetState, state, stillOn } from '../state.js';
 import { announce, confirmDialog, deviceIcon, deviceKind, flash } from '../ui.js';
@@ -422,18 +422,6 @@ export const EVENT_LABELS = {
   impossible_travel: 'Sign-in from an unusual location (too far from the previous one); a code was required',
 };
 
-/** Why a sign-in asked for the code (the event's reason), appended to "Signed in". */
-const SIGNED_IN_REASON = {
-  new_device: 'with a code (new browser)',
-  trust_expired: 'with a code (trust had expired)',
-  device_revoked: 'with a code (device no longer trusted)',
-  proof_missing: 'with a code (device key missing)',
-  proof_failed: 'with a code (device key check failed)',
-  fingerprint_mismatch: 'with a code (browser didn’t match)',
-  unusual_location: '— unusual location',
-  trust_check_failed: 'with a code',
-};
-
 async function loadEvents(seq, { reset = false } = {}) {
   const list = $('#event-list');
   const more = /** @type {HTMLButtonElement} */ ($('#events-more'));
@@ -442,7 +430,7 @@ async function loadEvents(seq, { reset = false } = {}) {
   if (!reset && state.eventsBefore) params.set('before', state.eventsBefore);
   $('#events-loading').hidden = !reset || list.childElementCount > 0;
   try {
-    const data = await api('GET', `/devices/events?${params}`);
+    const data = await api('GET', `/security/events?${params}`);
     if (!stillOn(seq)) return;
     const events = Array.isArray(data?.events) ? data.events : [];
     const items = events.map(eventItem);
@@ -462,29 +450,26 @@ async function loadEvents(seq, { reset = false } = {}) {
   }
 }
 
+/** One line of the security history: the service's own sentence, then who did it, where and when. */
 function eventItem(event) {
-  const base = EVENT_LABELS[event.type] ?? String(event.type ?? 'Event').replace(/_/g, ' ');
-  const label = event.type === 'signed_in' && SIGNED_IN_REASON[event.reason] ? `${base} ${SIGNED_IN_REASON[event.reason]}` : base;
-  const device = state.devices.find((d) => d.id === event.device_id);
-  // What it was about (its name at the time), and who did it when that was someone else.
-  const subject = event.device_name || (device ? deviceName(device) : summarizeUserAgent(event.user_agent));
-  const actorName = event.actor?.name;
-  const by =
-    event.actor?.type === 'admin' ? `by an administrator${actorName ? ` (${actorName})` : ''}`
-    : event.actor?.type === 'system' ? 'automatically'
-    : actorName && actorName !== subject ? `by ${actorName}`
-    : null;
-  const type = device?.device_type ?? (event.user_agent ? deviceTypeOf(event.user_agent) : null);
-  const meta = [subject, by, formatLocation(event.location), event.ip_address].filter(Boolean).join(' · ');
+  const label = event.summary || String(event.kind ?? 'Event').replace(/_/g, ' ');
+  const actor = event.actor ?? {};
+  // Who did it, by the name of their device (the service falls back to browser and system); nothing for the service itself.
+  const by = actor.type === 'admin' ? `by an administrator${actor.name ? ` (${actor.name})` : ''}` : actor.type === 'user' && actor.name ? `by ${actor.name}` : null;
+  // What it was about when the sentence does not say and it was not the actor itself (the session another one signed out).
+  const subject = event.subject?.name;
+  const about = subject && event.kind !== 'alert_sent' && subject !== actor.name && !label.includes(subject) ? subject : null;
+  const device = state.devices.find((d) => d.id === (actor.device_id ?? event.subject?.device_id));
+  const meta = [about, by, formatLocation(event.location), event.ip_address].filter(Boolean).join(' · ');
   return h(
     'li',
-    { class: `event event-${String(event.type).replace(/[^a-z_]/g, '')}`, tabindex: -1 },
-    type ? deviceIcon(type, 'icon icon-sm') : h('span', { class: 'event-dot', 'aria-hidden': 'true' }),
+    { class: `event event-${String(event.kind).replace(/[^a-z_]/g, '')}`, tabindex: -1 },
+    device ? deviceIcon(device.device_type, 'icon icon-sm') : h('span', { class: 'event-dot', 'aria-hidden': 'true' }),
     h(
       'div',
       { class: 'event-body' },
       h('p', { class: 'event-title', text: label }),
-      h('p', { class: 'event-meta' }, meta ? `${meta} · ` : '', timeEl(event.created_at, formatDateTime(event.created_at))),
+      h('p', { class: 'event-meta' }, meta ? `${meta} · ` : '', timeEl(event.occurred_at, formatDateTime(event.occurred_at))),
     ),
   );
 }

@@ -21,7 +21,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
     schema: { operationId: 'verifyEmail', tags, security: [], summary: 'Confirm the email address with the token from the verification mail', body: S.TokenBody, response: withErrors({ 200: success(S.VerifiedData) }, ['LINK_INVALID', 'LINK_USED', 'LINK_EXPIRED']) },
     config: linkLimit,
   }, async (request) => {
-    await account.verifyEmail(request.body.token);
+    await account.verifyEmail(request.body.token, requestActor(request));
     return ok({ email_verified: true as const }, 'Your email address is confirmed.');
   });
 

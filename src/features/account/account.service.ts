@@ -74,13 +74,13 @@ export function createAccountService(options: AccountServiceOptions) {
   }
 
   return {
-    async verifyEmail(token: string): Promise<void> {
+    async verifyEmail(token: string, actor: Actor): Promise<void> {
       const hash = hashIfShaped('verify_email', token);
       const now = clock.now();
       const done = hash !== null && (await repository.transaction(async (trx) => {
         const owner = await repository.consumeToken(trx, 'verify_email', hash, now);
         if (owner === undefined) return false;
-        await repository.markVerified(trx, owner.user_id, now);
+        await repository.markVerified(trx, owner.user_id, now, actor);
         return true;
       }));
       if (!done) throw await refusal('verify_email', hash);
@@ -116,7 +116,7 @@ export function createAccountService(options: AccountServiceOptions) {
           if ((await repository.consumeToken(trx, 'password_reset', hash, at)) === undefined) throw new LostRace();
           await users.updatePassword(trx, userId, passwordHash, at);
           // Following the link proved the address; no other reset link outlives this one.
-          await repository.markVerified(trx, userId, at);
+          await repository.markVerified(trx, userId, at, actor);
           await repository.retireTokens(trx, userId, 'password_reset', at);
         });
       } catch (error) {

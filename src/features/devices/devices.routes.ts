@@ -77,7 +77,7 @@ export const devicesRoutes: FastifyPluginAsyncTypebox<HttpTools & { devices: Dev
     config: limit,
   }, async (request) => {
     const id = request.params.device_id.toLowerCase();
-    const device = await devices.rename(request.auth.userId, id, request.body.device_name.trim() || request.body.device_name, requestDeviceToken(request));
+    const device = await devices.rename(request.auth.userId, id, request.body.device_name.trim() || request.body.device_name, requestDeviceToken(request), requestActor(request));
     return ok({ device: deviceJson(device) }, 'The device was renamed.');
   });
 };

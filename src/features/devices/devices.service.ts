@@ -552,9 +552,9 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return deviceIds.length;
     },
 
-    async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined): Promise<DeviceView> {
+    async rename(userId: string, deviceId: string, name: string, currentDeviceToken: string | undefined, actor: Actor): Promise<DeviceView> {
       if (!isId(deviceId)) notFound();
-      const row = await repository.rename(userId, deviceId, name, clock.now());
+      const row = await repository.rename(userId, deviceId, name, clock.now(), actor);
       return view(row ?? notFound(), hashOfDeviceToken(currentDeviceToken));
     },
 

@@ -268,7 +268,11 @@ export function createSessionsService(options: SessionsServiceOptions) {
     const actor: Actor = { type: 'user', sessionId, ipAddress: fp.ipAddress, userAgent: input.device.userAgent };
     await history.append(
       trx,
-      [{ userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName, reason: input.reason ?? null }],
+      [
+        // A spent backup code is a change of its own (one fewer left): its line comes with the sign-in's, in its transaction.
+        ...(input.mfaMethod === 'backup_code' ? [{ userId: input.userId, type: 'backup_code_used' as const, sessionId, subjectName: deviceName, actor, actorName: deviceName }] : []),
+        { userId: input.userId, type: 'signed_in', sessionId, deviceId: input.trustedDevice?.id ?? null, subjectName: deviceName, actor, actorName: deviceName, reason: input.reason ?? null },
+      ],
       now,
     );
     return { sessionId, tokens };

@@ -59,7 +59,7 @@ export const webauthnRoutes: FastifyPluginAsyncTypebox<WebauthnRouteContext> = a
     ...signedIn,
     schema: { operationId: 'renameWebauthnCredential', tags, security, summary: 'Rename a passkey or security key', params: S.CredentialIdParams, body: S.RenameBody, response: withErrors({ 200: success(S.CredentialData) }, ['WEBAUTHN_CREDENTIAL_NOT_FOUND']) },
   }, async (request) => {
-    const credential = await webauthn.rename(request.auth.userId, request.params.credential_id, request.body.name);
+    const credential = await webauthn.rename(request.auth.userId, request.params.credential_id, request.body.name, requestActor(request));
     return ok({ credential: credentialJson(credential) }, 'Renamed.');
   });
 

@@ -377,8 +377,8 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
 
     countForUser: (userId: string) => repository.countForUser(userId),
 
-    async rename(userId: string, id: string, name: string): Promise<CredentialView> {
-      const row = await repository.rename(userId, id, name);
+    async rename(userId: string, id: string, name: string, actor: Actor): Promise<CredentialView> {
+      const row = await repository.rename(userId, id, name, actor, clock.now());
       if (row === undefined) throw new AppError('WEBAUTHN_CREDENTIAL_NOT_FOUND');
       return view(row);
     },

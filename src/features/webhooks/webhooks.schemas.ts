@@ -11,7 +11,7 @@ const Nullable = (description: string) => Type.Unsafe<string | null>({ type: ['s
 
 export const WebhookEvent = Type.Object(
   {
-    type: Type.String({ description: 'device.<event type>, session.<event type>, webauthn.<event type> or admin.<event type>', example: 'device.revoked' }),
+    type: Type.String({ description: 'device.<event type>, session.<event type>, account.<event type>, webauthn.<event type> or admin.<event type>', example: 'device.revoked' }),
     timestamp: Type.String({ format: 'date-time', description: 'When the event happened' }),
     data: Type.Object({
       id: Type.String({ description: 'The event id; also the webhook-id header (deduplicate by it: delivery is at least once)' }),

@@ -453,6 +453,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/security/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The security history: every security change of the account, newest first, one line per sign-in and per sign-out */
+        get: operations["listSecurityEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/dbsc/register": {
         parameters: {
             query?: never;
@@ -1285,6 +1302,82 @@ export interface components {
             country: string | null;
             /** @description ISO 3166-1 alpha-2 */
             country_code: string | null;
+        };
+        /**
+         * @description One line of the security history. Locations: IP Geolocation by DB-IP (https://db-ip.com).
+         * @example {
+         *       "id": "01937a4e-8f00-7c3a-9d2e-3f4a5b6c7d8e",
+         *       "kind": "sign_out",
+         *       "occurred_at": "2026-01-01T12:00:00.000Z",
+         *       "actor": {
+         *         "type": "user",
+         *         "device_id": "01937a4e-0000-7c3a-9d2e-3f4a5b6c7d8e",
+         *         "name": "Work laptop",
+         *         "session_id": "01937a4e-1111-7c3a-9d2e-3f4a5b6c7d8e"
+         *       },
+         *       "subject": {
+         *         "device_id": null,
+         *         "session_id": "01937a4e-2222-7c3a-9d2e-3f4a5b6c7d8e",
+         *         "name": "Safari on iOS"
+         *       },
+         *       "ip_address": "193.0.6.139",
+         *       "location": {
+         *         "city": "Amsterdam",
+         *         "region": "North Holland",
+         *         "country": "Netherlands",
+         *         "country_code": "NL"
+         *       },
+         *       "cause": "password_changed",
+         *       "reason": null,
+         *       "summary": "Signed out because the password was changed"
+         *     }
+         */
+        SecurityEvent: {
+            /**
+             * Format: uuid
+             * @description Time-ordered: also the cursor of the next page.
+             */
+            id: string;
+            /**
+             * @description What happened (docs/security-center.md, "History"). Clients show `summary` for a kind they do not know: more may be added.
+             * @enum {string}
+             */
+            kind: "sign_in" | "sign_out" | "password_changed" | "password_reset" | "mfa_enabled" | "mfa_disabled" | "backup_codes_regenerated" | "backup_code_used" | "passkey_added" | "passkey_renamed" | "passkey_removed" | "email_verified" | "device_trusted" | "device_renamed" | "device_revoked" | "device_resynced" | "alert_sent" | "step_up" | "unusual_location" | "device_key_mismatch" | "device_proof_failed" | "device_key_copied" | "session_key_failed" | "passkey_counter_error" | "admin_access";
+            /**
+             * Format: date-time
+             * @example 2026-01-01T12:00:00.000Z
+             */
+            occurred_at: string;
+            /** @description Who did it */
+            actor: {
+                /**
+                 * @description A person (a session or a sign-in attempt), an admin key, or the service itself
+                 * @enum {string}
+                 */
+                type: "user" | "admin" | "system";
+                /** @description The trusted device the acting session is on; null when it is on none */
+                device_id: string | null;
+                /** @description The name of that device as the person named it; the admin key's name; the browser and system ("Firefox on Windows") only when the actor has no trusted device; null for the service */
+                name: string | null;
+                /** @description The session that acted, when one did */
+                session_id: string | null;
+            };
+            /** @description What it is about */
+            subject: {
+                device_id: string | null;
+                session_id: string | null;
+                /** @description The name of the device, session or passkey it is about, at the time (for alert_sent: the mail kind) */
+                name: string | null;
+            };
+            /** @description The actor's IP address; null for the service */
+            ip_address: string | null;
+            location: components["schemas"]["Location"] | null;
+            /** @description sign_out and device_revoked: why it ended (logout, user, admin, password_changed, password_reset, mfa_enabled, mfa_disabled, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, proof_failed, max_devices, expired) */
+            cause: string | null;
+            /** @description sign_in: why a second factor was asked (the mfa_reason), or impossible_travel; unusual_location: impossible_travel */
+            reason: string | null;
+            /** @description One plain sentence for people, in English */
+            summary: string;
         };
         /** @description A public signing key (RFC 7517). */
         Jwk: {
@@ -5625,6 +5718,193 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "SESSION_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listSecurityEvents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The next_before of the previous page. */
+                before?: string;
+                /** @description Only these kinds: repeat the parameter (`kind=sign_in&kind=sign_out`) or separate them with commas (`kind=sign_in,sign_out`). An unknown kind is 422. Kinds: sign_in, sign_out, password_changed, password_reset, mfa_enabled, mfa_disabled, backup_codes_regenerated, backup_code_used, passkey_added, passkey_renamed, passkey_removed, email_verified, device_trusted, device_renamed, device_revoked, device_resynced, alert_sent, step_up, unusual_location, device_key_mismatch, device_proof_failed, device_key_copied, session_key_failed, passkey_counter_error, admin_access. */
+                kind?: string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        /**
+                         * @example {
+                         *       "events": [
+                         *         {
+                         *           "id": "01937a4e-8f00-7c3a-9d2e-3f4a5b6c7d8e",
+                         *           "kind": "password_changed",
+                         *           "occurred_at": "2026-01-01T12:00:00.000Z",
+                         *           "actor": {
+                         *             "type": "user",
+                         *             "device_id": "01937a4e-0000-7c3a-9d2e-3f4a5b6c7d8e",
+                         *             "name": "Work laptop",
+                         *             "session_id": "01937a4e-1111-7c3a-9d2e-3f4a5b6c7d8e"
+                         *           },
+                         *           "subject": {
+                         *             "device_id": null,
+                         *             "session_id": null,
+                         *             "name": null
+                         *           },
+                         *           "ip_address": "193.0.6.139",
+                         *           "location": {
+                         *             "city": "Amsterdam",
+                         *             "region": "North Holland",
+                         *             "country": "Netherlands",
+                         *             "country_code": "NL"
+                         *           },
+                         *           "cause": null,
+                         *           "reason": null,
+                         *           "summary": "Password changed"
+                         *         },
+                         *         {
+                         *           "id": "01937a4e-7000-7c3a-9d2e-3f4a5b6c7d8e",
+                         *           "kind": "device_resynced",
+                         *           "occurred_at": "2026-01-01T11:00:00.000Z",
+                         *           "actor": {
+                         *             "type": "user",
+                         *             "device_id": "01937a4e-0000-7c3a-9d2e-3f4a5b6c7d8e",
+                         *             "name": "Work laptop",
+                         *             "session_id": null
+                         *           },
+                         *           "subject": {
+                         *             "device_id": "01937a4e-0000-7c3a-9d2e-3f4a5b6c7d8e",
+                         *             "session_id": null,
+                         *             "name": "Work laptop"
+                         *           },
+                         *           "ip_address": "193.0.6.139",
+                         *           "location": {
+                         *             "city": "Amsterdam",
+                         *             "region": "North Holland",
+                         *             "country": "Netherlands",
+                         *             "country_code": "NL"
+                         *           },
+                         *           "cause": null,
+                         *           "reason": null,
+                         *           "summary": "This device’s sign-in was restored after an interrupted update"
+                         *         }
+                         *       ],
+                         *       "next_before": "01937a4e-7000-7c3a-9d2e-3f4a5b6c7d8e",
+                         *       "location_attribution": {
+                         *         "text": "IP Geolocation by DB-IP",
+                         *         "url": "https://db-ip.com"
+                         *       }
+                         *     }
+                         */
+                        data: {
+                            events: components["schemas"]["SecurityEvent"][];
+                            /** @description Pass as `before` for the next (older) page; null on the last page */
+                            next_before: string | null;
+                            /** @description Show it wherever a location of this list is shown (the DB-IP lite licence) */
+                            location_attribution: {
+                                text: string;
+                                url: string;
+                            };
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description `UNAUTHORIZED`: A valid access token is required. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNAUTHORIZED";
                         };
                     };
                 };
@@ -11570,7 +11850,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
-                     * @description device.<event type>, session.<event type>, webauthn.<event type> or admin.<event type>
+                     * @description device.<event type>, session.<event type>, account.<event type>, webauthn.<event type> or admin.<event type>
                      * @example device.revoked
                      */
                     type: string;
