@@ -2213,7 +2213,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 or RS256 dbsc+jwt over a challenge of this service). `MALFORMED_REQUEST`: The request body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5985,7 +5985,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256). */
+                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256 or RS256). */
                 "secure-session-response"?: string;
                 /** @description sf-string: the session identifier (refresh). */
                 "sec-secure-session-id"?: string;
@@ -6011,6 +6011,11 @@ export interface operations {
                             scope: {
                                 origin: string;
                                 include_site: boolean;
+                                scope_specification: {
+                                    type: "include" | "exclude";
+                                    domain: string;
+                                    path: string;
+                                }[];
                             };
                             credentials: {
                                 /** @enum {string} */
@@ -6018,6 +6023,7 @@ export interface operations {
                                 name: string;
                                 attributes: string;
                             }[];
+                            allowed_refresh_initiators: string[];
                         } | {
                             /** @enum {boolean} */
                             continue: false;
@@ -6029,6 +6035,11 @@ export interface operations {
                         scope?: {
                             origin: string;
                             include_site: boolean;
+                            scope_specification: {
+                                type: "include" | "exclude";
+                                domain: string;
+                                path: string;
+                            }[];
                         };
                         credentials?: {
                             /** @enum {string} */
@@ -6036,10 +6047,11 @@ export interface operations {
                             name: string;
                             attributes: string;
                         }[];
+                        allowed_refresh_initiators?: string[];
                     };
                 };
             };
-            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). */
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 or RS256 dbsc+jwt over a challenge of this service). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6171,7 +6183,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256). */
+                /** @description sf-string: the DBSC proof JWT (typ dbsc+jwt, ES256 or RS256). */
                 "secure-session-response"?: string;
                 /** @description sf-string: the session identifier (refresh). */
                 "sec-secure-session-id"?: string;
@@ -6197,6 +6209,11 @@ export interface operations {
                             scope: {
                                 origin: string;
                                 include_site: boolean;
+                                scope_specification: {
+                                    type: "include" | "exclude";
+                                    domain: string;
+                                    path: string;
+                                }[];
                             };
                             credentials: {
                                 /** @enum {string} */
@@ -6204,6 +6221,7 @@ export interface operations {
                                 name: string;
                                 attributes: string;
                             }[];
+                            allowed_refresh_initiators: string[];
                         } | {
                             /** @enum {boolean} */
                             continue: false;
@@ -6215,6 +6233,11 @@ export interface operations {
                         scope?: {
                             origin: string;
                             include_site: boolean;
+                            scope_specification: {
+                                type: "include" | "exclude";
+                                domain: string;
+                                path: string;
+                            }[];
                         };
                         credentials?: {
                             /** @enum {string} */
@@ -6222,10 +6245,11 @@ export interface operations {
                             name: string;
                             attributes: string;
                         }[];
+                        allowed_refresh_initiators?: string[];
                     };
                 };
             };
-            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 dbsc+jwt over a challenge of this service). */
+            /** @description `INVALID_SESSION_RESPONSE`: Secure-Session-Response is not a DBSC proof (an ES256 or RS256 dbsc+jwt over a challenge of this service). */
             400: {
                 headers: {
                     [name: string]: unknown;
