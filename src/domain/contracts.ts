@@ -285,6 +285,8 @@ export interface SecondFactorGate {
   lockedError(until: number): Error;
   /** A TOTP or backup code, checked once. */
   checkSecondFactor(userId: string, factor: SecondFactor): Promise<boolean>;
+  /** A right TOTP code of a time step already used: refused as MFA_CODE_ALREADY_USED before any attempt is counted. */
+  isUsedCode(userId: string, factor: SecondFactor): Promise<boolean>;
 }
 
 /** Whether a user has a second factor (admin lookups). */
