@@ -57,6 +57,8 @@ export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { f
 export interface PendingDevice {
   id: string;
   device_name: string;
+  /** From the sign-in's User-Agent, as on device cards: the trust prompt's icon. */
+  device_type: string;
   device_fingerprint: string;
   activation_token: string;
   expires_at: number;
