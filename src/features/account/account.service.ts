@@ -21,7 +21,8 @@
  *   and never issues tokens itself: the next login still asks for the second
  *   factor;
  * - link scanners (mail security gateways fetch links): every link opens a
- *   page that acts only on an explicit POST;
+ *   page that acts only on an explicit POST; the report page first asks
+ *   what the link is about (`reportDetails`), which reads and never consumes;
  * - replay: single use; a new reset or verification mail retires the older
  *   links of the same purpose.
  */
