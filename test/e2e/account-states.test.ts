@@ -19,7 +19,7 @@
  *   once used, or expired, it says so and offers no red button.
  *
  * Every state: a full-page screenshot in artifacts/e2e/account-<state>-<profile>.png
- * and axe-core with no violation of any impact.
+ * and axe-core with no violation of any impact, in the light and the dark theme.
  *
  *   node --import tsx --test test/e2e/account-states.test.ts
  */
@@ -75,15 +75,23 @@ test('web app account states: email status, setup key, used code, trust prompt, 
 
   const axeFindings: string[] = [];
   const problems: string[] = [];
-  const shot = async (page: Page, profile: Profile, state: string) => {
-    await page.waitForTimeout(200);
-    await page.screenshot({ path: join(ARTIFACTS_DIR, `account-${state}-${profile.name}.png`), fullPage: true });
+  const axe = async (page: Page, label: string) => {
     if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
     const violations = await page.evaluate(async () => {
       const result = await (window as any).axe.run(document, { resultTypes: ['violations'] });
       return (result.violations as any[]).map((v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.map((n: any) => n.target.join(' ')).slice(0, 4).join(', ')}`);
     });
-    for (const v of violations) axeFindings.push(`${state} (${profile.name}): ${v}`);
+    for (const v of violations) axeFindings.push(`${label}: ${v}`);
+  };
+  /** A screenshot and axe-core in the light theme, then axe-core (and for the new colours a screenshot) in the dark one. */
+  const shot = async (page: Page, profile: Profile, state: string) => {
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(ARTIFACTS_DIR, `account-${state}-${profile.name}.png`), fullPage: true });
+    await axe(page, `${state} (${profile.name})`);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    if (/trust-prompt-plain-http|report-|email-/.test(state)) await page.screenshot({ path: join(ARTIFACTS_DIR, `account-${state}-${profile.name}-dark.png`), fullPage: true });
+    await axe(page, `${state} (${profile.name}, dark)`);
+    await page.emulateMedia({ colorScheme: 'light' });
     // Nothing wider than the screen (a clipped key or a sideways scroll on a phone).
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `${state} (${profile.name}): the page is ${overflow}px wider than the screen`);
