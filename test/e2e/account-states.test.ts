@@ -253,6 +253,21 @@ test('web app account states: email status, setup key, used code, trust prompt, 
         assert.equal(await view.getByRole('button').count(), 0, 'an expired link offers no button');
         await shot(page, profile, 'report-expired');
         await page.unroute('**/api/v1/security/report/details');
+
+        // A sign-in's link (the "two-step verification was turned on" mail names the session that did it, since signed out).
+        const [mfaOn] = await waitForMails(email, /^Two-step verification was turned on$/);
+        const sessionUrl = linkUrl(mfaOn!);
+        await page.goto(sessionUrl);
+        await view.getByText('The security email was about this sign-in:').waitFor();
+        assert.match(await view.innerText(), /Signed in\s+\w{3} \d{1,2}, \d{4}/);
+        await view.getByText(/^That session has already ended \(/).waitFor();
+        await shot(page, profile, 'report-session-fresh');
+        await view.getByRole('button', { name: 'Yes, sign it out' }).click();
+        await view.getByText(/^That session had already ended/).waitFor();
+        await page.goto(sessionUrl);
+        await view.getByText(/^This link was already used: that session was ended on \w{3} \d{1,2}, \d{4}/).waitFor();
+        assert.equal(await view.getByRole('button').count(), 0, 'a used link offers no button');
+        await shot(page, profile, 'report-session-used');
         desktop = { email, codes };
       }
     } catch (error) {

@@ -16,6 +16,8 @@ const ROUTE = 'report';
 const { body } = viewSection(ROUTE, 'This wasn’t me');
 /** @type {string|null} */
 let token = null;
+/** What the link names ('session' | 'device'), once known: the outcome is worded for it. */
+let kind = null;
 
 /**
  * @typedef {{kind: 'session'|'device', name: string, browser: string, os: string, device_type: string,
@@ -25,6 +27,7 @@ let token = null;
 
 async function enter() {
   token = takeLinkToken(ROUTE) ?? token;
+  kind = null;
   if (!token) {
     body.replaceChildren(...outcome('This page needs the “This wasn’t me” link from a security email.', 'error'));
     return;
@@ -69,6 +72,7 @@ function render(details) {
   const facts = subject ? subjectFacts(subject) : [];
   const isSession = subject?.kind === 'session';
   const what = isSession ? 'session' : 'device';
+  kind = subject?.kind ?? null;
 
   if (details?.status === 'used') {
     token = null;
@@ -99,11 +103,18 @@ function render(details) {
     return;
   }
 
-  const explain = isSession
+  const explain = subject?.ended_at
+    ? isSession
+      ? 'Confirming also stops trusting a device that was trusted from that session, if there is one. Anyone using it will need your password and your second factor again.'
+      : 'There is nothing more to end: confirming only closes this link.'
+    : isSession
     ? 'We’ll sign that session out, and stop trusting its device if it was trusted from there. Anyone using it will need your password and your second factor again.'
     : 'We’ll stop trusting this device and sign it out. Anyone using it will need your password and your second factor again.';
+  const endedAlready = subject?.ended_at
+    ? [h('p', { class: 'notice notice-info', text: isSession ? `That session has already ended (${formatDateTime(subject.ended_at)}).` : `That device was already revoked (${formatDateTime(subject.ended_at)}).` })]
+    : [];
   body.replaceChildren(
-    ...(subject ? [h('p', { text: `The security email was about this ${isSession ? 'sign-in' : 'device'}:` }), ...facts] : []),
+    ...(subject ? [h('p', { text: `The security email was about this ${isSession ? 'sign-in' : 'device'}:` }), ...facts, ...endedAlready] : []),
     h(
       'form',
       { class: 'form', novalidate: true, onsubmit: onSubmit },
@@ -132,10 +143,14 @@ async function onSubmit(event) {
       const result = await api('POST', '/security/report', { body: { token }, auth: false });
       token = null;
       const done = result?.device_revoked
-        ? 'Done: that device is no longer trusted and has been signed out. Now change your password.'
+        ? kind === 'session'
+          ? 'Done: that session was signed out, and the device trusted from it is no longer trusted. Now change your password.'
+          : 'Done: that device is no longer trusted and has been signed out. Now change your password.'
         : result?.sessions_ended > 0
           ? 'Done: that session has been signed out. Now change your password.'
-          : 'Done: that device had already been revoked and signed out. Now change your password.';
+          : kind === 'session'
+            ? 'That session had already ended, and no device trusted from it is left: nothing more to end. Now change your password.'
+            : 'Done: that device had already been revoked and signed out. Now change your password.';
       body.replaceChildren(...outcome(done, 'success', { href: '#/forgot-password', text: 'Reset your password' }));
     } catch (error) {
       showFormError(form, error, { overrides: LINK_ERRORS });
