@@ -5,6 +5,12 @@
  * the browser really kept the HttpOnly device cookie. If it did not (a Secure
  * cookie on a plain-http page that is not localhost), the page says why
  * instead of "This device is now trusted".
+ *
+ * The icon is this device's kind (phone, tablet, computer). Before the choice,
+ * the page says plainly when trust here would be weaker: no device key can be
+ * kept (plain http on a host other than localhost has no WebCrypto and no
+ * passkeys; some private modes have no usable IndexedDB), so the trust would
+ * rest on the cookie alone.
  */
 import { api, currentUser } from '../session.js';
 import { createDeviceKey, deviceKeyProblem } from '../device-key.js';
