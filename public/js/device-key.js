@@ -30,6 +30,26 @@ const keys = indexedDbDeviceKeyStore();
 const supported = () => deviceKeysSupported() && indexedDbAvailable();
 
 /**
+ * Why this browser cannot hold a device key here, for the trust prompt to say
+ * so before the person decides: 'insecure' on a page that is not a secure
+ * context (plain http on an address other than localhost: no WebCrypto, no
+ * passkeys either), 'unsupported' when the browser lacks WebCrypto or a usable
+ * IndexedDB (some private modes), null when a key can be made.
+ * @returns {Promise<'insecure'|'unsupported'|null>}
+ */
+export async function deviceKeyProblem() {
+  if (!window.isSecureContext) return 'insecure';
+  if (!supported()) return 'unsupported';
+  try {
+    // The same probe createDeviceKey makes: a private mode may have the API but refuse to store.
+    await keys.accounts();
+    return null;
+  } catch {
+    return 'unsupported';
+  }
+}
+
+/**
  * Makes a key pair for this account on this browser. Returns
  * `{ publicJwk, save }`: send publicJwk with the activation, and call
  * save() once the server accepted it (so a failed activation never

@@ -12,6 +12,7 @@ const MESSAGES = {
   EMAIL_TAKEN: 'An account with this email already exists. Try signing in instead.',
   INVALID_PASSWORD: 'This password doesn’t meet the rules shown under the field.',
   INVALID_MFA_CODE: 'That code isn’t right. Enter the code your app shows now, or one of your unused backup codes.',
+  MFA_CODE_ALREADY_USED: 'This code was just used. Wait for the next one in your app.',
   INVALID_CODE: 'That code isn’t right. Enter the code your app shows now (check that your phone’s clock is correct).',
   INVALID_TOKEN: 'This sign-in has expired or is no longer valid. Please sign in again.',
   TOO_MANY_ATTEMPTS: 'Too many wrong codes. For your safety, codes are blocked for {wait}. Try again after that.',
@@ -122,6 +123,7 @@ export const FIELD_OF_CODE = {
   EMAIL_TAKEN: 'email',
   INVALID_CURRENT_PASSWORD: 'current_password',
   INVALID_MFA_CODE: 'code',
+  MFA_CODE_ALREADY_USED: 'code',
   INVALID_CODE: 'code',
 };
 

@@ -57,6 +57,8 @@ export type TrustGrantInput = { factor: Exclude<TrustFactor, 'webauthn'> } | { f
 export interface PendingDevice {
   id: string;
   device_name: string;
+  /** From the sign-in's User-Agent, as on device cards: the trust prompt's icon. */
+  device_type: string;
   device_fingerprint: string;
   activation_token: string;
   expires_at: number;
@@ -285,6 +287,8 @@ export interface SecondFactorGate {
   lockedError(until: number): Error;
   /** A TOTP or backup code, checked once. */
   checkSecondFactor(userId: string, factor: SecondFactor): Promise<boolean>;
+  /** A right TOTP code of a time step already used: refused as MFA_CODE_ALREADY_USED before any attempt is counted. */
+  isUsedCode(userId: string, factor: SecondFactor): Promise<boolean>;
 }
 
 /** Whether a user has a second factor (admin lookups). */

@@ -42,6 +42,7 @@ export const ERRORS = {
   INVALID_CREDENTIALS: { status: 401, message: 'The email or password is not correct.' },
   INVALID_TOKEN: { status: 401, message: 'The token is not valid or has expired.' },
   INVALID_MFA_CODE: { status: 400, message: 'That code is not correct.' },
+  MFA_CODE_ALREADY_USED: { status: 400, message: 'This code was just used. Wait for the next one in your authenticator app.' },
   STEP_UP_METHOD_NOT_AVAILABLE: { status: 400, message: 'This account cannot confirm it is you this way: use its second factor, or the password on an account without one.' },
   TOO_MANY_ATTEMPTS: { status: 429, message: 'Too many attempts. Try again later.' },
   INVALID_CURRENT_PASSWORD: { status: 400, message: 'The current password is not correct.' },

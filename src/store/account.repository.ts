@@ -105,6 +105,39 @@ export function createAccountRepository(db: Kysely<Database>, history?: History)
       return db.selectFrom('sessions').select(['device_name', 'device_id', 'ended_at']).where('id', '=', sessionId).executeTakeFirst();
     },
 
+    /**
+     * What a "This wasn't me" link is about, for its page (docs/security-center.md):
+     * the session of a sign-in alert, with the current name of the device trusted
+     * from it. By primary keys; reads only, never the token.
+     */
+    reportSession(sessionId: string) {
+      return db
+        .selectFrom('sessions')
+        .leftJoin('trusted_devices', 'trusted_devices.id', 'sessions.device_id')
+        .select([
+          'sessions.device_name as session_name',
+          'trusted_devices.device_name as trusted_name',
+          'sessions.browser',
+          'sessions.os',
+          'sessions.device_type',
+          'sessions.ip_address',
+          'sessions.location',
+          'sessions.created_at',
+          'sessions.ended_at',
+        ])
+        .where('sessions.id', '=', sessionId)
+        .executeTakeFirst();
+    },
+
+    /** The trusted device of a device alert's link, for its page. By primary key. */
+    reportDevice(deviceId: string) {
+      return db
+        .selectFrom('trusted_devices')
+        .select(['device_name', 'browser', 'os', 'device_type', 'last_ip_address', 'location', 'trusted_at', 'revoked_at'])
+        .where('id', '=', deviceId)
+        .executeTakeFirst();
+    },
+
     /** A device's current name, for a mail that knows only its id. */
     async deviceName(deviceId: string): Promise<string | null> {
       const row = await db.selectFrom('trusted_devices').select('device_name').where('id', '=', deviceId).executeTakeFirst();

@@ -263,6 +263,13 @@ for (const kind of databaseKinds()) {
       assert.equal(loginB.body.data.mfa_required, true);
 
       t.clock.advance(7 * DAY + SECOND);
+      // Its page learns it expired, and which device it named (a trusted device's link).
+      const details = await call(t.app, 'POST', '/api/v1/security/report/details', { token: tokenA });
+      assert.equal(details.res.statusCode, 200, details.res.body);
+      assert.equal(details.body.data.status, 'expired');
+      assert.equal(details.body.data.subject.kind, 'device');
+      assert.equal(details.body.data.subject.name, a.device.device_name);
+      assert.equal(details.body.data.subject.ended_at, null, 'A is still trusted');
       const late = await call(t.app, 'POST', '/api/v1/security/report', { token: tokenA });
       assert.equal(late.res.statusCode, 410);
       assert.equal(late.body.error.code, 'LINK_EXPIRED');

@@ -43,7 +43,7 @@ for (const kind of databaseKinds()) {
       const device = laptop();
       const verified = await loginWithMfa(t, user, device);
       const pending = verified.trusted_device;
-      assert.deepEqual(Object.keys(pending).sort(), ['activation_token', 'device_fingerprint', 'device_name', 'expires_at', 'id', 'is_active', 'trust_ttl_days']);
+      assert.deepEqual(Object.keys(pending).sort(), ['activation_token', 'device_fingerprint', 'device_name', 'device_type', 'expires_at', 'id', 'is_active', 'trust_ttl_days']);
       assert.equal(pending.is_active, false);
       assert.equal(pending.device_name, 'Chrome on macOS');
       assert.match(pending.activation_token, /^tda_[A-Za-z0-9_-]{43}$/);

@@ -460,12 +460,43 @@ for (const kind of databaseKinds()) {
         assert.equal((await verify({ temporary_token: first, code })).res.statusCode, 200);
         const replay = await verify({ temporary_token: second, code });
         assert.equal(replay.res.statusCode, 400);
-        assertEnvelope(replay.body, 'INVALID_MFA_CODE');
+        assertEnvelope(replay.body, 'MFA_CODE_ALREADY_USED');
         // The code of the previous step (still inside the ±1 window) is refused too.
         const previous = totpCode(user.totpSecret!, t.clock.now() - 30_000);
-        assert.equal((await verify({ temporary_token: second, code: previous })).res.statusCode, 400);
+        const older = await verify({ temporary_token: second, code: previous });
+        assert.equal(older.res.statusCode, 400);
+        assertEnvelope(older.body, 'MFA_CODE_ALREADY_USED');
         // The next step works.
         assert.equal((await verify({ temporary_token: second, code: nextCode(t, user.totpSecret!) })).res.statusCode, 200);
+      });
+
+      test('the code that just turned MFA on, sent again at sign-in: MFA_CODE_ALREADY_USED, and no attempt is counted', async () => {
+        const user = await signupAndLogin(t.app);
+        const secret: string = (await setup(user)).body.data.secret;
+        const code = totpCode(secret, t.clock.now());
+        assert.equal((await confirm(user, code)).res.statusCode, 200);
+        // Same 30 s window: the person types the code their app still shows.
+        const tokens = [await challenge(user), await challenge(user), await challenge(user)];
+        const answers: Array<[number, string, unknown]> = [];
+        // 12 replays over three sign-ins: more than one sign-in's 5 attempts and the user's 10.
+        for (const [i, temporary_token] of tokens.entries()) {
+          for (let n = 0; n < (i === 2 ? 2 : 5); n++) {
+            const r = await verify({ temporary_token, code });
+            answers.push([r.res.statusCode, r.body.error?.code, r.body.error?.details?.attempts_remaining]);
+          }
+        }
+        assert.deepEqual(new Set(answers.map((a) => JSON.stringify(a))), new Set([JSON.stringify([400, 'MFA_CODE_ALREADY_USED', 5])]), JSON.stringify(answers));
+        // A wrong code afterwards still has the full count left: 4 after it, not fewer.
+        const wrong = await verify({ temporary_token: tokens[0]!, code: wrongCode(secret, t.clock.now()) });
+        assertEnvelope(wrong.body, 'INVALID_MFA_CODE');
+        assert.equal(wrong.body.error.details.attempts_remaining, 4);
+        // The user's second factor is not locked either: the next code signs in.
+        const next = await verify({ temporary_token: tokens[1]!, code: nextCode(t, secret) });
+        assert.equal(next.res.statusCode, 200, next.res.body);
+        // Step-up with the code just used: the same answer (docs/step-up.md).
+        const stepUp = await call(t.app, 'POST', '/api/v1/auth/step-up', { code: totpCode(secret, t.clock.now()) }, { token: next.body.data.access_token, device: laptop() });
+        assert.equal(stepUp.res.statusCode, 400, stepUp.res.body);
+        assertEnvelope(stepUp.body, 'MFA_CODE_ALREADY_USED');
       });
 
       test('±1 step of drift is accepted, 2 steps is not', async () => {

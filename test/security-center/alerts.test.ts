@@ -102,6 +102,22 @@ for (const kind of databaseKinds()) {
       assert.equal(page.statusCode, 303);
       assert.equal(page.headers.location, `/#/report?token=${linkToken(alert)}`);
       assert.equal(await live(intruder.body.data.access_token), 200);
+      // The page asks what the link is about: that sign-in, named as in the mail. Asking acts on nothing.
+      const details = async () => call(t.app, 'POST', `${API}/security/report/details`, { token: linkToken(alert) });
+      const fresh = await details();
+      assert.equal(fresh.res.statusCode, 200, fresh.res.body);
+      assert.equal(fresh.body.data.status, 'usable');
+      assert.equal(fresh.body.data.used_at, null);
+      const subject = fresh.body.data.subject;
+      assert.deepEqual(
+        { kind: subject.kind, name: subject.name, browser: subject.browser, os: subject.os, ip: subject.ip_address, ended: subject.ended_at },
+        { kind: 'session', name: 'Firefox on Windows', browser: 'Firefox', os: 'Windows', ip: AMSTERDAM, ended: null },
+      );
+      assert.match(subject.location.city, /Amsterdam/);
+      assert.equal(subject.location.country_code, 'NL');
+      assert.ok(Math.abs(Date.parse(subject.at) - Date.parse(intruder.res.headers.date as string)) < 5 * MINUTE, subject.at);
+      assert.equal((await details()).body.data.status, 'usable', 'asking twice still leaves the link usable');
+      assert.equal(await live(intruder.body.data.access_token), 200, 'asking ended nothing');
       const report = await call(t.app, 'POST', `${API}/security/report`, { token: linkToken(alert) });
       assert.equal(report.res.statusCode, 200, report.res.body);
       assert.equal(await live(intruder.body.data.access_token), 401, 'that session ended');
@@ -109,6 +125,20 @@ for (const kind of databaseKinds()) {
       const again = await call(t.app, 'POST', `${API}/security/report`, { token: linkToken(alert) });
       assert.equal(again.res.statusCode, 409);
       assert.equal(again.body.error.code, 'LINK_USED');
+      // Used: the page can say so, and when that session ended.
+      const used = await details();
+      assert.equal(used.body.data.status, 'used');
+      assert.equal(used.body.data.used_at, new Date(t.clock.now()).toISOString());
+      assert.equal(used.body.data.subject.ended_at, used.body.data.used_at);
+      // Expired: past its 7 days.
+      t.clock.advance(7 * 24 * 60 * MINUTE + 1000);
+      assert.equal((await details()).body.data.status, 'used', 'a used link stays used');
+      // Unknown or malformed: LINK_INVALID, as for the POST that acts.
+      for (const token of ['tdx_' + 'A'.repeat(43), 'nope']) {
+        const r = await call(t.app, 'POST', `${API}/security/report/details`, { token });
+        assert.equal(r.res.statusCode, 400, r.res.body);
+        assert.equal(r.body.error.code, 'LINK_INVALID');
+      }
     });
 
     test('not for the device trusted on the same page within the minute; "This wasn\'t me" on a later one also un-trusts the device it trusted', async () => {

@@ -1,5 +1,6 @@
 /**
- * #/security: two-step verification (set up with QR + key, backup codes
+ * #/security: the email address (confirmed or not, with Resend), two-step
+ * verification (set up with QR + key + an otpauth:// link, backup codes
  * shown once with copy / download / print, new backup codes, turn off after
  * a confirmation) and password change (the API's password policy).
  */
@@ -17,7 +18,7 @@ export const securityView = {
   title: 'Security',
   nav: true,
   enter() {
-    for (const id of ['#mfa-status-error', '#mfa-setup-start-error']) $(id).replaceChildren();
+    for (const id of ['#mfa-status-error', '#mfa-setup-start-error', '#email-error', '#email-sent']) $(id).replaceChildren();
     for (const form of document.querySelectorAll('#view-security form')) clearFormError(form);
     // Hidden username fields let password managers match the password forms to the account.
     for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('[data-current-email]'))) {
@@ -26,10 +27,12 @@ export const securityView = {
     // A setup left half-way is restarted (its secret leaves the page); backup codes shown once are not kept.
     closeSetup();
     hideBackupCodes();
+    void loadEmailStatus(state.renderSeq);
     void loadMfaStatus(state.renderSeq);
     void passkeysSecurityEntered();
   },
   wire() {
+    $('#email-resend').addEventListener('click', onResend);
     $('#mfa-setup-begin').addEventListener('click', onSetupBegin);
     $('#mfa-setup-cancel').addEventListener('click', onSetupCancel);
     $('#mfa-confirm-form').addEventListener('submit', onSetupConfirm);
@@ -84,6 +87,56 @@ export async function loadMfaStatus(seq = state.renderSeq) {
   }
 }
 
+/** Whether the address is confirmed (GET /auth/me): the pill, a sentence, and Resend while it is not. */
+async function loadEmailStatus(seq = state.renderSeq) {
+  try {
+    const me = await api('GET', '/auth/me');
+    if (!stillOn(seq)) return;
+    showEmailStatus(String(me?.email ?? currentUser()?.email ?? ''), me?.email_verified === true);
+  } catch (error) {
+    if (!stillOn(seq)) return;
+    $('#email-status-pill').textContent = '?';
+    $('#email-status-pill').className = 'pill';
+    $('#email-status-text').textContent = '';
+    $('#email-error').replaceChildren(h('p', { text: describeError(error) }));
+  }
+}
+
+function showEmailStatus(email, confirmed) {
+  const pill = $('#email-status-pill');
+  pill.textContent = confirmed ? 'Confirmed' : 'Not confirmed';
+  pill.className = `pill ${confirmed ? 'pill-on' : 'pill-off'}`;
+  $('#email-status-text').replaceChildren(
+    h('span', { class: 'email-address', text: email }),
+    confirmed
+      ? ' is confirmed: security alerts and password-reset links reach you there.'
+      : ' is not confirmed yet. Open the link in the email we sent you, so security alerts and password-reset links are sure to reach you.',
+  );
+  $('#email-resend-box').hidden = confirmed;
+}
+
+async function onResend(event) {
+  const button = /** @type {HTMLButtonElement} */ (event.currentTarget);
+  $('#email-error').replaceChildren();
+  $('#email-sent').replaceChildren();
+  await withBusy(button, async () => {
+    try {
+      const data = await api('POST', '/auth/email/resend');
+      const email = currentUser()?.email ?? 'your address';
+      if (data?.email_verified === true) {
+        showEmailStatus(email, true);
+        $('#email-sent').replaceChildren(h('p', { class: 'notice notice-success', text: 'Your address is already confirmed: nothing to send.' }));
+        return;
+      }
+      $('#email-sent').replaceChildren(
+        h('p', { class: 'notice notice-success', text: `Sent: a new confirmation link is on its way to ${email}. Earlier links no longer work.` }),
+      );
+    } catch (error) {
+      $('#email-error').replaceChildren(h('p', { text: describeError(error) }));
+    }
+  });
+}
+
 async function onSetupBegin(event) {
   const button = /** @type {HTMLButtonElement} */ (event.currentTarget);
   $('#mfa-setup-start-error').replaceChildren();
@@ -97,7 +150,16 @@ async function onSetupBegin(event) {
       } else {
         qr.hidden = true;
       }
-      /** @type {HTMLInputElement} */ ($('#setup-key')).value = data?.manual_entry_key || data?.secret || '';
+      /** @type {HTMLTextAreaElement} */ ($('#setup-key')).value = data?.manual_entry_key || data?.secret || '';
+      // On a phone the app is on the same device: one tap adds the account (the otpauth:// key URI that authenticator apps open).
+      const url = typeof data?.otpauth_url === 'string' && data.otpauth_url.startsWith('otpauth://') ? data.otpauth_url : null;
+      $('#setup-open-app').setAttribute('href', url ?? '#');
+      $('#setup-open-app-row').hidden = url === null;
+      // A phone cannot scan its own screen: there the link comes first, before the QR code.
+      const touch = matchMedia('(pointer: coarse)').matches;
+      if (touch) $('#mfa-qr').before($('#setup-open-app-row'));
+      else $('#setup-key').closest('.field').after($('#setup-open-app-row'));
+      $('#setup-step-add').textContent = touch && url ? 'Add this account to your authenticator app' : 'Scan this QR code with your authenticator app';
       $('#mfa-setup-start').hidden = true;
       $('#mfa-setup').hidden = false;
       clearFormError($('#mfa-confirm-form'));
@@ -115,7 +177,9 @@ async function onSetupBegin(event) {
 function closeSetup() {
   $('#mfa-setup').hidden = true;
   /** @type {HTMLImageElement} */ ($('#mfa-qr')).removeAttribute('src');
-  /** @type {HTMLInputElement} */ ($('#setup-key')).value = '';
+  /** @type {HTMLTextAreaElement} */ ($('#setup-key')).value = '';
+  $('#setup-open-app').setAttribute('href', '#');
+  $('#setup-open-app-row').hidden = true;
 }
 
 function onSetupCancel() {
@@ -187,7 +251,7 @@ function onDownloadBackupCodes() {
 
 async function onCopySetupKey(event) {
   const button = /** @type {HTMLButtonElement} */ (event.currentTarget);
-  const input = /** @type {HTMLInputElement} */ ($('#setup-key'));
+  const input = /** @type {HTMLTextAreaElement} */ ($('#setup-key'));
   const ok = await copyText(input.value.replace(/\s+/g, ''));
   button.textContent = ok ? 'Copied' : 'Copy failed';
   if (!ok) input.select();

@@ -5,14 +5,20 @@
  * the browser really kept the HttpOnly device cookie. If it did not (a Secure
  * cookie on a plain-http page that is not localhost), the page says why
  * instead of "This device is now trusted".
+ *
+ * The icon is this device's kind (phone, tablet, computer). Before the choice,
+ * the page says plainly when trust here would be weaker: no device key can be
+ * kept (plain http on a host other than localhost has no WebCrypto and no
+ * passkeys; some private modes have no usable IndexedDB), so the trust would
+ * rest on the cookie alone.
  */
 import { api, currentUser } from '../session.js';
-import { createDeviceKey } from '../device-key.js';
+import { createDeviceKey, deviceKeyProblem } from '../device-key.js';
 import { $, clearFormError, h, showFormError, withBusy } from '../dom.js';
-import { formatDate, formatTime } from '../format.js';
+import { deviceTypeOf, formatDate, formatTime } from '../format.js';
 import { go } from '../router.js';
 import { state } from '../state.js';
-import { APP_NAME, deviceIcon, flash } from '../ui.js';
+import { APP_NAME, deviceIcon, deviceKind, flash } from '../ui.js';
 
 export const trustView = {
   title: 'Remember this device?',
@@ -28,6 +34,36 @@ function trustDays(device) {
   return Number.isFinite(days) && days > 0 ? days : null;
 }
 
+/**
+ * Phone, tablet or computer: the server's device_type of this sign-in (the
+ * one device cards show), else this browser's User-Agent, the way history rows
+ * are typed. An iPad presents a Mac User-Agent but has a touch screen.
+ */
+function kindOfThisDevice(device) {
+  const type = device?.device_type;
+  if (type === 'mobile' || type === 'tablet') return type;
+  const ua = navigator.userAgent;
+  if (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) return 'tablet';
+  return type === 'desktop' ? 'desktop' : deviceKind(deviceTypeOf(ua));
+}
+
+const WEAKER = {
+  insecure:
+    'This connection isn’t secure (plain http), so this browser can’t keep a device key or use passkeys here. Trusting it relies on a cookie alone: anyone who copies this browser’s cookies could skip the code. For stronger trust, open this site over https.',
+  unsupported:
+    'This browser can’t keep a device key here (private browsing, or site storage is off). Trusting it relies on a cookie alone: anyone who copies this browser’s cookies could skip the code.',
+};
+
+/** Says, before the choice, when trust here would be weaker (no device key): public/js/device-key.js. */
+async function showWeakerTrust(seq) {
+  const box = $('#trust-weaker');
+  box.hidden = true;
+  const problem = await deviceKeyProblem();
+  if (seq !== state.renderSeq || problem === null) return;
+  box.textContent = WEAKER[problem];
+  box.hidden = false;
+}
+
 function enter() {
   const device = state.pendingTrust;
   const form = $('#trust-form');
@@ -39,7 +75,11 @@ function enter() {
   $('#trust-explainer').textContent = period
     ? `If you trust this device, signing in here won’t ask for a code for the next ${period}. Only do this on a device you own and don’t share.`
     : 'If you trust this device, signing in here won’t ask for a code. Only do this on a device you own and don’t share.';
-  $('#trust-device-summary').replaceChildren(deviceIcon(device?.device_type, 'icon icon-sm'), h('span', { text: device?.device_name || 'This browser' }));
+  const kind = kindOfThisDevice(device);
+  $('#trust-icon').replaceChildren(deviceIcon(kind));
+  $('#trust-icon').dataset.kind = kind;
+  $('#trust-device-summary').replaceChildren(deviceIcon(kind, 'icon icon-sm'), h('span', { text: device?.device_name || 'This browser' }));
+  void showWeakerTrust(state.renderSeq);
   form.device_name.value = device?.device_name ?? '';
   form.device_name.placeholder = device?.device_name ?? '';
   $('#trust-deadline').textContent = device?.expires_at

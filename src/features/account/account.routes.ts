@@ -50,6 +50,21 @@ export const accountRoutes: FastifyPluginAsyncTypebox<HttpTools & { account: Acc
     return ok({ password_reset: true as const, devices_revoked: devicesRevoked, sessions_ended: sessionsEnded }, 'Your password was reset. Sign in with the new one.');
   });
 
+  // A POST that reads: the token travels in the body, never in a URL a proxy or the browser history could keep.
+  app.post('/security/report/details', {
+    schema: { operationId: 'reportLinkDetails', tags: ['devices'], security: [], summary: '"This wasn\'t me" link: what it is about (device or session, browser/OS, location, time) and whether it is still usable; acts on nothing', body: S.TokenBody, response: withErrors({ 200: success(S.ReportDetailsData) }, ['LINK_INVALID']) },
+    config: linkLimit,
+  }, async (request) => {
+    const d = await account.reportDetails(request.body.token);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    return ok({
+      status: d.status,
+      used_at: d.used_at === null ? null : iso(d.used_at),
+      expires_at: iso(d.expires_at),
+      subject: d.subject && { ...d.subject, at: iso(d.subject.at), ended_at: d.subject.ended_at === null ? null : iso(d.subject.ended_at) },
+    });
+  });
+
   app.post('/security/report', {
     schema: { operationId: 'reportNotMe', tags: ['devices'], security: [], summary: '"This wasn\'t me": un-trust the device of a security alert and end its sessions', body: S.TokenBody, response: withErrors({ 200: success(S.ReportData) }, ['LINK_INVALID', 'LINK_USED', 'LINK_EXPIRED']) },
     config: linkLimit,

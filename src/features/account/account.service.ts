@@ -21,7 +21,8 @@
  *   and never issues tokens itself: the next login still asks for the second
  *   factor;
  * - link scanners (mail security gateways fetch links): every link opens a
- *   page that acts only on an explicit POST;
+ *   page that acts only on an explicit POST; the report page first asks
+ *   what the link is about (`reportDetails`), which reads and never consumes;
  * - replay: single use; a new reset or verification mail retires the older
  *   links of the same purpose.
  */
@@ -36,6 +37,7 @@ import type { UsersRepository } from '../../store/users.repository.ts';
 import type { LoginFailures } from '../../platform/http/rate-limits.ts';
 import type { AccountMail } from './account-mail.ts';
 import type { AccountRepository } from '../../store/account.repository.ts';
+import { type Location, parseStoredLocation, publicLocation } from '../../platform/geo.ts';
 
 export interface AccountServiceOptions {
   repository: AccountRepository;
@@ -49,6 +51,29 @@ export interface AccountServiceOptions {
 }
 
 const TOKEN_KIND: Record<EmailTokenPurpose, TokenKind> = { verify_email: 'emailVerification', password_reset: 'passwordReset', report: 'report' };
+
+/** The device or session a report link names (what its mail said), as the page shows it. */
+export interface ReportSubject {
+  kind: 'session' | 'device';
+  name: string;
+  browser: string;
+  os: string;
+  device_type: string;
+  ip_address: string;
+  location: Location | null;
+  /** The sign-in (a session) or when the device was trusted. */
+  at: number;
+  /** When that session ended or that device was revoked; null while it goes on. */
+  ended_at: number | null;
+}
+
+export interface ReportDetails {
+  status: 'usable' | 'used' | 'expired';
+  used_at: number | null;
+  expires_at: number;
+  /** Null when the row is gone (pruned) or the link names neither. */
+  subject: ReportSubject | null;
+}
 
 /** Thrown inside a transaction whose token another request consumed first: rolls the row back. */
 class LostRace extends Error {}
@@ -128,6 +153,52 @@ export function createAccountService(options: AccountServiceOptions) {
       if (user) await options.loginFailures?.clearAccount(user.email);
       await mail.passwordChanged(userId, actor);
       return { devicesRevoked: ended.devices.length, sessionsEnded: ended.sessions.length };
+    },
+
+    /**
+     * What a "This wasn't me" link is about, for its page: the device or
+     * session it names, and whether the link is still usable, already used or
+     * expired. Reads only: the link stays usable (it is consumed by the one
+     * conditional UPDATE of `report`). Unknown links are LINK_INVALID.
+     */
+    async reportDetails(token: string): Promise<ReportDetails> {
+      const hash = hashIfShaped('report', token);
+      const row = hash === null ? undefined : await repository.findToken('report', hash);
+      if (row === undefined) throw new AppError('LINK_INVALID');
+      const status = row.consumed_at !== null ? 'used' : row.expires_at <= clock.now() ? 'expired' : 'usable';
+      let subject: ReportSubject | null = null;
+      if (row.session_id !== null) {
+        const s = await repository.reportSession(row.session_id);
+        if (s) {
+          subject = {
+            kind: 'session',
+            name: s.trusted_name ?? s.session_name,
+            browser: s.browser,
+            os: s.os,
+            device_type: s.device_type,
+            ip_address: s.ip_address,
+            location: publicLocation(parseStoredLocation(s.location)),
+            at: s.created_at,
+            ended_at: s.ended_at,
+          };
+        }
+      } else if (row.device_id !== null) {
+        const d = await repository.reportDevice(row.device_id);
+        if (d) {
+          subject = {
+            kind: 'device',
+            name: d.device_name,
+            browser: d.browser,
+            os: d.os,
+            device_type: d.device_type,
+            ip_address: d.last_ip_address,
+            location: publicLocation(parseStoredLocation(d.location)),
+            at: d.trusted_at,
+            ended_at: d.revoked_at,
+          };
+        }
+      }
+      return { status, used_at: row.consumed_at, expires_at: row.expires_at, subject };
     },
 
     /** "This wasn't me": the `not_me` row of what ends what (docs/sessions.md) for the alert's device. */

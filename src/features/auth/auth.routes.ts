@@ -133,7 +133,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
       tags,
       summary: 'Verify the second factor of a login; returns tokens and a pending device to activate or skip',
       body: S.MfaVerifyBody,
-      response: withErrors({ 200: success(S.MfaVerifyData) }, ['INVALID_TOKEN', 'INVALID_MFA_CODE', 'WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_NOT_REGISTERED', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT', 'INVALID_PUBLIC_KEY']),
+      response: withErrors({ 200: success(S.MfaVerifyData) }, ['INVALID_TOKEN', 'INVALID_MFA_CODE', 'MFA_CODE_ALREADY_USED', 'WEBAUTHN_VERIFICATION_FAILED', 'WEBAUTHN_NOT_REGISTERED', 'TOO_MANY_ATTEMPTS', 'INVALID_FINGERPRINT', 'INVALID_PUBLIC_KEY']),
     },
   }, async (request, reply) => {
     const { temporary_token, code, backup_code, webauthn, session_key } = request.body;
@@ -224,7 +224,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteContext> = async (ap
         'Answers a 401 STEP_UP_REQUIRED (docs/step-up.md). Send exactly one of code, backup_code, webauthn (from /auth/step-up/webauthn/options) or password. ' +
         'Attempts count toward the second-factor limit of sign-in (10 wrong in 15 minutes lock it for 15 minutes). The refresh token is unchanged; refreshing keeps the new auth_time and amr.',
       body: S.StepUpBody,
-      response: withErrors({ 200: success(S.StepUpData) }, ['INVALID_MFA_CODE', 'STEP_UP_METHOD_NOT_AVAILABLE', 'TOO_MANY_ATTEMPTS', 'WEBAUTHN_VERIFICATION_FAILED', 'INVALID_CREDENTIALS']),
+      response: withErrors({ 200: success(S.StepUpData) }, ['INVALID_MFA_CODE', 'MFA_CODE_ALREADY_USED', 'STEP_UP_METHOD_NOT_AVAILABLE', 'TOO_MANY_ATTEMPTS', 'WEBAUTHN_VERIFICATION_FAILED', 'INVALID_CREDENTIALS']),
     },
   }, async (request) => {
     const { code, backup_code, webauthn, password } = request.body;

@@ -134,6 +134,7 @@ export const MfaRequiredData = ref(MfaChallenge);
 export const PendingDevice = Type.Object({
   id: Type.String({ format: 'uuid' }),
   device_name: Type.String(),
+  device_type: Type.String({ description: 'mobile, tablet, desktop or unknown, from the User-Agent (as on device cards).' }),
   device_fingerprint: Type.String(),
   activation_token: Type.String(),
   expires_at: IsoTime,

@@ -427,6 +427,10 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       const userId = challenge.user_id;
       // Both counters move before the code is checked (see SecondFactorGate.beginAttempt).
       await mfa.assertNotLocked(userId);
+      // The right code of a time step already used (e.g. the one that just turned MFA on) is no guess: not counted.
+      if (!('webauthn' in factor) && (await mfa.isUsedCode(userId, factor))) {
+        throw new AppError('MFA_CODE_ALREADY_USED', undefined, { details: { attempts_remaining: CHALLENGE_MAX_FAILURES - challenge.failed_attempts } });
+      }
       const attempt = await mfaRepository.reserveChallengeAttempt(challenge.id, now, CHALLENGE_MAX_FAILURES);
       if (attempt === null) throw invalidToken('The temporary token');
       const { lockedUntil } = await mfa.beginAttempt(userId);
@@ -548,6 +552,7 @@ problems.map((message) => ({ field: 'password', message })), 'INVALID_PASSWORD')
       if (!('password' in factor) && methods.length === 0) {
         throw new AppError('STEP_UP_METHOD_NOT_AVAILABLE', 'This account has no second factor: confirm it is you with the password.', { details: { methods: ['password'] } });
       }
+      if (!('password' in factor) && !('webauthn' in factor) && (await mfa.isUsedCode(userId, factor))) throw new AppError('MFA_CODE_ALREADY_USED');
       const { lockedUntil } = await mfa.beginAttempt(userId);
       let performed: Amr | null = null;
       if ('password' in factor) {

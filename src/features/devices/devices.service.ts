@@ -407,6 +407,7 @@ export function createDevicesService(options: DevicesServiceOptions) {
       return {
         id: row.id,
         device_name: row.device_name,
+        device_type: row.device_type,
         device_fingerprint: row.fingerprint,
         activation_token: token,
         expires_at: row.expires_at,

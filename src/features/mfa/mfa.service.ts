@@ -3,7 +3,8 @@
  * per-user failure lock.
  *
  * Lifetimes and limits: a TOTP time step is accepted once per user; ±1 step
- * of drift. Enrolment: 3 wrong codes lock the setup for 60 s. Any wrong second
+ * of drift. A right code of a step already used is refused on its own
+ * (MFA_CODE_ALREADY_USED) and is not counted as a wrong attempt. Enrolment: 3 wrong codes lock the setup for 60 s. Any wrong second
  * factor (login challenge, regeneration, deactivation) counts toward the
  * user's window: 10 in 15 minutes lock the second factor for 15 minutes.
  * Storage: the TOTP secret is AES-256-GCM encrypted with the user id as
@@ -99,6 +100,23 @@ export function createMfaService({ repository, revocation, encryptor, dataEncryp
       const { attempts, lockedUntil } = await repository.reserveUserAttempt(userId, clock.now(), USER_FAILURE_WINDOW_MS, USER_MAX_FAILURES, USER_LOCK_MS);
       if (attempts > USER_MAX_FAILURES) throw lockedError(lockedUntil ?? clock.now() + USER_LOCK_MS);
       return { lockedUntil };
+    },
+
+    /**
+     * True when `factor` is a TOTP code that is right for a time step this
+     * user already used (the code that just turned MFA on, or signed in, within
+     * the same ±1 step window). Read-only and checked before any attempt is
+     * counted: the caller refuses it as MFA_CODE_ALREADY_USED, which is not a
+     * wrong guess. It gives a guesser nothing: only the right code of a spent
+     * step passes, and every other guess is counted as before. The one
+     * conditional UPDATE (acceptTotpStep) still decides whether a step is used.
+     */
+    async isUsedCode(userId: string, factor: SecondFactor): Promise<boolean> {
+      if (!('code' in factor)) return false;
+      const row = await repository.findTotp(userId);
+      if (row === undefined || row.enabled_at === null || row.last_used_step === null) return false;
+      const step = matchTotpStep(encryptor.decrypt(row.secret_encrypted, userId), factor.code, clock.now());
+      return step !== null && step <= row.last_used_step;
     },
 
     /** A right second factor clears the user's count. */
