@@ -789,6 +789,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/security/report/details": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** "This wasn't me" link: what it is about (device or session, browser/OS, location, time) and whether it is still usable; acts on nothing */
+        post: operations["reportLinkDetails"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/security/report": {
         parameters: {
             query?: never;
@@ -1172,6 +1189,8 @@ export interface components {
             /** Format: uuid */
             id: string;
             device_name: string;
+            /** @description mobile, tablet, desktop or unknown, from the User-Agent (as on device cards). */
+            device_type: string;
             device_fingerprint: string;
             activation_token: string;
             /**
@@ -2047,7 +2066,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `WEBAUTHN_NOT_REGISTERED`: No passkey or security key is registered for this account. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
+            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `MFA_CODE_ALREADY_USED`: This code was just used. Wait for the next one in your authenticator app. `WEBAUTHN_NOT_REGISTERED`: No passkey or security key is registered for this account. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2056,7 +2075,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "WEBAUTHN_NOT_REGISTERED" | "WEBAUTHN_VERIFICATION_FAILED";
+                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "MFA_CODE_ALREADY_USED" | "WEBAUTHN_NOT_REGISTERED" | "WEBAUTHN_VERIFICATION_FAILED";
                         };
                     };
                 };
@@ -2797,7 +2816,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `STEP_UP_METHOD_NOT_AVAILABLE`: This account cannot confirm it is you this way: use its second factor, or the password on an account without one. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
+            /** @description `INVALID_MFA_CODE`: That code is not correct. `MALFORMED_REQUEST`: The request body is not valid JSON. `MFA_CODE_ALREADY_USED`: This code was just used. Wait for the next one in your authenticator app. `STEP_UP_METHOD_NOT_AVAILABLE`: This account cannot confirm it is you this way: use its second factor, or the password on an account without one. `WEBAUTHN_VERIFICATION_FAILED`: The passkey or security key response could not be verified. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2806,7 +2825,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"] & {
                         error: {
                             /** @enum {string} */
-                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "STEP_UP_METHOD_NOT_AVAILABLE" | "WEBAUTHN_VERIFICATION_FAILED";
+                            code: "INVALID_MFA_CODE" | "MALFORMED_REQUEST" | "MFA_CODE_ALREADY_USED" | "STEP_UP_METHOD_NOT_AVAILABLE" | "WEBAUTHN_VERIFICATION_FAILED";
                         };
                     };
                 };
@@ -9132,6 +9151,179 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "SERVER_BUSY" | "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+            /** @description Refusals of the request itself, whatever the operation: `BAD_REQUEST`: The request could not be processed. `EXPECTATION_FAILED`: Only "Expect: 100-continue" is supported. `HEADERS_TOO_LARGE`: The request headers are too large. `LENGTH_REQUIRED`: A Content-Length is required. `METHOD_NOT_ALLOWED`: This method is not allowed on this path. `NOT_ACCEPTABLE`: The requested representation is not available. `REQUEST_TIMEOUT`: The request took too long to arrive. `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. `URI_TOO_LONG`: The request URL is too long. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "BAD_REQUEST" | "EXPECTATION_FAILED" | "HEADERS_TOO_LARGE" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG";
+                        };
+                    };
+                };
+            };
+        };
+    };
+    reportLinkDetails: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "tdx_from-the-link-in-the-mail"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token from the link in the mail. */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @description usable: the page may offer to act; used: the link did its work (or a newer copy of the mail replaced it); expired: past its 7 days. */
+                            status: "usable" | "used" | "expired";
+                            used_at: string | null;
+                            /** Format: date-time */
+                            expires_at: string;
+                            subject: {
+                                /** @description session: a sign-in alert (the link ends that session and the device trusted from it); device: a trusted-device alert. */
+                                kind: "session" | "device";
+                                /** @description The device name (a trusted device’s current name). */
+                                name: string;
+                                browser: string;
+                                os: string;
+                                device_type: string;
+                                ip_address: string;
+                                location: components["schemas"]["Location"] | null;
+                                /**
+                                 * Format: date-time
+                                 * @description When that session signed in, or when that device was trusted.
+                                 */
+                                at: string;
+                                /** @description When that session ended or that device was revoked; null while it goes on. */
+                                ended_at: string | null;
+                            } | null;
+                        };
+                        message: string;
+                    };
+                };
+            };
+            /** @description `LINK_INVALID`: This link is not valid. Use the latest link we sent you. `MALFORMED_REQUEST`: The request body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "LINK_INVALID" | "MALFORMED_REQUEST";
+                        };
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body is too large (limit 16 KiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Send the request body as application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "VALIDATION_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests. Try again later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "RATE_LIMITED";
+                        };
+                    };
+                };
+            };
+            /** @description `INTERNAL_ERROR`: Something went wrong on our side. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: The service is temporarily unavailable. Try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error: {
+                            /** @enum {string} */
+                            code: "SERVICE_UNAVAILABLE";
                         };
                     };
                 };
