@@ -14,6 +14,7 @@ import { PostgresAdapter } from 'kysely';
 import { pruneExpired } from '../../src/app/housekeeping.ts';
 import { createHistory } from '../../src/store/history.ts';
 import { createSessionsRepository } from '../../src/store/sessions.repository.ts';
+import { signalOfEvent } from '../../src/store/ssf-events.ts';
 import { call, createTestApp, databaseKinds, FIREFOX_WINDOWS, laptop, signupAndLogin, type TestApp, type TestUser, uniqueEmail, PASSWORD } from '../helpers/app.ts';
 
 const API = '/api/v1';
@@ -133,11 +134,14 @@ for (const kind of databaseKinds()) {
         for (let i = 0; i < 3; i++) await call(t.app, 'POST', `${API}/auth/login`, { email: users[i % 2]!.email, password: PASSWORD }, { device: laptop() });
         t.clock.advance(7 * DAY + MINUTE); // five sessions past their idle end
         const repository = createSessionsRepository(t.db.handle.db);
-        const history = createHistory({ webhooks: false });
+        // With webhooks on, each event has its webhook (session.session_expired) in the same transaction.
+        const history = createHistory({ webhooks: true });
         assert.equal((await repository.expireSessions(history, t.clock.now(), 2)).length, 2);
         assert.equal((await repository.expireSessions(history, t.clock.now(), 2)).length, 2);
         const events = async () => (await t.db.handle.db.selectFrom('device_events').select('session_id').where('type', '=', 'session_expired').execute()).length;
         assert.equal(await events(), 4, 'one event per ended session');
+        const webhooks = await t.db.handle.db.selectFrom('webhook_outbox').select('type').execute();
+        assert.deepEqual(webhooks.map((w) => w.type), Array(4).fill('session.session_expired'));
         assert.equal((await prune(t, { batchSize: 2 })).sessionsExpired, 1);
         assert.equal(await events(), 5);
         const live = await t.db.handle.db.selectFrom('sessions').select('id').where('ended_at', 'is', null).execute();
@@ -145,6 +149,12 @@ for (const kind of databaseKinds()) {
       } finally {
         await t.close();
       }
+    });
+
+    test('no Shared Signals SET for an expiry: it is no revocation (a sign-out is one)', () => {
+      const event = { id: 'e', user_id: 'u', device_id: null, ip_address: null, user_agent: null, created_at: 0, session_id: 's', subject_name: null, actor_type: 'system' as const, actor_session_id: null, actor_name: null, location: null, reason: null };
+      assert.equal(signalOfEvent('https://id.example', { ...event, type: 'session_expired', cause: 'idle_timeout' }), null);
+      assert.ok(signalOfEvent('https://id.example', { ...event, type: 'session_revoked', cause: 'user' }), 'the contrast: a revocation is shared');
     });
 
     if (kind.name !== 'sqlite') {
