@@ -1,5 +1,7 @@
 /**
- * Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
+ * Expiry: sessions past their idle or absolute end are ended (at that end, with
+ * a `session_expired` event), devices past their trust lifetime are marked
+ * `expired` (with an event). Pruning: spent MFA and WebAuthn challenges and activation tokens, expired refresh
  * tokens, expired device proof challenges and retired device tokens (in
  * bounded batches), devices past their trust lifetime (marked `expired`, with an
  * event), ended devices and events past EVENT_RETENTION_DAYS, finished
@@ -44,6 +46,8 @@ export interface PruneResult {
   devicesExpired: number;
   devicesDeleted: number;
   sessionsDeleted: number;
+  /** Sessions past their idle or absolute end, ended at that end with a `session_expired` event. */
+  sessionsExpired: number;
   events: number;
   webhookOutbox: number;
   ssfOutbox: number;
@@ -82,7 +86,7 @@ export async function pruneExpired(
   const now = clock.now();
   const retention = config.eventRetentionDays * DAY;
   const batchSize = options.batchSize ?? BATCH_SIZE;
-  // Expiring a device writes an event: with webhooks configured, its outbox row too.
+  // Expiring a device or a session writes an event: with webhooks configured, its outbox row too.
   const history = createHistory(historyOptionsFor(config));
   const devices = createDevicesRepository(database.db, history);
   const mfa = createMfaRepository(database.db);
@@ -93,8 +97,9 @@ export async function pruneExpired(
   const ssf = createSsfRepository(database.db);
 
   const steps: Array<[Exclude<keyof PruneResult, 'failed'>, (limit: number) => Promise<number>]> = [
-    // Expiry first: devices it ends are then counted by the retention below from their expiry.
+    // Expiry first: devices and sessions it ends are then counted by the retention below from their expiry.
     ['devicesExpired', async (limit) => (await devices.expireDevices(now, limit)).length],
+    ['sessionsExpired', async (limit) => (await sessions.expireSessions(history, now, limit)).length],
     ['challenges', (limit) => mfa.deleteExpiredChallenges(now, limit)],
     // Kept a day past expiry so a late activate still gets 410, not 404.
     ['activationTokens', (limit) => devices.deleteSpentActivations(now - DAY, limit)],
@@ -113,7 +118,7 @@ export async function pruneExpired(
     // Security Event Tokens likewise: delivered or acknowledged after a day, given up after the retention.
     ['ssfOutbox', (limit) => ssf.pruneFinished(now - DAY, now - retention, limit)],
   ];
-  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, webhookOutbox: 0, ssfOutbox: 0, failed: [] };
+  const result: PruneResult = { challenges: 0, activationTokens: 0, refreshTokens: 0, devicesExpired: 0, devicesDeleted: 0, sessionsDeleted: 0, sessionsExpired: 0, events: 0, webauthnChallenges: 0, emailTokens: 0, deviceChallenges: 0, retiredDeviceTokens: 0, webhookOutbox: 0, ssfOutbox: 0, failed: [] };
   for (const [name, batch] of steps) {
     try {
       result[name] = await drain(batch, batchSize);

@@ -17,6 +17,7 @@ import * as securityCenter from './migrations/010_security_center.ts';
 import * as sharedSignals from './migrations/013_shared_signals.ts';
 import * as ssfStatusSubjects from './migrations/014_ssf_status_subjects.ts';
 import * as securityHistory from './migrations/015_security_history.ts';
+import * as sessionExpiry from './migrations/016_session_expiry.ts';
 import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
@@ -33,6 +34,7 @@ const migrations: Record<string, Migration> = {
   '013_shared_signals': sharedSignals,
   '014_ssf_status_subjects': ssfStatusSubjects,
   '015_security_history': securityHistory,
+  '016_session_expiry': sessionExpiry,
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

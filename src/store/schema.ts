@@ -157,6 +157,8 @@ export type DeviceEventType =
   | 'signed_in'
   | 'signed_out'
   | 'session_revoked'
+  /** A session reached its idle or absolute end and housekeeping ended it (migration 016, docs/sessions.md); `cause` says which. */
+  | 'session_expired'
   // Admin API (src/admin): a read of the user's data by an admin key, and an admin's "end every session".
   | 'admin_viewed'
   | 'sessions_revoked_all'
@@ -208,7 +210,11 @@ export type EventCause =
   | 'refresh_token_reuse'
   | 'max_devices'
   /** A bound session's refresh came with another key's proof (docs/sessions.md). */
-  | 'proof_failed';
+  | 'proof_failed'
+  /** A session not refreshed for SESSION_IDLE_DAYS, ended by housekeeping at its idle end (docs/sessions.md). */
+  | 'idle_timeout'
+  /** A session that reached SESSION_MAX_AGE_DAYS, ended by housekeeping at its absolute end. */
+  | 'max_age';
 
 export type ActorType = 'user' | 'admin' | 'system';
 

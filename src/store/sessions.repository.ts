@@ -13,6 +13,7 @@
  */
 import { createQueryId, type Kysely, PostgresAdapter, sql } from 'kysely';
 import { directSqlite } from './connect.ts';
+import { type EventInput, type History, SYSTEM } from './history.ts';
 import type { Database, Db, EventCause, RefreshTokensTable, SessionBindingKind, SessionsTable } from './schema.ts';
 
 export type SessionRow = SessionsTable;
@@ -73,6 +74,9 @@ export type RotationResult =
   | { kind: 'rotated'; userId: string; sessionId: string }
   | { kind: 'reused'; userId: string; sessionId: string }
   | { kind: 'invalid' };
+
+/** The literal of the partial index sessions_idle_live (migration 016): a bound `null` would not match its WHERE. */
+const UNENDED = sql<boolean>`ended_at is null`;
 
 export function createSessionsRepository(db: Kysely<Database>) {
   // The bearer check runs on every authenticated request: compiled once, bound per call (id).
@@ -359,6 +363,81 @@ export function createSessionsRepository(db: Kysely<Database>) {
     async nameOf(trx: Db, id: string): Promise<string | undefined> {
       const row = await trx.selectFrom('sessions').select('device_name').where('id', '=', id).executeTakeFirst();
       return row?.device_name;
+    },
+
+    /**
+     * Housekeeping (src/app/housekeeping.ts, docs/sessions.md "Expiry"):
+     * ends at most `limit` sessions whose time ran out, in one transaction
+     * with one `session_expired` event each (the one event writer: a webhook
+     * row when webhooks are on, no Shared Signals SET — an expiry is no
+     * revocation). `ended_at` is the moment it actually ended, the earlier of
+     * its idle and absolute ends, not the time housekeeping came by; the
+     * event carries the same time, and `end_cause` says which end it was.
+     *
+     * `idle_expires_at <= now` alone finds both kinds: idle_expires_at never
+     * passes expires_at (the sign-in writes min(now + idle, expires_at), and
+     * `extend` caps it with `case when expires_at < idleEnd …`; nothing else
+     * writes it), so a session past its absolute end is past its idle end
+     * too. That one column is what the partial index sessions_idle_live
+     * (idle_expires_at) WHERE ended_at IS NULL holds (migration 016). The
+     * oldest ends go first (`order by idle_expires_at`): the index gives that
+     * order, and it keeps PostgreSQL on the index when many rows are due (a
+     * first run after an upgrade), where a plain `limit` let it pick a
+     * sequential scan that skips further past ended rows at every batch.
+     *
+     * The race with a refresh: the UPDATE repeats the condition on the row
+     * itself, so a refresh that moved idle_expires_at first makes it match
+     * nothing (on PostgreSQL, READ COMMITTED re-checks the WHERE on the newest
+     * row version once the refresh commits). On PostgreSQL the rows are
+     * chosen FOR UPDATE SKIP LOCKED: housekeeping never waits on a row a
+     * refresh or a revocation holds (it ends that one on a later run, if it
+     * is still due), so it can never close a deadlock cycle with the user-lock
+     * order of what-ends-what (src/store/locks.ts).
+     */
+    async expireSessions(history: History, now: number, limit: number): Promise<Array<{ id: string; user_id: string; ended_at: number; end_cause: EventCause }>> {
+      return db.transaction().execute(async (trx) => {
+        const set = {
+          ended_at: sql<number>`case when expires_at < idle_expires_at then expires_at else idle_expires_at end`,
+          // Equal ends: the idle end was capped at the absolute one, which is what ran out.
+          end_cause: sql<EventCause>`case when idle_expires_at < expires_at then 'idle_timeout' else 'max_age' end`,
+          end_actor_name: null,
+        };
+        const columns = ['id', 'user_id', 'device_id', 'device_name', 'ended_at', 'end_cause'] as const;
+        const due = postgres
+          ? // A materialized CTE runs once, so the batch holds at most `limit` rows. Written as
+            // `in (select … limit … for update skip locked)`, PostgreSQL ended all 5 due sessions
+            // for a limit of 2 (test/sessions/session-expiry.test.ts): the locking subquery inside
+            // the UPDATE's join is not a fixed set of rows.
+            await trx
+              .with(
+                (cte) => cte('due').materialized(),
+                (q) => q.selectFrom('sessions').select('id').where(UNENDED).where('idle_expires_at', '<=', now).orderBy('idle_expires_at').limit(limit).forUpdate().skipLocked(),
+              )
+              .updateTable('sessions')
+              .set(set)
+              .where('id', 'in', (eb) => eb.selectFrom('due').select('id'))
+              .where(UNENDED)
+              .where('idle_expires_at', '<=', now)
+              .returning(columns)
+              .execute()
+          : await trx
+              .updateTable('sessions')
+              .set(set)
+              .where('id', 'in', (eb) => eb.selectFrom('sessions').select('id').where(UNENDED).where('idle_expires_at', '<=', now).orderBy('idle_expires_at').limit(limit))
+              .where(UNENDED)
+              .where('idle_expires_at', '<=', now)
+              .returning(columns)
+              .execute();
+        const ended = due.map((s) => ({ ...s, ended_at: Number(s.ended_at), end_cause: s.end_cause! }));
+        // One append per end time: each event is dated (and its UUIDv7 id ordered) when its session ended.
+        const byTime = new Map<number, EventInput[]>();
+        for (const s of ended) {
+          const event: EventInput = { userId: s.user_id, type: 'session_expired', sessionId: s.id, deviceId: s.device_id, subjectName: s.device_name, cause: s.end_cause, actor: SYSTEM };
+          byTime.set(s.ended_at, [...(byTime.get(s.ended_at) ?? []), event]);
+        }
+        for (const [at, events] of byTime) await history.append(trx, events, at);
+        return ended.map(({ id, user_id, ended_at, end_cause }) => ({ id, user_id, ended_at, end_cause }));
+      });
     },
 
     /** At most `limit` rows, chosen through the expiry index (housekeeping loops: src/app/housekeeping.ts). */

@@ -17,6 +17,9 @@
  * | backup codes regenerated (ledger) | CAEP `credential-change`, `backup-codes`, `update` | `iss_sub` |
  * | a receiver's verification request | SSF `verification` | `opaque`: the stream id |
  *
+ * No SET for `session_expired` or `expired`: a session or trusted device whose
+ * own time ran out (housekeeping records it) was not revoked.
+ *
  * `iss_sub.sub` is the user id, the access tokens' `sub`. Every SET has `iss`
  * (PUBLIC_URL), `aud` (the stream's audience), `iat`, `jti` (the outbox row
  * id), `txn` (one per cause: the SETs written by one change share it) and no

@@ -8,7 +8,7 @@
 import { iso } from '../platform/http/envelope.ts';
 import type { DeviceEventsTable, DeviceEventType } from './schema.ts';
 
-const SESSION_TYPES: ReadonlySet<string> = new Set<DeviceEventType>(['signed_in', 'signed_out', 'session_revoked', 'sessions_revoked_all', 'step_up']);
+const SESSION_TYPES: ReadonlySet<string> = new Set<DeviceEventType>(['signed_in', 'signed_out', 'session_revoked', 'session_expired', 'sessions_revoked_all', 'step_up']);
 /** Changes of the account itself (docs/security-center.md, "History"), not of one device or session. */
 const ACCOUNT_TYPES: ReadonlySet<string> = new Set<DeviceEventType>([
   'password_changed',

@@ -148,6 +148,11 @@ describe('housekeeping query plans (sqlite)', () => {
         }
         assert.ok(plan.some((step) => /^SEARCH \w+ USING (COVERING )?INDEX/.test(step)), plan.join(' | '));
       }
+      // The session expiry (its subquery and its UPDATE) uses the partial index of migration 016.
+      const expiry = statements.find((q) => q.sql.includes('idle_timeout'));
+      assert.ok(expiry, 'the session expiry was sent');
+      const expiryPlan = (await db.handle.db.executeQuery(CompiledQuery.raw(`explain query plan ${expiry.sql}`, [...expiry.parameters]))).rows as Array<{ detail: string }>;
+      assert.ok(expiryPlan.some((r) => r.detail.includes('sessions_idle_live')), JSON.stringify(expiryPlan));
       // The ended-device delete uses the index of migration 003.
       const ended = statements.find((q) => q.sql.includes('coalesce'));
       assert.ok(ended, 'the ended-device delete was sent');

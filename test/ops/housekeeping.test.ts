@@ -70,7 +70,7 @@ test('npm run prune / migrate work as commands', () => {
     assert.match(migrate, /Applied: 001_initial/);
     assert.match(execFileSync(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'migrate'], { env, encoding: 'utf8' }), /Already up to date/);
     const prune = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'prune'], { env, encoding: 'utf8' }));
-    assert.deepEqual(Object.keys(prune).sort(), ['activationTokens', 'challenges', 'deviceChallenges', 'devicesDeleted', 'devicesExpired', 'emailTokens', 'events', 'failed', 'refreshTokens', 'retiredDeviceTokens', 'sessionsDeleted', 'ssfOutbox', 'webauthnChallenges', 'webhookOutbox']);
+    assert.deepEqual(Object.keys(prune).sort(), ['activationTokens', 'challenges', 'deviceChallenges', 'devicesDeleted', 'devicesExpired', 'emailTokens', 'events', 'failed', 'refreshTokens', 'retiredDeviceTokens', 'sessionsDeleted', 'sessionsExpired', 'ssfOutbox', 'webauthnChallenges', 'webhookOutbox']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -35,6 +35,9 @@ test('ordinary causes read calmly', () => {
   assert.equal(say('device_revoked', { type: 'expired', subject_name: 'Old phone' }, 'expired'), 'Trust of “Old phone” ended after its trusted period');
   assert.equal(say('device_revoked', { type: 'evicted', subject_name: 'Old phone' }, 'max_devices'), 'Device revoked: “Old phone”, to make room for a newer device');
   assert.equal(say('sign_out', { type: 'session_revoked' }, 'expired'), 'Signed out after a period of inactivity');
+  // Housekeeping's session_expired (docs/sessions.md, "Expiry"): the idle end, the absolute end.
+  assert.equal(say('sign_out', { type: 'session_expired' }, 'idle_timeout'), 'Signed out after a period of inactivity');
+  assert.equal(say('sign_out', { type: 'session_expired' }, 'max_age'), 'Signed out after the session reached its maximum length');
   assert.equal(say('device_resynced', { type: 'token_resynced', subject_name: 'Work laptop' }), 'This device’s sign-in was restored after an interrupted update');
   assert.equal(say('sign_out', { type: 'signed_out' }, 'logout'), 'Signed out');
   const laptop: ActorView = { type: 'user', device_id: 'd', name: 'Work laptop', session_id: 'a' };

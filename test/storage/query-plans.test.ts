@@ -135,6 +135,8 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     const repository = createDevicesRepository(t.db.handle.db, createHistory({ webhooks: false }));
     await repository.deleteExpiredChallenges(t.clock.now(), 500);
     await repository.deleteExpiredRetiredTokens(t.clock.now() + 40 * 86_400_000, 500);
+    // docs/sessions.md "Expiry": housekeeping ends sessions past their idle end (partial index sessions_idle_live), with their events.
+    await createSessionsRepository(db).expireSessions(createHistory({ webhooks: false }), t.clock.now(), 500);
     const phone = await loginWithMfa(t, user, laptop({ userAgent: SAFARI_IPHONE }));
     await call(t.app, 'POST', '/api/v1/devices/skip', { activation_token: phone.trusted_device.activation_token }, { token: phone.access_token, device: laptop({ userAgent: SAFARI_IPHONE }) });
     const token = bypass.body.data.access_token;

@@ -414,6 +414,7 @@ export const EVENT_LABELS = {
   signed_in: 'Signed in',
   signed_out: 'Signed out',
   session_revoked: 'Signed out remotely',
+  session_expired: 'Signed out after the session expired',
   step_up: 'Confirmed it’s you for a sensitive change',
   revoked: 'Device revoked',
   revoked_all: 'All devices revoked',

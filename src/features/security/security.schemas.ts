@@ -47,7 +47,7 @@ export const SecurityEventSchema = Type.Object(
     ip_address: Type.Union([Type.String(), Type.Null()], { description: "The actor's IP address; null for the service" }),
     location: NullableLocation,
     cause: Type.Union([Type.String(), Type.Null()], {
-      description: 'sign_out and device_revoked: why it ended (logout, user, admin, password_changed, password_reset, mfa_enabled, mfa_disabled, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, proof_failed, max_devices, expired)',
+      description: 'sign_out and device_revoked: why it ended (logout, user, admin, password_changed, password_reset, mfa_enabled, mfa_disabled, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, proof_failed, max_devices, expired, idle_timeout, max_age)',
     }),
     reason: Type.Union([Type.String(), Type.Null()], { description: 'sign_in: why a second factor was asked (the mfa_reason), or impossible_travel; unusual_location: impossible_travel' }),
     summary: Type.String({ description: 'One plain sentence for people, in English' }),

@@ -28,7 +28,7 @@ import { actorDevices, listSecurityEvents, type StoredEvent } from '../../store/
 /** The kinds of the history and the stored event types each shows. */
 export const KIND_TYPES = {
   sign_in: ['signed_in'],
-  sign_out: ['signed_out', 'session_revoked'],
+  sign_out: ['signed_out', 'session_revoked', 'session_expired'],
   password_changed: ['password_changed'],
   password_reset: ['password_reset'],
   mfa_enabled: ['mfa_enabled'],
@@ -125,8 +125,10 @@ const BECAUSE: Partial<Record<string, string>> = {
   refresh_token_reuse: 'for safety: an old copy of its sign-in was used',
   proof_failed: 'for safety: it could not prove its key',
   max_devices: 'because the trusted-device limit was reached',
-  // A session that ended by itself (not recorded as an event today; the wording is ready for it).
+  // A session that ended by itself (housekeeping's `session_expired`, docs/sessions.md "Expiry"): nothing was done to it.
   expired: 'after a period of inactivity',
+  idle_timeout: 'after a period of inactivity',
+  max_age: 'after the session reached its maximum length',
 };
 
 const SIGN_IN_REASON: Partial<Record<string, string>> = {

@@ -106,6 +106,9 @@ const SIGNED_OUT_CAUSE: Record<EventCause, SignedOutCause> = {
   refresh_token_reuse: 'reuse_detected',
   max_devices: 'device_revoked',
   proof_failed: 'proof_failed',
+  // Ended by housekeeping at its own idle or absolute end: the same answer as before housekeeping came by.
+  idle_timeout: 'expired',
+  max_age: 'expired',
 };
 
 /** The `details` of a 401 for a session that is over: why, when, and who ended it (null when nobody did). */
