@@ -1391,7 +1391,7 @@ export interface components {
             /** @description The actor's IP address; null for the service */
             ip_address: string | null;
             location: components["schemas"]["Location"] | null;
-            /** @description sign_out and device_revoked: why it ended (logout, user, admin, password_changed, password_reset, mfa_enabled, mfa_disabled, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, proof_failed, max_devices, expired) */
+            /** @description sign_out and device_revoked: why it ended (logout, user, admin, password_changed, password_reset, mfa_enabled, mfa_disabled, device_revoked, all_devices_revoked, not_me, reuse_detected, refresh_token_reuse, proof_failed, max_devices, expired, idle_timeout, max_age) */
             cause: string | null;
             /** @description sign_in: why a second factor was asked (the mfa_reason), or impossible_travel; unusual_location: impossible_travel */
             reason: string | null;
