@@ -40,6 +40,8 @@ const TABLES: ReadonlyArray<keyof Database> = [
   'webhook_outbox',
   'ssf_outbox',
   'ssf_streams',
+  // Which users a stream no longer covers: ids only.
+  'ssf_removed_subjects',
   'webauthn_credentials',
   'webauthn_challenges',
 ];

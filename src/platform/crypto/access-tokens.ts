@@ -26,7 +26,7 @@
  * A token without a kid is checked only by the HS256 verifier, which exists
  * only in HS256 mode.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Clock } from '../clock.ts';
 import { type Acr, acrOf, type Amr } from '../authn-methods.ts';
@@ -75,6 +75,12 @@ export interface AccessTokens {
   jwks(): { keys: PublicJwk[] };
 }
 
+/**
+ * Verified tokens remembered, at most: above the working set of live tokens one instance sees
+ * (an LRU smaller than a rotating working set never hits and only adds insert/evict work).
+ */
+export const VERIFIED_CACHE_SIZE = 25_000;
+
 export function createAccessTokens(options: {
   keys: AccessTokenKeys;
   issuer: string;
@@ -106,13 +112,8 @@ export function createAccessTokens(options: {
       // Time claims are checked below against the injected clock, not Date.now().
       ignoreExpiration: true,
       ignoreNotBefore: true,
-      // A client sends one access token many times: remember recent verifications
-      // (keyed by a hash of the whole token, so a changed byte is a miss). Time claims are
-      // checked on every call below, so a cached token still expires on time.
-      // Sized above the working set of live tokens one instance sees (an LRU smaller
-      // than a rotating working set never hits and only adds insert/evict work):
-      // 25,000 entries ≈ 11 MB at most (docs/performance.md, issue 11).
-      cache: 25_000,
+      // No fast-jwt cache: this module keeps its own, smaller one (VERIFIED_CACHE_SIZE, below).
+      cache: false,
     });
 
   // kid → the verifier pinned to that key's algorithm. The current key wins a kid collision.
@@ -125,6 +126,16 @@ export function createAccessTokens(options: {
     published.push(key);
   }
   const withoutKid = keys.algorithm === 'HS256' ? verifierFor(keys.secret, 'HS256') : undefined;
+  /**
+   * Tokens whose signature and claims checked out, by the SHA-256 of the whole token (a changed
+   * byte is a miss), least recently used first. A client sends one access token many times, so
+   * most requests skip the signature. It keeps only what the bearer check needs (subject,
+   * session, exp, nbf: about 200 bytes an entry, 5 MB full), not the whole payload as fast-jwt's
+   * own cache did (about 650 bytes an entry; docs/performance.md, "Memory"). A Map iterates in
+   * insertion order, so re-inserting on a hit makes it an LRU with O(1) eviction (hand-written:
+   * a dozen lines, no dependency).
+   */
+  const verified = new Map<string, { subject: AccessTokenSubject; exp: number; nbf: number }>();
   const jwks = publicJwks(undefined, published);
 
   return {
@@ -148,6 +159,15 @@ export function createAccessTokens(options: {
       return sign(claims);
     },
     verify(token) {
+      const now = clock.now() / 1000;
+      // Time claims are checked on every call, cached or not: a remembered token still expires on time.
+      const key = createHash('sha256').update(token).digest('base64');
+      const known = verified.get(key);
+      if (known !== undefined) {
+        verified.delete(key);
+        verified.set(key, known); // most recently used last
+        return known.exp > now && known.nbf <= now + 5 ? known.subject : null;
+      }
       const decode = verifierOf(token);
       if (decode === undefined) return null;
       let claims: Partial<AccessTokenClaims>;
@@ -156,11 +176,13 @@ export function createAccessTokens(options: {
       } catch {
         return null;
       }
-      const now = clock.now() / 1000;
       if (claims.typ !== 'access' || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') return null;
-      if (typeof claims.exp !== 'number' || claims.exp <= now) return null;
-      if (typeof claims.nbf !== 'number' || claims.nbf > now + 5) return null;
-      return { userId: claims.sub, sessionId: claims.sid };
+      if (typeof claims.exp !== 'number' || typeof claims.nbf !== 'number') return null;
+      const entry = { subject: Object.freeze({ userId: claims.sub, sessionId: claims.sid }), exp: claims.exp, nbf: claims.nbf };
+      // Only a token whose signature and claims checked out is remembered (never a refusal).
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(key, entry);
+      return entry.exp > now && entry.nbf <= now + 5 ? entry.subject : null;
     },
     jwks: () => jwks,
   };
