@@ -55,7 +55,11 @@ export function retryDelayMs(attempt: number, policy: BackoffPolicy, random: () 
 }
 
 export interface OutboxRunnerOptions<Row extends LeasedRow, Done> {
-  /** Claims up to `limit` due rows, each leased until `now + leaseMs` (and its attempt counted). */
+  /**
+   * Claims up to `limit` due rows, each leased until `now + leaseMs` (and its
+   * attempt counted), in the order they are to be attempted (a claim's
+   * UPDATE … RETURNING has no order of its own: the caller sorts).
+   */
   claimDue(now: number, leaseMs: number, limit: number): Promise<Row[]>;
   /** One attempt at one row. A throw is a failed attempt; its message is recorded. */
   deliver(row: Row): Promise<Done>;
@@ -70,8 +74,29 @@ export interface OutboxRunnerOptions<Row extends LeasedRow, Done> {
   batchSize: number;
   maxAttempts: number;
   backoff: BackoffPolicy;
-  /** Rows attempted at once within a batch (default 1: one after the other). */
+  /** Rows (or sequences, with `sequenceOf`) attempted at once within a batch (default 1: one after the other). */
   concurrency?: number;
+  /**
+   * Rows of one sequence (e.g. one receiver's stream) are attempted one after
+   * the other, in the claim's order; different sequences go in parallel (up
+   * to `concurrency`). Without it every row is a sequence of its own.
+   */
+  sequenceOf?(row: Row): string;
+  /**
+   * Hands back a claimed row that was not attempted, its attempt not counted,
+   * due again at `dueAt`: the rest of a sequence after a failed attempt (due
+   * with the failed row's retry, so the sequence keeps its order and a
+   * failing receiver gets one attempt per batch, not one per row), or a row
+   * whose turn came too late in the batch (see `maxAttemptMs`). Without it
+   * such rows are attempted anyway.
+   */
+  release?(row: Row, dueAt: number, now: number): Promise<void>;
+  /**
+   * The longest one attempt and its outcome take. With sequences a batch can
+   * run longer than one attempt: a row is only started while its lease still
+   * outlasts this; later ones are released, due at once.
+   */
+  maxAttemptMs?: number;
   /** Told of every failed attempt (the /metrics counter): `givenUp` when it was the last. */
   onFailure?(givenUp: boolean): void;
   /** What a failed attempt records (default: the error's message, at most 500 characters). */
@@ -100,44 +125,68 @@ export function createOutboxRunner<Row extends LeasedRow, Done>(options: OutboxR
   const { clock, maxAttempts, backoff } = options;
   const errorText = options.errorText ?? defaultErrorText;
 
-  async function attempt(row: Row, result: BatchResult<Done>): Promise<void> {
+  /** One attempt and its outcome; returns when the row is due again after a failure (undefined: done or given up). */
+  async function attempt(row: Row, result: BatchResult<Done>): Promise<number | undefined> {
     let done: Done;
     try {
       done = await options.deliver(row);
     } catch (error) {
       const now = clock.now();
       const last = row.attempts >= maxAttempts;
-      await options.markFailed(row, errorText(error), last ? null : now + retryDelayMs(row.attempts, backoff), now);
+      const retryAt = last ? null : now + retryDelayMs(row.attempts, backoff);
+      await options.markFailed(row, errorText(error), retryAt, now);
       result[last ? 'dead' : 'failed'] += 1;
       options.onFailure?.(last);
-      return;
+      return retryAt ?? undefined;
     }
     // Outside the try: a failure to record success is not a failed delivery. The
     // row stays leased and is attempted again when its lease ends (at least once).
     await options.markDone(row, done, clock.now());
     result.done.push(done);
+    return undefined;
   }
 
-  /** One bounded batch: claim, attempt each row (a few at a time), record the outcomes. */
+  /** The claimed rows as sequences, each in the claim's order; sequences in the order of their first row. */
+  function sequencesOf(rows: Row[]): Row[][] {
+    if (!options.sequenceOf) return rows.map((row) => [row]);
+    const byKey = new Map<string, Row[]>();
+    for (const row of rows) {
+      const key = options.sequenceOf(row);
+      const sequence = byKey.get(key);
+      if (sequence) sequence.push(row);
+      else byKey.set(key, [row]);
+    }
+    return [...byKey.values()];
+  }
+
+  /** One bounded batch: claim, attempt each row (a few sequences at a time), record the outcomes. */
   async function runOnce(limit = options.batchSize): Promise<BatchResult<Done>> {
     const now = clock.now();
     const rows = await options.claimDue(now, options.leaseMs, limit);
     const result: BatchResult<Done> = { claimed: rows.length, done: [], failed: 0, dead: 0 };
+    const sequences = sequencesOf(rows);
+    // After this a row's lease could end during its attempt (another instance would take it): released instead.
+    const startBy = options.maxAttemptMs === undefined ? Number.POSITIVE_INFINITY : now + options.leaseMs - options.maxAttemptMs;
     let next = 0;
     let firstError: { error: unknown } | undefined;
     // Every worker runs to the end even when one fails, so that the batch (and
     // stop(), which waits for it) is over only when no attempt is in flight.
     const worker = async () => {
-      while (next < rows.length) {
-        const row = rows[next++]!;
-        try {
-          await attempt(row, result);
-        } catch (error) {
-          firstError ??= { error };
+      while (next < sequences.length) {
+        const sequence = sequences[next++]!;
+        let releaseAt: number | undefined;
+        for (const row of sequence) {
+          try {
+            if (options.release && releaseAt === undefined && clock.now() > startBy) releaseAt = clock.now();
+            if (options.release && releaseAt !== undefined) await options.release(row, releaseAt, clock.now());
+            else releaseAt = await attempt(row, result);
+          } catch (error) {
+            firstError ??= { error };
+          }
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 1, rows.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 1, sequences.length) }, worker));
     if (firstError) throw firstError.error;
     await options.afterBatch?.(now);
     return result;

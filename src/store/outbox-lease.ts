@@ -9,8 +9,17 @@
  * PostgreSQL the choice of rows skips rows locked by a concurrent claim
  * (FOR UPDATE SKIP LOCKED), and the outer WHERE re-checks the due condition
  * on the newest version of each row (READ COMMITTED), so a row is claimed by
- * one instance only; SQLite serialises writers. Oldest due first, at most
- * `limit` rows, through each table's index on `next_attempt_at`.
+ * one instance only; SQLite serialises writers. Oldest due first (then by
+ * id, so rows due in the same millisecond are chosen the same way every
+ * time), at most `limit` rows, through each table's index on
+ * `next_attempt_at`.
+ *
+ * The rows come back in no particular order: `UPDATE … WHERE id IN (SELECT …
+ * ORDER BY …) RETURNING` returns them as the UPDATE meets them, not in the
+ * subquery's order (on PostgreSQL it varies from run to run), and the claim
+ * has already moved `next_attempt_at` to the lease end. A caller that needs
+ * an order sorts the rows itself (the Shared Signals outbox: by id, the
+ * order the SETs were written).
  *
  * `claimed_until` is checked as well as `next_attempt_at` so that a row
  * leased by an instance still running an older release (which set only
@@ -57,7 +66,7 @@ export async function claimDueRows<T extends LeasedTable>(
         ...(scope.claimedBy !== undefined ? { claimed_by: scope.claimedBy } : {}),
       }))
       .where('id', 'in', (eb: any) => {
-        const candidates = due(eb.selectFrom(table as string).select('id')).orderBy('next_attempt_at').limit(limit);
+        const candidates = due(eb.selectFrom(table as string).select('id')).orderBy('next_attempt_at').orderBy('id').limit(limit);
         // PostgreSQL: rows another instance is claiming right now are passed over, not waited for, so
         // concurrent senders take the next rows instead of all choosing (and fighting over) the same ones.
         return postgres ? candidates.forUpdate().skipLocked() : candidates;

@@ -178,9 +178,27 @@ export function createSsfRepository(db: Kysely<Database>) {
     insertSet: (row: SsfOutboxRow) => insertSsfOutbox(db, [row]),
 
     // Push: the claim shared with the other outboxes, and its fenced outcomes.
+    /** Due SETs, leased, in the order they were written (the jti is time-ordered): the claim itself returns them in no order. */
     async claimDue(now: number, leaseMs: number, limit: number): Promise<ClaimedSet[]> {
       const rows = await claimDueRows(db, 'ssf_outbox', now, leaseMs, limit);
-      return rows.map(({ id, stream_id, payload, attempts }) => ({ id, stream_id, payload, attempts }));
+      return rows.map(({ id, stream_id, payload, attempts }) => ({ id, stream_id, payload, attempts })).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    },
+
+    /**
+     * A claimed SET the sender did not attempt (an earlier SET of its stream
+     * failed, or the batch ran long): due again at `dueAt`, the attempt not
+     * counted. Fenced like hold(): only if nothing touched the row since the
+     * claim (a pause meanwhile keeps it held).
+     */
+    async release(id: string, attempts: number, dueAt: number): Promise<void> {
+      await db
+        .updateTable('ssf_outbox')
+        .set({ next_attempt_at: dueAt, claimed_until: null, attempts: attempts - 1 })
+        .where('id', '=', id)
+        .where('attempts', '=', attempts)
+        .where('delivered_at', 'is', null)
+        .whereRef('next_attempt_at', '=', 'claimed_until')
+        .execute();
     },
 
     async markDelivered(id: string, attempts: number, now: number): Promise<boolean> {

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createAdminKeys } from '../../src/features/admin/admin.service.ts';
 import { createSsfSender } from '../../src/features/ssf/ssf.sender.ts';
@@ -92,6 +92,15 @@ for (const kind of databaseKinds()) {
       key = (await keys.create('status-receiver', ['ssf:streams'])).key;
       otherKey = (await keys.create('other-receiver', ['ssf:streams'])).key;
       noScopeKey = (await keys.create('status-support', ['users:read'])).key;
+    });
+    // The tests share one app and database: a test that fails before deleting its streams must not
+    // leave them enabled, or every later test's events fan out to them too and it fails as well.
+    afterEach(async () => {
+      for (const k of [key, otherKey]) {
+        const res = await ssf('GET', '/ssf/streams', k);
+        for (const stream of res.json() as Array<{ stream_id: string }>) await ssf('DELETE', `/ssf/streams?stream_id=${stream.stream_id}`, k);
+      }
+      assert.equal((await t.db.handle.db.selectFrom('ssf_streams').select('id').execute()).length, 0, 'no stream left behind');
     });
     after(async () => {
       await t?.close();

@@ -14,6 +14,14 @@
  * the operator, counted in /metrics). A receiver that was down gets every SET
  * once it is up: the rows wait in storage, so a restart loses nothing.
  *
+ * Order: a stream's SETs go one after the other, in the order they were
+ * written (different streams in parallel, up to SSF_CONCURRENCY), so a
+ * receiver never has two of one stream's SETs in flight at once. When one
+ * fails, the stream's later SETs of the batch are not attempted: they are
+ * released, uncounted, due with its retry, and come back behind it. (SETs
+ * written after the failure may still overtake the one being retried: the
+ * order is kept within a batch, not across retries.)
+ *
  * A stream paused or disabled after its row became due: the attempt sends
  * nothing; the row goes back to held (not counted as an attempt) or is
  * dropped. A SET already on the wire when the status changes still arrives.
@@ -60,6 +68,10 @@ export function createSsfSender(options: SsfSenderOptions) {
     leaseMs: SSF_TIMEOUT_MS + MINUTE,
     batchSize: SSF_BATCH_SIZE,
     concurrency: SSF_CONCURRENCY,
+    sequenceOf: (row) => row.stream_id,
+    // A stream's SETs go one after another: a batch may outlast one attempt, but no attempt may outlast its lease.
+    maxAttemptMs: SSF_TIMEOUT_MS + 30 * SECOND,
+    release: (row, dueAt) => repository.release(row.id, row.attempts, dueAt),
     maxAttempts: SSF_MAX_ATTEMPTS,
     backoff: SSF_BACKOFF,
     ...(options.onFailure ? { onFailure: options.onFailure } : {}),
