@@ -9,7 +9,10 @@
  * `now + leaseMs` and counts the attempt, so a row is attempted by one
  * instance at a time; an instance that dies mid-attempt leaves a row that is
  * due again when its lease ends. The lease must outlast one attempt (the
- * caller's timeouts) plus the writing of its outcome. A failed attempt is due
+ * caller's timeouts) plus the writing of its outcome; with sequences (rows
+ * of one receiver attempted one after the other, for their order) a batch
+ * outlasts one attempt, so a row is only started while its lease still
+ * covers `maxAttemptMs`, and the rest are released. A failed attempt is due
  * again after an exponential backoff (retryDelayMs), and after `maxAttempts`
  * the row is given up (kept by the caller for the operator).
  *
