@@ -231,10 +231,11 @@ describe('query plans of every statement of the user-facing flows (sqlite)', () 
     await ssf('POST', '/ssf/streams/status', { stream_id: pollStream.stream_id, status: 'disabled' });
     await ssf('POST', '/ssf/streams/status', { stream_id: pollStream.stream_id, status: 'enabled' });
     {
-      // The sender meeting a paused stream (hold) and a disabled one (drop).
+      // The sender meeting a paused stream (hold) and a disabled one (drop); a SET released behind a failed one of its stream.
       const repo = createSsfRepository(db);
       await repo.hold('00000000-0000-0000-0000-000000000000', 1);
       await repo.drop('00000000-0000-0000-0000-000000000000', 1);
+      await repo.release('00000000-0000-0000-0000-000000000000', 1, t.clock.now());
     }
     await call(t.app, 'POST', '/api/v1/auth/logout', {}, { token: signalled.accessToken });
     await ssf('POST', '/ssf/streams/verify', { stream_id: pollStream.stream_id, state: 's' });
