@@ -213,6 +213,8 @@ async function main() {
     FINGERPRINT_KEY: randomBytes(32).toString('hex'),
     DATA_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
     ...(REDIS_URL ? { REDIS_URL } : {}),
+    // Instances on one machine share its cores (README: PASSWORD_HASH_CONCURRENCY).
+    PASSWORD_HASH_CONCURRENCY: String(Math.max(1, Math.floor(availableParallelism() / INSTANCES))),
   };
   const servers: ChildProcess[] = [];
   try {

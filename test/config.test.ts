@@ -3,6 +3,7 @@
  * generated once into DATA_DIR/keys.json, mode 0600).
  */
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,7 @@ describe('loadConfig', () => {
     assert.equal(config.mfaChallengeTtlSeconds, 300);
     assert.equal(config.deviceTrustTtlDays, 30);
     assert.equal(config.maxTrustedDevices, 10);
+    assert.equal(config.passwordHashConcurrency, availableParallelism());
     assert.equal(config.rateLimits, 'on');
     assert.equal(config.trustProxy, undefined);
     assert.equal(config.cookieSecure, 'auto');
@@ -115,6 +117,11 @@ describe('loadConfig', () => {
     assert.equal(config.keys.jwtSecret, undefined, 'no HMAC secret is needed (nor generated) with an asymmetric key');
     assert.deepEqual(config.keys.fingerprintKey, Buffer.from(keys.FINGERPRINT_KEY, 'hex'));
     assert.deepEqual(config.keys.dataEncryptionKey, Buffer.from(keys.DATA_ENCRYPTION_KEY, 'hex'));
+  });
+
+  test('PASSWORD_HASH_CONCURRENCY: the hashing line\'s slots, 1 to 64', () => {
+    assert.equal(loadConfig({ PASSWORD_HASH_CONCURRENCY: '1' }).passwordHashConcurrency, 1);
+    for (const bad of ['0', '65', 'two']) assert.throws(() => loadConfig({ PASSWORD_HASH_CONCURRENCY: bad }), /PASSWORD_HASH_CONCURRENCY/);
   });
 
   test('sqlite::memory: and postgresql:// are accepted database URLs', () => {

@@ -280,7 +280,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // Account email: requests only queue mail (src/store/mail-outbox.repository.ts); src/app/main.ts runs the sender.
   const accountMail = createAccountMail({ db: database.db, clock, log: app.log, geo });
-  const passwords = deps.passwordHasher ?? createPasswordHasher();
+  const passwords = deps.passwordHasher ?? createPasswordHasher(undefined, config.passwordHashConcurrency);
   const devices = createDevicesService({
     history,
     repository: devicesRepository,

@@ -7,6 +7,7 @@
  * `undefined` here and src/platform/keys.ts generates it once into the data directory.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import {
   ASYMMETRIC_ALGORITHMS,
@@ -68,6 +69,12 @@ export interface Config {
   eventRetentionDays: number;
   /** How often housekeeping runs in the process (seconds; the bench sets it low to force runs under load). */
   housekeepingIntervalSeconds: number;
+  /**
+   * Password hashes this process runs at once (the hashing line's slots, docs/security.md); the
+   * default is the machine's cores. Instances sharing one machine should share its cores: each
+   * takes cores ÷ instances, or their hashes (and a known device's) run slower than the line assumes.
+   */
+  passwordHashConcurrency: number;
   jwtIssuer: string;
   jwtAudience: string;
   /** SMTP and links in mail (docs/email.md): links start with publicUrl. */
@@ -263,6 +270,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     databaseStatementTimeoutMs: integer('DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600_000),
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3650),
     housekeepingIntervalSeconds: integer('HOUSEKEEPING_INTERVAL_SECONDS', 300, 1, 86_400),
+    passwordHashConcurrency: integer('PASSWORD_HASH_CONCURRENCY', availableParallelism(), 1, 64),
     jwtIssuer: read('JWT_ISSUER') ?? 'trusted-devices',
     jwtAudience: read('JWT_AUDIENCE') ?? 'trusted-devices-api',
     publicUrl,
