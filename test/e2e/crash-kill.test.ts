@@ -5,18 +5,22 @@
  *
  *   node --import tsx --test test/e2e/crash-kill.test.ts
  *
- * Why the rotated cookie is lost: Chromium keeps cookies in memory and writes
- * them to the profile's SQLite store (Default/Cookies) in batches, at the
- * latest 30 s after the first change of a batch, or at a clean shutdown. The
- * browser is launched fresh just before the sign-in, so the batch that holds
- * the rotated td_device starts with the sign-in, and the kill comes a few
- * milliseconds after its answer (measured and printed). The test does not
+ * Where the crash falls: between the service's answer and the browser's
+ * reading of it. The browser's sign-in request is held (page.route), the
+ * test sends that same request to the service itself (the page's headers,
+ * its device proof and the profile's cookies), so the service rotates the
+ * token and answers with the new td_device, and then the browser is killed
+ * with SIGKILL before it ever sees that answer. An earlier version killed the
+ * browser a millisecond after the answer reached it, trusting Chromium to
+ * write cookies to its store (Default/Cookies) only in batches; on a fresh
+ * clone in CI it once had the rotated cookie on disk 0.9 ms after the
+ * answer, so that crash point is not reproducible. The test still does not
  * take the loss for granted: it compares the profile's stored td_device row
  * before and after (the encrypted value is deterministic for one value, so
  * equal bytes mean the same token), checks that the reopened browser holds
  * the OLD token, and fails with a message saying the crash was not
- * reproduced if Chromium had written the rotated one (the test would
- * otherwise pass without exercising the resync).
+ * reproduced otherwise. (CRASH_KILL_DELAY_MS > 0 keeps the old crash point,
+ * delayed, to check that message.)
  *
  * Then: the reopened profile signs in without a code (a retired token with
  * its own key's proof), a `token_resynced` event exists, nothing is revoked,
@@ -149,18 +153,34 @@ test('Chromium killed right after a trusted sign-in: the reopened profile signs 
     const { browser: pid, all } = profileProcesses(profile);
     assert.ok(pid !== undefined, `the browser process on ${profile} was not found`);
     await page.goto('/#/login');
+    const userAgent = await page.evaluate(() => navigator.userAgent);
     let seenAt = 0;
+    let rotatedInAnswer = false;
+    const killNow = () => {
+      process.kill(pid, 'SIGKILL');
+      killedAfterMs = performance.now() - seenAt;
+      crashedAt = Date.now();
+    };
+    if (KILL_DELAY_MS === 0) {
+      await page.route('**/api/v1/auth/login', async (route) => {
+        const request = route.request();
+        if (seenAt !== 0 || request.method() !== 'POST') return route.continue();
+        const headers: Record<string, string> = { ...request.headers(), 'user-agent': userAgent };
+        for (const name of ['host', 'content-length', 'connection', 'keep-alive', 'transfer-encoding', 'cookie']) delete headers[name];
+        headers.cookie = (await context.cookies(request.url())).map((c) => `${c.name}=${c.value}`).join('; ');
+        // The browser's own sign-in (its device proof, its cookies) reaches the service; its answer never reaches the browser.
+        const answer = await fetch(request.url(), { method: 'POST', headers, body: request.postData() ?? undefined });
+        rotatedInAnswer = answer.status === 200 && answer.headers.getSetCookie().some((c) => c.startsWith('td_device=') && !c.startsWith('td_device=;'));
+        seenAt = performance.now();
+        killNow();
+      });
+    }
     page.on('response', (response) => {
+      if (KILL_DELAY_MS === 0) return;
       if (seenAt !== 0 || response.request().method() !== 'POST' || !response.url().endsWith('/api/v1/auth/login')) return;
       // At this point the service has rotated the token and the browser has the answer's Set-Cookie; nothing awaited before the kill.
       seenAt = performance.now();
-      const kill = () => {
-        process.kill(pid, 'SIGKILL');
-        killedAfterMs = performance.now() - seenAt;
-        crashedAt = Date.now();
-      };
-      if (KILL_DELAY_MS > 0) setTimeout(kill, KILL_DELAY_MS);
-      else kill();
+      setTimeout(killNow, KILL_DELAY_MS);
     });
     const form = page.getByRole('region', { name: 'Sign in' });
     await form.getByLabel('Email').fill(email);
@@ -171,6 +191,7 @@ test('Chromium killed right after a trusted sign-in: the reopened profile signs 
       .catch(() => undefined); // the browser may die before the click's own round trip returns
     for (let i = 0; i < 100 + KILL_DELAY_MS / 50 && crashedAt === 0; i++) await sleep(50);
     assert.ok(crashedAt > 0, 'the sign-in answer arrived and the browser was killed');
+    if (KILL_DELAY_MS === 0) assert.ok(rotatedInAnswer, 'the service answered the held sign-in with a rotated td_device');
     // Every process of that browser ends with it (children notice their parent's pipe closing); stragglers are ours, by pid.
     for (let i = 0; i < 100 && all.some((p) => profileProcesses(profile).all.includes(p)); i++) await sleep(100);
     for (const p of profileProcesses(profile).all) {
@@ -178,7 +199,7 @@ test('Chromium killed right after a trusted sign-in: the reopened profile signs 
     }
     await context.close().catch(() => undefined);
   }
-  t.diagnostic(`browser killed ${killedAfterMs.toFixed(2)} ms after the sign-in answer reached the test`);
+  t.diagnostic(`browser killed ${killedAfterMs.toFixed(2)} ms after the service's answer to its sign-in reached the test`);
   const typesAfterCrash = await eventTypes();
   assert.ok(typesAfterCrash.filter((x) => x === 'trust_used').length >= 1, `the service rotated the token at the killed sign-in: ${typesAfterCrash.join(', ')}`);
 
