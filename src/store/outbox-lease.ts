@@ -93,3 +93,40 @@ export async function pruneFinishedRows(typed: Kysely<Database>, table: 'webhook
   if (delivered >= limit) return limit;
   return delivered + (await prune('dead_at', deadBefore, limit - delivered));
 }
+
+/**
+ * The fenced outcomes of one attempt, for the outboxes whose rows end as
+ * delivered or dead (webhooks, Shared Signals). Only the attempt that holds
+ * the row writes (`attempts` is the count its claim set, and a delivered row
+ * is final), so a late answer of an attempt whose lease ran out and whose row
+ * another instance claimed again changes nothing.
+ */
+export async function markLeasedDelivered(typed: Kysely<Database>, table: 'webhook_outbox' | 'ssf_outbox', id: string, attempts: number, now: number): Promise<boolean> {
+  const result = await (typed as unknown as Kysely<any>)
+    .updateTable(table)
+    .set({ delivered_at: now, next_attempt_at: null, claimed_until: null, last_error: null })
+    .where('id', '=', id)
+    .where('attempts', '=', attempts)
+    .where('delivered_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Failed: due again at `nextAttemptAt`, or dead (given up) when that is null; the error kept to 200 characters. */
+export async function markLeasedFailed(
+  typed: Kysely<Database>,
+  table: 'webhook_outbox' | 'ssf_outbox',
+  id: string,
+  attempts: number,
+  now: number,
+  nextAttemptAt: number | null,
+  error: string,
+): Promise<void> {
+  await (typed as unknown as Kysely<any>)
+    .updateTable(table)
+    .set({ next_attempt_at: nextAttemptAt, claimed_until: null, dead_at: nextAttemptAt === null ? now : null, last_error: error.slice(0, 200) })
+    .where('id', '=', id)
+    .where('attempts', '=', attempts)
+    .where('delivered_at', 'is', null)
+    .execute();
+}

@@ -20,7 +20,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, Db, SsfOutboxTable, SsfStreamsTable } from './schema.ts';
-import { claimDueRows, pruneFinishedRows } from './outbox-lease.ts';
+import { claimDueRows, markLeasedDelivered, markLeasedFailed, pruneFinishedRows } from './outbox-lease.ts';
 
 /** Streams per deployment: relying services, not users. */
 export const SSF_MAX_STREAMS = 50;
@@ -201,26 +201,10 @@ export function createSsfRepository(db: Kysely<Database>) {
         .execute();
     },
 
-    async markDelivered(id: string, attempts: number, now: number): Promise<boolean> {
-      const result = await db
-        .updateTable('ssf_outbox')
-        .set({ delivered_at: now, next_attempt_at: null, claimed_until: null, last_error: null })
-        .where('id', '=', id)
-        .where('attempts', '=', attempts)
-        .where('delivered_at', 'is', null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
+    markDelivered: (id: string, attempts: number, now: number) => markLeasedDelivered(db, 'ssf_outbox', id, attempts, now),
 
-    async markFailed(id: string, attempts: number, now: number, nextAttemptAt: number | null, error: string): Promise<void> {
-      await db
-        .updateTable('ssf_outbox')
-        .set({ next_attempt_at: nextAttemptAt, claimed_until: null, dead_at: nextAttemptAt === null ? now : null, last_error: error.slice(0, 200) })
-        .where('id', '=', id)
-        .where('attempts', '=', attempts)
-        .where('delivered_at', 'is', null)
-        .execute();
-    },
+    markFailed: (id: string, attempts: number, now: number, nextAttemptAt: number | null, error: string) =>
+      markLeasedFailed(db, 'ssf_outbox', id, attempts, now, nextAttemptAt, error),
 
     // Poll (RFC 8936).
     waiting(streamId: string, limit: number): Promise<Array<Pick<SsfOutboxTable, 'id' | 'payload'>>> {

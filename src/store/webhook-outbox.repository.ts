@@ -18,7 +18,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, Db, WebhookOutboxTable } from './schema.ts';
-import { claimDueRows, pruneFinishedRows } from './outbox-lease.ts';
+import { claimDueRows, markLeasedDelivered, markLeasedFailed, pruneFinishedRows } from './outbox-lease.ts';
 
 export type OutboxRow = Pick<WebhookOutboxTable, 'id' | 'type' | 'payload' | 'created_at'>;
 
@@ -49,27 +49,10 @@ export function createWebhooksRepository(db: Kysely<Database>) {
     },
 
     /** Delivered: finished. Only the attempt that holds the row writes its outcome. */
-    async markDelivered(id: string, attempts: number, now: number): Promise<boolean> {
-      const result = await db
-        .updateTable('webhook_outbox')
-        .set({ delivered_at: now, next_attempt_at: null, claimed_until: null, last_error: null })
-        .where('id', '=', id)
-        .where('attempts', '=', attempts)
-        .where('delivered_at', 'is', null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
+    markDelivered: (id: string, attempts: number, now: number) => markLeasedDelivered(db, 'webhook_outbox', id, attempts, now),
 
-    /** Failed: due again at `nextAttemptAt`, or dead when that is null. */
-    async markFailed(id: string, attempts: number, now: number, nextAttemptAt: number | null, error: string): Promise<void> {
-      await db
-        .updateTable('webhook_outbox')
-        .set({ next_attempt_at: nextAttemptAt, claimed_until: null, dead_at: nextAttemptAt === null ? now : null, last_error: error.slice(0, 200) })
-        .where('id', '=', id)
-        .where('attempts', '=', attempts)
-        .where('delivered_at', 'is', null)
-        .execute();
-    },
+    markFailed: (id: string, attempts: number, now: number, nextAttemptAt: number | null, error: string) =>
+      markLeasedFailed(db, 'webhook_outbox', id, attempts, now, nextAttemptAt, error),
 
     find(id: string): Promise<WebhookOutboxTable | undefined> {
       return db.selectFrom('webhook_outbox').selectAll().where('id', '=', id).executeTakeFirst();
