@@ -197,60 +197,49 @@ export function createWebauthnService(options: WebauthnServiceOptions) {
     return repository.advanceCounter(credential.id, counter, now);
   }
 
+  /**
+   * A second factor for this user, bound to what it completes: a sign-in's MFA
+   * challenge (`second_factor`) or a session's step-up (`step_up`; the session id is
+   * kept in mfa_challenge_id, so another session cannot use it). The first factor is
+   * done, so a key without PIN is enough (as with TOTP).
+   */
+  async function boundOptions(userId: string, purpose: 'second_factor' | 'step_up', boundTo: string) {
+    const credentials = await repository.listForUser(userId);
+    if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
+    const publicKey = await (await simpleWebAuthn()).generateAuthenticationOptions({
+      rpID: rpId,
+      challenge: newChallenge(),
+      timeout: PROMPT_TIMEOUT_MS,
+      userVerification: 'preferred',
+      allowCredentials: credentials.map((c) => ({ id: c.credential_id, transports: JSON.parse(c.transports) as string[] })),
+    });
+    await storeChallenge(publicKey.challenge, { purpose, user_id: userId, mfa_challenge_id: boundTo, attempt_hash: null, fingerprint: null });
+    return publicKey;
+  }
+
+  /** The assertion answering boundOptions: its challenge consumed (one conditional UPDATE), the user's own credential, a valid signature. */
+  async function checkBound(userId: string, purpose: 'second_factor' | 'step_up', boundTo: string, response: AuthenticationResponseJSON, device: RequestDevice) {
+    const challenge = clientChallenge(response.response.clientDataJSON);
+    if (challenge === undefined) return refused('clientDataJSON not decodable', { userId });
+    const challengeHash = hashToken(challenge);
+    const binding =
+      purpose === 'second_factor'
+        ? ({ purpose, challengeHash, userId, mfaChallengeId: boundTo } as const)
+        : ({ purpose, challengeHash, userId, sessionId: boundTo } as const);
+    const consumed = await repository.consumeChallenge(binding, clock.now());
+    if (consumed === undefined) return refused(`${purpose} challenge unknown, used, expired or issued to another ${purpose === 'step_up' ? 'session' : 'sign-in'}`, { userId });
+    const credential = await repository.findByCredentialId(response.id);
+    // Another user's credential is refused exactly like an unknown one.
+    if (credential === undefined || credential.user_id !== userId) return refused('credential unknown or not this user\'s', { userId });
+    if (!(await verifyAssertion(credential, response, challenge, false, attemptActor(device)))) return null;
+    return { credentialId: credential.id, amr: webauthnAmr(credential.device_type) };
+  }
+
   const factor: WebauthnFactor = {
-    async secondFactorOptions(userId, mfaChallengeId) {
-      const credentials = await repository.listForUser(userId);
-      if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
-      const publicKey = await (await simpleWebAuthn()).generateAuthenticationOptions({
-        rpID: rpId,
-        challenge: newChallenge(),
-        timeout: PROMPT_TIMEOUT_MS,
-        // A second factor: the password was the first; a key without PIN is enough (as with TOTP).
-        userVerification: 'preferred',
-        allowCredentials: credentials.map((c) => ({ id: c.credential_id, transports: JSON.parse(c.transports) as string[] })),
-      });
-      await storeChallenge(publicKey.challenge, { purpose: 'second_factor', user_id: userId, mfa_challenge_id: mfaChallengeId, attempt_hash: null, fingerprint: null });
-      return publicKey;
-    },
-
-    async checkSecondFactor(userId, mfaChallengeId, response, device) {
-      const challenge = clientChallenge(response.response.clientDataJSON);
-      if (challenge === undefined) return refused('clientDataJSON not decodable', { userId });
-      const consumed = await repository.consumeChallenge({ purpose: 'second_factor', challengeHash: hashToken(challenge), userId, mfaChallengeId }, clock.now());
-      if (consumed === undefined) return refused('challenge unknown, used, expired or issued to another sign-in', { userId });
-      const credential = await repository.findByCredentialId(response.id);
-      // Another user's credential is refused exactly like an unknown one.
-      if (credential === undefined || credential.user_id !== userId) return refused('credential unknown or not this user\'s', { userId });
-      if (!(await verifyAssertion(credential, response, challenge, false, attemptActor(device)))) return null;
-      return { credentialId: credential.id, amr: webauthnAmr(credential.device_type) };
-    },
-
-    async stepUpOptions(userId, sessionId) {
-      const credentials = await repository.listForUser(userId);
-      if (credentials.length === 0) throw new AppError('WEBAUTHN_NOT_REGISTERED');
-      const publicKey = await (await simpleWebAuthn()).generateAuthenticationOptions({
-        rpID: rpId,
-        challenge: newChallenge(),
-        timeout: PROMPT_TIMEOUT_MS,
-        // As at the second step of a sign-in: the session's first factor is done; the key is the second.
-        userVerification: 'preferred',
-        allowCredentials: credentials.map((c) => ({ id: c.credential_id, transports: JSON.parse(c.transports) as string[] })),
-      });
-      // Bound to the user and to the session (kept in mfa_challenge_id): another session cannot use it.
-      await storeChallenge(publicKey.challenge, { purpose: 'step_up', user_id: userId, mfa_challenge_id: sessionId, attempt_hash: null, fingerprint: null });
-      return publicKey;
-    },
-
-    async checkStepUp(userId, sessionId, response, device) {
-      const challenge = clientChallenge(response.response.clientDataJSON);
-      if (challenge === undefined) return refused('clientDataJSON not decodable', { userId });
-      const consumed = await repository.consumeChallenge({ purpose: 'step_up', challengeHash: hashToken(challenge), userId, sessionId }, clock.now());
-      if (consumed === undefined) return refused('step-up challenge unknown, used, expired or issued to another session', { userId });
-      const credential = await repository.findByCredentialId(response.id);
-      if (credential === undefined || credential.user_id !== userId) return refused('credential unknown or not this user\'s', { userId });
-      if (!(await verifyAssertion(credential, response, challenge, false, attemptActor(device)))) return null;
-      return { credentialId: credential.id, amr: webauthnAmr(credential.device_type) };
-    },
+    secondFactorOptions: (userId, mfaChallengeId) => boundOptions(userId, 'second_factor', mfaChallengeId),
+    checkSecondFactor: (userId, mfaChallengeId, response, device) => checkBound(userId, 'second_factor', mfaChallengeId, response, device),
+    stepUpOptions: (userId, sessionId) => boundOptions(userId, 'step_up', sessionId),
+    checkStepUp: (userId, sessionId, response, device) => checkBound(userId, 'step_up', sessionId, response, device),
 
     async passwordlessOptions(device) {
       const attemptToken = generateToken('passkeyAttempt');
